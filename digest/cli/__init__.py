@@ -1,0 +1,11 @@
+"""Command-line interface: the only place that reads the clock and maps errors to exit codes.
+
+Commands live in submodules, one per area, and register themselves on ``main``.
+"""
+
+from __future__ import annotations
+
+from digest.cli import core as _core  # noqa: F401  (registers commands)
+from digest.cli.base import main
+
+__all__ = ["main"]

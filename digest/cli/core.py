@@ -1,0 +1,3 @@
+"""Core commands: init, ingest, subscribe, run, preview, schedule, demo."""
+
+from __future__ import annotations

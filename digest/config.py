@@ -1,0 +1,275 @@
+"""Read the environment and ``.env`` once into a frozen Config; nothing else reads them."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from digest.errors import ConfigError
+from digest.models import SourceSpec
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SAMPLE_BATCH = PACKAGE_DIR / "data" / "sample_batch.jsonl"
+TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
+
+SOURCE_KINDS = ("arxiv-rss", "arxiv-api", "hf-daily", "rss", "jsonl")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to deliver over SMTP. The password never appears in repr()."""
+
+    host: str
+    port: int
+    security: str  # "starttls", "ssl" or "none"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+
+    def redacted(self) -> str:
+        """Return the URL with the password masked, for logs and status output."""
+        scheme = "smtps" if self.security == "ssl" else "smtp"
+        user = f"{self.username}:***@" if self.username else ""
+        query = "?starttls=off" if self.security == "none" else ""
+        return f"{scheme}://{user}{self.host}:{self.port}{query}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything configurable, read once. Tests build one directly."""
+
+    var_dir: Path
+    database_url: str
+    smtp: SmtpSettings | None
+    from_addr: str
+    from_name: str
+    base_url: str
+    secret_key: str = field(repr=False)
+    sources: tuple[SourceSpec, ...]
+    timezone: str = "UTC"
+    send_at: tuple[int, int] = (7, 0)
+    list_id: str = "digest.localhost"
+    contact: str = ""
+    templates_dir: Path = TEMPLATES_DIR
+    max_papers: int = 10
+    send_rate: float = 0.0  # messages per second; 0 means no cap
+    max_attempts: int = 5
+    error_budget: int = 10  # consecutive delivery failures before a run stops sending
+    grace_hours: int = 18  # how late a missed digest may still go out
+
+    @property
+    def maildir(self) -> Path:
+        """Return the local Maildir used when no SMTP URL is set."""
+        return self.var_dir / "mail"
+
+    @property
+    def preview_dir(self) -> Path:
+        """Return the folder for HTML previews of every rendered digest."""
+        return self.var_dir / "previews"
+
+    @property
+    def lock_path(self) -> Path:
+        """Return the path of the run lock file."""
+        return self.var_dir / "run.lock"
+
+    @property
+    def delivery(self) -> str:
+        """Describe where mail goes, without secrets."""
+        return self.smtp.redacted() if self.smtp else f"maildir:{self.maildir}"
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> Config:
+    """Read the environment over ``.env`` into a Config; raise ConfigError naming the variable."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return config_from_values(values)
+
+
+def config_from_values(values: Mapping[str, str]) -> Config:
+    """Build a Config from a mapping of DIGEST_* variables."""
+
+    def get(name: str, default: str = "") -> str:
+        return values.get(name, default).strip() or default
+
+    var_dir = Path(get("DIGEST_VAR_DIR", "var"))
+    database_url = get("DIGEST_DATABASE_URL", f"sqlite:///{var_dir / 'digest.sqlite3'}")
+    if "://" not in database_url:
+        raise ConfigError(
+            f"DIGEST_DATABASE_URL is not a database URL: {database_url!r}",
+            "use sqlite:///var/digest.sqlite3 or postgresql+psycopg://user:pass@host/db",
+        )
+    smtp = parse_smtp_url(get("DIGEST_SMTP_URL"))
+    from_name, from_addr = parse_from(get("DIGEST_FROM", "Research Digest <digest@localhost>"))
+    base_url = get("DIGEST_BASE_URL", "http://localhost:8000").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        raise ConfigError(
+            f"DIGEST_BASE_URL must be an http(s) URL, got {base_url!r}",
+            "set it to the public address of `digest serve`, e.g. https://digest.example.org",
+        )
+    secret_key = get("DIGEST_SECRET_KEY") or _local_secret(var_dir)
+    if len(secret_key) < 16:
+        raise ConfigError(
+            "DIGEST_SECRET_KEY is too short (fewer than 16 characters)",
+            'generate one with: python -c "import secrets; print(secrets.token_hex(32))"',
+        )
+    tz = get("DIGEST_TIMEZONE", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(
+            f"DIGEST_TIMEZONE is not a known time zone: {tz!r}",
+            "use an IANA name such as Europe/Berlin or America/New_York",
+        ) from err
+    return Config(
+        var_dir=var_dir,
+        database_url=database_url,
+        smtp=smtp,
+        from_addr=from_addr,
+        from_name=from_name,
+        base_url=base_url,
+        secret_key=secret_key,
+        sources=parse_sources(get("DIGEST_SOURCES", f"jsonl:{SAMPLE_BATCH}")),
+        timezone=tz,
+        send_at=parse_send_at(get("DIGEST_SEND_AT", "07:00")),
+        list_id=get("DIGEST_LIST_ID", f"digest.{urlsplit(base_url).hostname or 'localhost'}"),
+        contact=get("DIGEST_CONTACT", from_addr),
+        templates_dir=Path(get("DIGEST_TEMPLATES_DIR", str(TEMPLATES_DIR))),
+        max_papers=_int(get("DIGEST_MAX_PAPERS", "10"), "DIGEST_MAX_PAPERS", 1, 100),
+        send_rate=_float(get("DIGEST_SEND_RATE", "0"), "DIGEST_SEND_RATE"),
+        max_attempts=_int(get("DIGEST_MAX_ATTEMPTS", "5"), "DIGEST_MAX_ATTEMPTS", 1, 50),
+        error_budget=_int(get("DIGEST_ERROR_BUDGET", "10"), "DIGEST_ERROR_BUDGET", 1, 100000),
+        grace_hours=_int(get("DIGEST_GRACE_HOURS", "18"), "DIGEST_GRACE_HOURS", 0, 24 * 7),
+    )
+
+
+def parse_smtp_url(url: str) -> SmtpSettings | None:
+    """Parse ``smtp://user:pass@host:587`` / ``smtps://...:465``; empty means Maildir."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    hint = "use smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465"
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError(f"DIGEST_SMTP_URL must start with smtp:// or smtps://", hint)
+    if not parts.hostname:
+        raise ConfigError("DIGEST_SMTP_URL has no host name", hint)
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise ConfigError("DIGEST_SMTP_URL has a port that is not a number", hint) from err
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    if parts.scheme == "smtps":
+        security = "ssl"
+    elif query.get("starttls", "on") in ("off", "0", "false", "no"):
+        security = "none"
+    else:
+        security = "starttls"
+    timeout = _float(query.get("timeout", "30"), "DIGEST_SMTP_URL timeout")
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port or (465 if security == "ssl" else 587),
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        timeout=timeout,
+    )
+
+
+def parse_from(value: str) -> tuple[str, str]:
+    """Split ``Name <addr@host>`` into (name, address); reject CR/LF and bare words."""
+    if "\r" in value or "\n" in value:
+        raise ConfigError("DIGEST_FROM contains a line break", "put it on one line")
+    match = re.fullmatch(r"\s*(?:\"?([^\"<]*?)\"?\s*<([^<>\s]+@[^<>\s]+)>|([^<>\s]+@[^<>\s]+))\s*", value)
+    if not match:
+        raise ConfigError(
+            f"DIGEST_FROM is not an email address: {value!r}",
+            'use "Research Digest <digest@example.org>" or digest@example.org',
+        )
+    if match.group(3):
+        return "", match.group(3)
+    return (match.group(1) or "").strip(), match.group(2)
+
+
+def parse_sources(value: str) -> tuple[SourceSpec, ...]:
+    """Parse DIGEST_SOURCES: comma-separated ``kind:location[?opt=val]`` entries."""
+    specs: list[SourceSpec] = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        kind, sep, location = item.partition(":")
+        kind = kind.strip().lower()
+        if kind == "hf-daily" and not sep:
+            location = "https://huggingface.co/api/daily_papers"
+        if kind not in SOURCE_KINDS or not location.strip():
+            raise ConfigError(
+                f"DIGEST_SOURCES entry {item!r} is not kind:location",
+                "use e.g. arxiv-rss:cs.LG+cs.AI, hf-daily, rss:https://host/feed.xml, "
+                f"jsonl:path/to/papers.jsonl (kinds: {', '.join(SOURCE_KINDS)})",
+            )
+        location, _, query = location.strip().partition("?") if kind != "rss" else (
+            location.strip(), "", "")
+        options = tuple(sorted((k, v[-1]) for k, v in parse_qs(query).items()))
+        name = f"{kind}:{location}"
+        specs.append(SourceSpec(name=name, kind=kind, location=location, options=options))
+    if not specs:
+        raise ConfigError("DIGEST_SOURCES lists no source", "unset it to use the sample batch")
+    return tuple(specs)
+
+
+def parse_send_at(value: str) -> tuple[int, int]:
+    """Parse ``HH:MM`` (24-hour clock)."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ConfigError(
+            f"DIGEST_SEND_AT must be HH:MM on a 24-hour clock, got {value!r}", "e.g. 07:00"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def _int(value: str, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError as err:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", "") from err
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {number}", "")
+    return number
+
+
+def _float(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError as err:
+        raise ConfigError(f"{name} must be a number, got {value!r}", "") from err
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative, got {number}", "")
+    return number
+
+
+def _local_secret(var_dir: Path) -> str:
+    """Return the secret key kept in ``var/secret.key``, creating it on first use.
+
+    The embedded default must work with nothing configured, and signed links must stay
+    valid across runs, so a random key is generated once and kept beside the database.
+    """
+    path = var_dir / "secret.key"
+    if path.is_file():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key

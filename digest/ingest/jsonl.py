@@ -1,0 +1,78 @@
+"""Local JSON-lines files in the corpus schema (id, title, abstract, authors, categories)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from digest.errors import SourceError
+from digest.ingest.keys import arxiv_key, doi_key
+from digest.models import Paper
+
+
+def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper:
+    """Convert one corpus-schema record into a Paper; raise SourceError when unusable."""
+    raw_id = str(record.get("id") or "").strip()
+    title = " ".join(str(record.get("title") if record.get("title") is not None else "").split())
+    if not raw_id or not title:
+        raise SourceError("record has no id or no title", "every line needs 'id' and 'title'")
+    key = arxiv_key(raw_id) or doi_key(raw_id) or f"{source}:{raw_id}"
+    authors = record.get("authors") or []
+    if isinstance(authors, str):
+        authors = [a.strip() for a in authors.split(",")]
+    categories = record.get("categories") or []
+    if isinstance(categories, str):
+        categories = categories.split()
+    first_seen = record.get("first_seen") or record.get("published")
+    published = None
+    if first_seen:
+        try:
+            published = date.fromisoformat(str(first_seen)[:10])
+        except ValueError:
+            published = None
+    arxiv_id = key.removeprefix("arxiv:") if key.startswith("arxiv:") else None
+    upvotes = record.get("upvotes")
+    return Paper(
+        key=key,
+        title=title,
+        abstract=" ".join(str(record.get("abstract") or record.get("summary") or "").split()),
+        authors=tuple(str(a).strip() for a in authors if str(a).strip()),
+        categories=tuple(str(c).strip() for c in categories if str(c).strip()),
+        url=str(record.get("url") or (f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else "")),
+        pdf_url=str(record.get("pdf") or (f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id else "")),
+        source=source,
+        published=published,
+        comment=(str(record["comment"]) if record.get("comment") else None),
+        upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+    )
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record) from a .jsonl or .jsonl.gz file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise SourceError(
+                        f"{path}:{number}: not valid JSON ({err.msg})",
+                        "each line must be one JSON object in the corpus schema",
+                    ) from err
+                if not isinstance(record, dict):
+                    raise SourceError(f"{path}:{number}: not a JSON object", "")
+                yield number, record
+    except OSError as err:
+        raise SourceError(f"cannot read {path}: {err.strerror}", "check the path") from err
+
+
+def load_jsonl(path: str | Path, *, source: str = "jsonl") -> list[Paper]:
+    """Read every paper of a corpus-schema JSON-lines file (optionally gzipped)."""
+    return [paper_from_record(record, source=source) for _, record in iter_records(Path(path))]

@@ -1,0 +1,56 @@
+"""Canonical paper keys: one paper, one key, whatever source it came from."""
+
+from __future__ import annotations
+
+import re
+
+# New-style ids (0704.0001 onwards): YYMM.NNNN or YYMM.NNNNN, optional version.
+_NEW_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\w.])")
+# Old-style ids: archive(.subject)?/YYMMNNN, optional version.
+_OLD_ID = re.compile(r"(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?(?!\w)")
+_DOI = re.compile(r"(10\.\d{4,9}/\S+)", re.IGNORECASE)
+
+
+def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """Find an arXiv id in an id, ``arXiv:`` string or URL; return (id, version)."""
+    text = text.strip()
+    for pattern in (_NEW_ID, _OLD_ID):
+        match = pattern.search(text)
+        if match:
+            version = int(match.group(2)) if match.group(2) else None
+            return match.group(1), version
+    return None
+
+
+def arxiv_key(text: str) -> str | None:
+    """Return ``arxiv:<id>`` without version for anything holding an arXiv id, else None."""
+    parsed = parse_arxiv_id(text)
+    return f"arxiv:{parsed[0]}" if parsed else None
+
+
+def normalize_doi(text: str) -> str | None:
+    """Return a DOI lower-cased without resolver prefix (``doi:``, ``https://doi.org/``)."""
+    match = _DOI.search(text.strip())
+    if not match:
+        return None
+    return match.group(1).rstrip(".,;)").lower()
+
+
+def doi_key(text: str) -> str | None:
+    """Return ``doi:<normalised doi>``, or None when the text holds no DOI."""
+    doi = normalize_doi(text)
+    return f"doi:{doi}" if doi else None
+
+
+def paper_key(*, arxiv: str | None = None, doi: str | None = None, source: str = "",
+              entry_id: str = "") -> str:
+    """Choose the canonical key: arXiv id, else DOI, else source plus entry id."""
+    if arxiv:
+        key = arxiv_key(arxiv)
+        if key:
+            return key
+    if doi:
+        key = doi_key(doi)
+        if key:
+            return key
+    return f"{source}:{entry_id.strip()}"

@@ -1,0 +1,276 @@
+"""Records that flow through the pipeline: frozen dataclasses, no behaviour beyond views."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
+SubscriberStatus = Literal["pending", "active", "paused", "unsubscribed", "deleted"]
+Cadence = Literal["daily", "weekly"]
+DeliveryStatus = Literal[
+    "planned", "sending", "sent", "temp_failed", "perm_failed", "unknown", "skipped"
+]
+SourceStatus = Literal["ok", "quiet", "stale", "partial", "not_modified", "error"]
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper, whatever source it came from.
+
+    ``key`` is canonical and source-independent: ``arxiv:2401.01234`` (no version),
+    ``arxiv:hep-th/9901001``, else ``doi:10.1101/...`` (lower-cased), else
+    ``<source>:<entry id>``.
+    """
+
+    key: str
+    title: str
+    abstract: str = ""
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    url: str = ""
+    pdf_url: str = ""
+    source: str = ""
+    published: date | None = None
+    announce_type: AnnounceType = "new"
+    version: int | None = None
+    doi: str | None = None
+    comment: str | None = None
+    upvotes: int | None = None
+    ai_summary: str | None = None
+    ai_keywords: tuple[str, ...] = ()
+
+    @property
+    def arxiv_id(self) -> str | None:
+        """Return the bare arXiv id when the key is an arXiv key."""
+        return self.key.removeprefix("arxiv:") if self.key.startswith("arxiv:") else None
+
+    @property
+    def primary_category(self) -> str | None:
+        """Return the first listed category, arXiv's primary."""
+        return self.categories[0] if self.categories else None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a subscriber wants; every field is optional.
+
+    ``seeds``, ``liked`` and ``disliked`` are paper keys (``arxiv:2401.01234``).
+    """
+
+    interests: str = ""
+    keywords: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    seeds: tuple[str, ...] = ()
+    liked: tuple[str, ...] = ()
+    disliked: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        """Return True when the profile holds no signal at all."""
+        return not any(
+            (
+                self.interests.strip(),
+                self.keywords,
+                self.categories,
+                self.authors,
+                self.seeds,
+                self.liked,
+            )
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        """Build a profile from a JSON-ready dict, ignoring unknown keys."""
+
+        def strings(name: str) -> tuple[str, ...]:
+            raw = data.get(name) or ()
+            if isinstance(raw, str):
+                raw = [raw]
+            return tuple(str(item).strip() for item in raw if str(item).strip())
+
+        return cls(
+            interests=str(data.get("interests") or ""),
+            keywords=strings("keywords"),
+            exclude=strings("exclude"),
+            categories=strings("categories"),
+            authors=strings("authors"),
+            seeds=strings("seeds"),
+            liked=strings("liked"),
+            disliked=strings("disliked"),
+        )
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A person who receives digests."""
+
+    id: int
+    email: str
+    profile: Profile = field(default_factory=Profile)
+    name: str = ""
+    status: SubscriberStatus = "active"
+    send_hour: int = 7
+    timezone: str = "UTC"
+    cadence: Cadence = "daily"
+    weekday: int = 0  # Monday; used when cadence is weekly
+    max_papers: int = 10
+    empty_digest: Literal["skip", "note"] = "skip"
+    popularity: float = 0.0  # 0..1 blend weight for Hugging Face upvotes
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ScoredPaper:
+    """A paper chosen for one subscriber, with its score and a one-line reason."""
+
+    paper: Paper
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One subscriber's email for one day, before rendering."""
+
+    subscriber: Subscriber
+    day: date
+    papers: tuple[ScoredPaper, ...]
+    batch_size: int = 0
+
+
+@dataclass(frozen=True)
+class DigestLinks:
+    """Signed URLs that go into one rendered digest."""
+
+    unsubscribe: str
+    preferences: str
+    more: dict[str, str] = field(default_factory=dict)  # paper key -> "more like this" URL
+    less: dict[str, str] = field(default_factory=dict)  # paper key -> "less like this" URL
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """The rendered parts of one email."""
+
+    subject: str
+    preheader: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One configured source: ``kind`` is arxiv-rss, arxiv-api, hf-daily, rss or jsonl."""
+
+    name: str
+    kind: str
+    location: str
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str, default: str = "") -> str:
+        """Return one option's value, or the default."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        return default
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What one source yielded on one run, and how healthy it looked."""
+
+    source: str
+    status: SourceStatus
+    papers: tuple[Paper, ...] = ()
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    duration_s: float = 0.0
+    new: int = 0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One ledger row: one subscriber, one digest day."""
+
+    subscriber_id: int
+    day: date
+    status: DeliveryStatus
+    message_id: str = ""
+    attempts: int = 0
+    error: str | None = None
+    paper_keys: tuple[str, ...] = ()
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The outcome of one daily run, printed by the CLI and stored for ``digest status``."""
+
+    day: date
+    started_at: datetime
+    finished_at: datetime
+    sources: tuple[SourceResult, ...] = ()
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unknown: int = 0
+    not_due: int = 0
+    batch_size: int = 0
+    dry_run: bool = False
+    deliveries: tuple[Delivery, ...] = ()
+    aborted: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Return True when nothing failed."""
+        return (
+            self.failed == 0
+            and self.aborted is None
+            and all(s.status != "error" for s in self.sources)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (no secrets: reports never hold any)."""
+        return {
+            "day": self.day.isoformat(),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration_s": round((self.finished_at - self.started_at).total_seconds(), 3),
+            "sent": self.sent,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "not_due": self.not_due,
+            "batch_size": self.batch_size,
+            "dry_run": self.dry_run,
+            "aborted": self.aborted,
+            "sources": [
+                {
+                    "source": s.source,
+                    "status": s.status,
+                    "papers": len(s.papers),
+                    "new": s.new,
+                    "error": s.error,
+                    "duration_s": round(s.duration_s, 3),
+                }
+                for s in self.sources
+            ],
+            "deliveries": [
+                {
+                    "subscriber_id": d.subscriber_id,
+                    "status": d.status,
+                    "papers": len(d.paper_keys),
+                    "message_id": d.message_id,
+                    "error": d.error,
+                }
+                for d in self.deliveries
+            ],
+        }
