@@ -1,0 +1,202 @@
+"""The tf-idf space shared by papers and profiles, and its day-to-day state.
+
+The state is a vocabulary with (decayed) document frequencies, stored as zlib-compressed
+JSON: compact, and safe to load from a database because nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+from sklearn.preprocessing import normalize
+
+from digest.errors import DigestError
+from digest.models import Paper
+
+STATE_FORMAT = "digest-rank-vocab/1"
+MAX_TERMS = 250_000
+MIN_DF = 1.5  # a new term needs two papers; a kept one fades out slowly
+DECAY = 0.995  # per update: a term unseen for a year keeps ~16% of its weight
+
+_TOKEN = re.compile(r"(?u)\b[a-z][a-z0-9]+\b|\b\d+[a-z]+[a-z0-9]*\b")
+# Words that carry no topic in abstracts, on top of sklearn's English list.
+_DOMAIN_STOP_TEXT = """
+    paper propose proposed proposes approach approaches method methods results result
+    show shows shown novel new based using use used work works present presents existing
+    also however extensive experiments experimental demonstrate demonstrates significantly
+    state art outperforms performance achieve achieves achieving furthermore moreover
+    code available github com https http www introduce introduces framework address
+    study studies various different effective effectively task tasks"""
+STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | frozenset(_DOMAIN_STOP_TEXT.split())
+
+
+def _stem(word: str) -> str:
+    """Strip a few English plural and verbal endings so that 'models' meets 'model'."""
+    if len(word) <= 4:
+        return word
+    if word.endswith("ies") and len(word) > 5:
+        return word[:-3] + "y"
+    if word.endswith("sses"):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case, fold accents, split into word tokens, drop stop words, light-stem."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return [_stem(tok) for tok in _TOKEN.findall(folded) if tok not in STOP_WORDS]
+
+
+def analyze(text: str) -> list[str]:
+    """Return the unigrams and bigrams of a text, the terms of the vector space."""
+    tokens = tokenize(text)
+    return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+
+
+def paper_text(paper: Paper) -> str:
+    """Return the text a paper is known by: title (weighted twice) and abstract."""
+    return f"{paper.title}. {paper.title}. {paper.abstract}"
+
+
+def batch_fingerprint(papers: Sequence[Paper]) -> str:
+    """Return a short hash of a batch's keys, to avoid counting one batch twice."""
+    digest = hashlib.sha256("\n".join(sorted(p.key for p in papers)).encode()).hexdigest()
+    return digest[:16]
+
+
+@dataclass(frozen=True)
+class Space:
+    """A fixed vocabulary with idf weights: turns texts into l2-normalised tf-idf rows."""
+
+    terms: tuple[str, ...]
+    df: np.ndarray  # decayed document frequency per term
+    n_docs: float
+    fingerprints: tuple[str, ...] = ()
+
+    @property
+    def index(self) -> dict[str, int]:
+        """Return term -> column."""
+        return _index_of(self)
+
+    @property
+    def idf(self) -> np.ndarray:
+        """Return the smoothed idf per term."""
+        return np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
+
+    def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
+        """Return raw term counts, one row per text."""
+        vectorizer = CountVectorizer(analyzer=analyze, vocabulary=self.index)
+        matrix: sp.csr_matrix = vectorizer.transform(list(texts)).tocsr().astype(np.float64)
+        return matrix
+
+    def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
+        """Return sublinear-tf idf rows, l2-normalised (an empty text gives a zero row)."""
+        matrix = self.counts(texts)
+        matrix.data = 1.0 + np.log(matrix.data)
+        matrix = matrix @ sp.diags(self.idf)
+        normalized: sp.csr_matrix = normalize(matrix.tocsr(), norm="l2", copy=False)
+        return normalized
+
+    def to_bytes(self) -> bytes:
+        """Serialise to compressed JSON (no pickle)."""
+        payload = {
+            "format": STATE_FORMAT,
+            "n_docs": round(float(self.n_docs), 4),
+            "terms": list(self.terms),
+            "df": [round(float(x), 3) for x in self.df],
+            "fingerprints": list(self.fingerprints),
+        }
+        return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
+
+
+_INDEX_CACHE: dict[int, tuple[Space, dict[str, int]]] = {}
+
+
+def _index_of(space: Space) -> dict[str, int]:
+    cached = _INDEX_CACHE.get(id(space))
+    if cached is not None and cached[0] is space:
+        return cached[1]
+    index = {term: i for i, term in enumerate(space.terms)}
+    if len(_INDEX_CACHE) > 8:
+        _INDEX_CACHE.clear()
+    _INDEX_CACHE[id(space)] = (space, index)
+    return index
+
+
+def space_from_bytes(data: bytes) -> Space:
+    """Load a stored state; raise DigestError when it is not one of ours."""
+    hint = "drop the stored ranking state; the next run rebuilds it from history"
+    try:
+        payload = json.loads(zlib.decompress(data, bufsize=1 << 20).decode())
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DigestError("stored ranking state is unreadable", hint) from err
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        raise DigestError("stored ranking state has an unknown format", hint)
+    terms = payload.get("terms")
+    df = payload.get("df")
+    if not isinstance(terms, list) or not isinstance(df, list) or len(terms) != len(df):
+        raise DigestError("stored ranking state is inconsistent", hint)
+    return Space(
+        terms=tuple(str(t) for t in terms),
+        df=np.asarray(df, dtype=np.float64),
+        n_docs=float(payload.get("n_docs") or 0.0),
+        fingerprints=tuple(str(f) for f in payload.get("fingerprints") or ())[-64:],
+    )
+
+
+def _document_frequencies(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    if not texts:
+        return [], np.zeros(0)
+    vectorizer = CountVectorizer(analyzer=analyze, binary=True)
+    matrix = vectorizer.fit_transform(texts)
+    terms = list(vectorizer.get_feature_names_out())
+    return terms, np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
+
+
+def update_space(
+    space: Space | None, papers: Sequence[Paper], *, fingerprint: str | None = None
+) -> Space:
+    """Count the papers into the vocabulary (decaying old counts); prune rare terms.
+
+    A batch whose fingerprint is already recorded is not counted again, so a re-run of
+    the same day leaves the space unchanged.
+    """
+    if space is not None and fingerprint is not None and fingerprint in space.fingerprints:
+        return space
+    terms, df_new = _document_frequencies([paper_text(p) for p in papers])
+    if space is None:
+        merged: dict[str, float] = dict(zip(terms, df_new.tolist(), strict=True))
+        n_docs = float(len(papers))
+        fingerprints: tuple[str, ...] = ()
+    else:
+        merged = {t: d * DECAY for t, d in zip(space.terms, space.df.tolist(), strict=True)}
+        for term, count in zip(terms, df_new.tolist(), strict=True):
+            merged[term] = merged.get(term, 0.0) + count
+        n_docs = space.n_docs * DECAY + len(papers)
+        fingerprints = space.fingerprints
+    if fingerprint is not None:
+        fingerprints = (*fingerprints, fingerprint)[-64:]
+    kept = [(t, d) for t, d in merged.items() if d >= MIN_DF - 1e-9]
+    if len(kept) > MAX_TERMS:
+        kept.sort(key=lambda item: (-item[1], item[0]))
+        kept = kept[:MAX_TERMS]
+    kept.sort(key=lambda item: item[0])
+    return Space(
+        terms=tuple(t for t, _ in kept),
+        df=np.asarray([d for _, d in kept], dtype=np.float64),
+        n_docs=n_docs,
+        fingerprints=fingerprints,
+    )
