@@ -161,7 +161,7 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
     parts = urlsplit(url)
     hint = "use smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465"
     if parts.scheme not in ("smtp", "smtps"):
-        raise ConfigError(f"DIGEST_SMTP_URL must start with smtp:// or smtps://", hint)
+        raise ConfigError("DIGEST_SMTP_URL must start with smtp:// or smtps://", hint)
     if not parts.hostname:
         raise ConfigError("DIGEST_SMTP_URL has no host name", hint)
     try:
@@ -190,7 +190,9 @@ def parse_from(value: str) -> tuple[str, str]:
     """Split ``Name <addr@host>`` into (name, address); reject CR/LF and bare words."""
     if "\r" in value or "\n" in value:
         raise ConfigError("DIGEST_FROM contains a line break", "put it on one line")
-    match = re.fullmatch(r"\s*(?:\"?([^\"<]*?)\"?\s*<([^<>\s]+@[^<>\s]+)>|([^<>\s]+@[^<>\s]+))\s*", value)
+    match = re.fullmatch(
+        r"\s*(?:\"?([^\"<]*?)\"?\s*<([^<>\s]+@[^<>\s]+)>|([^<>\s]+@[^<>\s]+))\s*", value
+    )
     if not match:
         raise ConfigError(
             f"DIGEST_FROM is not an email address: {value!r}",

@@ -227,6 +227,7 @@ class RunReport:
     dry_run: bool = False
     deliveries: tuple[Delivery, ...] = ()
     aborted: str | None = None
+    abort_exit: int = 0  # the exit code that explains an aborted run (75 try later, 78 config)
 
     @property
     def ok(self) -> bool:

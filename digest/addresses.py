@@ -1,0 +1,28 @@
+"""Email address validation (email-validator, syntax only: no DNS lookups)."""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+from digest.errors import UsageError
+
+MAX_LENGTH = 254
+
+
+def normalize_email(address: str) -> str:
+    """Return the normalised address, or raise UsageError saying what is wrong."""
+    candidate = address.strip()
+    if not candidate or len(candidate) > MAX_LENGTH or "\r" in candidate or "\n" in candidate:
+        raise UsageError(
+            f"{candidate[:60]!r} is not an email address", "give one address like name@example.org"
+        )
+    try:
+        valid = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as err:
+        raise UsageError(
+            f"{candidate!r} is not a valid email address: {err}",
+            "give one address like name@example.org",
+        ) from err
+    # Lower-case the whole address: providers treat local parts case-insensitively in
+    # practice, and one subscriber must not exist twice under two spellings.
+    return str(valid.normalized).lower()

@@ -1,0 +1,56 @@
+"""Which digest day is due for a subscriber at a given instant: pure calendar logic."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.models import Subscriber
+
+
+def zone(name: str) -> ZoneInfo:
+    """Return the time zone, falling back to UTC for an unknown name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def send_instant(subscriber: Subscriber, day: date) -> datetime:
+    """Return the UTC instant at which ``day``'s digest becomes due for the subscriber.
+
+    Wall-clock times that do not exist (the spring-forward gap) resolve to the instant
+    after the gap; repeated ones (fall-back) to the first occurrence, so a local day
+    always has exactly one send instant.
+    """
+    local = datetime.combine(day, time(hour=subscriber.send_hour), tzinfo=zone(subscriber.timezone))
+    # Round-trip through UTC normalises a time inside a DST gap to a real instant.
+    return local.astimezone(UTC)
+
+
+def is_send_day(subscriber: Subscriber, day: date) -> bool:
+    """Return True when the subscriber's cadence has a digest on this local day."""
+    if subscriber.cadence == "weekly":
+        return day.weekday() == subscriber.weekday
+    return True
+
+
+def due_days(
+    subscriber: Subscriber, now: datetime, *, grace: timedelta, done: set[date]
+) -> list[date]:
+    """Return the local digest days that are due at ``now`` and not yet in ``done``.
+
+    Today's digest is due once its send instant has passed. A digest whose instant
+    passed within ``grace`` (downtime, a missed cron firing) is still due, late rather
+    than never; older ones are dropped.
+    """
+    today = now.astimezone(zone(subscriber.timezone)).date()
+    days: list[date] = []
+    for offset in range(grace.days + 2, -1, -1):
+        day = today - timedelta(days=offset)
+        if day in done or not is_send_day(subscriber, day):
+            continue
+        instant = send_instant(subscriber, day)
+        if instant <= now and now - instant <= grace:
+            days.append(day)
+    return days

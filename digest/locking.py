@@ -1,0 +1,38 @@
+"""The run lock: one run at a time per installation (a file lock beside the database)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from digest.errors import LockedError
+
+
+@contextmanager
+def run_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the duration; raise LockedError if taken.
+
+    The kernel drops the lock when the process dies, even by ``kill -9``, so a crashed
+    run never leaves a stale lock behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as err:
+            raise LockedError(
+                "another digest run holds the lock",
+                f"it will finish on its own; the lock file is {path}",
+            ) from err
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

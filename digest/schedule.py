@@ -1,0 +1,56 @@
+"""APScheduler 3.x: fire the daily job so each subscriber gets theirs at their own hour."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from digest.config import Config
+
+log = logging.getLogger("digest.schedule")
+
+# A firing missed while the process was down still runs if it is at most this late;
+# the run itself decides, per subscriber, what is still due (see digest.due).
+MISFIRE_GRACE_S = 6 * 3600
+
+
+def make_trigger(config: Config) -> CronTrigger:
+    """Return the trigger: every hour at DIGEST_SEND_AT's minute, in DIGEST_TIMEZONE.
+
+    Subscribers choose their own hour and time zone, so the job fires hourly and each
+    run sends to those whose local hour has come. DIGEST_SEND_AT's hour is the default
+    hour of new subscribers.
+    """
+    _hour, minute = config.send_at
+    return CronTrigger(minute=minute, timezone=config.timezone)
+
+
+def next_fire(config: Config, now: datetime) -> datetime | None:
+    """Return when the scheduler will next fire after ``now``."""
+    fire: datetime | None = make_trigger(config).get_next_fire_time(None, now)
+    return fire
+
+
+def build_scheduler(config: Config, job: Callable[[], object]) -> BlockingScheduler:
+    """Return a blocking scheduler running ``job`` on the trigger (coalesced, one at a time)."""
+    scheduler = BlockingScheduler(timezone=config.timezone)
+    scheduler.add_job(
+        job,
+        trigger=make_trigger(config),
+        id="digest-run",
+        name="daily digest run",
+        coalesce=True,  # after downtime, one catch-up run, not one per missed hour
+        max_instances=1,
+        misfire_grace_time=MISFIRE_GRACE_S,
+        replace_existing=True,
+    )
+    return scheduler
+
+
+def utc_now() -> datetime:
+    """Read the clock (the scheduler is one of the two places allowed to)."""
+    return datetime.now(UTC)

@@ -1,0 +1,116 @@
+"""The store on a real SQLite file: schema version, papers, ledger, suppression."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from digest.errors import SchemaError, UsageError
+from digest.models import Paper, Profile
+from digest.store import SCHEMA_VERSION, open_store
+
+NOW = datetime(2026, 5, 25, 6, 0, tzinfo=UTC)
+DAY = date(2026, 5, 25)
+
+
+def paper(key: str, **kw: object) -> Paper:
+    return Paper(key=key, title=kw.pop("title", f"Title {key}"), **kw)  # type: ignore[arg-type]
+
+
+def test_schema_is_created_once_and_version_checked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'd.sqlite3'}"
+    store = open_store(url)
+    assert store.schema_version() == SCHEMA_VERSION
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE meta SET value='999' WHERE key='schema_version'"))
+    store.close()
+    with pytest.raises(SchemaError) as err:
+        open_store(url)
+    assert "999" in err.value.message and err.value.hint
+
+
+def test_empty_database_without_create_says_run_init(tmp_path: Path) -> None:
+    with pytest.raises(SchemaError, match="no digest schema") as err:
+        open_store(f"sqlite:///{tmp_path / 'e.sqlite3'}", create=False)
+    assert "digest init" in err.value.hint
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'w.sqlite3'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_known_paper_keeps_its_batch_day_and_merges_signals(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    first = paper("arxiv:2401.00001", categories=("cs.CL",), abstract="short")
+    assert store.save_papers([first], batch_day=DAY, now=NOW) == (1, 0)
+    later = paper(
+        "arxiv:2401.00001", categories=("cs.LG",), abstract="a longer abstract", upvotes=12,
+        version=2,
+    )
+    assert store.save_papers([later], batch_day=date(2026, 5, 26), now=NOW) == (0, 1)
+    rows = store.batch(DAY, date(2026, 5, 26))
+    assert [(p.key, d) for p, d in rows] == [("arxiv:2401.00001", DAY)]
+    merged = rows[0][0]
+    assert merged.categories == ("cs.CL", "cs.LG")
+    assert merged.abstract == "a longer abstract"
+    assert merged.upvotes == 12 and merged.version == 2
+
+
+def test_one_ledger_row_per_subscriber_and_day(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'l.sqlite3'}")
+    sub = store.add_subscriber("A@Example.org", Profile(interests="x"), now=NOW)
+    assert sub.email == "a@example.org"
+    first = store.plan_delivery(sub.id, DAY, paper_keys=["arxiv:1"], message_id="<m>", now=NOW)
+    assert first is not None and first.status == "planned"
+    again = store.plan_delivery(sub.id, DAY, paper_keys=["arxiv:2"], message_id="<n>", now=NOW)
+    assert again is None
+    assert store.set_delivery_status(sub.id, DAY, "sending", now=NOW, attempt=True,
+                                     expect=("planned",))
+    # A second claim from "planned" fails: the row has moved on.
+    assert not store.set_delivery_status(sub.id, DAY, "sending", now=NOW, expect=("planned",))
+    assert store.set_delivery_status(sub.id, DAY, "sent", now=NOW)
+    assert store.sent_keys([sub.id], ["arxiv:1", "arxiv:2"]) == {sub.id: {"arxiv:1"}}
+    row = store.get_delivery(sub.id, DAY)
+    assert row is not None and row.status == "sent" and row.attempts == 1
+
+
+def test_stale_sending_rows_become_unknown(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'u.sqlite3'}")
+    sub = store.add_subscriber("b@example.org", Profile(interests="x"), now=NOW)
+    store.plan_delivery(sub.id, DAY, paper_keys=[], message_id="<m>", now=NOW)
+    store.set_delivery_status(sub.id, DAY, "sending", now=NOW)
+    assert store.mark_stale_sending(now=NOW) == 1
+    row = store.get_delivery(sub.id, DAY)
+    assert row is not None and row.status == "unknown"
+
+
+def test_duplicate_subscriber_is_a_usage_error(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    store.add_subscriber("c@example.org", Profile(interests="x"), now=NOW)
+    with pytest.raises(UsageError, match="already subscribed"):
+        store.add_subscriber("C@example.org", Profile(interests="y"), now=NOW)
+
+
+def test_removed_subscriber_leaves_only_a_hashed_suppression(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    sub = store.add_subscriber("d@example.org", Profile(interests="x"), now=NOW)
+    store.record_vote(sub.id, "arxiv:1", 1, now=NOW)
+    store.remove_subscriber(sub.id, now=NOW, reason="deleted")
+    assert store.find_subscriber("d@example.org") is None
+    assert store.is_suppressed("D@example.org")
+    with store.engine.connect() as conn:
+        dumped = "\n".join(conn.connection.iterdump())  # type: ignore[attr-defined]
+    assert "d@example.org" not in dumped
+
+
+def test_latest_vote_wins(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'v.sqlite3'}")
+    sub = store.add_subscriber("e@example.org", Profile(interests="x"), now=NOW)
+    store.record_vote(sub.id, "arxiv:1", 1, now=NOW)
+    store.record_vote(sub.id, "arxiv:1", -1, now=NOW)
+    assert store.votes() == {sub.id: {"arxiv:1": -1}}
