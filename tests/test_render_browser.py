@@ -1,0 +1,160 @@
+"""Render a digest in headless Chromium: a screenshot for review and layout checks.
+
+The screenshot lands in tests/artifacts/email.png (gitignored). Chromium comes from the
+system (/usr/bin/chromium); playwright never downloads a browser here. Set
+DIGEST_SKIP_BROWSER=1 to skip on a machine without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest.config import SAMPLE_BATCH, TEMPLATES_DIR
+from digest.models import Digest, DigestLinks, Paper, ScoredPaper, Subscriber
+from digest.render import make_environment, render_digest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("DIGEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PHONE_WIDTH = 375
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def ten_paper_digest() -> tuple[Digest, DigestLinks]:
+    """Return a digest of ten real sample papers plus one with an unbreakable URL-ish title."""
+    papers: list[ScoredPaper] = []
+    with SAMPLE_BATCH.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            papers.append(
+                ScoredPaper(
+                    Paper(
+                        key=f"arxiv:{record['id']}",
+                        title=record["title"],
+                        abstract=record["abstract"],
+                        authors=tuple(record["authors"]),
+                        categories=tuple(record["categories"]),
+                        url=f"https://arxiv.org/abs/{record['id']}",
+                    ),
+                    0.5,
+                    'matched "learning", "model"',
+                )
+            )
+            if len(papers) == 9:
+                break
+    papers.append(
+        ScoredPaper(
+            Paper(
+                key="arxiv:2605.99999",
+                title="Supercalifragilistic" * 6 + " $a<b$ & <i>not italic</i>",
+                abstract="https://example.org/" + "very-long-path-segment/" * 12,
+                authors=("Ünïcödé Äuthor",),
+                categories=("cs.LG",),
+                url="https://arxiv.org/abs/2605.99999",
+                upvotes=42,
+            ),
+            0.3,
+            "long words must wrap",
+        )
+    )
+    digest = Digest(
+        subscriber=Subscriber(id=1, email="ada@example.org", name="Ada"),
+        day=date(2026, 5, 25),
+        papers=tuple(papers),
+        batch_size=213,
+    )
+    keys = [p.paper.key for p in papers]
+    links = DigestLinks(
+        unsubscribe="https://digest.example.org/u/token",
+        preferences="https://digest.example.org/p/token",
+        more={k: f"https://digest.example.org/f/more/{i}" for i, k in enumerate(keys)},
+        less={k: f"https://digest.example.org/f/less/{i}" for i, k in enumerate(keys)},
+    )
+    return digest, links
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if os.environ.get("DIGEST_SKIP_BROWSER") == "1":
+        pytest.skip("DIGEST_SKIP_BROWSER=1")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.fail(f"{CHROMIUM} not found: apt-get install chromium, or DIGEST_SKIP_BROWSER=1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def html() -> str:
+    digest, links = ten_paper_digest()
+    return render_digest(digest, links, env=make_environment(TEMPLATES_DIR)).html
+
+
+def open_page(browser: Any, html: str, *, width: int, color_scheme: str = "light") -> Any:
+    context = browser.new_context(
+        viewport={"width": width, "height": 800}, color_scheme=color_scheme
+    )
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.set_content(html, wait_until="load")
+    page.requests = requests
+    return page
+
+
+def test_phone_screenshot_has_every_paper_and_no_horizontal_overflow(
+    browser: Any, html: str
+) -> None:
+    page = open_page(browser, html, width=PHONE_WIDTH)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "email.png"), full_page=True)
+    assert page.locator("a.paper-link").count() == 10
+    assert page.get_by_text("More like this").count() == 10
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= PHONE_WIDTH, f"page is {scroll_width}px wide on a {PHONE_WIDTH}px phone"
+    # The preheader is for the inbox list only, never on the page.
+    assert not page.locator("div.preheader").is_visible()
+    # Untrusted markup stays text: no <script> or <i> element came from a title.
+    assert page.locator("i").count() == 0
+    assert page.get_by_text("$a<b$ & <i>not italic</i>").count() == 1
+    # Nothing was fetched: the email is self-contained.
+    assert [u for u in page.requests if not u.startswith(("about:", "data:"))] == []
+    page.context.close()
+
+
+def test_desktop_layout_caps_the_column_at_640px(browser: Any, html: str) -> None:
+    page = open_page(browser, html, width=1280)
+    width = page.evaluate("document.querySelector('table.frame').getBoundingClientRect().width")
+    assert 600 <= width <= 640
+    page.context.close()
+
+
+def test_dark_mode_switches_to_a_dark_background(browser: Any, html: str) -> None:
+    page = open_page(browser, html, width=PHONE_WIDTH, color_scheme="dark")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "email-dark.png"), full_page=True)
+    background = page.evaluate(
+        "getComputedStyle(document.querySelector('table.frame')).backgroundColor"
+    )
+    red, green, blue = (int(v) for v in background[background.index("(") + 1 : -1].split(","))
+    assert max(red, green, blue) < 80, background
+    page.context.close()
