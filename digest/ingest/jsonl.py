@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import SourceError
-from digest.ingest.keys import arxiv_key, doi_key
+from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, parse_arxiv_id
 from digest.models import Paper
+
+_ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
 
 def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper:
@@ -36,6 +38,10 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
             published = None
     arxiv_id = key.removeprefix("arxiv:") if key.startswith("arxiv:") else None
     upvotes = record.get("upvotes")
+    parsed = parse_arxiv_id(raw_id) if arxiv_id else None
+    version = parsed[1] if parsed else None
+    announce = record.get("announce_type")
+    keywords = record.get("ai_keywords") or []
     return Paper(
         key=key,
         title=title,
@@ -48,6 +54,11 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
         published=published,
         comment=(str(record["comment"]) if record.get("comment") else None),
         upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+        announce_type=announce if announce in _ANNOUNCE_TYPES else "new",
+        version=version,
+        doi=normalize_doi(str(record["doi"])) if record.get("doi") else None,
+        ai_summary=str(record["ai_summary"]) if record.get("ai_summary") else None,
+        ai_keywords=tuple(str(k) for k in keywords if str(k).strip()),
     )
 
 
@@ -76,3 +87,30 @@ def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def load_jsonl(path: str | Path, *, source: str = "jsonl") -> list[Paper]:
     """Read every paper of a corpus-schema JSON-lines file (optionally gzipped)."""
     return [paper_from_record(record, source=source) for _, record in iter_records(Path(path))]
+
+
+def read_jsonl(path: str | Path, *, source: str = "jsonl") -> tuple[list[Paper], list[str]]:
+    """Read what can be read: the papers, and one problem per line that was left out."""
+    path = Path(path)
+    papers: list[Paper] = []
+    problems: list[str] = []
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            lines = list(handle)
+    except OSError as err:
+        raise SourceError(f"cannot read {path}: {err.strerror or err}",
+                          "check the path in DIGEST_SOURCES") from err
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise SourceError("not a JSON object", "")
+            papers.append(paper_from_record(record, source=source))
+        except json.JSONDecodeError as err:
+            problems.append(f"line {number}: not valid JSON ({err.msg})")
+        except SourceError as err:
+            problems.append(f"line {number}: {err.message}")
+    return papers, problems

@@ -1,0 +1,111 @@
+"""Ingest: fetch every configured source and turn it into Papers plus a health report.
+
+feedparser, defusedxml and httpx are used only inside this package.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import date
+
+from digest.errors import SourceError
+from digest.ingest.http import Fetch, FetchResponse, HttpFetcher, Politeness, http_fetch
+from digest.ingest.jsonl import load_jsonl, paper_from_record
+from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, paper_key, parse_arxiv_id
+from digest.ingest.merge import merge
+from digest.ingest.sources import read_source, to_result
+from digest.models import Paper, SourceResult, SourceSpec
+
+__all__ = [
+    "Fetch",
+    "FetchResponse",
+    "HttpFetcher",
+    "Politeness",
+    "arxiv_key",
+    "assess",
+    "collect",
+    "collect_one",
+    "doi_key",
+    "http_fetch",
+    "load_jsonl",
+    "merge",
+    "normalize_doi",
+    "paper_from_record",
+    "paper_key",
+    "parse_arxiv_id",
+    "user_agent",
+]
+
+
+def user_agent(contact: str, version: str = "0.1") -> str:
+    """Build the User-Agent that tells feed owners who is asking and how to reach them."""
+    return f"digest/{version} (research-paper digest; mailto:{contact})"
+
+
+def collect(
+    specs: Sequence[SourceSpec],
+    *,
+    day: date,
+    user_agent: str,
+    state: Mapping[str, tuple[str | None, str | None]] | None = None,
+    fetch: Fetch | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[SourceResult]:
+    """Read every source; a failing source becomes a SourceResult with status "error"."""
+    # One fetcher for the whole run so that politeness per host spans every source.
+    fetcher = fetch if fetch is not None else HttpFetcher(user_agent=user_agent)
+    state = state or {}
+    return [
+        collect_one(spec, day=day, fetch=fetcher, validators=state.get(spec.name), clock=clock)
+        for spec in specs
+    ]
+
+
+def collect_one(
+    spec: SourceSpec,
+    *,
+    day: date,
+    fetch: Fetch,
+    validators: tuple[str | None, str | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SourceResult:
+    """Read one source and judge its health; never raise for a source's own failure."""
+    started = clock()
+    try:
+        harvest = read_source(spec, day=day, fetch=fetch, validators=validators or (None, None))
+        result = to_result(spec, harvest, day=day)
+    except SourceError as err:
+        result = SourceResult(spec.name, "error", error=str(err))
+    except Exception as err:  # one broken source must not stop the others
+        result = SourceResult(
+            spec.name,
+            "error",
+            error=f"unexpected {type(err).__name__} while reading the source: {err} "
+            "(hint: this is a bug in digest; please report it with the source's URL)",
+        )
+    return replace(result, duration_s=clock() - started)
+
+
+def assess(result: SourceResult, *, new: int, day: date) -> SourceResult:
+    """Record how many papers were new; flag a weekday source that brought nothing new."""
+    result = replace(result, new=new)
+    if result.status not in ("ok", "partial") or not result.papers or new > 0:
+        return result
+    if day.weekday() >= 5:
+        return result  # weekend feeds repeat the last announcement; that is expected
+    if all(p.announce_type in ("replace", "replace-cross") for p in result.papers):
+        return result  # a day of only replacements is unusual but not a stale feed
+    return replace(
+        result,
+        status="stale",
+        error=f"all {len(result.papers)} papers were already seen on an earlier run; "
+        "the source has not updated since (hint: if this lasts more than a day, check the "
+        "source URL, and whether a cache or proxy serves an old copy)",
+    )
+
+
+def as_papers(results: Sequence[SourceResult]) -> list[Paper]:
+    """Return every paper of every result, duplicates merged across sources."""
+    return merge(paper for result in results for paper in result.papers)

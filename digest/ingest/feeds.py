@@ -1,0 +1,348 @@
+"""Read RSS 1.0/2.0 and Atom bodies safely into FeedEntry records.
+
+Well-formed XML is read with defusedxml.ElementTree, not feedparser: feedparser sanitizes
+summaries as HTML and turns ``$a<b$ and $c > d$`` into ``$a<b> d$``. feedparser is the
+second line, for bodies that are not well-formed, and a regex salvage the third.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml
+import defusedxml.ElementTree as SafeET
+import feedparser
+
+from digest.errors import SourceError
+from digest.ingest.text import squash
+
+_BLOCKS = frozenset({"p", "div", "br", "li", "h1", "h2", "h3", "h4", "tr", "blockquote"})
+_XML_DECL = re.compile(r"<\?xml[^>]*>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_BARE_AMP = re.compile(r"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One item or entry as the feed states it; text fields are raw but entity-decoded."""
+
+    title: str | None
+    link: str = ""
+    summary: str = ""
+    authors: tuple[str, ...] = ()
+    author_text: str = ""  # one string when the feed lists authors in a single element
+    categories: tuple[str, ...] = ()
+    guid: str = ""
+    published: date | None = None
+    doi: str | None = None
+    announce_type: str | None = None
+    comment: str | None = None
+    pdf_url: str = ""
+    primary_category: str | None = None
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A parsed feed: its entries, its skipDays, and how the body had to be read."""
+
+    title: str
+    entries: tuple[FeedEntry, ...]
+    skip_days: frozenset[str] = frozenset()  # lower-case weekday names
+    problem: str | None = None  # set when the body was malformed and only partly readable
+    total_results: int | None = None  # OpenSearch fields of the arXiv API
+    start_index: int | None = None
+    items_per_page: int | None = None
+
+
+def looks_like_html_page(body: bytes, content_type: str = "") -> bool:
+    """Return True for an HTML page (a login wall, an error page) rather than a feed."""
+    head = body[:2048].lstrip().lower()
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:].lstrip()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return True
+    return "text/html" in content_type.lower() and not head.startswith((b"<?xml", b"<rss"))
+
+
+def parse_feed(body: bytes, *, where: str, content_type: str = "") -> Feed:
+    """Parse an RSS/Atom body; raise SourceError for HTML pages, bombs and unreadable bodies."""
+    if looks_like_html_page(body, content_type):
+        raise SourceError(
+            f"{where}: got an HTML page, not a feed",
+            "open the URL in a browser: it may have moved, need a login, or be an error page",
+        )
+    if not body.strip():
+        raise SourceError(f"{where}: the response body is empty", "check the URL")
+    try:
+        root = SafeET.fromstring(body)
+    except defusedxml.DefusedXmlException as err:
+        raise _refused(where, err) from err
+    except ParseError as err:
+        return _recover(body, where=where, reason=str(err))
+    return _feed_from_root(root, where=where)
+
+
+def _refused(where: str, err: Exception) -> SourceError:
+    return SourceError(
+        f"{where}: refused a body that declares XML entities or a DTD ({type(err).__name__}); "
+        "this is how entity-expansion bombs work",
+        "feeds never need entity declarations; report it to the feed's owner",
+    )
+
+
+def _recover(body: bytes, *, where: str, reason: str) -> Feed:
+    """Read what can be read from a body that is not well-formed XML."""
+    if _ENTITY_DECL.search(body):
+        # Never hand a body with entity declarations to a lenient parser.
+        raise _refused(where, ValueError("entity declaration"))
+    text = _decode(body)
+    repaired = _BARE_AMP.sub("&amp;", _CONTROL.sub("", _XML_DECL.sub("", text))).strip()
+    try:
+        root = SafeET.fromstring(repaired.encode("utf-8"))
+    except defusedxml.DefusedXmlException as err:
+        raise _refused(where, err) from err
+    except ParseError:
+        root = None
+    if root is not None:
+        feed = _feed_from_root(root, where=where)
+        return _with_problem(feed, f"malformed XML ({reason}); read after repairing the markup")
+    lenient = _feedparser_entries(repaired)
+    salvaged = _salvage(repaired)
+    entries = lenient if len(lenient) >= len(salvaged) else salvaged
+    if not entries:
+        raise SourceError(
+            f"{where}: not well-formed XML ({reason}) and no entry could be recovered",
+            "check the URL in a browser; if the feed is broken, tell its owner",
+        )
+    return Feed(
+        title="",
+        entries=tuple(entries),
+        problem=f"malformed XML ({reason}); recovered {len(entries)} entries leniently, "
+        "some may be missing or incomplete",
+    )
+
+
+def _with_problem(feed: Feed, problem: str) -> Feed:
+    return Feed(feed.title, feed.entries, feed.skip_days, problem, feed.total_results,
+                feed.start_index, feed.items_per_page)
+
+
+def _decode(body: bytes) -> str:
+    """Decode a body whose declared encoding may be wrong: BOM, then UTF-8, then Latin-1."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return body.decode("utf-16", errors="replace")
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
+
+
+# --- well-formed XML ------------------------------------------------------------------
+
+
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
+
+
+def _kids(element: Element, name: str) -> list[Element]:
+    return [child for child in element if _local(child.tag) == name]
+
+
+def _text(element: Element) -> str:
+    """Return the element's text with child markup dropped and block breaks kept as spaces."""
+    parts = [element.text or ""]
+    for child in element:
+        block = _local(child.tag) in _BLOCKS
+        parts.append(" " if block else "")
+        parts.append(_text(child))
+        parts.append(" " if block else "")
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _first(element: Element, *names: str) -> str | None:
+    """Return the first non-blank text among children named ``names`` (any namespace)."""
+    for name in names:
+        for child in _kids(element, name):
+            value = _text(child)
+            if value.strip():
+                return value
+    return None
+
+
+def _int(text: str | None) -> int | None:
+    return int(text.strip()) if text and text.strip().isdigit() else None
+
+
+def _feed_from_root(root: Element, *, where: str) -> Feed:
+    kind = _local(root.tag)
+    if kind == "rss":
+        channel = next(iter(_kids(root, "channel")), root)
+        items = _kids(channel, "item")
+    elif kind == "rdf":  # RSS 1.0: items are siblings of the channel
+        channel = next(iter(_kids(root, "channel")), root)
+        items = _kids(root, "item") or _kids(channel, "item")
+    elif kind == "feed":
+        channel = root
+        items = _kids(root, "entry")
+    else:
+        raise SourceError(
+            f"{where}: not an RSS or Atom feed (the root element is <{_local(root.tag)}>)",
+            "point the source at the feed URL, not at a web page or another document",
+        )
+    skip_days = frozenset(
+        squash(_text(day)).lower()
+        for block in _kids(channel, "skipdays")
+        for day in _kids(block, "day")
+    )
+    return Feed(
+        title=squash(_first(channel, "title")),
+        entries=tuple(_entry(item) for item in items),
+        skip_days=skip_days,
+        total_results=_int(_first(root, "totalresults")),
+        start_index=_int(_first(root, "startindex")),
+        items_per_page=_int(_first(root, "itemsperpage")),
+    )
+
+
+def _entry(item: Element) -> FeedEntry:
+    link, pdf_url = "", ""
+    for node in _kids(item, "link"):
+        href = node.get("href")
+        if href is None:  # RSS: the URL is the text
+            link = link or squash(_text(node))
+        elif node.get("title") == "pdf" or node.get("type") == "application/pdf":
+            pdf_url = href.strip()
+        elif node.get("rel", "alternate") == "alternate" and not link:
+            link = href.strip()
+    if not link:
+        rdf_about = next((v for k, v in item.attrib.items() if _local(k) == "about"), "")
+        link = rdf_about.strip()
+    authors = tuple(
+        squash(name)
+        for author in _kids(item, "author")
+        for name in [_first(author, "name") or ("" if list(author) else _text(author))]
+        if squash(name)
+    )
+    categories = tuple(
+        squash(node.get("term") or _text(node))
+        for node in _kids(item, "category")
+        if squash(node.get("term") or _text(node))
+    )
+    primary = next((node.get("term") for node in _kids(item, "primary_category")), None)
+    title_nodes = _kids(item, "title")
+    title = _text(title_nodes[0]) if title_nodes else _first(item, "title")
+    doi = _first(item, "doi")
+    if not doi:
+        identifier = _first(item, "identifier") or ""
+        doi = identifier if "10." in identifier else None
+    return FeedEntry(
+        title=title,
+        link=link,
+        summary=_first(item, "summary", "description", "content", "encoded", "abstract") or "",
+        authors=authors,
+        author_text=_first(item, "creator") or "",
+        categories=categories,
+        guid=squash(_first(item, "guid", "id")),
+        published=parse_date(_first(item, "published", "pubdate", "date", "issued",
+                                    "publicationdate", "updated")),
+        doi=squash(doi) or None,
+        announce_type=squash(_first(item, "announce_type")).lower() or None,
+        comment=squash(_first(item, "comment")) or None,
+        pdf_url=pdf_url,
+        primary_category=primary.strip() if primary else None,
+    )
+
+
+def parse_date(text: str | None) -> date | None:
+    """Read an ISO 8601 or RFC 822 date; None when absent or unreadable."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if re.match(r"\d{4}-\d{2}-\d{2}", text):
+        try:
+            return date.fromisoformat(text[:10])
+        except ValueError:
+            return None
+    try:
+        return parsedate_to_datetime(text).date()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+# --- malformed bodies -----------------------------------------------------------------
+
+
+def _feedparser_entries(text: str) -> list[FeedEntry]:
+    """Let feedparser's lenient parser read a broken body; convert its dicts at once."""
+    parsed = feedparser.parse(text)
+    return [_from_feedparser(entry) for entry in parsed.entries]
+
+
+def _from_feedparser(entry: Any) -> FeedEntry:
+    published = None
+    for key in ("published_parsed", "updated_parsed"):
+        stamp = entry.get(key)
+        if stamp:
+            published = datetime(*stamp[:6]).date()
+            break
+    authors = tuple(
+        squash(a.get("name")) for a in entry.get("authors", []) if squash(a.get("name"))
+    )
+    return FeedEntry(
+        title=entry.get("title"),
+        link=entry.get("link", ""),
+        summary=entry.get("summary", ""),
+        authors=() if len(authors) == 1 else authors,
+        author_text=authors[0] if len(authors) == 1 else "",
+        categories=tuple(t.get("term", "") for t in entry.get("tags", []) if t.get("term")),
+        guid=entry.get("id", ""),
+        published=published,
+        doi=entry.get("arxiv_doi") or entry.get("prism_doi") or None,
+        announce_type=entry.get("arxiv_announce_type"),
+    )
+
+
+_BLOCK_RE = re.compile(r"<(?:\w+:)?(item|entry)\b[^>]*>(.*?)</(?:\w+:)?\1>", re.S | re.I)
+
+
+def _salvage(text: str) -> list[FeedEntry]:
+    """Pull complete <item>/<entry> blocks out of tag soup with regular expressions."""
+    entries = []
+    for match in _BLOCK_RE.finditer(text):
+        block = match.group(2)
+
+        def field(*names: str, block: str = block) -> str | None:
+            for name in names:
+                found = re.search(
+                    rf"<(?:\w+:)?{name}\b[^>]*>(.*?)</(?:\w+:)?{name}>", block, re.S | re.I
+                )
+                if found:
+                    raw = found.group(1)
+                    cdata = re.fullmatch(r"\s*<!\[CDATA\[(.*)\]\]>\s*", raw, re.S)
+                    return cdata.group(1) if cdata else html.unescape(raw)
+            return None
+
+        link = field("link") or ""
+        if not link:
+            href = re.search(r"<(?:\w+:)?link\b[^>]*href=\"([^\"]+)\"", block)
+            link = href.group(1) if href else ""
+        entries.append(
+            FeedEntry(
+                title=field("title"),
+                link=squash(link),
+                summary=field("description", "summary", "content") or "",
+                author_text=field("creator", "author") or "",
+                guid=squash(field("guid", "id")),
+                published=parse_date(field("pubDate", "published", "date", "updated")),
+                announce_type=squash(field("announce_type")).lower() or None,
+            )
+        )
+    return entries

@@ -1,0 +1,246 @@
+"""Fetch feed bytes over HTTP: timeouts, a deadline, a size cap, conditional GET, retries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from digest.errors import SourceError
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# arXiv asks API clients for at most one request every three seconds.
+DEFAULT_INTERVALS: Mapping[str, float] = {"export.arxiv.org": 3.0}
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class FetchResponse:
+    """One final HTTP answer: any status (304 and 4xx included), with the body read."""
+
+    url: str
+    status: int
+    body: bytes = b""
+    content_type: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        """Return True for a 304 answer to a conditional GET."""
+        return self.status == 304
+
+
+class Fetch(Protocol):
+    """Anything that turns a URL (plus validators) into a FetchResponse or a SourceError."""
+
+    def __call__(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResponse: ...
+
+
+@dataclass
+class Politeness:
+    """Remember when each host was last asked, so a host sees at most one request per interval.
+
+    A class because the memory must outlive one request: pagination and several sources on
+    the same host share it.
+    """
+
+    intervals: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_INTERVALS))
+    default_interval: float = 0.0
+    last: dict[str, float] = field(default_factory=dict)
+
+    def wait(self, host: str, *, clock: Callable[[], float],
+             sleep: Callable[[float], None]) -> None:
+        """Sleep until ``host`` may be asked again, then note the request."""
+        interval = self.intervals.get(host, self.default_interval)
+        previous = self.last.get(host)
+        if previous is not None and interval > 0:
+            remaining = previous + interval - clock()
+            if remaining > 0:
+                sleep(remaining)
+        self.last[host] = clock()
+
+
+@dataclass
+class HttpFetcher:
+    """The production Fetch: one httpx client, politeness per host, injectable sleep/clock."""
+
+    user_agent: str
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 120.0  # seconds for one URL, retries and waits included
+    max_bytes: int = DEFAULT_MAX_BYTES
+    retries: int = 3
+    backoff: float = 2.0
+    max_retry_after: float = 60.0
+    politeness: Politeness = field(default_factory=Politeness)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    transport: httpx.BaseTransport | None = None
+
+    def __call__(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResponse:
+        """Fetch ``url`` with retries; raise SourceError when no usable answer arrives."""
+        return http_fetch(
+            url,
+            user_agent=self.user_agent,
+            etag=etag,
+            last_modified=last_modified,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            deadline=self.deadline,
+            max_bytes=self.max_bytes,
+            retries=self.retries,
+            backoff=self.backoff,
+            max_retry_after=self.max_retry_after,
+            politeness=self.politeness,
+            sleep=self.sleep,
+            clock=self.clock,
+            transport=self.transport,
+        )
+
+
+class _Retry(Exception):
+    """A transient failure worth another attempt after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
+def http_fetch(
+    url: str,
+    *,
+    user_agent: str,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 30.0,
+    deadline: float = 120.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    retries: int = 3,
+    backoff: float = 2.0,
+    max_retry_after: float = 60.0,
+    politeness: Politeness | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    transport: httpx.BaseTransport | None = None,
+) -> FetchResponse:
+    """GET ``url`` politely and return the final answer; raise SourceError on failure."""
+    headers = {
+        "User-Agent": user_agent,
+        "Accept-Encoding": "gzip, deflate",
+        "Accept": "application/rss+xml, application/atom+xml, application/xml, "
+        "application/json;q=0.9, text/xml;q=0.9, */*;q=0.1",
+    }
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+    host = urlsplit(url).hostname or ""
+    polite = politeness or Politeness()
+    start = clock()
+    last_reason = ""
+    with httpx.Client(
+        timeout=timeout, follow_redirects=True, transport=transport, headers=headers
+    ) as client:
+        for attempt in range(retries + 1):
+            polite.wait(host, clock=clock, sleep=sleep)
+            try:
+                return _attempt(client, url, max_bytes=max_bytes, deadline_at=start + deadline,
+                                clock=clock)
+            except _Retry as retry:
+                last_reason = retry.reason
+                if attempt == retries:
+                    break
+                delay = retry.delay if retry.delay is not None else backoff * 2**attempt
+                delay = min(delay, max_retry_after)
+                if clock() + delay - start > deadline:
+                    raise SourceError(
+                        f"{url}: gave up after {attempt + 1} attempt(s), the next retry would "
+                        f"pass the {deadline:g}s deadline ({last_reason})",
+                        "the server is struggling; the next run will try again",
+                    ) from None
+                sleep(delay)
+    raise SourceError(
+        f"{url}: failed after {retries + 1} attempts ({last_reason})",
+        "the server is down or overloaded; check the URL in a browser, the next run retries",
+    )
+
+
+def _attempt(
+    client: httpx.Client, url: str, *, max_bytes: int, deadline_at: float,
+    clock: Callable[[], float],
+) -> FetchResponse:
+    """Make one request and read at most ``max_bytes`` of body before ``deadline_at``."""
+    try:
+        with client.stream("GET", url) as response:
+            status = response.status_code
+            if status in RETRY_STATUSES:
+                raise _Retry(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+            declared = response.headers.get("Content-Length", "")
+            # A declared length only counts when the body is not compressed: the cap applies
+            # to the decoded bytes, which is what protects us from a gzip bomb.
+            if (declared.isdigit() and int(declared) > max_bytes
+                    and not response.headers.get("Content-Encoding")):
+                raise _too_big(url, max_bytes)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_big(url, max_bytes)
+                if clock() > deadline_at:
+                    raise SourceError(
+                        f"{url}: the body was still arriving when the deadline passed",
+                        "the server is sending very slowly; try again later",
+                    )
+                chunks.append(chunk)
+            return FetchResponse(
+                url=str(response.url),
+                status=status,
+                body=b"".join(chunks),
+                content_type=response.headers.get("Content-Type", ""),
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+            )
+    except httpx.TimeoutException as err:
+        raise _Retry(f"timed out: {type(err).__name__}") from err
+    except httpx.RemoteProtocolError as err:
+        # Typically the connection closed before the declared Content-Length arrived.
+        raise _Retry(f"incomplete response: {err}") from err
+    except httpx.TransportError as err:
+        raise _Retry(f"network error: {err}") from err
+    except httpx.HTTPError as err:
+        raise SourceError(f"{url}: {err}", "check the URL") from err
+
+
+def _too_big(url: str, max_bytes: int) -> SourceError:
+    return SourceError(
+        f"{url}: response is larger than the {max_bytes:,}-byte cap; refused",
+        "check that the URL points at a feed, or raise the size cap for this source",
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Read Retry-After as seconds (a number or an HTTP date); None when absent or odd."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,56 @@
+"""Text clean-up for titles, abstracts and author lists, without mangling LaTeX."""
+
+from __future__ import annotations
+
+import html
+import re
+
+# Only real HTML tags count as markup: "$a<b$ and $c > d$" must never look like a tag, so a
+# tag name has to be followed by ">", "/>" or whitespace plus attributes.
+_TAG_NAMES = (
+    "a|abbr|b|big|blockquote|br|caption|cite|code|dd|div|dl|dt|em|font|h[1-6]|hr|i|img|li|"
+    "ol|p|pre|q|s|small|span|strike|strong|sub|sup|table|tbody|td|th|thead|tr|tt|u|ul|"
+    "jats:[a-z-]+|mml:[a-z]+|math"
+)
+_TAG = re.compile(rf"</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.IGNORECASE)
+_BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|h[1-6]|tr|blockquote)(?:\s[^<>]*)?/?>", re.I)
+_ARXIV_PREFIX = re.compile(
+    r"^\s*arXiv:\S+\s+Announce\s+Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.IGNORECASE
+)
+_INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
+
+
+def squash(text: str | None) -> str:
+    """Collapse every run of whitespace to one space and trim the ends."""
+    return " ".join((text or "").split())
+
+
+def looks_like_html(text: str) -> bool:
+    """Return True when the text holds real HTML tags (not LaTeX comparisons)."""
+    return _TAG.search(text) is not None
+
+
+def html_to_text(text: str) -> str:
+    """Drop HTML tags and decode entities once; leave text without tags untouched."""
+    if not looks_like_html(text):
+        return squash(text)
+    text = _BLOCK_TAG.sub(" ", text)
+    text = _TAG.sub("", text)
+    return squash(html.unescape(text))
+
+
+def strip_arxiv_prefix(text: str) -> str:
+    """Remove rss.arxiv.org's "arXiv:XXXX Announce Type: new Abstract:" lead-in."""
+    return _ARXIV_PREFIX.sub("", text, count=1)
+
+
+def split_authors(text: str | None) -> tuple[str, ...]:
+    """Split "A, B and C" or bioRxiv's "Hou, N., Wu, Z." into names ("N. Hou", "Z. Wu")."""
+    text = squash(text)
+    if not text:
+        return ()
+    parts = [p.strip() for p in re.split(r",|;|\band\b|&", text) if p.strip()]
+    # bioRxiv lists "Surname, I., Surname, I."; pair each surname with its initials.
+    if len(parts) >= 2 and all(_INITIALS.match(p) for p in parts[1::2]) and len(parts) % 2 == 0:
+        return tuple(f"{parts[i + 1]} {parts[i]}" for i in range(0, len(parts), 2))
+    return tuple(parts)
