@@ -1,4 +1,4 @@
-"""Build RFC-correct MIME messages and deliver them over SMTP or into a local Maildir.
+"""Deliver over one reused SMTP connection, mapping each reply class to an error.
 
 Reply classes (RFC 5321, and what the pipeline does with them):
 
@@ -18,41 +18,18 @@ Reply classes (RFC 5321, and what the pipeline does with them):
 
 from __future__ import annotations
 
-import hashlib
-import mailbox
 import re
 import smtplib
 import ssl
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
-from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses
-from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Literal, Self
 
 from digest.config import SmtpSettings
 from digest.errors import AuthenticationError, DeliveryError
-from digest.models import RenderedEmail
+from digest.mail.message import envelope, message_to_bytes
 
 Stage = Literal["connect", "tls", "auth", "mail", "rcpt", "data", "after-data"]
-
-# Every character str.splitlines() treats as a line boundary, plus the other C0
-# controls: none of them may reach a header, where a CR/LF would start a new field.
-_HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-_FIELD_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII but ":"
-
-# Headers build_message owns; extra_headers may not replace them.
-_RESERVED = frozenset(
-    name.lower()
-    for name in (
-        "From", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID", "MIME-Version",
-        "Content-Type", "Content-Transfer-Encoding", "List-Id", "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-    )
-)
 
 
 class SendError(DeliveryError):
@@ -86,203 +63,6 @@ class TlsRequiredError(AuthenticationError):
     A subclass of AuthenticationError because, like bad credentials, it stops every
     message: the pipeline ends the run instead of burning through its error budget.
     """
-
-
-# ---------------------------------------------------------------- building messages
-
-
-def make_message_id(subscriber_id: int, day: date, domain: str, kind: str = "digest") -> str:
-    """Return a Message-ID that is the same for every attempt at one (subscriber, day)."""
-    # Deterministic, so a retried or re-sent digest carries the same id and receivers
-    # that deduplicate on Message-ID drop the copy; the hash keeps two installations
-    # sharing a domain from colliding.
-    kind = re.sub(r"[^A-Za-z0-9-]", "", kind) or "digest"
-    host = re.sub(r"[^A-Za-z0-9.-]", "", domain.rsplit("@", 1)[-1]).strip(".") or "localhost"
-    seed = f"{kind}:{subscriber_id}:{day.isoformat()}:{host}".encode()
-    short = hashlib.sha256(seed).hexdigest()[:12]
-    return f"<{kind}.{subscriber_id}.{day.isoformat()}.{short}@{host}>"
-
-
-def header_text(value: str | None) -> str:
-    """Make a value safe for a header: no CR, LF or other control characters, one line."""
-    return " ".join(_HEADER_UNSAFE.sub(" ", value or "").split())
-
-
-def header_url(url: str) -> str:
-    """Make a URL safe inside ``<...>`` in a header such as List-Unsubscribe."""
-    cleaned = "".join(_HEADER_UNSAFE.sub("", url).split())
-    return cleaned.replace("<", "%3C").replace(">", "%3E").replace(",", "%2C")
-
-
-def make_address(name: str, addr: str) -> Address:
-    """Build an Address (RFC 2047-encoded name on output); raise DeliveryError if malformed."""
-    spec = addr.strip()
-    if not spec or _HEADER_UNSAFE.search(spec) or " " in spec or spec.count("@") != 1:
-        raise DeliveryError(
-            f"not a deliverable email address: {header_text(addr)!r}",
-            "fix or remove this subscriber's address",
-            permanent=True,
-        )
-    local, _, domain = spec.partition("@")
-    try:
-        # International domains go out as IDNA (xn--); a non-ASCII local part would
-        # need SMTPUTF8, which this mailer does not speak.
-        domain = domain.encode("idna").decode("ascii")
-        local.encode("ascii")
-        return Address(display_name=header_text(name), username=local, domain=domain)
-    except (ValueError, IndexError, UnicodeError) as err:
-        raise DeliveryError(
-            f"not a deliverable email address: {header_text(addr)!r}",
-            "fix or remove this subscriber's address",
-            permanent=True,
-        ) from err
-
-
-def build_message(
-    rendered: RenderedEmail,
-    *,
-    from_name: str,
-    from_addr: str,
-    to_name: str,
-    to_addr: str,
-    message_id: str,
-    date: datetime,
-    list_id: str,
-    list_unsubscribe: str | None,
-    extra_headers: Mapping[str, str] | None = None,
-    list_name: str = "",
-    auto_submitted: bool = True,
-) -> EmailMessage:
-    """Build a multipart/alternative message (text, then HTML) with list headers."""
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = make_address(from_name, from_addr)
-    msg["To"] = make_address(to_name, to_addr)
-    msg["Subject"] = header_text(rendered.subject)
-    when = date if date.tzinfo is not None else date.replace(tzinfo=UTC)
-    msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = _clean_message_id(message_id)
-    list_host = re.sub(r"[^A-Za-z0-9.-]", "", list_id).strip(".") or "localhost"
-    label = header_text(list_name)
-    msg["List-Id"] = f"{label} <{list_host}>" if label else f"<{list_host}>"
-    if list_unsubscribe:
-        url = header_url(list_unsubscribe)
-        msg["List-Unsubscribe"] = f"<{url}>"
-        if url.lower().startswith(("https://", "http://")):
-            # RFC 8058 one-click: the mailbox provider POSTs to the URL; only valid
-            # for a web URL, never for mailto:.
-            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    if auto_submitted:
-        # A digest is generated by a program, not in reply to anything (RFC 3834):
-        # this keeps vacation responders quiet. Precedence and the Exchange header do
-        # the same for responders that predate RFC 3834.
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["Precedence"] = "bulk"
-        msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
-    for name, value in (extra_headers or {}).items():
-        if not _FIELD_NAME.match(name) or name.lower() in _RESERVED:
-            raise ValueError(f"refusing to set header {name!r}")
-        del msg[name]
-        msg[name] = header_text(value)
-    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return msg
-
-
-def message_to_bytes(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
-    """Serialize a message for the wire (CRLF) or for a file (``linesep="\\n"``)."""
-    return message.as_bytes(policy=policy.SMTP.clone(linesep=linesep))
-
-
-def envelope(message: EmailMessage) -> tuple[str, list[str]]:
-    """Return (sender, recipients) for the SMTP envelope from the message headers."""
-    sender_header = message["Sender"] or message["From"]
-    senders = getaddresses([str(sender_header or "")])
-    sender = senders[0][1] if senders else ""
-    fields = [str(v) for name in ("To", "Cc", "Bcc") for v in message.get_all(name, [])]
-    recipients = [addr for _, addr in getaddresses(fields) if addr]
-    if not recipients:
-        raise DeliveryError("the message has no recipient", "set a To header", permanent=True)
-    return sender, recipients
-
-
-def _clean_message_id(message_id: str) -> str:
-    value = header_text(message_id).replace(" ", "")
-    if not re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", value):
-        raise ValueError(f"not a Message-ID: {message_id!r}")
-    return value
-
-
-# ---------------------------------------------------------------- transports
-
-
-class Transport(Protocol):
-    """Something that delivers messages; a context manager that closes what it opened."""
-
-    def send(self, message: EmailMessage) -> str:
-        """Deliver one message and return the server's reply text, e.g. "250 OK"."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection, if any."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-def open_transport(
-    smtp: SmtpSettings | None,
-    maildir: Path,
-    *,
-    ssl_context: ssl.SSLContext | None = None,
-    local_hostname: str | None = None,
-) -> SmtpTransport | MaildirTransport:
-    """Return an SMTP transport when settings are given, else one that fills ``maildir``."""
-    if smtp is None:
-        return MaildirTransport(maildir)
-    return SmtpTransport(smtp, ssl_context=ssl_context, local_hostname=local_hostname)
-
-
-class MaildirTransport:
-    """Deliver into a local Maildir (new/), readable by mutt, Thunderbird or mailbox.Maildir."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._box: mailbox.Maildir | None = None
-
-    def send(self, message: EmailMessage) -> str:
-        """Write the message into new/ and return a reply-like line naming its key."""
-        envelope(message)  # same validation as SMTP: a message without recipient fails
-        if self._box is None:
-            # mailbox.Maildir(create=True) skips cur/new/tmp when the folder already
-            # exists (say, made empty by `digest init`), so make them here.
-            for sub in ("cur", "new", "tmp"):
-                (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._box = mailbox.Maildir(self.path, create=False)
-        # Files in a Maildir use the local line ending, not the wire's CRLF.
-        key = self._box.add(message_to_bytes(message, linesep="\n"))
-        return f"250 delivered to maildir {self.path} as {key}"
-
-    def close(self) -> None:
-        """Forget the mailbox handle (Maildir keeps no open files between adds)."""
-        self._box = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class SmtpTransport:

@@ -1,0 +1,47 @@
+"""Deliver into a local Maildir, the embedded default when no SMTP URL is set."""
+
+from __future__ import annotations
+
+import mailbox
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from digest.mail.message import envelope, message_to_bytes
+
+
+class MaildirTransport:
+    """Deliver into a local Maildir (new/), readable by mutt, Thunderbird or mailbox.Maildir."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._box: mailbox.Maildir | None = None
+
+    def send(self, message: EmailMessage) -> str:
+        """Write the message into new/ and return a reply-like line naming its key."""
+        envelope(message)  # same validation as SMTP: a message without recipient fails
+        if self._box is None:
+            # mailbox.Maildir(create=True) skips cur/new/tmp when the folder already
+            # exists (say, made empty by `digest init`), so make them here.
+            for sub in ("cur", "new", "tmp"):
+                (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._box = mailbox.Maildir(self.path, create=False)
+        # Files in a Maildir use the local line ending, not the wire's CRLF.
+        key = self._box.add(message_to_bytes(message, linesep="\n"))
+        return f"250 delivered to maildir {self.path} as {key}"
+
+    def close(self) -> None:
+        """Forget the mailbox handle (Maildir keeps no open files between adds)."""
+        self._box = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
