@@ -42,7 +42,8 @@ def due_days(
 
     Today's digest is due once its send instant has passed. A digest whose instant
     passed within ``grace`` (downtime, a missed cron firing) is still due, late rather
-    than never; older ones are dropped.
+    than never; older ones are dropped, and so are days whose instant came before the
+    subscriber existed (a sign-up at noon gets tomorrow's digest, not a late one).
     """
     today = now.astimezone(zone(subscriber.timezone)).date()
     days: list[date] = []
@@ -51,6 +52,8 @@ def due_days(
         if day in done or not is_send_day(subscriber, day):
             continue
         instant = send_instant(subscriber, day)
+        if subscriber.created_at is not None and instant < subscriber.created_at:
+            continue
         if instant <= now and now - instant <= grace:
             days.append(day)
     return days

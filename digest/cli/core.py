@@ -1,3 +1,436 @@
-"""Core commands: init, ingest, subscribe, run, preview, schedule, demo."""
+"""Core commands: init, ingest, subscribe, run, preview, schedule, status, demo."""
 
 from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from digest import pipeline
+from digest.addresses import normalize_email
+from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
+from digest.config import SAMPLE_BATCH, Config
+from digest.due import zone
+from digest.errors import DigestError, LockedError, UsageError
+from digest.ingest.keys import arxiv_key
+from digest.models import Profile, RunReport
+from digest.store import Store, open_store
+
+
+def open_db(config: Config) -> Store:
+    """Open the configured database, creating the schema on first use."""
+    return open_store(config.database_url)
+
+
+def summary(report: RunReport) -> str:
+    """Return the one-line summary of a run."""
+    sources = ", ".join(
+        f"{s.source} {s.status}" + (f" ({s.new} new)" if s.papers else "") for s in report.sources
+    )
+    line = (
+        f"{report.day.isoformat()}: sent {report.sent}, skipped {report.skipped}, "
+        f"failed {report.failed}, unknown {report.unknown}, not due {report.not_due}; "
+        f"batch {report.batch_size} papers"
+    )
+    if report.dry_run:
+        line = "dry run, nothing sent. " + line
+    if sources:
+        line += f"; sources: {sources}"
+    if report.aborted:
+        line += f"; ABORTED: {report.aborted}"
+    return line
+
+
+def exit_code(report: RunReport) -> int:
+    """Map a report to cron's exit codes: 0 ok, 1 partial failure, 75/78 aborted."""
+    if report.aborted:
+        return report.abort_exit or 75
+    return 0 if report.ok else 1
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the var/ folder and the database schema (safe to repeat)."""
+    config = get_config(ctx)
+    config.var_dir.mkdir(parents=True, exist_ok=True)
+    db = open_db(config)
+    db.close()
+    click.echo(
+        f"database ready at {_redact_url(config.database_url)}; mail goes to {config.delivery}"
+    )
+
+
+@main.command()
+@click.option("--date", "day_text", help="Batch day to file new papers under (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def ingest(ctx: click.Context, day_text: str | None, as_json: bool) -> None:
+    """Fetch every configured source and store its papers."""
+    config = get_config(ctx)
+    now = now_utc()
+    day = parse_day(day_text, now.date())
+    db = open_db(config)
+    try:
+        results = pipeline.ingest_sources(config, db, day=day, now=now)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(
+            [
+                {
+                    "source": r.source,
+                    "status": r.status,
+                    "papers": len(r.papers),
+                    "new": r.new,
+                    "error": r.error,
+                }
+                for r in results
+            ]
+        )
+    else:
+        for r in results:
+            detail = f": {r.error}" if r.error else ""
+            click.echo(f"{r.source}: {r.status}, {len(r.papers)} papers, {r.new} new{detail}")
+    if any(r.status == "error" for r in results):
+        ctx.exit(1)
+
+
+@main.command()
+@click.argument("email")
+@click.option("--interests", default="", help="Free text describing what you want to read.")
+@click.option("--keyword", "keywords", multiple=True, help="Boost papers with this term.")
+@click.option("--exclude", "excludes", multiple=True, help="Drop papers with this term.")
+@click.option("--category", "categories", multiple=True, help="arXiv category, e.g. cs.CL.")
+@click.option("--author", "authors", multiple=True, help="Follow this author.")
+@click.option("--seed", "seeds", multiple=True, help="arXiv id or URL of a paper you like.")
+@click.option("--name", default="", help="Display name for the To: header.")
+@click.option("--hour", type=click.IntRange(0, 23), default=None, help="Local send hour.")
+@click.option("--timezone", "tz", default=None, help="IANA time zone, e.g. Europe/Berlin.")
+@click.option("--cadence", type=click.Choice(["daily", "weekly"]), default="daily")
+@click.option("--weekday", type=click.IntRange(0, 6), default=0, help="Weekly: 0=Monday.")
+@click.option("--max-papers", type=click.IntRange(1, 50), default=None)
+@click.pass_context
+def subscribe(
+    ctx: click.Context,
+    email: str,
+    interests: str,
+    keywords: tuple[str, ...],
+    excludes: tuple[str, ...],
+    categories: tuple[str, ...],
+    authors: tuple[str, ...],
+    seeds: tuple[str, ...],
+    name: str,
+    hour: int | None,
+    tz: str | None,
+    cadence: str,
+    weekday: int,
+    max_papers: int | None,
+) -> None:
+    """Subscribe an address at once (operator-trusted: no confirmation mail)."""
+    config = get_config(ctx)
+    address = normalize_email(email)
+    timezone = tz or config.timezone
+    if zone(timezone).key != timezone:
+        raise UsageError(f"unknown time zone {timezone!r}", "use an IANA name like Europe/Berlin")
+    seed_keys: list[str] = []
+    for seed in seeds:
+        key = arxiv_key(seed)
+        if key is None:
+            raise UsageError(f"{seed!r} holds no arXiv id", "give an id like 2401.01234 or its URL")
+        seed_keys.append(key)
+    profile = Profile(
+        interests=interests.strip(),
+        keywords=keywords,
+        exclude=excludes,
+        categories=categories,
+        authors=authors,
+        seeds=tuple(seed_keys),
+    )
+    if profile.is_empty():
+        raise UsageError(
+            "the profile is empty", "give --interests, --keyword, --category, --author or --seed"
+        )
+    db = open_db(config)
+    try:
+        if db.is_suppressed(address):
+            db.unsuppress(address)  # an operator adding an address explicitly overrides it
+        sub = db.add_subscriber(
+            address,
+            profile,
+            now=now_utc(),
+            name=name.replace("\r", " ").replace("\n", " ").strip(),
+            send_hour=config.send_at[0] if hour is None else hour,
+            timezone=timezone,
+            cadence=cadence,
+            weekday=weekday,
+            max_papers=max_papers or config.max_papers,
+        )
+    finally:
+        db.close()
+    click.echo(
+        f"subscribed {sub.email} (id {sub.id}), {sub.cadence} at {sub.send_hour:02d}:00 "
+        f"{sub.timezone}"
+    )
+
+
+@main.command()
+@click.option("--date", "day_text", help="Send this day's digest to every active subscriber now.")
+@click.option("--subscriber", "only", help="Only this subscriber (email).")
+@click.option("--dry-run", is_flag=True, help="Rank and render, write previews, send nothing.")
+@click.option("--force", is_flag=True, help="Ignore send hours: today's digest to everyone now.")
+@click.option("--no-ingest", is_flag=True, help="Use stored papers; fetch nothing.")
+@click.option("--wait", is_flag=True, help="Wait for another run's lock instead of exiting.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    day_text: str | None,
+    only: str | None,
+    dry_run: bool,
+    force: bool,
+    no_ingest: bool,
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Run the daily job: ingest, rank, render, deliver (safe to repeat)."""
+    config = get_config(ctx)
+    now = now_utc()
+    day = parse_day(day_text, now.date()) if day_text else None
+    try:
+        report = pipeline.run(
+            config,
+            now=now,
+            day=day,
+            only=only,
+            dry_run=dry_run,
+            force=force,
+            do_ingest=not no_ingest,
+            clock=now_utc,
+            wait_for_lock=wait,
+        )
+    except LockedError as err:
+        # Exit 0: the other run does the work; cron must not treat this as a failure.
+        click.echo(f"{err.message}; nothing to do ({err.hint})", err=True)
+        if as_json:
+            echo_json({"sent": 0, "skipped": 0, "failed": 0, "locked": True})
+        return
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(summary(report))
+        if dry_run and config.preview_dir.exists():
+            click.echo(f"previews in {config.preview_dir}")
+    ctx.exit(exit_code(report))
+
+
+@main.command()
+@click.argument("email")
+@click.option("--date", "day_text", help="Digest day (default today).")
+@click.pass_context
+def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
+    """Render one subscriber's digest from stored papers into an HTML file; send nothing."""
+    config = get_config(ctx)
+    now = now_utc()
+    day = parse_day(day_text, now.date())
+    address = normalize_email(email)
+    report = pipeline.run(
+        config,
+        now=now,
+        day=day,
+        only=address,
+        dry_run=True,
+        do_ingest=False,
+        clock=now_utc,
+        wait_for_lock=True,
+    )
+    db = open_db(config)
+    try:
+        sub = db.find_subscriber(address)
+    finally:
+        db.close()
+    if sub is None:
+        raise UsageError(f"no subscriber {address}", "see `digest subscribers list`")
+    planned = [d for d in report.deliveries if d.subscriber_id == sub.id]
+    path = pipeline.preview_path(config, sub, day)
+    if not planned or planned[0].status != "planned" or not path.exists():
+        click.echo(f"nothing relevant for {address} on {day.isoformat()}; no preview written")
+        return
+    click.echo(f"wrote {path} ({len(planned[0].paper_keys)} papers)")
+
+
+@main.command()
+@click.option(
+    "--show",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Print the next N fire times and exit instead of running.",
+)
+@click.pass_context
+def schedule(ctx: click.Context, show: int | None) -> None:
+    """Run as a service: fire the job hourly; each subscriber gets theirs at their hour."""
+    from digest import schedule as sched
+
+    config = get_config(ctx)
+    if show:
+        at = now_utc()
+        for _ in range(show):
+            fire = sched.next_fire(config, at)
+            if fire is None:
+                break
+            click.echo(fire.isoformat())
+            at = fire + timedelta(seconds=1)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log = logging.getLogger("digest.schedule")
+
+    def job() -> None:
+        try:
+            report = pipeline.run(config, now=sched.utc_now(), clock=sched.utc_now)
+            log.info(summary(report))
+        except LockedError as err:
+            log.info("%s; skipping this firing", err.message)
+        except DigestError as err:
+            # Keep the service alive: the next firing retries, the log says what to fix.
+            log.error("run failed: %s (hint: %s)", err.message, err.hint)
+
+    scheduler = sched.build_scheduler(config, job)
+    fire = sched.next_fire(config, sched.utc_now())
+    click.echo(
+        f"scheduler started: hourly at minute {config.send_at[1]:02d} ({config.timezone}); "
+        f"next run {fire.isoformat() if fire else 'never'}; mail to {config.delivery}"
+    )
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        click.echo("scheduler stopped")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the last runs, delivery counts and source health."""
+    config = get_config(ctx)
+    db = open_db(config)
+    try:
+        counts = db.delivery_counts()
+        sources = db.source_health()
+        runs = db.recent_runs(5)
+        data: dict[str, object] = {
+            "database": _redact_url(config.database_url),
+            "delivery": config.delivery,
+            "papers": db.count_papers(),
+            "subscribers": len(db.list_subscribers(status="active")),
+            "deliveries": counts,
+            "sources": sources,
+            "runs": runs,
+        }
+    finally:
+        db.close()
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"database {data['database']}; mail to {data['delivery']}")
+    click.echo(f"{data['papers']} papers stored, {data['subscribers']} active subscribers")
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    click.echo(f"deliveries: {shown or 'none'}")
+    for src in sources:
+        err = f" - {src['error']}" if src["error"] else ""
+        click.echo(
+            f"source {src['source']}: {src['status']} at {src['last_run_at']}, "
+            f"{src['papers']} papers, {src['new']} new{err}"
+        )
+    for rep in runs:
+        aborted = f", aborted: {rep['aborted']}" if rep.get("aborted") else ""
+        click.echo(
+            f"run {rep['day']} at {rep['started_at']}: sent {rep['sent']}, "
+            f"failed {rep['failed']}, skipped {rep['skipped']}{aborted}"
+        )
+
+
+DEMO_SUBSCRIBERS = (
+    (
+        "ada@example.org",
+        "Ada (LLM agents)",
+        Profile(
+            interests="LLM agents that use tools, plan and reflect; agent memory and skills; "
+            "reinforcement learning for reasoning",
+            keywords=("agent", "tool use", "reasoning"),
+        ),
+    ),
+    (
+        "grace@example.org",
+        "Grace (vision)",
+        Profile(
+            interests="image and video generation with diffusion models, 3D reconstruction, "
+            "vision-language models",
+            keywords=("diffusion", "video", "3D"),
+            categories=("cs.CV",),
+        ),
+    ),
+    (
+        "claude@example.org",
+        "Claude (information theory)",
+        Profile(
+            interests="coding theory, channel capacity, wireless communication and "
+            "information-theoretic limits",
+            keywords=("codes", "channel", "capacity"),
+            categories=("cs.IT",),
+        ),
+    ),
+)
+
+
+@main.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run the real daily job on the sample batch and deliver into the local Maildir."""
+    config = get_config(ctx)
+    if not any(s.kind == "jsonl" and Path(s.location) == SAMPLE_BATCH for s in config.sources):
+        click.echo("note: DIGEST_SOURCES is set; the demo uses it instead of the sample batch")
+    now = now_utc()
+    db = open_db(config)
+    try:
+        for email, name, profile in DEMO_SUBSCRIBERS:
+            if db.find_subscriber(email) is None:
+                db.add_subscriber(
+                    email, profile, now=now, name=name, send_hour=0, timezone="UTC", max_papers=8
+                )
+        report = pipeline.run(
+            config, now=now, day=now.date(), clock=now_utc, store=db, wait_for_lock=True
+        )
+        subs = {s.id: s for s in db.list_subscribers()}
+        rows = {d.subscriber_id: d for d in db.deliveries_for_day(now.date()).values()}
+        papers = db.get_papers(k for d in rows.values() for k in d.paper_keys)
+    finally:
+        db.close()
+    click.echo(summary(report))
+    click.echo(f"mail delivered to {config.delivery}")
+    for sub_id, row in sorted(rows.items()):
+        sub = subs.get(sub_id)
+        if sub is None:
+            continue
+        click.echo(f"\n{sub.email}: {row.status}, {len(row.paper_keys)} papers")
+        for key in row.paper_keys:
+            paper = papers.get(key)
+            if paper:
+                click.echo(f"  - {paper.title[:90]}")
+        path = pipeline.preview_path(config, sub, now.date())
+        if path.exists():
+            click.echo(f"  preview: {path}")
+    if config.smtp is None:
+        click.echo(f"\nread the messages with: mutt -f {config.maildir}")
+    ctx.exit(exit_code(report))
+
+
+def _redact_url(url: str) -> str:
+    """Hide a database password in output."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail:
+        creds, _, host = tail.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{head}://{user}:***@{host}"
+    return url

@@ -1,0 +1,184 @@
+"""Every core command through click's CliRunner, on a temp SQLite file and Maildir."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import main
+from digest.config import Config
+from digest.schedule import next_fire
+from tests.fixtures.config import make_config
+
+
+def invoke(config: Config, *args: str) -> Result:
+    return CliRunner().invoke(main, list(args), obj={"config": config})
+
+
+def subscribe(config: Config, email: str = "ada@example.org", *extra: str) -> Result:
+    return invoke(
+        config,
+        "subscribe",
+        email,
+        "--interests",
+        "LLM agents and tool use",
+        "--keyword",
+        "agent",
+        "--hour",
+        "0",
+        *extra,
+    )
+
+
+def test_init_creates_the_database(config: Config) -> None:
+    result = invoke(config, "init")
+    assert result.exit_code == 0, result.output
+    assert (config.var_dir / "digest.sqlite3").exists()
+    assert "database ready" in result.output
+
+
+def test_subscribe_validates_and_lists(config: Config) -> None:
+    assert (
+        subscribe(
+            config,
+            "Ada@Example.org",
+            "--seed",
+            "https://arxiv.org/abs/2401.01234v2",
+            "--timezone",
+            "Europe/Berlin",
+        ).exit_code
+        == 0
+    )
+    bad = invoke(config, "subscribe", "not-an-address", "--interests", "x")
+    assert bad.exit_code == 2 and "not a valid email" in bad.output
+    empty = invoke(config, "subscribe", "b@example.org")
+    assert empty.exit_code == 2 and "profile is empty" in empty.output
+    badzone = invoke(config, "subscribe", "c@example.org", "--interests", "x", "--timezone", "Mars")
+    assert badzone.exit_code == 2 and "time zone" in badzone.output
+    twice = subscribe(config, "ada@example.org")
+    assert twice.exit_code == 2 and "already subscribed" in twice.output
+    listed = invoke(config, "subscribers", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [r["email"] for r in rows] == ["ada@example.org"]
+
+
+def test_ingest_reports_each_source(config: Config) -> None:
+    result = invoke(config, "ingest", "--json")
+    assert result.exit_code == 0, result.output
+    [source] = json.loads(result.output)
+    assert source["status"] == "ok" and source["new"] == 213
+    again = json.loads(invoke(config, "ingest", "--json").output)
+    assert again[0]["new"] == 0
+
+
+def test_broken_source_exits_1_with_the_reason(tmp_path: Path) -> None:
+    from digest.config import parse_sources
+
+    config = make_config(tmp_path / "var", sources=parse_sources(f"jsonl:{tmp_path}/missing.jsonl"))
+    result = invoke(config, "ingest")
+    assert result.exit_code == 1
+    assert "error" in result.output and "missing.jsonl" in result.output
+
+
+def test_run_json_twice_the_same_day_sends_nothing_the_second_time(config: Config) -> None:
+    subscribe(config)
+    first = invoke(config, "run", "--date", "2026-05-25", "--json")
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.output)
+    assert report["sent"] == 1 and report["failed"] == 0
+    second = json.loads(invoke(config, "run", "--date", "2026-05-25", "--json").output)
+    assert (second["sent"], second["skipped"], second["failed"]) == (0, 1, 0)
+    assert len(mailbox.Maildir(str(config.maildir), create=False)) == 1
+
+
+def test_run_with_smtp_url_delivers_to_the_server(tmp_path: Path, smtp_server: Any) -> None:
+    config = make_config(tmp_path / "var", smtp=smtp_server.settings())
+    subscribe(config)
+    result = invoke(config, "run", "--date", "2026-05-25")
+    assert result.exit_code == 0, result.output
+    assert "sent 1" in result.output
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ada@example.org"]]
+
+
+def test_run_exits_1_when_a_delivery_fails(tmp_path: Path, smtp_server: Any) -> None:
+    config = make_config(tmp_path / "var", smtp=smtp_server.settings())
+    subscribe(config)
+    smtp_server.fail("rcpt", "550 5.1.1 No such user")
+    result = invoke(config, "run", "--date", "2026-05-25")
+    assert result.exit_code == 1
+    assert "failed 1" in result.output
+
+
+def test_run_dry_run_and_preview_write_html_and_send_nothing(config: Config) -> None:
+    subscribe(config)
+    dry = invoke(config, "run", "--dry-run", "--force")
+    assert dry.exit_code == 0, dry.output
+    assert "dry run" in dry.output
+    assert not config.maildir.exists()
+    result = invoke(config, "preview", "ada@example.org")
+    assert result.exit_code == 0, result.output
+    path = Path(result.output.split("wrote ", 1)[1].split(" (", 1)[0])
+    html = path.read_text()
+    assert path.suffix == ".html" and "<html" in html.lower() and "agent" in html.lower()
+    missing = invoke(config, "preview", "nobody@example.org")
+    assert missing.exit_code != 0 and "no active subscriber" in missing.output
+
+
+def test_status_shows_runs_and_sources(config: Config) -> None:
+    subscribe(config)
+    invoke(config, "run", "--date", "2026-05-25")
+    result = invoke(config, "status", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["deliveries"] == {"sent": 1}
+    assert data["sources"][0]["status"] == "ok"
+    assert data["runs"][0]["sent"] == 1
+    text = invoke(config, "status")
+    assert "1 active subscribers" in text.output
+
+
+def test_demo_delivers_to_three_sample_researchers(config: Config) -> None:
+    result = invoke(config, "demo")
+    assert result.exit_code == 0, result.output
+    assert "sent 3" in result.output
+    box = mailbox.Maildir(str(config.maildir), create=False)
+    assert len(box) == 3
+    assert result.output.count("preview: ") == 3
+    again = invoke(config, "demo")
+    assert again.exit_code == 0 and "sent 0" in again.output
+
+
+def test_configuration_error_names_the_variable_and_exits_78(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_SMTP_URL", "http://mail.example.org")
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 78
+    assert "DIGEST_SMTP_URL" in result.output and "hint:" in result.output
+
+
+def test_schedule_shows_the_next_fire_times(config: Config) -> None:
+    result = invoke(config, "schedule", "--show", "3")
+    assert result.exit_code == 0, result.output
+    times = [datetime.fromisoformat(line) for line in result.output.split()]
+    assert len(times) == 3 and times[1] - times[0] == times[2] - times[1]
+    assert all(t.minute == config.send_at[1] for t in times)
+
+
+def test_scheduler_next_fire_from_a_fixed_now(config: Config) -> None:
+    from dataclasses import replace
+
+    berlin = replace(config, timezone="Europe/Berlin", send_at=(7, 30))
+    fire = next_fire(berlin, datetime(2026, 3, 29, 0, 40, tzinfo=UTC))
+    assert fire is not None
+    # 00:40 UTC is 01:40 CET; the next :30 is 02:30 local, which does not exist on the
+    # spring-forward night, so the scheduler fires at 03:30 CEST = 01:30 UTC.
+    assert fire.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)

@@ -1,0 +1,347 @@
+"""The whole daily job on real parts: SQLite file, sample batch, Maildir or aiosmtpd."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest import mail, pipeline
+from digest.config import SAMPLE_BATCH, Config, parse_sources
+from digest.errors import LockedError
+from digest.locking import run_lock
+from digest.models import Profile
+from digest.store import open_store
+from tests.fixtures.config import make_config
+
+DAY1 = date(2026, 5, 25)
+DAY2 = date(2026, 5, 26)
+NOW1 = datetime(2026, 5, 25, 9, 0, tzinfo=UTC)
+NOW2 = datetime(2026, 5, 26, 9, 0, tzinfo=UTC)
+
+PROFILES = {
+    "ada@example.org": Profile(
+        interests="LLM agents that use tools, plan and reflect; agent memory and skills",
+        keywords=("agent", "tool"),
+    ),
+    "grace@example.org": Profile(
+        interests="image and video generation with diffusion models, 3D reconstruction",
+        keywords=("diffusion", "video"),
+    ),
+    "claude@example.org": Profile(
+        interests="coding theory, channel capacity, wireless communication",
+        keywords=("codes", "channel"),
+    ),
+}
+
+
+def split_sample(folder: Path) -> tuple[Path, Path]:
+    """Split the shipped sample batch into two "days" of real papers."""
+    lines = SAMPLE_BATCH.read_text(encoding="utf-8").splitlines()
+    first, second = folder / "day1.jsonl", folder / "day2.jsonl"
+    first.write_text("\n".join(lines[::2]) + "\n", encoding="utf-8")
+    second.write_text("\n".join(lines[1::2]) + "\n", encoding="utf-8")
+    return first, second
+
+
+def subscribe_all(config: Config, **kw: Any) -> dict[str, int]:
+    store = open_store(config.database_url)
+    ids = {}
+    for email, profile in PROFILES.items():
+        ids[email] = store.add_subscriber(
+            email, profile, now=NOW1, send_hour=7, max_papers=5, **kw
+        ).id
+    store.close()
+    return ids
+
+
+def maildir_messages(config: Config) -> list[Any]:
+    box = mailbox.Maildir(str(config.maildir), create=False)
+    return [BytesParser(policy=policy.default).parsebytes(box.get_bytes(k)) for k in box.keys()]  # noqa: SIM118 (Maildir is not a dict)
+
+
+@pytest.fixture
+def two_days(tmp_path: Path) -> tuple[Config, Path, Path]:
+    day1, day2 = split_sample(tmp_path)
+    config = make_config(tmp_path / "var", sources=parse_sources(f"jsonl:{day1}"))
+    return config, day1, day2
+
+
+def test_run_delivers_one_standard_message_per_subscriber_into_the_maildir(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert (report.sent, report.failed, report.skipped) == (3, 0, 0)
+    assert report.sources[0].status == "ok" and report.sources[0].new == 107
+    messages = maildir_messages(config)
+    assert sorted(m["To"].addresses[0].addr_spec for m in messages) == sorted(PROFILES)
+    titles_by_person = {}
+    for message in messages:
+        assert message.get_content_type() == "multipart/alternative"
+        parts = [p.get_content_type() for p in message.iter_parts()]
+        assert parts == ["text/plain", "text/html"]
+        for header in (
+            "Date",
+            "Message-ID",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "List-Id",
+        ):
+            assert message[header], header
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "https://digest.example.org/unsubscribe/" in message["List-Unsubscribe"]
+        text = message.get_body(("plain",)).get_content()
+        titles_by_person[str(message["To"].addresses[0].addr_spec)] = text
+    # Different profiles get different papers: the agent person reads about agents,
+    # the coding-theory person about codes and channels.
+    assert "agent" in titles_by_person["ada@example.org"].lower()
+    assert "channel" in titles_by_person["claude@example.org"].lower()
+    assert titles_by_person["ada@example.org"] != titles_by_person["claude@example.org"]
+    # HTML previews sit beside the Maildir.
+    assert len(list((config.preview_dir / DAY1.isoformat()).glob("*.html"))) == 3
+
+
+def test_second_run_the_same_day_sends_nothing(two_days: tuple[Config, Path, Path]) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    assert pipeline.run(config, now=NOW1, day=DAY1).sent == 3
+    again = pipeline.run(config, now=NOW1 + timedelta(minutes=5), day=DAY1)
+    assert again.sent == 0 and again.skipped == 3
+    assert len(maildir_messages(config)) == 3
+    # Without --date, the hourly path agrees: today's digest is already done.
+    hourly = pipeline.run(config, now=NOW1 + timedelta(hours=1))
+    assert hourly.sent == 0
+    assert len(maildir_messages(config)) == 3
+
+
+def test_a_paper_never_reaches_the_same_subscriber_twice(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, day1, day2 = two_days
+    subscribe_all(config)
+    pipeline.run(config, now=NOW1, day=DAY1)
+    # Day 2's feed repeats day 1's papers and adds new ones (as a combined feed would).
+    both = config.var_dir.parent / "both.jsonl"
+    both.write_text(day1.read_text() + day2.read_text())
+    config2 = replace(config, sources=parse_sources(f"jsonl:{both}"))
+    report = pipeline.run(config2, now=NOW2, day=DAY2)
+    assert report.sent == 3
+    assert report.sources[0].new == 106
+    store = open_store(config.database_url)
+    for sub in store.list_subscribers():
+        first = store.get_delivery(sub.id, DAY1)
+        second = store.get_delivery(sub.id, DAY2)
+        assert first and second and first.paper_keys and second.paper_keys
+        assert not set(first.paper_keys) & set(second.paper_keys)
+        day2_keys = {p.key for p, d in store.batch(DAY2, DAY2)}
+        assert set(second.paper_keys) <= day2_keys
+
+
+def test_smtp_delivery_reuses_one_connection(
+    two_days: tuple[Config, Path, Path], smtp_server: Any
+) -> None:
+    config, _, _ = two_days
+    config = replace(config, smtp=smtp_server.settings())
+    subscribe_all(config)
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert report.sent == 3
+    assert smtp_server.connections == 1
+    assert sorted(r for m in smtp_server.messages for r in m.rcpt_tos) == sorted(PROFILES)
+    store = open_store(config.database_url)
+    assert store.delivery_counts(DAY1) == {"sent": 3}
+
+
+def test_permanent_rejection_is_recorded_and_the_others_still_go_out(
+    two_days: tuple[Config, Path, Path], smtp_server: Any
+) -> None:
+    config, _, _ = two_days
+    config = replace(config, smtp=smtp_server.settings())
+    subscribe_all(config)
+    smtp_server.fail("rcpt", "550 5.1.1 No such user", recipient="grace@example.org")
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert (report.sent, report.failed) == (2, 1)
+    store = open_store(config.database_url)
+    grace = store.find_subscriber("grace@example.org")
+    assert grace is not None
+    row = store.get_delivery(grace.id, DAY1)
+    assert row is not None and row.status == "perm_failed" and "550" in (row.error or "")
+    # A rerun does not retry a permanent failure.
+    assert pipeline.run(config, now=NOW1 + timedelta(hours=1), day=DAY1).sent == 0
+
+
+def test_temporary_failure_is_retried_by_a_later_run(
+    two_days: tuple[Config, Path, Path], smtp_server: Any
+) -> None:
+    config, _, _ = two_days
+    config = replace(config, smtp=smtp_server.settings())
+    subscribe_all(config)
+    smtp_server.fail("rcpt", "451 4.7.1 Greylisted", recipient="ada@example.org")
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert (report.sent, report.failed) == (2, 1)
+    store = open_store(config.database_url)
+    ada = store.find_subscriber("ada@example.org")
+    assert ada is not None
+    row = store.get_delivery(ada.id, DAY1)
+    assert row is not None and row.status == "temp_failed"
+    # Too early: the backoff has not passed.
+    assert pipeline.run(config, now=NOW1 + timedelta(minutes=1), day=DAY1).sent == 0
+    later = pipeline.run(config, now=NOW1 + timedelta(minutes=10), day=DAY1)
+    assert later.sent == 1
+    retried = store.get_delivery(ada.id, DAY1)
+    assert retried is not None and retried.status == "sent" and retried.attempts == 2
+    assert retried.paper_keys == row.paper_keys  # the same digest, not a re-ranked one
+    assert len(smtp_server.by_recipient("ada@example.org")) == 1
+
+
+def test_connection_dropped_after_data_is_unknown_and_never_resent(
+    two_days: tuple[Config, Path, Path], smtp_server: Any
+) -> None:
+    config, _, _ = two_days
+    config = replace(config, smtp=smtp_server.settings())
+    ids = subscribe_all(config)
+    smtp_server.fail("data", action="drop")
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert report.unknown == 1 and report.sent == 2
+    store = open_store(config.database_url)
+    unknown = [d for d, _ in store.list_deliveries(status="unknown")]
+    assert len(unknown) == 1 and unknown[0].subscriber_id in ids.values()
+    assert pipeline.run(config, now=NOW1 + timedelta(hours=2), day=DAY1).sent == 0
+
+
+def test_authentication_failure_stops_the_run_and_loses_nothing(
+    two_days: tuple[Config, Path, Path], make_smtp_server: Callable[..., Any]
+) -> None:
+    config, _, _ = two_days
+    server = make_smtp_server(auth=("digest", "right"))
+    bad = replace(config, smtp=server.settings(username="digest", password="wrong"))
+    subscribe_all(config)
+    report = pipeline.run(bad, now=NOW1, day=DAY1)
+    assert report.aborted and "auth" in report.aborted.lower()
+    assert report.abort_exit == 78 and report.sent == 0
+    assert server.messages == []
+    good = replace(config, smtp=server.settings(username="digest", password="right"))
+    assert pipeline.run(good, now=NOW1 + timedelta(minutes=1), day=DAY1).sent == 3
+
+
+def test_dead_server_spends_the_error_budget_then_stops(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    from tests.fixtures.config import smtp_settings
+
+    config = replace(config, smtp=smtp_settings("127.0.0.1", 1, timeout=2), error_budget=2)
+    subscribe_all(config)
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert report.sent == 0 and report.failed == 2
+    assert report.aborted and "consecutive" in report.aborted
+    store = open_store(config.database_url)
+    # Two rows failed temporarily; the third subscriber was never attempted.
+    assert store.delivery_counts(DAY1) == {"temp_failed": 2}
+
+
+def test_a_second_concurrent_run_is_refused(two_days: tuple[Config, Path, Path]) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    with run_lock(config.lock_path), pytest.raises(LockedError):
+        pipeline.run(config, now=NOW1, day=DAY1)
+    assert pipeline.run(config, now=NOW1, day=DAY1).sent == 3
+
+
+def test_only_active_unsuppressed_subscribers_get_mail(two_days: tuple[Config, Path, Path]) -> None:
+    config, _, _ = two_days
+    ids = subscribe_all(config)
+    store = open_store(config.database_url)
+    store.update_subscriber(ids["ada@example.org"], now=NOW1, status="unsubscribed")
+    store.add_subscriber(
+        "pending@example.org", Profile(interests="agents"), now=NOW1, status="pending"
+    )
+    store.suppress("grace@example.org", reason="bounced", now=NOW1)
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert report.sent == 1
+    assert [str(m["To"].addresses[0].addr_spec) for m in maildir_messages(config)] == [
+        "claude@example.org"
+    ]
+
+
+def test_dry_run_writes_previews_and_touches_no_ledger(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    report = pipeline.run(config, now=NOW1, day=DAY1, dry_run=True)
+    assert report.sent == 0 and len(report.deliveries) == 3
+    assert all(d.status == "planned" and d.paper_keys for d in report.deliveries)
+    assert not config.maildir.exists() or maildir_messages(config) == []
+    store = open_store(config.database_url)
+    assert store.delivery_counts() == {}
+    assert len(list(config.preview_dir.rglob("*.html"))) == 3
+
+
+def test_hourly_runs_send_at_each_subscribers_local_hour(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    store = open_store(config.database_url)
+    now = datetime(2026, 5, 24, 20, 5, tzinfo=UTC)
+    store.add_subscriber(
+        "tokyo@example.org",
+        PROFILES["ada@example.org"],
+        now=now,
+        send_hour=8,
+        timezone="Asia/Tokyo",
+    )
+    store.add_subscriber(
+        "berlin@example.org",
+        PROFILES["ada@example.org"],
+        now=now,
+        send_hour=8,
+        timezone="Europe/Berlin",
+    )
+    sent_at: dict[str, datetime] = {}
+    for _ in range(14):
+        report = pipeline.run(config, now=now)
+        for d in report.deliveries:
+            if d.status == "sent":
+                sub = store.get_subscriber(d.subscriber_id)
+                assert sub is not None and sub.email not in sent_at
+                sent_at[sub.email] = now
+        now += timedelta(hours=1)
+    # 08:00 in Tokyo is 23:00 UTC the day before; 08:00 in Berlin (CEST) is 06:00 UTC.
+    assert sent_at["tokyo@example.org"] == datetime(2026, 5, 24, 23, 5, tzinfo=UTC)
+    assert sent_at["berlin@example.org"] == datetime(2026, 5, 25, 6, 5, tzinfo=UTC)
+
+
+def test_a_new_subscriber_is_not_sent_a_late_digest_for_a_day_before_they_joined(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    store = open_store(config.database_url)
+    store.add_subscriber("late@example.org", PROFILES["ada@example.org"], now=NOW1, send_hour=7)
+    assert pipeline.run(config, now=NOW1 + timedelta(hours=1)).sent == 0
+    assert pipeline.run(config, now=NOW2 - timedelta(hours=1, minutes=30)).sent == 1
+
+
+def test_report_json_has_the_counts_cron_reads(two_days: tuple[Config, Path, Path]) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    data = pipeline.run(config, now=NOW1, day=DAY1).to_dict()
+    assert {"sent", "skipped", "failed", "sources", "deliveries"} <= set(data)
+    assert json.loads(json.dumps(data))["sent"] == 3
+    assert "secret" not in json.dumps(data).lower()
+
+
+def test_message_ids_are_stable_per_subscriber_and_day() -> None:
+    a = mail.make_message_id(7, DAY1, "example.org")
+    assert a == mail.make_message_id(7, DAY1, "example.org")
+    assert a != mail.make_message_id(7, DAY2, "example.org")
+    assert a != mail.make_message_id(8, DAY1, "example.org")
