@@ -1,0 +1,447 @@
+"""Operator commands for subscribers: add, list, show, export, remove, import (CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from digest.addresses import normalize_email
+from digest.cli.base import echo_json, get_config, main, now_utc
+from digest.cli.core import open_db
+from digest.config import Config
+from digest.errors import UsageError
+from digest.ingest.keys import arxiv_key
+from digest.models import Profile, Subscriber
+from digest.store import Store
+from digest.web import forms
+
+IMPORT_COLUMNS = (
+    "email", "name", "interests", "keywords", "exclude", "categories", "authors", "seeds",
+    "hour", "timezone", "cadence", "weekday", "max_papers",
+)
+LIST_COLUMNS = ("keywords", "exclude", "categories", "authors", "seeds")
+
+
+@main.group()
+def subscribers() -> None:
+    """Manage subscribers: add, list, show, export, remove, import from CSV."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One subscriber to add or update, validated."""
+
+    email: str
+    name: str
+    profile: Profile
+    schedule: forms.Schedule
+
+
+def build_entry(
+    config: Config,
+    *,
+    email: str,
+    name: str = "",
+    interests: str = "",
+    keywords: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    authors: tuple[str, ...] = (),
+    seeds: tuple[str, ...] = (),
+    hour: int | None = None,
+    timezone: str | None = None,
+    cadence: str = "daily",
+    weekday: int = 0,
+    max_papers: int | None = None,
+) -> Entry:
+    """Validate one subscriber's fields; raise UsageError saying what is wrong."""
+    address = normalize_email(email)
+    tz = timezone or config.timezone
+    if tz not in forms.timezones():
+        raise UsageError(f"unknown time zone {tz!r}", "use an IANA name like Europe/Berlin")
+    known = {c.code for c in forms.categories()}
+    unknown = [c for c in categories if c not in known]
+    if unknown:
+        raise UsageError(
+            f"unknown arXiv category {unknown[0]!r}", "use codes like cs.CL or math.PR"
+        )
+    seed_keys: list[str] = []
+    for seed in seeds:
+        key = arxiv_key(seed)
+        if key is None:
+            raise UsageError(f"{seed!r} holds no arXiv id", "give an id like 2401.01234 or its URL")
+        seed_keys.append(key)
+    if cadence not in ("daily", "weekly"):
+        raise UsageError(f"cadence must be daily or weekly, not {cadence!r}", "")
+    if hour is not None and not 0 <= hour <= 23:
+        raise UsageError(f"hour must be 0 to 23, not {hour}", "")
+    if not 0 <= weekday <= 6:
+        raise UsageError(f"weekday must be 0 (Monday) to 6, not {weekday}", "")
+    papers = max_papers or config.max_papers
+    if not 1 <= papers <= forms.MAX_PAPERS:
+        raise UsageError(f"max papers must be 1 to {forms.MAX_PAPERS}, not {papers}", "")
+    profile = Profile(
+        interests=" ".join(interests.split()),
+        keywords=tuple(dict.fromkeys(keywords)),
+        exclude=tuple(dict.fromkeys(exclude)),
+        categories=tuple(dict.fromkeys(categories)),
+        authors=tuple(dict.fromkeys(authors)),
+        seeds=tuple(dict.fromkeys(seed_keys)),
+    )
+    if profile.is_empty():
+        raise UsageError(
+            f"the profile of {address} is empty",
+            "give interests, keywords, categories, authors or seeds",
+        )
+    schedule = forms.Schedule(
+        send_hour=config.send_at[0] if hour is None else hour,
+        timezone=tz,
+        cadence=cadence,
+        weekday=weekday,
+        max_papers=papers,
+    )
+    clean_name = " ".join(name.replace("\r", " ").replace("\n", " ").split())
+    return Entry(address, clean_name, profile, schedule)
+
+
+def add_entry(db: Store, entry: Entry, *, status: str = "active") -> Subscriber:
+    """Insert a validated entry."""
+    s = entry.schedule
+    return db.add_subscriber(
+        entry.email, entry.profile, now=now_utc(), name=entry.name, status=status,
+        send_hour=s.send_hour, timezone=s.timezone, cadence=s.cadence, weekday=s.weekday,
+        max_papers=s.max_papers,
+    )
+
+
+def subscriber_dict(sub: Subscriber) -> dict[str, Any]:
+    """Return a subscriber as a JSON-ready dict."""
+    return {
+        "id": sub.id,
+        "email": sub.email,
+        "name": sub.name,
+        "status": sub.status,
+        "cadence": sub.cadence,
+        "weekday": sub.weekday,
+        "send_hour": sub.send_hour,
+        "timezone": sub.timezone,
+        "max_papers": sub.max_papers,
+        "profile": sub.profile.to_dict(),
+        "created_at": sub.created_at.isoformat() if sub.created_at else None,
+    }
+
+
+def profile_summary(profile: Profile, width: int = 48) -> str:
+    """Return a one-line summary of a profile for `subscribers list`."""
+    parts = []
+    if profile.categories:
+        parts.append(",".join(profile.categories))
+    if profile.keywords:
+        parts.append("kw: " + ", ".join(profile.keywords))
+    if profile.authors:
+        parts.append(f"{len(profile.authors)} authors")
+    if profile.seeds:
+        parts.append(f"{len(profile.seeds)} seeds")
+    if profile.interests:
+        parts.append(repr(profile.interests))
+    text = "; ".join(parts) or "(empty)"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _require(db: Store, email: str) -> Subscriber:
+    sub = db.find_subscriber(normalize_email(email))
+    if sub is None:
+        raise UsageError(f"no subscriber {email}", "see `digest subscribers list`")
+    return sub
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--interests", default="", help="Free text describing what they want to read.")
+@click.option("--keyword", "keywords", multiple=True, help="Boost papers with this term.")
+@click.option("--exclude", "excludes", multiple=True, help="Drop papers with this term.")
+@click.option("--category", "categories", multiple=True, help="arXiv category, e.g. cs.CL.")
+@click.option("--author", "authors", multiple=True, help="Follow this author.")
+@click.option("--seed", "seeds", multiple=True, help="arXiv id or URL of a paper they like.")
+@click.option("--name", default="", help="Display name for the To: header.")
+@click.option("--hour", type=click.IntRange(0, 23), default=None, help="Local send hour.")
+@click.option("--timezone", "tz", default=None, help="IANA time zone, e.g. Europe/Berlin.")
+@click.option("--cadence", type=click.Choice(["daily", "weekly"]), default="daily")
+@click.option("--weekday", type=click.IntRange(0, 6), default=0, help="Weekly: 0=Monday.")
+@click.option("--max-papers", type=click.IntRange(1, forms.MAX_PAPERS), default=None)
+@click.option("--confirm", "send_confirm", is_flag=True,
+              help="Add as pending and mail a double opt-in link instead of activating now.")
+@click.option("--force", is_flag=True, help="Re-add an address that was deleted earlier.")
+@click.option("--json", "as_json", is_flag=True, help="Print the subscriber as JSON.")
+@click.pass_context
+def add(
+    ctx: click.Context, email: str, interests: str, keywords: tuple[str, ...],
+    excludes: tuple[str, ...], categories: tuple[str, ...], authors: tuple[str, ...],
+    seeds: tuple[str, ...], name: str, hour: int | None, tz: str | None, cadence: str,
+    weekday: int, max_papers: int | None, send_confirm: bool, force: bool, as_json: bool,
+) -> None:
+    """Add a subscriber, active at once (operator-trusted) or pending with --confirm."""
+    config = get_config(ctx)
+    entry = build_entry(
+        config, email=email, name=name, interests=interests, keywords=keywords,
+        exclude=excludes, categories=categories, authors=authors, seeds=seeds, hour=hour,
+        timezone=tz, cadence=cadence, weekday=weekday, max_papers=max_papers,
+    )
+    db = open_db(config)
+    try:
+        if db.find_subscriber(entry.email) is not None:
+            raise UsageError(f"{entry.email} is already subscribed",
+                             "see `digest subscribers show EMAIL`")
+        if send_confirm:
+            from digest.web import signup
+
+            signup.request_subscription(config, db, entry.email, entry.profile, entry.schedule,
+                                        now=now_utc(), send=signup.smtp_send(config))
+            sub = _require(db, entry.email)
+        else:
+            if db.is_suppressed(entry.email):
+                if not force:
+                    raise UsageError(
+                        f"{entry.email} was deleted earlier and is suppressed",
+                        "use --confirm to ask for a new opt-in, or --force if they asked you",
+                    )
+                db.unsuppress(entry.email)
+            sub = add_entry(db, entry)
+    finally:
+        db.close()
+    if as_json:
+        echo_json(subscriber_dict(sub))
+        return
+    state = "pending, confirmation mail sent" if sub.status == "pending" else sub.status
+    click.echo(f"added {sub.email} (id {sub.id}, {state}), {sub.cadence} at "
+               f"{sub.send_hour:02d}:00 {sub.timezone}")
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["pending", "active", "paused", "unsubscribed"]),
+              default=None, help="Only subscribers with this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List subscribers: email, status, cadence, hour, time zone and a profile summary."""
+    db = open_db(get_config(ctx))
+    try:
+        subs = db.list_subscribers(status=status)
+    finally:
+        db.close()
+    if as_json:
+        echo_json([subscriber_dict(s) for s in subs])
+        return
+    if not subs:
+        click.echo("no subscribers")
+        return
+    width = max(5, *(len(s.email) for s in subs))
+    click.echo(f"{'EMAIL':<{width}}  {'STATUS':<12}  {'CADENCE':<10}  HOUR   {'TZ':<20}  PROFILE")
+    for s in subs:
+        cadence = s.cadence if s.cadence == "daily" else f"weekly/{forms.WEEKDAYS[s.weekday][:3]}"
+        click.echo(
+            f"{s.email:<{width}}  {s.status:<12}  {cadence:<10}  {s.send_hour:02d}:00  "
+            f"{s.timezone:<20}  {profile_summary(s.profile)}"
+        )
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def show(ctx: click.Context, email: str, as_json: bool) -> None:
+    """Show one subscriber's settings, profile and votes."""
+    db = open_db(get_config(ctx))
+    try:
+        data = db.export_subscriber(_require(db, email).id)
+    finally:
+        db.close()
+    assert data is not None
+    if as_json:
+        echo_json(data)
+        return
+    profile = data["profile"]
+    click.echo(f"{data['email']} (id {data['id']}): {data['status']}, {data['cadence']} at "
+               f"{data['send_hour']:02d}:00 {data['timezone']}, {data['max_papers']} papers")
+    for key in ("interests", "keywords", "exclude", "categories", "authors", "seeds",
+                "liked", "disliked"):
+        value = profile[key]
+        if value:
+            click.echo(f"  {key}: {value if isinstance(value, str) else ', '.join(value)}")
+    up = sum(1 for v in data["votes"] if v["vote"] > 0)
+    click.echo(f"  votes: {up} up, {len(data['votes']) - up} down; "
+               f"{len(data['deliveries'])} digests, created {data['created_at']}")
+
+
+@subscribers.command()
+@click.argument("emails", nargs=-1)
+@click.option("--csv", "as_csv", is_flag=True, help="Write the CSV that `import` reads.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of stdout.")
+@click.pass_context
+def export(ctx: click.Context, emails: tuple[str, ...], as_csv: bool, output: Path | None) -> None:
+    """Export subscribers (all, or the given addresses) as JSON, or as CSV with --csv."""
+    db = open_db(get_config(ctx))
+    try:
+        subs = [_require(db, e) for e in emails] if emails else db.list_subscribers()
+        records = [db.export_subscriber(s.id) for s in subs]
+    finally:
+        db.close()
+    if as_csv:
+        text = _to_csv(subs)
+    else:
+        text = json.dumps([r for r in records if r], ensure_ascii=False, indent=2,
+                          sort_keys=True) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {len(subs)} subscribers to {output}", err=True)
+
+
+def _to_csv(subs: list[Subscriber]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(IMPORT_COLUMNS)
+    for s in subs:
+        p = s.profile
+        writer.writerow([
+            s.email, s.name, p.interests, ";".join(p.keywords), ";".join(p.exclude),
+            ";".join(p.categories), ";".join(p.authors),
+            ";".join(k.removeprefix("arxiv:") for k in p.seeds),
+            s.send_hour, s.timezone, s.cadence, s.weekday, s.max_papers,
+        ])
+    return buffer.getvalue()
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def remove(ctx: click.Context, email: str, yes: bool, as_json: bool) -> None:
+    """Delete a subscriber and their data, leaving a hashed suppression entry."""
+    db = open_db(get_config(ctx))
+    try:
+        sub = _require(db, email)
+        if not yes:
+            click.confirm(f"delete {sub.email} and everything stored about them?", abort=True)
+        db.remove_subscriber(sub.id, now=now_utc(), reason="removed by operator")
+    finally:
+        db.close()
+    if as_json:
+        echo_json({"removed": sub.email, "id": sub.id, "suppressed": True})
+    else:
+        click.echo(f"removed {sub.email} (id {sub.id}); the address stays suppressed")
+
+
+@subscribers.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--update", is_flag=True, help="Update existing subscribers instead of skipping.")
+@click.option("--include-suppressed", is_flag=True,
+              help="Also add addresses that were deleted earlier (only if they asked you).")
+@click.option("--dry-run", is_flag=True, help="Validate and report; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def import_(
+    ctx: click.Context, source: TextIO, update: bool, include_suppressed: bool, dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Import subscribers from CSV (header row email,interests,...; lists ;-separated)."""
+    config = get_config(ctx)
+    entries = read_csv(config, source)
+    result = {"added": 0, "updated": 0, "existing": 0, "suppressed": 0, "dry_run": dry_run}
+    db = open_db(config)
+    try:
+        for entry in entries:
+            found = db.find_subscriber(entry.email)
+            if found is not None:
+                if not update:
+                    result["existing"] += 1
+                    continue
+                if not dry_run:
+                    db.update_subscriber(found.id, now=now_utc(), profile=entry.profile,
+                                         name=entry.name, **entry.schedule.as_fields())
+                result["updated"] += 1
+            elif db.is_suppressed(entry.email) and not include_suppressed:
+                result["suppressed"] += 1
+            else:
+                if not dry_run:
+                    db.unsuppress(entry.email)
+                    add_entry(db, entry)
+                result["added"] += 1
+    finally:
+        db.close()
+    if as_json:
+        echo_json(result)
+        return
+    prefix = "dry run, nothing changed: would have " if dry_run else ""
+    click.echo(
+        f"{prefix}added {result['added']}, updated {result['updated']}; skipped "
+        f"{result['existing']} existing (use --update) and {result['suppressed']} suppressed"
+    )
+
+
+def read_csv(config: Config, source: TextIO) -> list[Entry]:
+    """Read and validate every row; raise UsageError listing the bad rows (nothing imported)."""
+    reader = csv.DictReader(source)
+    header = [h.strip().lower() for h in reader.fieldnames or ()]
+    if "email" not in header:
+        raise UsageError("the CSV has no email column",
+                         "the first line must be a header: " + ",".join(IMPORT_COLUMNS))
+    unknown = [h for h in header if h not in IMPORT_COLUMNS]
+    if unknown:
+        raise UsageError(f"unknown CSV column {unknown[0]!r}",
+                         "known columns: " + ",".join(IMPORT_COLUMNS))
+    entries: list[Entry] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()
+               if isinstance(v, str)}
+        try:
+            entry = build_entry(config, **_row_fields(row))
+        except UsageError as err:
+            problems.append(f"line {number}: {err.message}")
+            continue
+        except ValueError:
+            problems.append(f"line {number}: hour, weekday and max_papers must be numbers")
+            continue
+        if entry.email in seen:
+            problems.append(f"line {number}: {entry.email} appears twice")
+            continue
+        seen.add(entry.email)
+        entries.append(entry)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
+                                           else "")
+        raise UsageError(f"{len(problems)} bad rows, nothing imported: {shown}",
+                         "fix the rows and run the import again")
+    return entries
+
+
+def _row_fields(row: dict[str, str]) -> dict[str, Any]:
+    def items(name: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in row.get(name, "").split(";") if part.strip())
+
+    def number(name: str) -> int | None:
+        value = row.get(name, "")
+        return int(value) if value else None
+
+    return {
+        "email": row.get("email", ""),
+        "name": row.get("name", ""),
+        "interests": row.get("interests", ""),
+        **{name: items(name) for name in LIST_COLUMNS},
+        "hour": number("hour"),
+        "timezone": row.get("timezone") or None,
+        "cadence": row.get("cadence") or "daily",
+        "weekday": number("weekday") or 0,
+        "max_papers": number("max_papers"),
+    }

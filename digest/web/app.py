@@ -1,0 +1,370 @@
+"""The Flask app factory: sign-up, confirm, preferences, unsubscribe, feedback."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+from flask import Flask, Response, abort, render_template, request, session
+from werkzeug.exceptions import HTTPException
+
+from digest import tokens
+from digest.addresses import normalize_email
+from digest.config import Config, load_config
+from digest.errors import DigestError, StoreError, TokenError, UsageError
+from digest.models import Subscriber
+from digest.store import Store, open_store
+from digest.web import forms, signup
+
+MAX_CONTENT_LENGTH = 1024 * 1024  # the whole request, BibTeX upload included
+MAX_TOKEN = 512  # longer than any token we sign; refuse before doing any crypto
+
+PROFILE_FIELDS = (
+    "interests", "keywords", "exclude", "authors", "seeds",
+    "send_hour", "timezone", "cadence", "weekday", "max_papers",
+)
+
+# Every page is self-contained: styles and the one script come from /static, nothing
+# inline, no third-party origin, and no page may be framed.
+CSP = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    # Tokens live in URLs: never leak them to another site through Referer.
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+ERROR_TEXT = {
+    400: "The request could not be understood.",
+    403: "This request is not allowed.",
+    404: "There is nothing here.",
+    405: "This address does not accept that kind of request.",
+    413: "That is too much data: please send a smaller file or shorter text.",
+    500: "Something went wrong on our side. Please try again later.",
+    503: "The service is busy. Please try again in a few minutes.",
+}
+
+log = logging.getLogger("digest.web")
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    now: Callable[[], datetime] | None = None,
+    send: Callable[[EmailMessage], None] | None = None,
+) -> Flask:
+    """Build the web app on one Config (None: read the environment, for waitress --call)."""
+    cfg = config or load_config()
+    # The web server is an edge like the CLI: it reads the clock unless a test gives one.
+    clock: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
+    deliver = send or signup.smtp_send(cfg)
+    db = open_store(cfg.database_url)
+
+    web_dir = cfg.templates_dir / "web"
+    app = Flask(
+        __name__,
+        template_folder=str(web_dir),
+        static_folder=str(web_dir / "static"),
+        static_url_path="/static",
+    )
+    # Autoescape every template, whatever its extension.
+    app.jinja_options = {**app.jinja_options, "autoescape": True}
+    app.config.update(
+        # Derived, not reused: the session cookie must not share a key with signed links.
+        SECRET_KEY=hmac.new(cfg.secret_key.encode(), b"digest.web.session", hashlib.sha256)
+        .hexdigest(),
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+        MAX_FORM_PARTS=400,
+        SESSION_COOKIE_NAME="digest_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=cfg.base_url.startswith("https://"),
+        TEMPLATES_AUTO_RELOAD=False,
+    )
+    app.extensions["digest"] = {"config": cfg, "store": db}
+    list_name = cfg.from_name or "Research Digest"
+
+    # -- security ---------------------------------------------------------------------
+
+    def csrf_token() -> str:
+        token = session.get("csrf")
+        if not isinstance(token, str) or not token:
+            token = secrets.token_urlsafe(32)
+            session["csrf"] = token
+        return token
+
+    def check_csrf() -> None:
+        expected = session.get("csrf")
+        given = request.form.get("csrf_token", "")
+        if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+            abort(400, "This form has expired. Go back, reload the page and try again.")
+
+    def checked(token: str) -> str:
+        if len(token) > MAX_TOKEN:
+            raise TokenError("this link is not valid", "use the link exactly as in the email")
+        return token
+
+    @app.context_processor
+    def inject() -> dict[str, Any]:
+        return {"csrf_token": csrf_token, "list_name": list_name, "contact": cfg.contact}
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.endpoint != "static":
+            # Pages carry tokens and personal data: no shared or browser cache.
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+        return render_template(template, **context), status
+
+    def message(title: str, text: str, status: int = 200, **context: Any) -> tuple[str, int]:
+        return page("message.html", status, title=title, text=text, **context)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> tuple[str, int]:
+        code = err.code or 500
+        # A 400's description is ours (or werkzeug's plain text); never a traceback.
+        text = err.description if code == 400 and err.description else ERROR_TEXT.get(
+            code, ERROR_TEXT[400])
+        return page("error.html", code, code=code, text=text, hint="")
+
+    @app.errorhandler(TokenError)
+    def token_error(err: TokenError) -> tuple[str, int]:
+        return page("error.html", 400, code=400, text=err.message.capitalize() + ".",
+                    hint=err.hint)
+
+    @app.errorhandler(StoreError)
+    def store_error(err: StoreError) -> tuple[str, int]:
+        log.error("database error: %s", err)
+        return page("error.html", 503, code=503, text=ERROR_TEXT[503], hint="")
+
+    @app.errorhandler(Exception)
+    def unexpected(err: Exception) -> tuple[str, int]:
+        if isinstance(err, HTTPException):
+            return http_error(err)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return page("error.html", 500, code=500, text=ERROR_TEXT[500], hint="")
+
+    # -- sign-up and confirmation -----------------------------------------------------
+
+    def form_page(values: dict[str, str], chosen: list[str], errors: dict[str, str],
+                  status: int = 200) -> tuple[str, int]:
+        return page(
+            "subscribe.html", status, values=values, chosen=set(chosen), errors=errors,
+            groups=forms.category_groups(), timezones=forms.timezones(),
+            weekdays=forms.WEEKDAYS, default_tz=cfg.timezone, default_hour=cfg.send_at[0],
+            max_papers=forms.MAX_PAPERS,
+        )
+
+    @app.get("/")
+    @app.get("/subscribe")
+    def subscribe_form() -> tuple[str, int]:
+        return form_page({"max_papers": str(cfg.max_papers)}, [], {})
+
+    @app.post("/subscribe")
+    def subscribe() -> tuple[str, int]:
+        check_csrf()
+        values = {name: request.form.get(name, "") for name in ("email", *PROFILE_FIELDS)}
+        chosen = request.form.getlist("categories")
+        errors: dict[str, str] = {}
+        email = ""
+        try:
+            email = normalize_email(values["email"])
+        except UsageError:
+            errors["email"] = "enter one email address, like name@example.org"
+        upload = request.files.get("bibtex")
+        bibtex = upload.stream.read(forms.MAX_BIBTEX + 1) if upload and upload.filename else None
+        try:
+            profile, schedule = forms.parse_profile_form(values, chosen, bibtex=bibtex)
+        except forms.FormErrors as err:
+            errors = {**err.errors, **errors}
+        if errors:
+            return form_page(values, chosen, errors, 400)
+        signup.request_subscription(cfg, db, email, profile, schedule, now=clock(),
+                                    send=deliver)
+        return page("check_email.html", email=email)
+
+    @app.get("/confirm/<token>")
+    def confirm_page(token: str) -> tuple[str, int]:
+        email = signup.confirmed_address(cfg, checked(token))
+        return page("confirm.html", email=email)
+
+    @app.post("/confirm/<token>")
+    def confirm(token: str) -> tuple[str, int]:
+        check_csrf()
+        sub = signup.confirm(cfg, db, checked(token), now=clock())
+        if sub is None:
+            return message("Nothing to confirm",
+                           "This subscription no longer exists. Sign up again to start over.",
+                           404)
+        return page("confirmed.html", sub=sub, preferences=_prefs_path(cfg, sub))
+
+    # -- unsubscribe ------------------------------------------------------------------
+
+    @app.get("/unsubscribe/<token>")
+    def unsubscribe_page(token: str) -> tuple[str, int]:
+        sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
+        sub = db.get_subscriber(sub_id)
+        done = sub is None or sub.status == "unsubscribed"
+        return page("unsubscribe.html", sub=sub, done=done)
+
+    @app.post("/unsubscribe/<token>")
+    def unsubscribe(token: str) -> tuple[str, int]:
+        # RFC 8058: the mailbox provider POSTs "List-Unsubscribe=One-Click" with no
+        # cookie, so no CSRF token either; the signed token is the whole authority.
+        if request.form.get("List-Unsubscribe") != "One-Click":
+            check_csrf()
+        sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
+        signup.unsubscribe(db, sub_id, now=clock())
+        sub = db.get_subscriber(sub_id)
+        return page("unsubscribed.html", sub=sub,
+                    preferences=_prefs_path(cfg, sub) if sub else None)
+
+    # -- feedback ---------------------------------------------------------------------
+
+    @app.get("/feedback/<token>")
+    def feedback_page(token: str) -> tuple[str, int]:
+        vote = signup.feedback_vote(cfg, checked(token))
+        paper = db.get_papers([vote.paper_key]).get(vote.paper_key)
+        return page("feedback.html", vote=vote, paper=paper, done=False)
+
+    @app.post("/feedback/<token>")
+    def feedback(token: str) -> tuple[str, int]:
+        check_csrf()
+        vote = signup.feedback_vote(cfg, checked(token))
+        sub = db.get_subscriber(vote.subscriber_id)
+        if sub is None:
+            return message("Subscription gone", "This subscription no longer exists.", 404)
+        db.record_vote(vote.subscriber_id, vote.paper_key, vote.vote, now=clock())
+        paper = db.get_papers([vote.paper_key]).get(vote.paper_key)
+        return page("feedback.html", vote=vote, paper=paper, done=True,
+                    preferences=_prefs_path(cfg, sub))
+
+    # -- preferences ------------------------------------------------------------------
+
+    def prefs_subscriber(token: str) -> tuple[Subscriber, str]:
+        sub = db.get_subscriber(signup.subscriber_id(cfg, "preferences", checked(token)))
+        if sub is None:
+            abort(404)
+        return sub, token
+
+    def prefs_page(sub: Subscriber, token: str, *, values: dict[str, str] | None = None,
+                   chosen: list[str] | None = None, errors: dict[str, str] | None = None,
+                   notice: str = "", status: int = 200) -> tuple[str, int]:
+        return page(
+            "preferences.html", status, sub=sub, token=token,
+            values=values or forms.form_values(sub),
+            chosen=set(sub.profile.categories if chosen is None else chosen),
+            errors=errors or {}, notice=notice, view=signup.ranker_view(db, sub),
+            groups=forms.category_groups(), timezones=forms.timezones(),
+            weekdays=forms.WEEKDAYS, names={c.code: c.name for c in forms.categories()},
+            max_papers=forms.MAX_PAPERS,
+        )
+
+    @app.get("/preferences/<token>")
+    def preferences_page(token: str) -> tuple[str, int]:
+        sub, token = prefs_subscriber(token)
+        return prefs_page(sub, token)
+
+    @app.post("/preferences/<token>")
+    def preferences(token: str) -> tuple[str, int]:
+        check_csrf()
+        sub, token = prefs_subscriber(token)
+        values = {name: request.form.get(name, "") for name in PROFILE_FIELDS}
+        chosen = request.form.getlist("categories")
+        upload = request.files.get("bibtex")
+        bibtex = upload.stream.read(forms.MAX_BIBTEX + 1) if upload and upload.filename else None
+        try:
+            profile, schedule = forms.parse_profile_form(values, chosen, bibtex=bibtex)
+        except forms.FormErrors as err:
+            values["email"] = sub.email
+            return prefs_page(sub, token, values=values, chosen=chosen, errors=err.errors,
+                              status=400)
+        # Thumbs from the email stay: the form does not show them as editable fields.
+        kept = replace(profile, liked=sub.profile.liked, disliked=sub.profile.disliked)
+        db.update_subscriber(sub.id, now=clock(), profile=kept, **schedule.as_fields())
+        fresh = db.get_subscriber(sub.id)
+        assert fresh is not None
+        return prefs_page(fresh, token, notice="Your preferences are saved.")
+
+    @app.post("/preferences/<token>/pause")
+    def pause(token: str) -> tuple[str, int]:
+        check_csrf()
+        sub, token = prefs_subscriber(token)
+        db.change_status(sub.id, "paused", now=clock(), expect=("active",))
+        return _after_status(sub, token, "Your digest is paused. Resume it here any time.")
+
+    @app.post("/preferences/<token>/resume")
+    def resume(token: str) -> tuple[str, int]:
+        check_csrf()
+        sub, token = prefs_subscriber(token)
+        # A preferences link only ever reached a confirmed address, so resuming after an
+        # unsubscribe needs no new opt-in; a pending address must still confirm.
+        db.change_status(sub.id, "active", now=clock(), expect=("paused", "unsubscribed"))
+        return _after_status(sub, token, "Your digest is on again.")
+
+    def _after_status(sub: Subscriber, token: str, notice: str) -> tuple[str, int]:
+        fresh = db.get_subscriber(sub.id)
+        assert fresh is not None
+        return prefs_page(fresh, token, notice=notice)
+
+    @app.get("/preferences/<token>/export")
+    def export(token: str) -> Response:
+        sub, _ = prefs_subscriber(token)
+        data = signup.export(db, sub.id) or {}
+        return Response(
+            json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+            mimetype="application/json",
+            headers={"Content-Disposition": 'attachment; filename="digest-my-data.json"'},
+        )
+
+    @app.post("/preferences/<token>/delete")
+    def delete(token: str) -> tuple[str, int]:
+        check_csrf()
+        sub, token = prefs_subscriber(token)
+        if request.form.get("confirm_delete") != "yes":
+            return prefs_page(sub, token, errors={"delete": "tick the box to confirm"},
+                              status=400)
+        db.remove_subscriber(sub.id, now=clock(), reason="deleted by subscriber")
+        return message("Deleted",
+                       "Everything we stored about you is gone. We keep only a one-way hash "
+                       "of your address, so nobody can sign it up again without your "
+                       "confirmation.")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    return app
+
+
+def _prefs_path(config: Config, sub: Subscriber) -> str:
+    """Return the site-relative preferences link of a subscriber (same token as in digests)."""
+    return f"/preferences/{tokens.sign(config.secret_key, 'preferences', sub.id)}"
+
+
+def get_store(app: Flask) -> Store:
+    """Return the Store an app was built with (for tests and the CLI)."""
+    store: Store = app.extensions["digest"]["store"]
+    return store
+
+
+__all__ = ["DigestError", "create_app", "get_store"]

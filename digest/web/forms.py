@@ -1,0 +1,319 @@
+"""Parse and validate the profile form (sign-up and preferences): no Flask, plain values."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from zoneinfo import available_timezones
+
+from digest.config import PACKAGE_DIR
+from digest.ingest.keys import arxiv_key
+from digest.models import Paper, Profile, Subscriber
+
+CATEGORIES_FILE = PACKAGE_DIR / "data" / "arxiv_categories.json"
+
+# Size limits on every field: what a person could reasonably type, and no more.
+MAX_INTERESTS = 2000
+MAX_ITEM = 120  # one keyword, author name or category code
+MAX_ITEMS = 50  # keywords, negative keywords, authors
+MAX_CATEGORIES = 40
+MAX_SEEDS = 100
+MAX_SEEDS_TEXT = 10_000
+MAX_BIBTEX = 512 * 1024
+MAX_PAPERS = 50
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# arXiv ids published as DOIs: 10.48550/arXiv.2401.01234
+_ARXIV_DOI = re.compile(r"10\.48550/arxiv\.([\w./-]+)", re.IGNORECASE)
+_BIB_FIELD = re.compile(r"([A-Za-z][\w-]*)\s*=\s*")
+_WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
+# SIM905 is off for this one: a word list reads better as prose than as 120 literals.
+_STOPWORDS = frozenset(
+    """about above after again against also among an and any are based been before being
+    between both but can could does doing during each few for from further had has have
+    having here how into its itself just more most new not novel now off once only other
+    our out over own paper propose proposed same should show some such than that the their
+    them then there these they this those through too under until using very via was
+    were what when where which while who why will with within without would yet you your
+    approach method methods results model models we our use used""".split()  # noqa: SIM905
+)
+
+
+@dataclass(frozen=True)
+class Category:
+    """One arXiv category of the taxonomy."""
+
+    code: str
+    name: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When and how much a subscriber receives."""
+
+    send_hour: int = 7
+    timezone: str = "UTC"
+    cadence: str = "daily"
+    weekday: int = 0
+    max_papers: int = 10
+
+    def as_fields(self) -> dict[str, int | str]:
+        """Return the subscriber columns this schedule sets."""
+        return {
+            "send_hour": self.send_hour,
+            "timezone": self.timezone,
+            "cadence": self.cadence,
+            "weekday": self.weekday,
+            "max_papers": self.max_papers,
+        }
+
+
+@dataclass
+class FormErrors(Exception):
+    """The form has mistakes: {field name: what to fix}."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@cache
+def categories() -> tuple[Category, ...]:
+    """Return the arXiv taxonomy shipped in digest/data/arxiv_categories.json."""
+    data = json.loads(CATEGORIES_FILE.read_text(encoding="utf-8"))
+    return tuple(Category(c["code"], c["name"], c["group"]) for c in data["categories"])
+
+
+def category_groups() -> list[tuple[str, list[Category]]]:
+    """Return the taxonomy grouped by archive group, in file order."""
+    groups: dict[str, list[Category]] = {}
+    for cat in categories():
+        groups.setdefault(cat.group, []).append(cat)
+    return list(groups.items())
+
+
+@cache
+def timezones() -> tuple[str, ...]:
+    """Return the IANA time zone names offered in the form, sorted."""
+    return tuple(sorted(name for name in available_timezones() if "/" in name or name == "UTC"))
+
+
+def split_items(text: str, *, commas: bool = True) -> list[str]:
+    """Split a textarea into items on new lines and semicolons (and commas if allowed)."""
+    pattern = r"[\n;,]" if commas else r"[\n;]"
+    items = (" ".join(part.split()) for part in re.split(pattern, text))
+    return list(dict.fromkeys(item for item in items if item))
+
+
+def seed_keys(text: str) -> tuple[list[str], list[str]]:
+    """Return (arXiv keys, entries that hold no arXiv id) from a seeds textarea."""
+    keys: list[str] = []
+    bad: list[str] = []
+    for entry in re.split(r"[\s,;]+", text):
+        if not entry:
+            continue
+        key = arxiv_key(entry) or _doi_arxiv_key(entry)
+        if key:
+            keys.append(key)
+        else:
+            bad.append(entry)
+    return list(dict.fromkeys(keys)), bad
+
+
+def bibtex_arxiv_keys(text: str) -> list[str]:
+    """Return the arXiv keys cited by a BibTeX file (eprint, arxiv, doi, url, journal fields)."""
+    keys: list[str] = []
+    for fields in _bibtex_entries(text):
+        for name in ("eprint", "arxiv", "arxivid", "doi", "url", "journal", "note", "howpublished"):
+            value = fields.get(name, "")
+            key = _doi_arxiv_key(value) or (arxiv_key(value) if value else None)
+            if key and (name != "journal" or "arxiv" in value.lower()):
+                keys.append(key)
+                break
+    return list(dict.fromkeys(keys))
+
+
+def _doi_arxiv_key(text: str) -> str | None:
+    match = _ARXIV_DOI.search(text)
+    return arxiv_key(match.group(1)) if match else None
+
+
+def _bibtex_entries(text: str) -> Iterable[dict[str, str]]:
+    """Yield each entry's fields (lower-case names), reading braces and quotes properly."""
+    for chunk in text.split("@")[1:]:
+        open_at = chunk.find("{")
+        if open_at < 0 or chunk[:open_at].strip().lower() in ("comment", "preamble", "string"):
+            continue
+        body = chunk[open_at + 1 :]
+        fields: dict[str, str] = {}
+        pos = 0
+        while True:
+            match = _BIB_FIELD.search(body, pos)
+            if match is None:
+                break
+            value, pos = _bibtex_value(body, match.end())
+            fields.setdefault(match.group(1).lower(), value)
+        yield fields
+
+
+def _bibtex_value(body: str, start: int) -> tuple[str, int]:
+    """Read one field value starting at ``start``: {braced}, "quoted" or a bare word."""
+    if start >= len(body):
+        return "", start
+    opener = body[start]
+    if opener == "{":
+        depth, pos = 0, start
+        while pos < len(body):
+            if body[pos] == "{":
+                depth += 1
+            elif body[pos] == "}":
+                depth -= 1
+                if depth == 0:
+                    return body[start + 1 : pos].replace("{", "").replace("}", ""), pos + 1
+            pos += 1
+        return body[start + 1 :], len(body)
+    if opener == '"':
+        end = body.find('"', start + 1)
+        end = len(body) if end < 0 else end
+        return body[start + 1 : end], end + 1
+    match = re.match(r"[^,}\s]*", body[start:])
+    word = match.group(0) if match else ""
+    return word, start + len(word)
+
+
+def parse_profile_form(
+    values: Mapping[str, str],
+    chosen_categories: Sequence[str],
+    *,
+    bibtex: bytes | None = None,
+    require_signal: bool = True,
+) -> tuple[Profile, Schedule]:
+    """Validate the submitted profile and schedule; raise FormErrors naming each bad field."""
+    errors: dict[str, str] = {}
+
+    def items(name: str, label: str, *, commas: bool = True) -> tuple[str, ...]:
+        found = split_items(values.get(name, ""), commas=commas)
+        if len(found) > MAX_ITEMS:
+            errors[name] = f"at most {MAX_ITEMS} {label}, please"
+        elif any(len(item) > MAX_ITEM for item in found):
+            errors[name] = f"each entry may have at most {MAX_ITEM} characters"
+        return tuple(found[:MAX_ITEMS])
+
+    interests = " ".join(values.get("interests", "").split())
+    if len(interests) > MAX_INTERESTS:
+        errors["interests"] = f"at most {MAX_INTERESTS} characters, please"
+    keywords = items("keywords", "keywords")
+    exclude = items("exclude", "negative keywords")
+    authors = items("authors", "authors", commas=False)
+
+    known = {c.code for c in categories()}
+    picked = list(dict.fromkeys(c.strip() for c in chosen_categories if c.strip()))
+    unknown = [c for c in picked if c not in known]
+    if unknown:
+        errors["categories"] = f"unknown arXiv category: {', '.join(unknown[:3])[:200]}"
+    elif len(picked) > MAX_CATEGORIES:
+        errors["categories"] = f"at most {MAX_CATEGORIES} categories, please"
+
+    seeds_text = values.get("seeds", "")
+    seeds: list[str] = []
+    if len(seeds_text) > MAX_SEEDS_TEXT:
+        errors["seeds"] = f"at most {MAX_SEEDS_TEXT} characters, please"
+    else:
+        seeds, bad = seed_keys(seeds_text)
+        if bad:
+            errors["seeds"] = f"no arXiv id in {bad[0][:80]!r}; give ids like 2401.01234 or URLs"
+    if bibtex:
+        if len(bibtex) > MAX_BIBTEX:
+            errors["bibtex"] = f"the BibTeX file may be at most {MAX_BIBTEX // 1024} KiB"
+        else:
+            found = bibtex_arxiv_keys(bibtex.decode("utf-8", "replace"))
+            if not found:
+                errors["bibtex"] = "the BibTeX file cites no arXiv paper (no eprint or arXiv URL)"
+            seeds = list(dict.fromkeys([*seeds, *found]))
+    if len(seeds) > MAX_SEEDS:
+        errors["seeds"] = f"at most {MAX_SEEDS} seed papers, please"
+
+    schedule = _parse_schedule(values, errors)
+    profile = Profile(
+        interests=interests,
+        keywords=keywords,
+        exclude=exclude,
+        categories=tuple(picked[:MAX_CATEGORIES]),
+        authors=authors,
+        seeds=tuple(seeds[:MAX_SEEDS]),
+    )
+    if require_signal and not errors and profile.is_empty():
+        errors["interests"] = (
+            "tell us what you want to read: interests, keywords, categories, authors or papers"
+        )
+    if errors:
+        raise FormErrors(errors)
+    return profile, schedule
+
+
+def _parse_schedule(values: Mapping[str, str], errors: dict[str, str]) -> Schedule:
+    def number(name: str, low: int, high: int, default: int) -> int:
+        raw = values.get(name, "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            errors[name] = f"choose a number from {low} to {high}"
+            return default
+        return int(raw)
+
+    tz = values.get("timezone", "").strip() or "UTC"
+    if tz not in timezones():
+        errors["timezone"] = "choose a time zone from the list"
+        tz = "UTC"
+    cadence = values.get("cadence", "daily").strip() or "daily"
+    if cadence not in ("daily", "weekly"):
+        errors["cadence"] = "choose daily or weekly"
+        cadence = "daily"
+    return Schedule(
+        send_hour=number("send_hour", 0, 23, 7),
+        timezone=tz,
+        cadence=cadence,
+        weekday=number("weekday", 0, 6, 0),
+        max_papers=number("max_papers", 1, MAX_PAPERS, 10),
+    )
+
+
+def form_values(subscriber: Subscriber) -> dict[str, str]:
+    """Return the form fields that show a subscriber's current profile and schedule."""
+    profile = subscriber.profile
+    return {
+        "email": subscriber.email,
+        "interests": profile.interests,
+        "keywords": "\n".join(profile.keywords),
+        "exclude": "\n".join(profile.exclude),
+        "authors": "\n".join(profile.authors),
+        "seeds": "\n".join(key.removeprefix("arxiv:") for key in profile.seeds),
+        "send_hour": str(subscriber.send_hour),
+        "timezone": subscriber.timezone,
+        "cadence": subscriber.cadence,
+        "weekday": str(subscriber.weekday),
+        "max_papers": str(subscriber.max_papers),
+    }
+
+
+def top_terms(
+    profile: Profile, liked: Iterable[Paper], disliked: Iterable[Paper], n: int = 15
+) -> list[str]:
+    """Return the words that weigh most in what a subscriber likes, minus what they dislike."""
+    # A plain word count, not the ranker's tf-idf space: the page must not import the
+    # ranker's numeric stack, and the words a person wrote or liked explain it well enough.
+    counts: Counter[str] = Counter()
+    for text in (profile.interests, *profile.keywords, *profile.keywords):
+        counts.update(_words(text))
+    for paper in liked:
+        counts.update(_words(f"{paper.title} {paper.title} {paper.abstract}"))
+    for paper in disliked:
+        counts.subtract(_words(f"{paper.title} {paper.abstract}"))
+    return [word for word, count in counts.most_common() if count > 0][:n]
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]

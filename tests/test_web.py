@@ -1,0 +1,507 @@
+"""The web app through Flask's test client: every route, every token failure, CSRF, headers."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from digest import mail, pipeline, tokens
+from digest.models import Profile
+from tests.fixtures.config import SECRET
+from tests.test_web_support import Site, link_in, make_site
+
+
+@pytest.fixture
+def site(config) -> Site:  # type: ignore[no-untyped-def]
+    return make_site(config)
+
+
+def body(response) -> str:  # type: ignore[no-untyped-def]
+    return response.get_data(as_text=True)
+
+
+def post(site: Site, path: str, data: dict[str, str] | None = None, csrf_from: str | None = None):  # type: ignore[no-untyped-def]
+    token = site.csrf(csrf_from or path)
+    return site.client.post(path, data={"csrf_token": token, **(data or {})})
+
+
+# -- sign-up -----------------------------------------------------------------------------
+
+
+def test_signup_form_has_labels_for_every_field_and_the_taxonomy(site: Site) -> None:
+    html = body(site.client.get("/"))
+    for name in ("email", "interests", "keywords", "exclude", "authors", "seeds", "bibtex",
+                 "send_hour", "timezone", "weekday", "max_papers"):
+        assert f'<label for="{name}"' in html or f'for="{name}"' in html, name
+        assert f'id="{name}"' in html
+    assert 'value="cs.CL"' in html and "Computation and Language" in html
+    assert 'value="astro-ph.CO"' in html
+    assert "<option selected>UTC</option>" in html  # the default until tz.js runs
+    assert re.search(r'<script src="/static/tz\.js"', html)
+    assert "<script>" not in html  # no inline script
+
+
+def test_pages_carry_security_headers(site: Site) -> None:
+    for path in ("/", "/subscribe", "/nope", "/unsubscribe/forged"):
+        headers = site.client.get(path).headers
+        csp = headers["Content-Security-Policy"]
+        assert "unsafe-inline" not in csp and "default-src 'none'" in csp
+        assert "frame-ancestors 'none'" in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Cache-Control"] == "no-store"
+
+
+def test_static_files_are_served(site: Site) -> None:
+    assert site.client.get("/static/style.css").status_code == 200
+    js = site.client.get("/static/tz.js")
+    assert js.status_code == 200 and b"resolvedOptions().timeZone" in js.data
+
+
+def test_signup_creates_a_pending_subscriber_and_mails_a_confirmation(site: Site) -> None:
+    response = site.signup("Alice@Example.org")
+    assert response.status_code == 200
+    assert "Check your email" in body(response)
+    sub = site.db.find_subscriber("alice@example.org")
+    assert sub is not None and sub.status == "pending"
+    assert sub.profile.categories == ("cs.LG",)
+    assert sub.profile.keywords == ("GNN", "message passing")
+    assert (sub.send_hour, sub.timezone, sub.max_papers) == (8, "Europe/Berlin", 7)
+    [message] = site.outbox
+    assert message["To"] == "alice@example.org"
+    assert "List-Unsubscribe" not in message
+    assert link_in(message, "confirm").startswith("/confirm/")
+    # Pending means no digest: the pipeline only plans active subscribers.
+    plans, _ = pipeline.plan_due(site.config, site.db, now=site.clock(), day=None, only=None,
+                                 force=True)
+    assert plans == []
+
+
+def test_signup_without_csrf_token_is_refused(site: Site) -> None:
+    site.csrf()  # a session exists, but the form does not carry its token
+    response = site.client.post("/subscribe", data={"email": "a@example.org",
+                                                    "interests": "x"})
+    assert response.status_code == 400
+    response = site.client.post("/subscribe", data={"email": "a@example.org",
+                                                    "interests": "x", "csrf_token": "forged"})
+    assert response.status_code == 400
+    assert site.db.find_subscriber("a@example.org") is None and site.outbox == []
+
+
+def test_signup_rejects_a_bad_address_and_an_empty_profile(site: Site) -> None:
+    response = site.signup("not an address")
+    assert response.status_code == 400 and "enter one email address" in body(response)
+    response = site.signup("b@example.org", interests="", keywords="", categories=[])
+    assert response.status_code == 400 and "tell us what you want to read" in body(response)
+    response = site.signup("c@example.org", categories=["cs.XX"])
+    assert response.status_code == 400 and "unknown arXiv category" in body(response)
+    assert site.outbox == [] and site.db.list_subscribers() == []
+
+
+def test_signup_enforces_field_size_limits(site: Site) -> None:
+    response = site.signup("a@example.org", interests="x" * 2001)
+    assert response.status_code == 400 and "at most 2000 characters" in body(response)
+    response = site.signup("a@example.org", keywords="\n".join(f"k{i}" for i in range(51)))
+    assert response.status_code == 400
+    response = site.signup("a@example.org", max_papers="500")
+    assert response.status_code == 400
+    response = site.signup("a@example.org", timezone="Mars/Olympus")
+    assert response.status_code == 400
+    big = site.client.post("/subscribe", data={"csrf_token": site.csrf(),
+                                               "interests": "x" * (2 * 1024 * 1024)})
+    assert big.status_code == 413 and "too much data" in body(big)
+    assert site.db.list_subscribers() == []
+
+
+def test_signup_reads_seed_ids_and_a_bibtex_upload(site: Site) -> None:
+    from io import BytesIO
+
+    bib = (b"@article{a, title={X}, eprint={2401.01234}, archivePrefix={arXiv}}\n"
+           b"@misc{b, url = \"https://arxiv.org/abs/hep-th/9901001v2\"}\n")
+    response = site.signup("a@example.org", seeds="https://arxiv.org/abs/2312.00001v3",
+                           bibtex=(BytesIO(bib), "refs.bib"))
+    assert response.status_code == 200
+    sub = site.db.find_subscriber("a@example.org")
+    assert sub is not None
+    assert sub.profile.seeds == ("arxiv:2312.00001", "arxiv:2401.01234", "arxiv:hep-th/9901001")
+
+
+def test_asking_again_answers_the_same_for_new_and_existing_addresses(site: Site) -> None:
+    site.add("old@example.org", keywords=("kept",))
+    new = site.signup("new@example.org")
+    old = site.signup("old@example.org", keywords="overwritten")
+    assert new.status_code == old.status_code == 200
+    assert body(new).replace("new@example.org", "X") == body(old).replace("old@example.org", "X")
+    kept = site.db.find_subscriber("old@example.org")
+    assert kept is not None and kept.status == "active" and kept.profile.keywords == ("kept",)
+
+
+def test_at_most_one_confirmation_mail_per_address_per_hour(site: Site) -> None:
+    site.signup("a@example.org")
+    site.clock.advance(minutes=30)
+    site.signup("a@example.org", keywords="changed")
+    assert len(site.outbox) == 1
+    sub = site.db.find_subscriber("a@example.org")
+    assert sub is not None and sub.profile.keywords == ("changed",)  # pending: refreshed
+    site.clock.advance(minutes=31)
+    site.signup("a@example.org")
+    assert len(site.outbox) == 2
+
+
+def test_a_failed_confirmation_mail_can_be_retried_at_once(config) -> None:  # type: ignore[no-untyped-def]
+    from digest.errors import DeliveryError
+
+    sent = []
+
+    def flaky(message):  # type: ignore[no-untyped-def]
+        if not sent:
+            sent.append(None)
+            raise DeliveryError("connection refused", "later")
+        sent.append(message)
+
+    from digest.web import create_app
+
+    site = make_site(config)
+    site.app = create_app(config, now=site.clock, send=flaky)
+    site.client = site.app.test_client()
+    assert site.signup("a@example.org").status_code == 200
+    assert site.signup("a@example.org").status_code == 200
+    assert len(sent) == 2 and sent[1] is not None
+
+
+def test_confirmation_mail_goes_out_over_real_smtp(config, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    from digest.web import create_app
+
+    def send(message):  # type: ignore[no-untyped-def]
+        with mail.open_transport(smtp_server.settings(), config.maildir) as transport:
+            transport.send(message)
+
+    app = create_app(config, send=send)
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True))
+    assert token
+    client.post("/subscribe", data={"csrf_token": token.group(1), "email": "r@example.org",
+                                    "interests": "quantum error correction"})
+    [received] = smtp_server.by_recipient("r@example.org")
+    assert "Confirm your subscription" in received.message["Subject"]
+    assert "/confirm/" in received.data.decode()
+
+
+# -- confirmation ------------------------------------------------------------------------
+
+
+def test_confirm_get_shows_a_button_and_only_post_activates(site: Site) -> None:
+    site.signup("a@example.org")
+    path = link_in(site.outbox[0], "confirm")
+    page = site.client.get(path)
+    assert page.status_code == 200 and 'method="post"' in body(page)
+    assert site.client.head(path).status_code == 200
+    assert site.db.find_subscriber("a@example.org").status == "pending"  # type: ignore[union-attr]
+    done = post(site, path)
+    assert done.status_code == 200 and "You are subscribed" in body(done)
+    assert site.db.find_subscriber("a@example.org").status == "active"  # type: ignore[union-attr]
+    again = post(site, path)  # replaying the confirmation changes nothing
+    assert again.status_code == 200
+
+
+def test_confirm_post_needs_the_csrf_token(site: Site) -> None:
+    site.signup("a@example.org")
+    path = link_in(site.outbox[0], "confirm")
+    assert site.client.post(path).status_code == 400
+    assert site.db.find_subscriber("a@example.org").status == "pending"  # type: ignore[union-attr]
+
+
+def _old_token(purpose: str, payload: object, age: float) -> str:
+    class Old(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time() - age)
+
+    return URLSafeTimedSerializer(SECRET, salt=f"digest.{purpose}", signer=Old).dumps(payload)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_forged_tampered_expired_and_wrong_purpose_confirm_tokens_change_nothing(
+    site: Site, method: str
+) -> None:
+    site.signup("a@example.org")
+    good = link_in(site.outbox[0], "confirm").removeprefix("/confirm/")
+    bad = {
+        "forged": tokens.sign("another-secret-key-0123456789", "confirm", "a@example.org"),
+        "tampered": good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
+        "expired": _old_token("confirm", "a@example.org", 3 * 86400 + 60),
+        "wrong purpose": tokens.sign(SECRET, "unsubscribe", "a@example.org"),
+        "garbage": "x" * 2000,
+    }
+    csrf = site.csrf("/confirm/" + good)
+    for name, token in bad.items():
+        if method == "get":
+            response = site.client.get(f"/confirm/{token}")
+        else:
+            response = site.client.post(f"/confirm/{token}", data={"csrf_token": csrf})
+        assert response.status_code in (400, 403), name
+        assert "Traceback" not in body(response)
+    assert "expired" in body(site.client.get(f"/confirm/{bad['expired']}"))
+    assert site.db.find_subscriber("a@example.org").status == "pending"  # type: ignore[union-attr]
+
+
+def test_confirming_lifts_the_suppression_of_a_deleted_address(site: Site) -> None:
+    sub = site.add("gone@example.org")
+    site.db.remove_subscriber(sub.id, now=site.clock(), reason="test")
+    assert site.db.is_suppressed("gone@example.org")
+    site.signup("gone@example.org")
+    assert site.db.find_subscriber("gone@example.org").status == "pending"  # type: ignore[union-attr]
+    assert site.db.is_suppressed("gone@example.org")  # not until the owner confirms
+    post(site, link_in(site.outbox[-1], "confirm"))
+    assert site.db.find_subscriber("gone@example.org").status == "active"  # type: ignore[union-attr]
+    assert not site.db.is_suppressed("gone@example.org")
+
+
+def test_a_deleted_subscribers_old_links_never_open_a_new_subscriber(site: Site) -> None:
+    first = site.add("first@example.org")
+    old_unsub = tokens.sign(SECRET, "unsubscribe", first.id)
+    site.db.remove_subscriber(first.id, now=site.clock(), reason="test")
+    second = site.add("second@example.org")
+    assert second.id != first.id
+    site.client.post(f"/unsubscribe/{old_unsub}", data={"List-Unsubscribe": "One-Click"})
+    assert site.db.get_subscriber(second.id).status == "active"  # type: ignore[union-attr]
+
+
+# -- unsubscribe -------------------------------------------------------------------------
+
+
+def test_unsubscribe_get_shows_a_button_and_changes_nothing(site: Site) -> None:
+    sub = site.add("a@example.org")
+    path = tokens.unsubscribe_url("", SECRET, sub.id)
+    page = site.client.get(path)
+    assert page.status_code == 200 and "<button" in body(page) and "a@example.org" in body(page)
+    assert site.db.get_subscriber(sub.id).status == "active"  # type: ignore[union-attr]
+
+
+def test_one_click_unsubscribe_works_without_cookie_or_csrf_and_is_replay_safe(
+    site: Site,
+) -> None:
+    sub = site.add("a@example.org")
+    url = pipeline.digest_links(site.config, sub.id, []).unsubscribe
+    path = url.removeprefix(site.config.base_url)
+    bare = site.app.test_client(use_cookies=False)
+    for _ in range(2):
+        response = bare.post(path, data={"List-Unsubscribe": "One-Click"},
+                             content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 200
+        assert site.db.get_subscriber(sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+    plans, _ = pipeline.plan_due(site.config, site.db, now=site.clock(), day=None, only=None,
+                                 force=True)
+    assert plans == []
+
+
+def test_unsubscribe_post_from_the_page_needs_csrf(site: Site) -> None:
+    sub = site.add("a@example.org")
+    path = tokens.unsubscribe_url("", SECRET, sub.id)
+    assert site.client.post(path, data={}).status_code == 400
+    assert site.db.get_subscriber(sub.id).status == "active"  # type: ignore[union-attr]
+    assert post(site, path).status_code == 200
+    assert site.db.get_subscriber(sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+    assert "You are unsubscribed" in body(site.client.get(path))
+
+
+def test_forged_unsubscribe_tokens_change_nothing(site: Site) -> None:
+    sub = site.add("a@example.org")
+    good = tokens.sign(SECRET, "unsubscribe", sub.id)
+    for token in (
+        tokens.sign("another-secret-key-0123456789", "unsubscribe", sub.id),
+        good[:-3] + "abc",
+        tokens.sign(SECRET, "preferences", sub.id),  # wrong purpose
+        tokens.sign(SECRET, "unsubscribe", "a@example.org"),  # wrong payload type
+    ):
+        response = site.client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code in (400, 403)
+    assert site.db.get_subscriber(sub.id).status == "active"  # type: ignore[union-attr]
+
+
+# -- feedback ----------------------------------------------------------------------------
+
+
+def test_feedback_get_shows_the_paper_and_only_post_records_the_vote(site: Site) -> None:
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    path = tokens.feedback_url("", SECRET, sub.id, paper.key, 1)
+    page = site.client.get(path)
+    assert page.status_code == 200
+    assert "Agents &lt;b&gt;that&lt;/b&gt; plan" in body(page)  # escaped
+    assert site.db.votes([sub.id]) == {}
+    assert site.client.post(path).status_code == 400  # no CSRF token
+    assert site.db.votes([sub.id]) == {}
+    done = post(site, path)
+    assert done.status_code == 200 and "Thanks" in body(done)
+    assert site.db.votes([sub.id]) == {sub.id: {paper.key: 1}}
+    less = tokens.feedback_url("", SECRET, sub.id, paper.key, -1)
+    post(site, less)
+    assert site.db.votes([sub.id]) == {sub.id: {paper.key: -1}}
+
+
+def test_forged_feedback_tokens_record_nothing(site: Site) -> None:
+    sub = site.add("a@example.org")
+    csrf = site.csrf()
+    for token in (
+        tokens.sign("another-secret-key-0123456789", "feedback", [sub.id, "arxiv:1", 1]),
+        tokens.sign(SECRET, "feedback", [sub.id, "arxiv:1", 5]),  # not a vote
+        tokens.sign(SECRET, "unsubscribe", sub.id),
+        _old_token("feedback", [sub.id, "arxiv:1", 1], 400 * 86400),
+    ):
+        for method in ("get", "post"):
+            response = getattr(site.client, method)(f"/feedback/{token}",
+                                                    data={"csrf_token": csrf})
+            assert response.status_code in (400, 403)
+    assert site.db.votes([sub.id]) == {}
+
+
+# -- preferences -------------------------------------------------------------------------
+
+
+def test_preferences_page_shows_the_profile_and_what_the_ranker_sees(site: Site) -> None:
+    sub = site.add("a@example.org", keywords=("planning",), categories=("cs.AI",))
+    paper = site.paper()
+    site.db.record_vote(sub.id, paper.key, 1, now=site.clock())
+    html = body(site.client.get(tokens.preferences_url("", SECRET, sub.id)))
+    assert "a@example.org" in html
+    assert "What the ranker thinks you like" in html
+    assert "Agents &lt;b&gt;that&lt;/b&gt; plan" in html
+    assert "Artificial Intelligence" in html
+    assert re.search(r"<li>planning</li>", html)
+    assert 'value="cs.AI" checked' in html
+
+
+def test_preferences_post_updates_every_field_and_keeps_votes(site: Site) -> None:
+    sub = site.add("a@example.org")
+    site.db.update_subscriber(sub.id, now=site.clock(),
+                              profile=Profile(interests="x", liked=("arxiv:2605.00001",)))
+    path = tokens.preferences_url("", SECRET, sub.id)
+    response = post(site, path, {
+        "interests": "robot learning", "keywords": "sim2real\nmanipulation",
+        "exclude": "survey", "authors": "Sergey Levine", "seeds": "2401.01234",
+        "categories": "cs.RO", "send_hour": "6", "timezone": "Asia/Tokyo",
+        "cadence": "weekly", "weekday": "4", "max_papers": "3",
+    })
+    assert response.status_code == 200 and "saved" in body(response)
+    fresh = site.db.get_subscriber(sub.id)
+    assert fresh is not None
+    assert fresh.profile == Profile(
+        interests="robot learning", keywords=("sim2real", "manipulation"), exclude=("survey",),
+        categories=("cs.RO",), authors=("Sergey Levine",), seeds=("arxiv:2401.01234",),
+        liked=("arxiv:2605.00001",),
+    )
+    assert (fresh.send_hour, fresh.timezone, fresh.cadence, fresh.weekday, fresh.max_papers) == (
+        6, "Asia/Tokyo", "weekly", 4, 3)
+    assert fresh.email == "a@example.org"
+
+
+def test_preferences_post_rejects_bad_input_and_missing_csrf(site: Site) -> None:
+    sub = site.add("a@example.org")
+    path = tokens.preferences_url("", SECRET, sub.id)
+    assert site.client.post(path, data={"interests": "changed"}).status_code == 400
+    bad = post(site, path, {"interests": "changed", "send_hour": "25"})
+    assert bad.status_code == 400
+    assert site.db.get_subscriber(sub.id).profile.interests == "language models"  # type: ignore[union-attr]
+
+
+def test_pause_and_resume(site: Site) -> None:
+    sub = site.add("a@example.org")
+    path = tokens.preferences_url("", SECRET, sub.id)
+    assert site.client.post(path + "/pause").status_code == 400  # CSRF
+    post(site, path + "/pause", csrf_from=path)
+    assert site.db.get_subscriber(sub.id).status == "paused"  # type: ignore[union-attr]
+    post(site, path + "/resume", csrf_from=path)
+    assert site.db.get_subscriber(sub.id).status == "active"  # type: ignore[union-attr]
+
+
+def test_a_pending_subscriber_cannot_resume_without_confirming(site: Site) -> None:
+    sub = site.add("a@example.org", status="pending")
+    path = tokens.preferences_url("", SECRET, sub.id)
+    post(site, path + "/resume", csrf_from=path)
+    assert site.db.get_subscriber(sub.id).status == "pending"  # type: ignore[union-attr]
+
+
+def test_export_downloads_everything_as_json(site: Site) -> None:
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    site.db.record_vote(sub.id, paper.key, -1, now=site.clock())
+    response = site.client.get(tokens.preferences_url("", SECRET, sub.id) + "/export")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert "attachment" in response.headers["Content-Disposition"]
+    data = response.get_json()
+    assert data["email"] == "a@example.org"
+    assert data["votes"][0]["paper"] == paper.key and data["votes"][0]["vote"] == -1
+    assert data["profile"]["interests"] == "language models"
+
+
+def test_delete_needs_the_checkbox_then_removes_everything(site: Site) -> None:
+    sub = site.add("a@example.org")
+    path = tokens.preferences_url("", SECRET, sub.id)
+    refused = post(site, path + "/delete", csrf_from=path)
+    assert refused.status_code == 400 and site.db.get_subscriber(sub.id) is not None
+    done = post(site, path + "/delete", {"confirm_delete": "yes"}, csrf_from=path)
+    assert done.status_code == 200
+    assert site.db.get_subscriber(sub.id) is None
+    assert site.db.is_suppressed("a@example.org")
+    assert site.client.get(path).status_code == 404
+
+
+def test_forged_preferences_tokens_show_nothing(site: Site) -> None:
+    sub = site.add("a@example.org")
+    for token in (
+        tokens.sign("another-secret-key-0123456789", "preferences", sub.id),
+        tokens.sign(SECRET, "unsubscribe", sub.id),
+        tokens.sign(SECRET, "preferences", [sub.id]),
+    ):
+        response = site.client.get(f"/preferences/{token}")
+        assert response.status_code in (400, 403)
+        assert "a@example.org" not in body(response)
+        assert site.client.get(f"/preferences/{token}/export").status_code in (400, 403)
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_errors_show_a_page_without_internals(site: Site) -> None:
+    def boom() -> str:
+        raise RuntimeError("secret internals")
+
+    site.app.add_url_rule("/boom", view_func=boom)
+    site.app.testing = False  # production behaviour: the handler, not the exception
+    response = site.client.get("/boom")
+    assert response.status_code == 500
+    assert "secret internals" not in body(response) and "Traceback" not in body(response)
+    assert response.headers["Content-Security-Policy"]
+    missing = site.client.get("/no/such/page")
+    assert missing.status_code == 404 and "There is nothing here" in body(missing)
+    assert site.client.put("/subscribe").status_code == 405
+
+
+def test_healthz(site: Site) -> None:
+    assert site.client.get("/healthz").data == b"ok\n"
+
+
+def test_digest_links_from_the_pipeline_open_these_pages(site: Site) -> None:
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    from digest.models import ScoredPaper
+
+    links = pipeline.digest_links(site.config, sub.id, [ScoredPaper(paper, 1.0, "")])
+    for url in (links.unsubscribe, links.preferences, links.more[paper.key],
+                links.less[paper.key]):
+        assert url.startswith(site.config.base_url)
+        assert site.client.get(url.removeprefix(site.config.base_url)).status_code == 200
+
+
+def test_create_app_reads_the_environment_when_given_no_config(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # waitress-serve --call digest.web:create_app calls it with no arguments.
+    from digest.web import create_app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_VAR_DIR", str(tmp_path / "var"))
+    app = create_app()
+    assert app.test_client().get("/").status_code == 200
