@@ -208,6 +208,10 @@ class Delivery:
     error: str | None = None
     paper_keys: tuple[str, ...] = ()
     updated_at: datetime | None = None
+    # (paper key, score, reason) per paper, as ranked when the row was planned; a retry
+    # re-renders exactly this digest.
+    picks: tuple[tuple[str, float, str], ...] = ()
+    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,24 @@
-"""One daily run: ingest -> store -> rank -> render -> mail -> ledger. Safe to repeat."""
+"""One daily run: ingest -> store -> rank -> render -> mail -> ledger. Safe to repeat.
+
+A run has two phases. **Plan**: find the digests due now, rank their papers in batched
+chunks, and write one ledger row per (subscriber, day) holding the chosen papers and
+reasons. **Send**: claim each sendable row (``planned`` -> ``sending``), render it from
+the row, hand it to the SMTP server, and mark it ``sent`` only after the 250 reply.
+Nothing is held for the whole run, so memory stays flat in the number of subscribers,
+and a crash at any point leaves rows a rerun can finish.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +29,10 @@ from digest.errors import AuthenticationError, DeliveryError, DigestError
 from digest.locking import run_lock
 from digest.models import (
     Delivery,
+    DeliveryStatus,
     Digest,
     DigestLinks,
+    Paper,
     Profile,
     RenderedEmail,
     RunReport,
@@ -26,7 +40,7 @@ from digest.models import (
     SourceResult,
     Subscriber,
 )
-from digest.store import Store, open_store
+from digest.store import Store, email_hash, open_store
 
 TransportFactory = Callable[[], AbstractContextManager[mail.Transport]]
 Clock = Callable[[], datetime]
@@ -36,22 +50,27 @@ Clock = Callable[[], datetime]
 LOOKBACK = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
 # Background papers that give the ranker its idf statistics and seed/liked texts.
 HISTORY_LIMIT = 5000
-# Backoff before the next attempt at a temporarily failed delivery, by attempt number.
+# Subscribers ranked together: bounds memory while keeping the matrix products large.
+RANK_CHUNK = 5000
+# Rows claimed and rendered together in the send phase.
+SEND_CHUNK = 200
+# Wait before the next attempt at a temporarily failed delivery, by attempts so far.
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 
 
 @dataclass
 class _Plan:
-    """One subscriber's digest to build in this run."""
+    """One subscriber's digest that is due in this run."""
 
     subscriber: Subscriber
     day: date
     existing: Delivery | None = None
-    papers: list[ScoredPaper] = field(default_factory=list)
 
 
 @dataclass
 class _Tally:
+    """Counts shared by the send workers (guarded by ``lock``)."""
+
     sent: int = 0
     skipped: int = 0
     failed: int = 0
@@ -60,6 +79,35 @@ class _Tally:
     deliveries: list[Delivery] = field(default_factory=list)
     aborted: str | None = None
     abort_exit: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Pacer:
+    """Space sends so that no more than ``rate`` messages per second go out (0: no cap)."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until the next send is allowed."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
 
 
 def run(
@@ -76,15 +124,16 @@ def run(
     clock: Clock | None = None,
     store: Store | None = None,
     wait_for_lock: bool = False,
+    pacer: Pacer | None = None,
+    workers: int = 1,
 ) -> RunReport:
     """Run the daily job once and return its report.
 
     Without ``day``, each active subscriber whose local send hour has come (and who has
     not had that local day's digest) gets one. With ``day`` (or ``force``), everyone
-    active gets ``day``'s digest now, regardless of hour. A ledger row per (subscriber,
+    active gets that day's digest now, regardless of hour. A ledger row per (subscriber,
     day) makes a repeat send nothing new.
     """
-    clock = clock or (lambda: now)
     own_store = store is None
     db = store or open_store(config.database_url)
     try:
@@ -96,11 +145,13 @@ def run(
                 day=day,
                 only=only,
                 dry_run=dry_run,
-                force=force,
+                force=force or day is not None,
                 do_ingest=do_ingest,
                 fetch=fetch,
-                transport=transport,
-                clock=clock,
+                transport=transport or (lambda: mail.open_transport(config.smtp, config.maildir)),
+                clock=clock or (lambda: now),
+                pacer=pacer or Pacer(config.send_rate),
+                workers=max(1, workers),
             )
     finally:
         if own_store:
@@ -118,49 +169,41 @@ def _run_locked(
     force: bool,
     do_ingest: bool,
     fetch: ingest.Fetch | None,
-    transport: TransportFactory | None,
+    transport: TransportFactory,
     clock: Clock,
+    pacer: Pacer,
+    workers: int,
 ) -> RunReport:
     if not dry_run:
+        # Safe only under the run lock: no live run is mid-send, so a row still in
+        # "sending" belongs to a dead run and may or may not have reached the server.
         db.mark_stale_sending(now=now)
     batch_day = day or now.date()
     sources: tuple[SourceResult, ...] = ()
     if do_ingest:
         sources = ingest_sources(config, db, day=batch_day, now=now, fetch=fetch)
-    plans, not_due = plan_due(config, db, now=now, day=day, only=only, force=force or bool(day))
+    plans, not_due = plan_due(config, db, now=now, day=day, only=only, force=force)
     tally = _Tally()
-    batch_size = rank_plans(config, db, plans, now=now)
-    factory = transport or (lambda: mail.open_transport(config.smtp, config.maildir))
     env = render.make_environment(config.templates_dir)
-    with ExitStack() as stack:
-        opened: list[mail.Transport] = []
-
-        def get_transport() -> mail.Transport:
-            # Connect lazily: a run with nothing to send never touches the SMTP server.
-            if not opened:
-                opened.append(stack.enter_context(factory()))
-            return opened[0]
-
-        def reset_transport() -> None:
-            # After a network error the connection is suspect; the next send reconnects.
-            if opened:
-                stack.close()
-                opened.clear()
-
+    batch_size = 0
+    fresh = [p for p in plans if p.existing is None]
+    for start in range(0, len(fresh), RANK_CHUNK):
+        chunk = fresh[start : start + RANK_CHUNK]
+        chosen, pool_size = choose_papers(config, db, chunk, now=now)
+        batch_size = max(batch_size, pool_size)
+        if dry_run:
+            _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
+        else:
+            _plan_chunk(config, db, chunk, chosen, now=now, tally=tally)
+    if not dry_run:
         for plan in plans:
-            if tally.aborted:
-                break
-            _deliver(
-                config,
-                db,
-                plan,
-                env=env,
-                now=now,
-                dry_run=dry_run,
-                tally=tally,
-                get_transport=get_transport,
-                reset_transport=reset_transport,
-            )
+            if plan.existing is not None and not _sendable(plan.existing, config, now):
+                tally.skipped += 1
+        targets = {p.subscriber.id: p.day for p in plans}
+        _send_all(
+            config, db, targets, plans, env=env, now=now, tally=tally, transport=transport,
+            pacer=pacer, workers=workers,
+        )
     report = RunReport(
         day=batch_day,
         started_at=now,
@@ -182,6 +225,9 @@ def _run_locked(
     return report
 
 
+# -- ingest -------------------------------------------------------------------------------
+
+
 def ingest_sources(
     config: Config, db: Store, *, day: date, now: datetime, fetch: ingest.Fetch | None = None
 ) -> tuple[SourceResult, ...]:
@@ -189,7 +235,7 @@ def ingest_sources(
     results = ingest.collect(
         config.sources,
         day=day,
-        user_agent=f"digest/0.1 (+{config.base_url}; mailto:{config.contact})",
+        user_agent=ingest.user_agent(config.contact),
         state=db.source_states(),
         fetch=fetch,
     )
@@ -197,19 +243,16 @@ def ingest_sources(
     for result in results:
         new = 0
         if result.papers:
-            new, _updated = db.save_papers(
-                [p for p in result.papers if p.announce_type != "replace"], batch_day=day, now=now
-            )
-            replaced = [p for p in result.papers if p.announce_type == "replace"]
-            if replaced:
-                # A replacement refreshes a known paper; an unknown one is stored but put
-                # in the batch too, since nobody has seen it yet.
-                more, _ = db.save_papers(replaced, batch_day=day, now=now)
-                new += more
+            # A replacement refreshes a known paper and keeps its batch day, so it is
+            # never mailed again; an unknown one joins today's batch like a new paper.
+            new, _updated = db.save_papers(result.papers, batch_day=day, now=now)
         checked = ingest.assess(result, new=new, day=day)
         db.record_source(checked, now=now)
         assessed.append(checked)
     return tuple(assessed)
+
+
+# -- plan ---------------------------------------------------------------------------------
 
 
 def plan_due(
@@ -228,8 +271,6 @@ def plan_due(
         if not subscribers:
             raise DigestError(f"no active subscriber {only}", "check `digest subscribers list`")
     suppressed = db.suppressed_hashes()
-    from digest.store import email_hash
-
     grace = timedelta(hours=config.grace_hours)
     plans: list[_Plan] = []
     not_due = 0
@@ -244,14 +285,13 @@ def plan_due(
         if email_hash(sub.email) in suppressed:
             continue
         if force:
-            target = day or now.date()
-            days = [target]
+            days = [day or now.date()]
         else:
             window = [now.date() + timedelta(days=k) for k in range(-(grace.days + 3), 2)]
             done = {
                 d
                 for d in window
-                if (row := ledger(d).get(sub.id)) is not None and not _retryable(row, config, now)
+                if (row := ledger(d).get(sub.id)) is not None and not _retryable(row, config)
             }
             days = due_days(sub, now, grace=grace, done=done)
             if not days:
@@ -262,8 +302,8 @@ def plan_due(
     return plans, not_due
 
 
-def _retryable(row: Delivery, config: Config, now: datetime) -> bool:
-    """Return True for a ledger row that this run should (re)try."""
+def _retryable(row: Delivery, config: Config) -> bool:
+    """Return True for a ledger row that a run may still (re)try at some point."""
     if row.status == "planned":
         return True  # a crash before anything was transmitted: safe to send
     if row.status == "temp_failed":
@@ -271,77 +311,310 @@ def _retryable(row: Delivery, config: Config, now: datetime) -> bool:
     return False
 
 
-def rank_plans(config: Config, db: Store, plans: Sequence[_Plan], *, now: datetime) -> int:
-    """Choose each plan's papers with one batched ranking pass; return the pool size."""
-    fresh = [p for p in plans if p.existing is None or not p.existing.paper_keys]
-    retried = [p for p in plans if p not in fresh]
-    if retried:
-        stored = db.get_papers(k for p in retried for k in p.existing.paper_keys)  # type: ignore[union-attr]
-        for plan in retried:
-            keys = plan.existing.paper_keys if plan.existing else ()
-            plan.papers = [
-                ScoredPaper(paper=stored[k], score=0.0, reason="") for k in keys if k in stored
-            ]
-    if not fresh:
-        return 0
+def _sendable(row: Delivery, config: Config, now: datetime) -> bool:
+    """Return True for a ledger row that may be sent right now."""
+    if not _retryable(row, config):
+        return False
+    return row.next_attempt_at is None or row.next_attempt_at <= now
+
+
+def choose_papers(
+    config: Config, db: Store, plans: Sequence[_Plan], *, now: datetime
+) -> tuple[list[list[ScoredPaper] | None], int]:
+    """Rank every plan's candidates in one batched pass; return (choices, pool size).
+
+    A plan's choice is None when its window held no papers at all (a quiet day), and an
+    empty list when papers came in but none was relevant.
+    """
+    if not plans:
+        return [], 0
     last_days = db.last_delivered_days()
-    windows: dict[int, tuple[date, date]] = {}
-    for plan in fresh:
+    windows: list[tuple[date, date]] = []
+    for plan in plans:
         sub = plan.subscriber
-        upper = plan.day + timedelta(days=1)
+        upper = plan.day + timedelta(days=1)  # a zone ahead of UTC can be on the next day
         lower_bound = plan.day - LOOKBACK.get(sub.cadence, LOOKBACK["daily"])
         last = last_days.get(sub.id)
         if last is not None and last < plan.day:
             lower = max(last + timedelta(days=1), lower_bound)
         else:
+            # A first digest (or a repeat day): the latest batch, not the whole archive.
             latest = db.latest_batch_day(upper)
             lower = latest if latest is not None else plan.day
-        windows[id(plan)] = (lower, upper)
-    first = min(w[0] for w in windows.values())
-    last_day = max(w[1] for w in windows.values())
+        windows.append((lower, upper))
+    first = min(w[0] for w in windows)
+    last_day = max(w[1] for w in windows)
     pool = db.batch(first, last_day)
     if not pool:
-        return 0
+        return [None] * len(plans), 0
     batch = [paper for paper, _ in pool]
     batch_days = {paper.key: d for paper, d in pool}
-    votes = db.votes([p.subscriber.id for p in fresh])
-    profiles = [_with_votes(p.subscriber.profile, votes.get(p.subscriber.id, {})) for p in fresh]
+    ids = [p.subscriber.id for p in plans]
+    votes = db.votes(ids)
+    profiles = [_with_votes(p.subscriber.profile, votes.get(p.subscriber.id, {})) for p in plans]
     referenced = {k for prof in profiles for k in (*prof.seeds, *prof.liked, *prof.disliked)}
     history = db.history(first, limit=HISTORY_LIMIT)
-    known = {p.key for p in history}
-    history += [p for k, p in db.get_papers(referenced - known).items() if k not in batch_days]
-    sent = db.sent_keys([p.subscriber.id for p in fresh], batch_days)
+    known = {p.key for p in history} | set(batch_days)
+    history += list(db.get_papers(referenced - known).values())
+    sent = db.sent_keys(ids, batch_days)
     excludes: list[set[str]] = []
-    for plan in fresh:
-        lower, upper = windows[id(plan)]
+    empty_window: list[bool] = []
+    for plan, (lower, upper) in zip(plans, windows, strict=True):
         outside = {k for k, d in batch_days.items() if not lower <= d <= upper}
-        excludes.append(sent.get(plan.subscriber.id, set()) | outside)
+        excluded = sent.get(plan.subscriber.id, set()) | outside
+        excludes.append(excluded)
+        empty_window.append(len(excluded) >= len(batch_days))
     result = rank.rank(
         batch,
         profiles,
         history=history,
-        top_k=[min(p.subscriber.max_papers, config.max_papers * 5) for p in fresh],
+        top_k=[min(p.subscriber.max_papers, 50) for p in plans],
         exclude=excludes,
-        popularity=[p.subscriber.popularity for p in fresh],
+        popularity=[p.subscriber.popularity for p in plans],
         state=db.load_ranker_state(),
     )
     db.save_ranker_state(result.state, now=now)
-    for plan, chosen in zip(fresh, result.rankings, strict=True):
-        plan.papers = list(chosen)
-    return len(batch)
+    chosen: list[list[ScoredPaper] | None] = [
+        None if empty else list(ranking)
+        for ranking, empty in zip(result.rankings, empty_window, strict=True)
+    ]
+    return chosen, len(batch)
 
 
 def _with_votes(profile: Profile, votes: dict[str, int]) -> Profile:
     """Fold the thumbs from the email into the profile's liked/disliked examples."""
     if not votes:
         return profile
-    liked = tuple(dict.fromkeys((*profile.liked, *(k for k, v in votes.items() if v > 0))))
-    disliked = tuple(dict.fromkeys((*profile.disliked, *(k for k, v in votes.items() if v < 0))))
-    liked = tuple(k for k in liked if votes.get(k, 1) > 0)
-    return replace(profile, liked=liked, disliked=disliked)
+    liked = [k for k in dict.fromkeys((*profile.liked, *votes)) if votes.get(k, 1) > 0]
+    disliked = [k for k in dict.fromkeys((*profile.disliked, *votes)) if votes.get(k, -1) < 0]
+    return replace(profile, liked=tuple(liked), disliked=tuple(disliked))
 
 
-def digest_links(config: Config, subscriber_id: int, papers: Sequence[ScoredPaper]) -> DigestLinks:
+def _plan_chunk(
+    config: Config,
+    db: Store,
+    plans: Sequence[_Plan],
+    chosen: Sequence[list[ScoredPaper] | None],
+    *,
+    now: datetime,
+    tally: _Tally,
+) -> None:
+    """Write ledger rows for freshly ranked plans (skipped ones record why)."""
+    domain = _domain(config)
+    rows: list[tuple[int, date, list[tuple[str, float, str]], str, DeliveryStatus]] = []
+    for plan, papers in zip(plans, chosen, strict=True):
+        sub = plan.subscriber
+        if papers is None:
+            # No new papers at all (a weekend, a quiet feed): no row, so a later run
+            # today can still send once the batch arrives.
+            tally.skipped += 1
+            continue
+        picks = [(sp.paper.key, sp.score, sp.reason) for sp in papers]
+        if not picks and sub.empty_digest != "note":
+            rows.append((sub.id, plan.day, [], "", "skipped"))
+            tally.skipped += 1
+            tally.deliveries.append(
+                Delivery(sub.id, plan.day, "skipped", error="nothing relevant in the batch")
+            )
+            continue
+        message_id = mail.make_message_id(sub.id, plan.day, domain)
+        rows.append((sub.id, plan.day, picks, message_id, "planned"))
+    db.plan_deliveries(rows, now=now)
+
+
+def _preview_chunk(
+    config: Config,
+    plans: Sequence[_Plan],
+    chosen: Sequence[list[ScoredPaper] | None],
+    *,
+    env: Any,
+    now: datetime,
+    tally: _Tally,
+) -> None:
+    """Render each plan into an HTML preview; change nothing else (dry run)."""
+    for plan, papers in zip(plans, chosen, strict=True):
+        sub = plan.subscriber
+        if not papers and sub.empty_digest != "note":
+            tally.skipped += 1
+            tally.deliveries.append(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
+            continue
+        digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers or ()))
+        rendered, message = compose(config, digest, env=env, now=now)
+        write_preview(config, sub, plan.day, rendered.html)
+        keys = tuple(sp.paper.key for sp in papers or ())
+        tally.deliveries.append(
+            Delivery(sub.id, plan.day, "planned", str(message["Message-ID"]), paper_keys=keys)
+        )
+
+
+# -- send ---------------------------------------------------------------------------------
+
+
+def _send_all(
+    config: Config,
+    db: Store,
+    targets: dict[int, date],
+    plans: Sequence[_Plan],
+    *,
+    env: Any,
+    now: datetime,
+    tally: _Tally,
+    transport: TransportFactory,
+    pacer: Pacer,
+    workers: int,
+) -> None:
+    """Send every sendable ledger row among the targets, over ``workers`` connections."""
+    rows = db.claimable(targets, now=now, max_attempts=config.max_attempts)
+    if not rows:
+        return
+    subscribers = {p.subscriber.id: p.subscriber for p in plans}
+    chunks = [rows[i : i + SEND_CHUNK] for i in range(0, len(rows), SEND_CHUNK)]
+    queue_lock = threading.Lock()
+
+    def next_chunk() -> list[Delivery] | None:
+        with queue_lock:
+            return chunks.pop(0) if chunks and not tally.aborted else None
+
+    def worker() -> None:
+        with _Connection(transport) as connection:
+            while (chunk := next_chunk()) is not None:
+                papers = db.get_papers(k for row in chunk for k in row.paper_keys)
+                for row in chunk:
+                    if tally.aborted:
+                        return
+                    sub = subscribers[row.subscriber_id]
+                    _send_one(config, db, row, sub, papers, env=env, now=now, tally=tally,
+                              connection=connection, pacer=pacer)
+
+    if workers == 1:
+        worker()
+        return
+    threads = [threading.Thread(target=worker, name=f"digest-send-{n}") for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class _Connection:
+    """One lazily opened transport: a run with nothing to send never connects."""
+
+    def __init__(self, factory: TransportFactory) -> None:
+        self._factory = factory
+        self._stack = ExitStack()
+        self._transport: mail.Transport | None = None
+
+    def get(self) -> mail.Transport:
+        if self._transport is None:
+            self._transport = self._stack.enter_context(self._factory())
+        return self._transport
+
+    def reset(self) -> None:
+        """Drop the connection after a network error; the next send reconnects."""
+        self._transport = None
+        # Closing a broken connection may fail; it is gone either way.
+        with contextlib.suppress(OSError, DeliveryError):
+            self._stack.close()
+        self._stack = ExitStack()
+
+    def __enter__(self) -> _Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+
+def _send_one(
+    config: Config,
+    db: Store,
+    row: Delivery,
+    sub: Subscriber,
+    papers: dict[str, Paper],
+    *,
+    env: Any,
+    now: datetime,
+    tally: _Tally,
+    connection: _Connection,
+    pacer: Pacer,
+) -> None:
+    """Claim one ledger row, render it, send it, and record the outcome."""
+    items = tuple(
+        ScoredPaper(paper=papers[key], score=score, reason=reason)
+        for key, score, reason in row.picks
+        if key in papers
+    )
+    digest = Digest(subscriber=sub, day=row.day, papers=items)
+    rendered, message = compose(config, digest, env=env, now=now)
+    if config.smtp is None:
+        write_preview(config, sub, row.day, rendered.html)
+    # The claim is a compare-and-set: of two runs or workers, exactly one moves the row.
+    if not db.set_delivery_status(
+        sub.id, row.day, "sending", now=now, attempt=True, expect=("planned", "temp_failed")
+    ):
+        with tally.lock:
+            tally.skipped += 1
+        return
+    pacer.wait()
+    try:
+        connection.get().send(message)
+    except AuthenticationError as err:
+        # Refused before any message data: nothing went out, so the row goes back.
+        db.set_delivery_status(sub.id, row.day, "planned", now=now, error=err.message)
+        with tally.lock:
+            tally.aborted = f"SMTP authentication failed: {err.message}"
+            tally.abort_exit = err.exit_code
+        return
+    except DeliveryError as err:
+        connection.reset()
+        _record_failure(config, db, row, err, now=now, tally=tally)
+        return
+    db.set_delivery_status(sub.id, row.day, "sent", now=now)
+    with tally.lock:
+        tally.sent += 1
+        tally.consecutive_failures = 0
+        tally.deliveries.append(
+            Delivery(sub.id, row.day, "sent", row.message_id, paper_keys=row.paper_keys)
+        )
+
+
+def _record_failure(
+    config: Config, db: Store, row: Delivery, err: DeliveryError, *, now: datetime, tally: _Tally
+) -> None:
+    attempts = row.attempts + 1
+    next_attempt: datetime | None = None
+    status: DeliveryStatus
+    if getattr(err, "after_data", False):
+        status = "unknown"  # the server may have queued it: never resend automatically
+    elif err.permanent or attempts >= config.max_attempts:
+        status = "perm_failed"
+    else:
+        status = "temp_failed"
+        next_attempt = now + BACKOFF[min(attempts, len(BACKOFF)) - 1]
+    db.set_delivery_status(
+        row.subscriber_id, row.day, status, now=now, error=err.message,
+        next_attempt_at=next_attempt,
+    )
+    with tally.lock:
+        if status == "unknown":
+            tally.unknown += 1
+        else:
+            tally.failed += 1
+        tally.deliveries.append(Delivery(row.subscriber_id, row.day, status, error=err.message))
+        tally.consecutive_failures += 1
+        if tally.consecutive_failures >= config.error_budget and not tally.aborted:
+            tally.aborted = (
+                f"stopped after {tally.consecutive_failures} consecutive delivery failures "
+                f"(last: {err.message})"
+            )
+            tally.abort_exit = 75
+
+
+# -- render -------------------------------------------------------------------------------
+
+
+def digest_links(
+    config: Config, subscriber_id: int, papers: Sequence[ScoredPaper]
+) -> DigestLinks:
     """Return the signed links that go into one subscriber's digest."""
     base, key = config.base_url, config.secret_key
     return DigestLinks(
@@ -360,26 +633,22 @@ def digest_links(config: Config, subscriber_id: int, papers: Sequence[ScoredPape
 
 def compose(
     config: Config, digest: Digest, *, env: Any, now: datetime
-) -> tuple[RenderedEmail, Any]:
-    """Render one digest and build its message; return (rendered parts, EmailMessage)."""
+) -> tuple[RenderedEmail, EmailMessage]:
+    """Render one digest and build its message; return (rendered parts, message)."""
     sub = digest.subscriber
     links = digest_links(config, sub.id, digest.papers)
+    list_name = config.from_name or "Research Digest"
     if digest.papers:
-        rendered = render.render_digest(
-            digest, links, env=env, list_name=config.from_name or "Research Digest"
-        )
+        rendered = render.render_digest(digest, links, env=env, list_name=list_name)
     else:
-        rendered = render.render_empty_note(
-            digest, links, env=env, list_name=config.from_name or "Research Digest"
-        )
-    domain = config.from_addr.rpartition("@")[2] or "localhost"
+        rendered = render.render_empty_note(digest, links, env=env, list_name=list_name)
     message = mail.build_message(
         rendered,
         from_name=config.from_name,
         from_addr=config.from_addr,
         to_name=sub.name,
         to_addr=sub.email,
-        message_id=mail.make_message_id(sub.id, digest.day, domain),
+        message_id=mail.make_message_id(sub.id, digest.day, _domain(config)),
         date=now,
         list_id=config.list_id,
         list_unsubscribe=links.unsubscribe,
@@ -387,104 +656,8 @@ def compose(
     return rendered, message
 
 
-def _deliver(
-    config: Config,
-    db: Store,
-    plan: _Plan,
-    *,
-    env: Any,
-    now: datetime,
-    dry_run: bool,
-    tally: _Tally,
-    get_transport: Callable[[], mail.Transport],
-    reset_transport: Callable[[], None],
-) -> None:
-    sub = plan.subscriber
-    existing = plan.existing
-    if existing is not None and not _retryable(existing, config, now):
-        tally.skipped += 1
-        return
-    if existing is not None and existing.status == "temp_failed" and existing.updated_at:
-        wait = (
-            BACKOFF[min(existing.attempts, len(BACKOFF)) - 1] if existing.attempts else timedelta()
-        )
-        if now < existing.updated_at + wait:
-            tally.skipped += 1
-            return
-    papers = plan.papers
-    if not papers and sub.empty_digest != "note":
-        if not dry_run and existing is None:
-            # Record the empty day so hourly runs don't re-rank it; nothing is mailed.
-            db.plan_delivery(sub.id, plan.day, paper_keys=[], message_id="", now=now)
-            db.set_delivery_status(
-                sub.id, plan.day, "skipped", now=now, error="nothing relevant in the batch"
-            )
-        tally.skipped += 1
-        tally.deliveries.append(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
-        return
-    digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers))
-    rendered, message = compose(config, digest, env=env, now=now)
-    message_id = str(message["Message-ID"])
-    keys = [sp.paper.key for sp in papers]
-    if config.smtp is None or dry_run:
-        write_preview(config, sub, plan.day, rendered.html)
-    if dry_run:
-        tally.deliveries.append(
-            Delivery(sub.id, plan.day, "planned", message_id, paper_keys=tuple(keys))
-        )
-        return
-    if existing is None:
-        planned = db.plan_delivery(
-            sub.id, plan.day, paper_keys=keys, message_id=message_id, now=now
-        )
-        if planned is None:
-            tally.skipped += 1  # another run planned it first
-            return
-    if not db.set_delivery_status(
-        sub.id, plan.day, "sending", now=now, attempt=True, expect=("planned", "temp_failed")
-    ):
-        tally.skipped += 1
-        return
-    try:
-        get_transport().send(message)
-    except AuthenticationError as err:
-        # Rejected before any message data: nothing went out, so the row may be retried.
-        db.set_delivery_status(sub.id, plan.day, "planned", now=now, error=err.message)
-        tally.aborted = f"SMTP authentication failed: {err.message}"
-        tally.abort_exit = err.exit_code
-        return
-    except DeliveryError as err:
-        reset_transport()
-        _record_failure(config, db, plan, err, now=now, tally=tally)
-        return
-    db.set_delivery_status(sub.id, plan.day, "sent", now=now)
-    tally.sent += 1
-    tally.consecutive_failures = 0
-    tally.deliveries.append(Delivery(sub.id, plan.day, "sent", message_id, paper_keys=tuple(keys)))
-
-
-def _record_failure(
-    config: Config, db: Store, plan: _Plan, err: DeliveryError, *, now: datetime, tally: _Tally
-) -> None:
-    sub = plan.subscriber
-    if getattr(err, "after_data", False):
-        status = "unknown"
-        tally.unknown += 1
-    elif err.permanent:
-        status = "perm_failed"
-        tally.failed += 1
-    else:
-        attempts = (plan.existing.attempts if plan.existing else 0) + 1
-        status = "temp_failed" if attempts < config.max_attempts else "perm_failed"
-        tally.failed += 1
-    db.set_delivery_status(sub.id, plan.day, status, now=now, error=err.message)  # type: ignore[arg-type]
-    tally.deliveries.append(Delivery(sub.id, plan.day, status, error=err.message))  # type: ignore[arg-type]
-    tally.consecutive_failures += 1
-    if tally.consecutive_failures >= config.error_budget:
-        tally.aborted = (
-            f"stopped after {tally.consecutive_failures} consecutive delivery failures "
-            f"(last: {err.message})"
-        )
+def _domain(config: Config) -> str:
+    return config.from_addr.rpartition("@")[2] or "localhost"
 
 
 def preview_path(config: Config, subscriber: Subscriber, day: date) -> Path:
@@ -499,3 +672,4 @@ def write_preview(config: Config, subscriber: Subscriber, day: date, html: str) 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
+

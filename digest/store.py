@@ -272,7 +272,19 @@ def _subscriber_from_row(row: Row[Any]) -> Subscriber:
     )
 
 
+def _picks(raw: Any) -> tuple[tuple[str, float, str], ...]:
+    picks = []
+    for item in raw or ():
+        if isinstance(item, dict):
+            score = float(item.get("score", 0.0))
+            picks.append((str(item["key"]), score, str(item.get("reason", ""))))
+        else:
+            picks.append((str(item), 0.0, ""))
+    return tuple(picks)
+
+
 def _delivery_from_row(row: Row[Any]) -> Delivery:
+    picks = _picks(row.papers)
     return Delivery(
         subscriber_id=row.subscriber_id,
         day=row.day,
@@ -280,8 +292,10 @@ def _delivery_from_row(row: Row[Any]) -> Delivery:
         message_id=row.message_id,
         attempts=row.attempts,
         error=row.error,
-        paper_keys=tuple(row.papers or ()),
+        paper_keys=tuple(key for key, _, _ in picks),
         updated_at=_utc(row.updated_at),
+        picks=picks,
+        next_attempt_at=_utc(row.next_attempt_at),
     )
 
 
@@ -597,31 +611,97 @@ class Store:
     # -- deliveries ---------------------------------------------------------------------
 
     def plan_delivery(
-        self, subscriber_id: int, day: date, *, paper_keys: Sequence[str], message_id: str,
+        self,
+        subscriber_id: int,
+        day: date,
+        *,
+        picks: Sequence[tuple[str, float, str]],
+        message_id: str,
         now: datetime,
-    ) -> Delivery | None:
-        """Create the ledger row for (subscriber, day) as ``planned``.
+        status: DeliveryStatus = "planned",
+        error: str | None = None,
+    ) -> bool:
+        """Create the ledger row for (subscriber, day), normally as ``planned``.
 
-        Return None when a row already exists: someone else planned it first, and the
+        Return False when a row already exists: someone else planned it first, and the
         unique constraint is what guarantees one digest per subscriber per day.
         """
         try:
             with self.begin() as conn:
-                conn.execute(
-                    insert(deliveries).values(
-                        subscriber_id=subscriber_id,
-                        day=day,
-                        status="planned",
-                        message_id=message_id,
-                        attempts=0,
-                        papers=list(paper_keys),
-                        created_at=now,
-                        updated_at=now,
+                conn.execute(insert(deliveries).values(**_plan_values(
+                    subscriber_id, day, picks, message_id, now, status, error)))
+        except IntegrityError:
+            return False
+        return True
+
+    def plan_deliveries(
+        self,
+        rows: Sequence[tuple[int, date, Sequence[tuple[str, float, str]], str, DeliveryStatus]],
+        *,
+        now: datetime,
+    ) -> int:
+        """Plan many ledger rows (subscriber, day, picks, message id, status) at once.
+
+        Rows that already exist are left alone; return how many were created. One
+        transaction per call keeps a 100k-subscriber run from paying a commit per row.
+        """
+        if not rows:
+            return 0
+        created = 0
+        with self.begin() as conn:
+            days = sorted({day for _, day, _, _, _ in rows})
+            ids = [sub_id for sub_id, _, _, _, _ in rows]
+            existing: set[tuple[int, date]] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found = conn.execute(
+                    select(deliveries.c.subscriber_id, deliveries.c.day).where(
+                        deliveries.c.subscriber_id.in_(chunk), deliveries.c.day.in_(days)
                     )
                 )
-        except IntegrityError:
-            return None
-        return self.get_delivery(subscriber_id, day)
+                existing.update((int(a), b) for a, b in found)
+            values = [
+                _plan_values(sub_id, day, picks, message_id, now, status, None)
+                for sub_id, day, picks, message_id, status in rows
+                if (sub_id, day) not in existing
+            ]
+            if values:
+                conn.execute(insert(deliveries), values)
+                created = len(values)
+        return created
+
+    def claimable(
+        self, day_by_subscriber: dict[int, date], *, now: datetime, max_attempts: int
+    ) -> list[Delivery]:
+        """Return the ledger rows among these (subscriber, day) pairs that may be sent now.
+
+        That is ``planned`` rows, and ``temp_failed`` ones whose backoff has passed and
+        whose attempts are not used up; ordered by subscriber id.
+        """
+        found: list[Delivery] = []
+        ids = sorted(day_by_subscriber)
+        with self.begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    select(deliveries)
+                    .where(
+                        deliveries.c.subscriber_id.in_(chunk),
+                        deliveries.c.status.in_(("planned", "temp_failed")),
+                    )
+                    .order_by(deliveries.c.subscriber_id, deliveries.c.day)
+                )
+                for row in rows:
+                    delivery = _delivery_from_row(row)
+                    if delivery.day != day_by_subscriber.get(delivery.subscriber_id):
+                        continue
+                    if delivery.status == "temp_failed" and (
+                        delivery.attempts >= max_attempts
+                        or (delivery.next_attempt_at is not None and delivery.next_attempt_at > now)
+                    ):
+                        continue
+                    found.append(delivery)
+        return found
 
     def get_delivery(self, subscriber_id: int, day: date) -> Delivery | None:
         """Return the ledger row for (subscriber, day)."""
@@ -640,11 +720,15 @@ class Store:
             return {row.subscriber_id: _delivery_from_row(row) for row in rows}
 
     def last_delivered_days(self) -> dict[int, date]:
-        """Return {subscriber id: day of their latest digest that was sent}."""
+        """Return {subscriber id: day of their latest digest that was sent}.
+
+        Only ``sent`` counts: papers of a day whose digest was skipped or failed stay
+        candidates for the next digest, so nothing falls through a gap.
+        """
         with self.begin() as conn:
             rows = conn.execute(
                 select(deliveries.c.subscriber_id, func.max(deliveries.c.day))
-                .where(deliveries.c.status.in_(("sent", "skipped")))
+                .where(deliveries.c.status == "sent")
                 .group_by(deliveries.c.subscriber_id)
             )
             return {int(row[0]): row[1] for row in rows}
@@ -698,7 +782,7 @@ class Store:
                         deliveries.c.subscriber_id == subscriber_id, deliveries.c.day == day
                     )
                 ).scalar()
-                for key in keys or ():
+                for key, _score, _reason in _picks(keys):
                     already = conn.execute(
                         select(sent_papers.c.paper_key).where(
                             sent_papers.c.subscriber_id == subscriber_id,
@@ -712,21 +796,6 @@ class Store:
                             )
                         )
         return bool(changed)
-
-    def replan_delivery(
-        self, subscriber_id: int, day: date, *, paper_keys: Sequence[str], now: datetime
-    ) -> None:
-        """Replace the papers of a still-planned row (nothing of it was transmitted)."""
-        with self.begin() as conn:
-            conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.subscriber_id == subscriber_id,
-                    deliveries.c.day == day,
-                    deliveries.c.status == "planned",
-                )
-                .values(papers=list(paper_keys), updated_at=now)
-            )
 
     def sent_keys(self, subscriber_ids: Sequence[int], keys: Iterable[str]) -> dict[int, set[str]]:
         """Return {subscriber id: those of ``keys`` already mailed to them}."""

@@ -65,10 +65,13 @@ def test_one_ledger_row_per_subscriber_and_day(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'l.sqlite3'}")
     sub = store.add_subscriber("A@Example.org", Profile(interests="x"), now=NOW)
     assert sub.email == "a@example.org"
-    first = store.plan_delivery(sub.id, DAY, paper_keys=["arxiv:1"], message_id="<m>", now=NOW)
-    assert first is not None and first.status == "planned"
-    again = store.plan_delivery(sub.id, DAY, paper_keys=["arxiv:2"], message_id="<n>", now=NOW)
-    assert again is None
+    picks = [("arxiv:1", 0.5, "matched: agents")]
+    assert store.plan_delivery(sub.id, DAY, picks=picks, message_id="<m>", now=NOW)
+    planned = store.get_delivery(sub.id, DAY)
+    assert planned is not None and planned.status == "planned" and planned.picks == tuple(picks)
+    again = store.plan_delivery(sub.id, DAY, picks=[("arxiv:2", 1.0, "")], message_id="<n>",
+                                now=NOW)
+    assert again is False
     assert store.set_delivery_status(sub.id, DAY, "sending", now=NOW, attempt=True,
                                      expect=("planned",))
     # A second claim from "planned" fails: the row has moved on.
@@ -82,7 +85,7 @@ def test_one_ledger_row_per_subscriber_and_day(tmp_path: Path) -> None:
 def test_stale_sending_rows_become_unknown(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'u.sqlite3'}")
     sub = store.add_subscriber("b@example.org", Profile(interests="x"), now=NOW)
-    store.plan_delivery(sub.id, DAY, paper_keys=[], message_id="<m>", now=NOW)
+    store.plan_delivery(sub.id, DAY, picks=[], message_id="<m>", now=NOW)
     store.set_delivery_status(sub.id, DAY, "sending", now=NOW)
     assert store.mark_stale_sending(now=NOW) == 1
     row = store.get_delivery(sub.id, DAY)
