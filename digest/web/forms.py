@@ -128,7 +128,8 @@ def bibtex_arxiv_keys(text: str) -> list[str]:
     keys: list[str] = []
     for fields in _bibtex_entries(text):
         for name in ("eprint", "arxiv", "arxivid", "doi", "url", "journal", "note", "howpublished"):
-            value = fields.get(name, "")
+            # arxiv.org/pdf/2310.06825.pdf: the id pattern will not match with ".pdf" glued on.
+            value = re.sub(r"\.pdf\b", "", fields.get(name, ""), flags=re.IGNORECASE)
             key = _doi_arxiv_key(value) or (arxiv_key(value) if value else None)
             if key and (name != "journal" or "arxiv" in value.lower()):
                 keys.append(key)
@@ -143,9 +144,12 @@ def _doi_arxiv_key(text: str) -> str | None:
 
 def _bibtex_entries(text: str) -> Iterable[dict[str, str]]:
     """Yield each entry's fields (lower-case names), reading braces and quotes properly."""
+    # Drop whole-line % comments (they may contain "@"); a % inside a field is a URL's.
+    text = re.sub(r"(?m)^\s*%.*$", "", text)
     for chunk in text.split("@")[1:]:
         open_at = chunk.find("{")
-        if open_at < 0 or chunk[:open_at].strip().lower() in ("comment", "preamble", "string"):
+        kind = chunk[:open_at].strip().lower() if open_at >= 0 else ""
+        if not re.fullmatch(r"[a-z]+", kind) or kind in ("comment", "preamble", "string"):
             continue
         body = chunk[open_at + 1 :]
         fields: dict[str, str] = {}

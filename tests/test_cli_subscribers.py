@@ -1,0 +1,195 @@
+"""`digest subscribers add|list|show|export|remove|import` and `digest serve` via CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import main
+from digest.config import Config
+from digest.store import open_store
+
+
+def run(config: Config, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), obj={"config": config}, input=input)
+
+
+@pytest.fixture
+def added(config: Config) -> Config:
+    result = run(config, "subscribers", "add", "Ada@Example.org", "--interests", "LLM agents",
+                 "--keyword", "tool use", "--category", "cs.CL", "--hour", "6",
+                 "--timezone", "Europe/Berlin", "--seed", "https://arxiv.org/abs/2401.01234v2")
+    assert result.exit_code == 0, result.output
+    return config
+
+
+def test_add_activates_at_once_and_prints_a_summary(added: Config) -> None:
+    db = open_store(added.database_url)
+    sub = db.find_subscriber("ada@example.org")
+    assert sub is not None and sub.status == "active"
+    assert sub.profile.seeds == ("arxiv:2401.01234",)
+    assert (sub.send_hour, sub.timezone) == (6, "Europe/Berlin")
+
+
+def test_add_refuses_duplicates_bad_input_and_empty_profiles(added: Config) -> None:
+    again = run(added, "subscribers", "add", "ada@example.org", "--interests", "x")
+    assert again.exit_code == 2 and "already subscribed" in again.output
+    assert run(added, "subscribers", "add", "nope", "--interests", "x").exit_code == 2
+    assert run(added, "subscribers", "add", "b@example.org").exit_code == 2
+    bad_cat = run(added, "subscribers", "add", "b@example.org", "--category", "cs.ZZ")
+    assert bad_cat.exit_code == 2 and "unknown arXiv category" in bad_cat.output
+    bad_tz = run(added, "subscribers", "add", "b@example.org", "--interests", "x",
+                 "--timezone", "Moon/Base")
+    assert bad_tz.exit_code == 2
+
+
+def test_add_json(config: Config) -> None:
+    result = run(config, "subscribers", "add", "b@example.org", "--interests", "optics",
+                 "--cadence", "weekly", "--weekday", "2", "--json")
+    data = json.loads(result.output)
+    assert data["email"] == "b@example.org" and data["cadence"] == "weekly"
+    assert data["weekday"] == 2 and data["profile"]["interests"] == "optics"
+
+
+def test_add_with_confirm_creates_a_pending_subscriber_and_mails_the_opt_in(
+    config: Config,
+) -> None:
+    result = run(config, "subscribers", "add", "c@example.org", "--interests", "x", "--confirm")
+    assert result.exit_code == 0, result.output
+    assert "pending" in result.output
+    db = open_store(config.database_url)
+    assert db.find_subscriber("c@example.org").status == "pending"  # type: ignore[union-attr]
+    mails = list((config.maildir / "new").iterdir())  # the Maildir transport by default
+    assert len(mails) == 1 and "/confirm/" in mails[0].read_text()
+
+
+def test_a_removed_address_is_not_re_added_without_force(added: Config) -> None:
+    assert run(added, "subscribers", "remove", "ada@example.org", "--yes").exit_code == 0
+    refused = run(added, "subscribers", "add", "ada@example.org", "--interests", "x")
+    assert refused.exit_code == 2 and "suppressed" in refused.output
+    forced = run(added, "subscribers", "add", "ada@example.org", "--interests", "x", "--force")
+    assert forced.exit_code == 0
+
+
+def test_list_shows_a_table_and_json(added: Config) -> None:
+    run(added, "subscribers", "add", "b@example.org", "--interests", "optics",
+        "--cadence", "weekly", "--weekday", "4")
+    result = run(added, "subscribers", "list")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:5] == ["EMAIL", "STATUS", "CADENCE", "HOUR", "TZ"]
+    assert "ada@example.org" in lines[1] and "06:00" in lines[1] and "Europe/Berlin" in lines[1]
+    assert "cs.CL" in lines[1] and "tool use" in lines[1]
+    assert "weekly/Fri" in lines[2]
+    data = json.loads(run(added, "subscribers", "list", "--json").output)
+    assert [d["email"] for d in data] == ["ada@example.org", "b@example.org"]
+    only = json.loads(run(added, "subscribers", "list", "--status", "paused", "--json").output)
+    assert only == []
+
+
+def test_list_when_empty(config: Config) -> None:
+    assert run(config, "subscribers", "list").output.strip() == "no subscribers"
+
+
+def test_show_prints_the_profile_and_json(added: Config) -> None:
+    result = run(added, "subscribers", "show", "ada@example.org")
+    assert result.exit_code == 0 and "tool use" in result.output and "votes: 0 up" in result.output
+    data = json.loads(run(added, "subscribers", "show", "ada@example.org", "--json").output)
+    assert data["profile"]["categories"] == ["cs.CL"] and data["votes"] == []
+    missing = run(added, "subscribers", "show", "who@example.org")
+    assert missing.exit_code == 2 and "no subscriber" in missing.output
+
+
+def test_export_json_and_csv_round_trip_through_import(added: Config, tmp_path: Path) -> None:
+    data = json.loads(run(added, "subscribers", "export").output)
+    assert data[0]["email"] == "ada@example.org" and "deliveries" in data[0]
+    out = tmp_path / "subs.csv"
+    assert run(added, "subscribers", "export", "--csv", "-o", str(out)).exit_code == 0
+    assert out.read_text().splitlines()[0].startswith("email,name,interests")
+    run(added, "subscribers", "remove", "ada@example.org", "--yes")
+    result = run(added, "subscribers", "import", str(out), "--include-suppressed")
+    assert result.exit_code == 0 and "added 1" in result.output
+    sub = open_store(added.database_url).find_subscriber("ada@example.org")
+    assert sub is not None and sub.profile.keywords == ("tool use",)
+    assert sub.profile.seeds == ("arxiv:2401.01234",) and sub.timezone == "Europe/Berlin"
+
+
+def test_remove_asks_and_leaves_a_suppression(added: Config) -> None:
+    declined = run(added, "subscribers", "remove", "ada@example.org", input="n\n")
+    assert declined.exit_code != 0
+    db = open_store(added.database_url)
+    assert db.find_subscriber("ada@example.org") is not None
+    result = run(added, "subscribers", "remove", "ada@example.org", "--json", input="y\n")
+    assert result.exit_code == 0
+    assert json.loads(result.output.splitlines()[-1])["removed"] == "ada@example.org"
+    assert db.find_subscriber("ada@example.org") is None
+    assert db.is_suppressed("ada@example.org")
+
+
+CSV = """email,interests,keywords,categories,authors,seeds,hour,timezone,cadence,weekday,max_papers
+a@example.org,protein folding,alphafold;structure,q-bio.BM;cs.LG,J Jumper,2401.01234,6,UTC,daily,,5
+b@example.org,,diffusion,cs.CV,,,,,weekly,3,
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "in.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_import_adds_rows_with_semicolon_lists(config: Config, tmp_path: Path) -> None:
+    result = run(config, "subscribers", "import", write(tmp_path, CSV), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["added"] == 2
+    db = open_store(config.database_url)
+    a = db.find_subscriber("a@example.org")
+    assert a is not None and a.profile.keywords == ("alphafold", "structure")
+    assert a.profile.categories == ("q-bio.BM", "cs.LG") and a.profile.authors == ("J Jumper",)
+    assert (a.send_hour, a.max_papers) == (6, 5)
+    b = db.find_subscriber("b@example.org")
+    assert b is not None and (b.cadence, b.weekday) == ("weekly", 3)
+
+
+def test_import_skips_existing_and_suppressed_unless_asked(config: Config, tmp_path: Path) -> None:
+    path = write(tmp_path, CSV)
+    run(config, "subscribers", "import", path)
+    db = open_store(config.database_url)
+    db.remove_subscriber(db.find_subscriber("b@example.org").id,  # type: ignore[union-attr]
+                         now=db.find_subscriber("a@example.org").created_at,  # type: ignore[union-attr, arg-type]
+                         reason="test")
+    again = run(config, "subscribers", "import", path)
+    assert "added 0" in again.output and "1 existing" in again.output
+    assert "1 suppressed" in again.output
+    assert db.find_subscriber("b@example.org") is None
+    edited = CSV.replace("protein folding", "RNA design")
+    updated = run(config, "subscribers", "import", write(tmp_path, edited), "--update")
+    assert "updated 1" in updated.output
+    assert db.find_subscriber("a@example.org").profile.interests == "RNA design"  # type: ignore[union-attr]
+
+
+def test_import_rejects_the_whole_file_when_a_row_is_bad(config: Config, tmp_path: Path) -> None:
+    bad = CSV + "not-an-address,x,,,,,,,,,\nc@example.org,x,,cs.NOPE,,,,,,,\n"
+    result = run(config, "subscribers", "import", write(tmp_path, bad))
+    assert result.exit_code == 2
+    assert "2 bad rows" in result.output and "line 4" in result.output
+    assert open_store(config.database_url).list_subscribers() == []
+
+
+def test_import_dry_run_and_header_checks(config: Config, tmp_path: Path) -> None:
+    dry = run(config, "subscribers", "import", write(tmp_path, CSV), "--dry-run")
+    assert dry.exit_code == 0 and "would have added 2" in dry.output
+    assert open_store(config.database_url).list_subscribers() == []
+    no_email = run(config, "subscribers", "import", write(tmp_path, "name,interests\nx,y\n"))
+    assert no_email.exit_code == 2 and "no email column" in no_email.output
+    unknown = run(config, "subscribers", "import", write(tmp_path, "email,colour\na@b.org,red\n"))
+    assert unknown.exit_code == 2 and "unknown CSV column" in unknown.output
+
+
+def test_serve_help() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    assert "--host" in result.output and "--port" in result.output

@@ -1,0 +1,138 @@
+"""The pure form helpers behind the pages: parsing, limits, BibTeX, taxonomy, terms."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from digest.models import Paper, Profile
+from digest.web import forms
+
+
+def test_the_taxonomy_is_the_real_one() -> None:
+    cats = forms.categories()
+    codes = [c.code for c in cats]
+    assert len(codes) == len(set(codes)) > 150
+    named = {c.code: c.name for c in cats}
+    assert named["cs.CL"] == "Computation and Language"
+    assert named["hep-th"] == "High Energy Physics - Theory"
+    assert named["stat.ML"] == "Machine Learning"
+    groups = [g for g, _ in forms.category_groups()]
+    assert "Computer Science" in groups and "Physics" in groups
+    assert json.loads(forms.CATEGORIES_FILE.read_text())["source"].startswith("arXiv")
+
+
+BIBTEX = r"""
+% a comment with @ sign and eprint = {9999.99999}
+@article{vaswani2017,
+  title = {Attention Is {All} You Need},
+  author = {Vaswani, Ashish and others},
+  journal = {arXiv preprint arXiv:1706.03762},
+  year = 2017,
+}
+@misc{brown2020,
+  title="Language Models are Few-Shot Learners",
+  eprint="2005.14165v4", archivePrefix="arXiv",
+}
+@inproceedings{doi,
+  doi = {10.48550/arXiv.2203.02155},
+}
+@article{old, eprint = {hep-th/9711200}}
+@article{journal, journal = {Nature}, volume = {2401.01234}}
+@string{foo = "bar"}
+@article{url, url = {https://arxiv.org/pdf/2310.06825.pdf}}
+"""
+
+
+def test_bibtex_yields_arxiv_keys_from_every_usual_field() -> None:
+    assert forms.bibtex_arxiv_keys(BIBTEX) == [
+        "arxiv:1706.03762",
+        "arxiv:2005.14165",
+        "arxiv:2203.02155",
+        "arxiv:hep-th/9711200",
+        "arxiv:2310.06825",
+    ]
+
+
+def test_bibtex_survives_garbage() -> None:
+    assert forms.bibtex_arxiv_keys("@@@{{{ = ,,, }") == []
+    assert forms.bibtex_arxiv_keys("@article{x, eprint = {2401.01234") == ["arxiv:2401.01234"]
+    assert forms.bibtex_arxiv_keys("") == []
+
+
+def test_split_items_and_seed_keys() -> None:
+    assert forms.split_items("a, b\n c ;a\n\n") == ["a", "b", "c"]
+    assert forms.split_items("Hinton, Geoffrey\nLeCun, Yann", commas=False) == [
+        "Hinton, Geoffrey", "LeCun, Yann"]
+    keys, bad = forms.seed_keys("2401.01234 https://arxiv.org/abs/2312.00001v2, nonsense")
+    assert keys == ["arxiv:2401.01234", "arxiv:2312.00001"] and bad == ["nonsense"]
+
+
+def values(**overrides: str) -> dict[str, str]:
+    base = {"interests": "robots", "send_hour": "7", "timezone": "UTC", "cadence": "daily",
+            "weekday": "0", "max_papers": "10"}
+    base.update(overrides)
+    return base
+
+
+def test_parse_profile_form_builds_profile_and_schedule() -> None:
+    profile, schedule = forms.parse_profile_form(
+        values(keywords="a\nb", exclude="survey", authors="X Y", seeds="2401.01234",
+               timezone="America/New_York", cadence="weekly", weekday="6", max_papers="50"),
+        ["cs.RO", "cs.RO"],
+    )
+    assert profile == Profile(interests="robots", keywords=("a", "b"), exclude=("survey",),
+                              categories=("cs.RO",), authors=("X Y",),
+                              seeds=("arxiv:2401.01234",))
+    assert schedule == forms.Schedule(7, "America/New_York", "weekly", 6, 50)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("interests", "x" * (forms.MAX_INTERESTS + 1)),
+        ("keywords", "\n".join(str(i) for i in range(forms.MAX_ITEMS + 1))),
+        ("authors", "y" * (forms.MAX_ITEM + 1)),
+        ("seeds", "not-an-id"),
+        ("seeds", "1" * (forms.MAX_SEEDS_TEXT + 1)),
+        ("send_hour", "24"),
+        ("send_hour", "-1"),
+        ("weekday", "7"),
+        ("max_papers", "0"),
+        ("timezone", "Nowhere/Special"),
+        ("cadence", "hourly"),
+    ],
+)
+def test_parse_profile_form_names_the_bad_field(field: str, value: str) -> None:
+    with pytest.raises(forms.FormErrors) as info:
+        forms.parse_profile_form(values(**{field: value}), [])
+    assert field in info.value.errors
+
+
+def test_too_many_or_unknown_categories_and_bibtex_limits() -> None:
+    with pytest.raises(forms.FormErrors) as info:
+        forms.parse_profile_form(values(), ["cs.CL", "cs.NOPE"])
+    assert "cs.NOPE" in info.value.errors["categories"]
+    many = [c.code for c in forms.categories()][: forms.MAX_CATEGORIES + 1]
+    with pytest.raises(forms.FormErrors):
+        forms.parse_profile_form(values(), many)
+    with pytest.raises(forms.FormErrors) as info:
+        forms.parse_profile_form(values(), [], bibtex=b"x" * (forms.MAX_BIBTEX + 1))
+    assert "bibtex" in info.value.errors
+    with pytest.raises(forms.FormErrors) as info:
+        forms.parse_profile_form(values(), [], bibtex=b"@article{a, title={no ids}}")
+    assert "bibtex" in info.value.errors
+
+
+def test_top_terms_favour_liked_and_drop_disliked_words() -> None:
+    liked = Paper(key="arxiv:1", title="Diffusion policies for robot manipulation")
+    disliked = Paper(key="arxiv:2", title="A survey of manipulation benchmarks")
+    terms = forms.top_terms(Profile(interests="robot learning"), [liked], [disliked])
+    assert terms[0] == "robot"
+    assert "diffusion" in terms and "the" not in terms and "survey" not in terms
+
+
+def test_bibtex_keeps_percent_signs_inside_fields() -> None:
+    bib = "@misc{a, url = {https://arxiv.org/abs/2401.01234?x=%20}}"
+    assert forms.bibtex_arxiv_keys(bib) == ["arxiv:2401.01234"]
