@@ -222,7 +222,9 @@ def test_hf_daily_asks_for_the_day_and_keeps_signals(feed_server: FeedServer) ->
                       query={"date": "2026-06-12"})
     spec = SourceSpec(name="hf", kind="hf-daily", location=feed_server.url("api/daily_papers"))
     [result] = collect([spec], day=date(2026, 6, 12), user_agent=UA, fetch=fetcher())
-    assert feed_server.requests[0].query == {"date": "2026-06-12"}
+    # One page: 30 items is fewer than the 100 asked for, so there is no second request.
+    assert [r.query for r in feed_server.requests] == [
+        {"date": "2026-06-12", "p": "0", "limit": "100"}]
     assert result.status == "ok"
     assert len(result.papers) == 30
     first = result.papers[0]

@@ -161,7 +161,12 @@ def _text(element: Element) -> str:
     for child in element:
         block = _local(child.tag) in _BLOCKS
         parts.append(" " if block else "")
-        parts.append(_text(child))
+        inner = _text(child)
+        if "boxtitle" in (child.get("class") or "").lower() and inner.strip():
+            # Silverchair (OUP) marks structured-abstract headings this way; keep them
+            # readable as "Results: ..." rather than run into the sentence that follows.
+            inner = f"{squash(inner)}: "
+        parts.append(inner)
         parts.append(" " if block else "")
         parts.append(child.tail or "")
     return "".join(parts)

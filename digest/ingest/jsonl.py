@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import SourceError
+from digest.ingest.base import Harvest, Validators, local_path
+from digest.ingest.http import Fetch
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, parse_arxiv_id
-from digest.models import Paper
+from digest.models import Paper, SourceSpec
 
 _ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
@@ -114,3 +116,18 @@ def read_jsonl(path: str | Path, *, source: str = "jsonl") -> tuple[list[Paper],
         except SourceError as err:
             problems.append(f"line {number}: {err.message}")
     return papers, problems
+
+
+def read_jsonl_source(spec: SourceSpec, day: date, fetch: Fetch,
+                      validators: Validators) -> Harvest:
+    """Read a local JSON-lines source; bad lines are left out and reported."""
+    path = local_path(spec.location.strip())
+    if path is None:
+        raise SourceError(f"jsonl source {spec.location!r} is not a local path",
+                          "use jsonl:path/to/papers.jsonl (or .jsonl.gz)")
+    papers, problems = read_jsonl(path, source=spec.name)
+    summary: tuple[str, ...] = ()
+    if problems:
+        shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+        summary = (f"{len(problems)} lines were left out: {shown}",)
+    return Harvest(tuple(papers), len(papers) + len(problems), frozenset(), summary)

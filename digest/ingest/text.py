@@ -17,6 +17,11 @@ _BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|h[1-6]|tr|blockquote)(?:\s[^<>]*)?/?
 _ARXIV_PREFIX = re.compile(
     r"^\s*arXiv:\S+\s+Announce\s+Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.IGNORECASE
 )
+_BOX_TITLE = re.compile(
+    r"<div\s[^<>]*class=\"[^\"]*boxTitle[^\"]*\"[^<>]*>([^<>]*)</div>", re.IGNORECASE
+)
+# "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
+_ABSTRACT_LABEL = re.compile(r"^(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)")
 _INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
 
 
@@ -34,6 +39,8 @@ def html_to_text(text: str) -> str:
     """Drop HTML tags and decode entities once; leave text without tags untouched."""
     if not looks_like_html(text):
         return squash(text)
+    # Structured-abstract headings (Silverchair/OUP) read as "Results: ..." once tags go.
+    text = _BOX_TITLE.sub(lambda m: f" {m.group(1).strip()}: ", text)
     text = _BLOCK_TAG.sub(" ", text)
     text = _TAG.sub("", text)
     return squash(html.unescape(text))
@@ -42,6 +49,16 @@ def html_to_text(text: str) -> str:
 def strip_arxiv_prefix(text: str) -> str:
     """Remove rss.arxiv.org's "arXiv:XXXX Announce Type: new Abstract:" lead-in."""
     return _ARXIV_PREFIX.sub("", text, count=1)
+
+
+def strip_abstract_label(text: str) -> str:
+    """Remove leading "Abstract" / "Summary:" labels that publishers put before the text."""
+    text = squash(text)
+    while True:
+        stripped = _ABSTRACT_LABEL.sub("", text, count=1)
+        if stripped == text:
+            return text
+        text = stripped
 
 
 def split_authors(text: str | None) -> tuple[str, ...]:
