@@ -1,0 +1,432 @@
+"""Read bounces (RFC 3464 DSNs) and complaints (RFC 5965 ARF) and decide on suppression.
+
+Suppression policy: a suppressed address gets nothing (the pipeline skips it) until its
+owner opts in again or an operator subscribes it explicitly.
+
+- **Hard bounce**: a DSN with ``Action: failed`` and a 5.x.x ``Status`` (or, without a
+  Status, a 5xx reply in ``Diagnostic-Code``) suppresses the address at once.
+- **Complaint**: an ARF report with ``Feedback-Type: abuse`` or ``fraud`` (someone
+  pressed "this is spam") suppresses at once. Other feedback types (``auth-failure``
+  DMARC reports, ``not-spam``, ``virus``, ``other``) are not a person's complaint and
+  are ignored.
+- **Soft bounce**: a DSN with ``Action: failed`` and a 4.x.x Status (mailbox full,
+  greylisting given up) is recorded; the address is suppressed once soft bounces fall on
+  ``SOFT_LIMIT`` (3) distinct days within ``SOFT_WINDOW`` (30 days).
+- **Our own SMTP rejection**: when our server refuses the recipient at RCPT with
+  550/551/553 and an enhanced status or text that says the mailbox does not exist
+  (5.1.1 user unknown, 5.1.10, "no such user"), it is a hard bounce.  A 550 for
+  policy reasons (relaying denied, 5.7.x) is not: that is our problem, not the address's.
+- ``Action: delayed``, ``delivered``, ``relayed``, ``expanded`` are reports, not
+  bounces, and anything that is not a multipart/report is ignored.
+
+Every report is recorded once (keyed by its Message-ID), so scanning a mailbox twice
+counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import hashlib
+import imaplib
+import mailbox
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from email import policy
+from email.message import Message
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import unquote, urlsplit
+
+from digest.errors import ConfigError, DeliveryError, DigestError, UsageError
+from digest.mail.smtp import SendError
+
+BounceKind = Literal["hard", "soft", "complaint"]
+
+SOFT_LIMIT = 3
+SOFT_WINDOW = timedelta(days=30)
+COMPLAINT_TYPES = frozenset({"abuse", "fraud"})
+# RFC 3463 subject 1 (addressing) details that mean "this mailbox does not exist".
+UNKNOWN_MAILBOX_STATUS = re.compile(r"\b5\.1\.(1|2|3|6|10)\b")
+UNKNOWN_MAILBOX_TEXT = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient)|does not exist|"
+    r"recipient (address )?(rejected|unknown|not found)|invalid recipient|"
+    r"mailbox (not found|unknown)",
+    re.IGNORECASE,
+)
+
+
+class MailboxError(DigestError):
+    """The bounce mailbox cannot be read right now."""
+
+    exit_code = 75  # EX_TEMPFAIL: the next scan may succeed
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """One recipient's failure or complaint, as read from a report."""
+
+    recipient: str
+    status: str  # RFC 3463 enhanced status, e.g. "5.1.1"; "" for a complaint
+    action: str  # the DSN Action, or the ARF Feedback-Type for a complaint
+    kind: BounceKind
+    diagnostic: str = ""
+    report_id: str = ""  # the report's own Message-ID (or a hash of it): dedupes rescans
+    at: datetime | None = None  # when the report says it happened
+
+
+class BounceLedger(Protocol):
+    """What applying a bounce needs from the store (``digest.store.Store`` has it)."""
+
+    def record_bounce(
+        self,
+        email: str,
+        *,
+        kind: str,
+        status: str,
+        action: str,
+        diagnostic: str,
+        report_id: str,
+        source: str,
+        at: datetime,
+        now: datetime,
+    ) -> bool: ...
+
+    def soft_bounce_days(self, email: str, *, since: datetime) -> int: ...
+
+    def suppress(self, email: str, *, reason: str, now: datetime) -> None: ...
+
+
+# -- parsing --------------------------------------------------------------------------
+
+
+def parse_bounce(raw: bytes | Message) -> Bounce | None:
+    """Return the bounce or complaint a message reports, or None if it reports neither."""
+    message = _as_message(raw)
+    if message is None or message.get_content_type() != "multipart/report":
+        return None
+    report_type = str(message.get_param("report-type", "") or "").lower()
+    if report_type == "delivery-status":
+        found = _parse_dsn(message)
+    elif report_type == "feedback-report":
+        found = _parse_arf(message)
+    else:
+        return None
+    if found is None:
+        return None
+    report_id = _report_id(message, raw)
+    return Bounce(
+        recipient=found.recipient,
+        status=found.status,
+        action=found.action,
+        kind=found.kind,
+        diagnostic=found.diagnostic,
+        report_id=f"{report_id}/{found.recipient}",
+        at=_date(message),
+    )
+
+
+def classify_status(status: str) -> BounceKind | None:
+    """Return "hard" for a 5.x.x status, "soft" for 4.x.x, None otherwise."""
+    if status.startswith("5."):
+        return "hard"
+    if status.startswith("4."):
+        return "soft"
+    return None
+
+
+def _as_message(raw: bytes | Message) -> Message | None:
+    if isinstance(raw, Message):
+        return raw
+    try:
+        return email.message_from_bytes(raw, policy=policy.compat32)
+    except Exception:  # any unparseable input is simply not a bounce
+        return None
+
+
+def _parse_dsn(message: Message) -> Bounce | None:
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        if not isinstance(blocks, list):
+            continue
+        # The first block describes the message, the rest one recipient each; we send
+        # one recipient per message, so the first failed recipient is the one.
+        for block in blocks[1:]:
+            if not isinstance(block, Message):
+                continue
+            bounce = _recipient_block(block)
+            if bounce is not None:
+                return bounce
+    return None
+
+
+def _recipient_block(block: Message) -> Bounce | None:
+    action = _field(block, "Action").lower()
+    if action != "failed":
+        return None  # delayed, delivered, relayed, expanded: not a bounce
+    recipient = _address_field(_field(block, "Final-Recipient")) or _address_field(
+        _field(block, "Original-Recipient")
+    )
+    if not recipient:
+        return None
+    diagnostic = _field(block, "Diagnostic-Code") or _field(block, "X-Supplementary-Info")
+    status = _status(_field(block, "Status"), diagnostic)
+    kind = classify_status(status)
+    if kind is None:
+        return None
+    return Bounce(recipient, status, action, kind, _redact(diagnostic, recipient))
+
+
+def _parse_arf(message: Message) -> Bounce | None:
+    report: Message | None = None
+    original: Message | None = None
+    for part in message.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/feedback-report":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                report = payload[0]
+        elif ctype == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                original = payload[0]
+        elif ctype == "text/rfc822-headers":
+            text = part.get_payload(decode=True) or b""
+            original = email.message_from_bytes(bytes(text), policy=policy.compat32)
+    if report is None:
+        return None
+    feedback_type = _field(report, "Feedback-Type").lower()
+    if feedback_type not in COMPLAINT_TYPES:
+        return None
+    recipient = _address_field(_field(report, "Original-Rcpt-To"))
+    if not recipient and original is not None:
+        recipient = _address_field(_field(original, "To"))
+    if not recipient:
+        return None
+    agent = _field(report, "User-Agent")
+    return Bounce(recipient, "", feedback_type, "complaint", f"complaint via {agent or 'ARF'}")
+
+
+def _field(block: Message, name: str) -> str:
+    value = block.get(name)
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _address_field(value: str) -> str:
+    """Return the address of ``rfc822; addr`` (DSN) or ``<addr>`` / ``Name <addr>``."""
+    if ";" in value:
+        kind, _, value = value.partition(";")
+        if kind.strip().lower() not in ("rfc822", ""):
+            return ""
+    addresses = [addr for _, addr in getaddresses([value.strip()]) if "@" in addr]
+    return addresses[0].strip().lower() if addresses else ""
+
+
+def _status(status: str, diagnostic: str) -> str:
+    found = re.match(r"\s*([245]\.\d{1,3}\.\d{1,3})", status)
+    if found:
+        return found.group(1)
+    # No (valid) Status: fall back on the enhanced code or reply code in the diagnostic.
+    enhanced = re.search(r"\b([245]\.\d{1,3}\.\d{1,3})\b", diagnostic)
+    if enhanced:
+        return enhanced.group(1)
+    reply = re.search(r"\b([245])\d\d\b", diagnostic)
+    return f"{reply.group(1)}.0.0" if reply else ""
+
+
+def _redact(text: str, recipient: str) -> str:
+    # Suppressions keep only a hash of the address; the stored diagnostic should not
+    # spell it out again.
+    return re.sub(re.escape(recipient), "recipient", text, flags=re.IGNORECASE)
+
+
+def _report_id(message: Message, raw: bytes | Message) -> str:
+    found = _field(message, "Message-ID")
+    if found:
+        return found
+    data = raw if isinstance(raw, bytes) else message.as_bytes()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _date(message: Message) -> datetime | None:
+    value = _field(message, "Date")
+    if not value:
+        return None
+    try:
+        stamp = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return stamp if stamp.tzinfo is not None else None
+
+
+# -- our own SMTP rejections ----------------------------------------------------------
+
+
+def rejection_bounce(recipient: str, err: DeliveryError) -> Bounce | None:
+    """Return a hard Bounce when our SMTP server refused the recipient as non-existent."""
+    if not isinstance(err, SendError) or err.stage != "rcpt" or err.code not in (550, 551, 553):
+        return None
+    text = err.message
+    if not (UNKNOWN_MAILBOX_STATUS.search(text) or UNKNOWN_MAILBOX_TEXT.search(text)):
+        return None
+    status = UNKNOWN_MAILBOX_STATUS.search(text)
+    address = recipient.strip().lower()
+    return Bounce(
+        recipient=address,
+        status=status.group(0) if status else "5.1.1",
+        action="failed",
+        kind="hard",
+        diagnostic=_redact(text, address),
+    )
+
+
+# -- policy ---------------------------------------------------------------------------
+
+
+def suppression_reason(bounce: Bounce, soft_days: int) -> str | None:
+    """Return why this bounce suppresses its address (given its soft-bounce days), or None."""
+    if bounce.kind == "complaint":
+        return f"complaint ({bounce.action})"
+    if bounce.kind == "hard":
+        return f"hard bounce {bounce.status}".strip()
+    if soft_days >= SOFT_LIMIT:
+        return f"soft bounces on {soft_days} days within {SOFT_WINDOW.days} days"
+    return None
+
+
+def apply_bounce(
+    ledger: BounceLedger, bounce: Bounce, *, source: str, now: datetime
+) -> tuple[bool, str | None]:
+    """Record a bounce and suppress its address if the policy says so.
+
+    Return (new, reason): ``new`` is False when this report was already recorded (a
+    rescan), ``reason`` says why the address is now suppressed, or is None.
+    """
+    at = bounce.at or now
+    new = ledger.record_bounce(
+        bounce.recipient,
+        kind=bounce.kind,
+        status=bounce.status,
+        action=bounce.action,
+        diagnostic=bounce.diagnostic,
+        report_id=bounce.report_id or f"{source}/{bounce.recipient}/{at.isoformat()}",
+        source=source,
+        at=at,
+        now=now,
+    )
+    if not new:
+        return False, None
+    soft_days = 0
+    if bounce.kind == "soft":
+        soft_days = ledger.soft_bounce_days(bounce.recipient, since=at - SOFT_WINDOW)
+    reason = suppression_reason(bounce, soft_days)
+    if reason is not None:
+        ledger.suppress(bounce.recipient, reason=reason[:50], now=now)
+    return True, reason
+
+
+def apply_rejection(
+    ledger: BounceLedger, recipient: str, err: DeliveryError, *, now: datetime
+) -> str | None:
+    """Suppress an address our SMTP server refused as non-existent; return the reason."""
+    bounce = rejection_bounce(recipient, err)
+    if bounce is None:
+        return None
+    report_id = f"smtp/{bounce.recipient}/{now.isoformat()}"
+    bounce = replace(bounce, report_id=report_id, at=now)
+    return apply_bounce(ledger, bounce, source="smtp", now=now)[1]
+
+
+# -- reading mailboxes ----------------------------------------------------------------
+
+
+def read_maildir(path: Path) -> Iterator[bytes]:
+    """Yield every message in a Maildir (new and cur), leaving the mailbox untouched."""
+    if not (path / "cur").is_dir() and not (path / "new").is_dir():
+        raise UsageError(
+            f"{path} is not a Maildir (no cur/ or new/ folder)",
+            "give the folder that holds cur/, new/ and tmp/",
+        )
+    box = mailbox.Maildir(str(path), factory=None, create=False)
+    for key in sorted(box.iterkeys()):
+        try:
+            yield box.get_bytes(key)
+        except KeyError:
+            continue  # another client moved or deleted it meanwhile
+
+
+IMAPConnect = Callable[[str, int, bool], Any]
+
+
+def _imap_connect(host: str, port: int, use_ssl: bool) -> Any:
+    if use_ssl:
+        return imaplib.IMAP4_SSL(host, port, timeout=30)
+    return imaplib.IMAP4(host, port, timeout=30)
+
+
+def read_imap(url: str, *, connect: IMAPConnect = _imap_connect) -> Iterator[bytes]:
+    """Yield every message in an IMAP folder (imaps://user:pass@host[:port]/FOLDER), read-only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("imap", "imaps") or not parts.hostname:
+        raise ConfigError(
+            f"not an IMAP URL: {redact_url(url)}",
+            "use imaps://user:password@host/INBOX (imap:// only on a trusted network)",
+        )
+    use_ssl = parts.scheme == "imaps"
+    port = parts.port or (993 if use_ssl else 143)
+    folder = unquote(parts.path.lstrip("/")) or "INBOX"
+    try:
+        conn = connect(parts.hostname, port, use_ssl)
+    except OSError as err:
+        raise MailboxError(
+            f"cannot connect to IMAP server {parts.hostname}:{port}: {err}",
+            "check the host and port; the next scan will try again",
+        ) from err
+    try:
+        try:
+            conn.login(unquote(parts.username or ""), unquote(parts.password or ""))
+        except imaplib.IMAP4.error as err:
+            raise ConfigError(
+                f"IMAP server {parts.hostname} refused the login: {err}",
+                "check the user name and password in the --imap URL",
+            ) from err
+        status, _ = conn.select(_quote(folder), readonly=True)
+        if status != "OK":
+            raise UsageError(f"no IMAP folder {folder!r}", "give an existing folder, e.g. INBOX")
+        status, data = conn.search(None, "ALL")
+        numbers = data[0].split() if status == "OK" and data and data[0] else []
+        for number in numbers:
+            # BODY.PEEK leaves the \\Seen flag alone: scanning changes nothing on the server.
+            status, fetched = conn.fetch(number, "(BODY.PEEK[])")
+            if status != "OK":
+                continue
+            for item in fetched:
+                if isinstance(item, tuple) and len(item) == 2:
+                    yield bytes(item[1])
+    except (imaplib.IMAP4.error, OSError) as err:
+        raise MailboxError(
+            f"IMAP error on {parts.hostname}: {err}", "the next scan will try again"
+        ) from err
+    finally:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            conn.logout()
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a mailbox URL in messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _quote(folder: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9._/-]+", folder):
+        return folder
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,308 @@
+"""Bounce and complaint reports: parsing real and hand-made samples, the suppression policy,
+reading a Maildir or an IMAP folder, and a suppressed address getting nothing."""
+
+from __future__ import annotations
+
+import mailbox
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest import pipeline
+from digest.config import Config
+from digest.errors import ConfigError, UsageError
+from digest.mail import bounces
+from digest.mail.bounces import Bounce, apply_bounce, parse_bounce, rejection_bounce
+from digest.mail.smtp import SendError
+from digest.models import Profile
+from digest.store import Store, open_store
+
+DATA = Path(__file__).parent / "data" / "bounces"
+NOW = datetime(2026, 5, 28, 9, 0, tzinfo=UTC)
+
+
+def sample(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+@pytest.fixture
+def store(config: Config) -> Any:
+    db = open_store(config.database_url)
+    yield db
+    db.close()
+
+
+# -- parsing --------------------------------------------------------------------------
+
+
+def test_a_postfix_user_unknown_dsn_is_a_hard_bounce() -> None:
+    bounce = parse_bounce(sample("postfix_user_unknown.eml"))
+    assert bounce is not None
+    assert (bounce.recipient, bounce.status, bounce.action, bounce.kind) == (
+        "bob@example.net", "5.1.1", "failed", "hard",
+    )
+    assert "User unknown" in bounce.diagnostic
+    assert "bob@example.net" not in bounce.diagnostic.lower()  # kept as a hash only
+    assert bounce.at == datetime(2026, 5, 25, 9, 1, 2, tzinfo=UTC)
+    assert bounce.report_id.startswith("<20260525090102.4F2A31C0042@mx.example.net>")
+
+
+def test_a_real_exchange_bounce_with_a_folded_recipient_is_hard() -> None:
+    bounce = parse_bounce(sample("real_exchange_non_existing_mailbox.eml"))
+    assert bounce is not None and bounce.kind == "hard" and bounce.status == "5.1.1"
+    assert bounce.recipient == "email_that_does_not_exists_this_is_just_a_test@gmail.com"
+    assert "does not exist" in bounce.diagnostic  # from X-Supplementary-Info
+
+
+def test_a_full_mailbox_is_a_soft_bounce() -> None:
+    bounce = parse_bounce(sample("mailbox_full_soft.eml"))
+    assert bounce is not None
+    assert (bounce.recipient, bounce.status, bounce.kind) == ("carol@example.com", "4.2.2", "soft")
+
+
+def test_a_dsn_without_status_takes_the_class_from_the_reply_code() -> None:
+    bounce = parse_bounce(sample("no_status_field.eml"))
+    assert bounce is not None
+    assert bounce.recipient == "dave@old.example.edu"
+    assert (bounce.status, bounce.kind) == ("5.0.0", "hard")
+
+
+def test_an_arf_abuse_report_is_a_complaint() -> None:
+    bounce = parse_bounce(sample("arf_abuse_complaint.eml"))
+    assert bounce is not None
+    assert bounce.recipient == "erin@example.com"
+    assert (bounce.kind, bounce.action) == ("complaint", "abuse")
+
+
+def test_a_complaint_without_original_rcpt_to_names_the_original_to() -> None:
+    bounce = parse_bounce(sample("arf_without_rcpt_to.eml"))
+    assert bounce is not None and bounce.recipient == "frank@isp.example"
+    assert bounce.kind == "complaint"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["real_exchange_delay.eml", "dmarc_auth_failure_report.eml", "not_a_bounce_reply.eml"],
+)
+def test_delays_dmarc_reports_and_ordinary_mail_are_not_bounces(name: str) -> None:
+    assert parse_bounce(sample(name)) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00\xff\xfe garbage \x00",
+        b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\nno parts",
+        b"Content-Type: multipart/report; report-type=disposition-notification; boundary=x\r\n"
+        b"\r\n--x\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        b"Disposition: manual-action/MDN-sent-manually; displayed\r\n--x--\r\n",
+        b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n"
+        b"--x\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; a\r\n\r\n"
+        b"Final-Recipient: x400; not-an-address\r\nAction: failed\r\nStatus: 5.1.1\r\n--x--\r\n",
+    ],
+)
+def test_garbage_and_other_reports_are_not_bounces(raw: bytes) -> None:
+    assert parse_bounce(raw) is None
+
+
+# -- our own SMTP rejections ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "stage", "text", "expected"),
+    [
+        (550, "rcpt", "550 5.1.1 <x@example.org>: User unknown", "5.1.1"),
+        (551, "rcpt", "551 User not local", None),
+        (553, "rcpt", "553 5.1.3 Bad recipient address syntax", "5.1.3"),
+        (550, "rcpt", "550 No such user here", "5.1.1"),
+        (550, "rcpt", "550 5.7.1 Relaying denied", None),  # our problem, not the address's
+        (550, "data", "550 5.1.1 User unknown", None),  # not at RCPT
+        (552, "rcpt", "552 5.2.2 Mailbox full", None),
+        (451, "rcpt", "451 4.1.1 try later", None),
+    ],
+)
+def test_only_an_unknown_mailbox_at_rcpt_is_a_hard_bounce(
+    code: int, stage: str, text: str, expected: str | None
+) -> None:
+    err = SendError(f"SMTP server refused at {stage.upper()}: {text}", code=code,
+                    permanent=code >= 500, stage=stage)  # type: ignore[arg-type]
+    bounce = rejection_bounce("X@Example.org", err)
+    if expected is None:
+        assert bounce is None
+    else:
+        assert bounce is not None and bounce.kind == "hard" and bounce.status == expected
+        assert bounce.recipient == "x@example.org"
+
+
+def test_apply_rejection_suppresses_the_address(store: Store) -> None:
+    err = SendError("SMTP server refused at RCPT: 550 5.1.1 User unknown", code=550,
+                    permanent=True, stage="rcpt")
+    reason = bounces.apply_rejection(store, "gone@example.org", err, now=NOW)
+    assert reason == "hard bounce 5.1.1"
+    assert store.is_suppressed("gone@example.org")
+    [row] = store.list_bounces()
+    assert row["source"] == "smtp" and row["kind"] == "hard"
+
+
+# -- policy ---------------------------------------------------------------------------
+
+
+def soft(recipient: str, at: datetime, n: int) -> Bounce:
+    return Bounce(recipient, "4.2.2", "failed", "soft", "mailbox full", f"<soft-{n}>", at)
+
+
+def test_hard_bounces_and_complaints_suppress_at_once(store: Store) -> None:
+    hard = parse_bounce(sample("postfix_user_unknown.eml"))
+    complaint = parse_bounce(sample("arf_abuse_complaint.eml"))
+    assert hard is not None and complaint is not None
+    assert apply_bounce(store, hard, source="test", now=NOW) == (True, "hard bounce 5.1.1")
+    assert apply_bounce(store, complaint, source="test", now=NOW) == (True, "complaint (abuse)")
+    assert store.is_suppressed("bob@example.net") and store.is_suppressed("Erin@example.com")
+
+
+def test_soft_bounces_suppress_after_three_distinct_days_within_thirty(store: Store) -> None:
+    addr = "carol@example.com"
+    day1 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    assert apply_bounce(store, soft(addr, day1, 1), source="t", now=NOW) == (True, None)
+    # A second bounce the same day is one more report, not one more day.
+    same_day = day1 + timedelta(hours=5)
+    assert apply_bounce(store, soft(addr, same_day, 2), source="t", now=NOW) == (True, None)
+    day4 = soft(addr, day1 + timedelta(days=3), 3)
+    assert apply_bounce(store, day4, source="t", now=NOW) == (True, None)
+    assert not store.is_suppressed(addr)
+    day21 = soft(addr, day1 + timedelta(days=20), 4)
+    new, reason = apply_bounce(store, day21, source="t", now=NOW)
+    assert new and reason == "soft bounces on 3 days within 30 days"
+    assert store.is_suppressed(addr)
+
+
+def test_soft_bounces_spread_over_more_than_thirty_days_do_not_suppress(store: Store) -> None:
+    addr = "dan@example.com"
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n, offset in enumerate((0, 20, 40, 60, 80)):
+        apply_bounce(store, soft(addr, start + timedelta(days=offset), n), source="t", now=NOW)
+    assert not store.is_suppressed(addr)
+
+
+def test_the_same_report_twice_counts_once(store: Store) -> None:
+    bounce = parse_bounce(sample("mailbox_full_soft.eml"))
+    assert bounce is not None
+    assert apply_bounce(store, bounce, source="t", now=NOW) == (True, None)
+    assert apply_bounce(store, bounce, source="t", now=NOW) == (False, None)
+    assert len(store.list_bounces()) == 1
+
+
+# -- reading mailboxes ----------------------------------------------------------------
+
+
+def fill_maildir(path: Path, names: list[str]) -> None:
+    box = mailbox.Maildir(str(path), create=True)
+    for name in names:
+        box.add(sample(name))
+
+
+def test_read_maildir_yields_every_message_and_leaves_them_in_place(tmp_path: Path) -> None:
+    fill_maildir(tmp_path / "bounces", ["postfix_user_unknown.eml", "not_a_bounce_reply.eml"])
+    first = list(bounces.read_maildir(tmp_path / "bounces"))
+    assert len(first) == 2
+    assert len(list(bounces.read_maildir(tmp_path / "bounces"))) == 2
+
+
+def test_read_maildir_refuses_a_folder_that_is_not_a_maildir(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a Maildir"):
+        list(bounces.read_maildir(tmp_path))
+
+
+class FakeImap:
+    """Just enough of imaplib.IMAP4 to check what read_imap asks for (no IMAP server here)."""
+
+    def __init__(self, messages: list[bytes], password: str = "secret") -> None:
+        self.messages = messages
+        self.password = password
+        self.calls: list[tuple[Any, ...]] = []
+
+    def login(self, user: str, password: str) -> tuple[str, list[bytes]]:
+        self.calls.append(("login", user, password))
+        if password != self.password:
+            import imaplib
+
+            raise imaplib.IMAP4.error("[AUTHENTICATIONFAILED] Invalid credentials")
+        return "OK", [b"Logged in"]
+
+    def select(self, folder: str, readonly: bool = False) -> tuple[str, list[bytes]]:
+        self.calls.append(("select", folder, readonly))
+        return "OK", [str(len(self.messages)).encode()]
+
+    def search(self, charset: Any, *criteria: str) -> tuple[str, list[bytes]]:
+        numbers = " ".join(str(n + 1) for n in range(len(self.messages)))
+        return "OK", [numbers.encode()]
+
+    def fetch(self, number: bytes, parts: str) -> tuple[str, list[Any]]:
+        self.calls.append(("fetch", number, parts))
+        raw = self.messages[int(number) - 1]
+        return "OK", [(number + b" (BODY[] {%d}" % len(raw), raw), b")"]
+
+    def logout(self) -> tuple[str, list[bytes]]:
+        self.calls.append(("logout",))
+        return "BYE", [b""]
+
+
+def test_read_imap_logs_in_selects_read_only_and_peeks(tmp_path: Path) -> None:
+    fake = FakeImap([sample("postfix_user_unknown.eml"), sample("arf_abuse_complaint.eml")])
+    opened: list[tuple[str, int, bool]] = []
+
+    def connect(host: str, port: int, use_ssl: bool) -> FakeImap:
+        opened.append((host, port, use_ssl))
+        return fake
+
+    url = "imaps://bounce%40example.org:secret@imap.example.org/Bounces%20Box"
+    got = list(bounces.read_imap(url, connect=connect))
+    assert [parse_bounce(raw) is not None for raw in got] == [True, True]
+    assert opened == [("imap.example.org", 993, True)]
+    assert ("login", "bounce@example.org", "secret") in fake.calls
+    assert ("select", '"Bounces Box"', True) in fake.calls
+    assert all(c[2] == "(BODY.PEEK[])" for c in fake.calls if c[0] == "fetch")
+    assert fake.calls[-1] == ("logout",)
+
+
+def test_read_imap_reports_a_refused_login_as_configuration() -> None:
+    fake = FakeImap([], password="other")
+    with pytest.raises(ConfigError, match="refused the login") as info:
+        list(bounces.read_imap("imap://u:wrong@localhost/INBOX", connect=lambda *a: fake))
+    assert "wrong" not in info.value.message
+    assert info.value.exit_code == 78
+
+
+def test_read_imap_rejects_other_urls_without_showing_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        list(bounces.read_imap("https://u:hunter2@example.org/INBOX"))
+    assert "hunter2" not in info.value.message
+
+
+# -- end to end: a bounce suppresses, the next run skips ------------------------------
+
+
+def test_a_scanned_hard_bounce_means_the_next_run_skips_the_address(
+    config: Config, tmp_path: Path
+) -> None:
+    from digest.cli.deliveries import scan_messages
+
+    db = open_store(config.database_url)
+    profile = Profile(interests="LLM agents and tool use", keywords=("agent",))
+    for email in ("bob@example.net", "ada@example.org"):
+        db.add_subscriber(email, profile, now=NOW - timedelta(days=5))
+    fill_maildir(tmp_path / "bounces", ["postfix_user_unknown.eml", "real_exchange_delay.eml"])
+    result = scan_messages(
+        db, bounces.read_maildir(tmp_path / "bounces"), source="maildir", now=NOW
+    )
+    assert result["hard"] == 1 and result["ignored"] == 1
+    assert result["suppressed"] == [{"email": "bob@example.net", "reason": "hard bounce 5.1.1"}]
+    report = pipeline.run(config, now=NOW, day=date(2026, 5, 28), store=db)
+    db.close()
+    assert report.sent == 1
+    box = mailbox.Maildir(str(config.maildir), create=False)
+    recipients = [str(box.get_message(k)["To"]) for k in box.iterkeys()]
+    assert len(recipients) == 1 and "ada@example.org" in recipients[0]
