@@ -349,6 +349,11 @@ def create_app(
                        "of your address, so nobody can sign it up again without your "
                        "confirmation.")
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        # Browsers ask for it on every page; an empty answer beats a logged 404.
+        return Response(status=204)
+
     @app.get("/healthz")
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
