@@ -61,9 +61,13 @@ class Config:
     templates_dir: Path = TEMPLATES_DIR
     max_papers: int = 10
     send_rate: float = 0.0  # messages per second; 0 means no cap
+    connections: int = 1  # SMTP connections (send workers) per run
     max_attempts: int = 5
     error_budget: int = 10  # consecutive delivery failures before a run stops sending
     grace_hours: int = 18  # how late a missed digest may still go out
+    # True when DIGEST_SOURCES or DIGEST_SOURCES_FILE was set: then ``sources`` are the
+    # operator's and run alongside sources added with `digest sources add`.
+    sources_explicit: bool = False
 
     @property
     def maildir(self) -> Path:
@@ -124,6 +128,8 @@ def config_from_values(values: Mapping[str, str]) -> Config:
             "DIGEST_SECRET_KEY is too short (fewer than 16 characters)",
             'generate one with: python -c "import secrets; print(secrets.token_hex(32))"',
         )
+    sources, sources_explicit = _configured_sources(get("DIGEST_SOURCES"),
+                                                    get("DIGEST_SOURCES_FILE"))
     tz = get("DIGEST_TIMEZONE", "UTC")
     try:
         ZoneInfo(tz)
@@ -140,7 +146,7 @@ def config_from_values(values: Mapping[str, str]) -> Config:
         from_name=from_name,
         base_url=base_url,
         secret_key=secret_key,
-        sources=parse_sources(get("DIGEST_SOURCES", f"jsonl:{SAMPLE_BATCH}")),
+        sources=sources,
         timezone=tz,
         send_at=parse_send_at(get("DIGEST_SEND_AT", "07:00")),
         list_id=get("DIGEST_LIST_ID", f"digest.{urlsplit(base_url).hostname or 'localhost'}"),
@@ -148,9 +154,11 @@ def config_from_values(values: Mapping[str, str]) -> Config:
         templates_dir=Path(get("DIGEST_TEMPLATES_DIR", str(TEMPLATES_DIR))),
         max_papers=_int(get("DIGEST_MAX_PAPERS", "10"), "DIGEST_MAX_PAPERS", 1, 100),
         send_rate=_float(get("DIGEST_SEND_RATE", "0"), "DIGEST_SEND_RATE"),
+        connections=_int(get("DIGEST_SMTP_CONNECTIONS", "1"), "DIGEST_SMTP_CONNECTIONS", 1, 64),
         max_attempts=_int(get("DIGEST_MAX_ATTEMPTS", "5"), "DIGEST_MAX_ATTEMPTS", 1, 50),
         error_budget=_int(get("DIGEST_ERROR_BUDGET", "10"), "DIGEST_ERROR_BUDGET", 1, 100000),
         grace_hours=_int(get("DIGEST_GRACE_HOURS", "18"), "DIGEST_GRACE_HOURS", 0, 24 * 7),
+        sources_explicit=sources_explicit,
     )
 
 
@@ -205,29 +213,66 @@ def parse_from(value: str) -> tuple[str, str]:
 
 def parse_sources(value: str) -> tuple[SourceSpec, ...]:
     """Parse DIGEST_SOURCES: comma-separated ``kind:location[?opt=val]`` entries."""
-    specs: list[SourceSpec] = []
-    for raw in value.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        kind, sep, location = item.partition(":")
-        kind = kind.strip().lower()
-        if kind == "hf-daily" and not sep:
-            location = "https://huggingface.co/api/daily_papers"
-        if kind not in SOURCE_KINDS or not location.strip():
-            raise ConfigError(
-                f"DIGEST_SOURCES entry {item!r} is not kind:location",
-                "use e.g. arxiv-rss:cs.LG+cs.AI, hf-daily, rss:https://host/feed.xml, "
-                f"jsonl:path/to/papers.jsonl (kinds: {', '.join(SOURCE_KINDS)})",
-            )
-        location, _, query = location.strip().partition("?") if kind != "rss" else (
-            location.strip(), "", "")
-        options = tuple(sorted((k, v[-1]) for k, v in parse_qs(query).items()))
-        name = f"{kind}:{location}"
-        specs.append(SourceSpec(name=name, kind=kind, location=location, options=options))
+    specs = [parse_source(raw) for raw in value.split(",") if raw.strip()]
     if not specs:
         raise ConfigError("DIGEST_SOURCES lists no source", "unset it to use the sample batch")
     return tuple(specs)
+
+
+def parse_source(item: str, *, where: str = "DIGEST_SOURCES") -> SourceSpec:
+    """Parse one ``kind:location[?opt=val]`` entry; ``where`` names it in errors."""
+    item = item.strip()
+    kind, sep, location = item.partition(":")
+    kind = kind.strip().lower()
+    if kind == "hf-daily" and not sep:
+        location = "https://huggingface.co/api/daily_papers"
+    if kind not in SOURCE_KINDS or not location.strip():
+        raise ConfigError(
+            f"{where} entry {item!r} is not kind:location",
+            "use e.g. arxiv-rss:cs.LG+cs.AI, hf-daily, rss:https://host/feed.xml, "
+            f"jsonl:path/to/papers.jsonl (kinds: {', '.join(SOURCE_KINDS)})",
+        )
+    location, _, query = location.strip().partition("?") if kind != "rss" else (
+        location.strip(), "", "")
+    options = tuple(sorted((k, v[-1]) for k, v in parse_qs(query).items()))
+    return SourceSpec(name=f"{kind}:{location}", kind=kind, location=location, options=options)
+
+
+def parse_sources_file(path: Path) -> tuple[SourceSpec, ...]:
+    """Read DIGEST_SOURCES_FILE: one ``kind:location[?opt=val]`` a line, ``#`` comments."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"DIGEST_SOURCES_FILE {str(path)!r} cannot be read: {err}",
+            "check the path (relative paths start at the working directory)",
+        ) from err
+    specs: list[SourceSpec] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if " #" in text:  # a trailing comment; URLs keep their "#fragment" (no space)
+            text = text.split(" #", 1)[0].strip()
+        specs.append(parse_source(text, where=f"DIGEST_SOURCES_FILE {path} line {number}:"))
+    return tuple(specs)
+
+
+def _configured_sources(value: str, file: str) -> tuple[tuple[SourceSpec, ...], bool]:
+    """Return (sources, explicit): DIGEST_SOURCES plus DIGEST_SOURCES_FILE, else the sample."""
+    if not value and not file:
+        return parse_sources(f"jsonl:{SAMPLE_BATCH}"), False
+    specs = list(parse_sources(value)) if value else []
+    if file:
+        specs.extend(parse_sources_file(Path(file)))
+    if not specs:
+        # A sources file with only comments is a file waiting for entries, not an error;
+        # sources added with `digest sources add` (or else the sample) are used meanwhile.
+        return parse_sources(f"jsonl:{SAMPLE_BATCH}"), False
+    unique: dict[str, SourceSpec] = {}
+    for spec in specs:
+        unique.setdefault(spec.name, spec)  # the first mention of a source wins
+    return tuple(unique.values()), True
 
 
 def parse_send_at(value: str) -> tuple[int, int]:

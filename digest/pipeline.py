@@ -125,7 +125,7 @@ def run(
     store: Store | None = None,
     wait_for_lock: bool = False,
     pacer: Pacer | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> RunReport:
     """Run the daily job once and return its report.
 
@@ -151,7 +151,7 @@ def run(
                 transport=transport or (lambda: mail.open_transport(config.smtp, config.maildir)),
                 clock=clock or (lambda: now),
                 pacer=pacer or Pacer(config.send_rate),
-                workers=max(1, workers),
+                workers=max(1, workers or config.connections),
             )
     finally:
         if own_store:

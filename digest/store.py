@@ -44,6 +44,7 @@ from digest.models import (
     Profile,
     RunReport,
     SourceResult,
+    SourceSpec,
     Subscriber,
 )
 
@@ -215,6 +216,17 @@ ranker_state = Table(
     Column("id", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Sources added with `digest sources add`; those from DIGEST_SOURCES(_FILE) are not stored.
+source_specs = Table(
+    "sources",
+    metadata,
+    Column("name", String(500), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -799,20 +811,23 @@ class Store:
                         deliveries.c.subscriber_id == subscriber_id, deliveries.c.day == day
                     )
                 ).scalar()
-                for key, _score, _reason in _picks(keys):
-                    already = conn.execute(
-                        select(sent_papers.c.paper_key).where(
-                            sent_papers.c.subscriber_id == subscriber_id,
-                            sent_papers.c.paper_key == key,
-                        )
-                    ).first()
-                    if already is None:
-                        conn.execute(
-                            insert(sent_papers).values(
-                                subscriber_id=subscriber_id, paper_key=key, day=day
-                            )
-                        )
+                rows = [
+                    {"subscriber_id": subscriber_id, "paper_key": key, "day": day}
+                    for key, _score, _reason in _picks(keys)
+                ]
+                if rows:
+                    conn.execute(self._insert_ignore(sent_papers), rows)
         return bool(changed)
+
+    def _insert_ignore(self, table: Table) -> Any:
+        """Return an INSERT that skips rows whose primary key already exists."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
 
     def sent_keys(self, subscriber_ids: Sequence[int], keys: Iterable[str]) -> dict[int, set[str]]:
         """Return {subscriber id: those of ``keys`` already mailed to them}."""
@@ -1184,6 +1199,56 @@ class Store:
             ],
             "sent_papers": [{"paper": s.paper_key, "day": s.day.isoformat()} for s in sent],
         }
+
+    # -- sources ------------------------------------------------------------------------
+
+    def list_sources(self) -> list[SourceSpec]:
+        """Return the sources added with `digest sources add`, oldest first."""
+        with self.begin() as conn:
+            if not inspect(conn).has_table("sources"):
+                return []  # a schema-1 database made before the table existed
+            rows = conn.execute(
+                select(source_specs).order_by(source_specs.c.created_at, source_specs.c.name)
+            )
+            return [
+                SourceSpec(
+                    name=row.name,
+                    kind=row.kind,
+                    location=row.location,
+                    options=tuple((str(k), str(v)) for k, v in sorted((row.options or {}).items())),
+                )
+                for row in rows
+            ]
+
+    def add_source(self, spec: SourceSpec, *, now: datetime) -> None:
+        """Store a source; raise UsageError when one of that name exists."""
+        with self.begin() as conn:
+            source_specs.create(conn, checkfirst=True)
+            try:
+                conn.execute(
+                    insert(source_specs).values(
+                        name=spec.name,
+                        kind=spec.kind,
+                        location=spec.location,
+                        options=dict(spec.options),
+                        created_at=now,
+                    )
+                )
+            except IntegrityError as err:
+                raise UsageError(
+                    f"a source named {spec.name!r} is already stored",
+                    "pick another --name, or `digest sources remove` the old one first",
+                ) from err
+
+    def remove_source(self, name: str) -> bool:
+        """Forget a stored source and its health; return False when none had that name."""
+        with self.begin() as conn:
+            if not inspect(conn).has_table("sources"):
+                return False
+            removed = conn.execute(delete(source_specs).where(source_specs.c.name == name))
+            if removed.rowcount:
+                conn.execute(delete(source_state).where(source_state.c.source == name))
+            return bool(removed.rowcount)
 
 
 def _plan_values(
