@@ -27,6 +27,7 @@ from digest.config import Config
 from digest.due import due_days
 from digest.errors import AuthenticationError, DeliveryError, DigestError
 from digest.locking import run_lock
+from digest.mail.bounces import apply_rejection
 from digest.models import (
     Delivery,
     DeliveryStatus,
@@ -126,6 +127,7 @@ def run(
     wait_for_lock: bool = False,
     pacer: Pacer | None = None,
     workers: int | None = None,
+    send_chunk: int = SEND_CHUNK,
 ) -> RunReport:
     """Run the daily job once and return its report.
 
@@ -152,6 +154,7 @@ def run(
                 clock=clock or (lambda: now),
                 pacer=pacer or Pacer(config.send_rate),
                 workers=max(1, workers or config.connections),
+                send_chunk=max(1, send_chunk),
             )
     finally:
         if own_store:
@@ -173,6 +176,7 @@ def _run_locked(
     clock: Clock,
     pacer: Pacer,
     workers: int,
+    send_chunk: int,
 ) -> RunReport:
     if not dry_run:
         # Safe only under the run lock: no live run is mid-send, so a row still in
@@ -202,7 +206,7 @@ def _run_locked(
         targets = {p.subscriber.id: p.day for p in plans}
         _send_all(
             config, db, targets, plans, env=env, now=now, tally=tally, transport=transport,
-            pacer=pacer, workers=workers,
+            pacer=pacer, workers=workers, send_chunk=send_chunk,
         )
     report = RunReport(
         day=batch_day,
@@ -462,13 +466,14 @@ def _send_all(
     transport: TransportFactory,
     pacer: Pacer,
     workers: int,
+    send_chunk: int,
 ) -> None:
     """Send every sendable ledger row among the targets, over ``workers`` connections."""
     rows = db.claimable(targets, now=now, max_attempts=config.max_attempts)
     if not rows:
         return
     subscribers = {p.subscriber.id: p.subscriber for p in plans}
-    chunks = [rows[i : i + SEND_CHUNK] for i in range(0, len(rows), SEND_CHUNK)]
+    chunks = [rows[i : i + send_chunk] for i in range(0, len(rows), send_chunk)]
     queue_lock = threading.Lock()
 
     def next_chunk() -> list[Delivery] | None:
@@ -567,6 +572,7 @@ def _send_one(
     except DeliveryError as err:
         connection.reset()
         _record_failure(config, db, row, err, now=now, tally=tally)
+        apply_rejection(db, sub.email, err, now=now)  # "no such user": suppress the address
         return
     db.set_delivery_status(sub.id, row.day, "sent", now=now)
     with tally.lock:

@@ -67,13 +67,14 @@ def test_several_connections_deliver_each_digest_once(tmp_path: Path, smtp_serve
     config = make_config(tmp_path / "var", smtp=smtp_server.settings())
     config = replace(config, connections=3)
     store = open_store(config.database_url)
-    emails = [f"w{n}@example.org" for n in range(450)]
+    emails = [f"w{n}@example.org" for n in range(60)]
     for email in emails:
         store.add_subscriber(email, Profile(interests="vision transformers"),
                              now=datetime(2026, 5, 1, tzinfo=UTC), max_papers=3)
-    report = pipeline.run(config, now=datetime(2026, 5, 25, 9, tzinfo=UTC), day=date(2026, 5, 25))
-    assert report.sent == 450 and report.failed == 0
+    report = pipeline.run(config, now=datetime(2026, 5, 25, 9, tzinfo=UTC), day=date(2026, 5, 25),
+                          send_chunk=10)
+    assert report.sent == 60 and report.failed == 0
     received = sorted(r for m in smtp_server.messages for r in m.rcpt_tos)
     assert received == sorted(emails)
-    # 450 rows in chunks of 200 over 3 workers: each worker opened its own connection.
+    # 60 rows in chunks of 10 over 3 workers: each worker opened its own connection.
     assert smtp_server.connections == 3
