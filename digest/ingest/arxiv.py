@@ -76,11 +76,6 @@ def arxiv_rss_paper(entry: FeedEntry, *, source: str) -> Paper | None:
     if parsed is None or not title:
         return None
     arxiv_id, version = parsed
-    announce = _ANNOUNCE_TYPES.get(entry.announce_type or "", "new")
-    if entry.announce_type is None:
-        # Older feeds state the type only in the description's lead-in.
-        found = re.search(r"Announce Type:\s*([\w-]+)", entry.summary)
-        announce = _ANNOUNCE_TYPES.get(found.group(1).lower(), "new") if found else "new"
     return Paper(
         key=f"arxiv:{arxiv_id}",
         title=title,
@@ -91,10 +86,19 @@ def arxiv_rss_paper(entry: FeedEntry, *, source: str) -> Paper | None:
         pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
         source=source,
         published=entry.published,
-        announce_type=announce,
+        announce_type=announce_type(entry),
         version=version,
         doi=normalize_doi(entry.doi) if entry.doi else None,
     )
+
+
+def announce_type(entry: FeedEntry) -> AnnounceType:
+    """Return an arXiv announcement's type: its element, else the summary's lead-in."""
+    if entry.announce_type is not None:
+        return _ANNOUNCE_TYPES.get(entry.announce_type, "new")
+    # Older feeds state the type only in the description's lead-in.
+    found = re.search(r"Announce Type:\s*([\w-]+)", entry.summary)
+    return _ANNOUNCE_TYPES.get(found.group(1).lower(), "new") if found else "new"
 
 
 # --- arXiv API ------------------------------------------------------------------------

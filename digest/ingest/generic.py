@@ -6,6 +6,7 @@ import re
 from datetime import date
 from urllib.parse import unquote, urlsplit
 
+from digest.ingest.arxiv import announce_type
 from digest.ingest.base import (
     Harvest,
     Validators,
@@ -17,7 +18,12 @@ from digest.ingest.base import (
 from digest.ingest.feeds import FeedEntry, parse_feed
 from digest.ingest.http import Fetch
 from digest.ingest.keys import normalize_doi, paper_key, parse_arxiv_id
-from digest.ingest.text import html_to_text, split_authors, strip_abstract_label
+from digest.ingest.text import (
+    html_to_text,
+    split_authors,
+    strip_abstract_label,
+    strip_arxiv_prefix,
+)
 from digest.models import Paper, SourceSpec
 
 
@@ -70,16 +76,22 @@ def generic_paper(entry: FeedEntry, *, source: str) -> Paper | None:
     entry_id = entry.guid or entry.link or title
     key = paper_key(arxiv=arxiv[0] if arxiv else None, doi=doi, source=source,
                     entry_id=entry_id)
+    abstract = html_to_text(entry.summary)
+    if arxiv:
+        # An arXiv announcement feed read as a plain feed: drop the "arXiv:... Announce
+        # Type: ..." lead-in and keep the type, so replacements update and are not re-sent.
+        abstract = strip_arxiv_prefix(abstract)
     return Paper(
         key=key,
         title=title,
-        abstract=strip_abstract_label(html_to_text(entry.summary)),
+        abstract=strip_abstract_label(abstract),
         authors=entry.authors or split_authors(html_to_text(entry.author_text)),
         categories=entry.categories,
         url=entry.link or (f"https://doi.org/{doi}" if doi else ""),
         pdf_url=entry.pdf_url,
         source=source,
         published=entry.published,
+        announce_type=announce_type(entry) if arxiv else "new",
         version=arxiv[1] if arxiv else None,
         doi=doi,
         comment=entry.comment,
