@@ -24,6 +24,8 @@ class RankResult:
     # Per profile: True when nothing in the batch cleared the relevance threshold, so
     # the pipeline may send a "nothing relevant today" note or nothing at all.
     nothing_relevant: list[bool] = field(default_factory=list)
+    # Per profile: the calibrated score a paper had to reach to be listed.
+    thresholds: list[float] = field(default_factory=list)
 
 
 def rank(
@@ -59,7 +61,10 @@ def rank(
         options=options or RankOptions(),
     )
     return RankResult(
-        rankings=outcome.rankings, state=outcome.state, nothing_relevant=outcome.empty
+        rankings=outcome.rankings,
+        state=outcome.state,
+        nothing_relevant=outcome.empty,
+        thresholds=outcome.thresholds,
     )
 
 

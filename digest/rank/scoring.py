@@ -1,4 +1,4 @@
-"""Compile profiles into sparse rows, score them against the batch, pick top-k."""
+"""Score every profile against the batch in chunks, then apply the digest policy."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.preprocessing import normalize
 
 from digest.models import Paper, Profile, ScoredPaper
-from digest.rank.reasons import explain
+from digest.rank.policy import select
+from digest.rank.profiles import Compiled, centroids, compile_profiles, expand, neighbours
+from digest.rank.reasons import Context, explain
 from digest.rank.vectors import (
     Space,
     batch_fingerprint,
@@ -20,18 +21,32 @@ from digest.rank.vectors import (
     update_space,
 )
 
+MAX_BACKGROUND = 3000  # recent history papers used for feedback and calibration
+MAX_VOCABULARY_FIT = 20000  # history papers a first vocabulary is counted from
+
 
 @dataclass(frozen=True)
 class RankOptions:
-    """Weights of the profile signals; the defaults are the tuned ones."""
+    """Weights of the profile signals and of the digest policy.
+
+    ``threshold_quantile`` calibrates the relevance bar per profile: a paper must score
+    at least as high as that share of the profile's scores over recent background
+    papers (and ``min_score``); a day with nothing relevant then yields few or none.
+    """
 
     keyword_weight: float = 2.0
-    seed_weight: float = 1.0
-    text_weight: float = 1.0
+    feedback_depth: int = 10
+    feedback_weight: float = 0.7
+    negative_weight: float = 0.3
+    neighbours: int = 3
+    centroid_share: float = 0.5  # examples: centroid vs nearest neighbours
+    text_weight: float = 0.5  # text query when the profile also has examples
     category_boost: float = 0.05
     author_boost: float = 0.3
+    diversity: float = 0.3
     min_score: float = 0.02
-    chunk: int = 512
+    threshold_quantile: float = 0.9
+    chunk: int = 256
 
 
 @dataclass(frozen=True)
@@ -41,19 +56,33 @@ class Outcome:
     rankings: list[list[ScoredPaper]]
     state: bytes
     empty: list[bool]
+    thresholds: list[float]
 
 
 def normalize_name(name: str) -> str:
-    """Return an author name folded for matching ('J. Smith ' == 'j. smith')."""
+    """Return an author name folded for matching ('J.  Smith' == 'j. smith')."""
     return " ".join(name.lower().replace(".", ". ").split())
-
-
-def _phrase_hit(phrase: str, text: str) -> bool:
-    return f" {phrase} " in text
 
 
 def _folded(text: str) -> str:
     return " " + " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split()) + " "
+
+
+def _recent(history: Sequence[Paper], limit: int) -> list[Paper]:
+    """Return the most recent ``limit`` papers of the history (by date, then key)."""
+    dated = sorted(history, key=lambda p: (p.published.toordinal() if p.published else 0, p.key))
+    return dated[-limit:]
+
+
+def prepare_space(
+    state: bytes | None, history: Sequence[Paper], batch: Sequence[Paper]
+) -> Space:
+    """Load the stored space and count the batch into it, or build one from history."""
+    fingerprint = batch_fingerprint(batch)
+    if state:
+        return update_space(space_from_bytes(state), batch, fingerprint=fingerprint)
+    earlier = _recent(history, MAX_VOCABULARY_FIT)
+    return update_space(None, [*earlier, *batch], fingerprint=fingerprint)
 
 
 def score_batch(
@@ -70,86 +99,110 @@ def score_batch(
     """Score every profile against the batch in chunks; return top-k per profile."""
     # Sorting by key makes the column order, and so every tie-break, deterministic.
     papers = sorted({p.key: p for p in batch}.values(), key=lambda p: p.key)
-    space = space_from_bytes(state) if state else None
-    if space is None:
-        space = update_space(None, [*history, *papers], fingerprint=batch_fingerprint(papers))
-    else:
-        space = update_space(space, papers, fingerprint=batch_fingerprint(papers))
+    space = prepare_space(state, history, papers)
     new_state = space.to_bytes()
+    count = len(profiles)
     if not papers or not profiles:
-        return Outcome([[] for _ in profiles], new_state, [True] * len(profiles))
+        return Outcome([[] for _ in profiles], new_state, [True] * count, [0.0] * count)
 
+    # Background: recent papers nobody named as an example, so that calibrating a
+    # profile against it does not compare the profile with its own seeds.
+    named = {k for p in profiles for k in (*p.seeds, *p.liked, *p.disliked)}
+    skip = named | {p.key for p in papers}
+    background = [p for p in _recent(history, MAX_BACKGROUND + len(named)) if p.key not in skip]
+    background = background[-MAX_BACKGROUND:]
     docs = space.transform(paper_text(p) for p in papers)
+    bg_docs = space.transform(paper_text(p) for p in background)
+    pool = sp.vstack([bg_docs, docs]).tocsr()
     known = {p.key: p for p in history}
     known.update({p.key: p for p in papers})
     folded = [_folded(f"{p.title} {p.abstract}") for p in papers]
     upvotes = np.asarray([float(p.upvotes or 0) for p in papers])
-    pop = np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0))))
+    trend = np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0))))
+    similarity = (docs @ docs.T).toarray()
 
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
-    for start in range(0, len(profiles), options.chunk):
+    thresholds: list[float] = []
+    for start in range(0, count, options.chunk):
         chunk = profiles[start : start + options.chunk]
-        queries = _compile(chunk, space, known, options)
-        scores = (queries @ docs.T).toarray()
+        compiled = compile_profiles(chunk, space, known, keyword_weight=options.keyword_weight)
+        text = expand(
+            compiled.text, pool, depth=options.feedback_depth, weight=options.feedback_weight
+        )
+        center = centroids(compiled, len(chunk), negative_weight=options.negative_weight)
+        example_sims = (docs @ compiled.positives.T).toarray()
+        scores = _content(compiled, text, center, docs, example_sims, options)
+        bg_scores = _content(
+            compiled, text, center, bg_docs, (bg_docs @ compiled.positives.T).toarray(), options
+        )
+        context = Context(
+            space=space, text=text, compiled=compiled, docs=docs, known=known,
+            seeds=[set(p.seeds) for p in chunk], example_sims=example_sims,
+            example_keys=list(compiled.positive_keys), centroids=center,
+        )
         for offset, profile in enumerate(chunk):
             i = start + offset
-            row = scores[offset]
-            row += _boosts(profile, papers, options)
-            row = (1.0 - popularity[i]) * row + popularity[i] * pop * max(row.max(), 0.0)
-            blocked = _blocked(profile, papers, folded, exclude[i])
-            row[blocked] = -np.inf
-            order = np.argsort(-row, kind="stable")
-            chosen = [j for j in order[: limits[i] * 2 + 5] if row[j] >= options.min_score]
-            chosen = chosen[: limits[i]]
-            rankings.append(
-                [
-                    ScoredPaper(
-                        paper=papers[j],
-                        score=round(float(row[j]), 6),
-                        reason=explain(profile, papers[j], queries[offset], docs[j], space),
-                    )
-                    for j in chosen
-                ]
-            )
+            content = scores[offset]
+            bar = options.min_score
+            if options.threshold_quantile > 0 and bg_scores.shape[1] and bg_scores[offset].any():
+                bar = max(bar, float(np.quantile(bg_scores[offset], options.threshold_quantile)))
+            boost, vouched = _boosts(profile, papers, options)
+            row = content + boost
+            if popularity[i] > 0:
+                scale = max(float(row.max()), 1e-6)
+                row = (1.0 - popularity[i]) * row + popularity[i] * scale * trend
+            passing = ((content >= bar) | vouched) & ~_blocked(profile, papers, folded,
+                                                                exclude[i])
+            chosen = select(row, passing, similarity, limits[i], diversity=options.diversity)
+            rankings.append([
+                ScoredPaper(
+                    paper=papers[j],
+                    score=round(float(row[j]), 6),
+                    reason=explain(context, offset, profile, papers[j], j,
+                                   trending=popularity[i] > 0),
+                )
+                for j in chosen
+            ])
             empty.append(not chosen)
-    return Outcome(rankings, new_state, empty)
+            thresholds.append(round(bar, 6))
+    return Outcome(rankings, new_state, empty, thresholds)
 
 
-def _compile(
-    profiles: Sequence[Profile], space: Space, known: dict[str, Paper], options: RankOptions
-) -> sp.csr_matrix:
-    texts = [p.interests for p in profiles]
-    keywords = [" . ".join(p.keywords) for p in profiles]
-    text_rows = space.transform(texts)
-    keyword_rows = space.transform(keywords)
-    seed_texts: list[str] = []
-    owners: list[int] = []
-    for i, profile in enumerate(profiles):
-        for key in (*profile.seeds, *profile.liked):
-            paper = known.get(key)
-            if paper is not None:
-                seed_texts.append(paper_text(paper))
-                owners.append(i)
-    seeds = sp.csr_matrix((len(profiles), len(space.terms)))
-    if seed_texts:
-        rows = space.transform(seed_texts)
-        membership = sp.csr_matrix(
-            (np.ones(len(owners)), (owners, np.arange(len(owners)))),
-            shape=(len(profiles), len(owners)),
-        )
-        seeds = normalize(membership @ rows, norm="l2")
-    combined = (
-        options.text_weight * text_rows
-        + options.keyword_weight * keyword_rows
-        + options.seed_weight * seeds
+def _content(
+    compiled: Compiled,
+    text: sp.csr_matrix,
+    center: sp.csr_matrix,
+    docs: sp.csr_matrix,
+    example_sims: np.ndarray,
+    options: RankOptions,
+) -> np.ndarray:
+    """Return P x D content scores: text query, example centroid, nearest examples."""
+    count = text.shape[0]
+    if docs.shape[0] == 0:
+        return np.zeros((count, 0))
+    text_scores: np.ndarray = (text @ docs.T).toarray()
+    has_examples = compiled.has_examples(count)
+    if not has_examples.any():
+        return text_scores
+    examples = options.centroid_share * (center @ docs.T).toarray()
+    examples += (1.0 - options.centroid_share) * neighbours(
+        compiled, example_sims, count, k=options.neighbours
     )
-    result: sp.csr_matrix = normalize(combined.tocsr(), norm="l2")
-    return result
+    with_text = has_examples & compiled.has_text
+    scores: np.ndarray = np.where(has_examples[:, None], examples, text_scores)
+    scores[with_text] = (
+        options.text_weight * text_scores[with_text] + (1 - options.text_weight) * scores[with_text]
+    )
+    return scores
 
 
-def _boosts(profile: Profile, papers: Sequence[Paper], options: RankOptions) -> np.ndarray:
+def _boosts(
+    profile: Profile, papers: Sequence[Paper], options: RankOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the category/author boost per paper, and which papers an author vouches for."""
     boost = np.zeros(len(papers))
+    vouched = np.zeros(len(papers), dtype=bool)
     if profile.categories:
         wanted = set(profile.categories)
         for j, paper in enumerate(papers):
@@ -162,15 +215,17 @@ def _boosts(profile: Profile, papers: Sequence[Paper], options: RankOptions) -> 
         for j, paper in enumerate(papers):
             if any(normalize_name(a) in followed for a in paper.authors):
                 boost[j] += options.author_boost
-    return boost
+                vouched[j] = True
+    return boost, vouched
 
 
 def _blocked(
     profile: Profile, papers: Sequence[Paper], folded: Sequence[str], sent: AbstractSet[str]
 ) -> np.ndarray:
+    """Return which papers must never be shown: already sent, or an excluded phrase."""
     blocked = np.zeros(len(papers), dtype=bool)
-    phrases = [_folded(x).strip() for x in profile.exclude if _folded(x).strip()]
+    phrases = [f" {_folded(x).strip()} " for x in profile.exclude if _folded(x).strip()]
     for j, paper in enumerate(papers):
-        hit = bool(phrases) and any(_phrase_hit(ph, folded[j]) for ph in phrases)
+        hit = any(phrase in folded[j] for phrase in phrases)
         blocked[j] = paper.key in sent or hit
     return blocked

@@ -6,6 +6,7 @@ JSON: compact, and safe to load from a database because nothing is unpickled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -55,15 +56,25 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Lower-case, fold accents, split into word tokens, drop stop words, light-stem."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    folded = text.lower()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return [_stem(tok) for tok in _TOKEN.findall(folded) if tok not in STOP_WORDS]
 
 
-def analyze(text: str) -> list[str]:
-    """Return the unigrams and bigrams of a text, the terms of the vector space."""
+@functools.lru_cache(maxsize=65536)
+def _analyze(text: str) -> tuple[str, ...]:
     tokens = tokenize(text)
-    return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+    return (*tokens, *(f"{a} {b}" for a, b in itertools.pairwise(tokens)))
+
+
+def analyze(text: str) -> tuple[str, ...]:
+    """Return the unigrams and bigrams of a text, the terms of the vector space.
+
+    Memoised: the same history papers are analysed day after day in one process.
+    """
+    return _analyze(text)
 
 
 def paper_text(paper: Paper) -> str:
@@ -98,13 +109,18 @@ class Space:
 
     def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Return raw term counts, one row per text."""
+        texts = list(texts)
+        if not texts:
+            return sp.csr_matrix((0, len(self.terms)))
         vectorizer = CountVectorizer(analyzer=analyze, vocabulary=self.index)
-        matrix: sp.csr_matrix = vectorizer.transform(list(texts)).tocsr().astype(np.float64)
+        matrix: sp.csr_matrix = vectorizer.transform(texts).tocsr().astype(np.float64)
         return matrix
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Return sublinear-tf idf rows, l2-normalised (an empty text gives a zero row)."""
         matrix = self.counts(texts)
+        if matrix.shape[0] == 0:
+            return sp.csr_matrix((0, len(self.terms)))
         matrix.data = 1.0 + np.log(matrix.data)
         matrix = matrix @ sp.diags(self.idf)
         normalized: sp.csr_matrix = normalize(matrix.tocsr(), norm="l2", copy=False)
