@@ -54,6 +54,7 @@ def test_pages_carry_security_headers(site: Site) -> None:
         assert headers["Referrer-Policy"] == "no-referrer"
         assert headers["X-Frame-Options"] == "DENY"
         assert headers["Cache-Control"] == "no-store"
+        assert headers["X-Robots-Tag"] == "noindex, nofollow"
 
 
 def test_static_files_are_served(site: Site) -> None:

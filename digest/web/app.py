@@ -46,6 +46,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    # Pages reached through signed links must never end up in a search index.
+    "X-Robots-Tag": "noindex, nofollow",
 }
 
 ERROR_TEXT = {
