@@ -11,7 +11,9 @@ and a crash at any point leaves rows a rerun can finish.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +43,7 @@ from digest.models import (
     SourceResult,
     Subscriber,
 )
+from digest.sources_config import effective_sources
 from digest.store import Store, email_hash, open_store
 
 TransportFactory = Callable[[], AbstractContextManager[mail.Transport]]
@@ -53,8 +56,12 @@ LOOKBACK = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
 HISTORY_LIMIT = 5000
 # Subscribers ranked together: bounds memory while keeping the matrix products large.
 RANK_CHUNK = 5000
-# Rows claimed and rendered together in the send phase.
+# Rows leased and rendered together in the send phase.
 SEND_CHUNK = 200
+# How long a worker's lease on planned rows lasts before another worker may take them.
+LEASE = timedelta(minutes=15)
+# A row in "sending" this long belongs to a dead process (far past any SMTP timeout).
+STALE_SENDING = timedelta(hours=1)
 # Wait before the next attempt at a temporarily failed delivery, by attempts so far.
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 
@@ -128,6 +135,7 @@ def run(
     pacer: Pacer | None = None,
     workers: int | None = None,
     send_chunk: int = SEND_CHUNK,
+    send: bool = True,
 ) -> RunReport:
     """Run the daily job once and return its report.
 
@@ -155,6 +163,7 @@ def run(
                 pacer=pacer or Pacer(config.send_rate),
                 workers=max(1, workers or config.connections),
                 send_chunk=max(1, send_chunk),
+                send=send,
             )
     finally:
         if own_store:
@@ -177,11 +186,14 @@ def _run_locked(
     pacer: Pacer,
     workers: int,
     send_chunk: int,
+    send: bool,
 ) -> RunReport:
     if not dry_run:
-        # Safe only under the run lock: no live run is mid-send, so a row still in
-        # "sending" belongs to a dead run and may or may not have reached the server.
-        db.mark_stale_sending(now=now)
+        # Under the run lock no other run is mid-send, so a row still in "sending"
+        # belongs to a dead run. Separate delivery workers may be live, though: with
+        # send=False (plan only) leave young rows to them.
+        db.mark_stale_sending(now=now, older_than=None if send else now - STALE_SENDING)
+        db.release_dead_claims()  # leases of workers killed (kill -9) before their release
     batch_day = day or now.date()
     sources: tuple[SourceResult, ...] = ()
     if do_ingest:
@@ -203,10 +215,13 @@ def _run_locked(
         for plan in plans:
             if plan.existing is not None and not _sendable(plan.existing, config, now):
                 tally.skipped += 1
-        targets = {p.subscriber.id: p.day for p in plans}
+    if not dry_run and send and plans:
         _send_all(
-            config, db, targets, plans, env=env, now=now, tally=tally, transport=transport,
-            pacer=pacer, workers=workers, send_chunk=send_chunk,
+            config, db,
+            days=sorted({p.day for p in plans}),
+            subscriber_ids=[p.subscriber.id for p in plans] if only else None,
+            env=env, now=now, tally=tally, transport=transport, pacer=pacer,
+            workers=workers, send_chunk=send_chunk,
         )
     report = RunReport(
         day=batch_day,
@@ -237,7 +252,7 @@ def ingest_sources(
 ) -> tuple[SourceResult, ...]:
     """Fetch every configured source, store its papers in ``day``'s batch, record health."""
     results = ingest.collect(
-        config.sources,
+        effective_sources(config, db.list_sources()),
         day=day,
         user_agent=ingest.user_agent(config.contact),
         state=db.source_states(),
@@ -457,9 +472,9 @@ def _preview_chunk(
 def _send_all(
     config: Config,
     db: Store,
-    targets: dict[int, date],
-    plans: Sequence[_Plan],
     *,
+    days: Sequence[date] | None,
+    subscriber_ids: Sequence[int] | None,
     env: Any,
     now: datetime,
     tally: _Tally,
@@ -468,37 +483,104 @@ def _send_all(
     workers: int,
     send_chunk: int,
 ) -> None:
-    """Send every sendable ledger row among the targets, over ``workers`` connections."""
-    rows = db.claimable(targets, now=now, max_attempts=config.max_attempts)
-    if not rows:
-        return
-    subscribers = {p.subscriber.id: p.subscriber for p in plans}
-    chunks = [rows[i : i + send_chunk] for i in range(0, len(rows), send_chunk)]
-    queue_lock = threading.Lock()
+    """Send every sendable ledger row (optionally only some days or subscribers).
 
-    def next_chunk() -> list[Delivery] | None:
-        with queue_lock:
-            return chunks.pop(0) if chunks and not tally.aborted else None
+    Each of ``workers`` threads holds one SMTP connection and leases rows in chunks, so
+    the same loop serves one process or many (``digest send --worker`` on many
+    machines): a row is transmitted only by the worker that moved it to ``sending``.
+    """
+    suppressed = db.suppressed_hashes()
+    prefix = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
-    def worker() -> None:
-        with _Connection(transport) as connection:
-            while (chunk := next_chunk()) is not None:
-                papers = db.get_papers(k for row in chunk for k in row.paper_keys)
-                for row in chunk:
-                    if tally.aborted:
+    def worker(number: int) -> None:
+        name = f"{prefix}:{number}"
+        try:
+            with _Connection(transport) as connection:
+                while not tally.aborted:
+                    rows = db.claim_deliveries(
+                        name, now=now, lease=LEASE, limit=send_chunk,
+                        max_attempts=config.max_attempts, days=days,
+                        subscriber_ids=subscriber_ids,
+                    )
+                    if not rows:
                         return
-                    sub = subscribers[row.subscriber_id]
-                    _send_one(config, db, row, sub, papers, env=env, now=now, tally=tally,
-                              connection=connection, pacer=pacer)
+                    subs = db.get_subscribers(row.subscriber_id for row in rows)
+                    papers = db.get_papers(k for row in rows for k in row.paper_keys)
+                    for row in rows:
+                        if tally.aborted:
+                            return
+                        _send_one(
+                            config, db, row, subs.get(row.subscriber_id), papers,
+                            worker=name, env=env, now=now, tally=tally,
+                            connection=connection, pacer=pacer, suppressed=suppressed,
+                        )
+        finally:
+            db.release_claims(name)
 
     if workers == 1:
-        worker()
+        worker(0)
         return
-    threads = [threading.Thread(target=worker, name=f"digest-send-{n}") for n in range(workers)]
+    errors: list[BaseException] = []
+
+    def guarded(number: int) -> None:
+        try:
+            worker(number)
+        except BaseException as err:  # re-raised below: a thread must not fail silently
+            with tally.lock:
+                tally.aborted = tally.aborted or f"a send worker failed: {err}"
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=guarded, args=(n,), name=f"digest-send-{n}")
+        for n in range(workers)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
+
+
+def send_pending(
+    config: Config,
+    *,
+    now: datetime,
+    store: Store | None = None,
+    transport: TransportFactory | None = None,
+    clock: Clock | None = None,
+    pacer: Pacer | None = None,
+    workers: int | None = None,
+    send_chunk: int = SEND_CHUNK,
+) -> RunReport:
+    """Send every planned ledger row, whichever run planned it (a delivery worker).
+
+    Needs no run lock: leases keep concurrent workers apart. Rows left in ``sending``
+    by a worker that died long ago (past any SMTP timeout) become ``unknown``.
+    """
+    own_store = store is None
+    db = store or open_store(config.database_url)
+    try:
+        db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
+        tally = _Tally()
+        _send_all(
+            config, db, days=None, subscriber_ids=None,
+            env=render.make_environment(config.templates_dir), now=now, tally=tally,
+            transport=transport or (lambda: mail.open_transport(config.smtp, config.maildir)),
+            pacer=pacer or Pacer(config.send_rate), workers=max(1, workers or config.connections),
+            send_chunk=max(1, send_chunk),
+        )
+        report = RunReport(
+            day=now.date(), started_at=now, finished_at=(clock or (lambda: now))(),
+            sent=tally.sent, skipped=tally.skipped, failed=tally.failed, unknown=tally.unknown,
+            deliveries=tuple(tally.deliveries), aborted=tally.aborted,
+            abort_exit=tally.abort_exit,
+        )
+        db.record_run(report)
+        return report
+    finally:
+        if own_store:
+            db.close()
 
 
 class _Connection:
@@ -533,16 +615,27 @@ def _send_one(
     config: Config,
     db: Store,
     row: Delivery,
-    sub: Subscriber,
+    sub: Subscriber | None,
     papers: dict[str, Paper],
     *,
+    worker: str,
     env: Any,
     now: datetime,
     tally: _Tally,
     connection: _Connection,
     pacer: Pacer,
+    suppressed: set[str],
 ) -> None:
-    """Claim one ledger row, render it, send it, and record the outcome."""
+    """Start one leased ledger row, render it, send it, and record the outcome."""
+    if sub is None or sub.status != "active" or email_hash(sub.email) in suppressed:
+        # Unsubscribed, paused or suppressed since the row was planned: never send.
+        db.set_delivery_status(
+            row.subscriber_id, row.day, "skipped", now=now,
+            error="the subscriber is no longer active", expect=("planned", "temp_failed"),
+        )
+        with tally.lock:
+            tally.skipped += 1
+        return
     items = tuple(
         ScoredPaper(paper=papers[key], score=score, reason=reason)
         for key, score, reason in row.picks
@@ -552,10 +645,8 @@ def _send_one(
     rendered, message = compose(config, digest, env=env, now=now)
     if config.smtp is None:
         write_preview(config, sub, row.day, rendered.html)
-    # The claim is a compare-and-set: of two runs or workers, exactly one moves the row.
-    if not db.set_delivery_status(
-        sub.id, row.day, "sending", now=now, attempt=True, expect=("planned", "temp_failed")
-    ):
+    # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
+    if not db.start_sending(sub.id, row.day, worker=worker, now=now):
         with tally.lock:
             tally.skipped += 1
         return

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -24,12 +26,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    or_,
     select,
     update,
 )
@@ -128,6 +132,10 @@ deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("next_attempt_at", DateTime(timezone=True)),
+    # A worker's lease on a planned row: nothing of the message has been transmitted
+    # yet, so when the lease runs out (the worker died) another worker may take it.
+    Column("claimed_by", String(100)),
+    Column("claimed_until", DateTime(timezone=True)),
     UniqueConstraint("subscriber_id", "day", name="uq_delivery_subscriber_day"),
 )
 
@@ -531,6 +539,17 @@ class Store:
             ).first()
         return _subscriber_from_row(row) if row else None
 
+    def get_subscribers(self, ids: Iterable[int]) -> dict[int, Subscriber]:
+        """Return {id: subscriber} for these ids (missing ones are left out)."""
+        wanted = sorted(set(ids))
+        found: dict[int, Subscriber] = {}
+        with self.begin() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for row in conn.execute(select(subscribers).where(subscribers.c.id.in_(chunk))):
+                    found[row.id] = _subscriber_from_row(row)
+        return found
+
     def find_subscriber(self, email: str) -> Subscriber | None:
         """Return one subscriber by address (case-insensitive)."""
         with self.begin() as conn:
@@ -699,39 +718,6 @@ class Store:
                 created = len(values)
         return created
 
-    def claimable(
-        self, day_by_subscriber: dict[int, date], *, now: datetime, max_attempts: int
-    ) -> list[Delivery]:
-        """Return the ledger rows among these (subscriber, day) pairs that may be sent now.
-
-        That is ``planned`` rows, and ``temp_failed`` ones whose backoff has passed and
-        whose attempts are not used up; ordered by subscriber id.
-        """
-        found: list[Delivery] = []
-        ids = sorted(day_by_subscriber)
-        with self.begin() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = conn.execute(
-                    select(deliveries)
-                    .where(
-                        deliveries.c.subscriber_id.in_(chunk),
-                        deliveries.c.status.in_(("planned", "temp_failed")),
-                    )
-                    .order_by(deliveries.c.subscriber_id, deliveries.c.day)
-                )
-                for row in rows:
-                    delivery = _delivery_from_row(row)
-                    if delivery.day != day_by_subscriber.get(delivery.subscriber_id):
-                        continue
-                    if delivery.status == "temp_failed" and (
-                        delivery.attempts >= max_attempts
-                        or (delivery.next_attempt_at is not None and delivery.next_attempt_at > now)
-                    ):
-                        continue
-                    found.append(delivery)
-        return found
-
     def get_delivery(self, subscriber_id: int, day: date) -> Delivery | None:
         """Return the ledger row for (subscriber, day)."""
         with self.begin() as conn:
@@ -849,18 +835,114 @@ class Store:
                         result.setdefault(int(sub_id), set()).add(str(key))
         return result
 
-    def mark_stale_sending(self, *, now: datetime) -> int:
-        """Turn rows left in ``sending`` by a dead run into ``unknown``.
+    def claim_deliveries(
+        self,
+        worker: str,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        max_attempts: int,
+        days: Sequence[date] | None = None,
+        subscriber_ids: Sequence[int] | None = None,
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` sendable rows to one worker and return them.
 
-        Only call this while holding the run lock: then no live run is mid-send, and a
-        row still in ``sending`` may or may not have reached the server. It is never
-        resent automatically; an operator decides with ``digest deliveries retry``.
+        Sendable: ``planned``, or ``temp_failed`` with its backoff passed and attempts
+        left; not leased to a live worker. On PostgreSQL the candidates are locked with
+        ``FOR UPDATE SKIP LOCKED``, so concurrent workers on many machines never wait for
+        or take each other's rows; SQLite serialises writers anyway.
         """
+        free = or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until < now)
+        ready = or_(
+            deliveries.c.status == "planned",
+            and_(
+                deliveries.c.status == "temp_failed",
+                deliveries.c.attempts < max_attempts,
+                or_(
+                    deliveries.c.next_attempt_at.is_(None),
+                    deliveries.c.next_attempt_at <= now,
+                ),
+            ),
+        )
+        query = select(deliveries.c.id).where(ready, free)
+        if days is not None:
+            query = query.where(deliveries.c.day.in_(list(days)))
+        if subscriber_ids is not None:
+            query = query.where(deliveries.c.subscriber_id.in_(list(subscriber_ids)))
+        query = query.order_by(deliveries.c.id).limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.begin() as conn:
+            ids = [int(row[0]) for row in conn.execute(query)]
+            if not ids:
+                return []
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), ready, free)
+                .values(claimed_by=worker, claimed_until=now + lease)
+            )
+            rows = conn.execute(
+                select(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == worker)
+                .order_by(deliveries.c.id)
+            )
+            return [_delivery_from_row(row) for row in rows]
+
+    def start_sending(self, subscriber_id: int, day: date, *, worker: str, now: datetime) -> bool:
+        """Move a row leased to ``worker`` from planned/temp_failed to ``sending``.
+
+        A compare-and-set: False when the lease was lost or the row moved on, and the
+        caller must then not transmit.
+        """
+        with self.begin() as conn:
+            changed = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.subscriber_id == subscriber_id,
+                    deliveries.c.day == day,
+                    deliveries.c.claimed_by == worker,
+                    deliveries.c.status.in_(("planned", "temp_failed")),
+                )
+                .values(
+                    status="sending",
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                    claimed_until=None,
+                )
+            ).rowcount
+        return bool(changed)
+
+    def release_claims(self, worker: str) -> int:
+        """Give back every lease a worker still holds on rows it did not start."""
         with self.begin() as conn:
             return int(
                 conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.status == "sending")
+                    .where(
+                        deliveries.c.claimed_by == worker,
+                        deliveries.c.status.in_(("planned", "temp_failed")),
+                    )
+                    .values(claimed_by=None, claimed_until=None)
+                ).rowcount
+            )
+
+    def mark_stale_sending(self, *, now: datetime, older_than: datetime | None = None) -> int:
+        """Turn rows left in ``sending`` by a dead process into ``unknown``.
+
+        Call it under the run lock (no live run is mid-send), or with ``older_than`` set
+        past the longest possible send when other workers may be live. Such a row may
+        or may not have reached the server, so it is never resent automatically; an
+        operator decides with ``digest deliveries retry``.
+        """
+        where = [deliveries.c.status == "sending"]
+        if older_than is not None:
+            where.append(deliveries.c.updated_at < older_than)
+        with self.begin() as conn:
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(*where)
                     .values(
                         status="unknown",
                         updated_at=now,
@@ -1046,6 +1128,36 @@ class Store:
             )
             days = {stamp.date() for (value,) in rows if (stamp := _utc(value)) is not None}
         return len(days)
+
+    def release_dead_claims(self, *, alive: Callable[[str], bool] | None = None) -> int:
+        """Give back leases on unstarted rows whose worker process is gone; return how many.
+
+        A worker killed with SIGKILL never runs its ``release_claims``, and its leased
+        rows would wait out the whole lease before a rerun could send them. A worker name
+        starts with ``host:pid``; by default a worker on this host whose pid no longer
+        exists is dead, and workers on other hosts are left to their lease.
+        """
+        check = alive or _local_worker_alive
+        unstarted = deliveries.c.status.in_(("planned", "temp_failed"))
+        with self.begin() as conn:
+            holders = {
+                str(row[0])
+                for row in conn.execute(
+                    select(deliveries.c.claimed_by)
+                    .where(deliveries.c.claimed_by.is_not(None), unstarted)
+                    .distinct()
+                )
+            }
+            dead = sorted(h for h in holders if not check(h))
+            if not dead:
+                return 0
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.claimed_by.in_(dead), unstarted)
+                    .values(claimed_by=None, claimed_until=None)
+                ).rowcount
+            )
 
     def list_bounces(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """Return the latest bounces, newest first, with the address when it is a subscriber's."""
@@ -1276,6 +1388,21 @@ def _plan_values(
     }
 
 
+def _local_worker_alive(worker: str) -> bool:
+    """Return False only for a ``host:pid:...`` worker of this host whose process is gone."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine (or an unknown name): its lease runs out on its own
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _iso(value: datetime | None) -> str | None:
     stamp = _utc(value)
     return stamp.isoformat() if stamp else None
@@ -1311,6 +1438,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # Take over transaction control from pysqlite (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front. A deferred transaction that reads
+    # and then writes fails at once with "database is locked" when another writer got
+    # there first (SQLite cannot wait on a lock upgrade); an immediate one waits for
+    # busy_timeout instead. Transactions here are short, so serialising them is cheap.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def open_store(url: str, *, create: bool = True) -> Store:
@@ -1328,6 +1465,7 @@ def open_store(url: str, *, create: bool = True) -> Store:
         ) from err
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     store = Store(engine)
     store.check(create=create)
     return store

@@ -223,3 +223,17 @@ def test_stored_sources_survive_a_config_that_names_others(tmp_path: Path) -> No
                          sources_explicit=True)
     assert [(r["name"], r["origin"]) for r in listed(configured)] == [
         ("arxiv-rss:cs.LG", "config"), ("hf", "added")]
+
+
+def test_sources_added_with_the_cli_are_ingested_by_the_run(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(SAMPLE_BATCH.read_text(encoding="utf-8").splitlines()[0] + "\n")
+    config = replace(make_config(tmp_path / "var"), sources_explicit=False)
+    added = CliRunner().invoke(main, ["sources", "add", "jsonl", str(extra), "--name", "mine"],
+                               obj={"config": config})
+    assert added.exit_code == 0, added.output
+    result = CliRunner().invoke(main, ["ingest", "--json"], obj={"config": config})
+    assert result.exit_code == 0, result.output
+    sources = json.loads(result.output)
+    # Only the added source: the sample batch is the default only when nothing is set.
+    assert [(s["source"], s["new"]) for s in sources] == [("mine", 1)]
