@@ -182,3 +182,22 @@ def test_scheduler_next_fire_from_a_fixed_now(config: Config) -> None:
     # 00:40 UTC is 01:40 CET; the next :30 is 02:30 local, which does not exist on the
     # spring-forward night, so the scheduler fires at 03:30 CEST = 01:30 UTC.
     assert fire.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+
+
+def test_plan_with_run_then_deliver_with_send_workers(tmp_path: Path, smtp_server: Any) -> None:
+    config = make_config(tmp_path / "var", smtp=smtp_server.settings())
+    subscribe(config)
+    subscribe(config, "grace@example.org")
+    planned = json.loads(
+        invoke(config, "run", "--date", "2026-05-25", "--no-send", "--json").output
+    )
+    assert planned["sent"] == 0 and smtp_server.messages == []
+    result = invoke(config, "send", "--workers", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["sent"] == 2
+    assert sorted(r for m in smtp_server.messages for r in m.rcpt_tos) == [
+        "ada@example.org",
+        "grace@example.org",
+    ]
+    again = json.loads(invoke(config, "send", "--json").output)
+    assert again["sent"] == 0

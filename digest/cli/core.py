@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -183,6 +184,9 @@ def subscribe(
 @click.option("--force", is_flag=True, help="Ignore send hours: today's digest to everyone now.")
 @click.option("--no-ingest", is_flag=True, help="Use stored papers; fetch nothing.")
 @click.option("--wait", is_flag=True, help="Wait for another run's lock instead of exiting.")
+@click.option(
+    "--no-send", is_flag=True, help="Plan only: leave delivery to `digest send` workers."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 @click.pass_context
 def run(
@@ -193,6 +197,7 @@ def run(
     force: bool,
     no_ingest: bool,
     wait: bool,
+    no_send: bool,
     as_json: bool,
 ) -> None:
     """Run the daily job: ingest, rank, render, deliver (safe to repeat)."""
@@ -210,6 +215,7 @@ def run(
             do_ingest=not no_ingest,
             clock=now_utc,
             wait_for_lock=wait,
+            send=not no_send,
         )
     except LockedError as err:
         # Exit 0: the other run does the work; cron must not treat this as a failure.
@@ -224,6 +230,33 @@ def run(
         if dry_run and config.preview_dir.exists():
             click.echo(f"previews in {config.preview_dir}")
     ctx.exit(exit_code(report))
+
+
+@main.command()
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="SMTP connections in this process (default DIGEST_SMTP_CONNECTIONS).")
+@click.option("--follow", is_flag=True, help="Keep polling for planned digests.")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Seconds between polls with --follow.")
+@click.option("--json", "as_json", is_flag=True, help="Print each report as JSON.")
+@click.pass_context
+def send(
+    ctx: click.Context, workers: int | None, follow: bool, interval: float, as_json: bool
+) -> None:
+    """Deliver planned digests (a delivery worker: run several, on several machines)."""
+    config = get_config(ctx)
+    code = 0
+    while True:
+        report = pipeline.send_pending(config, now=now_utc(), clock=now_utc, workers=workers)
+        if as_json:
+            echo_json(report.to_dict())
+        elif report.sent or report.failed or report.unknown or not follow:
+            click.echo(summary(report))
+        code = max(code, exit_code(report))
+        if not follow or report.aborted:
+            break
+        time.sleep(interval)
+    ctx.exit(code)
 
 
 @main.command()
