@@ -387,7 +387,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 DEMO_SUBSCRIBERS = (
     (
         "ada@example.org",
-        "Ada (LLM agents)",
+        "Ada Lovelace",
         Profile(
             interests="LLM agents that use tools, plan and reflect; agent memory and skills; "
             "reinforcement learning for reasoning",
@@ -396,7 +396,7 @@ DEMO_SUBSCRIBERS = (
     ),
     (
         "grace@example.org",
-        "Grace (vision)",
+        "Grace Hopper",
         Profile(
             interests="image and video generation with diffusion models, 3D reconstruction, "
             "vision-language models",
@@ -406,7 +406,7 @@ DEMO_SUBSCRIBERS = (
     ),
     (
         "claude@example.org",
-        "Claude (information theory)",
+        "Claude Shannon",
         Profile(
             interests="coding theory, channel capacity, wireless communication and "
             "information-theoretic limits",
