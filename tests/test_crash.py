@@ -1,0 +1,351 @@
+"""Kill `digest run` with SIGKILL at random points, rerun, and count what the server got.
+
+Every run is its own OS process running the real CLI (`digest run --date D`), killed
+with SIGKILL at a seeded random moment: during start-up, ranking, planning, rendering,
+or while a message is on the wire. After the kills, clean runs finish the work. Then
+every subscriber must have received exactly one digest per day, except rows the ledger
+calls ``unknown`` (killed between the payload and the 250), which got at most one.
+
+Importing the package costs seconds of CPU (scikit-learn), so the runs are forked from
+one pre-imported parent (a "zygote", like multiprocessing's forkserver) instead of being
+started from scratch; each child still opens its own database connections, takes the
+run lock itself and dies alone. One final run goes through `python -m digest` to prove
+the real entry point does the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from digest.config import SAMPLE_BATCH
+from digest.ingest.jsonl import load_jsonl
+from digest.models import Profile
+from digest.store import open_store
+from tests.fixtures.config import SECRET, make_config
+from tests.fixtures.smtp_server import SmtpTestServer
+
+# A batch every third day, so that each digest day ranks its own papers.
+DAYS = [date(2026, 5, 25) + timedelta(days=3 * n) for n in range(5)]
+SUBSCRIBERS = 30
+KILLS = 24
+SEED = 20260525
+DATA_DELAY = 0.01  # seconds the server sits on each accepted message before its 250
+
+# The zygote: import once, then fork one child per command; each child runs the CLI.
+ZYGOTE = r"""
+import os, sys
+import digest.cli
+from digest.cli import main
+print("ready", flush=True)
+for line in sys.stdin:
+    words = line.split()
+    if not words:
+        continue
+    if words[0] == "wait":
+        _, status = os.waitpid(int(words[1]), 0)
+        print(f"status {status}", flush=True)
+        continue
+    log, args = words[1], words[2:]
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        code = 0
+        try:
+            main(args=args, prog_name="digest")
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 70
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    print(f"pid {pid}", flush=True)
+"""
+
+
+@dataclass
+class Outcome:
+    """How one child process ended."""
+
+    killed: bool
+    code: int
+    output: str
+
+
+class Zygote:
+    """A pre-imported parent process that forks `digest` CLI runs on request.
+
+    Each run reads its configuration from an env file (``digest --env-file``), so one
+    zygote serves every test; the zygote's own environment holds no DIGEST_* variable.
+    """
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.count = 0
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", ZYGOTE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            text=True,
+        )
+        assert self._read() == "ready"
+
+    def _read(self) -> str:
+        out: IO[str] | None = self.proc.stdout
+        assert out is not None
+        line = out.readline()
+        if not line:
+            raise RuntimeError("the zygote died")
+        return line.strip()
+
+    def _write(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def spawn(self, env_file: Path, *args: str) -> tuple[int, Path]:
+        """Fork a child running `digest --env-file ENV_FILE ARGS`; return its pid and log."""
+        self.count += 1
+        log = env_file.parent / f"run-{self.count:03d}.txt"
+        self._write(f"run {log} --env-file {env_file} {' '.join(args)}")
+        reply = self._read()
+        assert reply.startswith("pid "), reply
+        return int(reply.split()[1]), log
+
+    def wait(self, pid: int, log: Path) -> Outcome:
+        """Reap a child; say whether a signal killed it, its exit code and its output."""
+        self._write(f"wait {pid}")
+        status = int(self._read().split()[1])
+        output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+        if os.WIFSIGNALED(status):
+            return Outcome(True, -os.WTERMSIG(status), output)
+        return Outcome(False, os.WEXITSTATUS(status), output)
+
+    def run(self, env_file: Path, *args: str) -> Outcome:
+        """Run `digest ARGS` to the end."""
+        pid, log = self.spawn(env_file, *args)
+        return self.wait(pid, log)
+
+    def close(self) -> None:
+        """Stop the zygote."""
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def alive(pid: int) -> bool:
+    """Return True while a process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def slow_down_data(server: SmtpTestServer, delay: float) -> None:
+    """Make the server record each message, then wait ``delay`` before replying 250."""
+    original = server.handler.handle_DATA
+
+    async def handle_DATA(smtp: Any, session: Any, envelope: Any) -> str:
+        status = await original(smtp, session, envelope)
+        await asyncio.sleep(delay)
+        return status
+
+    # aiosmtpd looks handle_* up on the handler when each connection starts.
+    server.handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
+
+
+def clean_env() -> dict[str, str]:
+    """Return our environment without any DIGEST_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+
+
+def digest_settings(var_dir: Path, smtp_url: str) -> dict[str, str]:
+    """Return the DIGEST_* settings of the test's installation."""
+    return {
+        "DIGEST_VAR_DIR": str(var_dir),
+        "DIGEST_SECRET_KEY": SECRET,
+        "DIGEST_SOURCES": f"jsonl:{SAMPLE_BATCH}",
+        "DIGEST_FROM": "Research Digest <digest@example.org>",
+        "DIGEST_BASE_URL": "https://digest.example.org",
+        "DIGEST_SMTP_URL": smtp_url,
+    }
+
+
+def write_env_file(folder: Path, settings: dict[str, str]) -> Path:
+    """Write the settings as a .env file for `digest --env-file`; return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "digest.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module", name="zygote")
+def zygote_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
+    """Start one pre-imported zygote for the tests of a module."""
+    parent = Zygote(clean_env(), tmp_path_factory.mktemp("zygote"))
+    yield parent
+    parent.close()
+
+
+def seed_database(var_dir: Path, days: list[date], subscribers: int) -> dict[str, int]:
+    """Store a batch for each day and the subscribers; return {email: id}."""
+    config = make_config(var_dir)
+    store = open_store(config.database_url)
+    papers = load_jsonl(SAMPLE_BATCH, source="sample")
+    created = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC) - timedelta(days=2)
+    for n, day in enumerate(days):
+        store.save_papers(papers[n :: len(days)], batch_day=day, now=created)
+    ids = {}
+    interests = ("language model agents", "diffusion models for video", "coding theory")
+    for n in range(subscribers):
+        email = f"reader{n:02d}@example.org"
+        profile = Profile(interests=interests[n % len(interests)])
+        # "note": a digest goes out even when nothing matched, so everyone gets one.
+        sub = store.add_subscriber(email, profile, now=created, max_papers=3, empty_digest="note")
+        ids[email] = sub.id
+    store.close()
+    return ids
+
+
+def received_by_day(server: SmtpTestServer) -> Counter[tuple[str, date]]:
+    """Count accepted messages per (recipient, digest day), the day read from Message-ID."""
+    counts: Counter[tuple[str, date]] = Counter()
+    for message in server.messages:
+        found = re.search(r"\.(\d{4}-\d{2}-\d{2})\.", str(message.message["Message-ID"]))
+        assert found, message.message["Message-ID"]
+        for rcpt in message.rcpt_tos:
+            counts[(rcpt.lower(), date.fromisoformat(found.group(1)))] += 1
+    return counts
+
+
+def day_done(database_url: str, day: date, subscribers: int) -> bool:
+    """Return True when every subscriber has a row for the day and none is left to send."""
+    store = open_store(database_url)
+    try:
+        counts = store.delivery_counts(day)
+    finally:
+        store.close()
+    pending = sum(counts.get(s, 0) for s in ("planned", "temp_failed", "sending"))
+    return sum(counts.values()) == subscribers and pending == 0
+
+
+def kill_at_random(
+    pid: int, rng: random.Random, server: SmtpTestServer, connections: int
+) -> str:
+    """Sleep to a seeded random point of a run, SIGKILL it there; describe the point."""
+    if rng.random() < 0.25:
+        # Anywhere from start-up through ranking and planning.
+        delay = rng.uniform(0.0, 1.2)
+        point = f"{delay:.2f}s after start"
+    else:
+        # Somewhere in the send phase: after this run opened its SMTP connection.
+        give_up = time.monotonic() + 60
+        while server.connections == connections and alive(pid):
+            assert time.monotonic() < give_up, "the run never connected"
+            time.sleep(0.002)
+        delay = rng.uniform(0.0, 0.25)
+        point = f"{delay:.2f}s into sending"
+    time.sleep(delay)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    return point
+
+
+def test_sigkill_at_random_points_then_rerun_delivers_exactly_once_outside_unknown(
+    tmp_path: Path, smtp_server: SmtpTestServer, zygote: Zygote
+) -> None:
+    var_dir = tmp_path / "var"
+    ids = seed_database(var_dir, DAYS, SUBSCRIBERS)
+    database_url = make_config(var_dir).database_url
+    slow_down_data(smtp_server, DATA_DELAY)
+    url = f"smtp://127.0.0.1:{smtp_server.port}?starttls=off&timeout=10"
+    settings = digest_settings(var_dir, url)
+    env_file = write_env_file(tmp_path / "runs", settings)
+    rng = random.Random(SEED)
+    kills: list[str] = []
+    finished = 0
+    days = list(DAYS[:-1])
+    while len(kills) < KILLS - 1:
+        day = days[0]
+        args = ("run", "--date", day.isoformat(), "--no-ingest")
+        connections = smtp_server.connections
+        pid, log = zygote.spawn(env_file, *args)
+        point = kill_at_random(pid, rng, smtp_server, connections)
+        outcome = zygote.wait(pid, log)
+        if outcome.killed:
+            kills.append(f"{day.isoformat()} {point}")
+        else:
+            finished += 1
+            assert outcome.code == 0, outcome.output
+        if len(days) > 1 and day_done(database_url, day, SUBSCRIBERS):
+            days.pop(0)
+    # The last day through the real entry point, `python -m digest`, killed once too.
+    last = DAYS[-1]
+    connections = smtp_server.connections
+    real = subprocess.Popen(
+        [sys.executable, "-m", "digest", "run", "--date", last.isoformat(), "--no-ingest"],
+        env={**clean_env(), **settings},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    point = kill_at_random(real.pid, rng, smtp_server, connections)
+    output, _ = real.communicate(timeout=120)
+    if real.returncode == -signal.SIGKILL:
+        kills.append(f"{last.isoformat()} {point} (python -m digest)")
+    else:
+        assert real.returncode == 0, output
+        finished += 1
+    # Clean runs finish whatever the kills left planned.
+    for day in DAYS:
+        clean = zygote.run(env_file, "run", "--date", day.isoformat(), "--no-ingest")
+        assert clean.code == 0 and not clean.killed, clean.output
+
+    store = open_store(database_url)
+    try:
+        ledger = {day: store.deliveries_for_day(day) for day in DAYS}
+    finally:
+        store.close()
+    counts = received_by_day(smtp_server)
+    assert {day for _, day in counts} <= set(DAYS)
+    unknown: list[tuple[str, date, int]] = []
+    for day in DAYS:
+        for email, sub_id in ids.items():
+            row = ledger[day].get(sub_id)
+            assert row is not None, (email, day)
+            got = counts[(email, day)]
+            if row.status == "unknown":
+                unknown.append((email, day, got))
+                assert got <= 1, (email, day, got)  # maybe delivered, never twice
+            else:
+                assert row.status == "sent", (email, day, row.status, row.error)
+                assert got == 1, (email, day, got)  # no loss, no duplicate
+    assert len(kills) >= 20, (kills, finished)
+    print(
+        f"\ncrash test: {len(kills)} runs killed, {finished} finished before their kill point; "
+        f"{sum(counts.values())} messages received for {len(DAYS) * SUBSCRIBERS} digests; "
+        f"{len(unknown)} unknown rows ({sum(1 for *_, got in unknown if got)} of them received)"
+        f"\nkill points: {'; '.join(kills)}"
+    )
