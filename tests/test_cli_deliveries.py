@@ -1,0 +1,187 @@
+"""`digest deliveries list|retry` and `digest bounces scan|list` through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest import mail, pipeline
+from digest.cli import main
+from digest.config import SAMPLE_BATCH, Config
+from digest.ingest.jsonl import load_jsonl
+from digest.models import Profile
+from digest.store import open_store
+
+DAY = date(2026, 5, 25)
+NOW = datetime(2026, 5, 25, 9, 0, tzinfo=UTC)
+DATA = Path(__file__).parent / "data" / "bounces"
+ROWS = {
+    "ada@example.org": ("unknown", "the run stopped while this message was being sent"),
+    "bob@example.net": ("perm_failed", "SMTP server refused at RCPT: 550 5.1.1 User unknown"),
+    "cy@example.org": ("sent", None),
+    "dee@example.org": ("temp_failed", "SMTP server refused at RCPT: 451 4.7.1 Greylisted"),
+}
+
+
+def invoke(config: Config, *args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), obj={"config": config}, input=input)
+
+
+@pytest.fixture
+def ledger(config: Config) -> dict[str, int]:
+    """Four subscribers with a ledger row each for DAY, in different states."""
+    store = open_store(config.database_url)
+    papers = load_jsonl(SAMPLE_BATCH, source="sample")[:3]
+    store.save_papers(papers, batch_day=DAY, now=NOW)
+    ids = {}
+    for email, (status, error) in ROWS.items():
+        sub = store.add_subscriber(email, Profile(interests="agents"), now=NOW - timedelta(days=3))
+        ids[email] = sub.id
+        store.plan_delivery(
+            sub.id, DAY, picks=[(p.key, 1.0, "pick") for p in papers],
+            message_id=mail.make_message_id(sub.id, DAY, "example.org"), now=NOW,
+        )
+        store.set_delivery_status(
+            sub.id, DAY, status, now=NOW, error=error, attempt=True,  # type: ignore[arg-type]
+            next_attempt_at=NOW + timedelta(hours=5) if status == "temp_failed" else None,
+        )
+    store.close()
+    return ids
+
+
+def status_of(config: Config, sub_id: int) -> str:
+    store = open_store(config.database_url)
+    try:
+        row = store.get_delivery(sub_id, DAY)
+    finally:
+        store.close()
+    assert row is not None
+    return row.status
+
+
+def test_list_shows_rows_filtered_by_status_and_date(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    everything = invoke(config, "deliveries", "list")
+    assert everything.exit_code == 0, everything.output
+    assert "4 rows" in everything.output and "greylisted" in everything.output.lower()
+    unknown = invoke(config, "deliveries", "list", "--status", "unknown", "--json")
+    assert unknown.exit_code == 0, unknown.output
+    [row] = json.loads(unknown.output)
+    assert (row["email"], row["status"], row["day"]) == ("ada@example.org", "unknown", "2026-05-25")
+    other_day = invoke(config, "deliveries", "list", "--date", "2026-05-26", "--json")
+    assert json.loads(other_day.output) == []
+    bad = invoke(config, "deliveries", "list", "--status", "lost")
+    assert bad.exit_code == 2
+
+
+def test_retrying_unknown_warns_about_a_duplicate_and_needs_a_yes(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    declined = invoke(config, "deliveries", "retry", "--status", "unknown", input="n\n")
+    assert declined.exit_code == 1
+    assert "may get a duplicate" in declined.output and "ada@example.org" in declined.output
+    assert status_of(config, ledger["ada@example.org"]) == "unknown"
+    accepted = invoke(config, "deliveries", "retry", "--status", "unknown", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert "1 row(s) planned again" in accepted.output
+    assert status_of(config, ledger["ada@example.org"]) == "planned"
+    # The next run sends it (into the Maildir here) and nothing else.
+    report = pipeline.run(config, now=NOW + timedelta(hours=1), day=DAY, do_ingest=False)
+    assert report.sent == 1
+    assert status_of(config, ledger["ada@example.org"]) == "sent"
+    box = mailbox.Maildir(str(config.maildir), create=False)
+    assert [str(box.get_message(k)["To"]) for k in box.iterkeys()] == ["ada@example.org"]
+
+
+def test_retry_only_one_subscriber_with_yes(config: Config, ledger: dict[str, int]) -> None:
+    result = invoke(
+        config, "deliveries", "retry", "--status", "temp_failed", "--subscriber",
+        "DEE@example.org", "--date", "2026-05-25", "--yes", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"retried": 1, "status": "temp_failed",
+                                         "days": ["2026-05-25"]}
+    assert status_of(config, ledger["dee@example.org"]) == "planned"
+    assert status_of(config, ledger["ada@example.org"]) == "unknown"
+    store = open_store(config.database_url)
+    row = store.get_delivery(ledger["dee@example.org"], DAY)
+    store.close()
+    assert row is not None and row.attempts == 0 and row.next_attempt_at is None
+
+
+def test_retry_says_so_when_nothing_matches_or_the_subscriber_is_unknown(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    none = invoke(config, "deliveries", "retry", "--status", "unknown", "--date", "2026-01-01")
+    assert none.exit_code == 0 and "nothing to retry" in none.output
+    nobody = invoke(config, "deliveries", "retry", "--subscriber", "zed@example.org", "--yes")
+    assert nobody.exit_code == 2 and "no subscriber" in nobody.output
+    sent = invoke(config, "deliveries", "retry", "--status", "sent")
+    assert sent.exit_code == 2  # a sent row is never handed back
+
+
+def test_retrying_a_suppressed_address_says_it_will_get_nothing(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    store = open_store(config.database_url)
+    store.suppress("bob@example.net", reason="hard bounce 5.1.1", now=NOW)
+    store.close()
+    result = invoke(config, "deliveries", "retry", "--status", "perm_failed", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "suppressed and will get nothing" in result.output
+
+
+def fill(path: Path, names: list[str]) -> None:
+    box = mailbox.Maildir(str(path), create=True)
+    for name in names:
+        box.add((DATA / name).read_bytes())
+
+
+def test_bounces_scan_suppresses_and_list_shows_them(
+    config: Config, ledger: dict[str, int], tmp_path: Path
+) -> None:
+    fill(tmp_path / "bounces", [
+        "postfix_user_unknown.eml", "mailbox_full_soft.eml", "arf_abuse_complaint.eml",
+        "dmarc_auth_failure_report.eml", "not_a_bounce_reply.eml",
+    ])
+    scanned = invoke(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"))
+    assert scanned.exit_code == 0, scanned.output
+    assert "scanned 5 messages: 1 hard, 1 soft, 1 complaints, 2 not bounces" in scanned.output
+    assert "suppressed bob@example.net: hard bounce 5.1.1" in scanned.output
+    assert "suppressed erin@example.com: complaint (abuse)" in scanned.output
+    again = invoke(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"), "--json")
+    data = json.loads(again.output)
+    assert (data["seen"], data["hard"], data["suppressed"]) == (3, 0, [])
+    listed = invoke(config, "bounces", "list", "--json")
+    rows = json.loads(listed.output)
+    assert {r["kind"] for r in rows} == {"hard", "soft", "complaint"}
+    bob = next(r for r in rows if r["kind"] == "hard")
+    assert bob["email"] == "bob@example.net" and bob["suppressed"] is True
+    carol = next(r for r in rows if r["kind"] == "soft")
+    assert carol["email"] is None and carol["suppressed"] is False  # not a subscriber here
+    text = invoke(config, "bounces", "list")
+    assert "3 bounces" in text.output and "bob@example.net suppressed" in text.output
+    # The suppressed subscriber is skipped by the next run.
+    store = open_store(config.database_url)
+    plans, _ = pipeline.plan_due(config, store, now=NOW, day=DAY + timedelta(days=1),
+                                 only=None, force=True)
+    store.close()
+    assert "bob@example.net" not in {p.subscriber.email for p in plans}
+
+
+def test_bounces_scan_needs_exactly_one_mailbox(config: Config, tmp_path: Path) -> None:
+    neither = invoke(config, "bounces", "scan")
+    assert neither.exit_code == 2 and "exactly one" in neither.output
+    both = invoke(config, "bounces", "scan", "--maildir", str(tmp_path), "--imap",
+                  "imaps://u:p@localhost/INBOX")
+    assert both.exit_code == 2
+    not_maildir = invoke(config, "bounces", "scan", "--maildir", str(tmp_path))
+    assert not_maildir.exit_code == 2 and "not a Maildir" in not_maildir.output
+    bad_url = invoke(config, "bounces", "scan", "--imap", "ftp://u:secret@host/INBOX")
+    assert bad_url.exit_code == 78 and "secret" not in bad_url.output
