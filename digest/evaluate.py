@@ -276,8 +276,12 @@ def prepare(papers: Sequence[Paper], config: EvalConfig) -> Setup:
 
 def default_methods(config: EvalConfig) -> dict[str, Ranker]:
     """Return our ranker and the baselines, by name."""
+    text_only = RankOptions(example_category_weight=0.0, example_author_weight=0.0)
     return {
         "ours": ours(),
+        # The same ranker blind to the categories and authors of example papers: for
+        # category and author subscribers those carry the hidden label itself.
+        "ours-text": ours(text_only),
         "random": random_baseline(config.seed),
         "keyword": keyword_baseline,
         "tfidf-centroid": centroid_baseline,

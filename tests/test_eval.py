@@ -42,7 +42,7 @@ def test_profiles_never_name_the_label_they_are_judged_on() -> None:
 def test_tiny_replay_scores_every_method_on_the_same_queries() -> None:
     report = evaluate(load_corpus(MINI), TINY)
     methods = {method for _, method, _ in report.values}
-    assert methods == {"ours", "random", "keyword", "tfidf-centroid", "arxiv-sanity"}
+    assert methods == {"ours", "ours-text", "random", "keyword", "tfidf-centroid", "arxiv-sanity"}
     for kind in ("category", "coldstart", "thumbs"):
         counts = {len(report.values[(kind, m, "ndcg@10")]) for m in methods}
         assert len(counts) == 1 and counts.pop() > 0

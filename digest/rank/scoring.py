@@ -11,7 +11,15 @@ import scipy.sparse as sp
 
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.policy import select
-from digest.rank.profiles import Compiled, centroids, compile_profiles, expand, neighbours
+from digest.rank.profiles import (
+    Compiled,
+    centroids,
+    compile_profiles,
+    expand,
+    metadata_scores,
+    neighbours,
+    ridge_scores,
+)
 from digest.rank.reasons import Context, explain
 from digest.rank.vectors import (
     Space,
@@ -43,6 +51,10 @@ class RankOptions:
     text_weight: float = 0.5  # text query when the profile also has examples
     category_boost: float = 0.05
     author_boost: float = 0.3
+    ridge_weight: float = 0.0  # examples: batched linear model (measured: no gain yet)
+    ridge_alpha: float = 1.0
+    example_category_weight: float = 0.3  # categories of the example papers
+    example_author_weight: float = 0.3  # authors of the example papers
     diversity: float = 0.3
     min_score: float = 0.02
     threshold_quantile: float = 0.9
@@ -132,10 +144,22 @@ def score_batch(
         )
         center = centroids(compiled, len(chunk), negative_weight=options.negative_weight)
         example_sims = (docs @ compiled.positives.T).toarray()
-        scores = _content(compiled, text, center, docs, example_sims, options)
+        ridge: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
+        if options.ridge_weight > 0:
+            ridge = ridge_scores(compiled, bg_docs, [docs, bg_docs], len(chunk),
+                                 alpha=options.ridge_alpha)
+        scores = _content(compiled, text, center, docs, example_sims, ridge[0], options)
         bg_scores = _content(
-            compiled, text, center, bg_docs, (bg_docs @ compiled.positives.T).toarray(), options
+            compiled, text, center, bg_docs, (bg_docs @ compiled.positives.T).toarray(),
+            ridge[1], options,
         )
+        for kind, weight in (("category", options.example_category_weight),
+                             ("author", options.example_author_weight)):
+            if weight > 0:
+                meta = metadata_scores(compiled, known, [papers, background], len(chunk),
+                                       kind=kind)
+                scores += weight * meta[0]
+                bg_scores += weight * meta[1]
         context = Context(
             space=space, text=text, compiled=compiled, docs=docs, known=known,
             seeds=[set(p.seeds) for p in chunk], example_sims=example_sims,
@@ -175,6 +199,7 @@ def _content(
     center: sp.csr_matrix,
     docs: sp.csr_matrix,
     example_sims: np.ndarray,
+    ridge: np.ndarray,
     options: RankOptions,
 ) -> np.ndarray:
     """Return P x D content scores: text query, example centroid, nearest examples."""
@@ -189,6 +214,14 @@ def _content(
     examples += (1.0 - options.centroid_share) * neighbours(
         compiled, example_sims, count, k=options.neighbours
     )
+    if options.ridge_weight > 0 and ridge.size:
+        # Put the model's output on the cosine scale of the other example scores.
+        spread = examples.std(axis=1, keepdims=True)
+        ridge_spread = ridge.std(axis=1, keepdims=True)
+        ridge_spread[ridge_spread == 0] = 1.0
+        examples = (1 - options.ridge_weight) * examples + options.ridge_weight * (
+            ridge * spread / ridge_spread
+        )
     with_text = has_examples & compiled.has_text
     scores: np.ndarray = np.where(has_examples[:, None], examples, text_scores)
     scores[with_text] = (
