@@ -349,3 +349,30 @@ def test_sigkill_at_random_points_then_rerun_delivers_exactly_once_outside_unkno
         f"{len(unknown)} unknown rows ({sum(1 for *_, got in unknown if got)} of them received)"
         f"\nkill points: {'; '.join(kills)}"
     )
+
+
+def test_leases_of_a_dead_worker_on_this_host_are_released(tmp_path: Path) -> None:
+    import socket
+
+    var_dir = tmp_path / "var"
+    ids = seed_database(var_dir, DAYS[:1], 3)
+    store = open_store(make_config(var_dir).database_url)
+    now = datetime(2026, 5, 25, 9, 0, tzinfo=UTC)
+    for sub_id in ids.values():
+        store.plan_delivery(sub_id, DAYS[0], picks=[], message_id=f"<{sub_id}@t>", now=now)
+    dead_pid = subprocess.Popen(["true"])  # a pid that has exited and been reaped
+    dead_pid.wait()
+    host = socket.gethostname()
+    owners = {
+        f"{host}:{dead_pid.pid}:1:0": 1,  # killed: its lease must go
+        f"{host}:{os.getpid()}:1:0": 1,  # alive: keeps its lease
+        f"elsewhere.example:{dead_pid.pid}:1:0": 1,  # another machine: left to the lease
+    }
+    for worker, limit in owners.items():
+        store.claim_deliveries(worker, now=now, lease=timedelta(minutes=15), limit=limit,
+                               max_attempts=5)
+    assert store.release_dead_claims() == 1
+    again = store.claim_deliveries("next:1:1:0", now=now, lease=timedelta(minutes=15),
+                                   limit=10, max_attempts=5)
+    store.close()
+    assert len(again) == 1  # exactly the dead worker's row is free again
