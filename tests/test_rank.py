@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from digest.ingest.jsonl import load_jsonl
 from digest.models import Paper, Profile
-from digest.rank import rank
+from digest.rank import RankOptions, RankResult, rank
 from digest.rank.vectors import space_from_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,3 +101,56 @@ def test_empty_profile_and_empty_batch_return_nothing(sample: list[Paper]) -> No
     assert result.rankings == [[]]
     assert result.nothing_relevant == [True]
     assert rank([], [Profile(interests="x")]).rankings == [[]]
+
+
+def test_a_day_with_nothing_relevant_yields_few_or_no_papers(
+    hf_batch: list[Paper], sample: list[Paper]
+) -> None:
+    # Calibrated against the hf page as background, an unlearning profile finds
+    # nothing it cares about in a day of computer-vision and language papers.
+    profile = Profile(interests="machine unlearning of private training data")
+    quiet = rank(sample, [profile], history=hf_batch, top_k=10)
+    busy = rank(hf_batch[:150], [profile], history=hf_batch[150:], top_k=10)
+    assert len(quiet.rankings[0]) < len(busy.rankings[0])
+    assert len(busy.rankings[0]) >= 5
+    assert quiet.thresholds[0] > 0
+
+
+def test_disliked_papers_push_their_kind_down(hf_batch: list[Paper]) -> None:
+    liked = [p.key for p in hf_batch if "unlearning" in p.title.lower()][:3]
+    editing = [p.key for p in hf_batch if "editing" in p.title.lower()][:3]
+    plain = rank(hf_batch, [Profile(liked=tuple(liked))], history=hf_batch, top_k=30)
+    steered = rank(
+        hf_batch, [Profile(liked=tuple(liked), disliked=tuple(editing))],
+        history=hf_batch, top_k=30,
+    )
+
+    def editing_share(result: RankResult) -> int:
+        return sum("editing" in s.paper.title.lower() for s in result.rankings[0])
+
+    assert editing_share(steered) <= editing_share(plain)
+    assert "close to a paper you liked" in " ".join(s.reason for s in plain.rankings[0])
+
+
+def test_popularity_blend_lifts_trending_papers_and_says_so(sample: list[Paper]) -> None:
+    hot = sample[10]
+    papers = [replace(p, upvotes=500 if p.key == hot.key else 1) for p in sample]
+    profile = Profile(interests="video generation")
+    without = rank(papers, [profile], top_k=10).rankings[0]
+    blended = rank(papers, [profile], top_k=10, popularity=[0.9]).rankings[0]
+    assert hot.key in [s.paper.key for s in blended][:3]
+    top = next(s for s in blended if s.paper.key == hot.key)
+    assert "trending: 500 upvotes" in top.reason or hot.key in [s.paper.key for s in without]
+
+
+def test_near_duplicates_do_not_fill_the_list() -> None:
+    base = "Sparse attention for long context language models with linear memory"
+    dupes = [Paper(key=f"arxiv:2601.0001{i}", title=base, abstract=base) for i in range(4)]
+    others = [
+        Paper(key="arxiv:2601.00020", title="Long context language models: a benchmark",
+              abstract="We benchmark long context language models on retrieval."),
+    ]
+    result = rank([*dupes, *others], [Profile(interests="long context language models")],
+                  top_k=2, options=RankOptions(threshold_quantile=0.0))
+    keys = [s.paper.key for s in result.rankings[0]]
+    assert "arxiv:2601.00020" in keys
