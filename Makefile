@@ -22,8 +22,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict digest
 
+# The whole suite on SQLite, then again on PostgreSQL when DIGEST_TEST_POSTGRES_URL names
+# a server (.ci/run starts one): each test gets its own schema (tests/fixtures/config.py).
 unit: $(STAMP)
 	$(BIN)/pytest
+	@if [ -n "$$DIGEST_TEST_POSTGRES_URL" ]; then \
+		echo "== the suite again on PostgreSQL (browser tests ran above) =="; \
+		DIGEST_TEST_DB=postgres $(BIN)/pytest -m "not browser" -p no:cacheprovider; \
+	else echo "DIGEST_TEST_POSTGRES_URL is unset: skipping the PostgreSQL pass"; fi
 
 # Browser tests drive Debian's Chromium (never a browser downloaded by a tool).
 chromium:

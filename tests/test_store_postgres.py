@@ -1,0 +1,178 @@
+"""The store on a real PostgreSQL schema: what test_store.py checks on SQLite, and the dialect.
+
+Each test gets an empty schema (tests/fixtures/config.py); skipped only when
+DIGEST_TEST_POSTGRES_URL is unset (`.ci/run` starts a server and sets it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from digest.errors import SchemaError, UsageError
+from digest.models import Paper, Profile
+from digest.store import SCHEMA_VERSION, Store, open_store
+from tests.fixtures.config import fresh_postgres_url
+
+NOW = datetime(2026, 5, 25, 6, 0, tzinfo=UTC)
+DAY = date(2026, 5, 25)
+
+
+def paper(key: str, **kw: object) -> Paper:
+    return Paper(key=key, title=kw.pop("title", f"Title {key}"), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return fresh_postgres_url(f"store-postgres:{tmp_path}")
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    db = open_store(url)
+    yield db
+    db.close()
+
+
+def test_the_url_selects_postgresql(store: Store) -> None:
+    assert store.engine.dialect.name == "postgresql" and not store.is_sqlite
+
+
+def test_schema_is_created_once_and_version_checked(url: str) -> None:
+    store = open_store(url)
+    assert store.schema_version() == SCHEMA_VERSION
+    store.create()  # safe to repeat
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE meta SET value='999' WHERE key='schema_version'"))
+    store.close()
+    with pytest.raises(SchemaError) as err:
+        open_store(url)
+    assert "999" in err.value.message and err.value.hint
+
+
+def test_empty_database_without_create_says_run_init(url: str) -> None:
+    with pytest.raises(SchemaError, match="no digest schema") as err:
+        open_store(url, create=False)
+    assert "digest init" in err.value.hint
+
+
+def test_known_paper_keeps_its_batch_day_and_merges_json_fields(store: Store) -> None:
+    first = paper("arxiv:2401.00001", categories=("cs.CL",), authors=("Ada",), abstract="short")
+    assert store.save_papers([first], batch_day=DAY, now=NOW) == (1, 0)
+    later = paper(
+        "arxiv:2401.00001", categories=("cs.LG",), abstract="a longer abstract", upvotes=12,
+        version=2, ai_keywords=("agents", "ünïcode"),
+    )
+    assert store.save_papers([later], batch_day=date(2026, 5, 26), now=NOW) == (0, 1)
+    rows = store.batch(DAY, date(2026, 5, 26))
+    assert [(p.key, d) for p, d in rows] == [("arxiv:2401.00001", DAY)]
+    merged = rows[0][0]
+    assert merged.categories == ("cs.CL", "cs.LG") and merged.authors == ("Ada",)
+    assert merged.ai_keywords == ("agents", "ünïcode")
+    assert merged.upvotes == 12 and merged.version == 2
+
+
+def test_datetimes_come_back_aware_and_in_utc(store: Store) -> None:
+    berlin = datetime(2026, 5, 25, 10, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+    sub = store.add_subscriber("tz@example.org", Profile(interests="x"), now=berlin)
+    assert sub.created_at == berlin and sub.created_at is not None
+    assert sub.created_at.tzinfo == UTC and sub.created_at.hour == 8
+
+
+def test_one_ledger_row_per_subscriber_and_day(store: Store) -> None:
+    sub = store.add_subscriber("A@Example.org", Profile(interests="x"), now=NOW)
+    picks = [("arxiv:1", 0.5, "matched: agents")]
+    assert store.plan_delivery(sub.id, DAY, picks=picks, message_id="<m>", now=NOW)
+    assert not store.plan_delivery(sub.id, DAY, picks=[], message_id="<n>", now=NOW)
+    # The batch insert leaves an existing row alone too.
+    assert store.plan_deliveries([(sub.id, DAY, [], "<o>", "planned")], now=NOW) == 0
+    planned = store.get_delivery(sub.id, DAY)
+    assert planned is not None and planned.picks == tuple(picks) and planned.message_id == "<m>"
+    assert store.set_delivery_status(sub.id, DAY, "sending", now=NOW, attempt=True,
+                                     expect=("planned",))
+    assert not store.set_delivery_status(sub.id, DAY, "sending", now=NOW, expect=("planned",))
+    assert store.set_delivery_status(sub.id, DAY, "sent", now=NOW)
+    assert store.set_delivery_status(sub.id, DAY, "sent", now=NOW)  # sent papers: no conflict
+    assert store.sent_keys([sub.id], ["arxiv:1", "arxiv:2"]) == {sub.id: {"arxiv:1"}}
+    row = store.get_delivery(sub.id, DAY)
+    assert row is not None and row.status == "sent" and row.attempts == 1
+
+
+def test_stale_sending_rows_become_unknown(store: Store) -> None:
+    sub = store.add_subscriber("b@example.org", Profile(interests="x"), now=NOW)
+    store.plan_delivery(sub.id, DAY, picks=[], message_id="<m>", now=NOW)
+    store.set_delivery_status(sub.id, DAY, "sending", now=NOW)
+    assert store.mark_stale_sending(now=NOW) == 1
+    row = store.get_delivery(sub.id, DAY)
+    assert row is not None and row.status == "unknown"
+
+
+def test_duplicate_subscriber_is_a_usage_error(store: Store) -> None:
+    store.add_subscriber("c@example.org", Profile(interests="x"), now=NOW)
+    with pytest.raises(UsageError, match="already subscribed"):
+        store.add_subscriber("C@example.org", Profile(interests="y"), now=NOW)
+
+
+def test_a_deleted_subscribers_id_is_never_reused(store: Store) -> None:
+    first = store.add_subscriber("old@example.org", Profile(interests="x"), now=NOW)
+    store.remove_subscriber(first.id, now=NOW, reason="deleted")
+    second = store.add_subscriber("new@example.org", Profile(interests="x"), now=NOW)
+    assert second.id > first.id
+
+
+def test_removed_subscriber_leaves_only_a_hashed_suppression(store: Store) -> None:
+    sub = store.add_subscriber("d@example.org", Profile(interests="x"), now=NOW)
+    store.record_vote(sub.id, "arxiv:1", 1, now=NOW)
+    store.plan_delivery(sub.id, DAY, picks=[], message_id="<m>", now=NOW)
+    store.remove_subscriber(sub.id, now=NOW, reason="deleted")
+    store.suppress("d@example.org", reason="again", now=NOW)  # idempotent
+    assert store.find_subscriber("d@example.org") is None
+    assert store.is_suppressed("D@example.org")
+    with store.engine.connect() as conn:
+        tables = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        ).scalars().all()
+        dumped = "\n".join(
+            str(row) for table in tables for row in conn.execute(text(f"SELECT * FROM {table}"))
+        )
+    assert "d@example.org" not in dumped
+
+
+def test_latest_vote_wins(store: Store) -> None:
+    sub = store.add_subscriber("e@example.org", Profile(interests="x"), now=NOW)
+    store.record_vote(sub.id, "arxiv:1", 1, now=NOW)
+    store.record_vote(sub.id, "arxiv:1", -1, now=NOW)
+    assert store.votes() == {sub.id: {"arxiv:1": -1}}
+
+
+def test_ranker_state_bytes_round_trip(store: Store) -> None:
+    blob = bytes(range(256)) * 4
+    store.save_ranker_state(blob, now=NOW)
+    store.save_ranker_state(blob[::-1], now=NOW)
+    assert store.load_ranker_state() == blob[::-1]
+
+
+def test_a_claim_skips_rows_another_worker_has_locked(store: Store) -> None:
+    ids = [
+        store.add_subscriber(f"s{n}@example.org", Profile(interests="x"), now=NOW).id
+        for n in range(6)
+    ]
+    store.plan_deliveries([(i, DAY, [], f"<{i}>", "planned") for i in ids], now=NOW)
+    with store.engine.connect() as other:
+        # Another worker is between its SELECT ... FOR UPDATE and its UPDATE on 3 rows.
+        other.execute(text("SELECT id FROM deliveries ORDER BY id LIMIT 3 FOR UPDATE")).all()
+        claimed = store.claim_deliveries(
+            "w1", now=NOW, lease=timedelta(minutes=1), limit=10, max_attempts=5
+        )
+        other.rollback()
+    assert sorted(row.subscriber_id for row in claimed) == ids[3:]
+    again = store.claim_deliveries(
+        "w2", now=NOW, lease=timedelta(minutes=1), limit=10, max_attempts=5
+    )
+    assert sorted(row.subscriber_id for row in again) == ids[:3]
+    assert store.release_claims("w2") == 3
