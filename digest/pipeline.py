@@ -189,10 +189,10 @@ def _run_locked(
     send: bool,
 ) -> RunReport:
     if not dry_run:
-        # Under the run lock no other run is mid-send, so a row still in "sending"
-        # belongs to a dead run. Separate delivery workers may be live, though: with
-        # send=False (plan only) leave young rows to them.
-        db.mark_stale_sending(now=now, older_than=None if send else now - STALE_SENDING)
+        # A row still in "sending" whose process died (on this host), or that has been
+        # sending for far too long (a worker elsewhere), became "unknown"; live
+        # `digest send` workers keep theirs.
+        db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
         db.release_dead_claims()  # leases of workers killed (kill -9) before their release
     batch_day = day or now.date()
     sources: tuple[SourceResult, ...] = ()
@@ -661,7 +661,10 @@ def _send_one(
             tally.abort_exit = err.exit_code
         return
     except DeliveryError as err:
-        connection.reset()
+        if err.code is None or err.code == 421:
+            # A network error or a closing server: reconnect for the next message. A
+            # refusal with a reply (550 at RCPT...) leaves a usable, RSET connection.
+            connection.reset()
         _record_failure(config, db, row, err, now=now, tally=tally)
         apply_rejection(db, sub.email, err, now=now)  # "no such user": suppress the address
         return

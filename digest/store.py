@@ -38,6 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from digest.errors import SchemaError, StoreError, UsageError
@@ -927,18 +928,43 @@ class Store:
                 ).rowcount
             )
 
-    def mark_stale_sending(self, *, now: datetime, older_than: datetime | None = None) -> int:
+    def mark_stale_sending(
+        self,
+        *,
+        now: datetime,
+        older_than: datetime | None = None,
+        alive: Callable[[str], bool] | None = None,
+    ) -> int:
         """Turn rows left in ``sending`` by a dead process into ``unknown``.
 
-        Call it under the run lock (no live run is mid-send), or with ``older_than`` set
-        past the longest possible send when other workers may be live. Such a row may
-        or may not have reached the server, so it is never resent automatically; an
-        operator decides with ``digest deliveries retry``.
+        A row counts as dead when its worker was on this host and its process is gone
+        (killed mid-send), or, for workers elsewhere, when it has been ``sending`` since
+        before ``older_than`` (far past any SMTP timeout). Without ``older_than`` every
+        ``sending`` row is taken as dead (only safe when no sender can be live). Such a
+        row may or may not have reached the server, so it is never resent
+        automatically; an operator decides with ``digest deliveries retry``.
         """
-        where = [deliveries.c.status == "sending"]
-        if older_than is not None:
-            where.append(deliveries.c.updated_at < older_than)
+        check = alive or _local_worker_alive
+        sending = deliveries.c.status == "sending"
         with self.begin() as conn:
+            holders = {
+                str(row[0])
+                for row in conn.execute(
+                    select(deliveries.c.claimed_by)
+                    .where(sending, deliveries.c.claimed_by.is_not(None))
+                    .distinct()
+                )
+            }
+            dead = sorted(h for h in holders if not check(h))
+            stale: list[ColumnElement[bool]] = [
+                deliveries.c.claimed_by.is_(None),
+                deliveries.c.claimed_by.in_(dead),
+            ]
+            if older_than is None:
+                stale = [sending]
+            else:
+                stale.append(deliveries.c.updated_at < older_than)
+            where = [sending, or_(*stale)]
             return int(
                 conn.execute(
                     update(deliveries)
