@@ -38,8 +38,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from digest.errors import SchemaError, StoreError, UsageError
 from digest.models import (
