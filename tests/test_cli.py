@@ -58,7 +58,7 @@ def test_subscribe_validates_and_lists(config: Config) -> None:
     bad = invoke(config, "subscribe", "not-an-address", "--interests", "x")
     assert bad.exit_code == 2 and "not a valid email" in bad.output
     empty = invoke(config, "subscribe", "b@example.org")
-    assert empty.exit_code == 2 and "profile is empty" in empty.output
+    assert empty.exit_code == 2 and "is empty" in empty.output
     badzone = invoke(config, "subscribe", "c@example.org", "--interests", "x", "--timezone", "Mars")
     assert badzone.exit_code == 2 and "time zone" in badzone.output
     twice = subscribe(config, "ada@example.org")

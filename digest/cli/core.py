@@ -13,9 +13,7 @@ from digest import pipeline
 from digest.addresses import normalize_email
 from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
 from digest.config import SAMPLE_BATCH, Config
-from digest.due import zone
 from digest.errors import DigestError, LockedError, UsageError
-from digest.ingest.keys import arxiv_key
 from digest.models import Profile, RunReport
 from digest.store import Store, open_store
 
@@ -97,84 +95,6 @@ def ingest(ctx: click.Context, day_text: str | None, as_json: bool) -> None:
             click.echo(f"{r.source}: {r.status}, {len(r.papers)} papers, {r.new} new{detail}")
     if any(r.status == "error" for r in results):
         ctx.exit(1)
-
-
-@main.command()
-@click.argument("email")
-@click.option("--interests", default="", help="Free text describing what you want to read.")
-@click.option("--keyword", "keywords", multiple=True, help="Boost papers with this term.")
-@click.option("--exclude", "excludes", multiple=True, help="Drop papers with this term.")
-@click.option("--category", "categories", multiple=True, help="arXiv category, e.g. cs.CL.")
-@click.option("--author", "authors", multiple=True, help="Follow this author.")
-@click.option("--seed", "seeds", multiple=True, help="arXiv id or URL of a paper you like.")
-@click.option("--name", default="", help="Display name for the To: header.")
-@click.option("--hour", type=click.IntRange(0, 23), default=None, help="Local send hour.")
-@click.option("--timezone", "tz", default=None, help="IANA time zone, e.g. Europe/Berlin.")
-@click.option("--cadence", type=click.Choice(["daily", "weekly"]), default="daily")
-@click.option("--weekday", type=click.IntRange(0, 6), default=0, help="Weekly: 0=Monday.")
-@click.option("--max-papers", type=click.IntRange(1, 50), default=None)
-@click.pass_context
-def subscribe(
-    ctx: click.Context,
-    email: str,
-    interests: str,
-    keywords: tuple[str, ...],
-    excludes: tuple[str, ...],
-    categories: tuple[str, ...],
-    authors: tuple[str, ...],
-    seeds: tuple[str, ...],
-    name: str,
-    hour: int | None,
-    tz: str | None,
-    cadence: str,
-    weekday: int,
-    max_papers: int | None,
-) -> None:
-    """Subscribe an address at once (operator-trusted: no confirmation mail)."""
-    config = get_config(ctx)
-    address = normalize_email(email)
-    timezone = tz or config.timezone
-    if zone(timezone).key != timezone:
-        raise UsageError(f"unknown time zone {timezone!r}", "use an IANA name like Europe/Berlin")
-    seed_keys: list[str] = []
-    for seed in seeds:
-        key = arxiv_key(seed)
-        if key is None:
-            raise UsageError(f"{seed!r} holds no arXiv id", "give an id like 2401.01234 or its URL")
-        seed_keys.append(key)
-    profile = Profile(
-        interests=interests.strip(),
-        keywords=keywords,
-        exclude=excludes,
-        categories=categories,
-        authors=authors,
-        seeds=tuple(seed_keys),
-    )
-    if profile.is_empty():
-        raise UsageError(
-            "the profile is empty", "give --interests, --keyword, --category, --author or --seed"
-        )
-    db = open_db(config)
-    try:
-        if db.is_suppressed(address):
-            db.unsuppress(address)  # an operator adding an address explicitly overrides it
-        sub = db.add_subscriber(
-            address,
-            profile,
-            now=now_utc(),
-            name=name.replace("\r", " ").replace("\n", " ").strip(),
-            send_hour=config.send_at[0] if hour is None else hour,
-            timezone=timezone,
-            cadence=cadence,
-            weekday=weekday,
-            max_papers=max_papers or config.max_papers,
-        )
-    finally:
-        db.close()
-    click.echo(
-        f"subscribed {sub.email} (id {sub.id}), {sub.cadence} at {sub.send_hour:02d}:00 "
-        f"{sub.timezone}"
-    )
 
 
 @main.command()

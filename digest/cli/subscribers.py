@@ -445,3 +445,8 @@ def _row_fields(row: dict[str, str]) -> dict[str, Any]:
         "weekday": number("weekday") or 0,
         "max_papers": number("max_papers"),
     }
+
+
+# `digest subscribe` is the same command as `digest subscribers add`: the short form
+# operators type most often.
+main.add_command(add, name="subscribe")
