@@ -35,15 +35,6 @@ pytestmark = [
                        reason="DIGEST_SKIP_BROWSER=1"),
 ]
 
-CHROMIUM = os.environ.get("DIGEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
 DAY = date(2026, 5, 25)
 NOW = datetime(2026, 5, 25, 9, 0, tzinfo=UTC)
@@ -86,17 +77,8 @@ def served(tmp_path: Path, smtp_server: Any) -> Iterator[tuple[Config, str, Stor
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium, or DIGEST_SKIP_BROWSER=1")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+def browser(chromium: Any) -> Any:
+    return chromium
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:

@@ -8,9 +8,6 @@ DIGEST_SKIP_BROWSER=1 to skip on a machine without it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,17 +20,8 @@ from digest.render import make_environment, render_digest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("DIGEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PHONE_WIDTH = 375
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def ten_paper_digest() -> tuple[Digest, DigestLinks]:
@@ -89,18 +77,9 @@ def ten_paper_digest() -> tuple[Digest, DigestLinks]:
     return digest, links
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if os.environ.get("DIGEST_SKIP_BROWSER") == "1":
-        pytest.skip("DIGEST_SKIP_BROWSER=1")
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        pytest.fail(f"{CHROMIUM} not found: apt-get install chromium, or DIGEST_SKIP_BROWSER=1")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def browser(chromium: Any) -> Any:
+    return chromium
 
 
 @pytest.fixture(scope="module")
