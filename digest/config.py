@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -177,9 +178,14 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
     except ValueError as err:
         raise ConfigError("DIGEST_SMTP_URL has a port that is not a number", hint) from err
     query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    starttls = query.get("starttls")
     if parts.scheme == "smtps":
         security = "ssl"
-    elif query.get("starttls", "on") in ("off", "0", "false", "no"):
+    elif starttls in ("off", "0", "false", "no"):
+        security = "none"
+    elif starttls is None and _is_loopback(parts.hostname):
+        # A relay on this machine: the connection never leaves it, so TLS protects
+        # nothing and local relays rarely have a certificate for "localhost".
         security = "none"
     else:
         security = "starttls"
@@ -192,6 +198,16 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
         password=unquote(parts.password) if parts.password else None,
         timeout=timeout,
     )
+
+
+def _is_loopback(host: str) -> bool:
+    """Return True for localhost and loopback addresses."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_from(value: str) -> tuple[str, str]:
