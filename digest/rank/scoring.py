@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -76,8 +77,13 @@ def normalize_name(name: str) -> str:
     return " ".join(name.lower().replace(".", ". ").split())
 
 
+# \W is exactly "not str.isalnum() and not underscore": one regex pass instead of a
+# Python-level loop over every character (~1 ms a paper, paid on every rank call).
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 def _folded(text: str) -> str:
-    return " " + " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split()) + " "
+    return " " + " ".join(_NOT_ALNUM.sub(" ", text.lower()).split()) + " "
 
 
 def _recent(history: Sequence[Paper], limit: int) -> list[Paper]:
@@ -132,6 +138,7 @@ def score_batch(
     upvotes = np.asarray([float(p.upvotes or 0) for p in papers])
     trend = np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0))))
     similarity = (docs @ docs.T).toarray()
+    index = _index_batch(papers)
 
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
@@ -171,12 +178,12 @@ def score_batch(
             bar = options.min_score
             if options.threshold_quantile > 0 and bg_scores.shape[1] and bg_scores[offset].any():
                 bar = max(bar, float(np.quantile(bg_scores[offset], options.threshold_quantile)))
-            boost, vouched = _boosts(profile, papers, options)
+            boost, vouched = _boosts(profile, index, options)
             row = content + boost
             if popularity[i] > 0:
                 scale = max(float(row.max()), 1e-6)
                 row = (1.0 - popularity[i]) * row + popularity[i] * scale * trend
-            passing = ((content >= bar) | vouched) & ~_blocked(profile, papers, folded,
+            passing = ((content >= bar) | vouched) & ~_blocked(profile, index, folded,
                                                                 exclude[i])
             chosen = select(row, passing, similarity, limits[i], diversity=options.diversity)
             rankings.append([
@@ -230,35 +237,79 @@ def _content(
     return scores
 
 
+_NO_COLUMNS = np.zeros(0, dtype=np.intp)
+
+
+@dataclass(frozen=True)
+class _BatchIndex:
+    """Which batch columns carry each category, author and key, built once per batch.
+
+    The per-profile boosts and filters look columns up here instead of walking every
+    paper's authors for every profile (that walk cost ~16 ms a profile at 2,000 papers).
+    """
+
+    primary: dict[str, np.ndarray]
+    listed: dict[str, np.ndarray]
+    authors: dict[str, np.ndarray]
+    column: dict[str, int]
+    size: int
+
+
+def _index_batch(papers: Sequence[Paper]) -> _BatchIndex:
+    primary: dict[str, list[int]] = {}
+    listed: dict[str, list[int]] = {}
+    authors: dict[str, list[int]] = {}
+    for j, paper in enumerate(papers):
+        if paper.primary_category:
+            primary.setdefault(paper.primary_category, []).append(j)
+        for category in dict.fromkeys(paper.categories):
+            listed.setdefault(category, []).append(j)
+        for name in {normalize_name(a) for a in paper.authors}:
+            authors.setdefault(name, []).append(j)
+
+    def arrays(found: dict[str, list[int]]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, dtype=np.intp) for k, v in found.items()}
+
+    return _BatchIndex(
+        primary=arrays(primary), listed=arrays(listed), authors=arrays(authors),
+        column={p.key: j for j, p in enumerate(papers)}, size=len(papers),
+    )
+
+
 def _boosts(
-    profile: Profile, papers: Sequence[Paper], options: RankOptions
+    profile: Profile, index: _BatchIndex, options: RankOptions
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the category/author boost per paper, and which papers an author vouches for."""
-    boost = np.zeros(len(papers))
-    vouched = np.zeros(len(papers), dtype=bool)
+    boost = np.zeros(index.size)
+    vouched = np.zeros(index.size, dtype=bool)
     if profile.categories:
-        wanted = set(profile.categories)
-        for j, paper in enumerate(papers):
-            if paper.primary_category in wanted:
-                boost[j] += options.category_boost
-            elif wanted.intersection(paper.categories):
-                boost[j] += options.category_boost / 2
+        primary = np.zeros(index.size, dtype=bool)
+        listed = np.zeros(index.size, dtype=bool)
+        for category in set(profile.categories):
+            primary[index.primary.get(category, _NO_COLUMNS)] = True
+            listed[index.listed.get(category, _NO_COLUMNS)] = True
+        # The primary category weighs fully, a cross-listing half.
+        boost[primary] += options.category_boost
+        boost[listed & ~primary] += options.category_boost / 2
     if profile.authors:
-        followed = {normalize_name(a) for a in profile.authors}
-        for j, paper in enumerate(papers):
-            if any(normalize_name(a) in followed for a in paper.authors):
-                boost[j] += options.author_boost
-                vouched[j] = True
+        for name in {normalize_name(a) for a in profile.authors}:
+            vouched[index.authors.get(name, _NO_COLUMNS)] = True
+        boost[vouched] += options.author_boost
     return boost, vouched
 
 
 def _blocked(
-    profile: Profile, papers: Sequence[Paper], folded: Sequence[str], sent: AbstractSet[str]
+    profile: Profile, index: _BatchIndex, folded: Sequence[str], sent: AbstractSet[str]
 ) -> np.ndarray:
     """Return which papers must never be shown: already sent, or an excluded phrase."""
-    blocked = np.zeros(len(papers), dtype=bool)
+    blocked = np.zeros(index.size, dtype=bool)
+    for key in sent:
+        j = index.column.get(key)
+        if j is not None:
+            blocked[j] = True
     phrases = [f" {_folded(x).strip()} " for x in profile.exclude if _folded(x).strip()]
-    for j, paper in enumerate(papers):
-        hit = any(phrase in folded[j] for phrase in phrases)
-        blocked[j] = paper.key in sent or hit
+    if phrases:
+        for j, text in enumerate(folded):
+            if any(phrase in text for phrase in phrases):
+                blocked[j] = True
     return blocked
