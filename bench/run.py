@@ -1,0 +1,588 @@
+"""Benchmark a daily run for N subscribers built from the real corpus; print a table, write JSON.
+
+    python bench/run.py                        # N = 1k, 10k, 100k (what `make bench` runs)
+    python bench/run.py --sizes 1000 --papers 500 --workers 4
+
+Each N runs in a fresh subprocess, so its peak RSS is its own. In it:
+
+- **setup** (not a phase): subscribers whose profiles come from real papers (interest
+  text from a paper's title, that paper and up to two of the same category as seeds,
+  its categories, sometimes its first author) and the earlier papers they refer to,
+  written straight into a fresh SQLite file (or ``--database-url``);
+- **ingest**: the day's batch (the latest real daily batches concatenated up to
+  ``--papers``) through the real JSON-lines source into the store;
+- **plan** (``digest run --no-send``): who is due, batched ranking, ledger rows; **rank**
+  is the part of it spent inside ``rank.rank``;
+- **render**: ``pipeline.compose`` for a sample of the planned digests (msg/s);
+- **send** (``digest send``): every planned row delivered to an SMTP sink running in
+  another process (bench/sink.py), with ``--workers`` connections;
+- **raw**: the rendered sample pushed with smtplib over one reused connection to the
+  same sink, the transport's ceiling; send/raw is the pipeline's share of it.
+
+A separate subprocess times the per-subscriber LinearSVC recipe of arxiv-sanity (tf-idf
+1-2 grams, sublinear tf; LinearSVC C=0.01, class_weight=balanced, fitted per subscriber
+on their seeds against the rest of the history) on a sample, extrapolated to each N.
+The corpus is read from DIGEST_CORPUS (default ../shared/data/corpus/...); never commit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import gzip
+import json
+import os
+import random
+import resource
+import shutil
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from sqlalchemy import create_engine  # noqa: E402
+
+from digest import pipeline  # noqa: E402
+from digest import rank as rank_module  # noqa: E402
+from digest.config import SmtpSettings, config_from_values  # noqa: E402
+from digest.ingest.jsonl import paper_from_record  # noqa: E402
+from digest.models import Paper, Profile  # noqa: E402
+from digest.store import Store, metadata, open_store, papers, subscribers  # noqa: E402
+
+DEFAULT_CORPUS = (
+    ROOT.parent / "shared" / "data" / "corpus" / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz"
+)
+SIZES = (1_000, 10_000, 100_000)
+HISTORY = 8_000  # earlier papers kept: seeds come from them, and the ranker's history
+SECRET = "bench-secret-key-0123456789abcdef"
+INSERT_CHUNK = 5_000
+
+
+# -- the world: corpus, batch, history, profiles --------------------------------------------
+
+
+def corpus_path() -> Path:
+    """Return the corpus file (DIGEST_CORPUS overrides the shared default)."""
+    return Path(os.environ.get("DIGEST_CORPUS") or DEFAULT_CORPUS)
+
+
+def load_tail(path: Path, count: int) -> list[dict[str, Any]]:
+    """Return the last ``count`` records of a corpus in date order, parsing only those.
+
+    Only the tail is parsed so the corpus does not set the peak RSS being measured.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    tail: collections.deque[str] = collections.deque(maxlen=count)
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                tail.append(line)
+    records = [json.loads(line) for line in tail]
+    records.sort(key=lambda r: (str(r.get("first_seen") or ""), str(r["id"])))
+    return records
+
+
+def split_world(
+    records: Sequence[dict[str, Any]], papers_wanted: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], date]:
+    """Return (batch, history, day): the latest whole days up to ``papers_wanted`` papers."""
+    by_day: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for record in records:
+        by_day[str(record["first_seen"])].append(record)
+    days = sorted(by_day)
+    batch: list[dict[str, Any]] = []
+    while days and len(batch) < papers_wanted:
+        batch = by_day[days.pop()] + batch
+    batch = batch[-papers_wanted:]
+    history = [r for d in days for r in by_day[d]]
+    if not history:
+        raise SystemExit("the corpus holds too few days for a history; lower --papers")
+    last = date.fromisoformat(max(str(r["first_seen"]) for r in batch))
+    return batch, history, last + timedelta(days=1)
+
+
+def make_profiles(
+    history: Sequence[Paper], count: int, *, seed: int
+) -> Iterator[tuple[Profile, int]]:
+    """Yield (profile, max papers) for ``count`` synthetic subscribers built from real papers."""
+    rng = random.Random(seed)
+    by_category: dict[str, list[Paper]] = collections.defaultdict(list)
+    for paper in history:
+        by_category[paper.primary_category or ""].append(paper)
+    for _ in range(count):
+        anchor = rng.choice(history)
+        same = by_category[anchor.primary_category or ""]
+        seeds: tuple[str, ...] = ()
+        if rng.random() < 0.6:
+            others = {rng.choice(same).key for _ in range(rng.randint(0, 2))}
+            seeds = tuple(dict.fromkeys((anchor.key, *sorted(others))))
+        categories = anchor.categories[: 2 if rng.random() < 0.3 else 1]
+        authors = anchor.authors[:1] if anchor.authors and rng.random() < 0.3 else ()
+        profile = Profile(
+            interests=anchor.title, categories=categories, authors=authors, seeds=seeds
+        )
+        yield profile, 10
+
+
+def paper_row(paper: Paper, batch_day: date, now: datetime) -> dict[str, Any]:
+    """Return a papers-table row (setup writes history directly, not through ingest)."""
+    return {
+        "key": paper.key, "title": paper.title, "abstract": paper.abstract,
+        "authors": list(paper.authors), "categories": list(paper.categories),
+        "url": paper.url, "pdf_url": paper.pdf_url, "source": "bench-history",
+        "published": paper.published, "announce_type": paper.announce_type,
+        "version": paper.version, "doi": paper.doi, "comment": paper.comment,
+        "upvotes": paper.upvotes, "ai_summary": paper.ai_summary,
+        "ai_keywords": list(paper.ai_keywords), "batch_day": batch_day,
+        "stored_at": now, "updated_at": now,
+    }
+
+
+def setup_store(
+    db: Store, history: Sequence[Paper], count: int, *, now: datetime, seed: int
+) -> None:
+    """Write history papers and ``count`` subscribers in bulk, and prime the ranker state."""
+    with db.begin() as conn:
+        rows = [paper_row(p, p.published or now.date(), now) for p in history]
+        for start in range(0, len(rows), INSERT_CHUNK):
+            conn.execute(papers.insert(), rows[start : start + INSERT_CHUNK])
+    chunk: list[dict[str, Any]] = []
+    created = now - timedelta(days=30)
+    for number, (profile, max_papers) in enumerate(make_profiles(history, count, seed=seed)):
+        chunk.append({
+            "email": f"sub{number:06d}@bench.example", "name": f"Reader {number}",
+            "status": "active", "profile": profile.to_dict(), "send_hour": 7,
+            "timezone": "UTC", "cadence": "daily", "weekday": 0, "max_papers": max_papers,
+            "empty_digest": "skip", "popularity": 0.0, "created_at": created,
+            "updated_at": created, "confirmed_at": created,
+        })
+        if len(chunk) >= INSERT_CHUNK:
+            with db.begin() as conn:
+                conn.execute(subscribers.insert(), chunk)
+            chunk = []
+    if chunk:
+        with db.begin() as conn:
+            conn.execute(subscribers.insert(), chunk)
+    # A daily run finds yesterday's vocabulary state; build it from the history once.
+    primed = rank_module.rank(history[-1000:], [], history=history, state=None)
+    db.save_ranker_state(primed.state, now=now)
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident set size so far, in MB (Linux: ru_maxrss in KB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@contextlib.contextmanager
+def sink_process(record: Path | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run bench/sink.py in its own process; yield (port, stats filled in on exit)."""
+    command = [sys.executable, str(Path(__file__).with_name("sink.py"))]
+    if record is not None:
+        command += ["--record", str(record)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready "):
+        proc.kill()
+        raise RuntimeError(f"the SMTP sink did not start: {line!r}")
+    stats: dict[str, Any] = {}
+    try:
+        yield int(line.split()[1]), stats
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+        with contextlib.suppress(json.JSONDecodeError, IndexError):
+            stats.update(json.loads(out.strip().splitlines()[-1]))
+
+
+class RankTimer:
+    """Wrap ``rank.rank`` to add up the time the pipeline spends inside it."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+        self._original = rank_module.rank
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._original(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.calls += 1
+
+    def __enter__(self) -> RankTimer:
+        rank_module.rank = self  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        rank_module.rank = self._original  # type: ignore[assignment]
+
+
+def measure_size(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every phase for one N in this process; return its numbers."""
+    count = args.child
+    result: dict[str, Any] = {
+        "subscribers": count, "workers": args.workers, "send_processes": args.send_processes,
+    }
+    records = load_tail(corpus_path(), HISTORY + args.papers)
+    batch_records, history_records, day = split_world(records, args.papers)
+    del records
+    now = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=6)
+    history = [paper_from_record(r) for r in history_records]
+    del history_records
+    work = Path(tempfile.mkdtemp(prefix="digest-bench-"))
+    try:
+        batch_file = work / "batch.jsonl"
+        with batch_file.open("w", encoding="utf-8") as out:
+            for record in batch_records:
+                out.write(json.dumps(record) + "\n")
+        result.update(batch_papers=len(batch_records), history_papers=len(history),
+                      day=day.isoformat())
+        del batch_records
+        url = args.database_url or f"sqlite:///{work / 'digest.sqlite3'}"
+        config = config_from_values({
+            "DIGEST_VAR_DIR": str(work / "var"),
+            "DIGEST_DATABASE_URL": url,
+            "DIGEST_SECRET_KEY": SECRET,
+            "DIGEST_SOURCES": f"jsonl:{batch_file}",
+            "DIGEST_FROM": "Research Digest <digest@bench.example>",
+            "DIGEST_BASE_URL": "https://digest.bench.example",
+        })
+        config.var_dir.mkdir(parents=True)
+        if args.database_url:
+            engine = create_engine(url)
+            metadata.drop_all(engine)  # start from an empty schema, like the SQLite file
+            engine.dispose()
+        db = open_store(url)
+        result["database"] = db.engine.dialect.name
+        started = time.perf_counter()
+        setup_store(db, history, count, now=now, seed=args.seed)
+        result["setup_s"] = round(time.perf_counter() - started, 3)
+        del history
+        result["rss_after_setup_mb"] = peak_rss_mb()
+
+        started = time.perf_counter()
+        sources = pipeline.ingest_sources(config, db, day=day, now=now)
+        result["ingest_s"] = round(time.perf_counter() - started, 3)
+        result["ingested"] = sum(s.new for s in sources)
+        result["rss_after_ingest_mb"] = peak_rss_mb()
+
+        started = time.perf_counter()
+        with RankTimer() as timer:
+            plan = pipeline.run(config, now=now, day=day, do_ingest=False, send=False, store=db)
+        result["plan_s"] = round(time.perf_counter() - started, 3)
+        result["rank_s"] = round(timer.seconds, 3)
+        result["rank_calls"] = timer.calls
+        counts = db.delivery_counts(day)
+        result["planned"] = counts.get("planned", 0)
+        result["skipped"] = plan.skipped
+        result["rss_after_plan_mb"] = peak_rss_mb()
+
+        messages = render_sample(config, db, day, now=now, limit=min(args.render_sample, count))
+        result.update(messages.pop("numbers"))
+        result["rss_after_render_mb"] = peak_rss_mb()
+
+        with sink_process() as (port, stats):
+            started = time.perf_counter()
+            if args.send_processes:
+                sent, failed = send_with_workers(config, port, args)
+                result["send_worker_rss_mb"] = round(
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+                )
+            else:
+                smtp = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=60)
+                sending = replace(config, smtp=smtp, connections=args.workers)
+                report = pipeline.send_pending(sending, now=now, store=db, workers=args.workers)
+                sent, failed = report.sent, report.failed + report.unknown
+            result["send_s"] = round(time.perf_counter() - started, 3)
+            result["sent"] = sent
+            result["send_failed"] = failed
+            started = time.perf_counter()
+            raw = push_raw(port, messages["payloads"])
+            result["raw_s"] = round(time.perf_counter() - started, 3)
+            result["raw_sent"] = raw
+        result["sink"] = stats
+        result["rss_after_send_mb"] = peak_rss_mb()
+        db.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["send_per_s"] = round(result["sent"] / result["send_s"], 1) if result["send_s"] else 0
+    result["raw_per_s"] = round(result["raw_sent"] / result["raw_s"], 1) if result["raw_s"] else 0
+    result["send_vs_raw"] = (
+        round(result["send_per_s"] / result["raw_per_s"], 3) if result["raw_per_s"] else None
+    )
+    result["end_to_end_s"] = round(result["ingest_s"] + result["plan_s"] + result["send_s"], 3)
+    result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def render_sample(
+    config: Any, db: Store, day: date, *, now: datetime, limit: int
+) -> dict[str, Any]:
+    """Render up to ``limit`` planned digests; return their bytes and the render rate."""
+    env = pipeline.render.make_environment(config.templates_dir)
+    rows = [d for d, _ in db.list_deliveries(status="planned", day=day, limit=limit)]
+    subs = db.get_subscribers(r.subscriber_id for r in rows)
+    found = db.get_papers(k for r in rows for k in r.paper_keys)
+    payloads: list[tuple[str, bytes]] = []
+    started = time.perf_counter()
+    for row in rows:
+        sub = subs[row.subscriber_id]
+        items = tuple(
+            pipeline.ScoredPaper(paper=found[k], score=s, reason=why)
+            for k, s, why in row.picks if k in found
+        )
+        digest = pipeline.Digest(subscriber=sub, day=row.day, papers=items)
+        _, message = pipeline.compose(config, digest, env=env, now=now)
+        payloads.append((sub.email, message.as_bytes()))
+    seconds = time.perf_counter() - started
+    size = sum(len(p) for _, p in payloads)
+    return {
+        "payloads": payloads,
+        "numbers": {
+            "render_n": len(payloads),
+            "render_s": round(seconds, 3),
+            "render_per_s": round(len(payloads) / seconds, 1) if seconds else 0,
+            "message_kb": round(size / max(1, len(payloads)) / 1024, 1),
+        },
+    }
+
+
+def send_with_workers(config: Any, port: int, args: argparse.Namespace) -> tuple[int, int]:
+    """Deliver with ``--send-processes`` `digest send` processes; return (sent, failed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env.update({
+        "DIGEST_VAR_DIR": str(config.var_dir),
+        "DIGEST_DATABASE_URL": config.database_url,
+        "DIGEST_SECRET_KEY": SECRET,
+        "DIGEST_FROM": "Research Digest <digest@bench.example>",
+        "DIGEST_BASE_URL": "https://digest.bench.example",
+        "DIGEST_SMTP_URL": f"smtp://127.0.0.1:{port}?starttls=off&timeout=60",
+    })
+    command = [sys.executable, "-m", "digest", "--env-file", os.devnull, "send", "--json",
+               "--workers", str(args.workers)]
+    workers = [
+        subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(args.send_processes)
+    ]
+    sent = failed = 0
+    for worker in workers:
+        out, _ = worker.communicate()
+        for line in out.splitlines():
+            if line.startswith("{"):
+                report = json.loads(line)
+                sent += int(report.get("sent", 0))
+                failed += int(report.get("failed", 0)) + int(report.get("unknown", 0))
+    return sent, failed
+
+
+def push_raw(port: int, payloads: Sequence[tuple[str, bytes]]) -> int:
+    """Send pre-rendered messages with plain smtplib over one connection; return how many."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as conn:
+        for address, payload in payloads:
+            conn.sendmail("digest@bench.example", [address], payload)
+    return len(payloads)
+
+
+def measure_svm(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the arxiv-sanity per-subscriber LinearSVC recipe on a sample of subscribers."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    records = load_tail(corpus_path(), HISTORY + args.papers)
+    batch_records, history_records, _day = split_world(records, args.papers)
+    history = [paper_from_record(r) for r in history_records]
+    batch = [paper_from_record(r) for r in batch_records]
+    texts = [f"{p.title}. {p.abstract}" for p in (*history, *batch)]
+    started = time.perf_counter()
+    vectorizer = TfidfVectorizer(
+        ngram_range=(1, 2), sublinear_tf=True, stop_words="english", strip_accents="unicode",
+        max_features=20000, min_df=2, max_df=0.1,
+    )
+    features = vectorizer.fit_transform(texts)
+    shared = time.perf_counter() - started
+    train, test = features[: len(history)], features[len(history) :]
+    index = {p.key: i for i, p in enumerate(history)}
+    sample = [
+        profile for profile, _ in make_profiles(history, args.svm_sample * 4, seed=args.seed + 1)
+        if profile.seeds
+    ][: args.svm_sample]
+    started = time.perf_counter()
+    for profile in sample:
+        labels = np.zeros(len(history))
+        labels[[index[k] for k in profile.seeds if k in index]] = 1
+        model = LinearSVC(C=0.01, class_weight="balanced", max_iter=10000, tol=1e-6)
+        model.fit(train, labels)
+        scores = model.decision_function(test)
+        np.argsort(-scores)[:10]
+    per_subscriber = (time.perf_counter() - started) / max(1, len(sample))
+    return {
+        "sample": len(sample),
+        "training_papers": len(history),
+        "batch_papers": len(batch),
+        "shared_s": round(shared, 3),
+        "per_subscriber_s": round(per_subscriber, 5),
+    }
+
+
+# -- the parent: one subprocess per N, a table, JSON ----------------------------------------
+
+
+def child(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
+    """Run this script in a fresh interpreter for one measurement; return its JSON."""
+    command = [
+        sys.executable, str(Path(__file__).resolve()), *extra,
+        "--papers", str(args.papers), "--workers", str(args.workers),
+        "--send-processes", str(args.send_processes),
+        "--render-sample", str(args.render_sample), "--svm-sample", str(args.svm_sample),
+        "--seed", str(args.seed),
+    ]
+    if args.database_url:
+        command += ["--database-url", args.database_url]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark step {extra} failed with exit code {done.returncode}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def fmt_s(seconds: float) -> str:
+    """Format seconds for the table."""
+    return f"{seconds:.1f}" if seconds >= 10 else f"{seconds:.2f}"
+
+
+def table(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> str:
+    """Return the printed table: one row per N."""
+    head = ("N", "ingest s", "plan s", "rank s", "render/s", "send s", "send/s", "raw/s",
+            "send/raw", "run s", "peak RSS MB", "SVM/ours")
+    rows = [head]
+    for r in results:
+        svm_total = svm["shared_s"] + r["subscribers"] * svm["per_subscriber_s"]
+        rows.append((
+            f"{r['subscribers']:,}", fmt_s(r["ingest_s"]), fmt_s(r["plan_s"]),
+            fmt_s(r["rank_s"]), f"{r['render_per_s']:.0f}", fmt_s(r["send_s"]),
+            f"{r['send_per_s']:.0f}", f"{r['raw_per_s']:.0f}", f"{r['send_vs_raw']:.2f}",
+            fmt_s(r["end_to_end_s"]), f"{r['peak_rss_mb']:.0f}",
+            f"{svm_total / max(r['rank_s'], 1e-9):.0f}x",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def summarize(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> list[str]:
+    """Return one line per target: the measured value and whether it is met."""
+    lines = []
+    for r in results:
+        svm_total = svm["shared_s"] + r["subscribers"] * svm["per_subscriber_s"]
+        r["svm_extrapolated_s"] = round(svm_total, 1)
+        r["svm_ratio"] = round(svm_total / max(r["rank_s"], 1e-9), 1)
+    largest = max(results, key=lambda r: r["subscribers"])
+    n = f"{largest['subscribers']:,}"
+    checks = [
+        (f"rank {n} x {largest['batch_papers']:,} papers <= 20 s", largest["rank_s"] <= 20,
+         f"{largest['rank_s']:.1f} s"),
+        (f"peak RSS at {n} <= 2048 MB", largest["peak_rss_mb"] <= 2048,
+         f"{largest['peak_rss_mb']:.0f} MB"),
+        (f"daily run for {n} (ingest+plan+send) <= 600 s", largest["end_to_end_s"] <= 600,
+         f"{largest['end_to_end_s']:.0f} s"),
+        ("batched ranker vs per-subscriber LinearSVC >= 100x",
+         largest["svm_ratio"] >= 100, f"{largest['svm_ratio']:.0f}x"),
+        ("send phase vs raw smtplib >= 0.8", (largest["send_vs_raw"] or 0) >= 0.8,
+         f"{largest['send_vs_raw']:.2f}"),
+    ]
+    if len(results) > 1:
+        smallest = min(results, key=lambda r: r["subscribers"])
+        growth = largest["peak_rss_mb"] / max(smallest["peak_rss_mb"], 1.0)
+        checks.append((f"memory flat in N (peak RSS {n} / {smallest['subscribers']:,})",
+                       growth <= 1.5, f"{growth:.2f}x"))
+    for label, ok, value in checks:
+        lines.append(f"{'met   ' if ok else 'MISSED'} {label}: {value}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments; run the children (or be one); print and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES),
+                        help="comma-separated subscriber counts")
+    parser.add_argument("--papers", type=int, default=2000, help="papers in the day's batch")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="SMTP connections per send process")
+    parser.add_argument("--send-processes", type=int, default=os.cpu_count() or 1,
+                        help="`digest send` processes (0: send in the benchmark's process)")
+    parser.add_argument("--render-sample", type=int, default=1000,
+                        help="digests rendered for the render and raw-transport measures")
+    parser.add_argument("--svm-sample", type=int, default=20,
+                        help="subscribers timed with the per-subscriber LinearSVC recipe")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database-url", default=None,
+                        help="an empty database to use instead of a temporary SQLite file "
+                             "(its digest tables are dropped first)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bench.json")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--svm", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.svm:
+        print(json.dumps(measure_svm(args)))
+        return 0
+    if args.child is not None:
+        print(json.dumps(measure_size(args)))
+        return 0
+    if not corpus_path().exists():
+        raise SystemExit(f"no corpus at {corpus_path()}; set DIGEST_CORPUS")
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    results = []
+    for size in sizes:
+        print(f"measuring N={size:,} ...", file=sys.stderr, flush=True)
+        results.append(child(args, "--child", str(size)))
+        # Keep what is measured so far: the 100k step alone takes many minutes.
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".partial.json").write_text(json.dumps(results, indent=2))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print("measuring the per-subscriber LinearSVC recipe ...", file=sys.stderr, flush=True)
+    svm = child(args, "--svm")
+    lines = summarize(results, svm)
+    print(table(results, svm))
+    print(f"(batch {results[0]['batch_papers']:,} papers, day {results[0]['day']}, "
+          f"{results[0]['database']}, {args.send_processes or 1} send process(es) x "
+          f"{args.workers} connections, render and raw on "
+          f"{results[0]['render_n']:,} digests of ~{results[0]['message_kb']} KB; SVM "
+          f"{svm['per_subscriber_s'] * 1000:.0f} ms/subscriber on {svm['sample']} subscribers)")
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "corpus": corpus_path().name,
+        "settings": {"papers": args.papers, "workers": args.workers,
+                     "send_processes": args.send_processes,
+                     "render_sample": args.render_sample, "svm_sample": args.svm_sample,
+                     "seed": args.seed, "cpus": os.cpu_count()},
+        "sizes": results,
+        "svm": svm,
+        "targets": lines,
+    }
+    args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

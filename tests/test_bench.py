@@ -1,0 +1,48 @@
+"""A tiny run of bench/run.py finishes and writes every field (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MINI = ROOT / "tests" / "data" / "rank" / "corpus_mini.jsonl"
+
+SIZE_FIELDS = {
+    "subscribers", "batch_papers", "history_papers", "database", "setup_s", "ingest_s",
+    "ingested", "plan_s", "rank_s", "planned", "render_n", "render_s", "render_per_s",
+    "message_kb", "send_s", "sent", "send_failed", "send_per_s", "raw_s", "raw_sent",
+    "raw_per_s", "send_vs_raw", "end_to_end_s", "peak_rss_mb", "rss_after_plan_mb",
+    "svm_extrapolated_s", "svm_ratio", "sink",
+}
+
+
+def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env["DIGEST_CORPUS"] = str(MINI)
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "50", "--papers", "100",
+            "--render-sample", "10", "--svm-sample", "2", "--workers", "1",
+            "--send-processes", "1", "--out", str(out),
+        ],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "send/raw" in done.stdout and "rank" in done.stdout  # the table was printed
+    document = json.loads(out.read_text())
+    assert document["corpus"] == MINI.name
+    (size,) = document["sizes"]
+    assert set(size) >= SIZE_FIELDS, SIZE_FIELDS - set(size)
+    assert size["subscribers"] == 50 and size["batch_papers"] == 100
+    assert size["database"] == "sqlite"
+    # Everything planned was delivered exactly once, to a sink in another process.
+    assert size["sent"] == size["planned"] > 0 and size["send_failed"] == 0
+    assert size["sink"]["messages"] == size["planned"] + size["raw_sent"]
+    assert size["sink"]["duplicates"] == size["raw_sent"]  # raw re-sends the sample
+    assert set(document["svm"]) >= {"sample", "shared_s", "per_subscriber_s"}
+    assert any("send phase vs raw" in line for line in document["targets"])
