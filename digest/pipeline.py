@@ -58,9 +58,12 @@ HISTORY_LIMIT = 5000
 # Each rank call pays a fixed ~5 s at 2,000 papers (vocabulary state, batch vectors,
 # similarities), so 100k subscribers in chunks of 5,000 spent ~100 s on that alone.
 RANK_CHUNK = 20000
-# Rows leased and rendered together in the send phase.
-SEND_CHUNK = 200
-# How long a worker's lease on planned rows lasts before another worker may take them.
+# Rows leased and rendered together in the send phase. Small enough that many workers
+# share a day's rows evenly and a killed worker strands few until its lease runs out; a
+# claim is one short transaction, next to the two every message costs anyway.
+SEND_CHUNK = 25
+# How long a worker's lease on planned rows lasts before another worker may take them
+# (the default of Config.lease_seconds, DIGEST_LEASE_SECONDS).
 LEASE = timedelta(minutes=15)
 # A row in "sending" this long belongs to a dead process (far past any SMTP timeout).
 STALE_SENDING = timedelta(hours=1)
@@ -500,7 +503,8 @@ def _send_all(
             with _Connection(transport) as connection:
                 while not tally.aborted:
                     rows = db.claim_deliveries(
-                        name, now=now, lease=LEASE, limit=send_chunk,
+                        name, now=now, lease=timedelta(seconds=config.lease_seconds),
+                        limit=send_chunk,
                         max_attempts=config.max_attempts, days=days,
                         subscriber_ids=subscriber_ids,
                     )
