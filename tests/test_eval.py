@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,17 @@ from click.testing import CliRunner
 
 from digest.cli import ranking  # noqa: F401  (registers the commands)
 from digest.cli.base import main
-from digest.evaluate import EvalConfig, evaluate, load_corpus, make_subscribers, metrics
+from digest.evaluate import (
+    EvalConfig,
+    Ranker,
+    evaluate,
+    load_corpus,
+    make_subscribers,
+    metrics,
+    prepare,
+    run_methods,
+)
+from digest.models import Paper, Profile
 
 MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
 TINY = EvalConfig(days=2, subscribers=3, cutoff=0.6, min_batch=40, background_days=3,
@@ -42,7 +53,8 @@ def test_profiles_never_name_the_label_they_are_judged_on() -> None:
 def test_tiny_replay_scores_every_method_on_the_same_queries() -> None:
     report = evaluate(load_corpus(MINI), TINY)
     methods = {method for _, method, _ in report.values}
-    assert methods == {"ours", "ours-text", "random", "keyword", "tfidf-centroid", "arxiv-sanity"}
+    assert methods == {"ours", "ours+seed-metadata", "random", "keyword", "tfidf-centroid",
+                       "arxiv-sanity"}
     for kind in ("category", "coldstart", "thumbs"):
         counts = {len(report.values[(kind, m, "ndcg@10")]) for m in methods}
         assert len(counts) == 1 and counts.pop() > 0
@@ -59,3 +71,22 @@ def test_eval_command_prints_the_table() -> None:
     )
     # The mini corpus has no day of 100 papers: the command must say so, not crash.
     assert result.exit_code in (0, 2), result.output
+
+
+def test_rankers_see_text_only_unless_the_row_says_seed_metadata() -> None:
+    papers = load_corpus(MINI)
+    config = TINY
+    setup = prepare(papers, config)
+    seen: dict[str, list[Paper]] = {}
+
+    def spy(name: str) -> Ranker:
+        def run(batch: Sequence[Paper], profiles: Sequence[Profile],
+                history: Sequence[Paper], k: int) -> list[list[str]]:
+            seen.setdefault(name, []).extend([*batch, *history])
+            return [[] for _ in profiles]
+        return run
+
+    run_methods(setup, {"plain": spy("plain"), "ours+seed-metadata": spy("ours+seed-metadata")},
+                config)
+    assert seen["plain"] and all(not p.categories and not p.authors for p in seen["plain"])
+    assert any(p.categories for p in seen["ours+seed-metadata"])

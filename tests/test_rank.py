@@ -6,11 +6,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from digest.ingest.jsonl import load_jsonl
 from digest.models import Paper, Profile
 from digest.rank import RankOptions, RankResult, rank
+from digest.rank.lsa import ridge_lsa
 from digest.rank.vectors import space_from_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,3 +156,19 @@ def test_near_duplicates_do_not_fill_the_list() -> None:
                   top_k=2, options=RankOptions(threshold_quantile=0.0))
     keys = [s.paper.key for s in result.rankings[0]]
     assert "arxiv:2601.00020" in keys
+
+
+def test_batched_lsa_ridge_equals_one_solve_per_profile() -> None:
+    rng = np.random.default_rng(0)
+    background = rng.standard_normal((50, 8))
+    examples = rng.standard_normal((7, 8))
+    owner = np.asarray([0, 0, 0, 2, 2, 0, 2])
+    labels = np.asarray([1.0, 1.0, -1.0, 1.0, 1.0, 1.0, -1.0])
+    weights = ridge_lsa(background, examples, owner, labels, 3, alpha=2.0)
+    for p in range(3):
+        mine = owner == p
+        c = 50 / max(1, int((labels[mine] > 0).sum()))
+        e, y = examples[mine], labels[mine]
+        system = background.T @ background + 2.0 * np.eye(8) + c * e.T @ e
+        expected = np.linalg.solve(system, c * e.T @ y)
+        assert np.allclose(weights[p], expected)

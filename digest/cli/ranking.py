@@ -94,7 +94,8 @@ def rank_command(
               help="Simulated subscribers of each kind.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--method", "methods", multiple=True,
-              help="Only these methods (ours, random, keyword, tfidf-centroid, arxiv-sanity).")
+              help="Only these methods (ours, ours+seed-metadata, random, keyword, "
+              "tfidf-centroid, arxiv-sanity).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def eval_command(
     corpus_path: Path, days: int, subscribers: int, seed: int, methods: tuple[str, ...],

@@ -158,36 +158,6 @@ def neighbours(
     return scores
 
 
-def ridge_scores(
-    compiled: Compiled,
-    background: sp.csr_matrix,
-    targets: Sequence[sp.csr_matrix],
-    count: int,
-    *,
-    alpha: float,
-) -> list[np.ndarray]:
-    """Fit one linear model per profile, all at once, and score each target matrix.
-
-    Ridge regression of "is this profile's example" (+1 liked/seed, -1 disliked, 0 for
-    background papers and everybody else's examples) over the same training rows for
-    every profile, solved in the dual: one (n x n) factorisation serves all profiles of
-    the chunk. Returns one P x D matrix per target.
-    """
-    if compiled.positives.shape[0] == 0:
-        return [np.zeros((count, t.shape[0])) for t in targets]
-    rows = sp.vstack([background, compiled.positives, compiled.negatives]).tocsr()
-    n_bg, n_pos = background.shape[0], compiled.positives.shape[0]
-    labels = np.zeros((rows.shape[0], count))
-    labels[n_bg + np.arange(n_pos), compiled.positive_owner] = 1.0
-    if compiled.negatives.shape[0]:
-        labels[n_bg + n_pos + np.arange(compiled.negatives.shape[0]),
-               compiled.negative_owner] = -1.0
-    gram = (rows @ rows.T).toarray()
-    gram[np.diag_indices_from(gram)] += alpha
-    dual = np.linalg.solve(gram, labels)  # n x P
-    return [((target @ rows.T) @ dual).T for target in targets]
-
-
 def _features(paper: Paper, kind: str) -> dict[str, float]:
     if kind == "category":
         return {c: (1.0 if i == 0 else 0.5) for i, c in reversed(list(enumerate(paper.categories)))}

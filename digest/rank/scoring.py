@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.preprocessing import normalize
 
 from digest.models import Paper, Profile, ScoredPaper
+from digest.rank.lsa import Lsa, fit_lsa, ridge_lsa
 from digest.rank.policy import select
 from digest.rank.profiles import (
     Compiled,
@@ -19,9 +21,8 @@ from digest.rank.profiles import (
     expand,
     metadata_scores,
     neighbours,
-    ridge_scores,
 )
-from digest.rank.reasons import Context, explain
+from digest.rank.reasons import Context, explain_all
 from digest.rank.vectors import (
     Space,
     batch_fingerprint,
@@ -52,8 +53,9 @@ class RankOptions:
     text_weight: float = 0.5  # text query when the profile also has examples
     category_boost: float = 0.05
     author_boost: float = 0.3
-    ridge_weight: float = 0.0  # examples: batched linear model (measured: no gain yet)
-    ridge_alpha: float = 1.0
+    lsa_dims: int = 256  # dimensions of the LSA space (0: off)
+    lsa_weight: float = 0.7  # examples: share of the LSA model + centroid vs sparse scores
+    lsa_alpha: float = 10.0  # ridge penalty of the LSA model
     example_category_weight: float = 0.3  # categories of the example papers
     example_author_weight: float = 0.3  # authors of the example papers
     diversity: float = 0.3
@@ -140,6 +142,13 @@ def score_batch(
     similarity = (docs @ docs.T).toarray()
     index = _index_batch(papers)
 
+    # Batch and background scored together: the bar is calibrated on the same scale.
+    targets = sp.vstack([docs, bg_docs]).tocsr()
+    n_batch = len(papers)
+    lsa = fit_lsa(pool, options.lsa_dims) if options.lsa_weight > 0 else None
+    dense_targets = lsa.project(targets) if lsa is not None else None
+    dense_background = dense_targets[n_batch:] if dense_targets is not None else None
+
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
@@ -150,34 +159,31 @@ def score_batch(
             compiled.text, pool, depth=options.feedback_depth, weight=options.feedback_weight
         )
         center = centroids(compiled, len(chunk), negative_weight=options.negative_weight)
-        example_sims = (docs @ compiled.positives.T).toarray()
-        ridge: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
-        if options.ridge_weight > 0:
-            ridge = ridge_scores(compiled, bg_docs, [docs, bg_docs], len(chunk),
-                                 alpha=options.ridge_alpha)
-        scores = _content(compiled, text, center, docs, example_sims, ridge[0], options)
-        bg_scores = _content(
-            compiled, text, center, bg_docs, (bg_docs @ compiled.positives.T).toarray(),
-            ridge[1], options,
-        )
+        all_sims = (targets @ compiled.positives.T).toarray()
+        example_sims = all_sims[:n_batch]
+        dense: np.ndarray | None = None
+        if lsa is not None and dense_targets is not None and dense_background is not None:
+            dense = _lsa_examples(lsa, compiled, dense_targets, dense_background,
+                                  len(chunk), options)
+        both = _content(compiled, text, center, targets, all_sims, dense, n_batch, options)
         for kind, weight in (("category", options.example_category_weight),
                              ("author", options.example_author_weight)):
             if weight > 0:
                 meta = metadata_scores(compiled, known, [papers, background], len(chunk),
                                        kind=kind)
-                scores += weight * meta[0]
-                bg_scores += weight * meta[1]
-        context = Context(
-            space=space, text=text, compiled=compiled, docs=docs, known=known,
-            seeds=[set(p.seeds) for p in chunk], example_sims=example_sims,
-            example_keys=list(compiled.positive_keys), centroids=center,
-        )
+                both += weight * np.hstack(meta)
+        scores, bg_scores = both[:, :n_batch], both[:, n_batch:]
+        bars = np.full(len(chunk), options.min_score)
+        if options.threshold_quantile > 0 and bg_scores.shape[1]:
+            calibrated = np.quantile(bg_scores, options.threshold_quantile, axis=1)
+            usable = bg_scores.any(axis=1)
+            bars[usable] = np.maximum(bars[usable], calibrated[usable])
+        picks: list[list[int]] = []
+        rows: list[np.ndarray] = []
         for offset, profile in enumerate(chunk):
             i = start + offset
             content = scores[offset]
-            bar = options.min_score
-            if options.threshold_quantile > 0 and bg_scores.shape[1] and bg_scores[offset].any():
-                bar = max(bar, float(np.quantile(bg_scores[offset], options.threshold_quantile)))
+            bar = float(bars[offset])
             boost, vouched = _boosts(profile, index, options)
             row = content + boost
             if popularity[i] > 0:
@@ -185,19 +191,62 @@ def score_batch(
                 row = (1.0 - popularity[i]) * row + popularity[i] * scale * trend
             passing = ((content >= bar) | vouched) & ~_blocked(profile, index, folded,
                                                                 exclude[i])
-            chosen = select(row, passing, similarity, limits[i], diversity=options.diversity)
-            rankings.append([
-                ScoredPaper(
-                    paper=papers[j],
-                    score=round(float(row[j]), 6),
-                    reason=explain(context, offset, profile, papers[j], j,
-                                   trending=popularity[i] > 0),
-                )
-                for j in chosen
-            ])
-            empty.append(not chosen)
+            picks.append(select(row, passing, similarity, limits[i], diversity=options.diversity))
+            rows.append(row)
+            empty.append(not picks[-1])
             thresholds.append(round(bar, 6))
+        context = Context(
+            space=space, text=text, compiled=compiled, docs=docs, known=known,
+            seeds=[set(p.seeds) for p in chunk], example_sims=example_sims,
+            example_keys=list(compiled.positive_keys), centroids=center,
+        )
+        reasons = explain_all(context, chunk, papers, picks,
+                              trending=[popularity[start + o] > 0 for o in range(len(chunk))])
+        for offset, chosen in enumerate(picks):
+            rankings.append([
+                ScoredPaper(paper=papers[j], score=round(float(rows[offset][j]), 6),
+                            reason=reason)
+                for j, reason in zip(chosen, reasons[offset], strict=True)
+            ])
     return Outcome(rankings, new_state, empty, thresholds)
+
+
+def _lsa_examples(
+    lsa: Lsa,
+    compiled: Compiled,
+    targets: np.ndarray,
+    background: np.ndarray,
+    count: int,
+    options: RankOptions,
+) -> np.ndarray:
+    """Return P x D example scores in LSA space: ridge model plus example centroid.
+
+    Each part is standardised by its own mean and spread over the background columns
+    (the last ``background`` rows of ``targets``), so the two add up fairly.
+    """
+    positives = lsa.project(compiled.positives)
+    negatives = lsa.project(compiled.negatives)
+    examples = np.vstack([positives, negatives])
+    owner = np.concatenate([compiled.positive_owner, compiled.negative_owner]).astype(int)
+    labels = np.concatenate([np.ones(len(compiled.positive_owner)),
+                             -np.ones(len(compiled.negative_owner))])
+    weights = ridge_lsa(background, examples, owner, labels, count, alpha=options.lsa_alpha)
+    model = weights @ targets.T
+    member = np.zeros((count, positives.shape[0]))
+    member[compiled.positive_owner, np.arange(positives.shape[0])] = 1.0
+    centroid = normalize(member @ positives) @ targets.T
+    n_bg = background.shape[0]
+    combined: np.ndarray = _standard(model, n_bg) + _standard(centroid, n_bg)
+    return combined
+
+
+def _standard(scores: np.ndarray, n_bg: int) -> np.ndarray:
+    """Standardise rows by the mean and spread of their last ``n_bg`` columns."""
+    reference = scores[:, -n_bg:] if n_bg else scores
+    spread = reference.std(axis=1, keepdims=True)
+    spread[spread == 0] = 1.0
+    standard: np.ndarray = (scores - reference.mean(axis=1, keepdims=True)) / spread
+    return standard
 
 
 def _content(
@@ -206,10 +255,16 @@ def _content(
     center: sp.csr_matrix,
     docs: sp.csr_matrix,
     example_sims: np.ndarray,
-    ridge: np.ndarray,
+    dense: np.ndarray | None,
+    n_batch: int,
     options: RankOptions,
 ) -> np.ndarray:
-    """Return P x D content scores: text query, example centroid, nearest examples."""
+    """Return P x D content scores: text query, example centroid, nearest examples.
+
+    ``docs`` holds the batch's ``n_batch`` rows, then the background's; the LSA part
+    (``dense``, standardised on the background) is put on the cosine scale of the
+    sparse example scores over the background before the two are blended.
+    """
     count = text.shape[0]
     if docs.shape[0] == 0:
         return np.zeros((count, 0))
@@ -221,13 +276,12 @@ def _content(
     examples += (1.0 - options.centroid_share) * neighbours(
         compiled, example_sims, count, k=options.neighbours
     )
-    if options.ridge_weight > 0 and ridge.size:
-        # Put the model's output on the cosine scale of the other example scores.
-        spread = examples.std(axis=1, keepdims=True)
-        ridge_spread = ridge.std(axis=1, keepdims=True)
-        ridge_spread[ridge_spread == 0] = 1.0
-        examples = (1 - options.ridge_weight) * examples + options.ridge_weight * (
-            ridge * spread / ridge_spread
+    if dense is not None and options.lsa_weight > 0:
+        reference = examples[:, n_batch:] if docs.shape[0] > n_batch else examples
+        mean = reference.mean(axis=1, keepdims=True)
+        spread = reference.std(axis=1, keepdims=True)
+        examples = (1 - options.lsa_weight) * examples + options.lsa_weight * (
+            mean + spread * dense / 2.0
         )
     with_text = has_examples & compiled.has_text
     scores: np.ndarray = np.where(has_examples[:, None], examples, text_scores)

@@ -1,0 +1,102 @@
+"""Latent semantic analysis of the day's papers, and a batched linear model in it.
+
+A truncated SVD of the tf-idf rows of recent papers plus the batch, fitted once per
+rank() call (a second or two; the components are too big to store compactly, so they
+are refitted from history rather than kept in the state). In that dense space papers
+that share no words but share a topic ("grasping" / "manipulation") are close.
+
+The model: per profile a ridge regression of "example or not" over the background rows
+and the profile's examples, in the k-dimensional space. The background Gram matrix is
+shared by every profile; each profile only adds its few example rows, so by the
+Woodbury identity its solve is an (examples x examples) system, all profiles stacked
+into one batched np.linalg.solve. No model is fitted per subscriber.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.preprocessing import normalize
+
+MAX_LSA_TERMS = 20000  # most frequent pool terms the SVD is fitted on
+
+
+@dataclass(frozen=True)
+class Lsa:
+    """A fitted projection from tf-idf rows to l2-normalised k-dimensional rows."""
+
+    columns: np.ndarray  # vocabulary columns the SVD sees
+    components: np.ndarray  # k x len(columns)
+
+    def project(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Return the rows in LSA space, l2-normalised (a zero row stays zero)."""
+        if rows.shape[0] == 0:
+            return np.zeros((0, self.components.shape[0]))
+        dense = np.asarray(rows[:, self.columns] @ self.components.T)
+        projected: np.ndarray = normalize(dense)
+        return projected
+
+
+def fit_lsa(pool: sp.csr_matrix, dims: int) -> Lsa | None:
+    """Fit the SVD on the pool's most frequent terms; None when the pool is too small."""
+    if dims <= 0 or pool.shape[0] < 3 * dims // 2 or pool.nnz == 0:
+        return None
+    df = np.bincount(pool.indices, minlength=pool.shape[1])
+    nonzero = np.flatnonzero(df >= 2)
+    if nonzero.size < dims + 1:
+        return None
+    keep = nonzero[np.argsort(-df[nonzero], kind="stable")[:MAX_LSA_TERMS]]
+    columns = np.sort(keep)
+    svd = TruncatedSVD(dims, algorithm="randomized", n_iter=4, random_state=0)
+    svd.fit(pool[:, columns])
+    return Lsa(columns=columns, components=svd.components_.astype(np.float64))
+
+
+def ridge_lsa(
+    background: np.ndarray,
+    examples: np.ndarray,
+    owner: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    *,
+    alpha: float,
+) -> np.ndarray:
+    """Return P x k weight vectors: one ridge model per profile, solved all at once.
+
+    Minimises ``|B w|^2 + c_p * sum_i (e_i w - y_i)^2 + alpha |w|^2`` per profile p, with
+    ``B`` the background rows (target 0), ``e_i`` the profile's examples (y = +1 liked or
+    seed, -1 disliked) and ``c_p`` balancing the classes as arxiv-sanity's SVM does.
+    """
+    k = background.shape[1]
+    weights = np.zeros((count, k))
+    if examples.shape[0] == 0:
+        return weights
+    inverse = np.linalg.inv(background.T @ background + alpha * np.eye(k))
+    whitened = examples @ inverse  # N x k: A^-1 e_i
+    order = np.argsort(owner, kind="stable")
+    sizes = np.bincount(owner, minlength=count)
+    width = int(sizes.max())
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    slot = np.arange(len(owner)) - np.repeat(starts, sizes)
+    rows_of = owner[order]
+    e = np.zeros((count, width, k))
+    f = np.zeros((count, width, k))
+    y = np.zeros((count, width))
+    e[rows_of, slot] = examples[order]
+    f[rows_of, slot] = whitened[order]
+    y[rows_of, slot] = labels[order]
+    positives = np.maximum(1, (y > 0).sum(axis=1))
+    scale = background.shape[0] / positives  # c_p: balanced classes
+    # Push-through identity: w = A^-1 E^T (I/c + E A^-1 E^T)^-1 y; padding slots get I.
+    system = e @ f.transpose(0, 2, 1)
+    diag = np.where(np.arange(width)[None, :] < sizes[:, None], 1.0 / scale[:, None], 1.0)
+    system[:, np.arange(width), np.arange(width)] += diag
+    dual = np.linalg.solve(system, y[:, :, None])[:, :, 0]
+    solved: np.ndarray = np.einsum("pn,pnk->pk", dual, f)
+    return solved
+
+
+__all__ = ["Lsa", "fit_lsa", "ridge_lsa"]
