@@ -50,14 +50,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from sqlalchemy import create_engine  # noqa: E402
+from sqlalchemy import create_engine, select, update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
 from digest import rank as rank_module  # noqa: E402
 from digest.config import SmtpSettings, config_from_values  # noqa: E402
 from digest.ingest.jsonl import paper_from_record  # noqa: E402
 from digest.models import Paper, Profile  # noqa: E402
-from digest.store import Store, metadata, open_store, papers, subscribers  # noqa: E402
+from digest.store import (  # noqa: E402
+    Store,
+    deliveries,
+    metadata,
+    open_store,
+    papers,
+    subscribers,
+)
 
 DEFAULT_CORPUS = (
     ROOT.parent / "shared" / "data" / "corpus" / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz"
@@ -296,6 +303,10 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
         result.update(messages.pop("numbers"))
         result["rss_after_render_mb"] = peak_rss_mb()
 
+        to_send = result["planned"]
+        if 0 < args.send_limit < to_send:
+            to_send = hold_back(db, day, args.send_limit)
+        result["send_measured_on"] = to_send
         with sink_process() as (port, stats):
             started = time.perf_counter()
             if args.send_processes:
@@ -321,6 +332,11 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["send_per_s"] = round(result["sent"] / result["send_s"], 1) if result["send_s"] else 0
+    # With --send-limit below N, the send phase of the whole day is extrapolated from
+    # the measured rate (marked with * in the table).
+    result["send_extrapolated"] = result["send_measured_on"] < result["planned"]
+    if result["send_extrapolated"] and result["send_per_s"]:
+        result["send_s"] = round(result["planned"] / result["send_per_s"], 3)
     result["raw_per_s"] = round(result["raw_sent"] / result["raw_s"], 1) if result["raw_s"] else 0
     result["send_vs_raw"] = (
         round(result["send_per_s"] / result["raw_per_s"], 3) if result["raw_per_s"] else None
@@ -360,6 +376,23 @@ def render_sample(
             "message_kb": round(size / max(1, len(payloads)) / 1024, 1),
         },
     }
+
+
+def hold_back(db: Store, day: date, limit: int) -> int:
+    """Leave only the first ``limit`` planned rows sendable (the rest become skipped)."""
+    with db.begin() as conn:
+        keep = conn.execute(
+            select(deliveries.c.id).where(deliveries.c.day == day,
+                                          deliveries.c.status == "planned")
+            .order_by(deliveries.c.id).limit(limit)
+        ).scalars().all()
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.day == day, deliveries.c.status == "planned",
+                   deliveries.c.id > max(keep))
+            .values(status="skipped", error="held back by the benchmark's --send-limit")
+        )
+    return len(keep)
 
 
 def send_with_workers(config: Any, port: int, args: argparse.Namespace) -> tuple[int, int]:
@@ -448,7 +481,7 @@ def child(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
     command = [
         sys.executable, str(Path(__file__).resolve()), *extra,
         "--papers", str(args.papers), "--workers", str(args.workers),
-        "--send-processes", str(args.send_processes),
+        "--send-processes", str(args.send_processes), "--send-limit", str(args.send_limit),
         "--render-sample", str(args.render_sample), "--svm-sample", str(args.svm_sample),
         "--seed", str(args.seed),
     ]
@@ -475,9 +508,11 @@ def table(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> str:
         svm_total = svm["shared_s"] + r["subscribers"] * svm["per_subscriber_s"]
         rows.append((
             f"{r['subscribers']:,}", fmt_s(r["ingest_s"]), fmt_s(r["plan_s"]),
-            fmt_s(r["rank_s"]), f"{r['render_per_s']:.0f}", fmt_s(r["send_s"]),
+            fmt_s(r["rank_s"]), f"{r['render_per_s']:.0f}",
+            fmt_s(r["send_s"]) + ("*" if r.get("send_extrapolated") else ""),
             f"{r['send_per_s']:.0f}", f"{r['raw_per_s']:.0f}", f"{r['send_vs_raw']:.2f}",
-            fmt_s(r["end_to_end_s"]), f"{r['peak_rss_mb']:.0f}",
+            fmt_s(r["end_to_end_s"]) + ("*" if r.get("send_extrapolated") else ""),
+            f"{r['peak_rss_mb']:.0f}",
             f"{svm_total / max(r['rank_s'], 1e-9):.0f}x",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
@@ -532,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="digests rendered for the render and raw-transport measures")
     parser.add_argument("--svm-sample", type=int, default=20,
                         help="subscribers timed with the per-subscriber LinearSVC recipe")
+    parser.add_argument("--send-limit", type=int, default=10000,
+                        help="deliver at most this many digests and extrapolate the send "
+                             "phase from their rate (0: deliver all)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--database-url", default=None,
                         help="an empty database to use instead of a temporary SQLite file "
@@ -566,13 +604,16 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.workers} connections, render and raw on "
           f"{results[0]['render_n']:,} digests of ~{results[0]['message_kb']} KB; SVM "
           f"{svm['per_subscriber_s'] * 1000:.0f} ms/subscriber on {svm['sample']} subscribers)")
+    if any(r.get("send_extrapolated") for r in results):
+        print(f"* send phase measured on {args.send_limit:,} digests, extrapolated to N "
+              "(--send-limit 0 sends all)")
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "corpus": corpus_path().name,
         "settings": {"papers": args.papers, "workers": args.workers,
-                     "send_processes": args.send_processes,
+                     "send_processes": args.send_processes, "send_limit": args.send_limit,
                      "render_sample": args.render_sample, "svm_sample": args.svm_sample,
                      "seed": args.seed, "cpus": os.cpu_count()},
         "sizes": results,
