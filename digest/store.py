@@ -599,14 +599,13 @@ class Store:
             self._suppress(conn, email, reason=reason, now=now)
 
     def _suppress(self, conn: Connection, email: str, *, reason: str, now: datetime) -> None:
-        digest_ = email_hash(email)
-        exists = conn.execute(
-            select(suppressions.c.email_hash).where(suppressions.c.email_hash == digest_)
-        ).first()
-        if exists is None:
-            conn.execute(
-                insert(suppressions).values(email_hash=digest_, reason=reason, created_at=now)
+        # Insert-or-ignore, not check-then-insert: on PostgreSQL two workers may suppress
+        # the same address at once, and the loser's plain INSERT would fail.
+        conn.execute(
+            self._insert_ignore(suppressions).values(
+                email_hash=email_hash(email), reason=reason, created_at=now
             )
+        )
 
     def unsuppress(self, email: str) -> None:
         """Lift a suppression (after a new opt-in)."""
@@ -715,7 +714,9 @@ class Store:
                 if (sub_id, day) not in existing
             ]
             if values:
-                conn.execute(insert(deliveries), values)
+                # A planner on another host may have planned some of these meanwhile
+                # (PostgreSQL does not serialise writers): leave its rows alone.
+                conn.execute(self._insert_ignore(deliveries), values)
                 created = len(values)
         return created
 
