@@ -1,0 +1,98 @@
+"""Every SQL statement: SQLAlchemy Core tables on SQLite (WAL) by default, PostgreSQL by URL.
+
+``tables`` holds the schema, ``rows`` turns rows into records, ``base`` owns the engine
+and its transactions, and one mixin module per area holds that area's methods; ``Store``
+joins them. The area modules have singular names (``paper``, ``delivery``...) so they
+never shadow the tables of the plural name (``papers``, ``deliveries``...) exported here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from digest.errors import StoreError
+from digest.store.base import StoreBase, _sqlite_begin, _sqlite_pragmas
+from digest.store.bounce import BounceMixin
+from digest.store.delivery import DeliveryMixin
+from digest.store.lease import LeaseMixin
+from digest.store.paper import PaperMixin
+from digest.store.ranker import RankerMixin
+from digest.store.rows import day_range, email_hash
+from digest.store.source import SourceMixin
+from digest.store.subscriber import SubscriberMixin
+from digest.store.tables import (
+    SCHEMA_VERSION,
+    bounces,
+    deliveries,
+    feedback,
+    meta,
+    metadata,
+    papers,
+    ranker_state,
+    runs,
+    sent_papers,
+    source_specs,
+    source_state,
+    subscribers,
+    suppressions,
+)
+from digest.store.web import WebMixin
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Store",
+    "bounces",
+    "day_range",
+    "deliveries",
+    "email_hash",
+    "feedback",
+    "meta",
+    "metadata",
+    "open_store",
+    "papers",
+    "ranker_state",
+    "runs",
+    "sent_papers",
+    "source_specs",
+    "source_state",
+    "subscribers",
+    "suppressions",
+]
+
+
+class Store(
+    PaperMixin,
+    SubscriberMixin,
+    DeliveryMixin,
+    LeaseMixin,
+    BounceMixin,
+    SourceMixin,
+    RankerMixin,
+    WebMixin,
+    StoreBase,
+):
+    """The database: open with ``open_store``; every read and write is a method here."""
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Connect to the database, creating an SQLite file's folder, and check the schema."""
+    try:
+        if url.startswith("sqlite:///"):
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    except (SQLAlchemyError, ImportError, ValueError) as err:
+        raise StoreError(
+            f"cannot open the database at DIGEST_DATABASE_URL: {err}",
+            "check the URL; PostgreSQL needs `pip install 'digest[postgres]'`",
+        ) from err
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    store = Store(engine)
+    store.check(create=create)
+    return store

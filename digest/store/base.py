@@ -1,0 +1,112 @@
+"""The engine, its transactions, and the schema; every area mixin builds on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from digest.errors import SchemaError, StoreError
+from digest.store.tables import SCHEMA_VERSION, meta, metadata
+
+
+class StoreBase:
+    """The engine and its transactions, and the schema the areas share."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Return True on SQLite."""
+        return self.engine.dialect.name == "sqlite"
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """Open one transaction, translating driver errors into StoreError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as err:
+            raise StoreError(
+                f"database error: {err.orig}",
+                "check DIGEST_DATABASE_URL and that the database is reachable; "
+                "if it is locked, another run may be writing: try again later",
+            ) from err
+
+    # -- schema -------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """Create every table and record the schema version (safe to repeat)."""
+        with self.begin() as conn:
+            metadata.create_all(conn)
+            found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version"))
+            if found.scalar() is None:
+                conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    def schema_version(self) -> int | None:
+        """Return the stored schema version, or None for an empty database."""
+        with self.begin() as conn:
+            if not inspect(conn).has_table("meta"):
+                return None
+            value = conn.execute(
+                select(meta.c.value).where(meta.c.key == "schema_version")
+            ).scalar()
+        return int(value) if value is not None else None
+
+    def check(self, *, create: bool = True) -> None:
+        """Verify the schema version; create the schema in an empty database when allowed."""
+        version = self.schema_version()
+        if version is None:
+            if not create:
+                raise SchemaError(
+                    "the database has no digest schema", "run `digest init` first"
+                )
+            self.create()
+            return
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"the database schema is version {version}, this digest expects "
+                f"{SCHEMA_VERSION}",
+                "upgrade digest to a release that knows this schema, or point "
+                "DIGEST_DATABASE_URL at a new database",
+            )
+
+    def _insert_ignore(self, table: Table) -> Any:
+        """Return an INSERT that skips rows whose primary key already exists."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets readers (web, status) proceed while a run writes; busy_timeout makes a
+    # writer wait for another instead of failing at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+    # Take over transaction control from pysqlite (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front. A deferred transaction that reads
+    # and then writes fails at once with "database is locked" when another writer got
+    # there first (SQLite cannot wait on a lock upgrade); an immediate one waits for
+    # busy_timeout instead. Transactions here are short, so serialising them is cheap.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

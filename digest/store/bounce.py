@@ -1,0 +1,128 @@
+"""Operator retries of ledger rows, and recorded bounces and complaints."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from digest.models import DeliveryStatus
+from digest.store.base import StoreBase
+from digest.store.rows import _iso, _utc, email_hash
+from digest.store.tables import bounces, deliveries, subscribers, suppressions
+
+
+class BounceMixin(StoreBase):
+    """Retry deliveries; record and list bounces."""
+
+    # -- deliveries and bounces ---------------------------------------------------------
+
+    def retry_deliveries(
+        self,
+        *,
+        status: DeliveryStatus,
+        now: datetime,
+        day: date | None = None,
+        subscriber_id: int | None = None,
+    ) -> int:
+        """Move ``status`` rows back to ``planned`` (an operator's decision); return how many.
+
+        The attempts count starts over, so a row that used up its retries gets a fresh
+        budget. Only rows still in ``status`` move, so a row a run changed meanwhile is
+        left alone.
+        """
+        where = [deliveries.c.status == status]
+        if day is not None:
+            where.append(deliveries.c.day == day)
+        if subscriber_id is not None:
+            where.append(deliveries.c.subscriber_id == subscriber_id)
+        with self.begin() as conn:
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(*where)
+                    .values(
+                        status="planned",
+                        attempts=0,
+                        next_attempt_at=None,
+                        updated_at=now,
+                        error=f"retried by an operator (was {status})",
+                    )
+                ).rowcount
+            )
+
+    def record_bounce(
+        self,
+        email: str,
+        *,
+        kind: str,
+        status: str,
+        action: str,
+        diagnostic: str,
+        report_id: str,
+        source: str,
+        at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Record one bounce or complaint; return False if this report was recorded before."""
+        try:
+            with self.begin() as conn:
+                conn.execute(
+                    insert(bounces).values(
+                        report_id=report_id[:500],
+                        email_hash=email_hash(email),
+                        kind=kind,
+                        status=status[:20],
+                        action=action[:50],
+                        diagnostic=diagnostic,
+                        source=source[:500],
+                        bounced_at=at,
+                        recorded_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def soft_bounce_days(self, email: str, *, since: datetime) -> int:
+        """Return on how many distinct UTC days the address soft-bounced since ``since``."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(bounces.c.bounced_at).where(
+                    bounces.c.email_hash == email_hash(email),
+                    bounces.c.kind == "soft",
+                    bounces.c.bounced_at >= since,
+                )
+            )
+            days = {stamp.date() for (value,) in rows if (stamp := _utc(value)) is not None}
+        return len(days)
+
+    def list_bounces(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the latest bounces, newest first, with the address when it is a subscriber's."""
+        with self.begin() as conn:
+            addresses = {
+                email_hash(str(row[0])): str(row[0])
+                for row in conn.execute(select(subscribers.c.email))
+            }
+            suppressed = {row[0] for row in conn.execute(select(suppressions.c.email_hash))}
+            rows = conn.execute(
+                select(bounces)
+                .order_by(bounces.c.bounced_at.desc(), bounces.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            {
+                "email": addresses.get(row.email_hash),
+                "email_hash": row.email_hash,
+                "kind": row.kind,
+                "status": row.status,
+                "action": row.action,
+                "diagnostic": row.diagnostic,
+                "source": row.source,
+                "bounced_at": _iso(row.bounced_at),
+                "suppressed": row.email_hash in suppressed,
+            }
+            for row in rows
+        ]

@@ -1,0 +1,198 @@
+"""The delivery ledger: one row per (subscriber, day), and the papers sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from digest.models import Delivery, DeliveryStatus
+from digest.store.base import StoreBase
+from digest.store.rows import _delivery_from_row, _picks, _plan_values
+from digest.store.tables import deliveries, sent_papers, subscribers
+
+
+class DeliveryMixin(StoreBase):
+    """Plan ledger rows, move them between statuses, read them back."""
+
+    # -- deliveries ---------------------------------------------------------------------
+
+    def plan_delivery(
+        self,
+        subscriber_id: int,
+        day: date,
+        *,
+        picks: Sequence[tuple[str, float, str]],
+        message_id: str,
+        now: datetime,
+        status: DeliveryStatus = "planned",
+        error: str | None = None,
+    ) -> bool:
+        """Create the ledger row for (subscriber, day), normally as ``planned``.
+
+        Return False when a row already exists: someone else planned it first, and the
+        unique constraint is what guarantees one digest per subscriber per day.
+        """
+        try:
+            with self.begin() as conn:
+                conn.execute(insert(deliveries).values(**_plan_values(
+                    subscriber_id, day, picks, message_id, now, status, error)))
+        except IntegrityError:
+            return False
+        return True
+
+    def plan_deliveries(
+        self,
+        rows: Sequence[tuple[int, date, Sequence[tuple[str, float, str]], str, DeliveryStatus]],
+        *,
+        now: datetime,
+    ) -> int:
+        """Plan many ledger rows (subscriber, day, picks, message id, status) at once.
+
+        Rows that already exist are left alone; return how many were created. One
+        transaction per call keeps a 100k-subscriber run from paying a commit per row.
+        """
+        if not rows:
+            return 0
+        created = 0
+        with self.begin() as conn:
+            days = sorted({day for _, day, _, _, _ in rows})
+            ids = [sub_id for sub_id, _, _, _, _ in rows]
+            existing: set[tuple[int, date]] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found = conn.execute(
+                    select(deliveries.c.subscriber_id, deliveries.c.day).where(
+                        deliveries.c.subscriber_id.in_(chunk), deliveries.c.day.in_(days)
+                    )
+                )
+                existing.update((int(a), b) for a, b in found)
+            values = [
+                _plan_values(sub_id, day, picks, message_id, now, status, None)
+                for sub_id, day, picks, message_id, status in rows
+                if (sub_id, day) not in existing
+            ]
+            if values:
+                # A planner on another host may have planned some of these meanwhile
+                # (PostgreSQL does not serialise writers): leave its rows alone.
+                conn.execute(self._insert_ignore(deliveries), values)
+                created = len(values)
+        return created
+
+    def get_delivery(self, subscriber_id: int, day: date) -> Delivery | None:
+        """Return the ledger row for (subscriber, day)."""
+        with self.begin() as conn:
+            row = conn.execute(
+                select(deliveries).where(
+                    deliveries.c.subscriber_id == subscriber_id, deliveries.c.day == day
+                )
+            ).first()
+        return _delivery_from_row(row) if row else None
+
+    def deliveries_for_day(self, day: date) -> dict[int, Delivery]:
+        """Return {subscriber id: ledger row} for one day."""
+        with self.begin() as conn:
+            rows = conn.execute(select(deliveries).where(deliveries.c.day == day))
+            return {row.subscriber_id: _delivery_from_row(row) for row in rows}
+
+    def last_delivered_days(self) -> dict[int, date]:
+        """Return {subscriber id: day of their latest digest that was sent}.
+
+        Only ``sent`` counts: papers of a day whose digest was skipped or failed stay
+        candidates for the next digest, so nothing falls through a gap.
+        """
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(deliveries.c.subscriber_id, func.max(deliveries.c.day))
+                .where(deliveries.c.status == "sent")
+                .group_by(deliveries.c.subscriber_id)
+            )
+            return {int(row[0]): row[1] for row in rows}
+
+    def list_deliveries(
+        self, *, status: str | None = None, day: date | None = None, limit: int = 1000
+    ) -> list[tuple[Delivery, str]]:
+        """Return (ledger row, subscriber email), newest first."""
+        query = (
+            select(deliveries, subscribers.c.email)
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .order_by(deliveries.c.day.desc(), deliveries.c.subscriber_id)
+            .limit(limit)
+        )
+        if status:
+            query = query.where(deliveries.c.status == status)
+        if day:
+            query = query.where(deliveries.c.day == day)
+        with self.begin() as conn:
+            return [(_delivery_from_row(row), row.email) for row in conn.execute(query)]
+
+    def set_delivery_status(
+        self,
+        subscriber_id: int,
+        day: date,
+        status: DeliveryStatus,
+        *,
+        now: datetime,
+        error: str | None = None,
+        attempt: bool = False,
+        next_attempt_at: datetime | None = None,
+        expect: Sequence[str] | None = None,
+    ) -> bool:
+        """Move a ledger row to a new status; with ``expect``, only from those statuses.
+
+        Return True when the row changed. ``sent`` also records every paper of the
+        digest as sent to the subscriber, in the same transaction.
+        """
+        values: dict[str, Any] = {"status": status, "updated_at": now, "error": error,
+                                  "next_attempt_at": next_attempt_at}
+        if attempt:
+            values["attempts"] = deliveries.c.attempts + 1
+        where = [deliveries.c.subscriber_id == subscriber_id, deliveries.c.day == day]
+        if expect is not None:
+            where.append(deliveries.c.status.in_(list(expect)))
+        with self.begin() as conn:
+            changed = conn.execute(update(deliveries).where(*where).values(**values)).rowcount
+            if changed and status == "sent":
+                keys = conn.execute(
+                    select(deliveries.c.papers).where(
+                        deliveries.c.subscriber_id == subscriber_id, deliveries.c.day == day
+                    )
+                ).scalar()
+                rows = [
+                    {"subscriber_id": subscriber_id, "paper_key": key, "day": day}
+                    for key, _score, _reason in _picks(keys)
+                ]
+                if rows:
+                    conn.execute(self._insert_ignore(sent_papers), rows)
+        return bool(changed)
+
+    def sent_keys(self, subscriber_ids: Sequence[int], keys: Iterable[str]) -> dict[int, set[str]]:
+        """Return {subscriber id: those of ``keys`` already mailed to them}."""
+        wanted = list(set(keys))
+        result: dict[int, set[str]] = {}
+        if not wanted or not subscriber_ids:
+            return result
+        with self.begin() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = conn.execute(
+                    select(sent_papers.c.subscriber_id, sent_papers.c.paper_key).where(
+                        sent_papers.c.paper_key.in_(chunk)
+                    )
+                )
+                allowed = set(subscriber_ids)
+                for sub_id, key in rows:
+                    if sub_id in allowed:
+                        result.setdefault(int(sub_id), set()).add(str(key))
+        return result
+
+    def delivery_counts(self, day: date | None = None) -> dict[str, int]:
+        """Return {status: count} over the ledger, optionally for one day."""
+        query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+        if day:
+            query = query.where(deliveries.c.day == day)
+        with self.begin() as conn:
+            return {str(row[0]): int(row[1]) for row in conn.execute(query)}

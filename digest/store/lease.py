@@ -1,0 +1,189 @@
+"""Send workers' leases on ledger rows, and rows left behind by dead workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from digest.models import Delivery
+from digest.store.base import StoreBase
+from digest.store.rows import _delivery_from_row, _local_worker_alive
+from digest.store.tables import deliveries
+
+
+class LeaseMixin(StoreBase):
+    """Claim, start and release ledger rows for one send worker."""
+
+    def claim_deliveries(
+        self,
+        worker: str,
+        *,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        max_attempts: int,
+        days: Sequence[date] | None = None,
+        subscriber_ids: Sequence[int] | None = None,
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` sendable rows to one worker and return them.
+
+        Sendable: ``planned``, or ``temp_failed`` with its backoff passed and attempts
+        left; not leased to a live worker. On PostgreSQL the candidates are locked with
+        ``FOR UPDATE SKIP LOCKED``, so concurrent workers on many machines never wait for
+        or take each other's rows; SQLite serialises writers anyway.
+        """
+        free = or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until < now)
+        ready = or_(
+            deliveries.c.status == "planned",
+            and_(
+                deliveries.c.status == "temp_failed",
+                deliveries.c.attempts < max_attempts,
+                or_(
+                    deliveries.c.next_attempt_at.is_(None),
+                    deliveries.c.next_attempt_at <= now,
+                ),
+            ),
+        )
+        query = select(deliveries.c.id).where(ready, free)
+        if days is not None:
+            query = query.where(deliveries.c.day.in_(list(days)))
+        if subscriber_ids is not None:
+            query = query.where(deliveries.c.subscriber_id.in_(list(subscriber_ids)))
+        query = query.order_by(deliveries.c.id).limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.begin() as conn:
+            ids = [int(row[0]) for row in conn.execute(query)]
+            if not ids:
+                return []
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), ready, free)
+                .values(claimed_by=worker, claimed_until=now + lease)
+            )
+            rows = conn.execute(
+                select(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == worker)
+                .order_by(deliveries.c.id)
+            )
+            return [_delivery_from_row(row) for row in rows]
+
+    def start_sending(self, subscriber_id: int, day: date, *, worker: str, now: datetime) -> bool:
+        """Move a row leased to ``worker`` from planned/temp_failed to ``sending``.
+
+        A compare-and-set: False when the lease was lost or the row moved on, and the
+        caller must then not transmit.
+        """
+        with self.begin() as conn:
+            changed = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.subscriber_id == subscriber_id,
+                    deliveries.c.day == day,
+                    deliveries.c.claimed_by == worker,
+                    deliveries.c.status.in_(("planned", "temp_failed")),
+                )
+                .values(
+                    status="sending",
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                    claimed_until=None,
+                )
+            ).rowcount
+        return bool(changed)
+
+    def release_claims(self, worker: str) -> int:
+        """Give back every lease a worker still holds on rows it did not start."""
+        with self.begin() as conn:
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.claimed_by == worker,
+                        deliveries.c.status.in_(("planned", "temp_failed")),
+                    )
+                    .values(claimed_by=None, claimed_until=None)
+                ).rowcount
+            )
+
+    def mark_stale_sending(
+        self,
+        *,
+        now: datetime,
+        older_than: datetime | None = None,
+        alive: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Turn rows left in ``sending`` by a dead process into ``unknown``.
+
+        A row counts as dead when its worker was on this host and its process is gone
+        (killed mid-send), or, for workers elsewhere, when it has been ``sending`` since
+        before ``older_than`` (far past any SMTP timeout). Without ``older_than`` every
+        ``sending`` row is taken as dead (only safe when no sender can be live). Such a
+        row may or may not have reached the server, so it is never resent
+        automatically; an operator decides with ``digest deliveries retry``.
+        """
+        check = alive or _local_worker_alive
+        sending = deliveries.c.status == "sending"
+        with self.begin() as conn:
+            holders = {
+                str(row[0])
+                for row in conn.execute(
+                    select(deliveries.c.claimed_by)
+                    .where(sending, deliveries.c.claimed_by.is_not(None))
+                    .distinct()
+                )
+            }
+            dead = sorted(h for h in holders if not check(h))
+            stale: list[ColumnElement[bool]] = [
+                deliveries.c.claimed_by.is_(None),
+                deliveries.c.claimed_by.in_(dead),
+            ]
+            if older_than is None:
+                stale = [sending]
+            else:
+                stale.append(deliveries.c.updated_at < older_than)
+            where = [sending, or_(*stale)]
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(*where)
+                    .values(
+                        status="unknown",
+                        updated_at=now,
+                        error="the run stopped while this message was being sent",
+                    )
+                ).rowcount
+            )
+
+    def release_dead_claims(self, *, alive: Callable[[str], bool] | None = None) -> int:
+        """Give back leases on unstarted rows whose worker process is gone; return how many.
+
+        A worker killed with SIGKILL never runs its ``release_claims``, and its leased
+        rows would wait out the whole lease before a rerun could send them. A worker name
+        starts with ``host:pid``; by default a worker on this host whose pid no longer
+        exists is dead, and workers on other hosts are left to their lease.
+        """
+        check = alive or _local_worker_alive
+        unstarted = deliveries.c.status.in_(("planned", "temp_failed"))
+        with self.begin() as conn:
+            holders = {
+                str(row[0])
+                for row in conn.execute(
+                    select(deliveries.c.claimed_by)
+                    .where(deliveries.c.claimed_by.is_not(None), unstarted)
+                    .distinct()
+                )
+            }
+            dead = sorted(h for h in holders if not check(h))
+            if not dead:
+                return 0
+            return int(
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.claimed_by.in_(dead), unstarted)
+                    .values(claimed_by=None, claimed_until=None)
+                ).rowcount
+            )

@@ -1,0 +1,98 @@
+"""Papers: store each day's batch and read batches and history back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from sqlalchemy import func, insert, select, update
+
+from digest.models import Paper
+from digest.store.base import StoreBase
+from digest.store.rows import _merge_stored, _paper_from_row, _paper_values
+from digest.store.tables import papers
+
+
+class PaperMixin(StoreBase):
+    """Papers and their batch days."""
+
+    # -- papers -------------------------------------------------------------------------
+
+    def save_papers(
+        self, items: Iterable[Paper], *, batch_day: date, now: datetime
+    ) -> tuple[int, int]:
+        """Insert new papers into ``batch_day``'s batch and update known ones.
+
+        Return (new, updated). A known paper keeps its batch day, so it is never mailed
+        again as new; its metadata is refreshed (a replacement's new version, merged
+        categories, the latest upvotes).
+        """
+        new = updated = 0
+        with self.begin() as conn:
+            for paper in items:
+                existing = conn.execute(select(papers).where(papers.c.key == paper.key)).first()
+                if existing is None:
+                    conn.execute(
+                        insert(papers).values(
+                            key=paper.key,
+                            batch_day=batch_day,
+                            stored_at=now,
+                            updated_at=now,
+                            **_paper_values(paper),
+                        )
+                    )
+                    new += 1
+                    continue
+                merged = _merge_stored(_paper_from_row(existing), paper)
+                conn.execute(
+                    update(papers)
+                    .where(papers.c.key == paper.key)
+                    .values(updated_at=now, **_paper_values(merged))
+                )
+                updated += 1
+        return new, updated
+
+    def get_papers(self, keys: Iterable[str]) -> dict[str, Paper]:
+        """Return the stored papers with these keys (missing keys are left out)."""
+        wanted = sorted(set(keys))
+        found: dict[str, Paper] = {}
+        with self.begin() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
+                    found[row.key] = _paper_from_row(row)
+        return found
+
+    def batch(self, first: date, last: date) -> list[tuple[Paper, date]]:
+        """Return (paper, batch day) for every paper first stored between two days."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(papers)
+                .where(papers.c.batch_day >= first, papers.c.batch_day <= last)
+                .order_by(papers.c.batch_day, papers.c.key)
+            )
+            return [(_paper_from_row(row), row.batch_day) for row in rows]
+
+    def latest_batch_day(self, on_or_before: date) -> date | None:
+        """Return the most recent batch day not after the given day."""
+        with self.begin() as conn:
+            value = conn.execute(
+                select(func.max(papers.c.batch_day)).where(papers.c.batch_day <= on_or_before)
+            ).scalar()
+        return value if isinstance(value, date) else None
+
+    def history(self, before: date, limit: int = 5000) -> list[Paper]:
+        """Return up to ``limit`` papers from batches before a day, newest first."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(papers)
+                .where(papers.c.batch_day < before)
+                .order_by(papers.c.batch_day.desc(), papers.c.key)
+                .limit(limit)
+            )
+            return [_paper_from_row(row) for row in rows]
+
+    def count_papers(self) -> int:
+        """Return how many papers are stored."""
+        with self.begin() as conn:
+            return int(conn.execute(select(func.count()).select_from(papers)).scalar() or 0)
