@@ -1,0 +1,270 @@
+"""One daily run: ingest -> store -> rank -> render -> mail -> ledger. Safe to repeat.
+
+A run has two phases. **Plan**: find the digests due now, rank their papers in batched
+chunks, and write one ledger row per (subscriber, day) holding the chosen papers and
+reasons. **Send**: claim each sendable row (``planned`` -> ``sending``), render it from
+the row, hand it to the SMTP server, and mark it ``sent`` only after the 250 reply.
+Nothing is held for the whole run, so memory stays flat in the number of subscribers,
+and a crash at any point leaves rows a rerun can finish.
+
+``planning`` holds the plan phase, ``sending`` the send phase, and ``composing`` turns a
+digest into a message; this module runs them (and ``send_pending``, the send phase
+alone). Their submodule names are gerunds so none shadows a function exported here.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from digest import ingest, mail, render
+from digest.config import Config
+from digest.locking import run_lock
+from digest.models import Digest, RunReport, ScoredPaper, SourceResult
+from digest.pipeline.composing import compose, digest_links, preview_path, write_preview
+from digest.pipeline.planning import (
+    HISTORY_LIMIT,
+    LOOKBACK,
+    _plan_chunk,
+    _preview_chunk,
+    _sendable,
+    choose_papers,
+    plan_due,
+)
+from digest.pipeline.sending import (
+    BACKOFF,
+    LEASE,
+    SEND_CHUNK,
+    Clock,
+    Pacer,
+    TransportFactory,
+    _send_all,
+    _Tally,
+)
+from digest.sources_config import effective_sources
+from digest.store import Store, open_store
+
+__all__ = [
+    "BACKOFF",
+    "HISTORY_LIMIT",
+    "LEASE",
+    "LOOKBACK",
+    "RANK_CHUNK",
+    "SEND_CHUNK",
+    "STALE_SENDING",
+    "Clock",
+    "Digest",
+    "Pacer",
+    "ScoredPaper",
+    "TransportFactory",
+    "choose_papers",
+    "compose",
+    "digest_links",
+    "ingest_sources",
+    "plan_due",
+    "preview_path",
+    "render",
+    "run",
+    "send_pending",
+    "write_preview",
+]
+
+# Subscribers ranked together: bounds memory while keeping the matrix products large.
+# Each rank call pays a fixed ~5 s at 2,000 papers (vocabulary state, batch vectors,
+# similarities), so 100k subscribers in chunks of 5,000 spent ~100 s on that alone.
+RANK_CHUNK = 20000
+# A row in "sending" this long belongs to a dead process (far past any SMTP timeout).
+STALE_SENDING = timedelta(hours=1)
+
+
+def run(
+    config: Config,
+    *,
+    now: datetime,
+    day: date | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    do_ingest: bool = True,
+    fetch: ingest.Fetch | None = None,
+    transport: TransportFactory | None = None,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    wait_for_lock: bool = False,
+    pacer: Pacer | None = None,
+    workers: int | None = None,
+    send_chunk: int = SEND_CHUNK,
+    send: bool = True,
+) -> RunReport:
+    """Run the daily job once and return its report.
+
+    Without ``day``, each active subscriber whose local send hour has come (and who has
+    not had that local day's digest) gets one. With ``day`` (or ``force``), everyone
+    active gets that day's digest now, regardless of hour. A ledger row per (subscriber,
+    day) makes a repeat send nothing new.
+    """
+    own_store = store is None
+    db = store or open_store(config.database_url)
+    try:
+        with run_lock(config.lock_path, wait=wait_for_lock):
+            return _run_locked(
+                config,
+                db,
+                now=now,
+                day=day,
+                only=only,
+                dry_run=dry_run,
+                force=force or day is not None,
+                do_ingest=do_ingest,
+                fetch=fetch,
+                transport=transport or (lambda: mail.open_transport(config.smtp, config.maildir)),
+                clock=clock or (lambda: now),
+                pacer=pacer or Pacer(config.send_rate),
+                workers=max(1, workers or config.connections),
+                send_chunk=max(1, send_chunk),
+                send=send,
+            )
+    finally:
+        if own_store:
+            db.close()
+
+
+def _run_locked(
+    config: Config,
+    db: Store,
+    *,
+    now: datetime,
+    day: date | None,
+    only: str | None,
+    dry_run: bool,
+    force: bool,
+    do_ingest: bool,
+    fetch: ingest.Fetch | None,
+    transport: TransportFactory,
+    clock: Clock,
+    pacer: Pacer,
+    workers: int,
+    send_chunk: int,
+    send: bool,
+) -> RunReport:
+    if not dry_run:
+        # A row still in "sending" whose process died (on this host), or that has been
+        # sending for far too long (a worker elsewhere), became "unknown"; live
+        # `digest send` workers keep theirs.
+        db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
+        db.release_dead_claims()  # leases of workers killed (kill -9) before their release
+    batch_day = day or now.date()
+    sources: tuple[SourceResult, ...] = ()
+    if do_ingest:
+        sources = ingest_sources(config, db, day=batch_day, now=now, fetch=fetch)
+    plans, not_due = plan_due(config, db, now=now, day=day, only=only, force=force)
+    tally = _Tally()
+    env = render.make_environment(config.templates_dir)
+    batch_size = 0
+    fresh = [p for p in plans if p.existing is None]
+    for start in range(0, len(fresh), RANK_CHUNK):
+        chunk = fresh[start : start + RANK_CHUNK]
+        chosen, pool_size = choose_papers(config, db, chunk, now=now)
+        batch_size = max(batch_size, pool_size)
+        if dry_run:
+            _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
+        else:
+            _plan_chunk(config, db, chunk, chosen, now=now, tally=tally)
+    if not dry_run:
+        for plan in plans:
+            if plan.existing is not None and not _sendable(plan.existing, config, now):
+                tally.skipped += 1
+    if not dry_run and send and plans:
+        _send_all(
+            config, db,
+            days=sorted({p.day for p in plans}),
+            subscriber_ids=[p.subscriber.id for p in plans] if only else None,
+            env=env, now=now, tally=tally, transport=transport, pacer=pacer,
+            workers=workers, send_chunk=send_chunk,
+        )
+    report = RunReport(
+        day=batch_day,
+        started_at=now,
+        finished_at=clock(),
+        sources=sources,
+        sent=tally.sent,
+        skipped=tally.skipped,
+        failed=tally.failed,
+        unknown=tally.unknown,
+        not_due=not_due,
+        batch_size=batch_size,
+        dry_run=dry_run,
+        deliveries=tuple(tally.deliveries),
+        aborted=tally.aborted,
+        abort_exit=tally.abort_exit,
+    )
+    if not dry_run:
+        db.record_run(report)
+    return report
+
+
+# -- ingest -------------------------------------------------------------------------------
+
+
+def ingest_sources(
+    config: Config, db: Store, *, day: date, now: datetime, fetch: ingest.Fetch | None = None
+) -> tuple[SourceResult, ...]:
+    """Fetch every configured source, store its papers in ``day``'s batch, record health."""
+    results = ingest.collect(
+        effective_sources(config, db.list_sources()),
+        day=day,
+        user_agent=ingest.user_agent(config.contact),
+        state=db.source_states(),
+        fetch=fetch,
+    )
+    assessed: list[SourceResult] = []
+    for result in results:
+        new = 0
+        if result.papers:
+            # A replacement refreshes a known paper and keeps its batch day, so it is
+            # never mailed again; an unknown one joins today's batch like a new paper.
+            new, _updated = db.save_papers(result.papers, batch_day=day, now=now)
+        checked = ingest.assess(result, new=new, day=day)
+        db.record_source(checked, now=now)
+        assessed.append(checked)
+    return tuple(assessed)
+
+
+def send_pending(
+    config: Config,
+    *,
+    now: datetime,
+    store: Store | None = None,
+    transport: TransportFactory | None = None,
+    clock: Clock | None = None,
+    pacer: Pacer | None = None,
+    workers: int | None = None,
+    send_chunk: int = SEND_CHUNK,
+) -> RunReport:
+    """Send every planned ledger row, whichever run planned it (a delivery worker).
+
+    Needs no run lock: leases keep concurrent workers apart. Rows left in ``sending``
+    by a worker that died long ago (past any SMTP timeout) become ``unknown``.
+    """
+    own_store = store is None
+    db = store or open_store(config.database_url)
+    try:
+        db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
+        tally = _Tally()
+        _send_all(
+            config, db, days=None, subscriber_ids=None,
+            env=render.make_environment(config.templates_dir), now=now, tally=tally,
+            transport=transport or (lambda: mail.open_transport(config.smtp, config.maildir)),
+            pacer=pacer or Pacer(config.send_rate), workers=max(1, workers or config.connections),
+            send_chunk=max(1, send_chunk),
+        )
+        report = RunReport(
+            day=now.date(), started_at=now, finished_at=(clock or (lambda: now))(),
+            sent=tally.sent, skipped=tally.skipped, failed=tally.failed, unknown=tally.unknown,
+            deliveries=tuple(tally.deliveries), aborted=tally.aborted,
+            abort_exit=tally.abort_exit,
+        )
+        db.record_run(report)
+        return report
+    finally:
+        if own_store:
+            db.close()

@@ -1,0 +1,78 @@
+"""Render one digest into a signed, standards-grade message, and its HTML preview."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from digest import mail, render, tokens
+from digest.config import Config
+from digest.models import Digest, DigestLinks, RenderedEmail, ScoredPaper, Subscriber
+
+# -- render -------------------------------------------------------------------------------
+
+
+def digest_links(
+    config: Config, subscriber_id: int, papers: Sequence[ScoredPaper]
+) -> DigestLinks:
+    """Return the signed links that go into one subscriber's digest."""
+    base, key = config.base_url, config.secret_key
+    return DigestLinks(
+        unsubscribe=tokens.unsubscribe_url(base, key, subscriber_id),
+        preferences=tokens.preferences_url(base, key, subscriber_id),
+        more={
+            sp.paper.key: tokens.feedback_url(base, key, subscriber_id, sp.paper.key, 1)
+            for sp in papers
+        },
+        less={
+            sp.paper.key: tokens.feedback_url(base, key, subscriber_id, sp.paper.key, -1)
+            for sp in papers
+        },
+    )
+
+
+def compose(
+    config: Config, digest: Digest, *, env: Any, now: datetime
+) -> tuple[RenderedEmail, EmailMessage]:
+    """Render one digest and build its message; return (rendered parts, message)."""
+    sub = digest.subscriber
+    links = digest_links(config, sub.id, digest.papers)
+    list_name = config.from_name or "Research Digest"
+    if digest.papers:
+        rendered = render.render_digest(digest, links, env=env, list_name=list_name)
+    else:
+        rendered = render.render_empty_note(digest, links, env=env, list_name=list_name)
+    message = mail.build_message(
+        rendered,
+        from_name=config.from_name,
+        from_addr=config.from_addr,
+        to_name=sub.name,
+        to_addr=sub.email,
+        message_id=mail.make_message_id(sub.id, digest.day, _domain(config)),
+        date=now,
+        list_id=config.list_id,
+        list_unsubscribe=links.unsubscribe,
+    )
+    return rendered, message
+
+
+def _domain(config: Config) -> str:
+    return config.from_addr.rpartition("@")[2] or "localhost"
+
+
+def preview_path(config: Config, subscriber: Subscriber, day: date) -> Path:
+    """Return where the HTML preview of one subscriber's digest for a day is written."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", subscriber.email)
+    return config.preview_dir / day.isoformat() / f"{subscriber.id:06d}-{safe}.html"
+
+
+def write_preview(config: Config, subscriber: Subscriber, day: date, html: str) -> Path:
+    """Write a digest's HTML beside the Maildir, for a browser; return its path."""
+    path = preview_path(config, subscriber, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,227 @@
+"""The plan phase: find the digests due, rank their papers in chunks, write ledger rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from digest import mail, rank
+from digest.config import Config
+from digest.due import due_days
+from digest.errors import DigestError
+from digest.models import Delivery, DeliveryStatus, Digest, Profile, ScoredPaper, Subscriber
+from digest.pipeline.composing import _domain, compose, write_preview
+from digest.pipeline.sending import _Tally
+from digest.store import Store, email_hash
+
+# How far back a digest may reach for papers it has not mailed yet (after a pause or
+# downtime); a weekly digest looks back over its whole week and a bit.
+LOOKBACK = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
+# Background papers that give the ranker its idf statistics and seed/liked texts.
+HISTORY_LIMIT = 5000
+
+
+@dataclass
+class _Plan:
+    """One subscriber's digest that is due in this run."""
+
+    subscriber: Subscriber
+    day: date
+    existing: Delivery | None = None
+
+
+# -- plan ---------------------------------------------------------------------------------
+
+
+def plan_due(
+    config: Config,
+    db: Store,
+    *,
+    now: datetime,
+    day: date | None,
+    only: str | None,
+    force: bool,
+) -> tuple[list[_Plan], int]:
+    """Return the digests due now, and how many active subscribers are not due yet."""
+    subscribers = db.list_subscribers(status="active")
+    if only:
+        subscribers = [s for s in subscribers if s.email == only.strip().lower()]
+        if not subscribers:
+            raise DigestError(f"no active subscriber {only}", "check `digest subscribers list`")
+    suppressed = db.suppressed_hashes()
+    grace = timedelta(hours=config.grace_hours)
+    plans: list[_Plan] = []
+    not_due = 0
+    ledger_cache: dict[date, dict[int, Delivery]] = {}
+
+    def ledger(d: date) -> dict[int, Delivery]:
+        if d not in ledger_cache:
+            ledger_cache[d] = db.deliveries_for_day(d)
+        return ledger_cache[d]
+
+    for sub in subscribers:
+        if email_hash(sub.email) in suppressed:
+            continue
+        if force:
+            days = [day or now.date()]
+        else:
+            window = [now.date() + timedelta(days=k) for k in range(-(grace.days + 3), 2)]
+            done = {
+                d
+                for d in window
+                if (row := ledger(d).get(sub.id)) is not None and not _retryable(row, config)
+            }
+            days = due_days(sub, now, grace=grace, done=done)
+            if not days:
+                not_due += 1
+                continue
+        for target in days:
+            plans.append(_Plan(subscriber=sub, day=target, existing=ledger(target).get(sub.id)))
+    return plans, not_due
+
+
+def _retryable(row: Delivery, config: Config) -> bool:
+    """Return True for a ledger row that a run may still (re)try at some point."""
+    if row.status == "planned":
+        return True  # a crash before anything was transmitted: safe to send
+    if row.status == "temp_failed":
+        return row.attempts < config.max_attempts
+    return False
+
+
+def _sendable(row: Delivery, config: Config, now: datetime) -> bool:
+    """Return True for a ledger row that may be sent right now."""
+    if not _retryable(row, config):
+        return False
+    return row.next_attempt_at is None or row.next_attempt_at <= now
+
+
+def choose_papers(
+    config: Config, db: Store, plans: Sequence[_Plan], *, now: datetime
+) -> tuple[list[list[ScoredPaper] | None], int]:
+    """Rank every plan's candidates in one batched pass; return (choices, pool size).
+
+    A plan's choice is None when its window held no papers at all (a quiet day), and an
+    empty list when papers came in but none was relevant.
+    """
+    if not plans:
+        return [], 0
+    last_days = db.last_delivered_days()
+    windows: list[tuple[date, date]] = []
+    for plan in plans:
+        sub = plan.subscriber
+        upper = plan.day + timedelta(days=1)  # a zone ahead of UTC can be on the next day
+        lower_bound = plan.day - LOOKBACK.get(sub.cadence, LOOKBACK["daily"])
+        last = last_days.get(sub.id)
+        if last is not None and last < plan.day:
+            lower = max(last + timedelta(days=1), lower_bound)
+        else:
+            # A first digest (or a repeat day): the latest batch, not the whole archive.
+            latest = db.latest_batch_day(upper)
+            lower = latest if latest is not None else plan.day
+        windows.append((lower, upper))
+    first = min(w[0] for w in windows)
+    last_day = max(w[1] for w in windows)
+    pool = db.batch(first, last_day)
+    if not pool:
+        return [None] * len(plans), 0
+    batch = [paper for paper, _ in pool]
+    batch_days = {paper.key: d for paper, d in pool}
+    ids = [p.subscriber.id for p in plans]
+    votes = db.votes(ids)
+    profiles = [_with_votes(p.subscriber.profile, votes.get(p.subscriber.id, {})) for p in plans]
+    referenced = {k for prof in profiles for k in (*prof.seeds, *prof.liked, *prof.disliked)}
+    history = db.history(first, limit=HISTORY_LIMIT)
+    known = {p.key for p in history} | set(batch_days)
+    history += list(db.get_papers(referenced - known).values())
+    sent = db.sent_keys(ids, batch_days)
+    excludes: list[set[str]] = []
+    empty_window: list[bool] = []
+    for plan, (lower, upper) in zip(plans, windows, strict=True):
+        outside = {k for k, d in batch_days.items() if not lower <= d <= upper}
+        excluded = sent.get(plan.subscriber.id, set()) | outside
+        excludes.append(excluded)
+        empty_window.append(len(excluded) >= len(batch_days))
+    result = rank.rank(
+        batch,
+        profiles,
+        history=history,
+        top_k=[min(p.subscriber.max_papers, 50) for p in plans],
+        exclude=excludes,
+        popularity=[p.subscriber.popularity for p in plans],
+        state=db.load_ranker_state(),
+    )
+    db.save_ranker_state(result.state, now=now)
+    chosen: list[list[ScoredPaper] | None] = [
+        None if empty else list(ranking)
+        for ranking, empty in zip(result.rankings, empty_window, strict=True)
+    ]
+    return chosen, len(batch)
+
+
+def _with_votes(profile: Profile, votes: dict[str, int]) -> Profile:
+    """Fold the thumbs from the email into the profile's liked/disliked examples."""
+    if not votes:
+        return profile
+    liked = [k for k in dict.fromkeys((*profile.liked, *votes)) if votes.get(k, 1) > 0]
+    disliked = [k for k in dict.fromkeys((*profile.disliked, *votes)) if votes.get(k, -1) < 0]
+    return replace(profile, liked=tuple(liked), disliked=tuple(disliked))
+
+
+def _plan_chunk(
+    config: Config,
+    db: Store,
+    plans: Sequence[_Plan],
+    chosen: Sequence[list[ScoredPaper] | None],
+    *,
+    now: datetime,
+    tally: _Tally,
+) -> None:
+    """Write ledger rows for freshly ranked plans (skipped ones record why)."""
+    domain = _domain(config)
+    rows: list[tuple[int, date, list[tuple[str, float, str]], str, DeliveryStatus]] = []
+    for plan, papers in zip(plans, chosen, strict=True):
+        sub = plan.subscriber
+        if papers is None:
+            # No new papers at all (a weekend, a quiet feed): no row, so a later run
+            # today can still send once the batch arrives.
+            tally.skipped += 1
+            continue
+        picks = [(sp.paper.key, sp.score, sp.reason) for sp in papers]
+        if not picks and sub.empty_digest != "note":
+            rows.append((sub.id, plan.day, [], "", "skipped"))
+            tally.skipped += 1
+            tally.deliveries.append(
+                Delivery(sub.id, plan.day, "skipped", error="nothing relevant in the batch")
+            )
+            continue
+        message_id = mail.make_message_id(sub.id, plan.day, domain)
+        rows.append((sub.id, plan.day, picks, message_id, "planned"))
+    db.plan_deliveries(rows, now=now)
+
+
+def _preview_chunk(
+    config: Config,
+    plans: Sequence[_Plan],
+    chosen: Sequence[list[ScoredPaper] | None],
+    *,
+    env: Any,
+    now: datetime,
+    tally: _Tally,
+) -> None:
+    """Render each plan into an HTML preview; change nothing else (dry run)."""
+    for plan, papers in zip(plans, chosen, strict=True):
+        sub = plan.subscriber
+        if not papers and sub.empty_digest != "note":
+            tally.skipped += 1
+            tally.deliveries.append(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
+            continue
+        digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers or ()))
+        rendered, message = compose(config, digest, env=env, now=now)
+        write_preview(config, sub, plan.day, rendered.html)
+        keys = tuple(sp.paper.key for sp in papers or ())
+        tally.deliveries.append(
+            Delivery(sub.id, plan.day, "planned", str(message["Message-ID"]), paper_keys=keys)
+        )

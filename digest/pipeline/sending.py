@@ -1,0 +1,282 @@
+"""The send phase: lease ledger rows, render each, hand it to SMTP, record the outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from digest import mail
+from digest.config import Config
+from digest.errors import AuthenticationError, DeliveryError
+from digest.mail.bounces import apply_rejection
+from digest.models import Delivery, DeliveryStatus, Digest, Paper, ScoredPaper, Subscriber
+from digest.pipeline.composing import compose, write_preview
+from digest.store import Store, email_hash
+
+TransportFactory = Callable[[], AbstractContextManager[mail.Transport]]
+Clock = Callable[[], datetime]
+
+# Rows leased and rendered together in the send phase. Small enough that many workers
+# share a day's rows evenly and a killed worker strands few until its lease runs out; a
+# claim is one short transaction, next to the two every message costs anyway.
+SEND_CHUNK = 25
+# How long a worker's lease on planned rows lasts before another worker may take them
+# (the default of Config.lease_seconds, DIGEST_LEASE_SECONDS).
+LEASE = timedelta(minutes=15)
+# Wait before the next attempt at a temporarily failed delivery, by attempts so far.
+BACKOFF = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
+
+
+
+@dataclass
+class _Tally:
+    """Counts shared by the send workers (guarded by ``lock``)."""
+
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unknown: int = 0
+    consecutive_failures: int = 0
+    deliveries: list[Delivery] = field(default_factory=list)
+    aborted: str | None = None
+    abort_exit: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Pacer:
+    """Space sends so that no more than ``rate`` messages per second go out (0: no cap)."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until the next send is allowed."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+# -- send ---------------------------------------------------------------------------------
+
+
+def _send_all(
+    config: Config,
+    db: Store,
+    *,
+    days: Sequence[date] | None,
+    subscriber_ids: Sequence[int] | None,
+    env: Any,
+    now: datetime,
+    tally: _Tally,
+    transport: TransportFactory,
+    pacer: Pacer,
+    workers: int,
+    send_chunk: int,
+) -> None:
+    """Send every sendable ledger row (optionally only some days or subscribers).
+
+    Each of ``workers`` threads holds one SMTP connection and leases rows in chunks, so
+    the same loop serves one process or many (``digest send --worker`` on many
+    machines): a row is transmitted only by the worker that moved it to ``sending``.
+    """
+    suppressed = db.suppressed_hashes()
+    prefix = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+    def worker(number: int) -> None:
+        name = f"{prefix}:{number}"
+        try:
+            with _Connection(transport) as connection:
+                while not tally.aborted:
+                    rows = db.claim_deliveries(
+                        name, now=now, lease=timedelta(seconds=config.lease_seconds),
+                        limit=send_chunk,
+                        max_attempts=config.max_attempts, days=days,
+                        subscriber_ids=subscriber_ids,
+                    )
+                    if not rows:
+                        return
+                    subs = db.get_subscribers(row.subscriber_id for row in rows)
+                    papers = db.get_papers(k for row in rows for k in row.paper_keys)
+                    for row in rows:
+                        if tally.aborted:
+                            return
+                        _send_one(
+                            config, db, row, subs.get(row.subscriber_id), papers,
+                            worker=name, env=env, now=now, tally=tally,
+                            connection=connection, pacer=pacer, suppressed=suppressed,
+                        )
+        finally:
+            db.release_claims(name)
+
+    if workers == 1:
+        worker(0)
+        return
+    errors: list[BaseException] = []
+
+    def guarded(number: int) -> None:
+        try:
+            worker(number)
+        except BaseException as err:  # re-raised below: a thread must not fail silently
+            with tally.lock:
+                tally.aborted = tally.aborted or f"a send worker failed: {err}"
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=guarded, args=(n,), name=f"digest-send-{n}")
+        for n in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+class _Connection:
+    """One lazily opened transport: a run with nothing to send never connects."""
+
+    def __init__(self, factory: TransportFactory) -> None:
+        self._factory = factory
+        self._stack = ExitStack()
+        self._transport: mail.Transport | None = None
+
+    def get(self) -> mail.Transport:
+        if self._transport is None:
+            self._transport = self._stack.enter_context(self._factory())
+        return self._transport
+
+    def reset(self) -> None:
+        """Drop the connection after a network error; the next send reconnects."""
+        self._transport = None
+        # Closing a broken connection may fail; it is gone either way.
+        with contextlib.suppress(OSError, DeliveryError):
+            self._stack.close()
+        self._stack = ExitStack()
+
+    def __enter__(self) -> _Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+
+def _send_one(
+    config: Config,
+    db: Store,
+    row: Delivery,
+    sub: Subscriber | None,
+    papers: dict[str, Paper],
+    *,
+    worker: str,
+    env: Any,
+    now: datetime,
+    tally: _Tally,
+    connection: _Connection,
+    pacer: Pacer,
+    suppressed: set[str],
+) -> None:
+    """Start one leased ledger row, render it, send it, and record the outcome."""
+    if sub is None or sub.status != "active" or email_hash(sub.email) in suppressed:
+        # Unsubscribed, paused or suppressed since the row was planned: never send.
+        db.set_delivery_status(
+            row.subscriber_id, row.day, "skipped", now=now,
+            error="the subscriber is no longer active", expect=("planned", "temp_failed"),
+        )
+        with tally.lock:
+            tally.skipped += 1
+        return
+    items = tuple(
+        ScoredPaper(paper=papers[key], score=score, reason=reason)
+        for key, score, reason in row.picks
+        if key in papers
+    )
+    digest = Digest(subscriber=sub, day=row.day, papers=items)
+    rendered, message = compose(config, digest, env=env, now=now)
+    if config.smtp is None:
+        write_preview(config, sub, row.day, rendered.html)
+    # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
+    if not db.start_sending(sub.id, row.day, worker=worker, now=now):
+        with tally.lock:
+            tally.skipped += 1
+        return
+    pacer.wait()
+    try:
+        connection.get().send(message)
+    except AuthenticationError as err:
+        # Refused before any message data: nothing went out, so the row goes back.
+        db.set_delivery_status(sub.id, row.day, "planned", now=now, error=err.message)
+        with tally.lock:
+            tally.aborted = f"SMTP authentication failed: {err.message}"
+            tally.abort_exit = err.exit_code
+        return
+    except DeliveryError as err:
+        if err.code is None or err.code == 421:
+            # A network error or a closing server: reconnect for the next message. A
+            # refusal with a reply (550 at RCPT...) leaves a usable, RSET connection.
+            connection.reset()
+        _record_failure(config, db, row, err, now=now, tally=tally)
+        apply_rejection(db, sub.email, err, now=now)  # "no such user": suppress the address
+        return
+    db.set_delivery_status(sub.id, row.day, "sent", now=now)
+    with tally.lock:
+        tally.sent += 1
+        tally.consecutive_failures = 0
+        tally.deliveries.append(
+            Delivery(sub.id, row.day, "sent", row.message_id, paper_keys=row.paper_keys)
+        )
+
+
+def _record_failure(
+    config: Config, db: Store, row: Delivery, err: DeliveryError, *, now: datetime, tally: _Tally
+) -> None:
+    attempts = row.attempts + 1
+    next_attempt: datetime | None = None
+    status: DeliveryStatus
+    if getattr(err, "after_data", False):
+        status = "unknown"  # the server may have queued it: never resend automatically
+    elif err.permanent or attempts >= config.max_attempts:
+        status = "perm_failed"
+    else:
+        status = "temp_failed"
+        next_attempt = now + BACKOFF[min(attempts, len(BACKOFF)) - 1]
+    db.set_delivery_status(
+        row.subscriber_id, row.day, status, now=now, error=err.message,
+        next_attempt_at=next_attempt,
+    )
+    with tally.lock:
+        if status == "unknown":
+            tally.unknown += 1
+        else:
+            tally.failed += 1
+        tally.deliveries.append(Delivery(row.subscriber_id, row.day, status, error=err.message))
+        tally.consecutive_failures += 1
+        if tally.consecutive_failures >= config.error_budget and not tally.aborted:
+            tally.aborted = (
+                f"stopped after {tally.consecutive_failures} consecutive delivery failures "
+                f"(last: {err.message})"
+            )
+            tally.abort_exit = 75
