@@ -48,21 +48,7 @@ def matched_terms(
     shared, qi, di = np.intersect1d(query[0], doc[0], assume_unique=True, return_indices=True)
     if shared.size == 0:
         return []
-    contribution = query[1][qi] * doc[1][di]
-    order = np.lexsort((shared, -contribution))
-    terms: list[str] = []
-    for k in order:
-        if contribution[k] <= 0:
-            break
-        term = space.terms[int(shared[k])]
-        # A bigram makes its unigrams redundant in the reason, and vice versa.
-        words = set(term.split(" "))
-        if any(words & set(t.split(" ")) for t in terms):
-            continue
-        terms.append(term)
-        if len(terms) == n:
-            break
-    return terms
+    return _pick_terms(shared, query[1][qi] * doc[1][di], space, n)
 
 
 def _pick_terms(

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.models import Delivery, DeliveryStatus
 from digest.store.base import StoreBase
-from digest.store.rows import _delivery_from_row, _picks, _plan_values
+from digest.store.rows import _delivery_from_row, _picks, _plan_values, in_chunks
 from digest.store.tables import deliveries, sent_papers, subscribers
 
 
@@ -62,8 +62,7 @@ class DeliveryMixin(StoreBase):
             days = sorted({day for _, day, _, _, _ in rows})
             ids = [sub_id for sub_id, _, _, _, _ in rows]
             existing: set[tuple[int, date]] = set()
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
+            for chunk in in_chunks(ids):
                 found = conn.execute(
                     select(deliveries.c.subscriber_id, deliveries.c.day).where(
                         deliveries.c.subscriber_id.in_(chunk), deliveries.c.day.in_(days)
@@ -176,8 +175,7 @@ class DeliveryMixin(StoreBase):
         if not wanted or not subscriber_ids:
             return result
         with self.begin() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for chunk in in_chunks(wanted):
                 rows = conn.execute(
                     select(sent_papers.c.subscriber_id, sent_papers.c.paper_key).where(
                         sent_papers.c.paper_key.in_(chunk)

@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select, update
 
 from digest.models import Paper
 from digest.store.base import StoreBase
-from digest.store.rows import _merge_stored, _paper_from_row, _paper_values
+from digest.store.rows import _merge_stored, _paper_from_row, _paper_values, in_chunks
 from digest.store.tables import papers
 
 
@@ -57,8 +57,7 @@ class PaperMixin(StoreBase):
         wanted = sorted(set(keys))
         found: dict[str, Paper] = {}
         with self.begin() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for chunk in in_chunks(wanted):
                 for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
                     found[row.key] = _paper_from_row(row)
         return found

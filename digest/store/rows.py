@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Row
 
 from digest.models import Delivery, Paper, Profile, Subscriber
+
+T = TypeVar("T")
 
 
 def email_hash(email: str) -> str:
@@ -182,3 +184,13 @@ def _merge_stored(old: Paper, new: Paper) -> Paper:
 def day_range(last: date, days: int) -> tuple[date, date]:
     """Return (first, last) covering ``days`` days ending at ``last``."""
     return last - timedelta(days=max(days, 1) - 1), last
+
+
+# Values bound into one SQL IN (...) list: SQLite caps bound parameters per statement.
+IN_CHUNK = 500
+
+
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """Yield consecutive slices of at most ``size`` values, for IN (...) queries."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from digest.errors import UsageError
 from digest.models import Profile, Subscriber
 from digest.store.base import StoreBase
-from digest.store.rows import _subscriber_from_row, email_hash
+from digest.store.rows import _subscriber_from_row, email_hash, in_chunks
 from digest.store.tables import deliveries, feedback, sent_papers, subscribers, suppressions
 
 
@@ -81,8 +81,7 @@ class SubscriberMixin(StoreBase):
         wanted = sorted(set(ids))
         found: dict[int, Subscriber] = {}
         with self.begin() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for chunk in in_chunks(wanted):
                 for row in conn.execute(select(subscribers).where(subscribers.c.id.in_(chunk))):
                     found[row.id] = _subscriber_from_row(row)
         return found
