@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from collections.abc import Iterable, Mapping
@@ -210,6 +211,8 @@ def safe_url(url: str | None) -> str:
     return cleaned
 
 
+# Every subscriber's digest draws on the same day's papers: wrap each abstract once.
+@functools.lru_cache(maxsize=8192)
 def wrap_text(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
     """Wrap plain text for the text part without ever breaking a URL or a long word."""
     return textwrap.fill(
