@@ -282,8 +282,6 @@ def parse_sources_file(path: Path) -> tuple[SourceSpec, ...]:
 
 def _configured_sources(value: str, file: str) -> tuple[tuple[SourceSpec, ...], bool]:
     """Return (sources, explicit): DIGEST_SOURCES plus DIGEST_SOURCES_FILE, else the sample."""
-    if not value and not file:
-        return parse_sources(f"jsonl:{SAMPLE_BATCH}"), False
     specs = list(parse_sources(value)) if value else []
     if file:
         specs.extend(parse_sources_file(Path(file)))

@@ -189,18 +189,19 @@ def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
     now = now_utc()
     day = parse_day(day_text, now.date())
     address = normalize_email(email)
-    report = pipeline.run(
-        config,
-        now=now,
-        day=day,
-        only=address,
-        dry_run=True,
-        do_ingest=False,
-        clock=now_utc,
-        wait_for_lock=True,
-    )
     db = open_db(config)
     try:
+        report = pipeline.run(
+            config,
+            now=now,
+            day=day,
+            only=address,
+            dry_run=True,
+            do_ingest=False,
+            clock=now_utc,
+            store=db,
+            wait_for_lock=True,
+        )
         sub = db.find_subscriber(address)
     finally:
         db.close()
@@ -356,7 +357,7 @@ def demo(ctx: click.Context) -> None:
             config, now=now, day=now.date(), clock=now_utc, store=db, wait_for_lock=True
         )
         subs = {s.id: s for s in db.list_subscribers()}
-        rows = {d.subscriber_id: d for d in db.deliveries_for_day(now.date()).values()}
+        rows = db.deliveries_for_day(now.date())
         papers = db.get_papers(k for d in rows.values() for k in d.paper_keys)
     finally:
         db.close()

@@ -15,7 +15,7 @@ from digest.cli.core import open_db
 from digest.errors import UsageError
 from digest.mail import bounces as mail_bounces
 from digest.models import Delivery, DeliveryStatus
-from digest.store import Store
+from digest.store import Store, email_hash
 
 STATUSES = ("planned", "sending", "sent", "temp_failed", "perm_failed", "unknown", "skipped")
 RETRYABLE = ("unknown", "perm_failed", "temp_failed")
@@ -152,7 +152,8 @@ def _explain(status: str, rows: list[tuple[Delivery, str]], db: Store) -> None:
         )
     elif status == "perm_failed":
         click.echo("note: the server refused these permanently; retry only after a fix")
-    suppressed = [email for _, email in rows if db.is_suppressed(email)]
+    hashes = db.suppressed_hashes()
+    suppressed = [email for _, email in rows if email_hash(email) in hashes]
     if suppressed:
         click.echo(
             f"note: {len(suppressed)} of these addresses are suppressed and will get "

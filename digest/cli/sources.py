@@ -10,18 +10,14 @@ import click
 
 from digest import ingest
 from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
+from digest.cli.core import open_db
 from digest.config import Config, parse_source
 from digest.errors import SourceError, UsageError
 from digest.ingest.sources import OPTIONS, check_options
 from digest.models import SourceResult, SourceSpec
 from digest.sources_config import effective_sources
-from digest.store import Store, open_store
 
 SHOWN_TITLES = 5
-
-
-def _open(config: Config) -> Store:
-    return open_store(config.database_url)
 
 
 def _check(spec: SourceSpec) -> None:
@@ -70,7 +66,7 @@ def add(ctx: click.Context, kind: str, location: str, name: str | None,
     spec = replace(spec, name=(name or "").strip() or f"{kind}:{location}", location=location,
                    options=tuple(sorted(extra.items())))
     _check(spec)
-    db = _open(config)
+    db = open_db(config)
     try:
         stored = db.list_sources()
         if config.sources_explicit and any(s.name == spec.name for s in config.sources):
@@ -89,7 +85,7 @@ def add(ctx: click.Context, kind: str, location: str, name: str | None,
 def list_(ctx: click.Context, as_json: bool) -> None:
     """Show every source a run reads, with its health on the last run."""
     config = get_config(ctx)
-    db = _open(config)
+    db = open_db(config)
     try:
         stored = db.list_sources()
         health = {h["source"]: h for h in db.source_health()}
@@ -132,7 +128,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 def remove(ctx: click.Context, name: str) -> None:
     """Stop reading a source added with `digest sources add`."""
     config = get_config(ctx)
-    db = _open(config)
+    db = open_db(config)
     try:
         removed = db.remove_source(name)
     finally:
@@ -155,7 +151,7 @@ def test(ctx: click.Context, source: str, day_text: str | None, as_json: bool) -
     """Fetch and parse a source now, without storing anything; exit 1 when it fails."""
     config = get_config(ctx)
     day = parse_day(day_text, now_utc().date())
-    db = _open(config)
+    db = open_db(config)
     try:
         known = {s.name: s for s in effective_sources(config, db.list_sources())}
         spec = known.get(source)

@@ -290,7 +290,7 @@ def export(ctx: click.Context, emails: tuple[str, ...], as_csv: bool, output: Pa
     db = open_db(get_config(ctx))
     try:
         subs = [_require(db, e) for e in emails] if emails else db.list_subscribers()
-        records = [db.export_subscriber(s.id) for s in subs]
+        records = [] if as_csv else [db.export_subscriber(s.id) for s in subs]
     finally:
         db.close()
     if as_csv:

@@ -32,7 +32,6 @@ from digest.pipeline.planning import (
 )
 from digest.pipeline.sending import (
     BACKOFF,
-    LEASE,
     SEND_CHUNK,
     Clock,
     Pacer,
@@ -46,7 +45,6 @@ from digest.store import Store, open_store
 __all__ = [
     "BACKOFF",
     "HISTORY_LIMIT",
-    "LEASE",
     "LOOKBACK",
     "RANK_CHUNK",
     "SEND_CHUNK",

@@ -45,11 +45,13 @@ def plan_due(
     force: bool,
 ) -> tuple[list[_Plan], int]:
     """Return the digests due now, and how many active subscribers are not due yet."""
-    subscribers = db.list_subscribers(status="active")
     if only:
-        subscribers = [s for s in subscribers if s.email == only.strip().lower()]
+        found = db.find_subscriber(only)
+        subscribers = [found] if found is not None and found.status == "active" else []
         if not subscribers:
             raise DigestError(f"no active subscriber {only}", "check `digest subscribers list`")
+    else:
+        subscribers = db.list_subscribers(status="active")
     suppressed = db.suppressed_hashes()
     grace = timedelta(hours=config.grace_hours)
     plans: list[_Plan] = []
@@ -110,6 +112,7 @@ def choose_papers(
         return [], 0
     last_days = db.last_delivered_days()
     windows: list[tuple[date, date]] = []
+    latest_by_upper: dict[date, date | None] = {}
     for plan in plans:
         sub = plan.subscriber
         upper = plan.day + timedelta(days=1)  # a zone ahead of UTC can be on the next day
@@ -119,7 +122,9 @@ def choose_papers(
             lower = max(last + timedelta(days=1), lower_bound)
         else:
             # A first digest (or a repeat day): the latest batch, not the whole archive.
-            latest = db.latest_batch_day(upper)
+            if upper not in latest_by_upper:
+                latest_by_upper[upper] = db.latest_batch_day(upper)
+            latest = latest_by_upper[upper]
             lower = latest if latest is not None else plan.day
         windows.append((lower, upper))
     first = min(w[0] for w in windows)
@@ -139,8 +144,13 @@ def choose_papers(
     sent = db.sent_keys(ids, batch_days)
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
-    for plan, (lower, upper) in zip(plans, windows, strict=True):
-        outside = {k for k, d in batch_days.items() if not lower <= d <= upper}
+    # Windows take only a few distinct values: build each one's outside set once.
+    outside_by_window = {
+        (lower, upper): {k for k, d in batch_days.items() if not lower <= d <= upper}
+        for lower, upper in set(windows)
+    }
+    for plan, window in zip(plans, windows, strict=True):
+        outside = outside_by_window[window]
         excluded = sent.get(plan.subscriber.id, set()) | outside
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))

@@ -28,9 +28,6 @@ Clock = Callable[[], datetime]
 # share a day's rows evenly and a killed worker strands few until its lease runs out; a
 # claim is one short transaction, next to the two every message costs anyway.
 SEND_CHUNK = 25
-# How long a worker's lease on planned rows lasts before another worker may take them
-# (the default of Config.lease_seconds, DIGEST_LEASE_SECONDS).
-LEASE = timedelta(minutes=15)
 # Wait before the next attempt at a temporarily failed delivery, by attempts so far.
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 

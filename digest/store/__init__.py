@@ -20,7 +20,7 @@ from digest.store.delivery import DeliveryMixin
 from digest.store.lease import LeaseMixin
 from digest.store.paper import PaperMixin
 from digest.store.ranker import RankerMixin
-from digest.store.rows import day_range, email_hash
+from digest.store.rows import email_hash
 from digest.store.source import SourceMixin
 from digest.store.subscriber import SubscriberMixin
 from digest.store.tables import (
@@ -45,7 +45,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "Store",
     "bounces",
-    "day_range",
     "deliveries",
     "email_hash",
     "feedback",

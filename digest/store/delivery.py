@@ -174,6 +174,7 @@ class DeliveryMixin(StoreBase):
         result: dict[int, set[str]] = {}
         if not wanted or not subscriber_ids:
             return result
+        allowed = set(subscriber_ids)
         with self.begin() as conn:
             for chunk in in_chunks(wanted):
                 rows = conn.execute(
@@ -181,7 +182,6 @@ class DeliveryMixin(StoreBase):
                         sent_papers.c.paper_key.in_(chunk)
                     )
                 )
-                allowed = set(subscriber_ids)
                 for sub_id, key in rows:
                     if sub_id in allowed:
                         result.setdefault(int(sub_id), set()).add(str(key))

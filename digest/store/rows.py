@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Row
@@ -180,10 +180,6 @@ def _merge_stored(old: Paper, new: Paper) -> Paper:
         published=old.published or new.published,
     )
 
-
-def day_range(last: date, days: int) -> tuple[date, date]:
-    """Return (first, last) covering ``days`` days ending at ``last``."""
-    return last - timedelta(days=max(days, 1) - 1), last
 
 
 # Values bound into one SQL IN (...) list: SQLite caps bound parameters per statement.
