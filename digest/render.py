@@ -47,6 +47,9 @@ class PaperView:
     upvotes: int
 
 
+# One environment per templates folder: the web app asks for it on every sign-up, and
+# building it recompiles the templates.
+@functools.lru_cache(maxsize=8)
 def make_environment(templates_dir: Path) -> jinja2.Environment:
     """Build the Jinja environment for email templates: HTML autoescaped, undefined is an error."""
     # Accept both the templates root and its email/ folder, so callers can pass
@@ -172,7 +175,7 @@ def paper_view(number: int, item: ScoredPaper, links: DigestLinks) -> PaperView:
 
 def short_authors(authors: tuple[str, ...] | list[str], shown: int = AUTHORS_SHOWN) -> str:
     """Return ``A, B, C et al.`` for long author lists, the full list otherwise."""
-    names = [one_line(a) for a in authors if one_line(a)]
+    names = [name for name in map(one_line, authors) if name]
     if len(names) <= shown + 1:
         # "A, B, C et al." hiding a single name saves nothing; print all four.
         return ", ".join(names)

@@ -16,7 +16,7 @@ from digest.ingest.jsonl import load_jsonl, paper_from_record
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, paper_key, parse_arxiv_id
 from digest.ingest.merge import merge
 from digest.ingest.sources import read_source, to_result
-from digest.models import Paper, SourceResult, SourceSpec
+from digest.models import SourceResult, SourceSpec
 
 __all__ = [
     "Fetch",
@@ -104,8 +104,3 @@ def assess(result: SourceResult, *, new: int, day: date) -> SourceResult:
         "the source has not updated since (hint: if this lasts more than a day, check the "
         "source URL, and whether a cache or proxy serves an old copy)",
     )
-
-
-def as_papers(results: Sequence[SourceResult]) -> list[Paper]:
-    """Return every paper of every result, duplicates merged across sources."""
-    return merge(paper for result in results for paper in result.papers)

@@ -42,10 +42,8 @@ def compose(
     sub = digest.subscriber
     links = digest_links(config, sub.id, digest.papers)
     list_name = config.from_name or "Research Digest"
-    if digest.papers:
-        rendered = render.render_digest(digest, links, env=env, list_name=list_name)
-    else:
-        rendered = render.render_empty_note(digest, links, env=env, list_name=list_name)
+    # render_digest renders the "nothing relevant today" note for an empty digest.
+    rendered = render.render_digest(digest, links, env=env, list_name=list_name)
     message = mail.build_message(
         rendered,
         from_name=config.from_name,

@@ -365,7 +365,7 @@ def create_app(
 
 def _prefs_path(config: Config, sub: Subscriber) -> str:
     """Return the site-relative preferences link of a subscriber (same token as in digests)."""
-    return f"/preferences/{tokens.sign(config.secret_key, 'preferences', sub.id)}"
+    return tokens.preferences_url("", config.secret_key, sub.id)
 
 
 def get_store(app: Flask) -> Store:
