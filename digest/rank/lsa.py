@@ -55,6 +55,13 @@ def fit_lsa(pool: sp.csr_matrix, dims: int) -> Lsa | None:
     return Lsa(columns=columns, components=svd.components_.astype(np.float64))
 
 
+def background_inverse(background: np.ndarray, alpha: float) -> np.ndarray:
+    """Return ``(B^T B + alpha I)^-1``, the part of every profile's ridge solve they share."""
+    k = background.shape[1]
+    inverse: np.ndarray = np.linalg.inv(background.T @ background + alpha * np.eye(k))
+    return inverse
+
+
 def ridge_lsa(
     background: np.ndarray,
     examples: np.ndarray,
@@ -63,18 +70,22 @@ def ridge_lsa(
     count: int,
     *,
     alpha: float,
+    inverse: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return P x k weight vectors: one ridge model per profile, solved all at once.
 
     Minimises ``|B w|^2 + c_p * sum_i (e_i w - y_i)^2 + alpha |w|^2`` per profile p, with
     ``B`` the background rows (target 0), ``e_i`` the profile's examples (y = +1 liked or
     seed, -1 disliked) and ``c_p`` balancing the classes as arxiv-sanity's SVM does.
+    ``inverse`` is ``(B^T B + alpha I)^-1`` when the caller has it already (one per day,
+    shared by every chunk of profiles).
     """
     k = background.shape[1]
     weights = np.zeros((count, k))
     if examples.shape[0] == 0:
         return weights
-    inverse = np.linalg.inv(background.T @ background + alpha * np.eye(k))
+    if inverse is None:
+        inverse = background_inverse(background, alpha)
     whitened = examples @ inverse  # N x k: A^-1 e_i
     order = np.argsort(owner, kind="stable")
     sizes = np.bincount(owner, minlength=count)
@@ -99,4 +110,4 @@ def ridge_lsa(
     return solved
 
 
-__all__ = ["Lsa", "fit_lsa", "ridge_lsa"]
+__all__ = ["Lsa", "background_inverse", "fit_lsa", "ridge_lsa"]

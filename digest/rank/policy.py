@@ -39,3 +39,58 @@ def select(
         chosen.append(int(pool[pick]))
         closest = np.maximum(closest, similarity[pool, pool[pick]])
     return chosen
+
+
+def select_many(
+    scores: np.ndarray,
+    passing: np.ndarray,
+    similarity: np.ndarray,
+    limits: np.ndarray,
+    *,
+    diversity: float,
+) -> list[list[int]]:
+    """Run :func:`select` for every row of ``scores`` at once (rows are profiles).
+
+    The same greedy MMR, stepped for all rows together: each step is a handful of array
+    operations over a rows x pool block instead of a Python loop per profile. The pool
+    of each row is its best passing papers by score, ties to the lower column, cut at
+    ``max(3 * limit, limit + 10)``.
+    """
+    rows, width = scores.shape
+    limits = np.asarray(limits, dtype=np.intp)
+    if rows == 0 or width == 0 or int(limits.max(initial=0)) <= 0:
+        return [[] for _ in range(rows)]
+    sizes = np.maximum(limits * 3, limits + 10)
+    depth = int(min(width, sizes.max()))
+    masked = np.where(passing, scores, -np.inf)
+    if depth < width:
+        head = np.argpartition(-masked, depth - 1, axis=1)[:, :depth]
+    else:
+        head = np.broadcast_to(np.arange(width), (rows, width))
+    head_scores = np.take_along_axis(masked, head, axis=1)
+    order = np.lexsort((head, -head_scores), axis=1)
+    pool = np.take_along_axis(head, order, axis=1)
+    value0 = np.take_along_axis(head_scores, order, axis=1)
+    usable = np.isfinite(value0) & (np.arange(depth)[None, :] < sizes[:, None])
+    everything = np.arange(rows)
+    if diversity <= 0:
+        return [
+            [int(j) for j in pool[r][usable[r]][: limits[r]]] for r in range(rows)
+        ]
+    top = np.maximum(np.where(usable[:, 0], value0[:, 0], 0.0), 1e-9)
+    penalty = diversity * top[:, None]
+    closest = np.zeros((rows, depth))
+    free = usable.copy()
+    chosen = np.full((rows, int(limits.max())), -1, dtype=np.intp)
+    for step in range(int(limits.max())):
+        value = np.where(free, value0 - penalty * closest, -np.inf)
+        pick = np.argmax(value, axis=1)
+        active = (step < limits) & np.isfinite(value[everything, pick])
+        if not active.any():
+            break
+        picked = pool[everything, pick]
+        chosen[active, step] = picked[active]
+        free[everything[active], pick[active]] = False
+        near = similarity[pool, picked[:, None]]
+        closest[active] = np.maximum(closest[active], near[active])
+    return [[int(j) for j in row[row >= 0]] for row in chosen]

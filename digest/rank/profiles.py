@@ -1,13 +1,16 @@
-"""Compile a chunk of profiles into sparse query rows and example matrices.
+"""Compile a chunk of profiles into sparse query rows and example indices.
 
 Every signal has one defined effect:
 
 - ``interests`` and ``keywords`` (keywords weigh more) form a text query, expanded by
   pseudo-relevance feedback through the background papers (cold start without a model);
-- ``seeds`` and ``liked`` are positive examples: their centroid and their nearest
-  neighbours score the batch;
-- ``disliked`` papers are negative examples, subtracted from the centroid;
+- ``seeds`` and ``liked`` are positive examples: a linear model and their centroid in
+  the LSA space score the batch, and their categories and authors count too;
+- ``disliked`` papers are negative examples of that model;
 - ``categories`` and ``authors`` boost matching papers; ``exclude`` filters (scoring.py).
+
+Example papers are vectorised once per rank call (:class:`Examples`), however many
+profiles name them; a chunk of profiles only refers to them by index.
 """
 
 from __future__ import annotations
@@ -20,19 +23,49 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from digest.models import Paper, Profile
+from digest.rank.lsa import Lsa
 from digest.rank.vectors import Space, paper_text
 
 
 @dataclass(frozen=True)
+class Examples:
+    """Every known paper some profile names as an example, vectorised once per call."""
+
+    keys: tuple[str, ...]
+    column: dict[str, int]
+    rows: sp.csr_matrix  # U x V tf-idf rows
+    dense: np.ndarray  # U x k rows in LSA space (U x 0 without LSA)
+    titles: tuple[str, ...]
+
+
+def collect_examples(
+    profiles: Sequence[Profile], known: dict[str, Paper], space: Space, lsa: Lsa | None
+) -> Examples:
+    """Vectorise every known seed, liked and disliked paper of every profile once."""
+    keys = tuple(dict.fromkeys(
+        key for p in profiles for key in (*p.seeds, *p.liked, *p.disliked) if key in known
+    ))
+    rows = space.transform(paper_text(known[k]) for k in keys)
+    dense = lsa.project(rows) if lsa is not None else np.zeros((len(keys), 0))
+    return Examples(
+        keys=keys,
+        column={k: i for i, k in enumerate(keys)},
+        rows=rows,
+        dense=dense,
+        titles=tuple(known[k].title for k in keys),
+    )
+
+
+@dataclass(frozen=True)
 class Compiled:
-    """A chunk of profiles as matrices over the shared vocabulary."""
+    """A chunk of profiles: text query rows and which examples each one has."""
 
     text: sp.csr_matrix  # P x V, l2 rows (zero row: no text)
-    positives: sp.csr_matrix  # N+ x V, example rows of all profiles in the chunk
     positive_owner: np.ndarray  # N+ -> profile index in the chunk
-    negatives: sp.csr_matrix  # N- x V
-    negative_owner: np.ndarray
-    positive_keys: tuple[str, ...] = ()
+    positive_example: np.ndarray  # N+ -> row of Examples
+    negative_owner: np.ndarray  # N- -> profile index in the chunk
+    negative_example: np.ndarray  # N- -> row of Examples
+    seed_examples: tuple[frozenset[int], ...]  # per profile: example rows that are seeds
 
     @property
     def has_text(self) -> np.ndarray:
@@ -44,12 +77,14 @@ class Compiled:
         return np.bincount(self.positive_owner, minlength=count) > 0
 
 
-def _membership(owners: np.ndarray, count: int) -> sp.csr_matrix:
-    """Return the P x N matrix that averages each profile's example rows."""
+def membership(owners: np.ndarray, count: int, *, mean: bool = True) -> sp.csr_matrix:
+    """Return the P x N matrix that sums (or averages) each profile's example rows."""
     n = len(owners)
     member = sp.csr_matrix(
         (np.ones(n), (owners.astype(int), np.arange(n))), shape=(count, n)
     )
+    if not mean:
+        return member
     sizes = np.asarray(member.sum(axis=1)).ravel()
     sizes[sizes == 0] = 1.0
     scaled: sp.csr_matrix = sp.diags(1.0 / sizes) @ member
@@ -59,36 +94,35 @@ def _membership(owners: np.ndarray, count: int) -> sp.csr_matrix:
 def compile_profiles(
     profiles: Sequence[Profile],
     space: Space,
-    known: dict[str, Paper],
+    examples: Examples,
     *,
     keyword_weight: float,
 ) -> Compiled:
-    """Turn profiles into text rows and example rows; unknown example keys are skipped."""
+    """Turn profiles into text rows and example indices; unknown example keys are skipped."""
     text = space.counts([p.interests for p in profiles])
     keywords = space.counts([" . ".join(p.keywords) for p in profiles])
     query = _tfidf(text, space) + keyword_weight * _tfidf(keywords, space)
-    texts: list[str] = []
     owners: list[int] = []
-    keys: list[str] = []
-    neg_texts: list[str] = []
+    rows: list[int] = []
     neg_owners: list[int] = []
+    neg_rows: list[int] = []
+    seeds: list[frozenset[int]] = []
+    column = examples.column
     for i, profile in enumerate(profiles):
-        for key in dict.fromkeys((*profile.seeds, *profile.liked)):
-            if key in known:
-                texts.append(paper_text(known[key]))
-                owners.append(i)
-                keys.append(key)
-        for key in dict.fromkeys(profile.disliked):
-            if key in known:
-                neg_texts.append(paper_text(known[key]))
-                neg_owners.append(i)
+        mine = [column[k] for k in dict.fromkeys((*profile.seeds, *profile.liked)) if k in column]
+        owners.extend([i] * len(mine))
+        rows.extend(mine)
+        theirs = [column[k] for k in dict.fromkeys(profile.disliked) if k in column]
+        neg_owners.extend([i] * len(theirs))
+        neg_rows.extend(theirs)
+        seeds.append(frozenset(column[k] for k in profile.seeds if k in column))
     return Compiled(
         text=normalize(query.tocsr(), norm="l2"),
-        positives=space.transform(texts),
-        positive_owner=np.asarray(owners, dtype=int),
-        negatives=space.transform(neg_texts),
-        negative_owner=np.asarray(neg_owners, dtype=int),
-        positive_keys=tuple(keys),
+        positive_owner=np.asarray(owners, dtype=np.intp),
+        positive_example=np.asarray(rows, dtype=np.intp),
+        negative_owner=np.asarray(neg_owners, dtype=np.intp),
+        negative_example=np.asarray(neg_rows, dtype=np.intp),
+        seed_examples=tuple(seeds),
     )
 
 
@@ -99,102 +133,107 @@ def _tfidf(counts: sp.csr_matrix, space: Space) -> sp.csr_matrix:
     return weighted
 
 
-def expand(
-    text: sp.csr_matrix, pool: sp.csr_matrix, *, depth: int, weight: float
-) -> sp.csr_matrix:
-    """Expand text queries with the mean of their top ``depth`` papers in ``pool``.
+@dataclass(frozen=True)
+class Feedback:
+    """Pseudo-relevance feedback of a chunk's text queries: their top pool papers.
 
-    Pseudo-relevance feedback (Rocchio without labels): a few words of interest become a
-    full tf-idf profile by borrowing the vocabulary of the papers they retrieve.
+    The expanded query ``normalize(t + weight * normalize(sum_i w_i p_i))`` is never
+    built as a sparse row (thousands of terms per profile); its scores come from the
+    pool's Gram matrix, which holds every ``p_i . x`` already.
     """
-    if depth <= 0 or weight <= 0 or pool.shape[0] == 0 or text.nnz == 0:
-        return text
+
+    top: np.ndarray  # P x depth: pool rows
+    weights: np.ndarray  # P x depth: their similarity to the query (>= 0)
+    norm: np.ndarray  # P: |sum_i w_i p_i|
+    text_dot: np.ndarray  # P: t . sum_i w_i p_i
+
+
+def feedback(
+    text: sp.csr_matrix, pool: sp.csr_matrix, pool_gram: np.ndarray, *, depth: int
+) -> Feedback | None:
+    """Return each text query's ``depth`` most similar pool papers (None: no feedback)."""
+    if depth <= 0 or pool.shape[0] == 0 or text.nnz == 0:
+        return None
     sims = (text @ pool.T).toarray()
     depth = min(depth, pool.shape[0])
     top = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
-    rows = np.repeat(np.arange(text.shape[0]), depth)
-    cols = top.ravel()
-    values = np.take_along_axis(sims, top, axis=1).ravel()
-    values[values < 0] = 0.0
-    feedback = sp.csr_matrix((values, (rows, cols)), shape=(text.shape[0], pool.shape[0]))
-    centroid = normalize(feedback @ pool, norm="l2")
-    expanded = text + weight * centroid.multiply(np.asarray(text.getnnz(axis=1) > 0)[:, None])
-    result: sp.csr_matrix = normalize(sp.csr_matrix(expanded), norm="l2")
-    return result
+    weights = np.take_along_axis(sims, top, axis=1)
+    weights[weights < 0] = 0.0
+    block = pool_gram[top[:, :, None], top[:, None, :]]  # P x depth x depth
+    norm = np.sqrt(np.maximum(np.einsum("pi,pij,pj->p", weights, block, weights), 0.0))
+    text_dot = (weights * np.take_along_axis(sims, top, axis=1)).sum(axis=1)
+    return Feedback(top=top, weights=weights, norm=norm, text_dot=text_dot)
 
 
-def centroids(compiled: Compiled, count: int, *, negative_weight: float) -> sp.csr_matrix:
-    """Return per profile the l2 centroid of positives minus a share of the negatives'."""
-    positive = normalize(_membership(compiled.positive_owner, count) @ compiled.positives)
-    if compiled.negatives.shape[0]:
-        negative = normalize(_membership(compiled.negative_owner, count) @ compiled.negatives)
-        positive = positive - negative_weight * negative
-    result: sp.csr_matrix = sp.csr_matrix(positive)
-    return result
-
-
-def neighbours(
-    compiled: Compiled, sims: np.ndarray, count: int, *, k: int
-) -> np.ndarray:
-    """Return P x B: the mean of each paper's ``k`` highest similarities to a profile's examples.
-
-    ``sims`` is B x N+ (papers against example rows). A centroid blurs a profile with
-    several topics; the nearest examples do not.
-    """
-    scores = np.zeros((count, sims.shape[0]))
-    if compiled.positives.shape[0] == 0:
-        return scores
-    order = np.argsort(compiled.positive_owner, kind="stable")
-    owners = compiled.positive_owner[order]
-    bounds = np.searchsorted(owners, np.arange(count + 1))
-    for i in range(count):
-        lo, hi = bounds[i], bounds[i + 1]
-        if lo == hi:
-            continue
-        block = sims[:, order[lo:hi]]
-        kk = min(k, hi - lo)
-        best = -np.partition(-block, kk - 1, axis=1)[:, :kk]
-        scores[i] = best.mean(axis=1)
-    return scores
-
-
-def _features(paper: Paper, kind: str) -> dict[str, float]:
-    if kind == "category":
-        return {c: (1.0 if i == 0 else 0.5) for i, c in reversed(list(enumerate(paper.categories)))}
-    return {" ".join(a.lower().split()): 1.0 for a in paper.authors}
-
-
-def metadata_scores(
-    compiled: Compiled,
-    known: dict[str, Paper],
-    targets: Sequence[Sequence[Paper]],
-    count: int,
+def expanded_scores(
+    text_scores: np.ndarray,
+    fb: Feedback | None,
+    gram: np.ndarray,
+    has_text: np.ndarray,
     *,
-    kind: str,
-) -> list[np.ndarray]:
-    """Return P x D cosines between a profile's example papers and papers, by metadata.
+    weight: float,
+) -> np.ndarray:
+    """Return the scores of the expanded queries: ``(t.x + weight c.x) / |t + weight c|``.
 
-    ``kind`` is "category" (arXiv categories, the primary weighing double) or "author".
-    The categories and authors of the papers someone seeded or liked say what they read,
-    beyond the words.
+    ``gram`` is pool x targets (``p_i . x``); ``text_scores`` is ``t . x``.
     """
-    index: dict[str, int] = {}
-    for key in compiled.positive_keys:
-        for name in _features(known[key], kind):
-            index.setdefault(name, len(index))
-    if not index:
-        return [np.zeros((count, len(t))) for t in targets]
+    if fb is None or weight <= 0:
+        return text_scores
+    count = text_scores.shape[0]
+    usable = has_text & (fb.norm > 1e-12)
+    if not usable.any():
+        return text_scores
+    scale = np.where(usable, weight / np.where(usable, fb.norm, 1.0), 0.0)
+    rows = np.repeat(np.arange(count), fb.top.shape[1])
+    mixer = sp.csr_matrix(
+        ((fb.weights * scale[:, None]).ravel(), (rows, fb.top.ravel())),
+        shape=(count, gram.shape[0]),
+    )
+    expanded = text_scores + mixer @ gram
+    # |t + weight c|^2 = |t|^2 + 2 weight t.c + weight^2 with |t| = |c| = 1.
+    length = np.sqrt(1.0 + 2.0 * scale * fb.text_dot + np.where(usable, weight**2, 0.0))
+    length[~usable] = 1.0
+    result: np.ndarray = expanded / length[:, None]
+    return result
 
-    def matrix(papers: Sequence[Paper]) -> sp.csr_matrix:
-        data, rows, cols = [], [], []
-        for i, paper in enumerate(papers):
-            for name, weight in _features(paper, kind).items():
-                if name in index:
-                    rows.append(i)
-                    cols.append(index[name])
-                    data.append(weight)
-        return sp.csr_matrix((data, (rows, cols)), shape=(len(papers), len(index)))
 
-    examples = matrix([known[k] for k in compiled.positive_keys])
-    profile_rows = normalize(_membership(compiled.positive_owner, count) @ examples)
-    return [(profile_rows @ normalize(matrix(t)).T).toarray() for t in targets]
+def feedback_rows(
+    fb: Feedback, pool: sp.csr_matrix, rows: np.ndarray
+) -> sp.csr_matrix:
+    """Return the feedback centroids of the given chunk rows as sparse tf-idf rows."""
+    depth = fb.top.shape[1]
+    mixer = sp.csr_matrix(
+        (fb.weights[rows].ravel(), (np.repeat(np.arange(rows.size), depth),
+                                    fb.top[rows].ravel())),
+        shape=(rows.size, pool.shape[0]),
+    )
+    centroid: sp.csr_matrix = normalize(mixer @ pool, norm="l2")
+    return centroid
+
+
+def centroid_rows(
+    compiled: Compiled, examples: Examples, rows: np.ndarray
+) -> sp.csr_matrix:
+    """Return the positive-example centroids of the given chunk rows (sparse, l2)."""
+    wanted = np.isin(compiled.positive_owner, rows)
+    where = {int(r): i for i, r in enumerate(rows)}
+    owners = np.asarray([where[int(o)] for o in compiled.positive_owner[wanted]], dtype=np.intp)
+    summed = membership(owners, rows.size, mean=False) @ examples.rows[
+        compiled.positive_example[wanted]
+    ]
+    centroid: sp.csr_matrix = normalize(sp.csr_matrix(summed), norm="l2")
+    return centroid
+
+
+__all__ = [
+    "Compiled",
+    "Examples",
+    "Feedback",
+    "centroid_rows",
+    "collect_examples",
+    "compile_profiles",
+    "expanded_scores",
+    "feedback",
+    "feedback_rows",
+    "membership",
+]

@@ -1,4 +1,9 @@
-"""One short human line per chosen paper: why it is in the email."""
+"""One short human line per chosen paper: why it is in the email.
+
+Worked out for every (profile, chosen paper) pair of a chunk at once: one sparse
+elementwise product gives every matched term's contribution, one gather the closest
+example paper; Python only joins the words of the line.
+"""
 
 from __future__ import annotations
 
@@ -9,77 +14,33 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.models import Paper, Profile
-from digest.rank.profiles import Compiled
+from digest.rank.metadata import BatchIndex, normalize_name
+from digest.rank.profiles import (
+    Compiled,
+    Examples,
+    Feedback,
+    centroid_rows,
+    feedback_rows,
+)
 from digest.rank.vectors import Space
 
-CLOSE = 0.25  # cosine above which a paper is "close to" an example paper
+CLOSE = 0.25  # tf-idf cosine above which a paper is "close to" an example paper
+TERMS = 3  # matched terms named in a reason
+LOOK = 4 * TERMS + 4  # best contributions looked at to find them
 
 
 @dataclass(frozen=True)
 class Context:
-    """The matrices of one chunk that reasons are read from."""
+    """What the reasons of one chunk are read from."""
 
     space: Space
-    text: sp.csr_matrix  # expanded text queries of the chunk
     compiled: Compiled
-    docs: sp.csr_matrix
-    known: dict[str, Paper]
-    seeds: list[set[str]]
-    example_sims: np.ndarray  # B x N+: each batch paper against every example row
-    example_keys: list[str]  # N+: the key of each example row
-    centroids: sp.csr_matrix | None  # P x V: example centroids, for matched terms
-
-
-def _pick_terms(
-    columns: np.ndarray, contribution: np.ndarray, space: Space, n: int = 3
-) -> list[str]:
-    """Return up to ``n`` terms by contribution, skipping words already named."""
-    order = np.lexsort((columns, -contribution))[: 4 * n + 4]
-    terms: list[str] = []
-    for k in order:
-        if contribution[k] <= 0:
-            break
-        term = space.terms[int(columns[k])]
-        # A bigram makes its unigrams redundant in the reason, and vice versa.
-        words = set(term.split(" "))
-        if any(words & set(t.split(" ")) for t in terms):
-            continue
-        terms.append(term)
-        if len(terms) == n:
-            break
-    return terms
-
-
-def _pair_terms(
-    context: Context, rows: np.ndarray, cols: np.ndarray
-) -> list[list[str]]:
-    """Return matched terms for many (profile row, batch column) pairs at once.
-
-    One sparse elementwise product of the pairs' query rows and document rows gives
-    every term's contribution; the example centroid stands in where the text shares
-    nothing with the paper.
-    """
-    if rows.size == 0:
-        return []
-    doc_rows = context.docs[cols]
-    products = sp.csr_matrix(context.text[rows].multiply(doc_rows))
-    if context.centroids is not None:
-        missing = np.flatnonzero(products.getnnz(axis=1) == 0)
-        if missing.size:
-            fallback = sp.csr_matrix(
-                sp.csr_matrix(context.centroids)[rows[missing]].multiply(doc_rows[missing])
-            )
-            lil = products.tolil()
-            for offset, pair in enumerate(missing):
-                start, stop = fallback.indptr[offset], fallback.indptr[offset + 1]
-                lil.rows[pair] = list(fallback.indices[start:stop])
-                lil.data[pair] = list(fallback.data[start:stop])
-            products = lil.tocsr()
-    out: list[list[str]] = []
-    for k in range(rows.size):
-        lo, hi = products.indptr[k], products.indptr[k + 1]
-        out.append(_pick_terms(products.indices[lo:hi], products.data[lo:hi], context.space))
-    return out
+    examples: Examples
+    docs: sp.csr_matrix  # batch rows
+    dense_docs: np.ndarray  # batch rows in LSA space (B x 0 without LSA)
+    pool: sp.csr_matrix  # feedback pool rows
+    feedback: Feedback | None
+    index: BatchIndex
 
 
 def explain_all(
@@ -93,59 +54,170 @@ def explain_all(
     """Return the reason lines for every chosen paper of every profile of a chunk."""
     rows = np.asarray([r for r, chosen in enumerate(picks) for _ in chosen], dtype=np.intp)
     cols = np.asarray([j for chosen in picks for j in chosen], dtype=np.intp)
+    if rows.size == 0:
+        return [[] for _ in picks]
     terms = _pair_terms(context, rows, cols)
-    owner = context.compiled.positive_owner
-    order = np.argsort(owner, kind="stable")
-    bounds = np.searchsorted(owner[order], np.arange(len(profiles) + 1))
+    closest = _closest_examples(context, rows, cols)
     out: list[list[str]] = []
     pair = 0
     for r, chosen in enumerate(picks):
         profile = profiles[r]
-        members = order[bounds[r] : bounds[r + 1]]
-        followed = {" ".join(a.lower().split()) for a in profile.authors}
+        followed = {normalize_name(a) for a in profile.authors}
+        wanted = set(profile.categories)
+        seeds = context.compiled.seed_examples[r]
         lines: list[str] = []
         for j in chosen:
-            lines.append(_line(context, r, profile, papers[j], j, members, followed,
-                               terms[pair], trending=trending[r]))
+            parts: list[str] = []
+            if followed:
+                names = context.index.by_author[j]
+                hit = next((names[n] for n in names if n in followed), None)
+                if hit is not None:
+                    parts.append(f"by {hit}")
+            best = int(closest[pair])
+            if best >= 0:
+                what = "your seed paper" if best in seeds else "a paper you liked"
+                title = context.examples.titles[best]
+                if len(title) > 80:
+                    title = title[:77].rstrip() + "..."
+                parts.append(f"close to {what}: {title}")
+            if terms[pair] and len(parts) < 2:
+                parts.append("matches: " + ", ".join(terms[pair]))
+            if len(parts) < 2 and wanted:
+                hit = next((c for c in papers[j].categories if c in wanted), None)
+                if hit is not None:
+                    parts.append(f"in {hit}")
+            if trending[r] and papers[j].upvotes and len(parts) < 2:
+                parts.append(f"trending: {papers[j].upvotes} upvotes")
+            lines.append("; ".join(parts[:2]) if parts else "related to your interests")
             pair += 1
         out.append(lines)
     return out
 
 
-def _line(
-    context: Context,
-    row: int,
-    profile: Profile,
-    paper: Paper,
-    j: int,
-    members: np.ndarray,
-    followed: set[str],
-    terms: list[str],
-    *,
-    trending: bool,
-) -> str:
-    parts: list[str] = []
-    if followed:
-        for author in paper.authors:
-            if " ".join(author.lower().split()) in followed:
-                parts.append(f"by {author}")
+def _pair_terms(context: Context, rows: np.ndarray, cols: np.ndarray) -> list[list[str]]:
+    """Return matched terms for many (profile row, batch column) pairs at once.
+
+    The profile's own words first; where they share nothing with the paper, the
+    centroid of its example papers, else the feedback papers its words retrieved.
+    """
+    doc_rows = context.docs[cols]
+    products = sp.csr_matrix(context.compiled.text[rows].multiply(doc_rows))
+    terms = _top_terms(products, context.space)
+    missing = np.flatnonzero(products.getnnz(axis=1) == 0)
+    if missing.size == 0:
+        return terms
+    owners = np.unique(rows[missing])
+    has_examples = np.isin(owners, context.compiled.positive_owner)
+    fallback = sp.csr_matrix((owners.size, products.shape[1]))
+    if has_examples.any():
+        fallback = sp.vstack([
+            centroid_rows(context.compiled, context.examples, owners[has_examples]),
+            sp.csr_matrix((int((~has_examples).sum()), products.shape[1])),
+        ]).tocsr()
+        order = np.concatenate([owners[has_examples], owners[~has_examples]])
+    else:
+        order = owners
+    if context.feedback is not None and (~has_examples).any():
+        rest = owners[~has_examples]
+        fallback = sp.vstack([
+            fallback[: int(has_examples.sum())],
+            feedback_rows(context.feedback, context.pool, rest),
+        ]).tocsr()
+    slot = {int(r): i for i, r in enumerate(order)}
+    query = fallback[[slot[int(r)] for r in rows[missing]]]
+    found = _top_terms(sp.csr_matrix(query.multiply(doc_rows[missing])), context.space)
+    for k, pair in enumerate(missing):
+        terms[pair] = found[k]
+    return terms
+
+
+_WORDS: dict[int, tuple[Space, dict[int, tuple[str, frozenset[str]]]]] = {}
+
+
+def _term(space: Space, column: int) -> tuple[str, frozenset[str]]:
+    cached = _WORDS.get(id(space))
+    if cached is None or cached[0] is not space:
+        _WORDS.clear()
+        cached = (space, {})
+        _WORDS[id(space)] = cached
+    found = cached[1].get(column)
+    if found is None:
+        term = space.terms[column]
+        found = (term, frozenset(term.split(" ")))
+        cached[1][column] = found
+    return found
+
+
+def _top_terms(products: sp.csr_matrix, space: Space) -> list[list[str]]:
+    """Return per row up to TERMS terms by contribution, skipping words already named.
+
+    A bigram makes its unigrams redundant in the reason, and vice versa. Ties go to the
+    lower vocabulary column.
+    """
+    count = products.shape[0]
+    out: list[list[str]] = [[] for _ in range(count)]
+    if products.nnz == 0:
+        return out
+    lengths = np.diff(products.indptr)
+    row_of = np.repeat(np.arange(count), lengths)
+    order = np.lexsort((products.indices, -products.data, row_of))
+    place = np.arange(order.size) - products.indptr[row_of[order]]
+    keep = order[(place < LOOK) & (products.data[order] > 0)]
+    kept_rows = row_of[keep]
+    kept_cols = products.indices[keep]
+    bounds = np.searchsorted(kept_rows, np.arange(count + 1))
+    for r in range(count):
+        chosen: list[str] = []
+        seen: set[str] = set()
+        for column in kept_cols[bounds[r] : bounds[r + 1]]:
+            term, words = _term(space, int(column))
+            if words & seen:
+                continue
+            chosen.append(term)
+            seen |= words
+            if len(chosen) == TERMS:
                 break
-    if members.size:
-        sims = context.example_sims[j, members]
-        best = int(np.argmax(sims))
-        if sims[best] >= CLOSE:
-            key = context.example_keys[int(members[best])]
-            what = "your seed paper" if key in context.seeds[row] else "a paper you liked"
-            title = context.known[key].title
-            if len(title) > 80:
-                title = title[:77].rstrip() + "..."
-            parts.append(f"close to {what}: {title}")
-    if terms and len(parts) < 2:
-        parts.append("matches: " + ", ".join(terms))
-    if len(parts) < 2 and profile.categories:
-        hit = [c for c in paper.categories if c in profile.categories]
-        if hit:
-            parts.append(f"in {hit[0]}")
-    if trending and paper.upvotes and len(parts) < 2:
-        parts.append(f"trending: {paper.upvotes} upvotes")
-    return "; ".join(parts[:2]) if parts else "related to your interests"
+        out[r] = chosen
+    return out
+
+
+def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Return per pair the example row its paper is closest to (-1: none close enough).
+
+    The best candidate is found in the LSA space (a dense dot product per example) and
+    confirmed with the tf-idf cosine, so the CLOSE bar keeps its meaning.
+    """
+    closest = np.full(rows.size, -1, dtype=np.intp)
+    owner = context.compiled.positive_owner
+    if owner.size == 0:
+        return closest
+    order = np.argsort(owner, kind="stable")
+    example = context.compiled.positive_example[order]
+    bounds = np.searchsorted(owner[order], np.arange(int(rows.max()) + 2))
+    sizes = bounds[rows + 1] - bounds[rows]
+    pair_of = np.repeat(np.arange(rows.size), sizes)
+    if pair_of.size == 0:
+        return closest
+    start = np.repeat(bounds[rows], sizes)
+    offset = np.arange(pair_of.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    candidate = example[start + offset]
+    dense = context.examples.dense
+    docs = context.docs
+    if dense.shape[1] and context.dense_docs.shape[1]:
+        sims = np.einsum("nk,nk->n", dense[candidate], context.dense_docs[cols[pair_of]])
+    else:
+        sims = np.asarray(
+            context.examples.rows[candidate].multiply(docs[cols[pair_of]]).sum(axis=1)
+        ).ravel()
+    # Best candidate per pair: the first maximum (candidates keep the profile's order).
+    by_pair = np.lexsort((np.arange(pair_of.size), -sims, pair_of))
+    first = by_pair[np.searchsorted(pair_of[by_pair], np.unique(pair_of))]
+    pairs = pair_of[first]
+    best = candidate[first]
+    cosine = np.asarray(
+        context.examples.rows[best].multiply(docs[cols[pairs]]).sum(axis=1)
+    ).ravel()
+    close = cosine >= CLOSE
+    closest[pairs[close]] = best[close]
+    return closest
+

@@ -1,4 +1,24 @@
-"""Score every profile against the batch in chunks, then apply the digest policy."""
+"""Score every profile against the batch: a few matrix products per chunk of profiles.
+
+Once per rank() call, shared by every profile (:class:`World`): the tf-idf rows of the
+batch and of recent background papers, the Gram matrix of the feedback pool (background
+plus batch) against itself, the LSA space fitted on that pool, every example paper any
+profile names (vectorised once however many profiles name it), category and author
+matrices.
+
+Per chunk of profiles, every step is an array operation over all of its rows:
+
+- text: the profile's own words against the scored papers (a sparse product with a few
+  terms per row), expanded by pseudo-relevance feedback whose scores are read from the
+  Gram matrix instead of building thousands-of-terms query rows;
+- examples: per profile one ridge model and one centroid in the LSA space (see lsa.py),
+  standardised on the background, and the categories and authors of the examples;
+- boosts and filters (followed authors, categories, excluded phrases, already sent);
+- a calibrated bar per profile, then MMR selection and reasons for all rows together.
+
+Scored columns ("targets"): the batch, then a calibration sample of the background (the
+most recent ``calibration`` papers) on which each profile's bar is set.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +32,24 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from digest.models import Paper, Profile, ScoredPaper
-from digest.rank.lsa import Lsa, fit_lsa, ridge_lsa
-from digest.rank.policy import select
+from digest.rank.lsa import Lsa, background_inverse, fit_lsa, ridge_lsa
+from digest.rank.metadata import (
+    BatchIndex,
+    ExampleMetadata,
+    boosts,
+    example_metadata,
+    example_metadata_scores,
+    index_batch,
+)
+from digest.rank.policy import select_many
 from digest.rank.profiles import (
     Compiled,
-    centroids,
+    Examples,
+    collect_examples,
     compile_profiles,
-    expand,
-    metadata_scores,
-    neighbours,
+    expanded_scores,
+    feedback,
+    membership,
 )
 from digest.rank.reasons import Context, explain_all
 from digest.rank.vectors import (
@@ -31,8 +60,10 @@ from digest.rank.vectors import (
     update_space,
 )
 
-MAX_BACKGROUND = 3000  # recent history papers used for feedback and calibration
+MAX_BACKGROUND = 3000  # recent history papers used for feedback, the LSA fit, the ridge
 MAX_VOCABULARY_FIT = 20000  # history papers a first vocabulary is counted from
+GRAM_BLOCK = 1000  # pool rows per sparse product when building the Gram matrix
+SCALE_SAMPLE = 64  # background papers whose one-paper profiles set the example scale
 
 
 @dataclass(frozen=True)
@@ -47,21 +78,19 @@ class RankOptions:
     keyword_weight: float = 2.0
     feedback_depth: int = 10
     feedback_weight: float = 0.7
-    negative_weight: float = 0.3
-    neighbours: int = 3
-    centroid_share: float = 0.5  # examples: centroid vs nearest neighbours
+    negative_weight: float = 0.3  # without LSA: share of the disliked centroid subtracted
     text_weight: float = 0.5  # text query when the profile also has examples
     category_boost: float = 0.05
     author_boost: float = 0.3
     lsa_dims: int = 256  # dimensions of the LSA space (0: off)
-    lsa_weight: float = 0.7  # examples: share of the LSA model + centroid vs sparse scores
     lsa_alpha: float = 10.0  # ridge penalty of the LSA model
     example_category_weight: float = 0.3  # categories of the example papers
     example_author_weight: float = 0.3  # authors of the example papers
     diversity: float = 0.3
     min_score: float = 0.02
     threshold_quantile: float = 0.9
-    chunk: int = 256
+    calibration: int = 600  # background papers each profile's bar is calibrated on
+    chunk: int = 1000
 
 
 @dataclass(frozen=True)
@@ -72,11 +101,6 @@ class Outcome:
     state: bytes
     empty: list[bool]
     thresholds: list[float]
-
-
-def normalize_name(name: str) -> str:
-    """Return an author name folded for matching ('J.  Smith' == 'j. smith')."""
-    return " ".join(name.lower().replace(".", ". ").split())
 
 
 # \W is exactly "not str.isalnum() and not underscore": one regex pass instead of a
@@ -105,6 +129,133 @@ def prepare_space(
     return update_space(None, [*earlier, *batch], fingerprint=fingerprint)
 
 
+@dataclass(frozen=True)
+class World:
+    """Everything one rank() call computes once and every chunk of profiles reads."""
+
+    papers: list[Paper]
+    space: Space
+    docs: sp.csr_matrix  # B x V
+    pool: sp.csr_matrix  # N x V: background, then batch
+    targets: sp.csr_matrix  # T x V: batch, then the calibration sample
+    pool_gram: np.ndarray  # N x N
+    gram: np.ndarray  # N x T
+    lsa: Lsa | None
+    dense_targets: np.ndarray  # T x k
+    dense_background: np.ndarray  # G x k
+    mean: np.ndarray  # k: background mean in LSA space
+    covariance: np.ndarray  # k x k: background covariance in LSA space
+    inverse: np.ndarray | None  # ridge: (B^T B + alpha I)^-1
+    scale: tuple[float, float]  # mean, spread of a one-paper profile's tf-idf scores
+    examples: Examples
+    meta: ExampleMetadata
+    index: BatchIndex
+    similarity: np.ndarray  # B x B cosines, for MMR
+    folded: list[str]
+    trend: np.ndarray
+    phrases: dict[str, np.ndarray]  # excluded phrase -> batch columns holding it
+
+    @property
+    def n_batch(self) -> int:
+        """Return how many of the targets are batch papers."""
+        return len(self.papers)
+
+
+def build_world(
+    papers: list[Paper],
+    profiles: Sequence[Profile],
+    space: Space,
+    history: Sequence[Paper],
+    options: RankOptions,
+) -> World:
+    """Compute what every chunk of profiles shares."""
+    # Background: recent papers nobody named as an example, so that calibrating a
+    # profile against it does not compare the profile with its own seeds.
+    named = {k for p in profiles for k in (*p.seeds, *p.liked, *p.disliked)}
+    skip = named | {p.key for p in papers}
+    background = [p for p in _recent(history, MAX_BACKGROUND + len(named)) if p.key not in skip]
+    background = background[-MAX_BACKGROUND:]
+    docs = space.transform(paper_text(p) for p in papers)
+    bg_docs = space.transform(paper_text(p) for p in background)
+    pool = sp.vstack([bg_docs, docs]).tocsr()
+    n_bg, n_batch = len(background), len(papers)
+    calibration = np.arange(max(0, n_bg - options.calibration), n_bg)
+    in_pool = np.concatenate([n_bg + np.arange(n_batch), calibration]).astype(np.intp)
+    targets = pool[in_pool]
+    pool_gram = _gram(pool)
+    gram = np.ascontiguousarray(pool_gram[:, in_pool])
+
+    lsa = fit_lsa(pool, options.lsa_dims) if options.lsa_dims > 0 else None
+    k = lsa.components.shape[0] if lsa is not None else 0
+    dense_targets = lsa.project(targets) if lsa is not None else np.zeros((len(in_pool), 0))
+    dense_background = lsa.project(bg_docs) if lsa is not None else np.zeros((n_bg, 0))
+    if lsa is not None and n_bg:
+        mean = dense_background.mean(axis=0)
+        centred = dense_background - mean
+        covariance = centred.T @ centred / n_bg
+        inverse = background_inverse(dense_background, options.lsa_alpha)
+    else:
+        mean, covariance, inverse = np.zeros(k), np.zeros((k, k)), None
+
+    known = {p.key: p for p in history}
+    known.update({p.key: p for p in papers})
+    examples = collect_examples(profiles, known, space, lsa)
+    target_papers = [papers[i] for i in range(n_batch)] + [background[i] for i in calibration]
+    upvotes = np.asarray([float(p.upvotes or 0) for p in papers])
+    return World(
+        papers=papers,
+        space=space,
+        docs=docs,
+        pool=pool,
+        targets=targets,
+        pool_gram=pool_gram,
+        gram=gram,
+        lsa=lsa,
+        dense_targets=dense_targets,
+        dense_background=dense_background,
+        mean=mean,
+        covariance=covariance,
+        inverse=inverse,
+        scale=_example_scale(pool_gram, n_bg, calibration),
+        examples=examples,
+        meta=example_metadata([known[key] for key in examples.keys], target_papers),
+        index=index_batch(papers),
+        similarity=(docs @ docs.T).toarray(),
+        folded=[_folded(f"{p.title} {p.abstract}") for p in papers],
+        trend=np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0)))),
+        phrases={},
+    )
+
+
+def _gram(rows: sp.csr_matrix) -> np.ndarray:
+    """Return the dense Gram matrix of l2 rows, built in blocks to bound the peak."""
+    count = rows.shape[0]
+    gram = np.zeros((count, count))
+    transposed = rows.T.tocsc()
+    for start in range(0, count, GRAM_BLOCK):
+        gram[start : start + GRAM_BLOCK] = (rows[start : start + GRAM_BLOCK] @ transposed).toarray()
+    return gram
+
+
+def _example_scale(
+    pool_gram: np.ndarray, n_bg: int, calibration: np.ndarray
+) -> tuple[float, float]:
+    """Return the typical mean and spread of a one-paper profile's scores today.
+
+    The LSA example scores are standardised; this puts them back on the tf-idf cosine
+    scale that text scores, boosts and ``min_score`` are expressed in. A property of the
+    day's papers only, so a profile ranks the same alone or among thousands.
+    """
+    if n_bg < 2 or calibration.size < 2:
+        return 0.0, 0.1
+    probes = np.unique(np.linspace(0, n_bg - 1, min(SCALE_SAMPLE, n_bg)).astype(np.intp))
+    sims = pool_gram[np.ix_(probes, calibration)].copy()
+    sims[probes[:, None] == calibration[None, :]] = np.nan
+    means = np.nanmean(sims, axis=1)
+    spreads = np.nanstd(sims, axis=1)
+    return float(np.median(means)), float(np.median(spreads))
+
+
 def score_batch(
     batch: Sequence[Paper],
     profiles: Sequence[Profile],
@@ -124,246 +275,156 @@ def score_batch(
     count = len(profiles)
     if not papers or not profiles:
         return Outcome([[] for _ in profiles], new_state, [True] * count, [0.0] * count)
-
-    # Background: recent papers nobody named as an example, so that calibrating a
-    # profile against it does not compare the profile with its own seeds.
-    named = {k for p in profiles for k in (*p.seeds, *p.liked, *p.disliked)}
-    skip = named | {p.key for p in papers}
-    background = [p for p in _recent(history, MAX_BACKGROUND + len(named)) if p.key not in skip]
-    background = background[-MAX_BACKGROUND:]
-    docs = space.transform(paper_text(p) for p in papers)
-    bg_docs = space.transform(paper_text(p) for p in background)
-    pool = sp.vstack([bg_docs, docs]).tocsr()
-    known = {p.key: p for p in history}
-    known.update({p.key: p for p in papers})
-    folded = [_folded(f"{p.title} {p.abstract}") for p in papers]
-    upvotes = np.asarray([float(p.upvotes or 0) for p in papers])
-    trend = np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0))))
-    similarity = (docs @ docs.T).toarray()
-    index = _index_batch(papers)
-
-    # Batch and background scored together: the bar is calibrated on the same scale.
-    targets = sp.vstack([docs, bg_docs]).tocsr()
-    n_batch = len(papers)
-    lsa = fit_lsa(pool, options.lsa_dims) if options.lsa_weight > 0 else None
-    dense_targets = lsa.project(targets) if lsa is not None else None
-    dense_background = dense_targets[n_batch:] if dense_targets is not None else None
-
+    world = build_world(papers, profiles, space, history, options)
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
     for start in range(0, count, options.chunk):
-        chunk = profiles[start : start + options.chunk]
-        compiled = compile_profiles(chunk, space, known, keyword_weight=options.keyword_weight)
-        text = expand(
-            compiled.text, pool, depth=options.feedback_depth, weight=options.feedback_weight
+        stop = min(count, start + options.chunk)
+        chunk_rankings, bars = _score_chunk(
+            world, profiles[start:stop], limits[start:stop], exclude[start:stop],
+            popularity[start:stop], options,
         )
-        center = centroids(compiled, len(chunk), negative_weight=options.negative_weight)
-        all_sims = (targets @ compiled.positives.T).toarray()
-        example_sims = all_sims[:n_batch]
-        dense: np.ndarray | None = None
-        if lsa is not None and dense_targets is not None and dense_background is not None:
-            dense = _lsa_examples(lsa, compiled, dense_targets, dense_background,
-                                  len(chunk), options)
-        both = _content(compiled, text, center, targets, all_sims, dense, n_batch, options)
-        for kind, weight in (("category", options.example_category_weight),
-                             ("author", options.example_author_weight)):
-            if weight > 0:
-                meta = metadata_scores(compiled, known, [papers, background], len(chunk),
-                                       kind=kind)
-                both += weight * np.hstack(meta)
-        scores, bg_scores = both[:, :n_batch], both[:, n_batch:]
-        bars = np.full(len(chunk), options.min_score)
-        if options.threshold_quantile > 0 and bg_scores.shape[1]:
-            calibrated = np.quantile(bg_scores, options.threshold_quantile, axis=1)
-            usable = bg_scores.any(axis=1)
-            bars[usable] = np.maximum(bars[usable], calibrated[usable])
-        picks: list[list[int]] = []
-        rows: list[np.ndarray] = []
-        for offset, profile in enumerate(chunk):
-            i = start + offset
-            content = scores[offset]
-            bar = float(bars[offset])
-            boost, vouched = _boosts(profile, index, options)
-            row = content + boost
-            if popularity[i] > 0:
-                scale = max(float(row.max()), 1e-6)
-                row = (1.0 - popularity[i]) * row + popularity[i] * scale * trend
-            passing = ((content >= bar) | vouched) & ~_blocked(profile, index, folded,
-                                                                exclude[i])
-            picks.append(select(row, passing, similarity, limits[i], diversity=options.diversity))
-            rows.append(row)
-            empty.append(not picks[-1])
-            thresholds.append(round(bar, 6))
-        context = Context(
-            space=space, text=text, compiled=compiled, docs=docs, known=known,
-            seeds=[set(p.seeds) for p in chunk], example_sims=example_sims,
-            example_keys=list(compiled.positive_keys), centroids=center,
-        )
-        reasons = explain_all(context, chunk, papers, picks,
-                              trending=[popularity[start + o] > 0 for o in range(len(chunk))])
-        for offset, chosen in enumerate(picks):
-            rankings.append([
-                ScoredPaper(paper=papers[j], score=round(float(rows[offset][j]), 6),
-                            reason=reason)
-                for j, reason in zip(chosen, reasons[offset], strict=True)
-            ])
+        rankings.extend(chunk_rankings)
+        empty.extend(not r for r in chunk_rankings)
+        thresholds.extend(round(float(b), 6) for b in bars)
     return Outcome(rankings, new_state, empty, thresholds)
 
 
-def _lsa_examples(
-    lsa: Lsa,
-    compiled: Compiled,
-    targets: np.ndarray,
-    background: np.ndarray,
-    count: int,
+def _score_chunk(
+    world: World,
+    chunk: Sequence[Profile],
+    limits: Sequence[int],
+    exclude: Sequence[AbstractSet[str]],
+    popularity: Sequence[float],
     options: RankOptions,
+) -> tuple[list[list[ScoredPaper]], np.ndarray]:
+    """Rank one chunk of profiles; return their lists and their bars."""
+    size = len(chunk)
+    n_batch = world.n_batch
+    compiled = compile_profiles(chunk, world.space, world.examples,
+                                keyword_weight=options.keyword_weight)
+    has_text = compiled.has_text
+    text_scores: np.ndarray = (compiled.text @ world.targets.T).toarray()
+    fb = None
+    if options.feedback_weight > 0:
+        fb = feedback(compiled.text, world.pool, world.pool_gram, depth=options.feedback_depth)
+        text_scores = expanded_scores(text_scores, fb, world.gram, has_text,
+                                      weight=options.feedback_weight)
+    content = text_scores
+    has_examples = compiled.has_examples(size)
+    if has_examples.any():
+        examples = _example_scores(world, compiled, size, options)
+        content = np.where(has_examples[:, None], examples, text_scores)
+        mixed = has_examples & has_text
+        content[mixed] = (options.text_weight * text_scores[mixed]
+                          + (1 - options.text_weight) * content[mixed])
+        member = membership(compiled.positive_owner, size, mean=False)
+        for kind, weight in enumerate((options.example_category_weight,
+                                       options.example_author_weight)):
+            if weight > 0:
+                content += weight * example_metadata_scores(
+                    world.meta, member, compiled.positive_example, kind
+                )
+    scores, reference = content[:, :n_batch], content[:, n_batch:]
+    bars = np.full(size, options.min_score)
+    if options.threshold_quantile > 0 and reference.shape[1]:
+        calibrated = np.quantile(reference, options.threshold_quantile, axis=1)
+        usable = reference.any(axis=1)
+        bars[usable] = np.maximum(bars[usable], calibrated[usable])
+
+    boost, vouched = boosts(
+        world.index, [p.categories for p in chunk], [p.authors for p in chunk],
+        category_boost=options.category_boost, author_boost=options.author_boost,
+    )
+    ranked = scores + boost
+    blend = np.asarray(popularity, dtype=np.float64)
+    lifted = np.flatnonzero(blend > 0)
+    if lifted.size:
+        top = np.maximum(ranked[lifted].max(axis=1), 1e-6)
+        share = blend[lifted][:, None]
+        ranked[lifted] = (1.0 - share) * ranked[lifted] + share * top[:, None] * world.trend
+    passing = ((scores >= bars[:, None]) | vouched) & ~_blocked(world, chunk, exclude)
+    picks = select_many(ranked, passing, world.similarity, np.asarray(limits),
+                        diversity=options.diversity)
+    context = Context(
+        space=world.space, compiled=compiled, examples=world.examples, docs=world.docs,
+        dense_docs=world.dense_targets[:n_batch], pool=world.pool, feedback=fb,
+        index=world.index,
+    )
+    reasons = explain_all(context, chunk, world.papers, picks,
+                          trending=[b > 0 for b in blend])
+    papers = world.papers
+    rankings = [
+        [ScoredPaper(paper=papers[j], score=round(float(ranked[r, j]), 6), reason=why)
+         for j, why in zip(chosen, reasons[r], strict=True)]
+        for r, chosen in enumerate(picks)
+    ]
+    return rankings, bars
+
+
+def _example_scores(
+    world: World, compiled: Compiled, count: int, options: RankOptions
 ) -> np.ndarray:
-    """Return P x D example scores in LSA space: ridge model plus example centroid.
+    """Return P x T example scores on the tf-idf cosine scale.
 
-    Each part is standardised by its own mean and spread over the background columns
-    (the last ``background`` rows of ``targets``), so the two add up fairly.
+    With LSA: a ridge model (seeds and liked papers against the background, disliked
+    ones as negatives) plus the example centroid, each standardised by its mean and
+    spread over the background (read from the background's mean and covariance, not
+    from scoring it), summed into one vector per profile: one dense product.
+    Without LSA (a tiny pool): the tf-idf centroid of the positives minus a share of the
+    negatives' centroid.
     """
-    positives = lsa.project(compiled.positives)
-    negatives = lsa.project(compiled.negatives)
-    examples = np.vstack([positives, negatives])
-    owner = np.concatenate([compiled.positive_owner, compiled.negative_owner]).astype(int)
-    labels = np.concatenate([np.ones(len(compiled.positive_owner)),
-                             -np.ones(len(compiled.negative_owner))])
-    weights = ridge_lsa(background, examples, owner, labels, count, alpha=options.lsa_alpha)
-    model = weights @ targets.T
-    member = np.zeros((count, positives.shape[0]))
-    member[compiled.positive_owner, np.arange(positives.shape[0])] = 1.0
-    centroid = normalize(member @ positives) @ targets.T
-    n_bg = background.shape[0]
-    combined: np.ndarray = _standard(model, n_bg) + _standard(centroid, n_bg)
-    return combined
-
-
-def _standard(scores: np.ndarray, n_bg: int) -> np.ndarray:
-    """Standardise rows by the mean and spread of their last ``n_bg`` columns."""
-    reference = scores[:, -n_bg:] if n_bg else scores
-    spread = reference.std(axis=1, keepdims=True)
-    spread[spread == 0] = 1.0
-    standard: np.ndarray = (scores - reference.mean(axis=1, keepdims=True)) / spread
-    return standard
-
-
-def _content(
-    compiled: Compiled,
-    text: sp.csr_matrix,
-    center: sp.csr_matrix,
-    docs: sp.csr_matrix,
-    example_sims: np.ndarray,
-    dense: np.ndarray | None,
-    n_batch: int,
-    options: RankOptions,
-) -> np.ndarray:
-    """Return P x D content scores: text query, example centroid, nearest examples.
-
-    ``docs`` holds the batch's ``n_batch`` rows, then the background's; the LSA part
-    (``dense``, standardised on the background) is put on the cosine scale of the
-    sparse example scores over the background before the two are blended.
-    """
-    count = text.shape[0]
-    if docs.shape[0] == 0:
-        return np.zeros((count, 0))
-    text_scores: np.ndarray = (text @ docs.T).toarray()
-    has_examples = compiled.has_examples(count)
-    if not has_examples.any():
-        return text_scores
-    examples = options.centroid_share * (center @ docs.T).toarray()
-    examples += (1.0 - options.centroid_share) * neighbours(
-        compiled, example_sims, count, k=options.neighbours
-    )
-    if dense is not None and options.lsa_weight > 0:
-        reference = examples[:, n_batch:] if docs.shape[0] > n_batch else examples
-        mean = reference.mean(axis=1, keepdims=True)
-        spread = reference.std(axis=1, keepdims=True)
-        examples = (1 - options.lsa_weight) * examples + options.lsa_weight * (
-            mean + spread * dense / 2.0
-        )
-    with_text = has_examples & compiled.has_text
-    scores: np.ndarray = np.where(has_examples[:, None], examples, text_scores)
-    scores[with_text] = (
-        options.text_weight * text_scores[with_text] + (1 - options.text_weight) * scores[with_text]
-    )
-    return scores
-
-
-_NO_COLUMNS = np.zeros(0, dtype=np.intp)
-
-
-@dataclass(frozen=True)
-class _BatchIndex:
-    """Which batch columns carry each category, author and key, built once per batch.
-
-    The per-profile boosts and filters look columns up here instead of walking every
-    paper's authors for every profile (that walk cost ~16 ms a profile at 2,000 papers).
-    """
-
-    primary: dict[str, np.ndarray]
-    listed: dict[str, np.ndarray]
-    authors: dict[str, np.ndarray]
-    column: dict[str, int]
-    size: int
-
-
-def _index_batch(papers: Sequence[Paper]) -> _BatchIndex:
-    primary: dict[str, list[int]] = {}
-    listed: dict[str, list[int]] = {}
-    authors: dict[str, list[int]] = {}
-    for j, paper in enumerate(papers):
-        if paper.primary_category:
-            primary.setdefault(paper.primary_category, []).append(j)
-        for category in dict.fromkeys(paper.categories):
-            listed.setdefault(category, []).append(j)
-        for name in {normalize_name(a) for a in paper.authors}:
-            authors.setdefault(name, []).append(j)
-
-    def arrays(found: dict[str, list[int]]) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v, dtype=np.intp) for k, v in found.items()}
-
-    return _BatchIndex(
-        primary=arrays(primary), listed=arrays(listed), authors=arrays(authors),
-        column={p.key: j for j, p in enumerate(papers)}, size=len(papers),
-    )
-
-
-def _boosts(
-    profile: Profile, index: _BatchIndex, options: RankOptions
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return the category/author boost per paper, and which papers an author vouches for."""
-    boost = np.zeros(index.size)
-    vouched = np.zeros(index.size, dtype=bool)
-    if profile.categories:
-        primary = np.zeros(index.size, dtype=bool)
-        listed = np.zeros(index.size, dtype=bool)
-        for category in set(profile.categories):
-            primary[index.primary.get(category, _NO_COLUMNS)] = True
-            listed[index.listed.get(category, _NO_COLUMNS)] = True
-        # The primary category weighs fully, a cross-listing half.
-        boost[primary] += options.category_boost
-        boost[listed & ~primary] += options.category_boost / 2
-    if profile.authors:
-        for name in {normalize_name(a) for a in profile.authors}:
-            vouched[index.authors.get(name, _NO_COLUMNS)] = True
-        boost[vouched] += options.author_boost
-    return boost, vouched
+    examples = world.examples
+    if world.lsa is None or world.inverse is None:
+        positive = normalize(membership(compiled.positive_owner, count)
+                             @ examples.rows[compiled.positive_example])
+        if compiled.negative_owner.size:
+            negative = normalize(membership(compiled.negative_owner, count)
+                                 @ examples.rows[compiled.negative_example])
+            positive = positive - options.negative_weight * negative
+        plain: np.ndarray = (sp.csr_matrix(positive) @ world.targets.T).toarray()
+        return plain
+    positives = examples.dense[compiled.positive_example]
+    negatives = examples.dense[compiled.negative_example]
+    owner = np.concatenate([compiled.positive_owner, compiled.negative_owner])
+    labels = np.concatenate([np.ones(len(positives)), -np.ones(len(negatives))])
+    weights = ridge_lsa(world.dense_background, np.vstack([positives, negatives]), owner,
+                        labels, count, alpha=options.lsa_alpha, inverse=world.inverse)
+    centroid = normalize(membership(compiled.positive_owner, count, mean=False) @ positives)
+    vector = np.zeros_like(weights)
+    offset = np.zeros(count)
+    for part in (weights, centroid):
+        spread = np.sqrt(np.maximum(((part @ world.covariance) * part).sum(axis=1), 0.0))
+        spread[spread <= 1e-12] = 1.0
+        vector += part / spread[:, None]
+        offset += (part @ world.mean) / spread
+    standard = vector @ world.dense_targets.T - offset[:, None]
+    mean, spread = world.scale
+    scaled: np.ndarray = mean + spread * standard / 2.0
+    return scaled
 
 
 def _blocked(
-    profile: Profile, index: _BatchIndex, folded: Sequence[str], sent: AbstractSet[str]
+    world: World, chunk: Sequence[Profile], sent: Sequence[AbstractSet[str]]
 ) -> np.ndarray:
     """Return which papers must never be shown: already sent, or an excluded phrase."""
-    blocked = np.zeros(index.size, dtype=bool)
-    for key in sent:
-        j = index.column.get(key)
-        if j is not None:
-            blocked[j] = True
-    phrases = [f" {_folded(x).strip()} " for x in profile.exclude if _folded(x).strip()]
-    if phrases:
-        for j, text in enumerate(folded):
-            if any(phrase in text for phrase in phrases):
-                blocked[j] = True
+    blocked = np.zeros((len(chunk), world.n_batch), dtype=bool)
+    column = world.index.column
+    phrases = world.phrases
+    for r, profile in enumerate(chunk):
+        for key in sent[r]:
+            j = column.get(key)
+            if j is not None:
+                blocked[r, j] = True
+        for raw in profile.exclude:
+            phrase = _folded(raw).strip()
+            if not phrase:
+                continue
+            hits = phrases.get(phrase)
+            if hits is None:
+                needle = f" {phrase} "
+                hits = np.asarray([needle in text for text in world.folded], dtype=bool)
+                phrases[phrase] = hits
+            blocked[r] |= hits
     return blocked

@@ -112,8 +112,7 @@ class Space:
         texts = list(texts)
         if not texts:
             return sp.csr_matrix((0, len(self.terms)))
-        vectorizer = CountVectorizer(analyzer=analyze, vocabulary=self.index)
-        matrix: sp.csr_matrix = vectorizer.transform(texts).tocsr().astype(np.float64)
+        matrix: sp.csr_matrix = _counter(self).transform(texts).tocsr().astype(np.float64)
         return matrix
 
     def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
@@ -150,6 +149,26 @@ def _index_of(space: Space) -> dict[str, int]:
         _INDEX_CACHE.clear()
     _INDEX_CACHE[id(space)] = (space, index)
     return index
+
+
+_COUNTERS: dict[int, tuple[Space, CountVectorizer]] = {}
+
+
+def _counter(space: Space) -> CountVectorizer:
+    """Return a fitted counter over the space's vocabulary, built once per space.
+
+    Building one validates the whole vocabulary (~25 ms at 250k terms); a rank call
+    counts texts once per chunk of profiles, so the counter is kept with its space.
+    """
+    cached = _COUNTERS.get(id(space))
+    if cached is not None and cached[0] is space:
+        return cached[1]
+    vectorizer = CountVectorizer(analyzer=analyze, vocabulary=space.index)
+    vectorizer.fit([])  # validates the vocabulary once; transform() then reuses it
+    if len(_COUNTERS) > 4:
+        _COUNTERS.clear()
+    _COUNTERS[id(space)] = (space, vectorizer)
+    return vectorizer
 
 
 def space_from_bytes(data: bytes) -> Space:
