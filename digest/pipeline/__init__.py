@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from digest import ingest, mail, render
+from digest import ingest, mail, rank, render
 from digest.config import Config
 from digest.locking import run_lock
 from digest.models import Digest, RunReport, ScoredPaper, SourceResult
@@ -159,9 +159,10 @@ def _run_locked(
     env = render.make_environment(config.templates_dir)
     batch_size = 0
     fresh = [p for p in plans if p.existing is None]
+    rankers: dict[tuple[date, date], rank.Ranker] = {}
     for start in range(0, len(fresh), RANK_CHUNK):
         chunk = fresh[start : start + RANK_CHUNK]
-        chosen, pool_size = choose_papers(config, db, chunk, now=now)
+        chosen, pool_size = choose_papers(config, db, chunk, now=now, rankers=rankers)
         batch_size = max(batch_size, pool_size)
         if dry_run:
             _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)

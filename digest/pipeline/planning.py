@@ -101,12 +101,19 @@ def _sendable(row: Delivery, config: Config, now: datetime) -> bool:
 
 
 def choose_papers(
-    config: Config, db: Store, plans: Sequence[_Plan], *, now: datetime
+    config: Config,
+    db: Store,
+    plans: Sequence[_Plan],
+    *,
+    now: datetime,
+    rankers: dict[tuple[date, date], rank.Ranker] | None = None,
 ) -> tuple[list[list[ScoredPaper] | None], int]:
     """Rank every plan's candidates in one batched pass; return (choices, pool size).
 
     A plan's choice is None when its window held no papers at all (a quiet day), and an
-    empty list when papers came in but none was relevant.
+    empty list when papers came in but none was relevant. ``rankers`` keeps the prepared
+    batch between chunks of one run (keyed by the days it spans), so the preparation is
+    paid once per run, not once per chunk.
     """
     if not plans:
         return [], 0
@@ -138,9 +145,17 @@ def choose_papers(
     votes = db.votes(ids)
     profiles = [_with_votes(p.subscriber.profile, votes.get(p.subscriber.id, {})) for p in plans]
     referenced = {k for prof in profiles for k in (*prof.seeds, *prof.liked, *prof.disliked)}
-    history = db.history(first, limit=HISTORY_LIMIT)
-    known = {p.key for p in history} | set(batch_days)
-    history += list(db.get_papers(referenced - known).values())
+    cache = rankers if rankers is not None else {}
+    ranker = cache.get((first, last_day))
+    if ranker is None:
+        history = db.history(first, limit=HISTORY_LIMIT)
+        ranker = rank.Ranker(batch, history=history, state=db.load_ranker_state())
+        db.save_ranker_state(ranker.state, now=now)
+        cache[(first, last_day)] = ranker
+        known = {p.key for p in history}
+    else:
+        known = set()
+    extra = list(db.get_papers(referenced - known - set(batch_days)).values())
     sent = db.sent_keys(ids, batch_days)
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
@@ -154,16 +169,13 @@ def choose_papers(
         excluded = sent.get(plan.subscriber.id, set()) | outside
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))
-    result = rank.rank(
-        batch,
+    result = ranker.rank(
         profiles,
-        history=history,
         top_k=[min(p.subscriber.max_papers, 50) for p in plans],
         exclude=excludes,
         popularity=[p.subscriber.popularity for p in plans],
-        state=db.load_ranker_state(),
+        extra=extra,
     )
-    db.save_ranker_state(result.state, now=now)
     chosen: list[list[ScoredPaper] | None] = [
         None if empty else list(ranking)
         for ranking, empty in zip(result.rankings, empty_window, strict=True)

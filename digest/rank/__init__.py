@@ -12,7 +12,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from digest.models import Paper, Profile, ScoredPaper
-from digest.rank.scoring import RankOptions, score_batch
+from digest.rank.scoring import RankOptions, build_world, prepare_space, score_profiles
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,57 @@ class RankResult:
     thresholds: list[float] = field(default_factory=list)
 
 
+class Ranker:
+    """A day's batch prepared once, then ranked for any number of profile chunks.
+
+    Preparing (vocabulary, background, Gram matrix, LSA fit) costs seconds whatever the
+    number of profiles; a pipeline that ranks subscribers in chunks pays it once.
+    """
+
+    def __init__(
+        self,
+        batch: Sequence[Paper],
+        *,
+        history: Sequence[Paper] = (),
+        state: bytes | None = None,
+        options: RankOptions | None = None,
+    ) -> None:
+        self.options = options or RankOptions()
+        # Sorting by key makes the column order, and so every tie-break, deterministic.
+        papers = sorted({p.key: p for p in batch}.values(), key=lambda p: p.key)
+        space = prepare_space(state, history, papers)
+        self.state = space.to_bytes()
+        self._world = build_world(papers, space, history, self.options) if papers else None
+
+    def rank(
+        self,
+        profiles: Sequence[Profile],
+        *,
+        top_k: int | Sequence[int] = 10,
+        exclude: Sequence[AbstractSet[str]] | None = None,
+        popularity: Sequence[float] | None = None,
+        extra: Sequence[Paper] = (),
+    ) -> RankResult:
+        """Rank the batch for every profile; ``extra``: named papers not in the history."""
+        n = len(profiles)
+        limits = [int(top_k)] * n if isinstance(top_k, int) else [int(k) for k in top_k]
+        if len(limits) != n:
+            raise ValueError("top_k needs one limit per profile")
+        excluded: list[AbstractSet[str]] = list(exclude) if exclude is not None else [set()] * n
+        if len(excluded) != n:
+            raise ValueError("exclude needs one set per profile")
+        blends = [float(x) for x in popularity] if popularity is not None else [0.0] * n
+        if len(blends) != n:
+            raise ValueError("popularity needs one weight per profile")
+        if self._world is None or not profiles:
+            return RankResult([[] for _ in profiles], self.state, [True] * n, [0.0] * n)
+        rankings, empty, thresholds = score_profiles(
+            self._world, profiles, extra=extra, limits=limits, exclude=excluded,
+            popularity=blends, options=self.options,
+        )
+        return RankResult(rankings, self.state, empty, thresholds)
+
+
 def rank(
     batch: Sequence[Paper],
     profiles: Sequence[Profile],
@@ -40,32 +91,8 @@ def rank(
     options: RankOptions | None = None,
 ) -> RankResult:
     """Rank the batch for every profile in one batched pass."""
-    n = len(profiles)
-    limits = [int(top_k)] * n if isinstance(top_k, int) else [int(k) for k in top_k]
-    if len(limits) != n:
-        raise ValueError("top_k needs one limit per profile")
-    excluded: list[AbstractSet[str]] = list(exclude) if exclude is not None else [set()] * n
-    if len(excluded) != n:
-        raise ValueError("exclude needs one set per profile")
-    blends = [float(x) for x in popularity] if popularity is not None else [0.0] * n
-    if len(blends) != n:
-        raise ValueError("popularity needs one weight per profile")
-    outcome = score_batch(
-        batch,
-        profiles,
-        history=history,
-        limits=limits,
-        exclude=excluded,
-        popularity=blends,
-        state=state,
-        options=options or RankOptions(),
-    )
-    return RankResult(
-        rankings=outcome.rankings,
-        state=outcome.state,
-        nothing_relevant=outcome.empty,
-        thresholds=outcome.thresholds,
-    )
+    ranker = Ranker(batch, history=history, state=state, options=options)
+    return ranker.rank(profiles, top_k=top_k, exclude=exclude, popularity=popularity)
 
 
-__all__ = ["RankOptions", "RankResult", "rank"]
+__all__ = ["RankOptions", "RankResult", "Ranker", "rank"]

@@ -38,22 +38,43 @@ class Examples:
     titles: tuple[str, ...]
 
 
-def collect_examples(
-    profiles: Sequence[Profile], known: dict[str, Paper], space: Space, lsa: Lsa | None
-) -> Examples:
-    """Vectorise every known seed, liked and disliked paper of every profile once."""
-    keys = tuple(dict.fromkeys(
-        key for p in profiles for key in (*p.seeds, *p.liked, *p.disliked) if key in known
-    ))
-    rows = space.transform(paper_text(known[k]) for k in keys)
-    dense = lsa.project(rows) if lsa is not None else np.zeros((len(keys), 0))
-    return Examples(
-        keys=keys,
-        column={k: i for i, k in enumerate(keys)},
-        rows=rows,
-        dense=dense,
-        titles=tuple(known[k].title for k in keys),
-    )
+class ExampleBank:
+    """The example papers seen so far in a ranking session, each vectorised once.
+
+    Profiles of later chunks mostly name the same papers; new ones are appended.
+    """
+
+    def __init__(self, space: Space, lsa: Lsa | None) -> None:
+        self.space = space
+        self.lsa = lsa
+        width = lsa.components.shape[0] if lsa is not None else 0
+        self.current = Examples(
+            keys=(), column={}, rows=sp.csr_matrix((0, len(space.terms))),
+            dense=np.zeros((0, width)), titles=(),
+        )
+
+    def add(self, profiles: Sequence[Profile], known: dict[str, Paper]) -> Examples:
+        """Vectorise the known seed, liked and disliked papers not seen yet; return all."""
+        have = self.current.column
+        keys = tuple(dict.fromkeys(
+            key for p in profiles for key in (*p.seeds, *p.liked, *p.disliked)
+            if key in known and key not in have
+        ))
+        if not keys:
+            return self.current
+        rows = self.space.transform(paper_text(known[k]) for k in keys)
+        dense = self.lsa.project(rows) if self.lsa is not None else np.zeros((len(keys), 0))
+        old = self.current
+        column = dict(old.column)
+        column.update((k, len(old.keys) + i) for i, k in enumerate(keys))
+        self.current = Examples(
+            keys=old.keys + keys,
+            column=column,
+            rows=sp.vstack([old.rows, rows]).tocsr(),
+            dense=np.vstack([old.dense, dense]),
+            titles=old.titles + tuple(known[k].title for k in keys),
+        )
+        return self.current
 
 
 @dataclass(frozen=True)
@@ -148,14 +169,14 @@ class Feedback:
     text_dot: np.ndarray  # P: t . sum_i w_i p_i
 
 
-def feedback(
-    text: sp.csr_matrix, pool: sp.csr_matrix, pool_gram: np.ndarray, *, depth: int
-) -> Feedback | None:
-    """Return each text query's ``depth`` most similar pool papers (None: no feedback)."""
-    if depth <= 0 or pool.shape[0] == 0 or text.nnz == 0:
+def feedback(sims: np.ndarray, pool_gram: np.ndarray, *, depth: int) -> Feedback | None:
+    """Return each text query's ``depth`` most similar pool papers (None: no feedback).
+
+    ``sims`` holds the queries against the pool (P x N), ``pool_gram`` the pool's Gram.
+    """
+    if depth <= 0 or sims.shape[1] == 0 or not sims.any():
         return None
-    sims = (text @ pool.T).toarray()
-    depth = min(depth, pool.shape[0])
+    depth = min(depth, sims.shape[1])
     top = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
     weights = np.take_along_axis(sims, top, axis=1)
     weights[weights < 0] = 0.0
@@ -201,6 +222,8 @@ def feedback_rows(
     fb: Feedback, pool: sp.csr_matrix, rows: np.ndarray
 ) -> sp.csr_matrix:
     """Return the feedback centroids of the given chunk rows as sparse tf-idf rows."""
+    if rows.size == 0:
+        return sp.csr_matrix((0, pool.shape[1]))
     depth = fb.top.shape[1]
     mixer = sp.csr_matrix(
         (fb.weights[rows].ravel(), (np.repeat(np.arange(rows.size), depth),
@@ -215,6 +238,8 @@ def centroid_rows(
     compiled: Compiled, examples: Examples, rows: np.ndarray
 ) -> sp.csr_matrix:
     """Return the positive-example centroids of the given chunk rows (sparse, l2)."""
+    if rows.size == 0:
+        return sp.csr_matrix((0, examples.rows.shape[1]))
     wanted = np.isin(compiled.positive_owner, rows)
     where = {int(r): i for i, r in enumerate(rows)}
     owners = np.asarray([where[int(o)] for o in compiled.positive_owner[wanted]], dtype=np.intp)
@@ -227,10 +252,10 @@ def centroid_rows(
 
 __all__ = [
     "Compiled",
+    "ExampleBank",
     "Examples",
     "Feedback",
     "centroid_rows",
-    "collect_examples",
     "compile_profiles",
     "expanded_scores",
     "feedback",

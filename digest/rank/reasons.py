@@ -25,6 +25,7 @@ from digest.rank.profiles import (
 from digest.rank.vectors import Space
 
 CLOSE = 0.25  # tf-idf cosine above which a paper is "close to" an example paper
+CLOSE_DENSE = 0.3  # LSA cosine below which a pair is not checked against CLOSE
 TERMS = 3  # matched terms named in a reason
 LOOK = 4 * TERMS + 4  # best contributions looked at to find them
 
@@ -36,7 +37,8 @@ class Context:
     space: Space
     compiled: Compiled
     examples: Examples
-    docs: sp.csr_matrix  # batch rows
+    docs: sp.csr_matrix  # batch rows (sorted indices)
+    doc_keys: np.ndarray  # row * V + column of every stored entry of docs, ascending
     dense_docs: np.ndarray  # batch rows in LSA space (B x 0 without LSA)
     pool: sp.csr_matrix  # feedback pool rows
     feedback: Feedback | None
@@ -100,52 +102,66 @@ def _pair_terms(context: Context, rows: np.ndarray, cols: np.ndarray) -> list[li
     The profile's own words first; where they share nothing with the paper, the
     centroid of its example papers, else the feedback papers its words retrieved.
     """
-    doc_rows = context.docs[cols]
-    products = sp.csr_matrix(context.compiled.text[rows].multiply(doc_rows))
+    products = _pair_products(context, context.compiled.text, rows, cols)
     terms = _top_terms(products, context.space)
     missing = np.flatnonzero(products.getnnz(axis=1) == 0)
     if missing.size == 0:
         return terms
     owners = np.unique(rows[missing])
     has_examples = np.isin(owners, context.compiled.positive_owner)
-    fallback = sp.csr_matrix((owners.size, products.shape[1]))
-    if has_examples.any():
-        fallback = sp.vstack([
-            centroid_rows(context.compiled, context.examples, owners[has_examples]),
-            sp.csr_matrix((int((~has_examples).sum()), products.shape[1])),
-        ]).tocsr()
-        order = np.concatenate([owners[has_examples], owners[~has_examples]])
+    parts = [centroid_rows(context.compiled, context.examples, owners[has_examples])]
+    rest = owners[~has_examples]
+    if context.feedback is not None and rest.size:
+        parts.append(feedback_rows(context.feedback, context.pool, rest))
     else:
-        order = owners
-    if context.feedback is not None and (~has_examples).any():
-        rest = owners[~has_examples]
-        fallback = sp.vstack([
-            fallback[: int(has_examples.sum())],
-            feedback_rows(context.feedback, context.pool, rest),
-        ]).tocsr()
-    slot = {int(r): i for i, r in enumerate(order)}
-    query = fallback[[slot[int(r)] for r in rows[missing]]]
-    found = _top_terms(sp.csr_matrix(query.multiply(doc_rows[missing])), context.space)
+        parts.append(sp.csr_matrix((rest.size, products.shape[1])))
+    fallback = sp.vstack(parts).tocsr()
+    slot = {int(r): i for i, r in enumerate(np.concatenate([owners[has_examples], rest]))}
+    chosen = np.asarray([slot[int(r)] for r in rows[missing]], dtype=np.intp)
+    found = _top_terms(_pair_products(context, fallback, chosen, cols[missing]), context.space)
     for k, pair in enumerate(missing):
         terms[pair] = found[k]
     return terms
 
 
+def _pair_products(
+    context: Context, query: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
+) -> sp.csr_matrix:
+    """Return ``query[rows] * docs[cols]`` elementwise, one sparse row per pair.
+
+    Only the query's few terms are looked up in the documents (a binary search over
+    the documents' (row, term) keys) instead of gathering whole document rows.
+    """
+    picked = sp.csr_matrix(query[rows])
+    picked.sort_indices()
+    pair_of = np.repeat(np.arange(rows.size), np.diff(picked.indptr))
+    width = np.int64(context.docs.shape[1])
+    keys = cols[pair_of].astype(np.int64) * width + picked.indices
+    index = context.doc_keys
+    if index.size == 0 or keys.size == 0:
+        return sp.csr_matrix(picked.shape)
+    at = np.minimum(np.searchsorted(index, keys), index.size - 1)
+    found = index[at] == keys
+    products = sp.csr_matrix(
+        (picked.data * np.where(found, context.docs.data[at], 0.0), picked.indices,
+         picked.indptr),
+        shape=picked.shape,
+    )
+    products.eliminate_zeros()
+    return products
+
+
 _WORDS: dict[int, tuple[Space, dict[int, tuple[str, frozenset[str]]]]] = {}
 
 
-def _term(space: Space, column: int) -> tuple[str, frozenset[str]]:
+def _terms_of(space: Space) -> dict[int, tuple[str, frozenset[str]]]:
+    """Return the cache of vocabulary column -> (term, its words) kept for a space."""
     cached = _WORDS.get(id(space))
     if cached is None or cached[0] is not space:
         _WORDS.clear()
         cached = (space, {})
         _WORDS[id(space)] = cached
-    found = cached[1].get(column)
-    if found is None:
-        term = space.terms[column]
-        found = (term, frozenset(term.split(" ")))
-        cached[1][column] = found
-    return found
+    return cached[1]
 
 
 def _top_terms(products: sp.csr_matrix, space: Space) -> list[list[str]]:
@@ -164,13 +180,18 @@ def _top_terms(products: sp.csr_matrix, space: Space) -> list[list[str]]:
     place = np.arange(order.size) - products.indptr[row_of[order]]
     keep = order[(place < LOOK) & (products.data[order] > 0)]
     kept_rows = row_of[keep]
-    kept_cols = products.indices[keep]
-    bounds = np.searchsorted(kept_rows, np.arange(count + 1))
+    kept_cols = products.indices[keep].tolist()
+    bounds = np.searchsorted(kept_rows, np.arange(count + 1)).tolist()
+    cache = _terms_of(space)
+    terms = space.terms
     for r in range(count):
         chosen: list[str] = []
         seen: set[str] = set()
         for column in kept_cols[bounds[r] : bounds[r + 1]]:
-            term, words = _term(space, int(column))
+            found = cache.get(column)
+            if found is None:
+                found = cache[column] = (terms[column], frozenset(terms[column].split(" ")))
+            term, words = found
             if words & seen:
                 continue
             chosen.append(term)
@@ -214,6 +235,10 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
     first = by_pair[np.searchsorted(pair_of[by_pair], np.unique(pair_of))]
     pairs = pair_of[first]
     best = candidate[first]
+    if dense.shape[1] and context.dense_docs.shape[1]:
+        # Papers this far apart in the LSA space are never CLOSE in tf-idf terms.
+        promising = sims[first] >= CLOSE_DENSE
+        pairs, best = pairs[promising], best[promising]
     cosine = np.asarray(
         context.examples.rows[best].multiply(docs[cols[pairs]]).sum(axis=1)
     ).ravel()

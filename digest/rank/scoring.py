@@ -22,9 +22,11 @@ most recent ``calibration`` papers) on which each profile's bar is set.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +46,8 @@ from digest.rank.metadata import (
 from digest.rank.policy import select_many
 from digest.rank.profiles import (
     Compiled,
+    ExampleBank,
     Examples,
-    collect_examples,
     compile_profiles,
     expanded_scores,
     feedback,
@@ -91,16 +93,7 @@ class RankOptions:
     threshold_quantile: float = 0.9
     calibration: int = 600  # background papers each profile's bar is calibrated on
     chunk: int = 1000
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What score_batch returns to rank()."""
-
-    rankings: list[list[ScoredPaper]]
-    state: bytes
-    empty: list[bool]
-    thresholds: list[float]
+    threads: int = 0  # chunks scored at once (0: up to two, by the CPUs there are)
 
 
 # \W is exactly "not str.isalnum() and not underscore": one regex pass instead of a
@@ -135,9 +128,11 @@ class World:
 
     papers: list[Paper]
     space: Space
-    docs: sp.csr_matrix  # B x V
+    docs: sp.csr_matrix  # B x V, sorted indices
+    doc_keys: np.ndarray  # row * V + column of every entry of docs, ascending
     pool: sp.csr_matrix  # N x V: background, then batch
     targets: sp.csr_matrix  # T x V: batch, then the calibration sample
+    in_pool: np.ndarray  # T: each target's pool row
     pool_gram: np.ndarray  # N x N
     gram: np.ndarray  # N x T
     lsa: Lsa | None
@@ -147,8 +142,9 @@ class World:
     covariance: np.ndarray  # k x k: background covariance in LSA space
     inverse: np.ndarray | None  # ridge: (B^T B + alpha I)^-1
     scale: tuple[float, float]  # mean, spread of a one-paper profile's tf-idf scores
-    examples: Examples
-    meta: ExampleMetadata
+    known: dict[str, Paper]  # every paper a profile may name: history and batch
+    bank: ExampleBank
+    target_papers: list[Paper]
     index: BatchIndex
     similarity: np.ndarray  # B x B cosines, for MMR
     folded: list[str]
@@ -163,19 +159,16 @@ class World:
 
 def build_world(
     papers: list[Paper],
-    profiles: Sequence[Profile],
     space: Space,
     history: Sequence[Paper],
     options: RankOptions,
 ) -> World:
-    """Compute what every chunk of profiles shares."""
-    # Background: recent papers nobody named as an example, so that calibrating a
-    # profile against it does not compare the profile with its own seeds.
-    named = {k for p in profiles for k in (*p.seeds, *p.liked, *p.disliked)}
-    skip = named | {p.key for p in papers}
-    background = [p for p in _recent(history, MAX_BACKGROUND + len(named)) if p.key not in skip]
-    background = background[-MAX_BACKGROUND:]
+    """Compute what every profile shares: it depends on the papers only, not on profiles."""
+    batch_keys = {p.key for p in papers}
+    background = [p for p in _recent(history, MAX_BACKGROUND + len(papers))
+                  if p.key not in batch_keys][-MAX_BACKGROUND:]
     docs = space.transform(paper_text(p) for p in papers)
+    docs.sort_indices()
     bg_docs = space.transform(paper_text(p) for p in background)
     pool = sp.vstack([bg_docs, docs]).tocsr()
     n_bg, n_batch = len(background), len(papers)
@@ -199,15 +192,17 @@ def build_world(
 
     known = {p.key: p for p in history}
     known.update({p.key: p for p in papers})
-    examples = collect_examples(profiles, known, space, lsa)
     target_papers = [papers[i] for i in range(n_batch)] + [background[i] for i in calibration]
     upvotes = np.asarray([float(p.upvotes or 0) for p in papers])
     return World(
         papers=papers,
         space=space,
         docs=docs,
+        doc_keys=(np.repeat(np.arange(len(papers), dtype=np.int64), np.diff(docs.indptr))
+                  * np.int64(docs.shape[1]) + docs.indices),
         pool=pool,
         targets=targets,
+        in_pool=in_pool,
         pool_gram=pool_gram,
         gram=gram,
         lsa=lsa,
@@ -217,8 +212,9 @@ def build_world(
         covariance=covariance,
         inverse=inverse,
         scale=_example_scale(pool_gram, n_bg, calibration),
-        examples=examples,
-        meta=example_metadata([known[key] for key in examples.keys], target_papers),
+        known=known,
+        bank=ExampleBank(space, lsa),
+        target_papers=target_papers,
         index=index_batch(papers),
         similarity=(docs @ docs.T).toarray(),
         folded=[_folded(f"{p.title} {p.abstract}") for p in papers],
@@ -256,43 +252,53 @@ def _example_scale(
     return float(np.median(means)), float(np.median(spreads))
 
 
-def score_batch(
-    batch: Sequence[Paper],
+def score_profiles(
+    world: World,
     profiles: Sequence[Profile],
     *,
-    history: Sequence[Paper],
+    extra: Sequence[Paper],
     limits: Sequence[int],
     exclude: Sequence[AbstractSet[str]],
     popularity: Sequence[float],
-    state: bytes | None,
     options: RankOptions,
-) -> Outcome:
-    """Score every profile against the batch in chunks; return top-k per profile."""
-    # Sorting by key makes the column order, and so every tie-break, deterministic.
-    papers = sorted({p.key: p for p in batch}.values(), key=lambda p: p.key)
-    space = prepare_space(state, history, papers)
-    new_state = space.to_bytes()
+) -> tuple[list[list[ScoredPaper]], list[bool], list[float]]:
+    """Score profiles against the world's batch in chunks; return top-k per profile.
+
+    ``extra`` are papers profiles name that the history did not hold.
+    """
+    for paper in extra:
+        world.known.setdefault(paper.key, paper)
+    examples = world.bank.add(profiles, world.known)
+    meta = example_metadata([world.known[key] for key in examples.keys], world.target_papers)
     count = len(profiles)
-    if not papers or not profiles:
-        return Outcome([[] for _ in profiles], new_state, [True] * count, [0.0] * count)
-    world = build_world(papers, profiles, space, history, options)
+    starts = range(0, count, options.chunk)
+
+    def one(start: int) -> tuple[list[list[ScoredPaper]], np.ndarray]:
+        stop = min(count, start + options.chunk)
+        return _score_chunk(world, examples, meta, profiles[start:stop], limits[start:stop],
+                            exclude[start:stop], popularity[start:stop], options)
+
+    threads = options.threads or min(2, os.cpu_count() or 1)
+    if threads > 1 and len(starts) > 1:
+        # numpy, BLAS and scipy's sparse kernels release the GIL: chunks overlap.
+        with ThreadPoolExecutor(threads, thread_name_prefix="rank") as pool:
+            results = list(pool.map(one, starts))
+    else:
+        results = [one(start) for start in starts]
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
-    for start in range(0, count, options.chunk):
-        stop = min(count, start + options.chunk)
-        chunk_rankings, bars = _score_chunk(
-            world, profiles[start:stop], limits[start:stop], exclude[start:stop],
-            popularity[start:stop], options,
-        )
+    for chunk_rankings, bars in results:
         rankings.extend(chunk_rankings)
         empty.extend(not r for r in chunk_rankings)
         thresholds.extend(round(float(b), 6) for b in bars)
-    return Outcome(rankings, new_state, empty, thresholds)
+    return rankings, empty, thresholds
 
 
 def _score_chunk(
     world: World,
+    examples: Examples,
+    meta: ExampleMetadata,
     chunk: Sequence[Profile],
     limits: Sequence[int],
     exclude: Sequence[AbstractSet[str]],
@@ -302,20 +308,22 @@ def _score_chunk(
     """Rank one chunk of profiles; return their lists and their bars."""
     size = len(chunk)
     n_batch = world.n_batch
-    compiled = compile_profiles(chunk, world.space, world.examples,
+    compiled = compile_profiles(chunk, world.space, examples,
                                 keyword_weight=options.keyword_weight)
     has_text = compiled.has_text
-    text_scores: np.ndarray = (compiled.text @ world.targets.T).toarray()
+    # Queries against the whole pool: the scored columns are a subset of it.
+    pool_scores: np.ndarray = (compiled.text @ world.pool.T).toarray()
+    text_scores = pool_scores[:, world.in_pool]
     fb = None
     if options.feedback_weight > 0:
-        fb = feedback(compiled.text, world.pool, world.pool_gram, depth=options.feedback_depth)
+        fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth)
         text_scores = expanded_scores(text_scores, fb, world.gram, has_text,
                                       weight=options.feedback_weight)
     content = text_scores
     has_examples = compiled.has_examples(size)
     if has_examples.any():
-        examples = _example_scores(world, compiled, size, options)
-        content = np.where(has_examples[:, None], examples, text_scores)
+        learned = _example_scores(world, examples, compiled, size, options)
+        content = np.where(has_examples[:, None], learned, text_scores)
         mixed = has_examples & has_text
         content[mixed] = (options.text_weight * text_scores[mixed]
                           + (1 - options.text_weight) * content[mixed])
@@ -324,7 +332,7 @@ def _score_chunk(
                                        options.example_author_weight)):
             if weight > 0:
                 content += weight * example_metadata_scores(
-                    world.meta, member, compiled.positive_example, kind
+                    meta, member, compiled.positive_example, kind
                 )
     scores, reference = content[:, :n_batch], content[:, n_batch:]
     bars = np.full(size, options.min_score)
@@ -348,15 +356,19 @@ def _score_chunk(
     picks = select_many(ranked, passing, world.similarity, np.asarray(limits),
                         diversity=options.diversity)
     context = Context(
-        space=world.space, compiled=compiled, examples=world.examples, docs=world.docs,
+        space=world.space, compiled=compiled, examples=examples, docs=world.docs,
+        doc_keys=world.doc_keys,
         dense_docs=world.dense_targets[:n_batch], pool=world.pool, feedback=fb,
         index=world.index,
     )
     reasons = explain_all(context, chunk, world.papers, picks,
                           trending=[b > 0 for b in blend])
     papers = world.papers
+    rows = [r for r, chosen in enumerate(picks) for _ in chosen]
+    cols = [j for chosen in picks for j in chosen]
+    values = iter(ranked[rows, cols].round(6).tolist())
     rankings = [
-        [ScoredPaper(paper=papers[j], score=round(float(ranked[r, j]), 6), reason=why)
+        [ScoredPaper(paper=papers[j], score=next(values), reason=why)
          for j, why in zip(chosen, reasons[r], strict=True)]
         for r, chosen in enumerate(picks)
     ]
@@ -364,7 +376,7 @@ def _score_chunk(
 
 
 def _example_scores(
-    world: World, compiled: Compiled, count: int, options: RankOptions
+    world: World, examples: Examples, compiled: Compiled, count: int, options: RankOptions
 ) -> np.ndarray:
     """Return P x T example scores on the tf-idf cosine scale.
 
@@ -375,7 +387,6 @@ def _example_scores(
     Without LSA (a tiny pool): the tf-idf centroid of the positives minus a share of the
     negatives' centroid.
     """
-    examples = world.examples
     if world.lsa is None or world.inverse is None:
         positive = normalize(membership(compiled.positive_owner, count)
                              @ examples.rows[compiled.positive_example])
