@@ -1,11 +1,22 @@
-"""Turn a Digest into subject, preheader, plain text and HTML (CSS inlined) with Jinja."""
+"""Turn a Digest into subject, preheader, plain text and HTML (CSS inlined) with Jinja.
+
+The same paper goes to many subscribers on one day, and only its reason and its signed
+"more/less like this" links differ between them. So ``render_digest`` renders each
+paper's block (``_paper.*.j2``) once per run with named holes for those values, and the
+page around the papers once per shape (paper count, which optional parts show), CSS
+inlined, and fills the holes for each subscriber. ``reuse=False`` renders everything
+afresh, the reference the reused result must equal byte for byte (tests/
+test_render_speed_fragments.py).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import secrets
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,13 +24,17 @@ from urllib.parse import urlsplit
 
 import css_inline
 import jinja2
+from markupsafe import Markup
 
-from digest.models import Digest, DigestLinks, RenderedEmail, ScoredPaper
+from digest.models import Digest, DigestLinks, Paper, RenderedEmail, ScoredPaper
 
 ABSTRACT_CHARS = 300
 PREHEADER_CHARS = 140
 AUTHORS_SHOWN = 3
 TEXT_WIDTH = 72
+# Entries kept by the caches that render_digest reuses across a run's digests.
+_MAX_SHAPES = 256  # pages around the papers: paper count x optional parts x days
+_MAX_BLOCKS = 8192  # papers (HTML), papers x position x reason (text)
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -76,11 +91,16 @@ def render_digest(
     *,
     env: jinja2.Environment,
     list_name: str = "Research Digest",
+    reuse: bool = True,
 ) -> RenderedEmail:
     """Render one subscriber's digest: subject, preheader, text part and inlined HTML."""
     if not digest.papers:
         return render_empty_note(digest, links, env=env, list_name=list_name)
-    papers = [paper_view(number, item, links) for number, item in enumerate(digest.papers, 1)]
+    shared = [_paper_strings(item.paper) for item in digest.papers]
+    papers = [
+        _for_subscriber(base, number, item, links)
+        for number, (base, item) in enumerate(zip(shared, digest.papers, strict=True), 1)
+    ]
     subject = digest_subject(digest.day, len(papers))
     preheader = make_preheader(p.title for p in papers)
     context = {
@@ -94,7 +114,29 @@ def render_digest(
         "preferences_url": safe_url(links.preferences),
         "unsubscribe_url": safe_url(links.unsubscribe),
     }
-    return _render("digest", context, subject=subject, preheader=preheader, env=env)
+    if reuse:
+        return RenderedEmail(
+            subject=subject,
+            preheader=preheader,
+            text=_digest_text(env, context, shared, papers),
+            html=_digest_html(env, context, shared, papers),
+        )
+    text_template = env.get_template("_paper.txt.j2")
+    html_template = env.get_template("_paper.html.j2")
+    return RenderedEmail(
+        subject=subject,
+        preheader=preheader,
+        text=_tidy_text(
+            env.get_template("digest.txt.j2").render(
+                context, paper_blocks=[text_template.render(paper=p) for p in papers]
+            )
+        ),
+        html=inline_css(
+            env.get_template("digest.html.j2").render(
+                context, paper_rows=[Markup(html_template.render(paper=p)) for p in papers]
+            )
+        ),
+    )
 
 
 def render_empty_note(
@@ -157,18 +199,43 @@ def long_date(day: date) -> str:
 
 def paper_view(number: int, item: ScoredPaper, links: DigestLinks) -> PaperView:
     """Flatten one scored paper into the strings the templates print."""
-    paper = item.paper
+    return _for_subscriber(_paper_strings(item.paper), number, item, links)
+
+
+def _for_subscriber(
+    shared: PaperView, number: int, item: ScoredPaper, links: DigestLinks
+) -> PaperView:
+    # Add one subscriber's position, reason and links to what everyone's copy shares.
     return PaperView(
         number=number,
+        key=shared.key,
+        title=shared.title,
+        url=shared.url,
+        authors=shared.authors,
+        categories=shared.categories,
+        abstract=shared.abstract,
+        reason=one_line(item.reason),
+        more=safe_url(links.more.get(shared.key, "")),
+        less=safe_url(links.less.get(shared.key, "")),
+        upvotes=shared.upvotes,
+    )
+
+
+# Every subscriber's digest draws on the same day's papers: shorten each one once. The
+# result, without position, reason or links, is also the paper's part of the cache keys.
+@functools.lru_cache(maxsize=_MAX_BLOCKS)
+def _paper_strings(paper: Paper) -> PaperView:
+    return PaperView(
+        number=0,
         key=paper.key,
         title=one_line(paper.title) or paper.key,
         url=safe_url(paper.url or paper.pdf_url),
         authors=short_authors(paper.authors),
         categories=", ".join(one_line(c) for c in paper.categories),
         abstract=shorten(one_line(paper.abstract), ABSTRACT_CHARS),
-        reason=one_line(item.reason),
-        more=safe_url(links.more.get(paper.key, "")),
-        less=safe_url(links.less.get(paper.key, "")),
+        reason="",
+        more="",
+        less="",
         upvotes=paper.upvotes or 0,
     )
 
@@ -208,10 +275,20 @@ def safe_url(url: str | None) -> str:
     cleaned = "".join((url or "").split())
     if not cleaned:
         return ""
-    parts = urlsplit(cleaned)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return ""
-    return cleaned
+    origin = _ORIGIN.match(cleaned)
+    return cleaned if origin and _is_web_origin(origin.group()) else ""
+
+
+# Scheme and host are all urlsplit needs to judge a URL, and they come from this prefix
+# (up to the first "/", "?" or "#" after the "//"). A digest holds ~20 signed links on
+# the same origin: split it once.
+_ORIGIN = re.compile(r"[^/?#]*(?://[^/?#]*)?")
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_web_origin(prefix: str) -> bool:
+    parts = urlsplit(prefix)
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 # Every subscriber's digest draws on the same day's papers: wrap each abstract once.
@@ -255,5 +332,231 @@ def _tidy_text(text: str) -> str:
     # Templates leave blank-line runs where optional fields are missing; mail readers
     # show them literally, so squeeze them, and keep the "-- " signature separator.
     lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    text = "\n".join(lines)
+    # Squeeze every run of 3+ line breaks to 2; str.replace is many times faster than
+    # re.sub(r"\n{3,}") here, and repeating it until none is left does the same.
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n") + "\n"
+
+
+# -- reuse across a run's digests --------------------------------------------------------
+#
+# A hole is a token no feed can predict (a fresh nonce per process), made of letters and
+# digits so that Jinja's escaping, the wrap filter and the CSS inliner leave it alone.
+# Rendered output is split at its holes once; filling one is a join.
+
+_NONCE = secrets.token_hex(8)
+_HOLE = re.compile(f"hole{_NONCE}x([a-z_]+)x")
+_ROWS = f"<!--rows{_NONCE}-->"
+_ROW_START = f"<!--row{_NONCE}-->"
+_ROW_END = f"<!--end{_NONCE}-->"
+
+
+def _hole(name: str) -> str:
+    return f"hole{_NONCE}x{name}x"
+
+
+@dataclass(frozen=True)
+class _Holes:
+    """Rendered output split at its holes: pieces[0], hole 0, pieces[1], hole 1, ..."""
+
+    pieces: tuple[str, ...]
+    names: tuple[str, ...]
+    in_tag: tuple[bool, ...]  # HTML: the hole is in an attribute value, not in text
+
+    def fill(self, values: Mapping[str, str], *, html: bool) -> str:
+        """Return the output with every hole replaced by its value (HTML-escaped if html)."""
+        out = [self.pieces[0]]
+        for name, in_tag, piece in zip(self.names, self.in_tag, self.pieces[1:], strict=True):
+            value = values[name]
+            if html:
+                value = _escape_attribute(value) if in_tag else _escape_text(value)
+            out.append(value)
+            out.append(piece)
+        return "".join(out)
+
+
+def _split_holes(rendered: str, *, html: bool) -> _Holes:
+    parts = _HOLE.split(rendered)
+    pieces, names = tuple(parts[0::2]), tuple(parts[1::2])
+    return _Holes(pieces, names, _tag_flags(pieces) if html else (False,) * len(names))
+
+
+def _tag_flags(pieces: Sequence[str]) -> tuple[bool, ...]:
+    """Say for each hole between pieces whether it sits inside a tag (an attribute value)."""
+    # The inliner writes every attribute value in double quotes with '"' escaped, so a
+    # '>' inside quotes does not end the tag.
+    flags = []
+    state = "text"
+    for piece in pieces[:-1]:
+        for char in piece:
+            if state == "text" and char == "<":
+                state = "tag"
+            elif state == "tag" and char == '"':
+                state = "quoted"
+            elif state == "quoted" and char == '"':
+                state = "tag"
+            elif state == "tag" and char == ">":
+                state = "text"
+        flags.append(state != "text")
+    return tuple(flags)
+
+
+_NEEDS_ESCAPE = re.compile('[&<>"\r\x00\xa0]')
+
+
+def _escape_text(value: str) -> str:
+    # What the inliner's HTML serializer writes for a text node the parser read.
+    if not _NEEDS_ESCAPE.search(value):
+        return value
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    value = value.replace("&", "&amp;").replace("\xa0", "&nbsp;")
+    return value.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_attribute(value: str) -> str:
+    # What the inliner's HTML serializer writes for an attribute value the parser read.
+    if not _NEEDS_ESCAPE.search(value):
+        return value
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+    value = value.replace("&", "&amp;").replace("\xa0", "&nbsp;")
+    return value.replace('"', "&quot;")
+
+
+def _digest_text(
+    env: jinja2.Environment,
+    context: Mapping[str, object],
+    shared: Sequence[PaperView],
+    papers: Sequence[PaperView],
+) -> str:
+    template = env.get_template("_paper.txt.j2")
+    blocks = [
+        _text_block(template, _Slots.of(paper), paper.number, paper.reason, base)
+        .fill({"more": paper.more, "less": paper.less}, html=False)
+        for base, paper in zip(shared, papers, strict=True)
+    ]
+    return _tidy_text(env.get_template("digest.txt.j2").render(context, paper_blocks=blocks))
+
+
+def _digest_html(
+    env: jinja2.Environment,
+    context: Mapping[str, object],
+    shared: Sequence[PaperView],
+    papers: Sequence[PaperView],
+) -> str:
+    page = env.get_template("digest.html.j2")
+    shape = _Shape.of(page, context, len(papers))
+    template = env.get_template("_paper.html.j2")
+    rows = [
+        _html_row(page, template, _Slots.of(paper), base)
+        .fill({"reason": paper.reason, "more": paper.more, "less": paper.less}, html=True)
+        for base, paper in zip(shared, papers, strict=True)
+    ]
+    before, after = _html_page(shape)
+    values = {name: str(context[name]) for name in _PAGE_HOLES}
+    return before.fill(values, html=True) + "".join(rows) + after.fill(values, html=True)
+
+
+@dataclass(frozen=True)
+class _Slots:
+    """Which of a paper's per-subscriber values are there (a template may test them)."""
+
+    reason: bool
+    more: bool
+    less: bool
+
+    @classmethod
+    def of(cls, paper: PaperView) -> _Slots:
+        return cls(bool(paper.reason), bool(paper.more), bool(paper.less))
+
+    def holes(self, paper: PaperView, *, reason: str | None) -> PaperView:
+        """Return the paper with holes for its links, and for its reason unless given."""
+        return dataclasses.replace(
+            paper,
+            reason=reason if reason is not None else _hole("reason") if self.reason else "",
+            more=_hole("more") if self.more else "",
+            less=_hole("less") if self.less else "",
+        )
+
+
+@functools.lru_cache(maxsize=_MAX_BLOCKS)
+def _text_block(
+    template: jinja2.Template, slots: _Slots, number: int, reason: str, paper: PaperView
+) -> _Holes:
+    # The text part wraps the reason and prints the number: both are part of the key.
+    view = slots.holes(dataclasses.replace(paper, number=number), reason=reason)
+    return _split_holes(template.render(paper=view), html=False)
+
+
+# The page's own per-subscriber values are holes; what decides which of its parts show
+# is its shape, the cache key.
+_PAGE_HOLES = ("preheader", "name", "preferences_url", "unsubscribe_url")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the page around the paper rows depends on, but for its holes."""
+
+    page: jinja2.Template
+    subject: str
+    list_name: str
+    day: date
+    count: int
+    batch_size: int
+    present: tuple[bool, ...]  # for each of _PAGE_HOLES: is there a value
+
+    @classmethod
+    def of(cls, page: jinja2.Template, context: Mapping[str, object], count: int) -> _Shape:
+        return cls(
+            page=page,
+            subject=str(context["subject"]),
+            list_name=str(context["list_name"]),
+            day=context["day"],  # type: ignore[arg-type]  # render_digest put a date there
+            count=count,
+            batch_size=int(context["batch_size"]),  # type: ignore[call-overload]
+            present=tuple(bool(context[name]) for name in _PAGE_HOLES),
+        )
+
+    def render(self, rows: Markup) -> str:
+        """Render the page with holes for its values and ``rows`` for the paper rows."""
+        context: dict[str, object] = {
+            "subject": self.subject,
+            "list_name": self.list_name,
+            "day": self.day,
+            # Only the count: a page that printed a paper's fields would fail here.
+            "papers": [None] * self.count,
+            "batch_size": self.batch_size,
+            "paper_rows": [rows],
+        }
+        for name, present in zip(_PAGE_HOLES, self.present, strict=True):
+            context[name] = _hole(name) if present else ""
+        return self.page.render(context)
+
+
+@functools.lru_cache(maxsize=_MAX_SHAPES)
+def _html_page(shape: _Shape) -> tuple[_Holes, _Holes]:
+    """Render and inline the page around the paper rows; split it where the rows go."""
+    html = inline_css(shape.render(Markup(_ROWS)))
+    before, found, after = html.partition(_ROWS)
+    if not found:
+        raise RuntimeError("the paper rows vanished from digest.html.j2 when inlined")
+    return _split_holes(before, html=True), _split_holes(after, html=True)
+
+
+@functools.lru_cache(maxsize=_MAX_BLOCKS)
+def _html_row(
+    page: jinja2.Template, template: jinja2.Template, slots: _Slots, paper: PaperView
+) -> _Holes:
+    """Render one paper's row inside a page, inline the page, and cut the row out."""
+    # Inlined inside a whole page, so that every selector matches as in a real digest.
+    # Any page will do: a row's styles depend on the row and the elements around it,
+    # which are the same on every page (the page's own values are left empty here).
+    shape = _Shape(page, "", "", date(2000, 1, 3), 1, 0, (False,) * len(_PAGE_HOLES))
+    row = template.render(paper=slots.holes(paper, reason=None))
+    html = inline_css(shape.render(Markup(_ROW_START) + Markup(row) + Markup(_ROW_END)))
+    _, start, rest = html.partition(_ROW_START)
+    inlined, end, _ = rest.partition(_ROW_END)
+    if not (start and end):
+        raise RuntimeError("a paper row vanished from digest.html.j2 when inlined")
+    return _split_holes(inlined, html=True)
