@@ -3,6 +3,8 @@ EmailMessage.set_content and the stdlib generator made of the same input."""
 
 from __future__ import annotations
 
+import binascii
+import random
 import re
 from datetime import UTC, date, datetime
 from email import policy
@@ -20,7 +22,7 @@ from digest.mail import (
     make_message_id,
     message_to_bytes,
 )
-from digest.mail.message import WireMessage
+from digest.mail.message import WireMessage, _quoted_printable
 from digest.models import RenderedEmail
 
 NOW = datetime(2026, 5, 25, 7, 0, tzinfo=UTC)
@@ -240,3 +242,13 @@ def test_extra_headers_are_written_after_the_list_headers() -> None:
         RenderedEmail("s", "p", "t", "h"), **kwargs(extra_headers={"Sender": "bounce@example.org"})
     )
     assert envelope(built) == ("bounce@example.org", ["ada@example.org"])
+
+
+def test_quoted_printable_line_by_line_equals_the_whole_body_at_once() -> None:
+    rng = random.Random(7)
+    alphabet = ["a", "b", " ", "\t", ".", "=", "é", "·", "\u034f", "From ", "x" * 90, "-- "]
+    for _ in range(300):
+        lines = ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(6)]
+        body = "\n".join(lines) + "\n"
+        expected = binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii")
+        assert _quoted_printable(body) == expected, body

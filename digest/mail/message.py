@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import random
 import re
@@ -307,7 +308,14 @@ def _quoted_printable(text: str) -> str:
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     if not body.endswith("\n"):
         body += "\n"
-    return binascii.b2a_qp(body.encode("utf-8"), istext=True).decode("ascii")
+    # Quoted-printable encodes each line on its own, and a day's digests share most of
+    # their lines (the same papers), so lines are encoded once and looked up after.
+    return "".join([_quoted_printable_line(line) for line in body.split("\n")[:-1]])
+
+
+@functools.lru_cache(maxsize=32768)
+def _quoted_printable_line(line: str) -> str:
+    return binascii.b2a_qp(f"{line}\n".encode(), istext=True).decode("ascii")
 
 
 def _address(name: str, address: Address) -> str:
