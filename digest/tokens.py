@@ -45,12 +45,21 @@ def _signing_key(secret_key: str, purpose: Purpose) -> bytes:
     return hashlib.sha1(salt + b"signer" + secret_key.encode()).digest()
 
 
+# json.dumps with these options builds a new encoder on every call; one encoder is reused.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+@functools.lru_cache(maxsize=4)
+def _stamp(timestamp: int) -> bytes:
+    return _b64(timestamp.to_bytes(8, "big").lstrip(b"\x00"))
+
+
 def _encode_payload(payload: Any) -> bytes:
-    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    data = _JSON.encode(payload).encode()
     compressed = zlib.compress(data)
     if len(compressed) < len(data) - 1:
         return b"." + _b64(compressed)  # the leading "." marks a compressed payload
@@ -62,8 +71,7 @@ def sign(secret_key: str, purpose: Purpose, payload: Any, *, timestamp: int | No
     # The signing time is when the link was made, as itsdangerous takes it; ``timestamp``
     # only lets tests pin it.
     when = int(time.time()) if timestamp is None else timestamp
-    stamp = _b64(when.to_bytes(8, "big").lstrip(b"\x00"))
-    value = _encode_payload(payload) + b"." + stamp
+    value = _encode_payload(payload) + b"." + _stamp(when)
     signature = hmac.digest(_signing_key(secret_key, purpose), value, "sha1")
     return (value + b"." + _b64(signature)).decode("ascii")
 
