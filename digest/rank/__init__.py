@@ -12,7 +12,13 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from digest.models import Paper, Profile, ScoredPaper
-from digest.rank.scoring import RankOptions, build_world, prepare_space, score_profiles
+from digest.rank.scoring import (
+    RankOptions,
+    World,
+    build_world,
+    prepare_space,
+    score_profiles,
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,11 @@ class Ranker:
     ) -> None:
         self.options = options or RankOptions()
         # Sorting by key makes the column order, and so every tie-break, deterministic.
-        papers = sorted({p.key: p for p in batch}.values(), key=lambda p: p.key)
-        space = prepare_space(state, history, papers)
-        self.state = space.to_bytes()
-        self._world = build_world(papers, space, history, self.options) if papers else None
+        self._papers = sorted({p.key: p for p in batch}.values(), key=lambda p: p.key)
+        self._history = history
+        self._space = prepare_space(state, history, self._papers)
+        self.state = self._space.to_bytes()
+        self._world: World | None = None
 
     def rank(
         self,
@@ -70,8 +77,10 @@ class Ranker:
         blends = [float(x) for x in popularity] if popularity is not None else [0.0] * n
         if len(blends) != n:
             raise ValueError("popularity needs one weight per profile")
-        if self._world is None or not profiles:
+        if not self._papers or not profiles:
             return RankResult([[] for _ in profiles], self.state, [True] * n, [0.0] * n)
+        if self._world is None:  # prepared on first use: the state alone needs none of it
+            self._world = build_world(self._papers, self._space, self._history, self.options)
         rankings, empty, thresholds = score_profiles(
             self._world, profiles, extra=extra, limits=limits, exclude=excluded,
             popularity=blends, options=self.options,
