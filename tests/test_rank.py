@@ -172,3 +172,28 @@ def test_batched_lsa_ridge_equals_one_solve_per_profile() -> None:
         system = background.T @ background + 2.0 * np.eye(8) + c * e.T @ e
         expected = np.linalg.solve(system, c * e.T @ y)
         assert np.allclose(weights[p], expected)
+
+
+def test_a_text_profile_follows_the_authors_of_the_papers_its_words_retrieve(
+    sample: list[Paper],
+) -> None:
+    # Earlier papers by one author on a distinctive topic; the profile quotes that topic.
+    author = "Ada Q. Lovelace"
+    history = [
+        Paper(key=f"arxiv:2601.{i:05d}", title=f"Tropical sheaf cohomology of spectral quivers {i}",
+              abstract="We study tropical sheaf cohomology and spectral quivers.",
+              authors=(author, f"Coauthor {i}"), categories=("math.AG",))
+        for i in range(4)
+    ]
+    # Today she writes on something else; nothing in its words matches the profile.
+    hers = replace(sample[7], key="arxiv:2605.99999", authors=(author,))
+    batch = [*sample[:60], hers]
+    profile = Profile(interests="tropical sheaf cohomology of spectral quivers")
+    plain = RankOptions(feedback_author_weight=0.0, feedback_category_weight=0.0,
+                        threshold_quantile=0.0, min_score=-1.0)
+    without = rank(batch, [profile], history=history, top_k=61, options=plain).rankings[0]
+    followed = rank(batch, [profile], history=history, top_k=61,
+                    options=replace(plain, feedback_author_weight=1.0)).rankings[0]
+    position = [s.paper.key for s in followed].index(hers.key)
+    assert position < [s.paper.key for s in without].index(hers.key)
+    assert position == 0

@@ -40,7 +40,7 @@ class Lsa:
         return projected
 
 
-def fit_lsa(pool: sp.csr_matrix, dims: int) -> Lsa | None:
+def fit_lsa(pool: sp.csr_matrix, dims: int, *, iterations: int = 4) -> Lsa | None:
     """Fit the SVD on the pool's most frequent terms; None when the pool is too small."""
     if dims <= 0 or pool.shape[0] < 3 * dims // 2 or pool.nnz == 0:
         return None
@@ -50,7 +50,7 @@ def fit_lsa(pool: sp.csr_matrix, dims: int) -> Lsa | None:
         return None
     keep = nonzero[np.argsort(-df[nonzero], kind="stable")[:MAX_LSA_TERMS]]
     columns = np.sort(keep)
-    svd = TruncatedSVD(dims, algorithm="randomized", n_iter=4, random_state=0)
+    svd = TruncatedSVD(dims, algorithm="randomized", n_iter=iterations, random_state=0)
     svd.fit(pool[:, columns])
     return Lsa(columns=columns, components=svd.components_.astype(np.float64))
 

@@ -110,6 +110,39 @@ def example_metadata_scores(
 
 
 @dataclass(frozen=True)
+class PoolMetadata:
+    """Category and author features of the feedback pool and of the scored papers."""
+
+    pool: tuple[sp.csr_matrix, ...]  # per kind: N x F (raw weights)
+    targets: tuple[sp.csr_matrix, ...]  # per kind: T x F (l2 rows)
+
+
+def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> PoolMetadata:
+    """Build the feature matrices of the pool; ``targets`` are the scored pool rows."""
+    rows: list[sp.csr_matrix] = []
+    scored: list[sp.csr_matrix] = []
+    for features in (category_features, author_features):
+        found = [features(p) for p in pool]
+        matrix = vocabulary(found).matrix(found, len(pool))
+        rows.append(matrix)
+        scored.append(_unit(matrix[targets]))
+    return PoolMetadata(pool=tuple(rows), targets=tuple(scored))
+
+
+def feedback_metadata_scores(
+    meta: PoolMetadata, mixer: sp.csr_matrix, kind: int
+) -> np.ndarray:
+    """Return P x T cosines between each query's feedback papers' features and papers.
+
+    ``mixer`` (P x N) weighs each query's feedback papers: the field its words retrieve,
+    read from the categories (or authors) of what they retrieved.
+    """
+    rows = _unit(sp.csr_matrix(mixer @ meta.pool[kind]))
+    scores: np.ndarray = (rows @ meta.targets[kind].T).toarray()
+    return scores
+
+
+@dataclass(frozen=True)
 class BatchIndex:
     """Incidence matrices of the batch: primary category, any category, author."""
 
@@ -175,9 +208,12 @@ def boosts(
 __all__ = [
     "BatchIndex",
     "ExampleMetadata",
+    "PoolMetadata",
     "boosts",
     "example_metadata",
     "example_metadata_scores",
+    "feedback_metadata_scores",
     "index_batch",
     "normalize_name",
+    "pool_metadata",
 ]

@@ -3,7 +3,9 @@
 Every signal has one defined effect:
 
 - ``interests`` and ``keywords`` (keywords weigh more) form a text query, expanded by
-  pseudo-relevance feedback through the background papers (cold start without a model);
+  pseudo-relevance feedback through the background papers (cold start without a model):
+  the words of the papers it retrieves, and for a profile without examples also their
+  authors and categories (scoring.py);
 - ``seeds`` and ``liked`` are positive examples: a linear model and their centroid in
   the LSA space score the batch, and their categories and authors count too;
 - ``disliked`` papers are negative examples of that model;
@@ -218,6 +220,15 @@ def expanded_scores(
     return result
 
 
+def feedback_mixer(fb: Feedback, pool_size: int) -> sp.csr_matrix:
+    """Return P x N: each query's feedback papers with their weights."""
+    count, depth = fb.top.shape
+    return sp.csr_matrix(
+        (fb.weights.ravel(), (np.repeat(np.arange(count), depth), fb.top.ravel())),
+        shape=(count, pool_size),
+    )
+
+
 def feedback_rows(
     fb: Feedback, pool: sp.csr_matrix, rows: np.ndarray
 ) -> sp.csr_matrix:
@@ -259,6 +270,7 @@ __all__ = [
     "compile_profiles",
     "expanded_scores",
     "feedback",
+    "feedback_mixer",
     "feedback_rows",
     "membership",
 ]

@@ -38,10 +38,13 @@ from digest.rank.lsa import Lsa, background_inverse, fit_lsa, ridge_lsa
 from digest.rank.metadata import (
     BatchIndex,
     ExampleMetadata,
+    PoolMetadata,
     boosts,
     example_metadata,
     example_metadata_scores,
+    feedback_metadata_scores,
     index_batch,
+    pool_metadata,
 )
 from digest.rank.policy import select_many
 from digest.rank.profiles import (
@@ -51,6 +54,7 @@ from digest.rank.profiles import (
     compile_profiles,
     expanded_scores,
     feedback,
+    feedback_mixer,
     membership,
 )
 from digest.rank.reasons import Context, explain_all
@@ -86,8 +90,12 @@ class RankOptions:
     author_boost: float = 0.3
     lsa_dims: int = 256  # dimensions of the LSA space (0: off)
     lsa_alpha: float = 10.0  # ridge penalty of the LSA model
+    lsa_iterations: int = 4  # power iterations of the randomized SVD
     example_category_weight: float = 0.3  # categories of the example papers
     example_author_weight: float = 0.3  # authors of the example papers
+    # Text-only profiles: the categories and authors of the papers their words retrieve.
+    feedback_category_weight: float = 0.1
+    feedback_author_weight: float = 1.0
     diversity: float = 0.3
     min_score: float = 0.02
     threshold_quantile: float = 0.9
@@ -145,6 +153,7 @@ class World:
     known: dict[str, Paper]  # every paper a profile may name: history and batch
     bank: ExampleBank
     target_papers: list[Paper]
+    pool_meta: PoolMetadata
     index: BatchIndex
     similarity: np.ndarray  # B x B cosines, for MMR
     folded: list[str]
@@ -178,7 +187,8 @@ def build_world(
     pool_gram = _gram(pool)
     gram = np.ascontiguousarray(pool_gram[:, in_pool])
 
-    lsa = fit_lsa(pool, options.lsa_dims) if options.lsa_dims > 0 else None
+    lsa = (fit_lsa(pool, options.lsa_dims, iterations=options.lsa_iterations)
+           if options.lsa_dims > 0 else None)
     k = lsa.components.shape[0] if lsa is not None else 0
     dense_targets = lsa.project(targets) if lsa is not None else np.zeros((len(in_pool), 0))
     dense_background = lsa.project(bg_docs) if lsa is not None else np.zeros((n_bg, 0))
@@ -215,6 +225,7 @@ def build_world(
         known=known,
         bank=ExampleBank(space, lsa),
         target_papers=target_papers,
+        pool_meta=pool_metadata([*background, *papers], in_pool),
         index=index_batch(papers),
         similarity=(docs @ docs.T).toarray(),
         folded=[_folded(f"{p.title} {p.abstract}") for p in papers],
@@ -334,6 +345,14 @@ def _score_chunk(
                 content += weight * example_metadata_scores(
                     meta, member, compiled.positive_example, kind
                 )
+    if fb is not None:
+        mixer = feedback_mixer(fb, world.pool.shape[0])
+        text_rows = has_text & ~has_examples
+        for kind, weight in enumerate((options.feedback_category_weight,
+                                       options.feedback_author_weight)):
+            if weight > 0 and text_rows.any():
+                found = feedback_metadata_scores(world.pool_meta, mixer, kind)
+                content[text_rows] += weight * found[text_rows]
     scores, reference = content[:, :n_batch], content[:, n_batch:]
     bars = np.full(size, options.min_score)
     if options.threshold_quantile > 0 and reference.shape[1]:
