@@ -1,21 +1,24 @@
 """Turn a Digest into subject, preheader, plain text and HTML (CSS inlined) with Jinja.
 
-The same paper goes to many subscribers on one day, and only its reason and its signed
-"more/less like this" links differ between them. So ``render_digest`` renders each
-paper's block (``_paper.*.j2``) once per run with named holes for those values, and the
-page around the papers once per shape (paper count, which optional parts show), CSS
-inlined, and fills the holes for each subscriber. ``reuse=False`` renders everything
-afresh, the reference the reused result must equal byte for byte (tests/
-test_render_speed_fragments.py).
+The same paper goes to many subscribers on one day; only its position, its reason and
+its signed "more/less like this" links differ between them. So ``render_digest`` renders
+what every copy of a paper shares once per run (``_paper.*.j2``) and reuses it: in the
+text part the page template adds each subscriber's reason and links; in the HTML, where
+CSS inlining is the expensive part, each paper's row and the page around the rows are
+rendered and inlined once with named holes for the per-subscriber values, which are
+filled in for each subscriber. ``reuse=False`` renders everything afresh, the reference
+the reused result must equal byte for byte (tests/test_render_speed_fragments.py).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import re
 import secrets
 import textwrap
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -34,7 +37,7 @@ AUTHORS_SHOWN = 3
 TEXT_WIDTH = 72
 # Entries kept by the caches that render_digest reuses across a run's digests.
 _MAX_SHAPES = 256  # pages around the papers: paper count x optional parts x days
-_MAX_BLOCKS = 8192  # papers (HTML), papers x position x reason (text)
+_MAX_BLOCKS = 8192  # papers
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -128,7 +131,7 @@ def render_digest(
         preheader=preheader,
         text=_tidy_text(
             env.get_template("digest.txt.j2").render(
-                context, paper_blocks=[text_template.render(paper=p) for p in papers]
+                context, paper_blocks=[(p, text_template.render(paper=p)) for p in papers]
             )
         ),
         html=inline_css(
@@ -295,6 +298,21 @@ def _is_web_origin(prefix: str) -> bool:
 @functools.lru_cache(maxsize=8192)
 def wrap_text(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
     """Wrap plain text for the text part without ever breaking a URL or a long word."""
+    if text and width > len(indent) and text == one_line(text):
+        # The common case, words with one space between them (one_line made them so):
+        # fill lines greedily, as textwrap does, at a fraction of its cost (it splits
+        # with a regex and keeps chunk lists); each digest wraps ten reasons of its own.
+        words = text.split(" ")
+        lines = []
+        line = indent + words[0]
+        for word in words[1:]:
+            if len(line) + 1 + len(word) <= width:
+                line = f"{line} {word}"
+            else:
+                lines.append(line)
+                line = indent + word
+        lines.append(line)
+        return "\n".join(lines)
     return textwrap.fill(
         text,
         width=width,
@@ -343,14 +361,17 @@ def _tidy_text(text: str) -> str:
 # -- reuse across a run's digests --------------------------------------------------------
 #
 # A hole is a token no feed can predict (a fresh nonce per process), made of letters and
-# digits so that Jinja's escaping, the wrap filter and the CSS inliner leave it alone.
-# Rendered output is split at its holes once; filling one is a join.
+# digits so that Jinja's escaping and the CSS inliner leave it alone. Rendered output is
+# split at its holes once; filling one is a join.
 
 _NONCE = secrets.token_hex(8)
 _HOLE = re.compile(f"hole{_NONCE}x([a-z_]+)x")
 _ROWS = f"<!--rows{_NONCE}-->"
 _ROW_START = f"<!--row{_NONCE}-->"
 _ROW_END = f"<!--end{_NONCE}-->"
+# A start tag or comment as the inliner writes it: attribute values in double quotes
+# (with '"' escaped), where a ">" does not end the tag.
+_TAG = re.compile(r'<[^>"]*(?:"[^"]*"[^>"]*)*>')
 
 
 def _hole(name: str) -> str:
@@ -365,42 +386,26 @@ class _Holes:
     names: tuple[str, ...]
     in_tag: tuple[bool, ...]  # HTML: the hole is in an attribute value, not in text
 
-    def fill(self, values: Mapping[str, str], *, html: bool) -> str:
-        """Return the output with every hole replaced by its value (HTML-escaped if html)."""
+    @classmethod
+    def split(cls, html: str) -> _Holes:
+        """Split inlined HTML at its holes, noting which ones are in attribute values."""
+        tags = [match.span() for match in _TAG.finditer(html)]
+        starts = [start for start, _ in tags]
+        in_tag = []
+        for hole in _HOLE.finditer(html):
+            at = bisect.bisect_right(starts, hole.start()) - 1
+            in_tag.append(at >= 0 and hole.end() <= tags[at][1])
+        parts = _HOLE.split(html)
+        return cls(tuple(parts[0::2]), tuple(parts[1::2]), tuple(in_tag))
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """Return the HTML with every hole replaced by its value, escaped for its place."""
         out = [self.pieces[0]]
         for name, in_tag, piece in zip(self.names, self.in_tag, self.pieces[1:], strict=True):
             value = values[name]
-            if html:
-                value = _escape_attribute(value) if in_tag else _escape_text(value)
-            out.append(value)
+            out.append(_escape_attribute(value) if in_tag else _escape_text(value))
             out.append(piece)
         return "".join(out)
-
-
-def _split_holes(rendered: str, *, html: bool) -> _Holes:
-    parts = _HOLE.split(rendered)
-    pieces, names = tuple(parts[0::2]), tuple(parts[1::2])
-    return _Holes(pieces, names, _tag_flags(pieces) if html else (False,) * len(names))
-
-
-def _tag_flags(pieces: Sequence[str]) -> tuple[bool, ...]:
-    """Say for each hole between pieces whether it sits inside a tag (an attribute value)."""
-    # The inliner writes every attribute value in double quotes with '"' escaped, so a
-    # '>' inside quotes does not end the tag.
-    flags = []
-    state = "text"
-    for piece in pieces[:-1]:
-        for char in piece:
-            if state == "text" and char == "<":
-                state = "tag"
-            elif state == "tag" and char == '"':
-                state = "quoted"
-            elif state == "quoted" and char == '"':
-                state = "tag"
-            elif state == "tag" and char == ">":
-                state = "text"
-        flags.append(state != "text")
-    return tuple(flags)
 
 
 _NEEDS_ESCAPE = re.compile('[&<>"\r\x00\xa0]')
@@ -430,13 +435,18 @@ def _digest_text(
     shared: Sequence[PaperView],
     papers: Sequence[PaperView],
 ) -> str:
+    # The text part wraps the reason, so no hole can stand in for it: the page template
+    # prints each paper's reason and links itself, after the part everyone shares.
     template = env.get_template("_paper.txt.j2")
     blocks = [
-        _text_block(template, _Slots.of(paper), paper.number, paper.reason, base)
-        .fill({"more": paper.more, "less": paper.less}, html=False)
-        for base, paper in zip(shared, papers, strict=True)
+        (paper, _text_shared(template, base)) for base, paper in zip(shared, papers, strict=True)
     ]
     return _tidy_text(env.get_template("digest.txt.j2").render(context, paper_blocks=blocks))
+
+
+@functools.lru_cache(maxsize=_MAX_BLOCKS)
+def _text_shared(template: jinja2.Template, paper: PaperView) -> str:
+    return template.render(paper=paper)
 
 
 def _digest_html(
@@ -446,16 +456,18 @@ def _digest_html(
     papers: Sequence[PaperView],
 ) -> str:
     page = env.get_template("digest.html.j2")
-    shape = _Shape.of(page, context, len(papers))
     template = env.get_template("_paper.html.j2")
-    rows = [
-        _html_row(page, template, _Slots.of(paper), base)
-        .fill({"reason": paper.reason, "more": paper.more, "less": paper.less}, html=True)
+    keys = [
+        _RowKey(page, template, _Slots.of(paper), base)
         for base, paper in zip(shared, papers, strict=True)
     ]
-    before, after = _html_page(shape)
+    rows = [
+        row.fill({"reason": paper.reason, "more": paper.more, "less": paper.less})
+        for row, paper in zip(_html_rows(keys), papers, strict=True)
+    ]
+    before, after = _html_page(_Shape.of(page, context, len(papers)))
     values = {name: str(context[name]) for name in _PAGE_HOLES}
-    return before.fill(values, html=True) + "".join(rows) + after.fill(values, html=True)
+    return before.fill(values) + "".join(rows) + after.fill(values)
 
 
 @dataclass(frozen=True)
@@ -470,23 +482,14 @@ class _Slots:
     def of(cls, paper: PaperView) -> _Slots:
         return cls(bool(paper.reason), bool(paper.more), bool(paper.less))
 
-    def holes(self, paper: PaperView, *, reason: str | None) -> PaperView:
-        """Return the paper with holes for its links, and for its reason unless given."""
+    def holes(self, paper: PaperView) -> PaperView:
+        """Return the paper with holes for its reason and links, where it has them."""
         return dataclasses.replace(
             paper,
-            reason=reason if reason is not None else _hole("reason") if self.reason else "",
+            reason=_hole("reason") if self.reason else "",
             more=_hole("more") if self.more else "",
             less=_hole("less") if self.less else "",
         )
-
-
-@functools.lru_cache(maxsize=_MAX_BLOCKS)
-def _text_block(
-    template: jinja2.Template, slots: _Slots, number: int, reason: str, paper: PaperView
-) -> _Holes:
-    # The text part wraps the reason and prints the number: both are part of the key.
-    view = slots.holes(dataclasses.replace(paper, number=number), reason=reason)
-    return _split_holes(template.render(paper=view), html=False)
 
 
 # The page's own per-subscriber values are holes; what decides which of its parts show
@@ -541,22 +544,54 @@ def _html_page(shape: _Shape) -> tuple[_Holes, _Holes]:
     before, found, after = html.partition(_ROWS)
     if not found:
         raise RuntimeError("the paper rows vanished from digest.html.j2 when inlined")
-    return _split_holes(before, html=True), _split_holes(after, html=True)
+    return _Holes.split(before), _Holes.split(after)
 
 
-@functools.lru_cache(maxsize=_MAX_BLOCKS)
-def _html_row(
-    page: jinja2.Template, template: jinja2.Template, slots: _Slots, paper: PaperView
-) -> _Holes:
-    """Render one paper's row inside a page, inline the page, and cut the row out."""
+@dataclass(frozen=True)
+class _RowKey:
+    """What one paper's inlined row depends on, but for its holes."""
+
+    page: jinja2.Template
+    template: jinja2.Template
+    slots: _Slots
+    paper: PaperView
+
+
+# Rows by key, oldest first. Not an lru_cache: the rows a digest misses are inlined
+# together, one page for all of them (a day's first digests miss most of theirs).
+_rows: dict[_RowKey, _Holes] = {}
+_rows_lock = threading.Lock()
+
+
+def _html_rows(keys: Sequence[_RowKey]) -> list[_Holes]:
+    """Return the inlined row for each key, inlining the ones not seen before."""
+    found = {key: row for key in keys if (row := _rows.get(key)) is not None}
+    missing = list(dict.fromkeys(key for key in keys if key not in found))
+    if missing:
+        fresh = _inline_rows(missing)
+        with _rows_lock:
+            while _rows and len(_rows) + len(fresh) > _MAX_BLOCKS:
+                del _rows[next(iter(_rows))]
+            _rows.update(fresh)
+        found.update(fresh)
+    return [found[key] for key in keys]
+
+
+def _inline_rows(keys: Sequence[_RowKey]) -> dict[_RowKey, _Holes]:
+    """Render rows (with holes) inside one page, inline the page, and cut the rows out."""
     # Inlined inside a whole page, so that every selector matches as in a real digest.
     # Any page will do: a row's styles depend on the row and the elements around it,
     # which are the same on every page (the page's own values are left empty here).
-    shape = _Shape(page, "", "", date(2000, 1, 3), 1, 0, (False,) * len(_PAGE_HOLES))
-    row = template.render(paper=slots.holes(paper, reason=None))
-    html = inline_css(shape.render(Markup(_ROW_START) + Markup(row) + Markup(_ROW_END)))
-    _, start, rest = html.partition(_ROW_START)
-    inlined, end, _ = rest.partition(_ROW_END)
-    if not (start and end):
-        raise RuntimeError("a paper row vanished from digest.html.j2 when inlined")
-    return _split_holes(inlined, html=True)
+    page = keys[0].page
+    shape = _Shape(page, "", "", date(2000, 1, 3), len(keys), 0, (False,) * len(_PAGE_HOLES))
+    rows = Markup("").join(
+        Markup(_ROW_START)
+        + Markup(key.template.render(paper=key.slots.holes(key.paper)))
+        + Markup(_ROW_END)
+        for key in keys
+    )
+    html = inline_css(shape.render(rows))
+    inlined = [part.partition(_ROW_END) for part in html.split(_ROW_START)[1:]]
+    if len(inlined) != len(keys) or not all(end for _, end, _ in inlined):
+        raise RuntimeError("paper rows vanished from digest.html.j2 when inlined")
+    return {key: _Holes.split(row) for key, (row, _, _) in zip(keys, inlined, strict=True)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import textwrap
 from datetime import date
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ import pytest
 from digest.config import SAMPLE_BATCH, TEMPLATES_DIR
 from digest.ingest.jsonl import paper_from_record
 from digest.models import Digest, DigestLinks, Paper, ScoredPaper, Subscriber
-from digest.render import make_environment, render_digest, safe_url
+from digest.render import make_environment, render_digest, safe_url, wrap_text
 
 NASTY = 'A & B <b>bold</b> "quoted" \'single\' \u00a0nbsp\u00a0 =3D ?= #847 é 李雷 \r\n'
 NAMES = ["", "Ada Lovelace", "Zoë O'Neil", NASTY, "&amp; <script>alert(1)</script>"]
@@ -129,3 +130,19 @@ def test_safe_url_judges_every_url_as_urlsplit_on_the_whole_url_does() -> None:
                 safe_url(url)
             continue
         assert safe_url(url) == expected, url
+
+
+def test_wrap_text_fills_lines_as_textwrap_does() -> None:
+    rng = random.Random(11)
+    words = ["a", "bb", "word", "https://example.org/a/long/url/that/never/breaks", "x" * 80,
+             "tab\tbed", "", " ", "\u00a0", "é", "li-ne", "end."]
+    plain = [w for w in words if w == " ".join(w.split()) and w]  # the fast path's input
+    for n in range(6000):
+        pick = words if n % 2 else plain
+        text = rng.choice([" ", " ", "  ", "\n"]).join(rng.choices(pick, k=rng.randint(0, 25)))
+        width = rng.choice([1, 3, 10, 40, 72])
+        indent = rng.choice(["", "   "])
+        expected = textwrap.fill(text, width=width, initial_indent=indent,
+                                 subsequent_indent=indent, break_long_words=False,
+                                 break_on_hyphens=False)
+        assert wrap_text(text, width, indent) == expected, (text, width, indent)
