@@ -14,11 +14,10 @@ import functools
 import hashlib
 import hmac
 import json
-import time
 import zlib
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from digest.errors import TokenError
 
@@ -36,6 +35,12 @@ MAX_AGE: dict[str, int | None] = {
 @functools.lru_cache(maxsize=64)
 def _serializer(secret_key: str, purpose: Purpose) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=f"digest.{purpose}")
+
+
+@functools.lru_cache(maxsize=64)
+def _signer(secret_key: str, purpose: Purpose) -> TimestampSigner:
+    # A timed serializer makes timestamp signers; its annotation says only Signer.
+    return cast(TimestampSigner, _serializer(secret_key, purpose).make_signer())
 
 
 @functools.lru_cache(maxsize=64)
@@ -68,9 +73,9 @@ def _encode_payload(payload: Any) -> bytes:
 
 def sign(secret_key: str, purpose: Purpose, payload: Any, *, timestamp: int | None = None) -> str:
     """Return a URL-safe signed token carrying ``payload`` for one purpose."""
-    # The signing time is when the link was made, as itsdangerous takes it; ``timestamp``
-    # only lets tests pin it.
-    when = int(time.time()) if timestamp is None else timestamp
+    # The signing time is the one itsdangerous takes, as before (its signer reads the
+    # clock); ``timestamp`` lets tests pin it.
+    when = _signer(secret_key, purpose).get_timestamp() if timestamp is None else timestamp
     value = _encode_payload(payload) + b"." + _stamp(when)
     signature = hmac.digest(_signing_key(secret_key, purpose), value, "sha1")
     return (value + b"." + _b64(signature)).decode("ascii")
