@@ -28,6 +28,9 @@ Clock = Callable[[], datetime]
 # share a day's rows evenly and a killed worker strands few until its lease runs out; a
 # claim is one short transaction, next to the two every message costs anyway.
 SEND_CHUNK = 25
+# Papers a send worker keeps between chunks: a day's digests draw on one batch of papers,
+# so after the first chunks nearly every paper a row names is already at hand.
+PAPERS_KEPT = 20000
 # Wait before the next attempt at a temporarily failed delivery, by attempts so far.
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 
@@ -104,6 +107,7 @@ def _send_all(
 
     def worker(number: int) -> None:
         name = f"{prefix}:{number}"
+        papers: dict[str, Paper] = {}
         try:
             with _Connection(transport) as connection:
                 while not tally.aborted:
@@ -116,7 +120,12 @@ def _send_all(
                     if not rows:
                         return
                     subs = db.get_subscribers(row.subscriber_id for row in rows)
-                    papers = db.get_papers(k for row in rows for k in row.paper_keys)
+                    missing = {k for row in rows for k in row.paper_keys} - papers.keys()
+                    if len(papers) + len(missing) > PAPERS_KEPT:
+                        papers.clear()
+                        missing = {k for row in rows for k in row.paper_keys}
+                    if missing:
+                        papers.update(db.get_papers(missing))
                     for row in rows:
                         if tally.aborted:
                             return
