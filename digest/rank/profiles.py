@@ -209,10 +209,10 @@ def expanded_scores(
     scale = np.where(usable, weight / np.where(usable, fb.norm, 1.0), 0.0)
     rows = np.repeat(np.arange(count), fb.top.shape[1])
     mixer = sp.csr_matrix(
-        ((fb.weights * scale[:, None]).ravel(), (rows, fb.top.ravel())),
+        ((fb.weights * scale[:, None]).ravel().astype(gram.dtype), (rows, fb.top.ravel())),
         shape=(count, gram.shape[0]),
     )
-    expanded = text_scores + mixer @ gram
+    expanded = text_scores + mixer @ gram  # in the Gram's precision, no upcast copy
     # |t + weight c|^2 = |t|^2 + 2 weight t.c + weight^2 with |t| = |c| = 1.
     length = np.sqrt(1.0 + 2.0 * scale * fb.text_dot + np.where(usable, weight**2, 0.0))
     length[~usable] = 1.0
