@@ -15,8 +15,9 @@ alone). Their submodule names are gerunds so none shadows a function exported he
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from digest import ingest, mail, rank, render
+from digest import ingest, mail, render
 from digest.config import Config
 from digest.locking import run_lock
 from digest.models import Digest, RunReport, ScoredPaper, SourceResult
@@ -41,6 +42,9 @@ from digest.pipeline.sending import (
 )
 from digest.sources_config import effective_sources
 from digest.store import Store, open_store
+
+if TYPE_CHECKING:
+    from digest.rank import Ranker
 
 __all__ = [
     "BACKOFF",
@@ -159,7 +163,7 @@ def _run_locked(
     env = render.make_environment(config.templates_dir)
     batch_size = 0
     fresh = [p for p in plans if p.existing is None]
-    rankers: dict[tuple[date, date], rank.Ranker] = {}
+    rankers: dict[tuple[date, date], Ranker] = {}
     for start in range(0, len(fresh), RANK_CHUNK):
         chunk = fresh[start : start + RANK_CHUNK]
         chosen, pool_size = choose_papers(config, db, chunk, now=now, rankers=rankers)

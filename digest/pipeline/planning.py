@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from digest import mail, rank
+from digest import mail
 from digest.config import Config
 from digest.due import due_days
 from digest.errors import DigestError
@@ -15,6 +15,9 @@ from digest.models import Delivery, DeliveryStatus, Digest, Profile, ScoredPaper
 from digest.pipeline.composing import _domain, compose, write_preview
 from digest.pipeline.sending import _Tally
 from digest.store import Store, email_hash
+
+if TYPE_CHECKING:  # the ranker (numpy, scipy, scikit-learn) loads when a run ranks
+    from digest.rank import Ranker
 
 # How far back a digest may reach for papers it has not mailed yet (after a pause or
 # downtime); a weekly digest looks back over its whole week and a bit.
@@ -106,7 +109,7 @@ def choose_papers(
     plans: Sequence[_Plan],
     *,
     now: datetime,
-    rankers: dict[tuple[date, date], rank.Ranker] | None = None,
+    rankers: dict[tuple[date, date], Ranker] | None = None,
 ) -> tuple[list[list[ScoredPaper] | None], int]:
     """Rank every plan's candidates in one batched pass; return (choices, pool size).
 
@@ -149,6 +152,8 @@ def choose_papers(
     ranker = cache.get((first, last_day))
     if ranker is None:
         history = db.history(first, limit=HISTORY_LIMIT)
+        from digest import rank  # here, not at the top: `digest send` never ranks
+
         ranker = rank.Ranker(batch, history=history, state=db.load_ranker_state())
         db.save_ranker_state(ranker.state, now=now)
         cache[(first, last_day)] = ranker

@@ -88,7 +88,7 @@ class RankOptions:
     author_boost: float = 0.3
     lsa_dims: int = 256  # dimensions of the LSA space (0: off)
     lsa_alpha: float = 10.0  # ridge penalty of the LSA model
-    lsa_iterations: int = 4  # power iterations of the randomized SVD
+    lsa_iterations: int = 2  # power iterations of the randomized SVD (4: same quality)
     example_category_weight: float = 0.3  # categories of the example papers
     example_author_weight: float = 0.3  # authors of the example papers
     # Text-only profiles: the categories and authors of the papers their words retrieve.
