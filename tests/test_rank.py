@@ -197,3 +197,19 @@ def test_a_text_profile_follows_the_authors_of_the_papers_its_words_retrieve(
     position = [s.paper.key for s in followed].index(hers.key)
     assert position < [s.paper.key for s in without].index(hers.key)
     assert position == 0
+
+
+def test_a_profile_ranks_the_same_alone_or_among_profiles_naming_the_whole_history(
+    hf_batch: list[Paper], sample: list[Paper]
+) -> None:
+    # Others naming every history paper as a seed must not change the background that
+    # calibrates this profile (it once emptied it), nor its list.
+    history = hf_batch
+    mine = Profile(interests="video generation with diffusion models")
+    others = [Profile(seeds=tuple(p.key for p in history[i::4])) for i in range(4)]
+    alone = rank(sample, [mine], history=history, top_k=10)
+    among = rank(sample, [*others, mine], history=history, top_k=10)
+    assert alone.thresholds[0] == among.thresholds[-1] > 0
+    assert [(s.paper.key, s.score, s.reason) for s in alone.rankings[0]] == [
+        (s.paper.key, s.score, s.reason) for s in among.rankings[-1]
+    ]
