@@ -171,7 +171,9 @@ def choose_papers(
     }
     for plan, window in zip(plans, windows, strict=True):
         outside = outside_by_window[window]
-        excluded = sent.get(plan.subscriber.id, set()) | outside
+        already = sent.get(plan.subscriber.id)
+        # The shared set itself when nothing was sent: the ranker looks it up once.
+        excluded = already | outside if already else outside
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))
     result = ranker.rank(

@@ -432,15 +432,24 @@ def _example_scores(
 def _blocked(
     world: World, chunk: Sequence[Profile], sent: Sequence[AbstractSet[str]]
 ) -> np.ndarray:
-    """Return which papers must never be shown: already sent, or an excluded phrase."""
+    """Return which papers must never be shown: already sent, or an excluded phrase.
+
+    Callers often pass one set object for many profiles (the papers outside a shared
+    window); its columns are looked up once per chunk.
+    """
     blocked = np.zeros((len(chunk), world.n_batch), dtype=bool)
     column = world.index.column
     phrases = world.phrases
+    seen: dict[int, np.ndarray] = {}
     for r, profile in enumerate(chunk):
-        for key in sent[r]:
-            j = column.get(key)
-            if j is not None:
-                blocked[r, j] = True
+        keys = sent[r]
+        if keys:
+            columns = seen.get(id(keys))
+            if columns is None:
+                found = [column.get(key) for key in keys]
+                columns = np.asarray([j for j in found if j is not None], dtype=np.intp)
+                seen[id(keys)] = columns
+            blocked[r, columns] = True
         for raw in profile.exclude:
             phrase = _folded(raw).strip()
             if not phrase:
