@@ -247,7 +247,9 @@ def _send_one(
         _record_failure(config, db, row, err, now=now, tally=tally)
         apply_rejection(db, sub.email, err, now=now)  # "no such user": suppress the address
         return
-    db.set_delivery_status(sub.id, row.day, "sent", now=now)
+    # Committed before the next message is rendered or started: a crash from here on
+    # cannot make this row look unsent.
+    db.mark_sent(sub.id, row.day, row.paper_keys, now=now)
     with tally.lock:
         tally.sent += 1
         tally.consecutive_failures = 0

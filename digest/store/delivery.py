@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.models import Delivery, DeliveryStatus
@@ -14,9 +15,25 @@ from digest.store.base import StoreBase
 from digest.store.rows import _delivery_from_row, _picks, _plan_values, in_chunks
 from digest.store.tables import deliveries, sent_papers, subscribers
 
+# Built once: a statement object caches its cache key, so executing it again skips
+# rebuilding and re-hashing the expression (most of a per-message update's CPU).
+_MARK_SENT = (
+    update(deliveries)
+    .where(
+        deliveries.c.subscriber_id == bindparam("b_subscriber_id"),
+        deliveries.c.day == bindparam("b_day"),
+    )
+    .values(status="sent", updated_at=bindparam("b_now"), error=None, next_attempt_at=None)
+)
+
 
 class DeliveryMixin(StoreBase):
     """Plan ledger rows, move them between statuses, read them back."""
+
+    @cached_property
+    def _sent_papers_insert(self) -> Any:
+        """Return the INSERT of sent papers that skips ones already recorded (built once)."""
+        return self._insert_ignore(sent_papers)
 
     # -- deliveries ---------------------------------------------------------------------
 
@@ -165,7 +182,30 @@ class DeliveryMixin(StoreBase):
                     for key, _score, _reason in _picks(keys)
                 ]
                 if rows:
-                    conn.execute(self._insert_ignore(sent_papers), rows)
+                    conn.execute(self._sent_papers_insert, rows)
+        return bool(changed)
+
+    def mark_sent(
+        self, subscriber_id: int, day: date, paper_keys: Sequence[str], *, now: datetime
+    ) -> bool:
+        """Record the server's 250: the row is ``sent`` and each of its papers too.
+
+        ``paper_keys`` are the row's papers as claimed (a planned row's papers never
+        change), so nothing is read back. One transaction, committed before the
+        caller transmits anything else. Return True when the row changed.
+        """
+        with self.begin() as conn:
+            changed = conn.execute(
+                _MARK_SENT, {"b_subscriber_id": subscriber_id, "b_day": day, "b_now": now}
+            ).rowcount
+            if changed and paper_keys:
+                conn.execute(
+                    self._sent_papers_insert,
+                    [
+                        {"subscriber_id": subscriber_id, "paper_key": key, "day": day}
+                        for key in paper_keys
+                    ],
+                )
         return bool(changed)
 
     def sent_keys(self, subscriber_ids: Sequence[int], keys: Iterable[str]) -> dict[int, set[str]]:

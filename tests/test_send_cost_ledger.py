@@ -1,0 +1,133 @@
+"""The send phase's two ledger writes per message: ``sending`` before DATA, ``sent`` after 250.
+
+Runs on SQLite, and on PostgreSQL in the suite's PostgreSQL pass (the ``config`` fixture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+
+import pytest
+
+from digest import pipeline
+from digest.config import SAMPLE_BATCH, Config
+from digest.ingest.jsonl import load_jsonl
+from digest.models import Profile
+from digest.store import Store, open_store
+
+DAY = date(2026, 5, 25)
+NOW = datetime(2026, 5, 25, 6, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=15)
+
+
+@pytest.fixture
+def store(config: Config) -> Iterator[Store]:
+    db = open_store(config.database_url)
+    yield db
+    db.close()
+
+
+def plan(store: Store, email: str, keys: list[str]) -> int:
+    sub = store.add_subscriber(email, Profile(interests="agents"), now=NOW)
+    picks = [(key, 1.0, "matches: agents") for key in keys]
+    store.plan_deliveries([(sub.id, DAY, picks, f"<{sub.id}@x>", "planned")], now=NOW)
+    return sub.id
+
+
+def test_mark_sent_records_the_row_and_the_papers_it_is_given(store: Store) -> None:
+    sub_id = plan(store, "a@example.org", ["arxiv:1", "arxiv:2"])
+    assert store.claim_deliveries("w", now=NOW, lease=LEASE, limit=5, max_attempts=5)
+    assert store.start_sending(sub_id, DAY, worker="w", now=NOW)
+    assert store.mark_sent(sub_id, DAY, ("arxiv:1", "arxiv:2"), now=NOW)
+    row = store.get_delivery(sub_id, DAY)
+    assert row is not None and row.status == "sent" and row.attempts == 1
+    assert row.error is None and row.next_attempt_at is None
+    assert store.sent_keys([sub_id], ["arxiv:1", "arxiv:2", "arxiv:3"]) == {
+        sub_id: {"arxiv:1", "arxiv:2"}
+    }
+    assert store.last_delivered_days() == {sub_id: DAY}
+
+
+def test_mark_sent_again_or_without_papers_is_harmless(store: Store) -> None:
+    sub_id = plan(store, "b@example.org", ["arxiv:1"])
+    assert store.mark_sent(sub_id, DAY, ("arxiv:1",), now=NOW)
+    assert store.mark_sent(sub_id, DAY, ("arxiv:1",), now=NOW)  # already recorded: no conflict
+    empty = plan(store, "c@example.org", [])
+    assert store.mark_sent(empty, DAY, (), now=NOW)
+    assert store.sent_keys([sub_id, empty], ["arxiv:1"]) == {sub_id: {"arxiv:1"}}
+
+
+def test_mark_sent_of_a_row_that_does_not_exist_changes_nothing(store: Store) -> None:
+    sub_id = plan(store, "d@example.org", ["arxiv:1"])
+    assert not store.mark_sent(sub_id, DAY + timedelta(days=1), ("arxiv:1",), now=NOW)
+    assert store.sent_keys([sub_id], ["arxiv:1"]) == {}
+
+
+def test_start_sending_needs_the_lease_and_a_planned_or_temp_failed_row(store: Store) -> None:
+    sub_id = plan(store, "e@example.org", ["arxiv:1"])
+    assert not store.start_sending(sub_id, DAY, worker="w", now=NOW)  # not leased
+    assert store.claim_deliveries("w", now=NOW, lease=LEASE, limit=5, max_attempts=5)
+    assert not store.start_sending(sub_id, DAY, worker="other", now=NOW)
+    assert store.start_sending(sub_id, DAY, worker="w", now=NOW)
+    assert not store.start_sending(sub_id, DAY, worker="w", now=NOW)  # already sending
+    store.set_delivery_status(sub_id, DAY, "temp_failed", now=NOW)
+    assert store.start_sending(sub_id, DAY, worker="w", now=NOW)  # still its lease
+    row = store.get_delivery(sub_id, DAY)
+    assert row is not None and row.status == "sending" and row.attempts == 2
+
+
+class LedgerChecker:
+    """A transport that, at each message's DATA, reads the ledger through its own engine."""
+
+    def __init__(self, url: str, ids: dict[str, int], keys: dict[int, tuple[str, ...]]) -> None:
+        self.other = open_store(url)
+        self.ids = ids
+        self.keys = keys
+        self.done: list[int] = []
+
+    def send(self, message: EmailMessage) -> str:
+        sub_id = self.ids[str(message["To"])]
+        seen = {d.subscriber_id: d for d in self.other.deliveries_for_day(DAY).values()}
+        # This message's row is committed as sending before any of it goes out...
+        assert seen[sub_id].status == "sending"
+        # ...and every earlier one was committed as sent, papers included, before this
+        # message was started: a crash now cannot make them look unsent.
+        for done in self.done:
+            assert seen[done].status == "sent"
+        sent = self.other.sent_keys(self.done, [k for d in self.done for k in self.keys[d]])
+        assert sent == {d: set(self.keys[d]) for d in self.done if self.keys[d]}
+        self.done.append(sub_id)
+        return "250 OK"
+
+    def close(self) -> None:
+        self.other.close()
+
+    def __enter__(self) -> LedgerChecker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def test_each_row_is_sending_during_data_and_every_earlier_one_already_sent(
+    config: Config, store: Store
+) -> None:
+    papers = load_jsonl(SAMPLE_BATCH, source="sample")[:12]
+    store.save_papers(papers, batch_day=DAY, now=NOW)
+    keys = [p.key for p in papers]
+    ids = {
+        f"r{n}@example.org": plan(store, f"r{n}@example.org", keys[n : n + 3])
+        for n in range(6)
+    }
+    rows = {row.subscriber_id: row.paper_keys for row in store.deliveries_for_day(DAY).values()}
+    checker = LedgerChecker(config.database_url, ids, rows)
+    report = pipeline.send_pending(
+        config, now=NOW, store=store, transport=lambda: checker, workers=1, send_chunk=4
+    )
+    assert report.sent == 6 and len(checker.done) == 6
+    assert store.delivery_counts(DAY) == {"sent": 6}
+    assert store.sent_keys(list(ids.values()), keys) == {
+        sub_id: set(rows[sub_id]) for sub_id in ids.values()
+    }
