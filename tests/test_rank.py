@@ -11,7 +11,7 @@ import pytest
 
 from digest.ingest.jsonl import load_jsonl
 from digest.models import Paper, Profile
-from digest.rank import RankOptions, RankResult, rank
+from digest.rank import Ranker, RankOptions, RankResult, rank
 from digest.rank.lsa import ridge_lsa
 from digest.rank.vectors import space_from_bytes
 
@@ -213,3 +213,19 @@ def test_a_profile_ranks_the_same_alone_or_among_profiles_naming_the_whole_histo
     assert [(s.paper.key, s.score, s.reason) for s in alone.rankings[0]] == [
         (s.paper.key, s.score, s.reason) for s in among.rankings[-1]
     ]
+
+
+def test_a_ranker_session_takes_papers_it_did_not_know_in_later_calls(
+    hf_batch: list[Paper], sample: list[Paper]
+) -> None:
+    seed = sample[0]
+    batch = sample[1:]
+    ranker = Ranker(batch, history=hf_batch)
+    assert ranker.unknown({seed.key, batch[0].key, hf_batch[0].key}) == {seed.key}
+    first = ranker.rank([Profile(interests="video generation")], top_k=5)
+    # A seed nobody gave the ranker is no signal; given as extra, it ranks.
+    blind = ranker.rank([Profile(seeds=(seed.key,))], top_k=5)
+    later = ranker.rank([Profile(seeds=(seed.key,))], top_k=5, extra=[seed])
+    assert first.rankings[0] and later.rankings[0]
+    assert blind.rankings[0] == [] and blind.nothing_relevant == [True]
+    assert ranker.unknown({seed.key}) == set()

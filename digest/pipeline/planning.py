@@ -157,10 +157,7 @@ def choose_papers(
         ranker = rank.Ranker(batch, history=history, state=db.load_ranker_state())
         db.save_ranker_state(ranker.state, now=now)
         cache[(first, last_day)] = ranker
-        known = {p.key for p in history}
-    else:
-        known = set()
-    extra = list(db.get_papers(referenced - known - set(batch_days)).values())
+    extra = list(db.get_papers(ranker.unknown(referenced)).values())
     sent = db.sent_keys(ids, batch_days)
     excludes: list[set[str]] = []
     empty_window: list[bool] = []

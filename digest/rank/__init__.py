@@ -56,6 +56,12 @@ class Ranker:
         self._space = prepare_space(state, history, self._papers)
         self.state = self._space.to_bytes()
         self._world: World | None = None
+        self._known = {p.key for p in history} | {p.key for p in self._papers}
+
+    def unknown(self, keys: AbstractSet[str]) -> set[str]:
+        """Return the keys neither the history, the batch nor earlier ``extra`` held."""
+        known = self._world.known if self._world is not None else self._known
+        return {k for k in keys if k not in known}
 
     def rank(
         self,
