@@ -50,6 +50,7 @@ DATA_DELAY = 0.01  # seconds the server sits on each accepted message before its
 ZYGOTE = r"""
 import os, sys
 import digest.cli
+import digest.rank  # `digest run` imports the ranker when it ranks: preload it too
 from digest.cli import main
 print("ready", flush=True)
 for line in sys.stdin:
@@ -272,6 +273,7 @@ def kill_at_random(
     return point
 
 
+@pytest.mark.timeout(900)  # 24 killed runs and the clean reruns take ~5 minutes
 def test_sigkill_at_random_points_then_rerun_delivers_exactly_once_outside_unknown(
     tmp_path: Path, smtp_server: SmtpTestServer, zygote: Zygote
 ) -> None:
