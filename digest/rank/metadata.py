@@ -78,47 +78,29 @@ def _unit(rows: sp.csr_matrix) -> sp.csr_matrix:
 
 
 @dataclass(frozen=True)
-class ExampleMetadata:
-    """Category and author features of the example papers and of the scored papers."""
+class Metadata:
+    """Category and author features of some papers (raw) and of the scored papers (l2)."""
 
-    examples: tuple[sp.csr_matrix, ...]  # per kind: U x F (raw weights)
-    targets: tuple[sp.csr_matrix, ...]  # per kind: T x F (l2 rows)
+    rows: tuple[sp.csr_matrix, ...]  # per kind (category, author): papers x F
+    targets: tuple[sp.csr_matrix, ...]  # per kind: T x F, l2 rows
 
 
 def example_metadata(
     example_papers: Sequence[Paper], targets: Sequence[Paper]
-) -> ExampleMetadata:
-    """Build the (category, author) feature matrices of examples and scored papers."""
-    ex_rows: list[sp.csr_matrix] = []
-    target_rows: list[sp.csr_matrix] = []
+) -> Metadata:
+    """Build the features of the example papers, in their vocabulary, and of the targets."""
+    rows: list[sp.csr_matrix] = []
+    scored: list[sp.csr_matrix] = []
     for features in (category_features, author_features):
-        ex = [features(p) for p in example_papers]
-        words = vocabulary(ex)
-        ex_rows.append(words.matrix(ex, len(example_papers)))
-        found = words.matrix((features(p) for p in targets), len(targets))
-        target_rows.append(_unit(found))
-    return ExampleMetadata(examples=tuple(ex_rows), targets=tuple(target_rows))
+        found = [features(p) for p in example_papers]
+        words = vocabulary(found)
+        rows.append(words.matrix(found, len(example_papers)))
+        scored.append(_unit(words.matrix((features(p) for p in targets), len(targets))))
+    return Metadata(rows=tuple(rows), targets=tuple(scored))
 
 
-def example_metadata_scores(
-    meta: ExampleMetadata, member: sp.csr_matrix, examples: np.ndarray, kind: int
-) -> np.ndarray:
-    """Return P x T cosines between each profile's summed example features and papers."""
-    rows = _unit(sp.csr_matrix(member @ meta.examples[kind][examples]))
-    scores: np.ndarray = (rows @ meta.targets[kind].T).toarray()
-    return scores
-
-
-@dataclass(frozen=True)
-class PoolMetadata:
-    """Category and author features of the feedback pool and of the scored papers."""
-
-    pool: tuple[sp.csr_matrix, ...]  # per kind: N x F (raw weights)
-    targets: tuple[sp.csr_matrix, ...]  # per kind: T x F (l2 rows)
-
-
-def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> PoolMetadata:
-    """Build the feature matrices of the pool; ``targets`` are the scored pool rows."""
+def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> Metadata:
+    """Build the features of the pool; ``targets`` are the scored pool rows."""
     rows: list[sp.csr_matrix] = []
     scored: list[sp.csr_matrix] = []
     for features in (category_features, author_features):
@@ -126,19 +108,17 @@ def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> PoolMetadata:
         matrix = vocabulary(found).matrix(found, len(pool))
         rows.append(matrix)
         scored.append(_unit(matrix[targets]))
-    return PoolMetadata(pool=tuple(rows), targets=tuple(scored))
+    return Metadata(rows=tuple(rows), targets=tuple(scored))
 
 
-def feedback_metadata_scores(
-    meta: PoolMetadata, mixer: sp.csr_matrix, kind: int
-) -> np.ndarray:
-    """Return P x T cosines between each query's feedback papers' features and papers.
+def metadata_scores(meta: Metadata, weights: sp.csr_matrix, kind: int) -> np.ndarray:
+    """Return P x T cosines between each profile's weighted sum of rows and the targets.
 
-    ``mixer`` (P x N) weighs each query's feedback papers: the field its words retrieve,
-    read from the categories (or authors) of what they retrieved.
+    ``weights`` (P x rows) picks each profile's papers: its seeds and liked papers, or
+    the feedback papers its words retrieved (the field they point to).
     """
-    rows = _unit(sp.csr_matrix(mixer @ meta.pool[kind]))
-    scores: np.ndarray = (rows @ meta.targets[kind].T).toarray()
+    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
+    scores: np.ndarray = (summed @ meta.targets[kind].T).toarray()
     return scores
 
 
@@ -207,13 +187,11 @@ def boosts(
 
 __all__ = [
     "BatchIndex",
-    "ExampleMetadata",
-    "PoolMetadata",
+    "Metadata",
     "boosts",
     "example_metadata",
-    "example_metadata_scores",
-    "feedback_metadata_scores",
     "index_batch",
+    "metadata_scores",
     "normalize_name",
     "pool_metadata",
 ]

@@ -202,16 +202,11 @@ def expanded_scores(
     """
     if fb is None or weight <= 0:
         return text_scores
-    count = text_scores.shape[0]
     usable = has_text & (fb.norm > 1e-12)
     if not usable.any():
         return text_scores
     scale = np.where(usable, weight / np.where(usable, fb.norm, 1.0), 0.0)
-    rows = np.repeat(np.arange(count), fb.top.shape[1])
-    mixer = sp.csr_matrix(
-        ((fb.weights * scale[:, None]).ravel().astype(gram.dtype), (rows, fb.top.ravel())),
-        shape=(count, gram.shape[0]),
-    )
+    mixer = (sp.diags(scale) @ feedback_mixer(fb, gram.shape[0])).astype(gram.dtype)
     expanded = text_scores + mixer @ gram  # in the Gram's precision, no upcast copy
     # |t + weight c|^2 = |t|^2 + 2 weight t.c + weight^2 with |t| = |c| = 1.
     length = np.sqrt(1.0 + 2.0 * scale * fb.text_dot + np.where(usable, weight**2, 0.0))
@@ -235,13 +230,9 @@ def feedback_rows(
     """Return the feedback centroids of the given chunk rows as sparse tf-idf rows."""
     if rows.size == 0:
         return sp.csr_matrix((0, pool.shape[1]))
-    depth = fb.top.shape[1]
-    mixer = sp.csr_matrix(
-        (fb.weights[rows].ravel(), (np.repeat(np.arange(rows.size), depth),
-                                    fb.top[rows].ravel())),
-        shape=(rows.size, pool.shape[0]),
+    centroid: sp.csr_matrix = normalize(
+        feedback_mixer(fb, pool.shape[0])[rows] @ pool, norm="l2"
     )
-    centroid: sp.csr_matrix = normalize(mixer @ pool, norm="l2")
     return centroid
 
 

@@ -35,13 +35,11 @@ from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa, ridge_lsa
 from digest.rank.metadata import (
     BatchIndex,
-    ExampleMetadata,
-    PoolMetadata,
+    Metadata,
     boosts,
     example_metadata,
-    example_metadata_scores,
-    feedback_metadata_scores,
     index_batch,
+    metadata_scores,
     pool_metadata,
 )
 from digest.rank.policy import select_many
@@ -150,7 +148,7 @@ class World:
     known: dict[str, Paper]  # every paper a profile may name: history and batch
     bank: ExampleBank
     target_papers: list[Paper]
-    pool_meta: PoolMetadata
+    pool_meta: Metadata
     index: BatchIndex
     similarity: np.ndarray  # B x B cosines, for MMR
     folded: list[str]
@@ -303,7 +301,7 @@ def score_profiles(
 def _score_chunk(
     world: World,
     examples: Examples,
-    meta: ExampleMetadata,
+    meta: Metadata,
     chunk: Sequence[Profile],
     limits: Sequence[int],
     exclude: Sequence[AbstractSet[str]],
@@ -332,20 +330,23 @@ def _score_chunk(
         mixed = has_examples & has_text
         content[mixed] = (options.text_weight * text_scores[mixed]
                           + (1 - options.text_weight) * content[mixed])
-        member = membership(compiled.positive_owner, size, mean=False)
+        # Profile x example: which example papers each profile seeded or liked.
+        owned = sp.csr_matrix(
+            (np.ones(compiled.positive_owner.size),
+             (compiled.positive_owner, compiled.positive_example)),
+            shape=(size, len(examples.keys)),
+        )
         for kind, weight in enumerate((options.example_category_weight,
                                        options.example_author_weight)):
             if weight > 0:
-                content += weight * example_metadata_scores(
-                    meta, member, compiled.positive_example, kind
-                )
+                content += weight * metadata_scores(meta, owned, kind)
     if fb is not None:
         mixer = feedback_mixer(fb, world.pool.shape[0])
         text_rows = has_text & ~has_examples
         for kind, weight in enumerate((options.feedback_category_weight,
                                        options.feedback_author_weight)):
             if weight > 0 and text_rows.any():
-                found = feedback_metadata_scores(world.pool_meta, mixer, kind)
+                found = metadata_scores(world.pool_meta, mixer, kind)
                 content[text_rows] += weight * found[text_rows]
     scores, reference = content[:, :n_batch], content[:, n_batch:]
     bars = np.full(size, options.min_score)
