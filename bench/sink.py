@@ -3,11 +3,15 @@
 Run ``python bench/sink.py [--port 0] [--record FILE]``. It prints ``ready PORT`` on one
 line once it listens; on SIGTERM (or SIGINT) it prints one JSON line with the counts
 and exits. With ``--record``, every accepted message appends its recipients to FILE
-(one line each, flushed), so a test can count what each address received even after
-a sender was killed.
+(one line each, flushed before the 250 reply), so a test can count what each address
+received even after a sender was killed.
 
-A separate process so that the sink's own CPU time is not the sender's: the benchmark
-measures the client side, not an SMTP server sharing its interpreter.
+A separate process so that the sink's own CPU time is not the sender's, and a lean one
+so that it is not the bottleneck the benchmark measures: the server speaks the SMTP a
+client needs (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, VRFY, QUIT) on an asyncio
+protocol and finds the end of DATA with one ``bytes.find`` over what arrived, instead of
+handling the message line by line. On 31 KB digests it costs ~0.1 ms of CPU a message
+where aiosmtpd's handler path cost ~2.5 ms, four times the smtplib client's own cost.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import sys
 from collections import Counter
 from typing import IO, Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+END_OF_DATA = b"\r\n.\r\n"
+MAX_LINE = 4096  # a command line longer than this is refused (RFC 5321 allows 512)
 
 
-class CountingHandler:
+class Counts:
     """Count messages, recipients and bytes; keep nothing else."""
 
     def __init__(self, record: IO[str] | None) -> None:
@@ -32,15 +37,15 @@ class CountingHandler:
         self.recipients: Counter[str] = Counter()
         self.record = record
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    def accept(self, recipients: list[str], size: int) -> None:
+        """Count one accepted message (and record its recipients, flushed)."""
         self.messages += 1
-        self.bytes += len(envelope.original_content or b"")
-        for rcpt in envelope.rcpt_tos:
-            self.recipients[rcpt.lower()] += 1
+        self.bytes += size
+        for rcpt in recipients:
+            self.recipients[rcpt] += 1
         if self.record is not None:
-            self.record.write("".join(f"{r.lower()}\n" for r in envelope.rcpt_tos))
+            self.record.write("".join(f"{r}\n" for r in recipients))
             self.record.flush()
-        return "250 OK: discarded"
 
     def stats(self) -> dict[str, Any]:
         """Return the counts as a JSON-ready dict."""
@@ -52,13 +57,121 @@ class CountingHandler:
         }
 
 
+def _address(argument: bytes) -> str | None:
+    """Return the address in ``FROM:<a>``/``TO:<a>`` (lowercased), or None if malformed."""
+    start, end = argument.find(b"<"), argument.find(b">")
+    if start < 0 or end < start:
+        return None
+    return argument[start + 1 : end].decode("utf-8", "replace").strip().lower()
+
+
+class SinkProtocol(asyncio.Protocol):
+    """One SMTP session: commands line by line, DATA in bulk."""
+
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.in_data = False
+        self.scanned = 0  # DATA bytes already searched for the terminator
+        self.sender: str | None = None
+        self.recipients: list[str] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 sink.local ESMTP ready\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.transport is not None and not self.transport.is_closing():
+            if self.in_data:
+                if not self._data_step():
+                    return
+            elif not self._command_step():
+                return
+
+    def _data_step(self) -> bool:
+        # The body may be empty: then the terminator is ".\r\n" right after DATA's 354.
+        if self.buffer.startswith(b".\r\n"):
+            end, skip = 0, 3
+        else:
+            end = self.buffer.find(END_OF_DATA, max(0, self.scanned - len(END_OF_DATA)))
+            if end < 0:
+                self.scanned = len(self.buffer)
+                return False
+            end, skip = end + 2, end + len(END_OF_DATA)
+        self.counts.accept(self.recipients, end)
+        del self.buffer[:skip]
+        self.in_data, self.scanned = False, 0
+        self.sender, self.recipients = None, []
+        self._reply(b"250 OK: discarded")
+        return True
+
+    def _command_step(self) -> bool:
+        newline = self.buffer.find(b"\n")
+        if newline < 0:
+            if len(self.buffer) > MAX_LINE:
+                self._reply(b"500 Line too long")
+                self._close()
+            return False
+        line = bytes(self.buffer[:newline]).rstrip(b"\r")
+        del self.buffer[: newline + 1]
+        verb, _, argument = line.partition(b" ")
+        verb = verb.upper()
+        if verb == b"EHLO":
+            self._reply(b"250-sink.local\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 HELP")
+        elif verb == b"HELO":
+            self._reply(b"250 sink.local")
+        elif verb == b"MAIL":
+            self.sender = _address(argument)
+            self.recipients = []
+            ok = self.sender is not None
+            self._reply(b"250 OK" if ok else b"501 Syntax: MAIL FROM:<address>")
+        elif verb == b"RCPT":
+            address = _address(argument)
+            if self.sender is None:
+                self._reply(b"503 Error: need MAIL command")
+            elif not address:
+                self._reply(b"501 Syntax: RCPT TO:<address>")
+            else:
+                self.recipients.append(address)
+                self._reply(b"250 OK")
+        elif verb == b"DATA":
+            if not self.recipients:
+                self._reply(b"503 Error: need RCPT command")
+            else:
+                self.in_data, self.scanned = True, 0
+                self._reply(b"354 End data with <CR><LF>.<CR><LF>")
+        elif verb == b"RSET":
+            self.sender, self.recipients = None, []
+            self._reply(b"250 OK")
+        elif verb == b"NOOP":
+            self._reply(b"250 OK")
+        elif verb == b"VRFY":
+            self._reply(b"252 Cannot VRFY user")
+        elif verb == b"QUIT":
+            self._reply(b"221 Bye")
+            self._close()
+            return False
+        else:
+            self._reply(b"500 Error: command not recognized")
+        return True
+
+    def _reply(self, text: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(text + b"\r\n")
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 async def serve(host: str, port: int, record: IO[str] | None) -> dict[str, Any]:
     """Serve until SIGTERM/SIGINT; return the counts."""
-    handler = CountingHandler(record)
+    counts = Counts(record)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="sink.local", data_size_limit=0), host, port
-    )
+    server = await loop.create_server(lambda: SinkProtocol(counts), host, port)
     bound = server.sockets[0].getsockname()[1]
     print(f"ready {bound}", flush=True)
     stop = asyncio.Event()
@@ -66,7 +179,7 @@ async def serve(host: str, port: int, record: IO[str] | None) -> dict[str, Any]:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.close()
-    return handler.stats()
+    return counts.stats()
 
 
 def main(argv: list[str] | None = None) -> int:

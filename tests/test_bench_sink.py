@@ -1,0 +1,69 @@
+"""The benchmark's SMTP sink (bench/sink.py) speaks enough SMTP for smtplib, in its own process."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_sink_accepts_counts_and_records_what_smtplib_sends(tmp_path: Path) -> None:
+    record = tmp_path / "record.txt"
+    sink = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "sink.py"), "--record", str(record)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert sink.stdout is not None
+        ready = sink.stdout.readline().split()
+        assert ready[0] == "ready"
+        port = int(ready[1])
+        # Lines starting with a dot are stuffed by smtplib; the terminator must not be
+        # found inside them. A body split across many reads (~300 KB) must arrive whole.
+        dotted = b"Subject: dots\r\n\r\n.\r\n..\r\n.x\r\nend\r\n"
+        big = b"Subject: big\r\n\r\n" + b"a" * 76 * 4000 + b"\r\n"
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as conn:
+            code, _ = conn.ehlo()
+            assert code == 250 and conn.has_extn("8bitmime")
+            assert conn.sendmail("d@x.example", ["A@Y.example"], dotted) == {}
+            assert conn.sendmail("d@x.example", ["b@y.example", "c@y.example"], big) == {}
+            conn.rset()
+            assert conn.noop()[0] == 250
+            # DATA without a recipient is refused, and the session goes on.
+            conn.mail("d@x.example")
+            assert conn.docmd("DATA")[0] == 503
+            again = b"Subject: again\r\n\r\nx\r\n"
+            assert conn.sendmail("d@x.example", ["a@y.example"], again) == {}
+        assert record.read_text().splitlines() == [
+            "a@y.example", "b@y.example", "c@y.example", "a@y.example"]
+    finally:
+        sink.terminate()
+        out, _ = sink.communicate(timeout=30)
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert stats["messages"] == 3
+    assert stats["recipients"] == 3 and stats["duplicates"] == 1
+    assert stats["bytes"] > 76 * 4000
+
+
+def test_a_command_line_without_an_end_is_refused(tmp_path: Path) -> None:
+    sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "sink.py")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        port = int(sink.stdout.readline().split()[1])
+        conn = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        conn.send(b"X" * 10000)
+        code, _ = conn.getreply()
+        assert code == 500
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            conn.getreply()  # and the sink hung up
+        conn.close()
+    finally:
+        sink.terminate()
+        sink.communicate(timeout=30)
