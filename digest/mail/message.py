@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import random
 import re
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
-from email import policy
+from email import policy, quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.policy import Policy
@@ -46,6 +45,7 @@ _RESERVED = frozenset(
 
 CRLF = "\r\n"
 MAX_LINE = 78  # RFC 5322 2.1.1: lines SHOULD be at most 78 characters (998 MUST)
+MAX_QP_LINE = 76  # RFC 2045 6.7: encoded lines at most 76 characters
 # RFC 5322 atext: what a display-name word may hold without quoting.
 _ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+$")
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
@@ -308,14 +308,16 @@ def _quoted_printable(text: str) -> str:
     body = text.replace("\r\n", "\n").replace("\r", "\n")
     if not body.endswith("\n"):
         body += "\n"
-    # Quoted-printable encodes each line on its own, and a day's digests share most of
-    # their lines (the same papers), so lines are encoded once and looked up after.
-    return "".join([_quoted_printable_line(line) for line in body.split("\n")[:-1]])
-
-
-@functools.lru_cache(maxsize=32768)
-def _quoted_printable_line(line: str) -> str:
-    return binascii.b2a_qp(f"{line}\n".encode(), istext=True).decode("ascii")
+    # One C call over the whole body. (Encoding line by line through a cache of lines
+    # was slower: a 2,000-paper day has more distinct lines than the cache held, and
+    # every link line is unique to its subscriber.)
+    data = body.encode("utf-8")
+    encoded = binascii.b2a_qp(data, istext=True).decode("ascii")
+    if max(map(len, encoded.split("\n"))) > MAX_QP_LINE:
+        # binascii can write a 77-character line when one ends in encoded whitespace;
+        # the stdlib's encoder then keeps to the limit (over bytes, as latin-1 text).
+        encoded = quoprimime.body_encode(data.decode("latin-1"), maxlinelen=MAX_QP_LINE)
+    return encoded
 
 
 def _address(name: str, address: Address) -> str:
