@@ -69,6 +69,8 @@ class Config:
     # How long a send worker's claim on planned rows lasts; another worker takes them
     # over after that (a worker killed with SIGKILL never gives them back).
     lease_seconds: float = 900.0
+    # Processes that rank subscribers in the plan phase; 0: one per CPU (at most 4).
+    rank_processes: int = 0
     # True when DIGEST_SOURCES or DIGEST_SOURCES_FILE was set: then ``sources`` are the
     # operator's and run alongside sources added with `digest sources add`.
     sources_explicit: bool = False
@@ -165,6 +167,7 @@ def config_from_values(values: Mapping[str, str]) -> Config:
         lease_seconds=float(
             _int(get("DIGEST_LEASE_SECONDS", "900"), "DIGEST_LEASE_SECONDS", 1, 7 * 24 * 3600)
         ),
+        rank_processes=_int(get("DIGEST_RANK_PROCESSES", "0"), "DIGEST_RANK_PROCESSES", 0, 64),
         sources_explicit=sources_explicit,
     )
 

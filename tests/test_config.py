@@ -51,6 +51,7 @@ def test_password_never_appears_in_repr_or_status() -> None:
         ("DIGEST_SEND_AT", "25:00", "DIGEST_SEND_AT"),
         ("DIGEST_SOURCES", "gopher:somewhere", "DIGEST_SOURCES"),
         ("DIGEST_MAX_PAPERS", "many", "DIGEST_MAX_PAPERS"),
+        ("DIGEST_RANK_PROCESSES", "-1", "DIGEST_RANK_PROCESSES"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_fix(

@@ -229,3 +229,47 @@ def test_a_ranker_session_takes_papers_it_did_not_know_in_later_calls(
     assert first.rankings[0] and later.rankings[0]
     assert blind.rankings[0] == [] and blind.nothing_relevant == [True]
     assert ranker.unknown({seed.key}) == set()
+
+
+def test_forked_scoring_processes_give_the_same_lists_as_one_process(
+    hf_batch: list[Paper], sample: list[Paper]
+) -> None:
+    # 7 chunks of 20 profiles dealt over 3 processes: the lists, scores, reasons and
+    # bars must not depend on where a chunk was scored, nor the order get mixed up.
+    profiles = [Profile(interests=p.title) for p in hf_batch[:100]]
+    profiles += [Profile(seeds=(p.key,), authors=p.authors[:1]) for p in sample[150:190]]
+    batch = sample[:150]
+
+    def ranked(processes: int) -> RankResult:
+        options = RankOptions(chunk=20, processes=processes)
+        return rank(batch, profiles, history=hf_batch + sample[150:], top_k=5, options=options)
+
+    one, forked = ranked(1), ranked(3)
+    assert sum(map(len, one.rankings)) > 500
+    assert [[(s.paper.key, s.score, s.reason) for s in r] for r in one.rankings] == [
+        [(s.paper.key, s.score, s.reason) for s in r] for r in forked.rankings
+    ]
+    assert one.thresholds == forked.thresholds
+    assert one.nothing_relevant == forked.nothing_relevant
+
+
+def test_a_scoring_process_that_dies_fails_the_rank_with_what_to_do(
+    hf_batch: list[Paper], sample: list[Paper], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from digest.rank import scoring
+
+    parent = os.getpid()
+    real = scoring._Work.chunk
+
+    def dies_in_a_child(self: scoring._Work, start: int) -> scoring.ChunkResult:
+        if os.getpid() != parent:
+            os._exit(9)  # like the OOM killer: no exception, the process is gone
+        return real(self, start)
+
+    monkeypatch.setattr(scoring._Work, "chunk", dies_in_a_child)
+    profiles = [Profile(interests=p.title) for p in hf_batch[:40]]
+    options = RankOptions(chunk=10, processes=2)
+    with pytest.raises(scoring.RankingError, match="DIGEST_RANK_PROCESSES=1"):
+        rank(sample, profiles, history=hf_batch, options=options)

@@ -154,7 +154,9 @@ def choose_papers(
         history = db.history(first, limit=HISTORY_LIMIT)
         from digest import rank  # here, not at the top: `digest send` never ranks
 
-        ranker = rank.Ranker(batch, history=history, state=db.load_ranker_state())
+        options = rank.RankOptions(processes=config.rank_processes)
+        ranker = rank.Ranker(batch, history=history, state=db.load_ranker_state(),
+                             options=options)
         db.save_ranker_state(ranker.state, now=now)
         cache[(first, last_day)] = ranker
     extra = list(db.get_papers(ranker.unknown(referenced)).values())

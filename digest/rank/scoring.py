@@ -22,14 +22,19 @@ most recent ``calibration`` papers) on which each profile's bar is set.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa, ridge_lsa
@@ -66,6 +71,7 @@ MAX_BACKGROUND = 3000  # recent history papers used for feedback, the LSA fit, t
 MAX_VOCABULARY_FIT = 20000  # history papers a first vocabulary is counted from
 GRAM_BLOCK = 1000  # pool rows per sparse product when building the Gram matrix
 SCALE_SAMPLE = 64  # background papers whose one-paper profiles set the example scale
+MAX_AUTO_PROCESSES = 4  # processes=0 takes one per CPU up to this many
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,10 @@ class RankOptions:
     threshold_quantile: float = 0.9
     calibration: int = 600  # background papers each profile's bar is calibrated on
     chunk: int = 500
+    # Processes that score chunks (forked once the shared arrays exist, so they are
+    # shared, not copied); 0: one per CPU, at most MAX_AUTO_PROCESSES. Results do not
+    # depend on it: every chunk is scored the same way wherever it runs.
+    processes: int = 0
 
 
 # \W is exactly "not str.isalnum() and not underscore": one regex pass instead of a
@@ -276,26 +286,108 @@ def score_profiles(
         world.known.setdefault(paper.key, paper)
     examples = world.bank.add(profiles, world.known)
     meta = example_metadata([world.known[key] for key in examples.keys], world.target_papers)
-    count = len(profiles)
-    starts = range(0, count, options.chunk)
-
-    # One chunk at a time: scoring two at once in threads gained ~10% (half the work
-    # holds the GIL) for ~250 MB more peak memory.
-    results = [
-        _score_chunk(world, examples, meta, profiles[start : start + options.chunk],
-                     limits[start : start + options.chunk],
-                     exclude[start : start + options.chunk],
-                     popularity[start : start + options.chunk], options)
-        for start in starts
-    ]
+    work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
+    starts = list(range(0, len(profiles), options.chunk))
+    processes = min(_processes(options.processes), len(starts))
+    results = (_score_forked(work, starts, processes) if processes > 1
+               else [work.chunk(start) for start in starts])
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
-    for chunk_rankings, bars in results:
-        rankings.extend(chunk_rankings)
-        empty.extend(not r for r in chunk_rankings)
-        thresholds.extend(round(float(b), 6) for b in bars)
+    papers = world.papers
+    for result in results:
+        for chosen, values, why in zip(result.picks, result.scores, result.reasons,
+                                       strict=True):
+            rankings.append([ScoredPaper(paper=papers[j], score=v, reason=w)
+                             for j, v, w in zip(chosen, values, why, strict=True)])
+            empty.append(not chosen)
+        thresholds.extend(round(float(b), 6) for b in result.bars)
     return rankings, empty, thresholds
+
+
+class RankingError(RuntimeError):
+    """Ranking could not finish (a scoring process died)."""
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk's lists as batch columns (cheap to send between processes)."""
+
+    picks: list[list[int]]
+    scores: list[list[float]]
+    reasons: list[list[str]]
+    bars: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What scoring a chunk reads: the world and every profile's inputs."""
+
+    world: World
+    examples: Examples
+    meta: Metadata
+    profiles: Sequence[Profile]
+    limits: Sequence[int]
+    exclude: Sequence[AbstractSet[str]]
+    popularity: Sequence[float]
+    options: RankOptions
+
+    def chunk(self, start: int) -> ChunkResult:
+        """Score the profiles from ``start`` (one chunk's worth)."""
+        end = start + self.options.chunk
+        return _score_chunk(self.world, self.examples, self.meta, self.profiles[start:end],
+                            self.limits[start:end], self.exclude[start:end],
+                            self.popularity[start:end], self.options)
+
+
+def _processes(wanted: int) -> int:
+    if wanted > 0:
+        return wanted
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_PROCESSES))
+
+
+# The work a forked scorer inherits: set just before the fork, read by _score_in_child.
+_FORKED: _Work | None = None
+
+
+def _score_in_child(starts: list[int]) -> list[ChunkResult]:
+    assert _FORKED is not None, "scoring children are forked after _FORKED is set"
+    with threadpool_limits(1):  # one BLAS thread per process: the processes fill the CPUs
+        return [_FORKED.chunk(start) for start in starts]
+
+
+def _score_forked(work: _Work, starts: list[int], processes: int) -> list[ChunkResult]:
+    """Score chunks in this process and ``processes - 1`` forked ones; keep their order.
+
+    The children are forked after the world is built, so they read its arrays without
+    copying them, and they send back only columns, scores and reasons. They run numpy
+    and scipy code on inherited data and exit with os._exit (multiprocessing's way), so
+    no database connection or lock of the parent is used in them. Chunks are dealt
+    round-robin; if a child dies, the whole rank fails (BrokenProcessPool) rather than
+    returning partial lists.
+    """
+    global _FORKED
+    shares = [starts[i::processes] for i in range(processes)]
+    context = multiprocessing.get_context("fork")
+    _FORKED = work
+    try:
+        with ProcessPoolExecutor(processes - 1, mp_context=context) as pool:
+            futures = [pool.submit(_score_in_child, share) for share in shares[1:]]
+            with threadpool_limits(1):
+                mine = [work.chunk(start) for start in shares[0]]
+            try:
+                theirs = [future.result() for future in futures]
+            except BrokenProcessPool as err:
+                raise RankingError(
+                    "a ranking process died before it finished (killed, or out of "
+                    "memory?); set DIGEST_RANK_PROCESSES=1 to rank in one process"
+                ) from err
+    finally:
+        _FORKED = None
+    by_start = dict(zip(shares[0], mine, strict=True))
+    for share, results in zip(shares[1:], theirs, strict=True):
+        by_start.update(zip(share, results, strict=True))
+    return [by_start[start] for start in starts]
 
 
 def _score_chunk(
@@ -307,8 +399,8 @@ def _score_chunk(
     exclude: Sequence[AbstractSet[str]],
     popularity: Sequence[float],
     options: RankOptions,
-) -> tuple[list[list[ScoredPaper]], np.ndarray]:
-    """Rank one chunk of profiles; return their lists and their bars."""
+) -> ChunkResult:
+    """Rank one chunk of profiles; return their lists (batch columns) and their bars."""
     size = len(chunk)
     n_batch = world.n_batch
     compiled = compile_profiles(chunk, world.space, examples,
@@ -377,16 +469,11 @@ def _score_chunk(
     )
     reasons = explain_all(context, chunk, world.papers, picks,
                           trending=[b > 0 for b in blend])
-    papers = world.papers
     rows = [r for r, chosen in enumerate(picks) for _ in chosen]
     cols = [j for chosen in picks for j in chosen]
     values = iter(ranked[rows, cols].round(6).tolist())
-    rankings = [
-        [ScoredPaper(paper=papers[j], score=next(values), reason=why)
-         for j, why in zip(chosen, reasons[r], strict=True)]
-        for r, chosen in enumerate(picks)
-    ]
-    return rankings, bars
+    scores_out = [[next(values) for _ in chosen] for chosen in picks]
+    return ChunkResult([list(map(int, c)) for c in picks], scores_out, reasons, bars)
 
 
 def _example_scores(
