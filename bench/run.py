@@ -57,6 +57,7 @@ from digest import rank as rank_module  # noqa: E402
 from digest.config import SmtpSettings, config_from_values  # noqa: E402
 from digest.ingest.jsonl import paper_from_record  # noqa: E402
 from digest.models import Paper, Profile  # noqa: E402
+from digest.rank.scoring import resolve_processes  # noqa: E402
 from digest.store import (  # noqa: E402
     Store,
     deliveries,
@@ -309,6 +310,12 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
         result["planned"] = counts.get("planned", 0)
         result["skipped"] = plan.skipped
         result["rss_after_plan_mb"] = peak_rss_mb()
+        # The plan phase forks ranking processes (DIGEST_RANK_PROCESSES); their peak
+        # counts too. Shared pages are resident in both, so parent + child is an upper
+        # bound of what the two held together.
+        result["rank_child_rss_mb"] = round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        )
 
         messages = render_sample(config, db, day, now=now, limit=min(args.render_sample, count))
         result.update(messages.pop("numbers"))
@@ -354,6 +361,7 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
     )
     result["end_to_end_s"] = round(result["ingest_s"] + result["plan_s"] + result["send_s"], 3)
     result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_bound_mb"] = round(result["peak_rss_mb"] + result["rank_child_rss_mb"], 1)
     return result
 
 
@@ -523,7 +531,7 @@ def table(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> str:
             fmt_s(r["send_s"]) + ("*" if r.get("send_extrapolated") else ""),
             f"{r['send_per_s']:.0f}", f"{r['raw_per_s']:.0f}", f"{r['send_vs_raw']:.2f}",
             fmt_s(r["end_to_end_s"]) + ("*" if r.get("send_extrapolated") else ""),
-            f"{r['peak_rss_mb']:.0f}",
+            f"{r['peak_rss_bound_mb']:.0f}",
             f"{svm_total / max(r['rank_s'], 1e-9):.0f}x",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
@@ -545,8 +553,10 @@ def summarize(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> list[st
     checks = [
         (f"rank {n} x {largest['batch_papers']:,} papers <= 20 s", largest["rank_s"] <= 20,
          f"{largest['rank_s']:.1f} s"),
-        (f"peak RSS at {n} <= 2048 MB", largest["peak_rss_mb"] <= 2048,
-         f"{largest['peak_rss_mb']:.0f} MB"),
+        (f"peak RSS at {n} <= 2048 MB (run + a forked ranker, upper bound)",
+         largest["peak_rss_bound_mb"] <= 2048,
+         f"{largest['peak_rss_bound_mb']:.0f} MB ({largest['peak_rss_mb']:.0f} + "
+         f"{largest['rank_child_rss_mb']:.0f})"),
         (f"daily run for {n} (ingest+plan+send) <= 600 s", largest["end_to_end_s"] <= 600,
          f"{largest['end_to_end_s']:.0f} s"),
         ("batched ranker vs per-subscriber LinearSVC >= 100x",
@@ -556,7 +566,7 @@ def summarize(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> list[st
     ]
     if len(results) > 1:
         smallest = min(results, key=lambda r: r["subscribers"])
-        growth = largest["peak_rss_mb"] / max(smallest["peak_rss_mb"], 1.0)
+        growth = largest["peak_rss_bound_mb"] / max(smallest["peak_rss_bound_mb"], 1.0)
         checks.append((f"memory flat in N (peak RSS {n} / {smallest['subscribers']:,})",
                        growth <= 1.5, f"{growth:.2f}x"))
     for label, ok, value in checks:
@@ -611,7 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = summarize(results, svm)
     print(table(results, svm))
     print(f"(batch {results[0]['batch_papers']:,} papers, day {results[0]['day']}, "
-          f"{results[0]['database']}, {args.send_processes or 1} send process(es) x "
+          f"{results[0]['database']}, ranking in {resolve_processes(0)} processes, "
+          f"{args.send_processes or 1} send process(es) x "
           f"{args.workers} connections, render and raw on "
           f"{results[0]['render_n']:,} digests of ~{results[0]['message_kb']} KB; SVM "
           f"{svm['per_subscriber_s'] * 1000:.0f} ms/subscriber on {svm['sample']} subscribers)")

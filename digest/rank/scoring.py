@@ -288,7 +288,7 @@ def score_profiles(
     meta = example_metadata([world.known[key] for key in examples.keys], world.target_papers)
     work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
-    processes = min(_processes(options.processes), len(starts))
+    processes = min(resolve_processes(options.processes), len(starts))
     results = (_score_forked(work, starts, processes) if processes > 1
                else [work.chunk(start) for start in starts])
     rankings: list[list[ScoredPaper]] = []
@@ -340,7 +340,8 @@ class _Work:
                             self.popularity[start:end], self.options)
 
 
-def _processes(wanted: int) -> int:
+def resolve_processes(wanted: int) -> int:
+    """Return how many processes ``processes=wanted`` means on this machine."""
     if wanted > 0:
         return wanted
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_PROCESSES))
