@@ -72,6 +72,15 @@ class Config:
     # True when DIGEST_SOURCES or DIGEST_SOURCES_FILE was set: then ``sources`` are the
     # operator's and run alongside sources added with `digest sources add`.
     sources_explicit: bool = False
+    # DIGEST_SEMANTIC=1: rank with sentence embeddings too (the semantic extra);
+    # DIGEST_SEMANTIC_WEIGHT overrides the ranker's default weight.
+    semantic: bool = False
+    semantic_weight: float | None = None
+
+    @property
+    def embedding_dir(self) -> Path:
+        """Return where paper embeddings are kept between runs (semantic ranking)."""
+        return self.var_dir / "embeddings"
 
     @property
     def maildir(self) -> Path:
@@ -166,6 +175,9 @@ def config_from_values(values: Mapping[str, str]) -> Config:
             _int(get("DIGEST_LEASE_SECONDS", "900"), "DIGEST_LEASE_SECONDS", 1, 7 * 24 * 3600)
         ),
         sources_explicit=sources_explicit,
+        semantic=_flag(get("DIGEST_SEMANTIC", "0"), "DIGEST_SEMANTIC"),
+        semantic_weight=(_float(get("DIGEST_SEMANTIC_WEIGHT"), "DIGEST_SEMANTIC_WEIGHT")
+                         if get("DIGEST_SEMANTIC_WEIGHT") else None),
     )
 
 
@@ -313,6 +325,15 @@ def _int(value: str, name: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {number}", "")
     return number
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {value!r}", f"set {name}=1 to turn it on")
 
 
 def _float(value: str, name: str) -> float:
