@@ -45,6 +45,7 @@ MODEL_ID = "all-MiniLM-L6-v2"
 MAX_TOKENS = 128
 BATCH_SIZE = 64
 DEFAULT_WEIGHT = 1.0  # the semantic score's weight beside the tf-idf content score
+UNKNOWN_SPREAD = 0.1  # the tf-idf score spread assumed when a day gives none
 DISK_LIMIT = 200_000  # embeddings kept on disk (~300 MB); the oldest segments go first
 MAX_SEGMENTS = 24  # more segment files than this are merged into one
 INSTALL_HINT = (
@@ -59,7 +60,10 @@ class SemanticUnavailable(ConfigError):
 
 def _find(name: str) -> bool:
     """Return True when a module can be imported (without importing it)."""
-    return importlib.util.find_spec(name) is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a finder refusing it, or a broken module entry
+        return False
 
 
 def _import(name: str) -> Any:
@@ -368,8 +372,11 @@ class SemanticScorer:
         spread[spread <= 1e-9] = 1.0
         standard = (sims - reference.mean(axis=1)[:, None]) / spread[:, None]
         active = np.linalg.norm(queries, axis=1) > 0
+        # No spread at all: background papers sharing no words (a tiny or odd day); use
+        # the spread _example_scale assumes when it cannot measure one.
+        unit = scale[1] if scale[1] > 1e-6 else UNKNOWN_SPREAD
         added = np.zeros(sims.shape)
-        added[active] = self.weight * scale[1] * standard[active]
+        added[active] = self.weight * unit * standard[active]
         mixed: np.ndarray = content + added
         return mixed, ChunkScores(share=added[:, : self.n_batch], active=active)
 
