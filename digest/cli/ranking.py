@@ -51,7 +51,7 @@ def semantic_options(command: Callable[..., None]) -> Callable[..., None]:
         help="Keep paper embeddings in this directory between runs.")(command)
     command = click.option(
         "--semantic-weight", type=click.FloatRange(min=0.0),
-        help="Weight of the semantic score (implies --semantic; default 1.0).")(command)
+        help="Weight of the semantic score (implies --semantic; default 2.0).")(command)
     return click.option(
         "--semantic", is_flag=True,
         help="Add sentence-embedding similarity (needs the semantic extra).")(command)

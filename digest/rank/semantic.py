@@ -44,7 +44,11 @@ MODEL_ID = "all-MiniLM-L6-v2"
 # the abstract. 256 (the model's cap) halves the throughput on a CPU.
 MAX_TOKENS = 128
 BATCH_SIZE = 64
-DEFAULT_WEIGHT = 1.0  # the semantic score's weight beside the tf-idf content score
+DEFAULT_WEIGHT = 2.0  # the semantic score's weight beside the tf-idf content score
+# Profiles with seed or liked papers get this share of it: their ridge model and LSA
+# centroid already carry much of what the embedding centroid adds (tuned, like the
+# weight, on `bench/semantic.py tune --seed 1 --days 4`; see README).
+EXAMPLE_SHARE = 0.25
 UNKNOWN_SPREAD = 0.1  # the tf-idf score spread assumed when a day gives none
 DISK_LIMIT = 200_000  # embeddings kept on disk (~300 MB); the oldest segments go first
 MAX_SEGMENTS = 24  # more segment files than this are merged into one
@@ -272,6 +276,14 @@ def shared_encoder(cache_dir: str | Path | None = None) -> Encoder:
 
 
 @dataclass(frozen=True)
+class Queries:
+    """A chunk's profiles in the embedding space, and the weight of each one's score."""
+
+    vectors: np.ndarray  # P x d, l2 rows (zero: nothing to embed)
+    weights: np.ndarray  # P: the semantic score's weight (0: none)
+
+
+@dataclass(frozen=True)
 class ChunkScores:
     """What one chunk's semantic scores were made of, for its reasons."""
 
@@ -324,8 +336,8 @@ class SemanticScorer:
         known: dict[str, Paper],
         positive: tuple[np.ndarray, np.ndarray],
         negative: tuple[np.ndarray, np.ndarray],
-    ) -> np.ndarray:
-        """Return one l2 query vector per profile (zero: nothing to embed).
+    ) -> Queries:
+        """Return one l2 query vector and one weight per profile (0: nothing to embed).
 
         ``positive`` and ``negative`` are (owner, example row) pairs as compiled.
         """
@@ -355,10 +367,12 @@ class SemanticScorer:
         query = np.where(has_examples[:, None], centroid, words)
         query[both] = _unit(self.text_weight * words[both]
                             + (1 - self.text_weight) * centroid[both])
-        return query
+        weights = np.where(has_examples, self.weight * EXAMPLE_SHARE,
+                           np.where(has_words, self.weight, 0.0))
+        return Queries(vectors=query, weights=weights)
 
     def blend(
-        self, content: np.ndarray, queries: np.ndarray, scale: tuple[float, float]
+        self, content: np.ndarray, queries: Queries, scale: tuple[float, float]
     ) -> tuple[np.ndarray, ChunkScores]:
         """Return the content scores plus the weighted semantic ones (P x T), and the part.
 
@@ -366,17 +380,17 @@ class SemanticScorer:
         tf-idf cosine scale (``spread * z``, ``scale = (mean, spread)`` of a one-paper
         profile's scores), so the weight means the same whatever the day's papers.
         """
-        sims = queries @ self.targets.T
+        sims = queries.vectors @ self.targets.T
         reference = sims[:, self.reference]
         spread = reference.std(axis=1)
         spread[spread <= 1e-9] = 1.0
         standard = (sims - reference.mean(axis=1)[:, None]) / spread[:, None]
-        active = np.linalg.norm(queries, axis=1) > 0
+        active = queries.weights > 0
         # No spread at all: background papers sharing no words (a tiny or odd day); use
         # the spread _example_scale assumes when it cannot measure one.
         unit = scale[1] if scale[1] > 1e-6 else UNKNOWN_SPREAD
         added = np.zeros(sims.shape)
-        added[active] = self.weight * unit * standard[active]
+        added[active] = queries.weights[active, None] * unit * standard[active]
         mixed: np.ndarray = content + added
         return mixed, ChunkScores(share=added[:, : self.n_batch], active=active)
 
@@ -452,6 +466,7 @@ __all__ = [
     "ChunkScores",
     "DiskCache",
     "Encoder",
+    "Queries",
     "SemanticScorer",
     "SemanticUnavailable",
     "available",
