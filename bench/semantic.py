@@ -7,8 +7,10 @@
 fresh, uncached encoder per thread count, after a warm-up batch; each count runs in
 its own process, because torch fixes its thread pool at the first parallel operation.
 ``tune`` replays the corpus like `digest eval` with "ours" and one "ours+semantic" row
-per weight on the same queries (embeddings computed once, shared by the rows); tune on
-a seed other than the held-out one `digest eval` reports (0).
+per weight on the same queries (embeddings computed once, shared by the rows), then
+each row's paired nDCG@10 difference to "ours"; tune on a seed other than the held-out
+one `digest eval` reports (0). Profiles with examples get ``EXAMPLE_SHARE`` of each
+weight, as in the ranker.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+
+from digest.evaluate import Report
 
 CORPUS = (Path(__file__).resolve().parent.parent.parent
           / "shared/data/corpus/arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
@@ -62,14 +68,7 @@ def throughput(args: argparse.Namespace) -> None:
 
 def tune(args: argparse.Namespace) -> None:
     """Print the eval table for "ours" and one semantic row per weight."""
-    from digest.evaluate import (
-        EvalConfig,
-        format_table,
-        load_corpus,
-        ours,
-        prepare,
-        run_methods,
-    )
+    from digest.evaluate import EvalConfig, format_table, load_corpus, ours, prepare, run_methods
     from digest.rank import RankOptions
 
     config = EvalConfig(days=args.days, subscribers=args.subscribers, seed=args.seed)
@@ -81,6 +80,28 @@ def tune(args: argparse.Namespace) -> None:
     report = run_methods(setup, methods, config,
                          progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(format_table(report))
+    print()
+    print(paired(report, "ours", [m for m in methods if m != "ours"], args.seed))
+
+
+def paired(report: Report, base: str, others: list[str], seed: int) -> str:
+    """Return each row's nDCG@10 minus the base's on the same queries, with a 95% CI.
+
+    The rows rank the same queries, so the per-query differences are bootstrapped:
+    a much tighter interval than comparing two rows' own intervals.
+    """
+    rng = np.random.default_rng(seed)
+    lines = [f"{'kind':<10} {'method':<15} {'n':>5}  nDCG@10 - {base} [95% paired bootstrap]"]
+    for kind in sorted({k for k, _, _ in report.values}):
+        ours = np.asarray(report.values[(kind, base, "ndcg@10")])
+        for method in others:
+            diff = np.asarray(report.values[(kind, method, "ndcg@10")]) - ours
+            samples = rng.integers(0, len(diff), size=(report.config.bootstrap, len(diff)))
+            means = diff[samples].mean(axis=1)
+            low, high = np.percentile(means, [2.5, 97.5])
+            lines.append(f"{kind:<10} {method:<15} {len(diff):>5}  "
+                         f"{diff.mean():+.3f} [{low:+.3f},{high:+.3f}]")
+    return "\n".join(lines)
 
 
 def main() -> None:

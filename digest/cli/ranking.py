@@ -132,7 +132,7 @@ def eval_command(
     """Replay the corpus day by day and score our ranker against the baselines."""
     from digest.evaluate import EvalConfig, evaluate, format_table, load_corpus
 
-    weight = semantic_setting(semantic, semantic_weight)
+    weight = semantic_setting(semantic or "ours+semantic" in methods, semantic_weight)
     config = EvalConfig(days=days, subscribers=subscribers, seed=seed, methods=methods,
                         semantic_weight=weight,
                         semantic_cache=str(semantic_cache) if semantic_cache else "")
