@@ -356,6 +356,27 @@ def test_the_ranker_embeds_the_days_papers_once_across_chunks(tmp_path: Path) ->
 
 
 @needs_model
+def test_chunks_only_look_embeddings_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chunks may be scored in forked processes, where the model must not run: every
+    # embedding is made before the first chunk.
+    ranker = Ranker([*UNRELATED, CAR], history=BACKGROUND,
+                    options=replace(EVERYTHING, semantic_weight=1.0, chunk=1))
+    seed = paper("test:seed", "Helmet design for motorcyclists", "Foam liners.", day=18)
+    profiles = [Profile(interests="graph colouring"), Profile(interests="yeast"),
+                Profile(seeds=(seed.key,))]
+    counted: list[int] = []
+    original = semantic.SemanticScorer.blend
+
+    def blend(self: semantic.SemanticScorer, *args: object) -> object:
+        counted.append(self.encoder.encoded)
+        return original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(semantic.SemanticScorer, "blend", blend)
+    ranker.rank(profiles, extra=[seed])
+    assert len(counted) == 3 and len(set(counted)) == 1
+
+
+@needs_model
 def test_eval_reports_an_ours_semantic_row_beside_the_others() -> None:
     config = EvalConfig(days=1, subscribers=2, cutoff=0.6, min_batch=40, background_days=2,
                         bootstrap=20, semantic_weight=semantic.DEFAULT_WEIGHT,

@@ -284,6 +284,8 @@ def score_profiles(
     for paper in extra:
         world.known.setdefault(paper.key, paper)
     examples = world.bank.add(profiles, world.known)
+    if world.semantic is not None:  # the model runs here, never in a chunk
+        world.semantic.prepare(profiles, examples.keys, world.known)
     meta = example_metadata([world.known[key] for key in examples.keys], world.target_papers)
     count = len(profiles)
     starts = range(0, count, options.chunk)

@@ -329,6 +329,20 @@ class SemanticScorer:
             self._example_keys = keys
         return self._example_rows
 
+    def prepare(
+        self, profiles: Sequence[Profile], example_keys: tuple[str, ...],
+        known: dict[str, Paper],
+    ) -> None:
+        """Embed every example paper and profile text of a rank call, before any chunk.
+
+        Chunks then only look embeddings up: they may be scored in forked processes,
+        which must not run the model (torch's thread pool does not survive a fork).
+        """
+        self._examples(example_keys, known)
+        texts = [text for text in map(profile_text, profiles) if text]
+        if texts:
+            self.encoder.texts(texts)
+
     def queries(
         self,
         chunk: Sequence[Profile],
