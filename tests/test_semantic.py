@@ -358,22 +358,29 @@ def test_the_ranker_embeds_the_days_papers_once_across_chunks(tmp_path: Path) ->
 @needs_model
 def test_chunks_only_look_embeddings_up(monkeypatch: pytest.MonkeyPatch) -> None:
     # Chunks may be scored in forked processes, where the model must not run: every
-    # embedding is made before the first chunk.
+    # embedding is made before the first chunk; after that, encoding is an error.
     ranker = Ranker([*UNRELATED, CAR], history=BACKGROUND,
                     options=replace(EVERYTHING, semantic_weight=1.0, chunk=1))
     seed = paper("test:seed", "Helmet design for motorcyclists", "Foam liners.", day=18)
     profiles = [Profile(interests="graph colouring"), Profile(interests="yeast"),
                 Profile(seeds=(seed.key,))]
-    counted: list[int] = []
-    original = semantic.SemanticScorer.blend
+    prepare = semantic.SemanticScorer.prepare
+    encode = semantic.Encoder.encode
+    prepared: list[bool] = []
 
-    def blend(self: semantic.SemanticScorer, *args: object) -> object:
-        counted.append(self.encoder.encoded)
-        return original(self, *args)  # type: ignore[arg-type]
+    def prepare_then_lock(self: semantic.SemanticScorer, *args: object) -> None:
+        prepare(self, *args)  # type: ignore[arg-type]
+        prepared.append(True)
 
-    monkeypatch.setattr(semantic.SemanticScorer, "blend", blend)
-    ranker.rank(profiles, extra=[seed])
-    assert len(counted) == 3 and len(set(counted)) == 1
+    def encode_unless_prepared(self: semantic.Encoder, texts: Sequence[str]) -> np.ndarray:
+        if prepared:
+            raise AssertionError(f"encoded while scoring a chunk: {list(texts)}")
+        return encode(self, texts)
+
+    monkeypatch.setattr(semantic.SemanticScorer, "prepare", prepare_then_lock)
+    monkeypatch.setattr(semantic.Encoder, "encode", encode_unless_prepared)
+    rankings = ranker.rank(profiles, extra=[seed]).rankings
+    assert prepared and [r[0].paper.key for r in rankings][2] == CAR.key
 
 
 @needs_model
