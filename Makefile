@@ -4,12 +4,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit chromium bench eval clean
+.PHONY: demo test lint typecheck unit chromium bench eval semantic clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
+
+# The optional semantic extra (sentence embeddings for ranking). torch goes in first,
+# pinned: its CPU build; an unpinned torch would pull the multi-GB CUDA build.
+semantic: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[semantic]'
 
 demo: $(STAMP)
 	$(BIN)/digest demo

@@ -74,6 +74,15 @@ class Config:
     # True when DIGEST_SOURCES or DIGEST_SOURCES_FILE was set: then ``sources`` are the
     # operator's and run alongside sources added with `digest sources add`.
     sources_explicit: bool = False
+    # DIGEST_SEMANTIC=1: rank with sentence embeddings too (the semantic extra);
+    # DIGEST_SEMANTIC_WEIGHT overrides the ranker's default weight.
+    semantic: bool = False
+    semantic_weight: float | None = None
+
+    @property
+    def embedding_dir(self) -> Path:
+        """Return where paper embeddings are kept between runs (semantic ranking)."""
+        return self.var_dir / "embeddings"
 
     @property
     def maildir(self) -> Path:
@@ -169,6 +178,9 @@ def config_from_values(values: Mapping[str, str]) -> Config:
         ),
         rank_processes=_int(get("DIGEST_RANK_PROCESSES", "0"), "DIGEST_RANK_PROCESSES", 0, 64),
         sources_explicit=sources_explicit,
+        semantic=_flag(get("DIGEST_SEMANTIC", "0"), "DIGEST_SEMANTIC"),
+        semantic_weight=(_float(get("DIGEST_SEMANTIC_WEIGHT"), "DIGEST_SEMANTIC_WEIGHT")
+                         if get("DIGEST_SEMANTIC_WEIGHT") else None),
     )
 
 
@@ -316,6 +328,15 @@ def _int(value: str, name: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {number}", "")
     return number
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, got {value!r}", f"set {name}=1 to turn it on")
 
 
 def _float(value: str, name: str) -> float:

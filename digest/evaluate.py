@@ -56,6 +56,10 @@ class EvalConfig:
     bootstrap: int = 1000
     methods: tuple[str, ...] = ()  # empty: all
     min_batch: int = 100  # smaller days are partial crawls, not daily batches
+    # > 0: also the row "ours+semantic", the ranker with the semantic extra at this
+    # weight (needs the extra); its embeddings cached in ``semantic_cache`` if given.
+    semantic_weight: float = 0.0
+    semantic_cache: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,7 +298,7 @@ def prepare(papers: Sequence[Paper], config: EvalConfig) -> Setup:
 
 def default_methods(config: EvalConfig) -> dict[str, Ranker]:
     """Return our ranker and the baselines, by name."""
-    return {
+    methods = {
         # What `digest rank` and the pipeline run, on text-only papers.
         "ours": ours(),
         # The same ranker shown the categories and authors of every paper: for category
@@ -306,6 +310,11 @@ def default_methods(config: EvalConfig) -> dict[str, Ranker]:
         "tfidf-centroid": centroid_baseline,
         "arxiv-sanity": arxiv_sanity_baseline,
     }
+    if config.semantic_weight > 0:
+        # What `digest rank --semantic` and DIGEST_SEMANTIC=1 run, on text-only papers.
+        methods["ours+semantic"] = ours(RankOptions(
+            semantic_weight=config.semantic_weight, semantic_cache=config.semantic_cache))
+    return methods
 
 
 def run_methods(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,29 @@ def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profil
     return out
 
 
+def semantic_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Add --semantic, --semantic-weight and --semantic-cache to a command."""
+    command = click.option(
+        "--semantic-cache", type=click.Path(file_okay=False, path_type=Path),
+        help="Keep paper embeddings in this directory between runs.")(command)
+    command = click.option(
+        "--semantic-weight", type=click.FloatRange(min=0.0),
+        help="Weight of the semantic score (implies --semantic; default 2.0).")(command)
+    return click.option(
+        "--semantic", is_flag=True,
+        help="Add sentence-embedding similarity (needs the semantic extra).")(command)
+
+
+def semantic_setting(semantic: bool, weight: float | None) -> float:
+    """Return the semantic weight asked for (0: off); fail clearly without the extra."""
+    if not semantic and weight is None:
+        return 0.0
+    from digest.rank import semantic as extra
+
+    extra.require()
+    return extra.DEFAULT_WEIGHT if weight is None else weight
+
+
 @main.command("rank")
 @click.option("--papers", "papers_path", required=True, type=click.Path(exists=True,
               dir_okay=False, path_type=Path), help="Batch to rank (corpus-schema JSON lines).")
@@ -54,20 +78,23 @@ def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profil
               help="Papers per profile.")
 @click.option("--all/--threshold", "show_all", default=False, show_default=True,
               help="List the top papers even when they fall below the relevance bar.")
+@semantic_options
 def rank_command(
     papers_path: Path, profiles_path: Path, history_path: Path | None, top: int,
-    show_all: bool,
+    show_all: bool, semantic: bool, semantic_weight: float | None, semantic_cache: Path | None,
 ) -> None:
     """Rank a batch of papers for each profile; print one JSON line per profile."""
     from dataclasses import replace
 
     from digest.rank import RankOptions, rank
 
+    weight = semantic_setting(semantic, semantic_weight)
     batch = load_jsonl(papers_path)
     history = load_jsonl(history_path) if history_path else []
     known = {p.key: p for p in [*history, *batch]}
     profiles = read_profiles(profiles_path, known)
-    options = RankOptions()
+    options = RankOptions(semantic_weight=weight,
+                          semantic_cache=str(semantic_cache) if semantic_cache else "")
     if show_all:
         options = replace(options, min_score=float("-inf"), threshold_quantile=0.0)
     result = rank(batch, [p for _, p in profiles], history=history, top_k=top, options=options)
@@ -95,16 +122,20 @@ def rank_command(
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--method", "methods", multiple=True,
               help="Only these methods (ours, ours+seed-metadata, random, keyword, "
-              "tfidf-centroid, arxiv-sanity).")
+              "tfidf-centroid, arxiv-sanity; ours+semantic with --semantic).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@semantic_options
 def eval_command(
     corpus_path: Path, days: int, subscribers: int, seed: int, methods: tuple[str, ...],
-    as_json: bool,
+    as_json: bool, semantic: bool, semantic_weight: float | None, semantic_cache: Path | None,
 ) -> None:
     """Replay the corpus day by day and score our ranker against the baselines."""
     from digest.evaluate import EvalConfig, evaluate, format_table, load_corpus
 
-    config = EvalConfig(days=days, subscribers=subscribers, seed=seed, methods=methods)
+    weight = semantic_setting(semantic or "ours+semantic" in methods, semantic_weight)
+    config = EvalConfig(days=days, subscribers=subscribers, seed=seed, methods=methods,
+                        semantic_weight=weight,
+                        semantic_cache=str(semantic_cache) if semantic_cache else "")
     papers = load_corpus(corpus_path)
     report = evaluate(papers, config, progress=lambda m: click.echo(m, err=True))
     if as_json:

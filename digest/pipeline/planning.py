@@ -17,7 +17,7 @@ from digest.pipeline.sending import _Tally
 from digest.store import Store, email_hash
 
 if TYPE_CHECKING:  # the ranker (numpy, scipy, scikit-learn) loads when a run ranks
-    from digest.rank import Ranker
+    from digest.rank import Ranker, RankOptions
 
 # How far back a digest may reach for papers it has not mailed yet (after a pause or
 # downtime); a weekly digest looks back over its whole week and a bit.
@@ -154,9 +154,8 @@ def choose_papers(
         history = db.history(first, limit=HISTORY_LIMIT)
         from digest import rank  # here, not at the top: `digest send` never ranks
 
-        options = rank.RankOptions(processes=config.rank_processes)
         ranker = rank.Ranker(batch, history=history, state=db.load_ranker_state(),
-                             options=options)
+                             options=rank_options(config))
         db.save_ranker_state(ranker.state, now=now)
         cache[(first, last_day)] = ranker
     extra = list(db.get_papers(ranker.unknown(referenced)).values())
@@ -187,6 +186,18 @@ def choose_papers(
         for ranking, empty in zip(result.rankings, empty_window, strict=True)
     ]
     return chosen, len(batch)
+
+
+def rank_options(config: Config) -> RankOptions:
+    """Return the ranker's options for this configuration (semantic ranking or not)."""
+    from digest.rank import RankOptions, semantic
+
+    if not config.semantic:
+        return RankOptions(processes=config.rank_processes)
+    semantic.require()  # the extra missing: a configuration error, with the commands
+    weight = semantic.DEFAULT_WEIGHT if config.semantic_weight is None else config.semantic_weight
+    return RankOptions(semantic_weight=weight, semantic_cache=str(config.embedding_dir),
+                       processes=config.rank_processes)
 
 
 def _with_votes(profile: Profile, votes: dict[str, int]) -> Profile:

@@ -59,6 +59,7 @@ from digest.rank.profiles import (
     membership,
 )
 from digest.rank.reasons import Context, explain_all
+from digest.rank.semantic import SemanticScorer, semantic_scorer
 from digest.rank.vectors import (
     Space,
     batch_fingerprint,
@@ -107,6 +108,10 @@ class RankOptions:
     # shared, not copied); 0: one per CPU, at most MAX_AUTO_PROCESSES. Results do not
     # depend on it: every chunk is scored the same way wherever it runs.
     processes: int = 0
+    # The semantic extra (semantic.py): the weight of the sentence-embedding score added
+    # to the content score (0: off, nothing imported), and its disk cache ("": none).
+    semantic_weight: float = 0.0
+    semantic_cache: str = ""
 
 
 # \W is exactly "not str.isalnum() and not underscore": one regex pass instead of a
@@ -164,6 +169,7 @@ class World:
     folded: list[str]
     trend: np.ndarray
     phrases: dict[str, np.ndarray]  # excluded phrase -> batch columns holding it
+    semantic: SemanticScorer | None = None  # the targets' embeddings (the semantic extra)
 
     @property
     def n_batch(self) -> int:
@@ -236,6 +242,9 @@ def build_world(
         folded=[_folded(f"{p.title} {p.abstract}") for p in papers],
         trend=np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0)))),
         phrases={},
+        semantic=semantic_scorer(target_papers, n_batch, weight=options.semantic_weight,
+                                 cache=options.semantic_cache, text_weight=options.text_weight,
+                                 negative_weight=options.negative_weight),
     )
 
 
@@ -285,6 +294,8 @@ def score_profiles(
     for paper in extra:
         world.known.setdefault(paper.key, paper)
     examples = world.bank.add(profiles, world.known)
+    if world.semantic is not None:  # the model runs here, never in a chunk
+        world.semantic.prepare(profiles, examples.keys, world.known)
     meta = example_metadata([world.known[key] for key in examples.keys], world.target_papers)
     work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
@@ -441,6 +452,12 @@ def _score_chunk(
             if weight > 0 and text_rows.any():
                 found = metadata_scores(world.pool_meta, mixer, kind)
                 content[text_rows] += weight * found[text_rows]
+    positive = (compiled.positive_owner, compiled.positive_example)
+    if world.semantic is not None:
+        queries = world.semantic.queries(
+            chunk, examples.keys, world.known, positive,
+            (compiled.negative_owner, compiled.negative_example))
+        content, semantic_parts = world.semantic.blend(content, queries, world.scale)
     scores, reference = content[:, :n_batch], content[:, n_batch:]
     bars = np.full(size, options.min_score)
     if options.threshold_quantile > 0 and reference.shape[1]:
@@ -470,6 +487,9 @@ def _score_chunk(
     )
     reasons = explain_all(context, chunk, world.papers, picks,
                           trending=[b > 0 for b in blend])
+    if world.semantic is not None:
+        reasons = world.semantic.explain(reasons, picks, scores, semantic_parts, positive,
+                                         examples.titles)
     rows = [r for r, chosen in enumerate(picks) for _ in chosen]
     cols = [j for chosen in picks for j in chosen]
     values = iter(ranked[rows, cols].round(6).tolist())
