@@ -234,14 +234,18 @@ def give_thumbs(
     warmup: Sequence[Sequence[Paper]],
     history: Sequence[Paper],
 ) -> list[Subscriber]:
-    """Let thumbs subscribers rate their first digests: 5 thumbs up (relevant) or down."""
+    """Let thumbs subscribers rate their first digests: 5 thumbs up (relevant) or down.
+
+    The digests are ranked on text-only papers (``history`` too), like every method; the
+    subscriber judges them by the hidden label, so ``warmup`` keeps the full papers.
+    """
     out = list(subscribers)
     todo = [i for i, s in enumerate(out) if s.kind == "thumbs"]
     for batch in warmup:
         if not todo:
             break
         profiles = [out[i].profile for i in todo]
-        rankings = rank(batch, profiles, history=history, top_k=10).rankings
+        rankings = rank(text_only(batch), profiles, history=history, top_k=10).rankings
         still = []
         for i, ranking in zip(todo, rankings, strict=True):
             sub = out[i]
@@ -284,7 +288,7 @@ def prepare(papers: Sequence[Paper], config: EvalConfig) -> Setup:
     warm_history = [p for d in past_dates[-config.background_days - 3 : -3] for p in days[d]]
     subscribers = give_thumbs(
         subscribers,
-        [text_only(days[d]) for d in past_dates[-3:]],
+        [days[d] for d in past_dates[-3:]],
         text_only(_with_refs(warm_history, subscribers, known)),
     )
     plan = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from digest.evaluate import (
     make_subscribers,
     metrics,
     prepare,
+    relevant_keys,
     run_methods,
 )
 from digest.models import Paper, Profile
@@ -90,3 +92,19 @@ def test_rankers_see_text_only_unless_the_row_says_seed_metadata() -> None:
                 config)
     assert seen["plain"] and all(not p.categories and not p.authors for p in seen["plain"])
     assert any(p.categories for p in seen["ours+seed-metadata"])
+
+
+def test_thumbs_subscribers_judge_their_first_digests_by_the_hidden_label() -> None:
+    # The warm-up digests are ranked on text-only papers, but a subscriber knows its
+    # label: the thumbs must follow it. (They were once judged on the stripped papers
+    # too, so every thumb was down.)
+    papers = load_corpus(MINI)
+    setup = prepare(papers, replace(TINY, subscribers=6))
+    by_key = {p.key: p for p in papers}
+    thumbs = [s for s in setup.subscribers if s.kind == "thumbs"]
+    assert thumbs and any(s.profile.liked for s in thumbs)
+    for sub in thumbs:
+        relevant = relevant_keys(sub.label, [by_key[k] for k in
+                                             (*sub.profile.liked, *sub.profile.disliked)])
+        assert set(sub.profile.liked) <= relevant
+        assert not set(sub.profile.disliked) & relevant
