@@ -16,7 +16,7 @@ SIZE_FIELDS = {
     "ingested", "plan_s", "rank_s", "planned", "render_n", "render_s", "render_per_s",
     "message_kb", "send_s", "sent", "send_failed", "send_per_s", "raw_s", "raw_sent",
     "raw_per_s", "send_vs_raw", "end_to_end_s", "peak_rss_mb", "rss_after_plan_mb",
-    "rank_child_rss_mb", "peak_rss_bound_mb",
+    "rank_child_rss_mb", "plan_pss_peak_mb", "peak_memory_mb",
     "svm_extrapolated_s", "svm_ratio", "sink",
 }
 
