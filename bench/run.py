@@ -627,7 +627,7 @@ def summarize(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> list[st
     if len(results) > 1:
         smallest = min(results, key=lambda r: r["subscribers"])
         growth = largest["peak_memory_mb"] / max(smallest["peak_memory_mb"], 1.0)
-        checks.append((f"memory flat in N (peak RSS {n} / {smallest['subscribers']:,})",
+        checks.append((f"memory flat in N (peak memory {n} / {smallest['subscribers']:,})",
                        growth <= 1.5, f"{growth:.2f}x"))
     for label, ok, value in checks:
         lines.append(f"{'met   ' if ok else 'MISSED'} {label}: {value}")
