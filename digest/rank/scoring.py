@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
+from digest.errors import DigestError
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa, ridge_lsa
 from digest.rank.metadata import (
@@ -316,8 +317,10 @@ def score_profiles(
     return rankings, empty, thresholds
 
 
-class RankingError(RuntimeError):
-    """Ranking could not finish (a scoring process died)."""
+class RankingError(DigestError):
+    """Ranking could not finish (a scoring process died); a later run may succeed."""
+
+    exit_code = 75  # EX_TEMPFAIL: rows planned before it stay; a rerun resumes
 
 
 @dataclass(frozen=True)
@@ -391,8 +394,9 @@ def _score_forked(work: _Work, starts: list[int], processes: int) -> list[ChunkR
                 theirs = [future.result() for future in futures]
             except BrokenProcessPool as err:
                 raise RankingError(
-                    "a ranking process died before it finished (killed, or out of "
-                    "memory?); set DIGEST_RANK_PROCESSES=1 to rank in one process"
+                    "a ranking process died before it finished (killed, or out of memory?)",
+                    "run again; if it keeps dying, set DIGEST_RANK_PROCESSES=1 to rank in "
+                    "one process",
                 ) from err
     finally:
         _FORKED = None
