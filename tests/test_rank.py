@@ -274,3 +274,26 @@ def test_a_scoring_process_that_dies_fails_the_rank_with_what_to_do(
     with pytest.raises(scoring.RankingError, match="DIGEST_RANK_PROCESSES=1") as err:
         rank(sample, profiles, history=hf_batch, options=options)
     assert err.value.exit_code == 75  # temporary: rows planned before it stay
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        [Paper(key="x:1", title="The", abstract="of and"), Paper(key="x:2", title="", abstract="")],
+        # A first tiny batch whose papers share no word: no term is seen twice yet.
+        [Paper(key="x:1", title="Zebra finches", abstract="Song"),
+         Paper(key="x:2", title="Quantum dots", abstract="Light")],
+    ],
+    ids=["stop-words-only", "no-shared-word"],
+)
+def test_a_batch_with_no_usable_words_ranks_nothing_instead_of_failing(
+    batch: list[Paper], sample: list[Paper]
+) -> None:
+    profiles = [Profile(interests="zebra finches song"), Profile(seeds=("x:1",)),
+                Profile(authors=("Ada Lovelace",))]
+    result = rank(batch, profiles, top_k=5)
+    assert result.rankings == [[], [], []]
+    assert result.nothing_relevant == [True, True, True]
+    # The state it returns carries the day on: the next batch ranks normally.
+    later = rank(sample, [Profile(interests="video generation")], state=result.state)
+    assert later.rankings[0]

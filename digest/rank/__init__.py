@@ -83,7 +83,9 @@ class Ranker:
         blends = [float(x) for x in popularity] if popularity is not None else [0.0] * n
         if len(blends) != n:
             raise ValueError("popularity needs one weight per profile")
-        if not self._papers or not profiles:
+        if not self._papers or not profiles or not self._space.terms:
+            # No papers, or no word yet seen twice (a first tiny batch): nothing to
+            # match on, so nothing is relevant today; the vocabulary grows with the days.
             return RankResult([[] for _ in profiles], self.state, [True] * n, [0.0] * n)
         if self._world is None:  # prepared on first use: the state alone needs none of it
             self._world = build_world(self._papers, self._space, self._history, self.options)

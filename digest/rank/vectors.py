@@ -110,8 +110,8 @@ class Space:
     def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
         """Return raw term counts, one row per text."""
         texts = list(texts)
-        if not texts:
-            return sp.csr_matrix((0, len(self.terms)))
+        if not texts or not self.terms:
+            return sp.csr_matrix((len(texts), len(self.terms)))
         matrix: sp.csr_matrix = _counter(self).transform(texts).tocsr().astype(np.float64)
         return matrix
 
@@ -196,6 +196,8 @@ def _document_frequencies(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     if not texts:
         return [], np.zeros(0)
     vectorizer = CountVectorizer(analyzer=analyze, binary=True)
+    if not any(analyze(text) for text in texts):
+        return [], np.zeros(0)  # only stop words or nothing (sklearn would refuse)
     matrix = vectorizer.fit_transform(texts)
     terms = list(vectorizer.get_feature_names_out())
     return terms, np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64)
