@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -245,7 +246,11 @@ def test_forked_scoring_processes_give_the_same_lists_as_one_process(
         return rank(batch, profiles, history=hf_batch + sample[150:], top_k=5, options=options)
 
     one, forked = ranked(1), ranked(3)
+    # Two threads ranking with forked scorers at once wait for each other, not mix.
+    with ThreadPoolExecutor(2) as threads:
+        twice = list(threads.map(ranked, [2, 3]))
     assert sum(map(len, one.rankings)) > 500
+    assert all(r.rankings == one.rankings and r.thresholds == one.thresholds for r in twice)
     assert [[(s.paper.key, s.score, s.reason) for s in r] for r in one.rankings] == [
         [(s.paper.key, s.score, s.reason) for s in r] for r in forked.rankings
     ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.scoring import (
+    RANK_LOCK,
     RankOptions,
     World,
     build_world,
@@ -87,12 +88,14 @@ class Ranker:
             # No papers, or no word yet seen twice (a first tiny batch): nothing to
             # match on, so nothing is relevant today; the vocabulary grows with the days.
             return RankResult([[] for _ in profiles], self.state, [True] * n, [0.0] * n)
-        if self._world is None:  # prepared on first use: the state alone needs none of it
-            self._world = build_world(self._papers, self._space, self._history, self.options)
-        rankings, empty, thresholds = score_profiles(
-            self._world, profiles, extra=extra, limits=limits, exclude=excluded,
-            popularity=blends, options=self.options,
-        )
+        with RANK_LOCK:  # forked scorers need no other thread inside ranking code
+            if self._world is None:  # prepared on first use: the state alone needs none
+                self._world = build_world(self._papers, self._space, self._history,
+                                          self.options)
+            rankings, empty, thresholds = score_profiles(
+                self._world, profiles, extra=extra, limits=limits, exclude=excluded,
+                popularity=blends, options=self.options,
+            )
         return RankResult(rankings, self.state, empty, thresholds)
 
 

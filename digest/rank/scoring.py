@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import threading
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor
@@ -363,6 +364,10 @@ def resolve_processes(wanted: int) -> int:
 
 # The work a forked scorer inherits: set just before the fork, read by _score_in_child.
 _FORKED: _Work | None = None
+# Held by every rank call (Ranker.rank) and by the fork: a fork copies only the forking
+# thread, so no other thread of this process may be inside ranking code (BLAS holds
+# locks of its own) when it happens. Rank calls in one process take turns.
+RANK_LOCK = threading.RLock()
 
 
 def _score_in_child(starts: list[int]) -> list[ChunkResult]:
@@ -381,6 +386,11 @@ def _score_forked(work: _Work, starts: list[int], processes: int) -> list[ChunkR
     round-robin; if a child dies, the whole rank fails (BrokenProcessPool) rather than
     returning partial lists.
     """
+    with RANK_LOCK:
+        return _score_forked_locked(work, starts, processes)
+
+
+def _score_forked_locked(work: _Work, starts: list[int], processes: int) -> list[ChunkResult]:
     global _FORKED
     shares = [starts[i::processes] for i in range(processes)]
     context = multiprocessing.get_context("fork")
