@@ -27,13 +27,6 @@ def sample(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
-@pytest.fixture
-def store(config: Config) -> Any:
-    db = open_store(config.database_url)
-    yield db
-    db.close()
-
-
 # -- parsing --------------------------------------------------------------------------
 
 

@@ -5,25 +5,14 @@ Runs on SQLite, and on PostgreSQL in the suite's PostgreSQL pass (the ``config``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
-from digest.config import Config
 from digest.models import DeliveryStatus, Profile
-from digest.store import Store, open_store
+from digest.store import Store
 
 DAY = date(2026, 5, 25)
 NOW = datetime(2026, 5, 25, 6, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=15)
-
-
-@pytest.fixture
-def store(config: Config) -> Iterator[Store]:
-    db = open_store(config.database_url)
-    yield db
-    db.close()
 
 
 def ledger(store: Store, rows: list[tuple[date, DeliveryStatus]]) -> list[int]:

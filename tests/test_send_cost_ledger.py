@@ -5,11 +5,8 @@ Runs on SQLite, and on PostgreSQL in the suite's PostgreSQL pass (the ``config``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-
-import pytest
 
 from digest import pipeline
 from digest.config import SAMPLE_BATCH, Config
@@ -20,13 +17,6 @@ from digest.store import Store, open_store
 DAY = date(2026, 5, 25)
 NOW = datetime(2026, 5, 25, 6, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=15)
-
-
-@pytest.fixture
-def store(config: Config) -> Iterator[Store]:
-    db = open_store(config.database_url)
-    yield db
-    db.close()
 
 
 def plan(store: Store, email: str, keys: list[str]) -> int:
