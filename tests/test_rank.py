@@ -302,3 +302,34 @@ def test_a_batch_with_no_usable_words_ranks_nothing_instead_of_failing(
     # The state it returns carries the day on: the next batch ranks normally.
     later = rank(sample, [Profile(interests="video generation")], state=result.state)
     assert later.rankings[0]
+
+
+def test_a_text_profile_finds_its_topic_in_words_it_did_not_type() -> None:
+    # Hand-made: in the papers "grasping" lives among "gripper", "dexterous", "robot"
+    # words; today's robot paper never says "grasping", and no paper shares a word with
+    # the query. Through the LSA space (the query and the papers its words retrieve)
+    # the profile still finds it; on words alone it has nothing to go on.
+    robot = ["gripper", "dexterous", "fingers", "tactile", "robot", "arm", "contact"]
+    language = ["tokens", "translation", "corpus", "grammar", "parser", "lexicon", "prompt"]
+    vision = ["pixels", "segmentation", "camera", "images", "depth", "detector", "frames"]
+    rng = np.random.default_rng(3)
+
+    def paper(key: str, words: list[str], extra: str = "") -> Paper:
+        picked = " ".join(rng.choice(words, size=12))
+        return Paper(key=key, title=f"{extra} {' '.join(words[:2])}".strip(),
+                     abstract=f"{extra} {picked}".strip())
+
+    history = [paper(f"h:r{i}", robot, "grasping") for i in range(12)]
+    history += [paper(f"h:l{i}", language) for i in range(12)]
+    history += [paper(f"h:v{i}", vision) for i in range(12)]
+    batch = [paper("b:robot", robot)]
+    batch += [paper(f"b:l{i}", language) for i in range(4)]
+    batch += [paper(f"b:v{i}", vision) for i in range(4)]
+    profile = Profile(interests="grasping")
+    words_only = RankOptions(lsa_dims=4, text_lsa_weight=0.0, feedback_weight=0.0,
+                             threshold_quantile=0.0, min_score=0.01)
+    alone = rank(batch, [profile], history=history, top_k=3, options=words_only)
+    topic = rank(batch, [profile], history=history, top_k=3,
+                 options=replace(words_only, text_lsa_weight=0.8))
+    assert alone.rankings[0] == []
+    assert [s.paper.key for s in topic.rankings[0]][:1] == ["b:robot"]
