@@ -455,12 +455,22 @@ def _score_chunk(
                                       weight=options.feedback_weight)
     content = text_scores
     has_examples = compiled.has_examples(size)
-    if has_examples.any():
-        learned = _example_scores(world, examples, compiled, size, options)
+    text_rows = has_text & ~has_examples
+    topic_rows = (np.flatnonzero(text_rows)
+                  if options.text_lsa_weight > 0 and world.inverse is not None
+                  else np.zeros(0, dtype=np.intp))
+    if has_examples.any() or topic_rows.size:
+        # One product scores both: example profiles' models, text-only profiles' topics.
+        learned = _example_scores(world, examples, compiled, size, options,
+                                  feedback=fb, topic_rows=topic_rows)
         content = np.where(has_examples[:, None], learned, text_scores)
         mixed = has_examples & has_text
         content[mixed] = (options.text_weight * text_scores[mixed]
                           + (1 - options.text_weight) * content[mixed])
+        lsa_share = options.text_lsa_weight
+        content[topic_rows] = ((1 - lsa_share) * text_scores[topic_rows]
+                               + lsa_share * learned[topic_rows])
+    if has_examples.any():
         # Profile x example: which example papers each profile seeded or liked.
         owned = sp.csr_matrix(
             (np.ones(compiled.positive_owner.size),
@@ -471,12 +481,6 @@ def _score_chunk(
                                        options.example_author_weight)):
             if weight > 0:
                 content += weight * metadata_scores(meta, owned, kind)
-    text_rows = has_text & ~has_examples
-    if options.text_lsa_weight > 0 and world.lsa is not None and text_rows.any():
-        rows = np.flatnonzero(text_rows)
-        topic = _text_lsa_scores(world, compiled, fb, rows, options)
-        content[rows] = ((1 - options.text_lsa_weight) * content[rows]
-                         + options.text_lsa_weight * topic)
     if fb is not None:
         mixer = feedback_mixer(fb, world.pool.shape[0])
         for kind, weight in enumerate((options.feedback_category_weight,
@@ -548,32 +552,36 @@ def _on_text_scale(world: World, vector: np.ndarray, offset: np.ndarray) -> np.n
     return scaled
 
 
-def _text_lsa_scores(
+def _topic_part(
     world: World, compiled: Compiled, fb: Feedback | None, rows: np.ndarray,
     options: RankOptions,
 ) -> np.ndarray:
-    """Return the text queries of ``rows`` scored in the LSA space.
+    """Return the LSA vectors of text queries: their projection plus their feedback's.
 
-    The query's own projection plus the centroid of the papers its words retrieved
-    (pseudo-relevance feedback), standardised like an example centroid.
+    The feedback part is the centroid of the papers the query's words retrieved
+    (pseudo-relevance feedback), which carries the topic past the words typed.
     """
     assert world.lsa is not None
     part = options.text_lsa_query * world.lsa.project(compiled.text[rows])
     if fb is not None:
         part = part + normalize(np.einsum("rd,rdk->rk", fb.weights[rows],
                                           world.dense_pool[fb.top[rows]]))
-    return _on_text_scale(world, *_standardised(world, normalize(part)))
+    unit: np.ndarray = normalize(part)
+    return unit
 
 
 def _example_scores(
-    world: World, examples: Examples, compiled: Compiled, count: int, options: RankOptions
+    world: World, examples: Examples, compiled: Compiled, count: int, options: RankOptions,
+    *, feedback: Feedback | None = None, topic_rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return P x T example scores on the tf-idf cosine scale.
 
     With LSA: a ridge model (seeds and liked papers against the background, disliked
     ones as negatives) plus the example centroid, each standardised by its mean and
     spread over the background (read from the background's mean and covariance, not
-    from scoring it), summed into one vector per profile: one dense product.
+    from scoring it), summed into one vector per profile: one dense product. The
+    ``topic_rows`` (text-only profiles) get their queries' LSA vectors (_topic_part) in
+    that same product.
     Without LSA (a tiny pool): the tf-idf centroid of the positives minus a share of the
     negatives' centroid.
     """
@@ -595,7 +603,11 @@ def _example_scores(
     centroid = normalize(membership(compiled.positive_owner, count, mean=False) @ positives)
     (model, model_offset), (middle, middle_offset) = (
         _standardised(world, part) for part in (weights, centroid))
-    return _on_text_scale(world, model + middle, model_offset + middle_offset)
+    vector, offset = model + middle, model_offset + middle_offset
+    if topic_rows is not None and topic_rows.size:  # rows without examples: zero so far
+        vector[topic_rows], offset[topic_rows] = _standardised(
+            world, _topic_part(world, compiled, feedback, topic_rows, options))
+    return _on_text_scale(world, vector, offset)
 
 
 def _blocked(
