@@ -346,3 +346,42 @@ def test_message_ids_are_stable_per_subscriber_and_day() -> None:
     assert a == mail.make_message_id(7, DAY1, "example.org")
     assert a != mail.make_message_id(7, DAY2, "example.org")
     assert a != mail.make_message_id(8, DAY1, "example.org")
+
+
+def test_a_run_reads_subscribers_a_page_at_a_time_and_sends_each_once(
+    two_days: tuple[Config, Path, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A page of 2: the run holds two subscribers at a time. Five subscribers (one
+    # unsubscribed in the middle) still get exactly one digest each, a repeat sends
+    # nothing, and the lists read were pages.
+    config, _, _ = two_days
+    monkeypatch.setattr(pipeline, "RANK_CHUNK", 2)
+    ids = subscribe_all(config)
+    store = open_store(config.database_url)
+    extra = [store.add_subscriber(f"reader{i}@example.org", PROFILES["ada@example.org"],
+                                  now=NOW1, send_hour=7, max_papers=5).id for i in range(2)]
+    store.update_subscriber(ids["grace@example.org"], now=NOW1, status="unsubscribed")
+    pages: list[int] = []
+    listing = store.list_subscribers
+
+    def record(*args: Any, **kw: Any) -> Any:
+        found = listing(*args, **kw)
+        pages.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "list_subscribers", record)
+    report = pipeline.run(config, now=NOW1, day=DAY1, store=store)
+    assert report.sent == 4 and report.failed == 0
+    assert pages == [2, 2, 0]  # 4 active subscribers: two full pages, then an empty one
+    sent_to = sorted(str(m["To"].addresses[0].addr_spec) for m in maildir_messages(config))
+    assert sent_to == sorted(["ada@example.org", "claude@example.org",
+                              "reader0@example.org", "reader1@example.org"])
+    again = pipeline.run(config, now=NOW1 + timedelta(minutes=5), day=DAY1, store=store)
+    assert (again.sent, again.skipped) == (0, 4)
+    assert len(maildir_messages(config)) == 4
+    assert {d.subscriber_id for d in store.deliveries_for_day(DAY1).values()} == {
+        ids["ada@example.org"], ids["claude@example.org"], *extra}
+    # The ledger of one page: only the ids in its range.
+    low = store.deliveries_for_day(DAY1, subscriber_ids=(extra[0], extra[1]))
+    assert set(low) == set(extra)
+    store.close()

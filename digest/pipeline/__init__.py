@@ -25,11 +25,13 @@ from digest.pipeline.composing import compose, digest_links, preview_path, write
 from digest.pipeline.planning import (
     HISTORY_LIMIT,
     LOOKBACK,
+    RANK_CHUNK,
     _plan_chunk,
     _preview_chunk,
     _sendable,
     choose_papers,
     plan_due,
+    plan_pages,
 )
 from digest.pipeline.sending import (
     BACKOFF,
@@ -63,6 +65,7 @@ __all__ = [
     "digest_links",
     "ingest_sources",
     "plan_due",
+    "plan_pages",
     "preview_path",
     "render",
     "run",
@@ -70,10 +73,6 @@ __all__ = [
     "write_preview",
 ]
 
-# Subscribers ranked together: bounds memory while keeping the matrix products large.
-# Each rank call pays a fixed ~5 s at 2,000 papers (vocabulary state, batch vectors,
-# similarities), so 100k subscribers in chunks of 5,000 spent ~100 s on that alone.
-RANK_CHUNK = 20000
 # A row in "sending" this long belongs to a dead process (far past any SMTP timeout).
 STALE_SENDING = timedelta(hours=1)
 
@@ -158,29 +157,38 @@ def _run_locked(
     sources: tuple[SourceResult, ...] = ()
     if do_ingest:
         sources = ingest_sources(config, db, day=batch_day, now=now, fetch=fetch)
-    plans, not_due = plan_due(config, db, now=now, day=day, only=only, force=force)
     tally = _Tally()
     env = render.make_environment(config.templates_dir)
     batch_size = 0
-    fresh = [p for p in plans if p.existing is None]
+    not_due = 0
+    planned_days: set[date] = set()
+    planned_ids: list[int] = []
     rankers: dict[tuple[date, date], Ranker] = {}
-    for start in range(0, len(fresh), RANK_CHUNK):
-        chunk = fresh[start : start + RANK_CHUNK]
-        chosen, pool_size = choose_papers(config, db, chunk, now=now, rankers=rankers)
-        batch_size = max(batch_size, pool_size)
-        if dry_run:
-            _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
-        else:
-            _plan_chunk(config, db, chunk, chosen, now=now, tally=tally)
-    if not dry_run:
-        for plan in plans:
-            if plan.existing is not None and not _sendable(plan.existing, config, now):
-                tally.skipped += 1
-    if not dry_run and send and plans:
+    # A page of subscribers at a time: memory holds one page, whatever the list's size.
+    for plans, waiting in plan_pages(config, db, now=now, day=day, only=only, force=force,
+                                     page=RANK_CHUNK):
+        not_due += waiting
+        planned_days.update(p.day for p in plans)
+        if only:
+            planned_ids.extend(p.subscriber.id for p in plans)
+        fresh = [p for p in plans if p.existing is None]
+        for start in range(0, len(fresh), RANK_CHUNK):
+            chunk = fresh[start : start + RANK_CHUNK]
+            chosen, pool_size = choose_papers(config, db, chunk, now=now, rankers=rankers)
+            batch_size = max(batch_size, pool_size)
+            if dry_run:
+                _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
+            else:
+                _plan_chunk(config, db, chunk, chosen, now=now, tally=tally)
+        if not dry_run:
+            for plan in plans:
+                if plan.existing is not None and not _sendable(plan.existing, config, now):
+                    tally.skipped += 1
+    if not dry_run and send and planned_days:
         _send_all(
             config, db,
-            days=sorted({p.day for p in plans}),
-            subscriber_ids=[p.subscriber.id for p in plans] if only else None,
+            days=sorted(planned_days),
+            subscriber_ids=planned_ids if only else None,
             env=env, now=now, tally=tally, transport=transport, pacer=pacer,
             workers=workers, send_chunk=send_chunk,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # the ranker (numpy, scipy, scikit-learn) loads when a run ra
 LOOKBACK = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
 # Background papers that give the ranker its idf statistics and seed/liked texts.
 HISTORY_LIMIT = 5000
+# Subscribers planned and ranked together: a run holds one page of them at a time, which
+# bounds memory while keeping the matrix products large. The day's preparation is paid
+# once per run (the rankers are kept between pages), not once per page.
+RANK_CHUNK = 20000
 
 
 @dataclass
@@ -38,6 +42,40 @@ class _Plan:
 # -- plan ---------------------------------------------------------------------------------
 
 
+def plan_pages(
+    config: Config,
+    db: Store,
+    *,
+    now: datetime,
+    day: date | None,
+    only: str | None,
+    force: bool,
+    page: int = RANK_CHUNK,
+) -> Iterator[tuple[list[_Plan], int]]:
+    """Yield the digests due now a page of subscribers at a time, with how many are not due.
+
+    Subscribers are read ``page`` at a time in id order, with only their own ledger
+    rows, so a run holds one page of subscribers, never all of them.
+    """
+    suppressed = db.suppressed_hashes()
+    if only:
+        found = db.find_subscriber(only)
+        subscribers = [found] if found is not None and found.status == "active" else []
+        if not subscribers:
+            raise DigestError(f"no active subscriber {only}", "check `digest subscribers list`")
+        yield _plan_page(config, db, subscribers, suppressed, now=now, day=day, force=force)
+        return
+    after = None
+    while True:
+        subscribers = db.list_subscribers(status="active", after=after, limit=page)
+        if not subscribers:
+            return
+        yield _plan_page(config, db, subscribers, suppressed, now=now, day=day, force=force)
+        if len(subscribers) < page:
+            return
+        after = subscribers[-1].id
+
+
 def plan_due(
     config: Config,
     db: Store,
@@ -48,22 +86,34 @@ def plan_due(
     force: bool,
 ) -> tuple[list[_Plan], int]:
     """Return the digests due now, and how many active subscribers are not due yet."""
-    if only:
-        found = db.find_subscriber(only)
-        subscribers = [found] if found is not None and found.status == "active" else []
-        if not subscribers:
-            raise DigestError(f"no active subscriber {only}", "check `digest subscribers list`")
-    else:
-        subscribers = db.list_subscribers(status="active")
-    suppressed = db.suppressed_hashes()
+    plans: list[_Plan] = []
+    not_due = 0
+    for found, waiting in plan_pages(config, db, now=now, day=day, only=only, force=force):
+        plans.extend(found)
+        not_due += waiting
+    return plans, not_due
+
+
+def _plan_page(
+    config: Config,
+    db: Store,
+    subscribers: Sequence[Subscriber],
+    suppressed: set[str],
+    *,
+    now: datetime,
+    day: date | None,
+    force: bool,
+) -> tuple[list[_Plan], int]:
+    """Return the digests due for these subscribers (in id order), and how many are not due."""
     grace = timedelta(hours=config.grace_hours)
     plans: list[_Plan] = []
     not_due = 0
     ledger_cache: dict[date, dict[int, Delivery]] = {}
+    ids = (subscribers[0].id, subscribers[-1].id)
 
     def ledger(d: date) -> dict[int, Delivery]:
         if d not in ledger_cache:
-            ledger_cache[d] = db.deliveries_for_day(d)
+            ledger_cache[d] = db.deliveries_for_day(d, subscriber_ids=ids)
         return ledger_cache[d]
 
     for sub in subscribers:

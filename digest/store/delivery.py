@@ -108,11 +108,16 @@ class DeliveryMixin(StoreBase):
             ).first()
         return _delivery_from_row(row) if row else None
 
-    def deliveries_for_day(self, day: date) -> dict[int, Delivery]:
-        """Return {subscriber id: ledger row} for one day."""
+    def deliveries_for_day(
+        self, day: date, *, subscriber_ids: tuple[int, int] | None = None
+    ) -> dict[int, Delivery]:
+        """Return {subscriber id: ledger row} for one day (ids in an inclusive range)."""
+        query = select(deliveries).where(deliveries.c.day == day)
+        if subscriber_ids is not None:
+            low, high = subscriber_ids
+            query = query.where(deliveries.c.subscriber_id.between(low, high))
         with self.begin() as conn:
-            rows = conn.execute(select(deliveries).where(deliveries.c.day == day))
-            return {row.subscriber_id: _delivery_from_row(row) for row in rows}
+            return {row.subscriber_id: _delivery_from_row(row) for row in conn.execute(query)}
 
     def last_delivered_days(self) -> dict[int, date]:
         """Return {subscriber id: day of their latest digest that was sent}.

@@ -94,11 +94,20 @@ class SubscriberMixin(StoreBase):
             ).first()
         return _subscriber_from_row(row) if row else None
 
-    def list_subscribers(self, status: str | None = None) -> list[Subscriber]:
-        """Return subscribers ordered by id, optionally only those with one status."""
+    def list_subscribers(
+        self, status: str | None = None, *, after: int | None = None, limit: int | None = None
+    ) -> list[Subscriber]:
+        """Return subscribers ordered by id, optionally only those with one status.
+
+        ``after`` and ``limit`` page through them (ids above ``after``, at most ``limit``).
+        """
         query = select(subscribers).order_by(subscribers.c.id)
         if status:
             query = query.where(subscribers.c.status == status)
+        if after is not None:
+            query = query.where(subscribers.c.id > after)
+        if limit is not None:
+            query = query.limit(limit)
         with self.begin() as conn:
             return [_subscriber_from_row(row) for row in conn.execute(query)]
 
