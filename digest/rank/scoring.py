@@ -22,6 +22,7 @@ most recent ``calibration`` papers) on which each profile's bar is set.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import re
@@ -408,6 +409,10 @@ def _score_forked_locked(work: _Work, starts: list[int], processes: int) -> list
     shares = [starts[i::processes] for i in range(processes)]
     context = multiprocessing.get_context("fork")
     _FORKED = work
+    # Objects that exist at the fork are left out of every garbage collection until the
+    # children are done: a child's collection would otherwise write into each of them
+    # and so copy every page of the parent's heap (subscribers, papers) it inherited.
+    gc.freeze()
     try:
         with ProcessPoolExecutor(processes - 1, mp_context=context) as pool:
             futures = [pool.submit(_score_in_child, share) for share in shares[1:]]
@@ -423,6 +428,7 @@ def _score_forked_locked(work: _Work, starts: list[int], processes: int) -> list
                 ) from err
     finally:
         _FORKED = None
+        gc.unfreeze()
     by_start = dict(zip(shares[0], mine, strict=True))
     for share, results in zip(shares[1:], theirs, strict=True):
         by_start.update(zip(share, results, strict=True))
