@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from digest.models import Paper
-from digest.rank import vectors
+from digest.rank import scoring, vectors
 from digest.rank.vectors import (
     STOP_WORDS,
     Space,
@@ -117,3 +118,19 @@ def test_update_space_keeps_the_same_terms_and_frequencies(papers: list[Paper]) 
     assert second.n_docs == first.n_docs * vectors.DECAY + len(papers[150:])
     restored = space_from_bytes(second.to_bytes())
     assert restored.terms == second.terms and restored.fingerprints == ("a", "b")
+
+
+@pytest.mark.parametrize("block", [7, 1000])
+def test_the_gram_matrix_holds_the_batch_similarities_bit_for_bit(
+    papers: list[Paper], monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(scoring, "GRAM_BLOCK", block)
+    space = update_space(None, papers)
+    background = space.transform(paper_text(p) for p in papers[:200])
+    batch = space.transform(paper_text(p) for p in papers[200:])
+    batch.sort_indices()  # as build_world keeps it
+    pool = sp.vstack([background, batch]).tocsr()
+    gram, inner = scoring._gram(pool, 200)
+    assert np.array_equal(inner, (batch @ batch.T).toarray())
+    assert np.array_equal(gram, (pool @ pool.T).toarray().astype(np.float32))
+    assert inner.shape == (92, 92) and inner[0, 0] == pytest.approx(1.0)

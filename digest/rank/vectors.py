@@ -151,7 +151,7 @@ class Space:
             "format": STATE_FORMAT,
             "n_docs": round(float(self.n_docs), 4),
             "terms": list(self.terms),
-            "df": [round(float(x), 3) for x in self.df],
+            "df": list(map(round, self.df.tolist(), itertools.repeat(3))),
             "fingerprints": list(self.fingerprints),
         }
         return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
