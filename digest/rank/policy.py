@@ -72,7 +72,6 @@ def select_many(
     pool = np.take_along_axis(head, order, axis=1)
     value0 = np.take_along_axis(head_scores, order, axis=1)
     usable = np.isfinite(value0) & (np.arange(depth)[None, :] < sizes[:, None])
-    everything = np.arange(rows)
     if diversity <= 0:
         return [
             [int(j) for j in pool[r][usable[r]][: limits[r]]] for r in range(rows)
@@ -82,15 +81,28 @@ def select_many(
     closest = np.zeros((rows, depth))
     free = usable.copy()
     chosen = np.full((rows, int(limits.max())), -1, dtype=np.intp)
+    # The rows still picking: a row leaves once it has its limit or nothing is left
+    # to pick (its values only ever shrink to -inf), so later steps touch only the
+    # rows that remain, compacted to contiguous arrays.
+    ids: np.ndarray = np.arange(rows)
+    arrays: list[np.ndarray] = [value0, penalty, closest, free, pool]
     for step in range(int(limits.max())):
-        value = np.where(free, value0 - penalty * closest, -np.inf)
+        staying = limits[ids] > step
+        if not staying.all():
+            ids, arrays = ids[staying], [x[staying] for x in arrays]
+        value0, penalty, closest, free, pool = arrays
+        value = value0 - penalty * closest
+        value[~free] = -np.inf
         pick = np.argmax(value, axis=1)
-        active = (step < limits) & np.isfinite(value[everything, pick])
-        if not active.any():
+        staying = np.isfinite(value[np.arange(ids.size), pick])
+        if not staying.all():
+            ids, pick, arrays = ids[staying], pick[staying], [x[staying] for x in arrays]
+            value0, penalty, closest, free, pool = arrays
+        if ids.size == 0:
             break
-        picked = pool[everything, pick]
-        chosen[active, step] = picked[active]
-        free[everything[active], pick[active]] = False
-        near = similarity[pool, picked[:, None]]
-        closest[active] = np.maximum(closest[active], near[active])
+        at = np.arange(ids.size)
+        picked = pool[at, pick]
+        chosen[ids, step] = picked
+        free[at, pick] = False
+        np.maximum(closest, similarity[pool, picked[:, None]], out=closest)
     return [[int(j) for j in row[row >= 0]] for row in chosen]

@@ -7,6 +7,7 @@ example paper; Python only joins the words of the line.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,13 +54,23 @@ def explain_all(
     *,
     trending: Sequence[bool],
 ) -> list[list[str]]:
-    """Return the reason lines for every chosen paper of every profile of a chunk."""
-    rows = np.asarray([r for r, chosen in enumerate(picks) for _ in chosen], dtype=np.intp)
-    cols = np.asarray([j for chosen in picks for j in chosen], dtype=np.intp)
+    """Return the reason lines for every chosen paper of every profile of a chunk.
+
+    A line joins the first two that apply of: a followed author, the closest example
+    paper, the matched terms, a wanted category, the upvotes of a trending paper.
+    """
+    lengths = [len(chosen) for chosen in picks]
+    rows = np.repeat(np.arange(len(picks), dtype=np.intp), lengths)
+    cols = np.fromiter(itertools.chain.from_iterable(picks), dtype=np.intp, count=rows.size)
     if rows.size == 0:
         return [[] for _ in picks]
-    terms = _pair_terms(context, rows, cols)
-    closest = _closest_examples(context, rows, cols)
+    matched, counts = _pair_terms(context, rows, cols)
+    flat = matched.ravel().tolist()
+    sizes = counts.tolist()
+    vocabulary = context.space.terms
+    closest = _closest_examples(context, rows, cols).tolist()
+    close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
+    by_author = context.index.by_author
     out: list[list[str]] = []
     pair = 0
     for r, chosen in enumerate(picks):
@@ -67,46 +78,61 @@ def explain_all(
         followed = {normalize_name(a) for a in profile.authors}
         wanted = set(profile.categories)
         seeds = context.compiled.seed_examples[r]
+        trend = trending[r]
         lines: list[str] = []
         for j in chosen:
             parts: list[str] = []
             if followed:
-                names = context.index.by_author[j]
+                names = by_author[j]
                 hit = next((names[n] for n in names if n in followed), None)
                 if hit is not None:
                     parts.append(f"by {hit}")
-            best = int(closest[pair])
+            best = closest[pair]
             if best >= 0:
-                what = "your seed paper" if best in seeds else "a paper you liked"
-                title = context.examples.titles[best]
-                if len(title) > 80:
-                    title = title[:77].rstrip() + "..."
-                parts.append(f"close to {what}: {title}")
-            if terms[pair] and len(parts) < 2:
-                parts.append("matches: " + ", ".join(terms[pair]))
-            if len(parts) < 2 and wanted:
-                hit = next((c for c in papers[j].categories if c in wanted), None)
-                if hit is not None:
-                    parts.append(f"in {hit}")
-            if trending[r] and papers[j].upvotes and len(parts) < 2:
-                parts.append(f"trending: {papers[j].upvotes} upvotes")
-            lines.append("; ".join(parts[:2]) if parts else "related to your interests")
+                seed = best in seeds
+                line = close_lines.get((best, seed))
+                if line is None:
+                    line = close_lines[best, seed] = _close_line(context, best, seed)
+                parts.append(line)
+            if len(parts) < 2:
+                if sizes[pair]:
+                    words = flat[TERMS * pair : TERMS * pair + sizes[pair]]
+                    parts.append("matches: " + ", ".join([vocabulary[c] for c in words]))
+                if len(parts) < 2 and wanted:
+                    hit = next((c for c in papers[j].categories if c in wanted), None)
+                    if hit is not None:
+                        parts.append(f"in {hit}")
+                if trend and len(parts) < 2 and papers[j].upvotes:
+                    parts.append(f"trending: {papers[j].upvotes} upvotes")
+            lines.append("; ".join(parts) if parts else "related to your interests")
             pair += 1
         out.append(lines)
     return out
 
 
-def _pair_terms(context: Context, rows: np.ndarray, cols: np.ndarray) -> list[list[str]]:
+def _close_line(context: Context, example: int, seed: bool) -> str:
+    """Return the "close to" part naming one example paper (its title cut at 80)."""
+    what = "your seed paper" if seed else "a paper you liked"
+    title = context.examples.titles[example]
+    if len(title) > 80:
+        title = title[:77].rstrip() + "..."
+    return f"close to {what}: {title}"
+
+
+def _pair_terms(
+    context: Context, rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Return matched terms for many (profile row, batch column) pairs at once.
 
     The profile's own words first; where they share nothing with the paper, the
     centroid of its example papers, else the feedback papers its words retrieved.
+    Returned as :func:`_top_terms` does: vocabulary columns per pair, and their count.
     """
     products = _pair_products(context, context.compiled.text, rows, cols)
-    terms = _top_terms(products, context.space)
+    chosen, taken = _top_terms(products, context.space)
     missing = np.flatnonzero(products.getnnz(axis=1) == 0)
     if missing.size == 0:
-        return terms
+        return chosen, taken
     owners = np.unique(rows[missing])
     has_examples = np.isin(owners, context.compiled.positive_owner)
     parts = [centroid_rows(context.compiled, context.examples, owners[has_examples])]
@@ -116,12 +142,11 @@ def _pair_terms(context: Context, rows: np.ndarray, cols: np.ndarray) -> list[li
     else:
         parts.append(sp.csr_matrix((rest.size, products.shape[1])))
     fallback = sp.vstack(parts).tocsr()
-    slot = {int(r): i for i, r in enumerate(np.concatenate([owners[has_examples], rest]))}
-    chosen = np.asarray([slot[int(r)] for r in rows[missing]], dtype=np.intp)
-    found = _top_terms(_pair_products(context, fallback, chosen, cols[missing]), context.space)
-    for k, pair in enumerate(missing):
-        terms[pair] = found[k]
-    return terms
+    slot = np.zeros(int(owners.max()) + 1, dtype=np.intp)  # chunk row -> fallback row
+    slot[np.concatenate([owners[has_examples], rest])] = np.arange(owners.size)
+    found = _pair_products(context, fallback, slot[rows[missing]], cols[missing])
+    chosen[missing], taken[missing] = _top_terms(found, context.space)
+    return chosen, taken
 
 
 def _pair_products(
@@ -129,77 +154,116 @@ def _pair_products(
 ) -> sp.csr_matrix:
     """Return ``query[rows] * docs[cols]`` elementwise, one sparse row per pair.
 
-    Only the query's few terms are looked up in the documents (a binary search over
-    the documents' (row, term) keys) instead of gathering whole document rows.
+    Short query rows (a profile's own words): only the query's few terms are looked up
+    in the documents (a binary search over the documents' (row, term) keys) instead of
+    gathering whole document rows. Long ones (a centroid of example or feedback papers,
+    thousands of terms): the gathered rows are multiplied, a merge of two rows each.
     """
-    picked = sp.csr_matrix(query[rows])
-    picked.sort_indices()
-    pair_of = np.repeat(np.arange(rows.size), np.diff(picked.indptr))
-    width = np.int64(context.docs.shape[1])
-    keys = cols[pair_of].astype(np.int64) * width + picked.indices
+    lengths = np.diff(query.indptr)[rows]
     index = context.doc_keys
-    if index.size == 0 or keys.size == 0:
-        return sp.csr_matrix(picked.shape)
+    if int(lengths.sum()) > int(np.diff(context.docs.indptr)[cols].sum()):
+        products = sp.csr_matrix(query[rows].multiply(context.docs[cols]))
+        products.eliminate_zeros()
+        return products
+    if index.size == 0 or int(lengths.sum()) == 0:
+        return sp.csr_matrix((rows.size, query.shape[1]))
+    # Each gathered query entry: its row's start in query.data plus its offset.
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    entries = np.repeat(query.indptr[rows], lengths) + offsets
+    columns = query.indices[entries]
+    pair_of = np.repeat(np.arange(rows.size), lengths)
+    keys = cols[pair_of].astype(np.int64) * np.int64(context.docs.shape[1]) + columns
     at = np.minimum(np.searchsorted(index, keys), index.size - 1)
     found = index[at] == keys
     products = sp.csr_matrix(
-        (picked.data * np.where(found, context.docs.data[at], 0.0), picked.indices,
-         picked.indptr),
-        shape=picked.shape,
+        (query.data[entries] * np.where(found, context.docs.data[at], 0.0), columns,
+         np.concatenate([[0], np.cumsum(lengths)])),
+        shape=(rows.size, query.shape[1]),
     )
     products.eliminate_zeros()
     return products
 
 
-_WORDS: dict[int, tuple[Space, dict[int, tuple[str, frozenset[str]]]]] = {}
+class _Words:
+    """Per vocabulary column, the ids of its one or two words (filled on first use)."""
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+        self.first = np.full(len(space.terms), -2, dtype=np.int64)  # -2: not looked up yet
+        self.second = np.full(len(space.terms), -1, dtype=np.int64)  # -1: a unigram
+        self.ids: dict[str, int] = {}
+
+    def of(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the word ids of the given columns (first word, second or -1)."""
+        new = np.unique(columns[self.first[columns] == -2])
+        if new.size:
+            ids = self.ids
+            terms = self.space.terms
+            first: list[int] = []
+            second: list[int] = []
+            for column in new.tolist():
+                words = terms[column].split(" ")
+                first.append(ids.setdefault(words[0], len(ids)))
+                second.append(ids.setdefault(words[1], len(ids)) if len(words) > 1 else -1)
+            self.first[new] = first
+            self.second[new] = second
+        return self.first[columns], self.second[columns]
 
 
-def _terms_of(space: Space) -> dict[int, tuple[str, frozenset[str]]]:
-    """Return the cache of vocabulary column -> (term, its words) kept for a space."""
+_WORDS: dict[int, _Words] = {}
+
+
+def _words_of(space: Space) -> _Words:
+    """Return the word-id table kept for a space (one space at a time)."""
     cached = _WORDS.get(id(space))
-    if cached is None or cached[0] is not space:
+    if cached is None or cached.space is not space:
         _WORDS.clear()
-        cached = (space, {})
-        _WORDS[id(space)] = cached
-    return cached[1]
+        cached = _WORDS[id(space)] = _Words(space)
+    return cached
 
 
-def _top_terms(products: sp.csr_matrix, space: Space) -> list[list[str]]:
-    """Return per row up to TERMS terms by contribution, skipping words already named.
+def _top_terms(products: sp.csr_matrix, space: Space) -> tuple[np.ndarray, np.ndarray]:
+    """Return per row up to TERMS vocabulary columns by contribution, and how many.
 
-    A bigram makes its unigrams redundant in the reason, and vice versa. Ties go to the
-    lower vocabulary column.
+    Terms whose words are already named are skipped: a bigram makes its unigrams
+    redundant in the reason, and vice versa. Ties go to the lower vocabulary column.
+    Rows hold the columns in order, padded with -1.
+
+    The greedy walk down each row's best LOOK contributions is stepped for all rows at
+    once: a term is taken when none of its (one or two) word ids is among the up to
+    2 * TERMS words taken before it in that row.
     """
     count = products.shape[0]
-    out: list[list[str]] = [[] for _ in range(count)]
+    chosen = np.full((count, TERMS), -1, dtype=np.int64)
+    taken = np.zeros(count, dtype=np.intp)
     if products.nnz == 0:
-        return out
+        return chosen, taken
     lengths = np.diff(products.indptr)
     row_of = np.repeat(np.arange(count), lengths)
     order = np.lexsort((products.indices, -products.data, row_of))
     place = np.arange(order.size) - products.indptr[row_of[order]]
     keep = order[(place < LOOK) & (products.data[order] > 0)]
     kept_rows = row_of[keep]
-    kept_cols = products.indices[keep].tolist()
-    bounds = np.searchsorted(kept_rows, np.arange(count + 1)).tolist()
-    cache = _terms_of(space)
-    terms = space.terms
-    for r in range(count):
-        chosen: list[str] = []
-        seen: set[str] = set()
-        for column in kept_cols[bounds[r] : bounds[r + 1]]:
-            found = cache.get(column)
-            if found is None:
-                found = cache[column] = (terms[column], frozenset(terms[column].split(" ")))
-            term, words = found
-            if words & seen:
-                continue
-            chosen.append(term)
-            seen |= words
-            if len(chosen) == TERMS:
-                break
-        out[r] = chosen
-    return out
+    kept_cols = products.indices[keep].astype(np.int64)
+    first, second = _words_of(space).of(kept_cols)
+    starts = np.searchsorted(kept_rows, np.arange(count))
+    sizes = np.bincount(kept_rows, minlength=count)
+    seen = np.full((count, 2 * TERMS), -1, dtype=np.int64)
+    for step in range(int(sizes.max(initial=0))):
+        rows = np.flatnonzero((sizes > step) & (taken < TERMS))
+        if rows.size == 0:
+            break
+        at = starts[rows] + step
+        one, two = first[at][:, None], second[at][:, None]
+        known = seen[rows]
+        clash = ((known == one) | ((two >= 0) & (known == two))).any(axis=1)
+        rows, at = rows[~clash], at[~clash]
+        slot = taken[rows]
+        chosen[rows, slot] = kept_cols[at]
+        seen[rows, 2 * slot] = first[at]
+        seen[rows, 2 * slot + 1] = second[at]
+        taken[rows] += 1
+    return chosen, taken
 
 
 def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -245,4 +309,3 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
     close = cosine >= CLOSE
     closest[pairs[close]] = best[close]
     return closest
-

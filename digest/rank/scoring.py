@@ -209,7 +209,7 @@ def build_world(
     calibration = np.arange(max(0, n_bg - options.calibration), n_bg)
     in_pool = np.concatenate([n_bg + np.arange(n_batch), calibration]).astype(np.intp)
     targets = pool[in_pool]
-    pool_gram = _gram(pool)
+    pool_gram, similarity = _gram(pool, n_bg)
     gram = np.ascontiguousarray(pool_gram[:, in_pool])
 
     lsa = (fit_lsa(pool, options.lsa_dims, iterations=options.lsa_iterations)
@@ -254,7 +254,7 @@ def build_world(
         target_papers=target_papers,
         pool_meta=pool_metadata([*background, *papers], in_pool),
         index=index_batch(papers),
-        similarity=(docs @ docs.T).toarray(),
+        similarity=similarity,
         folded=[_folded(f"{p.title} {p.abstract}") for p in papers],
         trend=np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0)))),
         phrases={},
@@ -264,14 +264,24 @@ def build_world(
     )
 
 
-def _gram(rows: sp.csr_matrix) -> np.ndarray:
-    """Return the dense Gram matrix of l2 rows, built in blocks to bound the peak."""
+def _gram(rows: sp.csr_matrix, tail: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the dense Gram matrix of l2 rows, built in blocks to bound the peak.
+
+    Also returns the block of the rows from ``tail`` on (the batch) against themselves
+    in full precision: the same numbers as ``batch @ batch.T`` (each entry sums the
+    same products in the same order), without a second sparse product.
+    """
     count = rows.shape[0]
     gram = np.zeros((count, count), dtype=np.float32)
+    inner = np.zeros((count - tail, count - tail))
     transposed = rows.T.tocsc()
     for start in range(0, count, GRAM_BLOCK):
-        gram[start : start + GRAM_BLOCK] = (rows[start : start + GRAM_BLOCK] @ transposed).toarray()
-    return gram
+        block = (rows[start : start + GRAM_BLOCK] @ transposed).toarray()
+        gram[start : start + GRAM_BLOCK] = block
+        first = max(start, tail)
+        if first < start + block.shape[0]:
+            inner[first - tail : start + block.shape[0] - tail] = block[first - start :, tail:]
+    return gram, inner
 
 
 def _example_scale(

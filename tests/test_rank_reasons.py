@@ -1,0 +1,114 @@
+"""Reasons and MMR selection: the batched code gives the lines and lists it always gave.
+
+``tests/golden/reasons.json`` holds the reasons of fixed (profile, paper) pairs over
+corpus_mini as the ranker wrote them before reasons were vectorised (commit 9eea5db).
+The pairs are fixed, not ranked, so a change to the scoring leaves them alone; only a
+change to how reasons are worked out shows. After an intended change, regenerate with
+
+    DIGEST_REGEN_GOLDEN=1 .venv/bin/pytest tests/test_rank_reasons.py
+
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digest.evaluate import load_corpus
+from digest.models import Profile
+from digest.rank.policy import select, select_many
+from digest.rank.profiles import compile_profiles, feedback
+from digest.rank.reasons import Context, explain_all
+from digest.rank.scoring import RankOptions, build_world, prepare_space
+
+ROOT = Path(__file__).resolve().parent
+MINI = ROOT / "data" / "rank" / "corpus_mini.jsonl"
+GOLDEN = ROOT / "golden" / "reasons.json"
+REGEN = os.environ.get("DIGEST_REGEN_GOLDEN") == "1"
+
+
+def fixture_reasons() -> list[list[str]]:
+    """Return the reasons of fixed pairs: varied profiles x every 5th-ish batch paper."""
+    papers = load_corpus(MINI)
+    days = sorted({p.published for p in papers if p.published})
+    batch = sorted((p for p in papers if p.published in days[-2:]), key=lambda p: p.key)
+    history = [p for p in papers if p.published not in days[-2:]]
+    batch = [replace(p, upvotes=(i * 37) % 90 if i % 3 else None) for i, p in enumerate(batch)]
+    options = RankOptions(lsa_dims=48, processes=1)  # a pool this small needs few dims
+    space = prepare_space(None, history, batch)
+    world = build_world(batch, space, history, options)
+    hers = next(i for i in range(5, len(batch)) if batch[i].authors)
+    author = batch[hers].authors[0]
+    profiles = [
+        Profile(interests=history[0].title),
+        Profile(interests="large language models for code", keywords=("reasoning",)),
+        Profile(seeds=(history[3].key, history[40].key)),
+        Profile(seeds=(history[7].key,), liked=(history[8].key,), disliked=(history[9].key,)),
+        Profile(interests="graph neural networks", authors=(author.upper(),)),
+        Profile(categories=("cs.CV", "cs.LG"), seeds=(history[12].key,)),
+        Profile(interests="zzzq qqqx"),  # no known word: feedback has nothing either
+        Profile(interests=batch[4].title, categories=("cs.CL",), authors=(author,)),
+        Profile(liked=(batch[0].key, history[20].key)),
+        Profile(interests="robot manipulation policy", seeds=(history[30].key,)),
+        Profile(interests="anything"),  # picked nothing
+    ]
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples,
+                                keyword_weight=options.keyword_weight)
+    pool_scores = (compiled.text @ world.pool.T).toarray()
+    context = Context(
+        space=world.space, compiled=compiled, examples=examples, docs=world.docs,
+        doc_keys=world.doc_keys, dense_docs=world.dense_targets[: world.n_batch],
+        pool=world.pool, feedback=feedback(pool_scores, world.pool_gram, depth=10),
+        index=world.index,
+    )
+    n = world.n_batch
+    picks = [[(r * 7 + 5 * i) % n for i in range(12)] for r in range(len(profiles))]
+    picks[4] = [hers, *(j for j in picks[4] if j != hers)]
+    picks[7] = [hers, *(j for j in picks[7] if j != hers)]
+    picks[8] = [0, *(j for j in picks[8] if j != 0)]  # its own liked paper: "close to"
+    picks[10] = []
+    return explain_all(context, profiles, world.papers, picks,
+                       trending=[r % 3 == 1 for r in range(len(profiles))])
+
+
+def test_reasons_of_fixed_pairs_match_the_golden_file() -> None:
+    reasons = fixture_reasons()
+    if REGEN:
+        GOLDEN.write_text(json.dumps(reasons, indent=1, ensure_ascii=False) + "\n",
+                          encoding="utf-8")
+    assert GOLDEN.exists(), f"{GOLDEN} missing: run DIGEST_REGEN_GOLDEN=1 pytest {__file__}"
+    expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert reasons == expected, (
+        "reasons differ from tests/golden/reasons.json; if intended, regenerate with "
+        "DIGEST_REGEN_GOLDEN=1 pytest tests/test_rank_reasons.py and review the diff"
+    )
+    kinds = {part.split(":")[0].split(" ")[0] for lines in reasons for line in lines
+             for part in line.split("; ")}
+    # Every kind of part shows up, so the golden file covers each path.
+    assert {"by", "close", "matches", "in", "trending", "related"} <= kinds
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_select_many_picks_what_select_picks_row_by_row(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows, width = 40, 60
+    scores = rng.standard_normal((rows, width))
+    passing = rng.random((rows, width)) < rng.uniform(0.05, 1.0, size=(rows, 1))
+    points = rng.standard_normal((width, 5))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    similarity = points @ points.T
+    limits = rng.choice([0, 1, 3, 10, 25], size=rows)
+    for diversity in (0.0, 0.3, 2.0):
+        many = select_many(scores, passing, similarity, limits, diversity=diversity)
+        one = [select(scores[r], passing[r], similarity, int(limits[r]), diversity=diversity)
+               for r in range(rows)]
+        assert many == one
+    assert any(len(row) == 25 for row in many) and any(row == [] for row in many)
+

@@ -1,0 +1,136 @@
+"""The tf-idf space's counting: the same numbers as scikit-learn's vectorizer, faster."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import CountVectorizer
+
+from digest.models import Paper
+from digest.rank import scoring, vectors
+from digest.rank.vectors import (
+    STOP_WORDS,
+    Space,
+    analyze,
+    paper_text,
+    space_from_bytes,
+    tokenize,
+    update_space,
+)
+
+MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[Paper]:
+    records = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
+    return [Paper(key=f"arxiv:{r['id']}", title=r["title"], abstract=r["abstract"])
+            for r in records]
+
+
+def _plain_tokenize(text: str) -> list[str]:
+    """The tokenizer written out directly (stop test and stemmer on every token)."""
+    folded = text.lower()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return [vectors._stem(t) for t in vectors._TOKEN.findall(folded) if t not in STOP_WORDS]
+
+
+def test_tokenize_stems_and_drops_stop_words_like_the_plain_loop(papers: list[Paper]) -> None:
+    texts = [paper_text(p) for p in papers] + [
+        "Naïve Bayès studies of the proposed policies", "", "the of and", "3d 2x models",
+    ]
+    for text in texts:
+        assert tokenize(text) == _plain_tokenize(text)
+    assert tokenize("Naïve studies of policies and graphs") == ["naive", "policy", "graph"]
+
+
+def test_a_full_word_table_starts_over_and_still_stems(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors, "MAX_WORDS", 2)
+    monkeypatch.setattr(vectors, "_WORDS", vectors._Words())
+    assert tokenize("graphs models networks the graphs") == ["graph", "model", "network",
+                                                             "graph"]
+    assert len(vectors._WORDS) <= 2
+
+
+def test_counts_are_scikit_learns_counts(papers: list[Paper]) -> None:
+    space = update_space(None, papers[:200])
+    texts = [paper_text(p) for p in papers[150:]] + ["", "the of", "zzzq qqqx"]
+    mine = space.counts(texts)
+    theirs = CountVectorizer(analyzer=analyze, vocabulary=space.index).transform(texts)
+    theirs = theirs.tocsr().astype(np.float64)
+    theirs.sort_indices()
+    assert mine.shape == theirs.shape and mine.dtype == theirs.dtype
+    assert mine.has_sorted_indices
+    assert np.array_equal(mine.indptr, theirs.indptr)
+    assert np.array_equal(mine.indices, theirs.indices)
+    assert np.array_equal(mine.data, theirs.data)
+    assert mine[-3:].nnz == 0 and mine.nnz > 1000
+
+
+def test_counts_of_nothing_or_over_no_vocabulary_are_empty_rows() -> None:
+    space = Space(terms=("graph",), df=np.asarray([2.0]), n_docs=2.0)
+    assert space.counts([]).shape == (0, 1)
+    assert space.transform(["graphs of graphs", "nothing"]).toarray().tolist() == [[1.0], [0.0]]
+    empty = Space(terms=(), df=np.zeros(0), n_docs=0.0)
+    assert empty.counts(["graph"]).shape == (1, 0)
+
+
+def test_document_frequencies_are_scikit_learns_binary_column_sums(
+    papers: list[Paper],
+) -> None:
+    texts = [paper_text(p) for p in papers]
+    mine = vectors._document_frequencies(texts)
+    vectorizer = CountVectorizer(analyzer=analyze, binary=True)
+    sums = np.asarray(vectorizer.fit_transform(texts).sum(axis=0)).ravel()
+    theirs = dict(zip(vectorizer.get_feature_names_out().tolist(), sums.tolist(), strict=True))
+    assert mine == theirs
+    assert vectors._document_frequencies(["the of and", ""]) == {}
+
+
+def _space_by_sklearn(space: Space | None, papers: list[Paper]) -> tuple[list[str], list[float]]:
+    """update_space's arithmetic with scikit-learn counting (the earlier implementation)."""
+    vectorizer = CountVectorizer(analyzer=analyze, binary=True)
+    matrix = vectorizer.fit_transform([paper_text(p) for p in papers])
+    terms = vectorizer.get_feature_names_out().tolist()
+    counts = np.asarray(matrix.sum(axis=0)).ravel().astype(np.float64).tolist()
+    if space is None:
+        merged = dict(zip(terms, counts, strict=True))
+    else:
+        merged = {t: d * vectors.DECAY for t, d in zip(space.terms, space.df.tolist(), strict=True)}
+        for term, count in zip(terms, counts, strict=True):
+            merged[term] = merged.get(term, 0.0) + count
+    kept = sorted((t, d) for t, d in merged.items() if d >= vectors.MIN_DF - 1e-9)
+    return [t for t, _ in kept], [d for _, d in kept]
+
+
+def test_update_space_keeps_the_same_terms_and_frequencies(papers: list[Paper]) -> None:
+    first = update_space(None, papers[:150], fingerprint="a")
+    assert (list(first.terms), first.df.tolist()) == _space_by_sklearn(None, papers[:150])
+    second = update_space(first, papers[150:], fingerprint="b")
+    assert (list(second.terms), second.df.tolist()) == _space_by_sklearn(first, papers[150:])
+    assert second.n_docs == first.n_docs * vectors.DECAY + len(papers[150:])
+    restored = space_from_bytes(second.to_bytes())
+    assert restored.terms == second.terms and restored.fingerprints == ("a", "b")
+
+
+@pytest.mark.parametrize("block", [7, 1000])
+def test_the_gram_matrix_holds_the_batch_similarities_bit_for_bit(
+    papers: list[Paper], monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(scoring, "GRAM_BLOCK", block)
+    space = update_space(None, papers)
+    background = space.transform(paper_text(p) for p in papers[:200])
+    batch = space.transform(paper_text(p) for p in papers[200:])
+    batch.sort_indices()  # as build_world keeps it
+    pool = sp.vstack([background, batch]).tocsr()
+    gram, inner = scoring._gram(pool, 200)
+    assert np.array_equal(inner, (batch @ batch.T).toarray())
+    assert np.array_equal(gram, (pool @ pool.T).toarray().astype(np.float32))
+    assert inner.shape == (92, 92) and inner[0, 0] == pytest.approx(1.0)
