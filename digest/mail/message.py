@@ -213,7 +213,7 @@ def build_message(
     headers.append(("Content-Type", f'multipart/alternative;{CRLF} boundary="{boundary}"'))
     return _assemble(
         headers,
-        [("plain", _quoted_printable(rendered.text)), ("html", _quoted_printable(rendered.html))],
+        [("plain", _quoted_printable(rendered.text)), ("html", _quoted_printable_html(rendered))],
         boundary=boundary,
         envelope=known,
     )
@@ -332,6 +332,80 @@ def _addr_spec(address: Address) -> str:
     if not _DOT_ATOM.match(local):
         local = _quoted_string(local)
     return f"{local}@{address.domain}"
+
+
+def _quoted_printable_html(rendered: RenderedEmail) -> str:
+    """Encode the HTML body like ``_quoted_printable``, reusing its shared pieces' encoding."""
+    pieces = rendered.html_pieces
+    if pieces and "".join(text for text, _ in pieces) == rendered.html:
+        encoded = _encode_pieces(pieces)
+        if encoded is not None:
+            return encoded
+    return _quoted_printable(rendered.html)
+
+
+# Quoted-printable encodes each line on its own, so a run of whole lines encodes the same
+# alone as inside the body. A day's digests share most of their HTML (each paper's
+# title, authors and abstract lines, the page around them): a shared piece that is a run
+# of whole lines is encoded once per process and looked up after (by the string object
+# the renderer keeps, whose hash Python has already computed). Lines a per-line cache
+# would look up one by one cost more in Python than binascii spends encoding them.
+_QP_PIECES: dict[str, str] = {}
+_QP_MAX_PIECES = 20_000  # ~2 per paper row and page; emptied when full
+
+
+def _encode_pieces(pieces: tuple[tuple[str, bool], ...]) -> str | None:
+    """Return the pieces' text quoted-printable encoded, or None to encode it as a whole.
+
+    None when the text holds a "\\r" (line endings to normalise), or when a line would
+    pass 76 characters (the whole body then goes to the stdlib's encoder).
+    """
+    cache = _QP_PIECES
+    out: list[str] = []
+    pending: list[str] = []  # pieces not looked up, encoded together
+    line_start = True  # the text so far ends at the start of a line
+
+    def flush() -> bool:
+        if pending:
+            encoded = _b2a_qp_lines("".join(pending))
+            if encoded is None:
+                return False
+            out.append(encoded)
+            pending.clear()
+        return True
+
+    for text, shared in pieces:
+        if "\r" in text:
+            return None
+        if shared and line_start and text.endswith("\n"):
+            found = cache.get(text)
+            if found is None:
+                found = _b2a_qp_lines(text)
+                if found is None:
+                    return None
+                if len(cache) >= _QP_MAX_PIECES:
+                    cache.clear()
+                cache[text] = found
+            if not flush():
+                return None
+            out.append(found)
+        else:
+            pending.append(text)
+        if text:
+            line_start = text.endswith("\n")
+    if not line_start:
+        pending.append("\n")  # the body ends with a line break, as _quoted_printable's
+    if not flush():
+        return None
+    return "".join(out)
+
+
+def _b2a_qp_lines(text: str) -> str | None:
+    """Encode whole lines with binascii; None if an encoded line passes 76 characters."""
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).decode("ascii")
+    if max(map(len, encoded.split("\n"))) > MAX_QP_LINE:
+        return None
+    return encoded
 
 
 def _address(name: str, address: Address) -> str:
