@@ -351,7 +351,9 @@ def _quoted_printable_html(rendered: RenderedEmail) -> str:
 # the renderer keeps, whose hash Python has already computed). Lines a per-line cache
 # would look up one by one cost more in Python than binascii spends encoding them.
 _QP_PIECES: dict[str, str] = {}
-_QP_MAX_PIECES = 20_000  # ~2 per paper row and page; emptied when full
+# ~1 per paper of the day (a row's head; rows share their tail) and 2 per page shape;
+# emptied when full: at most ~13 MB of encoded text on ~1.3 KB pieces.
+_QP_MAX_PIECES = 10_000
 
 
 def _encode_pieces(pieces: tuple[tuple[str, bool], ...]) -> str | None:
