@@ -492,9 +492,9 @@ def _digest_html(
     filled.append(after.fill_pieces(values))
     # Heads and tails are the cached strings themselves, shared by every digest.
     return tuple(
-        (text, shared)
+        (text, common)
         for head, middle, tail in filled
-        for text, shared in ((head, True), (middle, False), (tail, True))
+        for text, common in ((head, True), (middle, False), (tail, True))
         if text
     )
 

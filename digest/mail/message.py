@@ -326,14 +326,6 @@ def _quoted_printable(text: str) -> str:
     return encoded
 
 
-def _addr_spec(address: Address) -> str:
-    """Write ``local@domain``, the local part quoted when it is not a dot-atom."""
-    local = address.username
-    if not _DOT_ATOM.match(local):
-        local = _quoted_string(local)
-    return f"{local}@{address.domain}"
-
-
 def _quoted_printable_html(rendered: RenderedEmail) -> str:
     """Encode the HTML body like ``_quoted_printable``, reusing its shared pieces' encoding."""
     pieces = rendered.html_pieces
@@ -408,6 +400,14 @@ def _b2a_qp_lines(text: str) -> str | None:
     if max(map(len, encoded.split("\n"))) > MAX_QP_LINE:
         return None
     return encoded
+
+
+def _addr_spec(address: Address) -> str:
+    """Write ``local@domain``, the local part quoted when it is not a dot-atom."""
+    local = address.username
+    if not _DOT_ATOM.match(local):
+        local = _quoted_string(local)
+    return f"{local}@{address.domain}"
 
 
 def _address(name: str, address: Address) -> str:
