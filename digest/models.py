@@ -163,6 +163,10 @@ class RenderedEmail:
     preheader: str
     text: str
     html: str
+    # Optionally, ``html`` cut into pieces, each marked True when it is the same for
+    # every subscriber (the same string object from run to run): the MIME writer encodes
+    # such a piece once (tests/test_render_speed_fragments.py). Not part of equality.
+    html_pieces: tuple[tuple[str, bool], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)

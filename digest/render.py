@@ -118,11 +118,13 @@ def render_digest(
         "unsubscribe_url": safe_url(links.unsubscribe),
     }
     if reuse:
+        pieces = _digest_html(env, context, shared, papers)
         return RenderedEmail(
             subject=subject,
             preheader=preheader,
             text=_digest_text(env, context, shared, papers),
-            html=_digest_html(env, context, shared, papers),
+            html="".join(text for text, _ in pieces),
+            html_pieces=pieces,
         )
     text_template = env.get_template("_paper.txt.j2")
     html_template = env.get_template("_paper.html.j2")
@@ -385,6 +387,10 @@ class _Holes:
     pieces: tuple[str, ...]
     names: tuple[str, ...]
     in_tag: tuple[bool, ...]  # HTML: the hole is in an attribute value, not in text
+    # The whole lines before the first hole's line and after the last one's: the same
+    # for every subscriber (``fill_pieces``).
+    head: str = ""
+    tail: str = ""
 
     @classmethod
     def split(cls, html: str) -> _Holes:
@@ -396,16 +402,30 @@ class _Holes:
             at = bisect.bisect_right(starts, hole.start()) - 1
             in_tag.append(at >= 0 and hole.end() <= tags[at][1])
         parts = _HOLE.split(html)
-        return cls(tuple(parts[0::2]), tuple(parts[1::2]), tuple(in_tag))
+        pieces = tuple(parts[0::2])
+        if len(pieces) == 1:
+            return cls(pieces, (), (), head=pieces[0])
+        head = pieces[0][: pieces[0].rfind("\n") + 1]
+        tail = pieces[-1][pieces[-1].find("\n") + 1 :] if "\n" in pieces[-1] else ""
+        return cls(pieces, tuple(parts[1::2]), tuple(in_tag), head=head, tail=tail)
 
     def fill(self, values: Mapping[str, str]) -> str:
         """Return the HTML with every hole replaced by its value, escaped for its place."""
-        out = [self.pieces[0]]
-        for name, in_tag, piece in zip(self.names, self.in_tag, self.pieces[1:], strict=True):
+        return "".join(self.fill_pieces(values))
+
+    def fill_pieces(self, values: Mapping[str, str]) -> tuple[str, str, str]:
+        """Return ``fill(values)`` as (head, the lines with holes filled in, tail)."""
+        if not self.names:
+            return self.head, "", ""
+        out = [self.pieces[0][len(self.head) :]]
+        last = len(self.pieces) - 2
+        for number, (name, in_tag, piece) in enumerate(
+            zip(self.names, self.in_tag, self.pieces[1:], strict=True)
+        ):
             value = values[name]
             out.append(_escape_attribute(value) if in_tag else _escape_text(value))
-            out.append(piece)
-        return "".join(out)
+            out.append(piece[: len(piece) - len(self.tail)] if number == last else piece)
+        return self.head, "".join(out), self.tail
 
 
 _NEEDS_ESCAPE = re.compile('[&<>"\r\x00\xa0]')
@@ -454,20 +474,29 @@ def _digest_html(
     context: Mapping[str, object],
     shared: Sequence[PaperView],
     papers: Sequence[PaperView],
-) -> str:
+) -> tuple[tuple[str, bool], ...]:
+    """Return the inlined HTML in pieces, each marked True when every digest shares it."""
     page = env.get_template("digest.html.j2")
     template = env.get_template("_paper.html.j2")
     keys = [
         _RowKey(page, template, _Slots.of(paper), base)
         for base, paper in zip(shared, papers, strict=True)
     ]
-    rows = [
-        row.fill({"reason": paper.reason, "more": paper.more, "less": paper.less})
-        for row, paper in zip(_html_rows(keys), papers, strict=True)
-    ]
     before, after = _html_page(_Shape.of(page, context, len(papers)))
     values = {name: str(context[name]) for name in _PAGE_HOLES}
-    return before.fill(values) + "".join(rows) + after.fill(values)
+    filled = [before.fill_pieces(values)]
+    filled.extend(
+        row.fill_pieces({"reason": paper.reason, "more": paper.more, "less": paper.less})
+        for row, paper in zip(_html_rows(keys), papers, strict=True)
+    )
+    filled.append(after.fill_pieces(values))
+    # Heads and tails are the cached strings themselves, shared by every digest.
+    return tuple(
+        (text, common)
+        for head, middle, tail in filled
+        for text, common in ((head, True), (middle, False), (tail, True))
+        if text
+    )
 
 
 @dataclass(frozen=True)

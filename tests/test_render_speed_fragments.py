@@ -3,6 +3,7 @@ template afresh and inlining the whole page gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import textwrap
@@ -14,7 +15,8 @@ import pytest
 
 from digest.config import SAMPLE_BATCH, TEMPLATES_DIR
 from digest.ingest.jsonl import paper_from_record
-from digest.models import Digest, DigestLinks, Paper, ScoredPaper, Subscriber
+from digest.mail.message import _encode_pieces, _quoted_printable, _quoted_printable_html
+from digest.models import Digest, DigestLinks, Paper, RenderedEmail, ScoredPaper, Subscriber
 from digest.render import make_environment, render_digest, safe_url, wrap_text
 
 NASTY = 'A & B <b>bold</b> "quoted" \'single\' \u00a0nbsp\u00a0 =3D ?= #847 é 李雷 \r\n'
@@ -79,6 +81,42 @@ def test_reused_rendering_equals_fresh_rendering(
         assert reused.preheader == fresh.preheader
         assert reused.text == fresh.text, sub_id
         assert reused.html == fresh.html, sub_id
+        assert "".join(text for text, _ in reused.html_pieces) == reused.html
+
+
+def test_html_encoded_through_its_shared_pieces_equals_the_whole_body_encoding(
+    env: jinja2.Environment, papers: list[Paper]
+) -> None:
+    # The MIME writer encodes shared pieces once and looks them up after; the body must
+    # be what one binascii call over the whole HTML writes (the same papers come back
+    # again and again, so most digests hit the cache).
+    rng = random.Random(7)
+    used = 0
+    for sub_id in range(300):
+        digest, links = make_digest(rng, papers, sub_id)
+        rendered = render_digest(digest, links, env=env)
+        assert _encode_pieces(rendered.html_pieces) is not None
+        assert _quoted_printable_html(rendered) == _quoted_printable(rendered.html), sub_id
+        used += sum(shared for _, shared in rendered.html_pieces)
+    assert used > 300 * 3  # the page's and every row's whole lines are shared
+
+
+def test_html_pieces_that_do_not_make_up_the_html_are_not_used(
+    env: jinja2.Environment, papers: list[Paper]
+) -> None:
+    digest, links = make_digest(random.Random(1), papers, 1)
+    rendered = render_digest(digest, links, env=env)
+    stale = dataclasses.replace(rendered, html=rendered.html.replace("<p", "<P", 1))
+    assert _quoted_printable_html(stale) == _quoted_printable(stale.html)
+    # A shared piece that does not start or end at a line break is encoded with its
+    # neighbours, never alone; a body not ending in one gets it added, as before.
+    odd = [("a=b\n" + "c" * 50, True), ("e" * 50 + " é\n", False), ("d" * 80 + "\n", True),
+           ("end ", True), ("tail", True)]
+    text = "".join(t for t, _ in odd)
+    unaligned = RenderedEmail("s", "p", "t", text, html_pieces=tuple(odd))
+    assert _quoted_printable_html(unaligned) == _quoted_printable(text)
+    crlf = RenderedEmail("s", "p", "t", "a\r\nb\n", html_pieces=(("a\r\nb\n", True),))
+    assert _quoted_printable_html(crlf) == _quoted_printable("a\r\nb\n")
 
 
 def test_a_paper_block_carries_each_subscribers_own_links_and_reason(

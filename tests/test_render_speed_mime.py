@@ -256,3 +256,15 @@ def test_quoted_printable_round_trips_in_short_lines() -> None:
         assert quopri.decodestring(encoded.encode("ascii")).decode("utf-8") == body, text
         assert all(len(line) <= 76 for line in encoded.split("\n")), encoded
         assert all(not line.endswith((" ", "\t")) for line in encoded.split("\n")), encoded
+
+
+@pytest.mark.parametrize("name", [*NAMES, "a <b@c> d", "x@y", "(comment)", "a,b;c:d", '"', "<>"])
+def test_the_envelope_written_at_build_time_is_what_parsing_the_headers_finds(name: str) -> None:
+    from digest.mail.message import _raw_envelope
+
+    for address in ("ada@example.org", "a.b+c@x.example", "o'neil@x.org", "ada@bücher.example",
+                    "a..b@x.org", ".a@x.org", "a!#$%&'*+/=?^_`{|}~-@x.org"):
+        values = kwargs(from_name=name, to_name=name, to_addr=address)
+        message = build_message(RenderedEmail("s", "p", "t", "h"), **values)
+        # What build_message wrote into From and To is what reading them back finds.
+        assert envelope(message) == _raw_envelope(message)

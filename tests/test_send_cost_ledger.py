@@ -121,3 +121,59 @@ def test_each_row_is_sending_during_data_and_every_earlier_one_already_sent(
     assert store.sent_keys(list(ids.values()), keys) == {
         sub_id: set(rows[sub_id]) for sub_id in ids.values()
     }
+
+
+def test_the_driver_path_stores_the_same_values_as_sqlalchemy(store: Store) -> None:
+    # start_sending and mark_sent run precompiled SQL on the DBAPI cursor; what they
+    # store must be what SQLAlchemy's own statements store (SQLite keeps datetimes as
+    # text in SQLAlchemy's format), read raw, column by column.
+    from sqlalchemy import select
+
+    from digest.store.tables import deliveries, sent_papers
+
+    fast = plan(store, "fast@example.org", ["arxiv:1"])
+    slow = plan(store, "slow@example.org", ["arxiv:1"])
+    assert store.claim_deliveries("w", now=NOW, lease=LEASE, limit=5, max_attempts=5)
+    later = NOW + timedelta(minutes=3, microseconds=250)
+    assert store.start_sending(fast, DAY, worker="w", now=later)
+    assert store.mark_sent(fast, DAY, ("arxiv:1",), now=later)
+    assert store.set_delivery_status(slow, DAY, "sending", now=later, attempt=True)
+    assert store.set_delivery_status(slow, DAY, "sent", now=later)
+    columns = ("status", "attempts", "error", "updated_at", "next_attempt_at", "day")
+    with store.begin() as conn:
+        rows = {
+            sub_id: conn.exec_driver_sql(
+                f"SELECT {', '.join(columns)} FROM deliveries WHERE subscriber_id = {sub_id}"
+            ).one()
+            for sub_id in (fast, slow)
+        }
+        papers = {
+            sub_id: conn.exec_driver_sql(
+                f"SELECT paper_key, day FROM sent_papers WHERE subscriber_id = {sub_id}"
+            ).all()
+            for sub_id in (fast, slow)
+        }
+        typed = conn.execute(
+            select(deliveries.c.updated_at).where(deliveries.c.subscriber_id == fast)
+        ).scalar_one()
+        assert conn.execute(select(sent_papers.c.day)).scalars().all() == [DAY, DAY]
+    assert tuple(rows[fast]) == tuple(rows[slow])
+    assert papers[fast] == papers[slow]
+    assert typed.replace(tzinfo=UTC) == later
+
+
+def test_a_failed_driver_transaction_changes_nothing(store: Store) -> None:
+    sub_id = plan(store, "f@example.org", ["arxiv:1"])
+    assert store.claim_deliveries("w", now=NOW, lease=LEASE, limit=5, max_attempts=5)
+    statement = store._prepared_start_sending
+    params = {"b_subscriber_id": sub_id, "b_day": DAY, "b_worker": "w", "b_now": NOW}
+    try:
+        with store.driver_transaction() as cursor:
+            cursor.execute(statement.sql, statement.params(params))
+            assert cursor.rowcount == 1
+            raise RuntimeError("the process fails before the commit")
+    except RuntimeError:
+        pass
+    row = store.get_delivery(sub_id, DAY)
+    assert row is not None and row.status == "planned" and row.attempts == 0
+    assert store.start_sending(sub_id, DAY, worker="w", now=NOW)  # the lease still holds

@@ -360,6 +360,49 @@ def test_forged_feedback_tokens_record_nothing(site: Site) -> None:
     assert site.db.votes([sub.id]) == {}
 
 
+def test_feedback_links_in_the_old_format_keep_working(site: Site) -> None:
+    # Digests sent before the compact feedback links carry itsdangerous tokens signed
+    # with the "digest.feedback" salt; they must keep opening and recording votes.
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    old_more = _old_token("feedback", [sub.id, paper.key, 1], 30 * 86400)
+    old_less = _old_token("feedback", [sub.id, paper.key, -1], 30 * 86400)
+    assert tokens.feedback_url("", SECRET, sub.id, paper.key, 1) != f"/feedback/{old_more}"
+    page = site.client.get(f"/feedback/{old_more}")
+    assert page.status_code == 200 and "More like this?" in body(page)
+    assert site.db.votes([sub.id]) == {}
+    post(site, f"/feedback/{old_more}")
+    assert site.db.votes([sub.id]) == {sub.id: {paper.key: 1}}
+    post(site, f"/feedback/{old_less}")
+    assert site.db.votes([sub.id]) == {sub.id: {paper.key: -1}}
+
+
+def test_tampered_or_expired_compact_feedback_links_record_nothing(site: Site) -> None:
+    sub = site.add("a@example.org")
+    other = site.add("b@example.org")
+    paper = site.paper()
+    token = tokens.feedback_url("", SECRET, sub.id, paper.key, 1).rsplit("/", 1)[1]
+    subscriber, direction, key, stamp, mac = token.split(".")
+    year_ago = int(time.time()) - 366 * 86400
+    csrf = site.csrf()
+    for forged in (
+        f"{other.id}.{direction}.{key}.{stamp}.{mac}",  # another subscriber
+        f"{subscriber}.less.{key}.{stamp}.{mac}",  # the other vote
+        f"{subscriber}.{direction}.{key}.{stamp}.{mac[:-1]}{'B' if mac.endswith('A') else 'A'}",
+        tokens.feedback_url("", "another-secret-key-0123456789", sub.id, paper.key, 1)
+        .rsplit("/", 1)[1],
+        tokens.feedback_url("", SECRET, sub.id, paper.key, 1, timestamp=year_ago)
+        .rsplit("/", 1)[1],
+    ):
+        for method in ("get", "post"):
+            response = getattr(site.client, method)(f"/feedback/{forged}",
+                                                    data={"csrf_token": csrf})
+            assert response.status_code in (400, 403), forged
+    assert site.db.votes([sub.id, other.id]) == {}
+    post(site, f"/feedback/{token}")  # the untouched link still works
+    assert site.db.votes([sub.id, other.id]) == {sub.id: {paper.key: 1}}
+
+
 # -- preferences -------------------------------------------------------------------------
 
 

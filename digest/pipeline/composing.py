@@ -21,17 +21,12 @@ def digest_links(
 ) -> DigestLinks:
     """Return the signed links that go into one subscriber's digest."""
     base, key = config.base_url, config.secret_key
+    more, less = tokens.feedback_urls(base, key, subscriber_id, [sp.paper.key for sp in papers])
     return DigestLinks(
         unsubscribe=tokens.unsubscribe_url(base, key, subscriber_id),
         preferences=tokens.preferences_url(base, key, subscriber_id),
-        more={
-            sp.paper.key: tokens.feedback_url(base, key, subscriber_id, sp.paper.key, 1)
-            for sp in papers
-        },
-        less={
-            sp.paper.key: tokens.feedback_url(base, key, subscriber_id, sp.paper.key, -1)
-            for sp in papers
-        },
+        more=more,
+        less=less,
     )
 
 

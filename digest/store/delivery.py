@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.models import Delivery, DeliveryStatus
-from digest.store.base import StoreBase
+from digest.store.base import Prepared, StoreBase
 from digest.store.rows import _delivery_from_row, _picks, _plan_values, in_chunks
 from digest.store.tables import deliveries, sent_papers, subscribers
 
@@ -199,19 +199,34 @@ class DeliveryMixin(StoreBase):
         change), so nothing is read back. One transaction, committed before the
         caller transmits anything else. Return True when the row changed.
         """
-        with self.begin() as conn:
-            changed = conn.execute(
-                _MARK_SENT, {"b_subscriber_id": subscriber_id, "b_day": day, "b_now": now}
-            ).rowcount
+        mark, insert_sent = self._prepared_mark_sent
+        with self.driver_transaction() as cursor:
+            cursor.execute(
+                mark.sql,
+                mark.params({"b_subscriber_id": subscriber_id, "b_day": day, "b_now": now}),
+            )
+            changed = cursor.rowcount
             if changed and paper_keys:
-                conn.execute(
-                    self._sent_papers_insert,
+                cursor.executemany(
+                    insert_sent.sql,
                     [
-                        {"subscriber_id": subscriber_id, "paper_key": key, "day": day}
+                        insert_sent.params(
+                            {"b_subscriber_id": subscriber_id, "b_paper_key": key, "b_day": day}
+                        )
                         for key in paper_keys
                     ],
                 )
         return bool(changed)
+
+    @cached_property
+    def _prepared_mark_sent(self) -> tuple[Prepared, Prepared]:
+        """Return mark_sent's UPDATE and its INSERT of sent papers, compiled once."""
+        insert_sent = self._sent_papers_insert.values(
+            subscriber_id=bindparam("b_subscriber_id"),
+            paper_key=bindparam("b_paper_key"),
+            day=bindparam("b_day"),
+        )
+        return Prepared(_MARK_SENT, self.engine), Prepared(insert_sent, self.engine)
 
     def sent_keys(self, subscriber_ids: Sequence[int], keys: Iterable[str]) -> dict[int, set[str]]:
         """Return {subscriber id: those of ``keys`` already mailed to them}."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from digest.models import Delivery
-from digest.store.base import StoreBase
+from digest.store.base import Prepared, StoreBase
 from digest.store.rows import _delivery_from_row, _local_worker_alive
 from digest.store.tables import deliveries
 
@@ -104,12 +105,18 @@ class LeaseMixin(StoreBase):
         A compare-and-set: False when the lease was lost or the row moved on, and the
         caller must then not transmit.
         """
+        statement = self._prepared_start_sending
         params = {
             "b_subscriber_id": subscriber_id, "b_day": day, "b_worker": worker, "b_now": now,
         }
-        with self.begin() as conn:
-            changed = conn.execute(_START_SENDING, params).rowcount
+        with self.driver_transaction() as cursor:
+            cursor.execute(statement.sql, statement.params(params))
+            changed = cursor.rowcount
         return bool(changed)
+
+    @cached_property
+    def _prepared_start_sending(self) -> Prepared:
+        return Prepared(_START_SENDING, self.engine)
 
     def release_claims(self, worker: str) -> int:
         """Give back every lease a worker still holds on rows it did not start."""

@@ -141,8 +141,8 @@ class Vote:
 
 
 def feedback_vote(config: Config, token: str) -> Vote:
-    """Return the (subscriber, paper, vote) a feedback token carries."""
-    payload = tokens.verify(config.secret_key, "feedback", token)
+    """Return the (subscriber, paper, vote) a feedback token carries (either link format)."""
+    payload = tokens.verify_feedback(config.secret_key, token)
     valid = (
         isinstance(payload, list)
         and len(payload) == 3
