@@ -159,7 +159,7 @@ def test_sign_up_confirm_receive_vote_and_unsubscribe(
     shot(inbox, "5-digest-email")
     href = inbox.get_by_role("link", name="More like this").first.get_attribute("href")
     inbox.close()
-    sub_id, paper_key, vote = tokens.verify(SECRET, "feedback", href.rsplit("/", 1)[1])
+    sub_id, paper_key, vote = tokens.verify_feedback(SECRET, href.rsplit("/", 1)[1])
     assert vote == 1
     page.goto(href)
     page.wait_for_selector("text=More like this?")
