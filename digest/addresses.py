@@ -17,7 +17,8 @@ def normalize_email(address: str) -> str:
             f"{candidate[:60]!r} is not an email address", "give one address like name@example.org"
         )
     try:
-        valid = validate_email(candidate, check_deliverability=False)
+        # No SMTPUTF8: a non-ASCII local part could never be sent (mail/message.py).
+        valid = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as err:
         raise UsageError(
             f"{candidate!r} is not a valid email address: {err}",

@@ -57,6 +57,11 @@ def test_subscribe_validates_and_lists(config: Config) -> None:
     )
     bad = invoke(config, "subscribe", "not-an-address", "--interests", "x")
     assert bad.exit_code == 2 and "not a valid email" in bad.output
+    # A non-ASCII local part needs SMTPUTF8, which this mailer does not speak: refused
+    # here, where the person can give another address, not at send time.
+    utf8 = invoke(config, "subscribe", "jörg@example.org", "--interests", "x")
+    assert utf8.exit_code == 2 and "not a valid email" in utf8.output
+    assert "Internationalized characters before the @-sign" in utf8.output
     empty = invoke(config, "subscribe", "b@example.org")
     assert empty.exit_code == 2 and "is empty" in empty.output
     badzone = invoke(config, "subscribe", "c@example.org", "--interests", "x", "--timezone", "Mars")

@@ -385,3 +385,26 @@ def test_a_run_reads_subscribers_a_page_at_a_time_and_sends_each_once(
     low = store.deliveries_for_day(DAY1, subscriber_ids=(extra[0], extra[1]))
     assert set(low) == set(extra)
     store.close()
+
+
+def test_an_address_the_mailer_cannot_write_fails_its_row_and_the_others_go_out(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    # Stored before addresses were checked as they are now: a non-ASCII local part
+    # (SMTPUTF8, which this mailer does not speak). Its digest cannot be built; its row
+    # fails with what to do, the others are sent, and a rerun does not try it again.
+    config, _, _ = two_days
+    subscribe_all(config)
+    store = open_store(config.database_url)
+    odd = store.add_subscriber("jörg@example.org", PROFILES["ada@example.org"], now=NOW1,
+                               send_hour=7, max_papers=5).id
+    report = pipeline.run(config, now=NOW1, day=DAY1, store=store)
+    assert (report.sent, report.failed, report.aborted) == (3, 1, None)
+    row = store.get_delivery(odd, DAY1)
+    assert row is not None and row.status == "perm_failed"
+    assert "not a deliverable email address" in (row.error or "")
+    assert "jörg" not in {str(m["To"].addresses[0].addr_spec) for m in maildir_messages(config)}
+    again = pipeline.run(config, now=NOW1 + timedelta(minutes=5), day=DAY1, store=store)
+    assert (again.sent, again.failed) == (0, 0)
+    assert store.get_delivery(odd, DAY1).status == "perm_failed"  # type: ignore[union-attr]
+    store.close()

@@ -221,7 +221,18 @@ def _send_one(
         if key in papers
     )
     digest = Digest(subscriber=sub, day=row.day, papers=items)
-    rendered, message = compose(config, digest, env=env, now=now)
+    try:
+        rendered, message = compose(config, digest, env=env, now=now)
+    except DeliveryError as err:
+        # A message this mailer cannot write (an address stored before addresses were
+        # checked as they are now): nothing went out. The row fails with what to do, and
+        # the others go on; not a delivery failure, so the error budget is not spent.
+        db.set_delivery_status(sub.id, row.day, "perm_failed", now=now, error=err.message,
+                               expect=("planned", "temp_failed"))
+        with tally.lock:
+            tally.failed += 1
+            tally.deliveries.append(Delivery(sub.id, row.day, "perm_failed", error=err.message))
+        return
     if config.smtp is None:
         write_preview(config, sub, row.day, rendered.html)
     # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
