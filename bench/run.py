@@ -247,6 +247,18 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+def process_cpu_s(pid: int) -> float:
+    """Return the CPU seconds (user + system) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """Return the CPU seconds of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     """Return this process's peak resident set size so far, in MB (Linux: ru_maxrss in KB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -264,7 +276,7 @@ def sink_process(record: Path | None = None) -> Iterator[tuple[int, dict[str, An
     if not line.startswith("ready "):
         proc.kill()
         raise RuntimeError(f"the SMTP sink did not start: {line!r}")
-    stats: dict[str, Any] = {}
+    stats: dict[str, Any] = {"pid": proc.pid}
     try:
         yield int(line.split()[1]), stats
     finally:
@@ -385,6 +397,10 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
             to_send = hold_back(db, day, args.send_limit)
         result["send_measured_on"] = to_send
         with sink_process() as (port, stats):
+            # CPU seconds per message of each party (senders, sink, raw client): what
+            # the box's CPUs allow, next to the rates measured.
+            sink_cpu = process_cpu_s(stats["pid"])
+            sender_cpu = children_cpu_s() if args.send_processes else time.process_time()
             started = time.perf_counter()
             if args.send_processes:
                 sent, failed = send_with_workers(config, port, args)
@@ -399,10 +415,23 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
             result["send_s"] = round(time.perf_counter() - started, 3)
             result["sent"] = sent
             result["send_failed"] = failed
+            sender_cpu = (children_cpu_s() if args.send_processes
+                          else time.process_time()) - sender_cpu
+            sink_cpu, sink_before = process_cpu_s(stats["pid"]), sink_cpu
+            result["send_cpu_ms"] = round(1000 * sender_cpu / max(sent, 1), 3)
+            result["send_sink_cpu_ms"] = round(1000 * (sink_cpu - sink_before) / max(sent, 1), 3)
+            # Share of the send processes' wall time they were on a CPU (1.0: never
+            # waiting on the database, the sink or each other).
+            result["send_busy"] = round(
+                sender_cpu / max(result["send_s"] * max(args.send_processes, 1), 1e-9), 3)
+            client_cpu = time.process_time()
             started = time.perf_counter()
             raw = push_raw(port, messages["payloads"])
             result["raw_s"] = round(time.perf_counter() - started, 3)
             result["raw_sent"] = raw
+            result["raw_cpu_ms"] = round(1000 * (time.process_time() - client_cpu) / max(raw, 1), 3)
+            result["raw_sink_cpu_ms"] = round(
+                1000 * (process_cpu_s(stats["pid"]) - sink_cpu) / max(raw, 1), 3)
         result["sink"] = stats
         result["rss_after_send_mb"] = peak_rss_mb()
         db.close()
@@ -631,7 +660,25 @@ def summarize(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> list[st
                        growth <= 1.5, f"{growth:.2f}x"))
     for label, ok, value in checks:
         lines.append(f"{'met   ' if ok else 'MISSED'} {label}: {value}")
+    lines.extend(cpu_lines(largest))
     return lines
+
+
+def cpu_lines(r: dict[str, Any]) -> list[str]:
+    """Return where the send phase's CPU goes, and the rate the box's CPUs allow."""
+    if "send_cpu_ms" not in r:
+        return []
+    cpus = os.cpu_count() or 1
+    per_digest = r["send_cpu_ms"] + r["send_sink_cpu_ms"]
+    ceiling = 1000 * cpus / max(per_digest, 1e-9)
+    return [
+        f"send CPU a message at {r['subscribers']:,}: senders {r['send_cpu_ms']:.2f} ms + "
+        f"sink {r['send_sink_cpu_ms']:.2f} ms (raw: client {r['raw_cpu_ms']:.2f} ms + sink "
+        f"{r['raw_sink_cpu_ms']:.2f} ms); senders on a CPU {100 * r['send_busy']:.0f}% "
+        f"of their wall time",
+        f"  {cpus} CPUs allow at most {ceiling:.0f} digests a second at that CPU cost "
+        f"= {ceiling / max(r['raw_per_s'], 1e-9):.2f} of raw",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,8 @@ SIZE_FIELDS = {
     "message_kb", "send_s", "sent", "send_failed", "send_per_s", "raw_s", "raw_sent",
     "raw_per_s", "send_vs_raw", "end_to_end_s", "peak_rss_mb", "rss_after_plan_mb",
     "rank_child_rss_mb", "plan_pss_peak_mb", "peak_memory_mb",
-    "svm_extrapolated_s", "svm_ratio", "sink",
+    "svm_extrapolated_s", "svm_ratio", "sink", "send_cpu_ms", "send_sink_cpu_ms",
+    "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms",
 }
 
 
@@ -47,3 +48,7 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
     assert size["sink"]["duplicates"] == size["raw_sent"]  # raw re-sends the sample
     assert set(document["svm"]) >= {"sample", "shared_s", "per_subscriber_s"}
     assert any("send phase vs raw" in line for line in document["targets"])
+    # The CPU each party spent on a message was read (processes that ran use some).
+    assert size["send_cpu_ms"] > 0 and size["raw_cpu_ms"] > 0
+    assert size["send_sink_cpu_ms"] >= 0 and 0 < size["send_busy"] <= 1.5
+    assert any("CPUs allow at most" in line for line in document["targets"])
