@@ -270,18 +270,71 @@ def _gram(rows: sp.csr_matrix, tail: int) -> tuple[np.ndarray, np.ndarray]:
     Also returns the block of the rows from ``tail`` on (the batch) against themselves
     in full precision: the same numbers as ``batch @ batch.T`` (each entry sums the
     same products in the same order), without a second sparse product.
+
+    Entry (i, j) is what the sparse product gives it: row i's products summed in the
+    order row i stores its columns. Row j sums the same products for (j, i); when both
+    rows store their columns in the same direction (or share at most two, whose sum
+    does not depend on the order) that is the same number, so such an entry is computed
+    once and mirrored (about half the work); every other one is computed row by row.
     """
     count = rows.shape[0]
     gram = np.zeros((count, count), dtype=np.float32)
     inner = np.zeros((count - tail, count - tail))
     transposed = rows.T.tocsc()
-    for start in range(0, count, GRAM_BLOCK):
-        block = (rows[start : start + GRAM_BLOCK] @ transposed).toarray()
-        gram[start : start + GRAM_BLOCK] = block
-        first = max(start, tail)
-        if first < start + block.shape[0]:
-            inner[first - tail : start + block.shape[0] - tail] = block[first - start :, tail:]
+    runs = _order_runs(rows)
+
+    def place(top: int, left: int, block: np.ndarray) -> None:
+        gram[top : top + block.shape[0], left : left + block.shape[1]] = block
+        row, col = max(top, tail), max(left, tail)
+        if row < top + block.shape[0] and col < left + block.shape[1]:
+            inner[row - tail : top + block.shape[0] - tail,
+                  col - tail : left + block.shape[1] - tail] = block[row - top :, col - left :]
+
+    for run_start, run_stop, order in runs:
+        # Earlier rows whose stored order differs: this run computes their columns itself.
+        other = [(a, b) for a, b, o in runs if a < run_start and (o == 0 or o != order)]
+        for start in range(run_start, run_stop, GRAM_BLOCK):
+            stop = min(start + GRAM_BLOCK, run_stop)
+            block = (rows[start:stop] @ transposed[:, start:]).toarray()
+            place(start, start, block)
+            place(stop, start, block[:, stop - start :].T)  # mirrored; fixed up below
+            earlier = [(a, b) for a, b in other]
+            if order == 0:  # this run's rows have no common direction
+                earlier.append((run_start, start))
+            for a, b in earlier:
+                if a < b:
+                    place(start, a, (rows[start:stop] @ transposed[:, a:b]).toarray())
     return gram, inner
+
+
+def _order_runs(rows: sp.csr_matrix) -> list[tuple[int, int, int]]:
+    """Return runs of consecutive rows by the direction they store their columns in.
+
+    Each run is (start, stop, order): 1 ascending, -1 descending, 0 mixed. A row with at
+    most two entries fits either direction (a sum of two products is the same both ways)
+    and joins the run before it.
+    """
+    count = rows.shape[0]
+    steps = np.sign(np.diff(rows.indices.astype(np.int64)))
+    # A step inside a row, not from one row's last entry to the next row's first.
+    inside = np.ones(steps.size, dtype=bool)
+    ends = rows.indptr[1:-1] - 1
+    inside[ends[(ends >= 0) & (ends < steps.size)]] = False
+    owner = np.repeat(np.arange(count), np.maximum(np.diff(rows.indptr) - 1, 0))
+    up = np.bincount(owner, weights=(steps[inside] > 0), minlength=count)
+    down = np.bincount(owner, weights=(steps[inside] < 0), minlength=count)
+    lengths = np.diff(rows.indptr)
+    runs: list[tuple[int, int, int]] = []
+    for i in range(count):
+        if lengths[i] <= 2:
+            order = runs[-1][2] if runs else 1
+        else:
+            order = 1 if down[i] == 0 else -1 if up[i] == 0 else 0
+        if runs and runs[-1][2] == order:
+            runs[-1] = (runs[-1][0], i + 1, order)
+        else:
+            runs.append((i, i + 1, order))
+    return runs
 
 
 def _example_scale(
