@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from digest.rank import scoring
+from digest.models import Paper
+from digest.rank import scoring, vectors
+from digest.rank.vectors import Space, paper_text, space_from_bytes, update_space
 
 
 def _full_gram(rows: sp.csr_matrix, tail: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,3 +59,77 @@ def test_order_runs_group_rows_by_how_they_store_columns() -> None:
     )
     # ascending; descending; two entries (either way); empty; mixed; two entries
     assert scoring._order_runs(rows) == [(0, 1, 1), (1, 4, -1), (4, 6, 0)]
+
+
+MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[Paper]:
+    records = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
+    return [Paper(key=f"arxiv:{r['id']}", title=r["title"], abstract=r["abstract"])
+            for r in records]
+
+
+@pytest.mark.parametrize("text", [
+    "3d point_cloud x2 2x 10k-shot a1b2 __init__ ab9 9 a _b b_ gpt4o l2-norm",
+    "Über naïve café-au-lait 2ème αβγ δx mixed ascii",
+])
+def test_the_ascii_pattern_finds_what_the_unicode_one_does(text: str) -> None:
+    folded = text.lower()
+    if folded.isascii():
+        assert vectors._ASCII_TOKEN.findall(folded) == vectors._TOKEN.findall(folded)
+    assert vectors.tokenize(text) == [
+        w for w in map(vectors._WORDS.__getitem__, vectors._TOKEN.findall(
+            "".join(c for c in unicodedata.normalize("NFKD", folded)
+                    if not unicodedata.combining(c)))) if w is not None
+    ]
+
+
+def test_the_corpus_tokenizes_the_same_with_either_pattern(papers: list[Paper]) -> None:
+    for paper in papers:
+        folded = paper_text(paper).lower()
+        if folded.isascii():
+            assert vectors._ASCII_TOKEN.findall(folded) == vectors._TOKEN.findall(folded)
+
+
+def _same(a: Space, b: Space) -> bool:
+    return (a.terms == b.terms and a.df.tobytes() == b.df.tobytes() and a.n_docs == b.n_docs
+            and a.fingerprints == b.fingerprints)
+
+
+@pytest.mark.parametrize("max_terms", [vectors.MAX_TERMS, 300])
+def test_the_array_merge_is_the_dict_merge(
+    papers: list[Paper], monkeypatch: pytest.MonkeyPatch, max_terms: int
+) -> None:
+    monkeypatch.setattr(vectors, "MAX_TERMS", max_terms)
+    space: Space | None = None
+    for day, start in enumerate(range(0, len(papers), 40)):
+        batch = papers[start : start + 60]  # overlapping days: terms seen again and anew
+        texts = [paper_text(p) for p in batch]
+        updated = update_space(space, batch, fingerprint=f"day{day}")
+        base = space if space is not None else Space((), np.zeros(0), 0.0)
+        plain = vectors._merged_by_dict(base, vectors._document_frequencies(texts),
+                                        updated.n_docs, updated.fingerprints)
+        assert _same(updated, plain)
+        assert len(updated.terms) <= max_terms
+        space = updated
+    assert space is not None and len(space.terms) > 100
+
+
+def test_a_space_of_unsorted_terms_still_merges_the_plain_way(papers: list[Paper]) -> None:
+    shuffled = Space(terms=("zeta", "alpha", "alpha"), df=np.array([3.0, 1.0, 5.0]),
+                     n_docs=4.0)
+    updated = update_space(shuffled, papers[:20])
+    plain = vectors._merged_by_dict(
+        shuffled, vectors._document_frequencies([paper_text(p) for p in papers[:20]]),
+        updated.n_docs, updated.fingerprints)
+    assert _same(updated, plain) and "zeta" in updated.terms and "alpha" in updated.terms
+
+
+def test_a_stored_state_loads_to_the_same_space(papers: list[Paper]) -> None:
+    space = update_space(update_space(None, papers[:150], fingerprint="a"), papers[150:],
+                         fingerprint="b")
+    restored = space_from_bytes(space.to_bytes())
+    assert restored.terms == space.terms and restored.fingerprints == ("a", "b")
+    assert restored.to_bytes() == space.to_bytes()
