@@ -38,14 +38,15 @@ def _rows_in_orders(seed: int) -> sp.csr_matrix:
     return matrix
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("seed", range(24))
 def test_the_mirrored_gram_is_the_full_product_bit_for_bit(
-    seed: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(scoring, "GRAM_BLOCK", 7)
     rows = _rows_in_orders(seed)
     tail = int(np.random.default_rng(seed).integers(0, rows.shape[0] + 1))
-    gram, inner = scoring._gram(rows, tail)
+    gram, inner = scoring._gram(rows, tail, workers=workers)
     full, full_inner = _full_gram(rows, tail)
     assert np.array_equal(gram, full)
     assert np.array_equal(inner, full_inner)

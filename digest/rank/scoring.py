@@ -29,7 +29,7 @@ import re
 import threading
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -209,7 +209,8 @@ def build_world(
     calibration = np.arange(max(0, n_bg - options.calibration), n_bg)
     in_pool = np.concatenate([n_bg + np.arange(n_batch), calibration]).astype(np.intp)
     targets = pool[in_pool]
-    pool_gram, similarity = _gram(pool, n_bg)
+    pool_gram, similarity = _gram(pool, n_bg,
+                                  workers=min(2, resolve_processes(options.processes)))
     gram = np.ascontiguousarray(pool_gram[:, in_pool])
 
     lsa = (fit_lsa(pool, options.lsa_dims, iterations=options.lsa_iterations)
@@ -264,7 +265,9 @@ def build_world(
     )
 
 
-def _gram(rows: sp.csr_matrix, tail: int) -> tuple[np.ndarray, np.ndarray]:
+def _gram(
+    rows: sp.csr_matrix, tail: int, *, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the dense Gram matrix of l2 rows, built in blocks to bound the peak.
 
     Also returns the block of the rows from ``tail`` on (the batch) against themselves
@@ -275,7 +278,9 @@ def _gram(rows: sp.csr_matrix, tail: int) -> tuple[np.ndarray, np.ndarray]:
     order row i stores its columns. Row j sums the same products for (j, i); when both
     rows store their columns in the same direction (or share at most two, whose sum
     does not depend on the order) that is the same number, so such an entry is computed
-    once and mirrored (about half the work); every other one is computed row by row.
+    once and mirrored (about half the work); every other one is computed by its row.
+    Every entry is written by exactly one block, so ``workers`` threads may build the
+    blocks in any order (the sparse products release the GIL): the same matrix.
     """
     count = rows.shape[0]
     gram = np.zeros((count, count), dtype=np.float32)
@@ -290,20 +295,32 @@ def _gram(rows: sp.csr_matrix, tail: int) -> tuple[np.ndarray, np.ndarray]:
             inner[row - tail : top + block.shape[0] - tail,
                   col - tail : left + block.shape[1] - tail] = block[row - top :, col - left :]
 
-    for run_start, run_stop, order in runs:
-        # Earlier rows whose stored order differs: this run computes their columns itself.
-        other = [(a, b) for a, b, o in runs if a < run_start and (o == 0 or o != order)]
-        for start in range(run_start, run_stop, GRAM_BLOCK):
-            stop = min(start + GRAM_BLOCK, run_stop)
-            block = (rows[start:stop] @ transposed[:, start:]).toarray()
-            place(start, start, block)
-            place(stop, start, block[:, stop - start :].T)  # mirrored; fixed up below
-            earlier = [(a, b) for a, b in other]
-            if order == 0:  # this run's rows have no common direction
-                earlier.append((run_start, start))
-            for a, b in earlier:
-                if a < b:
-                    place(start, a, (rows[start:stop] @ transposed[:, a:b]).toarray())
+    def build(task: tuple[int, int, int, int]) -> None:
+        start, stop, run_start, order = task
+        block = (rows[start:stop] @ transposed[:, start:]).toarray()
+        place(start, start, block)
+        for a, b, other in runs:  # later rows that sum in this order: mirrored
+            if order != 0 and other == order and b > stop:
+                low = max(a, stop)
+                place(low, start, block[:, low - start : b - start].T)
+        # Earlier columns whose rows sum in another order: computed here.
+        earlier = [(a, b) for a, b, other in runs
+                   if b <= run_start and (other == 0 or other != order)]
+        if order == 0:  # this run's rows have no common direction
+            earlier.append((run_start, start))
+        for a, b in earlier:
+            if a < b:
+                place(start, a, (rows[start:stop] @ transposed[:, a:b]).toarray())
+
+    tasks = [(start, min(start + GRAM_BLOCK, run_stop), run_start, order)
+             for run_start, run_stop, order in runs
+             for start in range(run_start, run_stop, GRAM_BLOCK)]
+    if workers > 1 and len(tasks) > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="digest-gram") as pool:
+            list(pool.map(build, tasks))
+    else:
+        for task in tasks:
+            build(task)
     return gram, inner
 
 
