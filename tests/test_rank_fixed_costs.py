@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from digest.models import Paper
-from digest.rank import scoring, vectors
+from digest.rank import lsa, scoring, vectors
 from digest.rank.vectors import Space, paper_text, space_from_bytes, update_space
 
 
@@ -134,3 +134,31 @@ def test_a_stored_state_loads_to_the_same_space(papers: list[Paper]) -> None:
     restored = space_from_bytes(space.to_bytes())
     assert restored.terms == space.terms and restored.fingerprints == ("a", "b")
     assert restored.to_bytes() == space.to_bytes()
+
+
+def test_the_fits_own_projection_is_what_project_gives(papers: list[Paper]) -> None:
+    space = update_space(None, papers)
+    background = space.transform(paper_text(p) for p in papers[:200])
+    batch = space.transform(paper_text(p) for p in papers[200:])
+    batch.sort_indices()
+    pool = sp.vstack([background, batch]).tocsr()  # rows in two storage orders
+    fitted = lsa.fit_lsa_projected(pool, 32, iterations=2)
+    assert fitted is not None
+    model, projected = fitted
+    alone = lsa.fit_lsa(pool, 32, iterations=2)
+    assert alone is not None and np.array_equal(alone.components, model.components)
+    assert np.array_equal(projected, model.project(pool))
+    assert np.array_equal(projected[:200], model.project(background))
+    rows = np.array([250, 3, 201, 199])
+    assert np.array_equal(projected[rows], model.project(pool[rows]))
+    assert lsa.fit_lsa_projected(pool[:10], 32) is None
+
+
+def test_the_world_reads_the_pool_projection_for_its_dense_rows(papers: list[Paper]) -> None:
+    space = update_space(None, papers)
+    options = scoring.RankOptions(lsa_dims=32, calibration=50, processes=1)
+    world = scoring.build_world(sorted(papers[200:], key=lambda p: p.key), space,
+                                papers[:200], options)
+    assert world.lsa is not None
+    assert np.array_equal(world.dense_targets, world.lsa.project(world.targets))
+    assert np.array_equal(world.dense_pool, world.lsa.project(world.pool))

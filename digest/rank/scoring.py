@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
 from digest.models import Paper, Profile, ScoredPaper
-from digest.rank.lsa import Lsa, background_inverse, fit_lsa, ridge_lsa
+from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
     BatchIndex,
     Metadata,
@@ -213,12 +213,13 @@ def build_world(
                                   workers=min(2, resolve_processes(options.processes)))
     gram = np.ascontiguousarray(pool_gram[:, in_pool])
 
-    lsa = (fit_lsa(pool, options.lsa_dims, iterations=options.lsa_iterations)
-           if options.lsa_dims > 0 else None)
+    fitted = (fit_lsa_projected(pool, options.lsa_dims, iterations=options.lsa_iterations)
+              if options.lsa_dims > 0 else None)
+    lsa = fitted[0] if fitted is not None else None
     k = lsa.components.shape[0] if lsa is not None else 0
-    dense_targets = lsa.project(targets) if lsa is not None else np.zeros((len(in_pool), 0))
-    dense_pool = (np.vstack([lsa.project(bg_docs), dense_targets[:n_batch]])
-                  if lsa is not None else np.zeros((n_bg + n_batch, 0)))
+    # The fit's own projection of the pool: the rows lsa.project gives, computed once.
+    dense_pool = fitted[1] if fitted is not None else np.zeros((n_bg + n_batch, 0))
+    dense_targets = dense_pool[in_pool]
     dense_background = dense_pool[:n_bg]
     if lsa is not None and n_bg:
         mean = dense_background.mean(axis=0)
