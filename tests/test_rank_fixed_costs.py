@@ -162,3 +162,11 @@ def test_the_world_reads_the_pool_projection_for_its_dense_rows(papers: list[Pap
     assert world.lsa is not None
     assert np.array_equal(world.dense_targets, world.lsa.project(world.targets))
     assert np.array_equal(world.dense_pool, world.lsa.project(world.pool))
+
+
+def test_scored_papers_are_built_positionally_in_field_order() -> None:
+    from dataclasses import fields
+
+    from digest.models import ScoredPaper
+
+    assert [f.name for f in fields(ScoredPaper)] == ["paper", "score", "reason"]

@@ -403,10 +403,11 @@ def score_profiles(
     empty: list[bool] = []
     thresholds: list[float] = []
     papers = world.papers
+    scored = ScoredPaper  # positional arguments: a quarter cheaper, 100,000 times a page
     for result in results:
         for chosen, values, why in zip(result.picks, result.scores, result.reasons,
                                        strict=True):
-            rankings.append([ScoredPaper(paper=papers[j], score=v, reason=w)
+            rankings.append([scored(papers[j], v, w)
                              for j, v, w in zip(chosen, values, why, strict=True)])
             empty.append(not chosen)
         thresholds.extend(round(float(b), 6) for b in result.bars)
