@@ -170,3 +170,22 @@ def test_scored_papers_are_built_positionally_in_field_order() -> None:
     from digest.models import ScoredPaper
 
     assert [f.name for f in fields(ScoredPaper)] == ["paper", "score", "reason"]
+
+
+def test_the_collector_pause_restores_what_it_found() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with scoring._collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), scoring._collection_paused():
+        raise RuntimeError("fails inside")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with scoring._collection_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -22,12 +22,13 @@ most recent ``calibration`` papers) on which each profile's bar is set.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -390,10 +391,13 @@ def score_profiles(
     """
     for paper in extra:
         world.known.setdefault(paper.key, paper)
-    examples = world.bank.add(profiles, world.known)
+    with _collection_paused():
+        examples = world.bank.add(profiles, world.known)
     if world.semantic is not None:  # the model runs here, never in a chunk
         world.semantic.prepare(profiles, examples.keys, world.known)
-    meta = example_metadata([world.known[key] for key in examples.keys], world.target_papers)
+    with _collection_paused():
+        meta = example_metadata([world.known[key] for key in examples.keys],
+                                world.target_papers)
     work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
     processes = min(resolve_processes(options.processes), len(starts))
@@ -404,14 +408,33 @@ def score_profiles(
     thresholds: list[float] = []
     papers = world.papers
     scored = ScoredPaper  # positional arguments: a quarter cheaper, 100,000 times a page
-    for result in results:
-        for chosen, values, why in zip(result.picks, result.scores, result.reasons,
-                                       strict=True):
-            rankings.append([scored(papers[j], v, w)
-                             for j, v, w in zip(chosen, values, why, strict=True)])
-            empty.append(not chosen)
-        thresholds.extend(round(float(b), 6) for b in result.bars)
+    with _collection_paused():
+        for result in results:
+            for chosen, values, why in zip(result.picks, result.scores, result.reasons,
+                                           strict=True):
+                rankings.append([scored(papers[j], v, w)
+                                 for j, v, w in zip(chosen, values, why, strict=True)])
+                empty.append(not chosen)
+            thresholds.extend(round(float(b), 6) for b in result.bars)
     return rankings, empty, thresholds
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many objects but no cycles are made.
+
+    A page of 10,000 profiles builds ~110,000 ScoredPaper objects and lists; each 700
+    allocations start a collection, and every few tens of thousands a full one over the
+    whole heap (papers, profiles, earlier pages' lists): about half the assembly time.
+    Nothing made here is cyclic garbage, so nothing is left for a collector to find.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class RankingError(DigestError):
