@@ -42,6 +42,19 @@ class Lsa:
 
 def fit_lsa(pool: sp.csr_matrix, dims: int, *, iterations: int = 4) -> Lsa | None:
     """Fit the SVD on the pool's most frequent terms; None when the pool is too small."""
+    fitted = fit_lsa_projected(pool, dims, iterations=iterations)
+    return fitted[0] if fitted is not None else None
+
+
+def fit_lsa_projected(
+    pool: sp.csr_matrix, dims: int, *, iterations: int = 4
+) -> tuple[Lsa, np.ndarray] | None:
+    """Fit as :func:`fit_lsa` does; also return ``project(pool)``.
+
+    The fit computes the pool's rows times the components anyway; normalised, they are
+    what :meth:`Lsa.project` gives for each pool row (the same product, row by row), so
+    the pool is not projected a second time.
+    """
     if dims <= 0 or pool.shape[0] < 3 * dims // 2 or pool.nnz == 0:
         return None
     df = np.bincount(pool.indices, minlength=pool.shape[1])
@@ -51,8 +64,9 @@ def fit_lsa(pool: sp.csr_matrix, dims: int, *, iterations: int = 4) -> Lsa | Non
     keep = nonzero[np.argsort(-df[nonzero], kind="stable")[:MAX_LSA_TERMS]]
     columns = np.sort(keep)
     svd = TruncatedSVD(dims, algorithm="randomized", n_iter=iterations, random_state=0)
-    svd.fit(pool[:, columns])
-    return Lsa(columns=columns, components=svd.components_.astype(np.float64))
+    transformed = np.asarray(svd.fit_transform(pool[:, columns]), dtype=np.float64)
+    projected: np.ndarray = normalize(transformed)
+    return Lsa(columns=columns, components=svd.components_.astype(np.float64)), projected
 
 
 def background_inverse(background: np.ndarray, alpha: float) -> np.ndarray:
@@ -110,4 +124,4 @@ def ridge_lsa(
     return solved
 
 
-__all__ = ["Lsa", "background_inverse", "fit_lsa", "ridge_lsa"]
+__all__ = ["Lsa", "background_inverse", "fit_lsa", "fit_lsa_projected", "ridge_lsa"]
