@@ -198,7 +198,23 @@ def build_world(
     history: Sequence[Paper],
     options: RankOptions,
 ) -> World:
-    """Compute what every profile shares: it depends on the papers only, not on profiles."""
+    """Compute what every profile shares: it depends on the papers only, not on profiles.
+
+    BLAS runs one thread here, as in the scoring processes: OpenBLAS threads spin while
+    they wait, so two of them on a box where anything else holds a core made the LSA fit
+    3-8x slower (3 s of CPU became 9-28 s), and the numbers no longer depend on how many
+    cores the machine has.
+    """
+    with threadpool_limits(1):
+        return _build_world(papers, space, history, options)
+
+
+def _build_world(
+    papers: list[Paper],
+    space: Space,
+    history: Sequence[Paper],
+    options: RankOptions,
+) -> World:
     batch_keys = {p.key for p in papers}
     background = [p for p in _recent(history, MAX_BACKGROUND + len(papers))
                   if p.key not in batch_keys][-MAX_BACKGROUND:]
@@ -401,8 +417,11 @@ def score_profiles(
     work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
     processes = min(resolve_processes(options.processes), len(starts))
-    results = (_score_forked(work, starts, processes) if processes > 1
-               else [work.chunk(start) for start in starts])
+    if processes > 1:
+        results = _score_forked(work, starts, processes)
+    else:
+        with threadpool_limits(1):  # as in the forked scorers: the same numbers
+            results = [work.chunk(start) for start in starts]
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
