@@ -195,10 +195,12 @@ def expanded_scores(
     has_text: np.ndarray,
     *,
     weight: float,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Return the scores of the expanded queries: ``(t.x + weight c.x) / |t + weight c|``.
 
-    ``gram`` is pool x targets (``p_i . x``); ``text_scores`` is ``t . x``.
+    ``gram`` is pool x targets (``p_i . x``); ``text_scores`` is ``t . x``. With
+    ``overwrite`` the result is written into ``text_scores`` (the same numbers).
     """
     if fb is None or weight <= 0:
         return text_scores
@@ -207,12 +209,14 @@ def expanded_scores(
         return text_scores
     scale = np.where(usable, weight / np.where(usable, fb.norm, 1.0), 0.0)
     mixer = (sp.diags(scale) @ feedback_mixer(fb, gram.shape[0])).astype(gram.dtype)
-    expanded = text_scores + mixer @ gram  # in the Gram's precision, no upcast copy
+    # In the Gram's precision (no upcast copy of it), added in float64.
+    expanded: np.ndarray = np.add(text_scores, mixer @ gram,
+                                  out=text_scores if overwrite else None)
     # |t + weight c|^2 = |t|^2 + 2 weight t.c + weight^2 with |t| = |c| = 1.
     length = np.sqrt(1.0 + 2.0 * scale * fb.text_dot + np.where(usable, weight**2, 0.0))
     length[~usable] = 1.0
-    result: np.ndarray = expanded / length[:, None]
-    return result
+    expanded /= length[:, None]
+    return expanded
 
 
 def feedback_mixer(fb: Feedback, pool_size: int) -> sp.csr_matrix:
