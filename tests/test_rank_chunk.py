@@ -182,3 +182,20 @@ def test_expanded_scores_in_place_are_the_same(world: World) -> None:
     found = expanded_scores(mine, fb, world.gram, compiled.has_text, weight=0.7,
                             overwrite=True)
     assert found is mine and same(found, expected)
+
+
+def test_tfidf_rows_are_the_diagonal_product(world: World) -> None:
+    from sklearn.preprocessing import normalize
+
+    from digest.rank.profiles import _tfidf
+
+    texts = [p.interests for p in profiles_of(world)] + ["graph graph neural", "", "x y"]
+    counts = world.space.counts(texts)
+    matrix = counts.copy()
+    matrix.data = 1.0 + np.log(matrix.data)
+    expected = normalize((matrix @ sp.diags(world.space.idf)).tocsr(), norm="l2")
+    found = _tfidf(counts, world.space)
+    assert expected.nnz > 0
+    assert (found.indptr == expected.indptr).all()
+    assert (found.indices == expected.indices).all()  # the same order, not only the set
+    assert same(found.data, expected.data)

@@ -17,6 +17,7 @@ profiles name them; a chunk of profiles only refers to them by index.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -149,10 +150,37 @@ def compile_profiles(
     )
 
 
+# The idf of the space last compiled against (see _idf_of); a weak reference, so a
+# replaced space is not kept alive.
+_IDF: list[tuple[weakref.ref[Space], np.ndarray]] = []
+
+
+def _idf_of(space: Space) -> np.ndarray:
+    """Return ``space.idf``, computed once per space (it is a log over the vocabulary)."""
+    for ref, idf in _IDF:
+        if ref() is space:
+            return idf
+    idf = space.idf
+    _IDF[:] = [(weakref.ref(space), idf)]
+    return idf
+
+
 def _tfidf(counts: sp.csr_matrix, space: Space) -> sp.csr_matrix:
-    matrix = counts.copy()
-    matrix.data = 1.0 + np.log(matrix.data)
-    weighted: sp.csr_matrix = normalize((matrix @ sp.diags(space.idf)).tocsr(), norm="l2")
+    """Return ``normalize(sublinear(counts) @ diags(idf))``, without the diagonal matrix.
+
+    The product emits each row's entries in reverse order (its accumulator is a list
+    it pushes onto), and the row norms sum the squares in stored order, so the entries
+    are reversed here too: the same matrix, bit for bit, without a vocabulary-sized
+    diagonal converted to CSR twice per chunk.
+    """
+    lengths = np.diff(counts.indptr)
+    order = (np.repeat(counts.indptr[1:] + counts.indptr[:-1] - 1, lengths)
+             - np.arange(counts.nnz))
+    columns = counts.indices[order]
+    data = (1.0 + np.log(counts.data[order])) * _idf_of(space)[columns]
+    weighted: sp.csr_matrix = normalize(
+        sp.csr_matrix((data, columns, counts.indptr.copy()), shape=counts.shape), norm="l2"
+    )
     return weighted
 
 
