@@ -84,9 +84,10 @@ def explain_all(
             parts: list[str] = []
             if followed:
                 names = by_author[j]
-                hit = next((names[n] for n in names if n in followed), None)
-                if hit is not None:
-                    parts.append(f"by {hit}")
+                for name in names:  # the first followed author, in the paper's order
+                    if name in followed:
+                        parts.append(f"by {names[name]}")
+                        break
             best = closest[pair]
             if best >= 0:
                 seed = best in seeds
@@ -99,9 +100,10 @@ def explain_all(
                     words = flat[TERMS * pair : TERMS * pair + sizes[pair]]
                     parts.append("matches: " + ", ".join([vocabulary[c] for c in words]))
                 if len(parts) < 2 and wanted:
-                    hit = next((c for c in papers[j].categories if c in wanted), None)
-                    if hit is not None:
-                        parts.append(f"in {hit}")
+                    for category in papers[j].categories:  # the paper's first wanted one
+                        if category in wanted:
+                            parts.append(f"in {category}")
+                            break
                 if trend and len(parts) < 2 and papers[j].upvotes:
                     parts.append(f"trending: {papers[j].upvotes} upvotes")
             lines.append("; ".join(parts) if parts else "related to your interests")
@@ -296,7 +298,7 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
         ).ravel()
     # Best candidate per pair: the first maximum (candidates keep the profile's order).
     by_pair = np.lexsort((np.arange(pair_of.size), -sims, pair_of))
-    first = by_pair[np.searchsorted(pair_of[by_pair], np.unique(pair_of))]
+    first = by_pair[np.searchsorted(pair_of[by_pair], np.flatnonzero(sizes > 0))]
     pairs = pair_of[first]
     best = candidate[first]
     if dense.shape[1] and context.dense_docs.shape[1]:
