@@ -199,3 +199,33 @@ def test_tfidf_rows_are_the_diagonal_product(world: World) -> None:
     assert (found.indptr == expected.indptr).all()
     assert (found.indices == expected.indices).all()  # the same order, not only the set
     assert same(found.data, expected.data)
+
+
+@pytest.mark.parametrize("columns", [
+    [], [3], [5, 6, 7, 0, 1, 2], [9, 8, 7], list(range(2, 12)),
+    [0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11],  # many runs: gathered
+])
+def test_columns_is_a_gather(columns: list[int]) -> None:
+    from digest.rank.scoring import _columns
+
+    values = np.arange(48.0).reshape(4, 12)
+    index = np.asarray(columns, dtype=np.intp)
+    found = _columns(values, index)
+    assert found.shape == (4, index.size) and (found == values[:, index]).all()
+    found[:] = -1.0  # a copy
+    assert (values >= 0).all()
+
+
+def test_row_value_column_order_is_lexsort() -> None:
+    from digest.rank.reasons import _by_row_value_column
+
+    rng = np.random.default_rng(3)
+    rows = np.sort(rng.integers(0, 40, 600))
+    keys = np.unique(rows * 1000 + rng.integers(0, 1000, 600))  # one entry per (row, column)
+    row_of, columns = keys // 1000, (keys % 1000).astype(np.int32)
+    data = np.round(rng.random(keys.size), 2)  # many ties: the column decides
+    data[::7] = -0.0
+    expected = np.lexsort((columns, -data, row_of))
+    assert (_by_row_value_column(row_of, data, columns, 40) == expected).all()
+    empty = np.zeros(0)
+    assert _by_row_value_column(empty.astype(np.intp), empty, empty.astype(np.int32), 3).size == 0

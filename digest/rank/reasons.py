@@ -242,7 +242,7 @@ def _top_terms(products: sp.csr_matrix, space: Space) -> tuple[np.ndarray, np.nd
         return chosen, taken
     lengths = np.diff(products.indptr)
     row_of = np.repeat(np.arange(count), lengths)
-    order = np.lexsort((products.indices, -products.data, row_of))
+    order = _by_row_value_column(row_of, products.data, products.indices, count)
     place = np.arange(order.size) - products.indptr[row_of[order]]
     keep = order[(place < LOOK) & (products.data[order] > 0)]
     kept_rows = row_of[keep]
@@ -266,6 +266,26 @@ def _top_terms(products: sp.csr_matrix, space: Space) -> tuple[np.ndarray, np.nd
         seen[rows, 2 * slot + 1] = second[at]
         taken[rows] += 1
     return chosen, taken
+
+
+def _by_row_value_column(
+    row_of: np.ndarray, data: np.ndarray, columns: np.ndarray, count: int
+) -> np.ndarray:
+    """Return the order of the entries by row, then value (largest first), then column.
+
+    What ``np.lexsort((columns, -data, row_of))`` returns (the keys are unique: one entry
+    per row and column), from one integer key per entry: np.lexsort sorts three times.
+    """
+    size = data.size
+    width = int(columns.max(initial=0)) + 1
+    if (count + 1) * (size + 1) * width >= 2**62:  # the key would overflow
+        order: np.ndarray = np.lexsort((columns, -data, row_of))
+        return order
+    negated = -data
+    rank = np.searchsorted(np.sort(negated), negated)  # ties share a rank
+    key = (row_of.astype(np.int64) * size + rank) * width + columns
+    order = np.argsort(key)
+    return order
 
 
 def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

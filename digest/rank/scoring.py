@@ -488,7 +488,7 @@ def _score_chunk(
     has_text = compiled.has_text
     # Queries against the whole pool: the scored columns are a subset of it.
     pool_scores: np.ndarray = (compiled.text @ _pool_columns(world)).toarray()
-    text_scores = pool_scores[:, world.in_pool]  # a copy: this chunk's to overwrite
+    text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:
         fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth)
@@ -585,6 +585,27 @@ def _score_chunk(
     values = iter(ranked[flat_rows, flat_cols].round(6).tolist())
     scores_out = [[next(values) for _ in chosen] for chosen in picks]
     return ChunkResult([list(map(int, c)) for c in picks], scores_out, reasons, bars)
+
+
+def _columns(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Return ``values[:, columns]``, copied run by run where the columns are a few runs.
+
+    The scored columns are the pool's batch rows, then its calibration rows: two runs
+    of consecutive pool rows, copied as two slices instead of gathered one by one.
+    """
+    if columns.size == 0:
+        return values[:, columns]
+    breaks = np.flatnonzero(np.diff(columns) != 1) + 1
+    if breaks.size > 8:
+        gathered: np.ndarray = values[:, columns]
+        return gathered
+    out = np.empty((values.shape[0], columns.size), dtype=values.dtype)
+    starts = [0, *breaks.tolist()]
+    ends = [*breaks.tolist(), columns.size]
+    for start, end in zip(starts, ends, strict=True):
+        first = int(columns[start])
+        out[:, start:end] = values[:, first : first + end - start]
+    return out
 
 
 def _quantile_rows(values: np.ndarray, q: float) -> np.ndarray:
