@@ -317,7 +317,7 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
             context.examples.rows[candidate].multiply(docs[cols[pair_of]]).sum(axis=1)
         ).ravel()
     # Best candidate per pair: the first maximum (candidates keep the profile's order).
-    by_pair = np.lexsort((np.arange(pair_of.size), -sims, pair_of))
+    by_pair = _by_row_value_column(pair_of, sims, np.arange(pair_of.size), rows.size)
     first = by_pair[np.searchsorted(pair_of[by_pair], np.flatnonzero(sizes > 0))]
     pairs = pair_of[first]
     best = candidate[first]
