@@ -229,3 +229,20 @@ def test_row_value_column_order_is_lexsort() -> None:
     assert (_by_row_value_column(row_of, data, columns, 40) == expected).all()
     empty = np.zeros(0)
     assert _by_row_value_column(empty.astype(np.intp), empty, empty.astype(np.int32), 3).size == 0
+
+
+def test_ascending_example_rows_give_the_same_cosines(world: World) -> None:
+    from digest.rank.reasons import _ascending_rows
+
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    ascending = _ascending_rows(examples)
+    assert ascending is not None and _ascending_rows(examples) is ascending
+    assert not examples.rows.has_canonical_format  # the general path before
+    count = examples.rows.shape[0]
+    best = np.repeat(np.arange(count), world.n_batch)
+    columns = np.tile(np.arange(world.n_batch), count)
+    expected = examples.rows[best].multiply(world.docs[columns])
+    found = ascending[best].multiply(world.docs[columns])
+    assert (found.indices == expected.indices).all() and same(found.data, expected.data)
+    assert same(np.asarray(found.sum(axis=1)), np.asarray(expected.sum(axis=1)))
