@@ -246,3 +246,24 @@ def test_ascending_example_rows_give_the_same_cosines(world: World) -> None:
     found = ascending[best].multiply(world.docs[columns])
     assert (found.indices == expected.indices).all() and same(found.data, expected.data)
     assert same(np.asarray(found.sum(axis=1)), np.asarray(expected.sum(axis=1)))
+
+
+def test_feedback_in_place_is_the_same(world: World) -> None:
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
+    pool_scores = (compiled.text @ world.pool.T).toarray()
+    expected = feedback(pool_scores, world.pool_gram, depth=10)
+    mine = pool_scores.copy()
+    found = feedback(mine, world.pool_gram, depth=10, overwrite=True)
+    assert expected is not None and found is not None
+    assert (found.top == expected.top).all()
+    for name in ("weights", "norm", "text_dot"):
+        assert same(getattr(found, name), getattr(expected, name))
+    # As computed before: the partition of a negated copy, the similarities read back.
+    top = np.argpartition(-pool_scores, 9, axis=1)[:, :10]
+    weights = np.take_along_axis(pool_scores, top, axis=1)
+    weights[weights < 0] = 0.0
+    text_dot = (weights * np.take_along_axis(pool_scores, top, axis=1)).sum(axis=1)
+    assert (found.top == top).all() and same(found.weights, weights)
+    assert same(found.text_dot, text_dot)

@@ -199,20 +199,26 @@ class Feedback:
     text_dot: np.ndarray  # P: t . sum_i w_i p_i
 
 
-def feedback(sims: np.ndarray, pool_gram: np.ndarray, *, depth: int) -> Feedback | None:
+def feedback(
+    sims: np.ndarray, pool_gram: np.ndarray, *, depth: int, overwrite: bool = False
+) -> Feedback | None:
     """Return each text query's ``depth`` most similar pool papers (None: no feedback).
 
     ``sims`` holds the queries against the pool (P x N), ``pool_gram`` the pool's Gram.
+    With ``overwrite`` the similarities are negated in place for the partition (``sims``
+    is left negated) instead of in a P x N copy; the result is the same.
     """
     if depth <= 0 or sims.shape[1] == 0 or not sims.any():
         return None
     depth = min(depth, sims.shape[1])
-    top = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
-    weights = np.take_along_axis(sims, top, axis=1)
+    negated = np.negative(sims, out=sims if overwrite else None)
+    top = np.argpartition(negated, depth - 1, axis=1)[:, :depth]
+    found = -np.take_along_axis(negated, top, axis=1)  # negating twice is exact
+    weights = found.copy()
     weights[weights < 0] = 0.0
     block = pool_gram[top[:, :, None], top[:, None, :]]  # P x depth x depth
     norm = np.sqrt(np.maximum(np.einsum("pi,pij,pj->p", weights, block, weights), 0.0))
-    text_dot = (weights * np.take_along_axis(sims, top, axis=1)).sum(axis=1)
+    text_dot = (weights * found).sum(axis=1)
     return Feedback(top=top, weights=weights, norm=norm, text_dot=text_dot)
 
 

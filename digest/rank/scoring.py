@@ -491,7 +491,8 @@ def _score_chunk(
     text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:
-        fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth)
+        fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth,
+                      overwrite=True)  # pool_scores is not read after this
         text_scores = expanded_scores(text_scores, fb, world.gram, has_text,
                                       weight=options.feedback_weight, overwrite=True)
     del pool_scores
