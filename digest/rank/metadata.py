@@ -77,12 +77,34 @@ def _unit(rows: sp.csr_matrix) -> sp.csr_matrix:
     return unit
 
 
+# A kind whose scored papers fill at least this share of their feature matrix (the
+# categories: a few dozen features, most papers in one of the big ones) is scored
+# against a dense copy of it; a sparse one (the authors) stays a sparse product.
+DENSE_SHARE = 0.01
+DENSE_LIMIT = 4_000_000  # entries of the largest dense copy kept
+
+
 @dataclass(frozen=True)
 class Metadata:
     """Category and author features of some papers (raw) and of the scored papers (l2)."""
 
     rows: tuple[sp.csr_matrix, ...]  # per kind (category, author): papers x F
     targets: tuple[sp.csr_matrix, ...]  # per kind: T x F, l2 rows
+    # Per kind: the targets as a dense F x T array where they are dense enough (see
+    # DENSE_SHARE), else None.
+    dense: tuple[np.ndarray | None, ...] = ()
+
+    @classmethod
+    def of(cls, rows: Sequence[sp.csr_matrix], targets: Sequence[sp.csr_matrix]) -> Metadata:
+        """Return the metadata with the dense copies of the dense kinds' targets."""
+        dense: list[np.ndarray | None] = []
+        for matrix in targets:
+            size = matrix.shape[0] * matrix.shape[1]
+            if 0 < size <= DENSE_LIMIT and matrix.nnz >= DENSE_SHARE * size:
+                dense.append(np.ascontiguousarray(matrix.T.toarray()))
+            else:
+                dense.append(None)
+        return cls(rows=tuple(rows), targets=tuple(targets), dense=tuple(dense))
 
 
 def example_metadata(
@@ -96,7 +118,7 @@ def example_metadata(
         words = vocabulary(found)
         rows.append(words.matrix(found, len(example_papers)))
         scored.append(_unit(words.matrix((features(p) for p in targets), len(targets))))
-    return Metadata(rows=tuple(rows), targets=tuple(scored))
+    return Metadata.of(rows, scored)
 
 
 def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> Metadata:
@@ -108,7 +130,7 @@ def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> Metadata:
         matrix = vocabulary(found).matrix(found, len(pool))
         rows.append(matrix)
         scored.append(_unit(matrix[targets]))
-    return Metadata(rows=tuple(rows), targets=tuple(scored))
+    return Metadata.of(rows, scored)
 
 
 def metadata_scores(meta: Metadata, weights: sp.csr_matrix, kind: int) -> np.ndarray:
@@ -120,6 +142,40 @@ def metadata_scores(meta: Metadata, weights: sp.csr_matrix, kind: int) -> np.nda
     summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
     scores: np.ndarray = (summed @ meta.targets[kind].T).toarray()
     return scores
+
+
+def add_metadata_scores(
+    out: np.ndarray,
+    rows: np.ndarray,
+    meta: Metadata,
+    weights: sp.csr_matrix,
+    kind: int,
+    *,
+    factor: float,
+) -> None:
+    """Add ``factor`` times :func:`metadata_scores` to ``out[rows]`` in place.
+
+    ``weights`` has one row per entry of ``rows``. The same numbers as
+    ``out[rows] += factor * metadata_scores(meta, weights, kind)``: each cosine sums
+    the same products in the same order (a sparse row times the dense targets adds
+    each feature's row in the order a sparse product does), and a paper no feature
+    reaches gains nothing. Dense kinds are one product into a dense block; sparse ones
+    add only the cosines that are there.
+    """
+    if rows.size == 0:
+        return
+    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
+    dense = meta.dense[kind] if kind < len(meta.dense) else None
+    if dense is not None:
+        scores: np.ndarray = summed @ dense
+        scores *= factor
+        if rows.size == out.shape[0] and bool((rows == np.arange(rows.size)).all()):
+            out += scores
+        else:
+            out[rows] += scores
+        return
+    found = (summed @ meta.targets[kind].T).tocoo()
+    out[rows[found.row], found.col] += factor * found.data
 
 
 @dataclass(frozen=True)
@@ -157,6 +213,63 @@ def index_batch(papers: Sequence[Paper]) -> BatchIndex:
     )
 
 
+@dataclass(frozen=True)
+class Boosts:
+    """A chunk's boosts: P x B values, and the papers a followed author vouches for."""
+
+    values: np.ndarray  # P x B
+    vouched_rows: np.ndarray  # entries (chunk row, batch column) of the vouched papers
+    vouched_cols: np.ndarray
+
+
+def boost_values(
+    index: BatchIndex,
+    categories: Sequence[Sequence[str]],
+    authors: Sequence[Sequence[str]],
+    *,
+    category_boost: float,
+    author_boost: float,
+) -> Boosts:
+    """Return the boosts of :func:`boosts`, the vouched papers as entries.
+
+    The same values: a paper's category part is the largest of the profile's categories'
+    parts (``category_boost`` where it is the primary one, half where it is cross-listed),
+    looked up per distinct set of categories in the chunk instead of three P x B products;
+    a followed author's boost is added where one is (a few entries, not a P x B mask).
+    """
+    count = len(categories)
+    width = index.primary.shape[1]
+    column = index.categories.column
+    sets: dict[tuple[int, ...], int] = {}
+    which = np.fromiter(
+        (sets.setdefault(tuple(sorted({j for c in cs if (j := column.get(c)) is not None})),
+                         len(sets))
+         for cs in categories),
+        dtype=np.intp, count=count,
+    )
+    table = np.zeros((len(sets), width))
+    wanted = [(i, list(key)) for key, i in sets.items() if key]
+    if wanted:
+        used = sorted({j for _, key in wanted for j in key})
+        at = {j: n for n, j in enumerate(used)}
+        primary = index.primary[used].toarray() > 0
+        listed = index.listed[used].toarray() > 0
+        part = np.zeros((len(used), width))
+        part[listed] = category_boost / 2
+        part[primary] = category_boost
+        for i, key in wanted:
+            table[i] = part[[at[j] for j in key]].max(axis=0)
+    values = table[which]
+    follows = index.authors.matrix(
+        ({normalize_name(a): 1.0 for a in names} for names in authors), count
+    )
+    vouched = (follows @ index.written).tocoo()
+    keep = vouched.data > 0
+    rows, cols = vouched.row[keep].astype(np.intp), vouched.col[keep].astype(np.intp)
+    values[rows, cols] += author_boost
+    return Boosts(values=values, vouched_rows=rows, vouched_cols=cols)
+
+
 def boosts(
     index: BatchIndex,
     categories: Sequence[Sequence[str]],
@@ -170,24 +283,19 @@ def boosts(
     A paper in one of the profile's categories as its primary category gains
     ``category_boost``, a cross-listing half of it; a followed author ``author_boost``.
     """
-    count = len(categories)
-    wanted = index.categories.matrix(({c: 1.0 for c in cs} for cs in categories), count)
-    primary = (wanted @ index.primary).toarray() > 0
-    listed = (wanted @ index.listed).toarray() > 0
-    follows = index.authors.matrix(
-        ({normalize_name(a): 1.0 for a in names} for names in authors), count
-    )
-    vouched = (follows @ index.written).toarray() > 0
-    boost = np.zeros(primary.shape)
-    boost[primary] += category_boost
-    boost[listed & ~primary] += category_boost / 2
-    boost[vouched] += author_boost
-    return boost, vouched
+    found = boost_values(index, categories, authors, category_boost=category_boost,
+                         author_boost=author_boost)
+    vouched = np.zeros(found.values.shape, dtype=bool)
+    vouched[found.vouched_rows, found.vouched_cols] = True
+    return found.values, vouched
 
 
 __all__ = [
     "BatchIndex",
+    "Boosts",
     "Metadata",
+    "add_metadata_scores",
+    "boost_values",
     "boosts",
     "example_metadata",
     "index_batch",

@@ -62,12 +62,15 @@ def select_many(
         return [[] for _ in range(rows)]
     sizes = np.maximum(limits * 3, limits + 10)
     depth = int(min(width, sizes.max()))
-    masked = np.where(passing, scores, -np.inf)
+    # Negated scores, +inf where not passing: what the partition orders, built in one
+    # array (negating back gives the scores exactly).
+    negated = np.full((rows, width), np.inf)
+    np.negative(scores, out=negated, where=passing)
     if depth < width:
-        head = np.argpartition(-masked, depth - 1, axis=1)[:, :depth]
+        head = np.argpartition(negated, depth - 1, axis=1)[:, :depth]
     else:
         head = np.broadcast_to(np.arange(width), (rows, width))
-    head_scores = np.take_along_axis(masked, head, axis=1)
+    head_scores = -np.take_along_axis(negated, head, axis=1)
     order = np.lexsort((head, -head_scores), axis=1)
     pool = np.take_along_axis(head, order, axis=1)
     value0 = np.take_along_axis(head_scores, order, axis=1)
@@ -105,4 +108,4 @@ def select_many(
         chosen[ids, step] = picked
         free[at, pick] = False
         np.maximum(closest, similarity[pool, picked[:, None]], out=closest)
-    return [[int(j) for j in row[row >= 0]] for row in chosen]
+    return [[j for j in row if j >= 0] for row in chosen.tolist()]

@@ -17,6 +17,7 @@ profiles name them; a chunk of profiles only refers to them by index.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -149,10 +150,37 @@ def compile_profiles(
     )
 
 
+# The idf of the space last compiled against (see _idf_of); a weak reference, so a
+# replaced space is not kept alive.
+_IDF: list[tuple[weakref.ref[Space], np.ndarray]] = []
+
+
+def _idf_of(space: Space) -> np.ndarray:
+    """Return ``space.idf``, computed once per space (it is a log over the vocabulary)."""
+    for ref, idf in _IDF:
+        if ref() is space:
+            return idf
+    idf = space.idf
+    _IDF[:] = [(weakref.ref(space), idf)]
+    return idf
+
+
 def _tfidf(counts: sp.csr_matrix, space: Space) -> sp.csr_matrix:
-    matrix = counts.copy()
-    matrix.data = 1.0 + np.log(matrix.data)
-    weighted: sp.csr_matrix = normalize((matrix @ sp.diags(space.idf)).tocsr(), norm="l2")
+    """Return ``normalize(sublinear(counts) @ diags(idf))``, without the diagonal matrix.
+
+    The product emits each row's entries in reverse order (its accumulator is a list
+    it pushes onto), and the row norms sum the squares in stored order, so the entries
+    are reversed here too: the same matrix, bit for bit, without a vocabulary-sized
+    diagonal converted to CSR twice per chunk.
+    """
+    lengths = np.diff(counts.indptr)
+    order = (np.repeat(counts.indptr[1:] + counts.indptr[:-1] - 1, lengths)
+             - np.arange(counts.nnz))
+    columns = counts.indices[order]
+    data = (1.0 + np.log(counts.data[order])) * _idf_of(space)[columns]
+    weighted: sp.csr_matrix = normalize(
+        sp.csr_matrix((data, columns, counts.indptr.copy()), shape=counts.shape), norm="l2"
+    )
     return weighted
 
 
@@ -171,20 +199,26 @@ class Feedback:
     text_dot: np.ndarray  # P: t . sum_i w_i p_i
 
 
-def feedback(sims: np.ndarray, pool_gram: np.ndarray, *, depth: int) -> Feedback | None:
+def feedback(
+    sims: np.ndarray, pool_gram: np.ndarray, *, depth: int, overwrite: bool = False
+) -> Feedback | None:
     """Return each text query's ``depth`` most similar pool papers (None: no feedback).
 
     ``sims`` holds the queries against the pool (P x N), ``pool_gram`` the pool's Gram.
+    With ``overwrite`` the similarities are negated in place for the partition (``sims``
+    is left negated) instead of in a P x N copy; the result is the same.
     """
     if depth <= 0 or sims.shape[1] == 0 or not sims.any():
         return None
     depth = min(depth, sims.shape[1])
-    top = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
-    weights = np.take_along_axis(sims, top, axis=1)
+    negated = np.negative(sims, out=sims if overwrite else None)
+    top = np.argpartition(negated, depth - 1, axis=1)[:, :depth]
+    found = -np.take_along_axis(negated, top, axis=1)  # negating twice is exact
+    weights = found.copy()
     weights[weights < 0] = 0.0
     block = pool_gram[top[:, :, None], top[:, None, :]]  # P x depth x depth
     norm = np.sqrt(np.maximum(np.einsum("pi,pij,pj->p", weights, block, weights), 0.0))
-    text_dot = (weights * np.take_along_axis(sims, top, axis=1)).sum(axis=1)
+    text_dot = (weights * found).sum(axis=1)
     return Feedback(top=top, weights=weights, norm=norm, text_dot=text_dot)
 
 
@@ -195,10 +229,12 @@ def expanded_scores(
     has_text: np.ndarray,
     *,
     weight: float,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Return the scores of the expanded queries: ``(t.x + weight c.x) / |t + weight c|``.
 
-    ``gram`` is pool x targets (``p_i . x``); ``text_scores`` is ``t . x``.
+    ``gram`` is pool x targets (``p_i . x``); ``text_scores`` is ``t . x``. With
+    ``overwrite`` the result is written into ``text_scores`` (the same numbers).
     """
     if fb is None or weight <= 0:
         return text_scores
@@ -207,12 +243,14 @@ def expanded_scores(
         return text_scores
     scale = np.where(usable, weight / np.where(usable, fb.norm, 1.0), 0.0)
     mixer = (sp.diags(scale) @ feedback_mixer(fb, gram.shape[0])).astype(gram.dtype)
-    expanded = text_scores + mixer @ gram  # in the Gram's precision, no upcast copy
+    # In the Gram's precision (no upcast copy of it), added in float64.
+    expanded: np.ndarray = np.add(text_scores, mixer @ gram,
+                                  out=text_scores if overwrite else None)
     # |t + weight c|^2 = |t|^2 + 2 weight t.c + weight^2 with |t| = |c| = 1.
     length = np.sqrt(1.0 + 2.0 * scale * fb.text_dot + np.where(usable, weight**2, 0.0))
     length[~usable] = 1.0
-    result: np.ndarray = expanded / length[:, None]
-    return result
+    expanded /= length[:, None]
+    return expanded
 
 
 def feedback_mixer(fb: Feedback, pool_size: int) -> sp.csr_matrix:

@@ -8,6 +8,7 @@ example paper; Python only joins the words of the line.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,9 +85,10 @@ def explain_all(
             parts: list[str] = []
             if followed:
                 names = by_author[j]
-                hit = next((names[n] for n in names if n in followed), None)
-                if hit is not None:
-                    parts.append(f"by {hit}")
+                for name in names:  # the first followed author, in the paper's order
+                    if name in followed:
+                        parts.append(f"by {names[name]}")
+                        break
             best = closest[pair]
             if best >= 0:
                 seed = best in seeds
@@ -99,9 +101,10 @@ def explain_all(
                     words = flat[TERMS * pair : TERMS * pair + sizes[pair]]
                     parts.append("matches: " + ", ".join([vocabulary[c] for c in words]))
                 if len(parts) < 2 and wanted:
-                    hit = next((c for c in papers[j].categories if c in wanted), None)
-                    if hit is not None:
-                        parts.append(f"in {hit}")
+                    for category in papers[j].categories:  # the paper's first wanted one
+                        if category in wanted:
+                            parts.append(f"in {category}")
+                            break
                 if trend and len(parts) < 2 and papers[j].upvotes:
                     parts.append(f"trending: {papers[j].upvotes} upvotes")
             lines.append("; ".join(parts) if parts else "related to your interests")
@@ -240,7 +243,7 @@ def _top_terms(products: sp.csr_matrix, space: Space) -> tuple[np.ndarray, np.nd
         return chosen, taken
     lengths = np.diff(products.indptr)
     row_of = np.repeat(np.arange(count), lengths)
-    order = np.lexsort((products.indices, -products.data, row_of))
+    order = _by_row_value_column(row_of, products.data, products.indices, count)
     place = np.arange(order.size) - products.indptr[row_of[order]]
     keep = order[(place < LOOK) & (products.data[order] > 0)]
     kept_rows = row_of[keep]
@@ -264,6 +267,54 @@ def _top_terms(products: sp.csr_matrix, space: Space) -> tuple[np.ndarray, np.nd
         seen[rows, 2 * slot + 1] = second[at]
         taken[rows] += 1
     return chosen, taken
+
+
+def _by_row_value_column(
+    row_of: np.ndarray, data: np.ndarray, columns: np.ndarray, count: int
+) -> np.ndarray:
+    """Return the order of the entries by row, then value (largest first), then column.
+
+    What ``np.lexsort((columns, -data, row_of))`` returns (the keys are unique: one entry
+    per row and column), from one integer key per entry: np.lexsort sorts three times.
+    """
+    size = data.size
+    width = int(columns.max(initial=0)) + 1
+    if (count + 1) * (size + 1) * width >= 2**62:  # the key would overflow
+        order: np.ndarray = np.lexsort((columns, -data, row_of))
+        return order
+    negated = -data
+    rank = np.searchsorted(np.sort(negated), negated)  # ties share a rank
+    key = (row_of.astype(np.int64) * size + rank) * width + columns
+    order = np.argsort(key)
+    return order
+
+
+# The example rows with sorted entries, for the Examples last explained (see
+# _ascending_rows); a weak reference, so a finished call's examples are not kept.
+_ASCENDING: list[tuple[weakref.ref[Examples], sp.csr_matrix | None]] = []
+
+
+def _ascending_rows(examples: Examples) -> sp.csr_matrix | None:
+    """Return the example rows with each row reversed, if that sorts every row; else None.
+
+    Their entries are stored in descending column order (the order the tf-idf product
+    emits them). An elementwise product with sorted document rows then takes scipy's
+    general path, which emits the common terms in reverse of the first row's order:
+    ascending, exactly what the merge of two sorted rows emits, in the same order, so
+    the row sums are the same numbers; the merge is twice as fast.
+    """
+    for ref, rows in _ASCENDING:
+        if ref() is examples:
+            return rows
+    matrix = examples.rows
+    lengths = np.diff(matrix.indptr)
+    order = np.repeat(matrix.indptr[1:] + matrix.indptr[:-1] - 1, lengths) - np.arange(matrix.nnz)
+    reversed_rows = sp.csr_matrix(
+        (matrix.data[order], matrix.indices[order], matrix.indptr.copy()), shape=matrix.shape
+    )
+    ascending = reversed_rows if reversed_rows.has_canonical_format else None
+    _ASCENDING[:] = [(weakref.ref(examples), ascending)]
+    return ascending
 
 
 def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -295,17 +346,17 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
             context.examples.rows[candidate].multiply(docs[cols[pair_of]]).sum(axis=1)
         ).ravel()
     # Best candidate per pair: the first maximum (candidates keep the profile's order).
-    by_pair = np.lexsort((np.arange(pair_of.size), -sims, pair_of))
-    first = by_pair[np.searchsorted(pair_of[by_pair], np.unique(pair_of))]
+    by_pair = _by_row_value_column(pair_of, sims, np.arange(pair_of.size), rows.size)
+    first = by_pair[np.searchsorted(pair_of[by_pair], np.flatnonzero(sizes > 0))]
     pairs = pair_of[first]
     best = candidate[first]
     if dense.shape[1] and context.dense_docs.shape[1]:
         # Papers this far apart in the LSA space are never CLOSE in tf-idf terms.
         promising = sims[first] >= CLOSE_DENSE
         pairs, best = pairs[promising], best[promising]
-    cosine = np.asarray(
-        context.examples.rows[best].multiply(docs[cols[pairs]]).sum(axis=1)
-    ).ravel()
+    ascending = _ascending_rows(context.examples) if docs.has_canonical_format else None
+    example_rows = ascending if ascending is not None else context.examples.rows
+    cosine = np.asarray(example_rows[best].multiply(docs[cols[pairs]]).sum(axis=1)).ravel()
     close = cosine >= CLOSE
     closest[pairs[close]] = best[close]
     return closest

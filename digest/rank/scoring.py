@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -45,10 +46,10 @@ from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_ls
 from digest.rank.metadata import (
     BatchIndex,
     Metadata,
-    boosts,
+    add_metadata_scores,
+    boost_values,
     example_metadata,
     index_batch,
-    metadata_scores,
     pool_metadata,
 )
 from digest.rank.policy import select_many
@@ -559,6 +560,26 @@ def _score_forked_locked(work: _Work, starts: list[int], processes: int) -> list
     return [by_start[start] for start in starts]
 
 
+# The pool's transposed tf-idf rows in CSR for the world last scored in this process
+# (see _pool_columns); a weak reference, so a finished world is not kept alive.
+_POOL_COLUMNS: list[tuple[weakref.ref[World], sp.csr_matrix]] = []
+
+
+def _pool_columns(world: World) -> sp.csr_matrix:
+    """Return ``world.pool.T`` converted to CSR, once per world and process.
+
+    ``text @ pool.T`` converts the transposed pool to CSR inside every product (a
+    sixth of the chunk's pool product); the product with the converted copy is the
+    same, since that is the matrix it multiplies by.
+    """
+    for ref, columns in _POOL_COLUMNS:
+        if ref() is world:
+            return columns
+    columns = sp.csr_matrix(world.pool.T)
+    _POOL_COLUMNS[:] = [(weakref.ref(world), columns)]
+    return columns
+
+
 def _score_chunk(
     world: World,
     examples: Examples,
@@ -569,20 +590,26 @@ def _score_chunk(
     popularity: Sequence[float],
     options: RankOptions,
 ) -> ChunkResult:
-    """Rank one chunk of profiles; return their lists (batch columns) and their bars."""
+    """Rank one chunk of profiles; return their lists (batch columns) and their bars.
+
+    The P x T arrays are written in place where nothing reads them afterwards (each
+    step computes the same numbers as a fresh array would hold).
+    """
     size = len(chunk)
     n_batch = world.n_batch
     compiled = compile_profiles(chunk, world.space, examples,
                                 keyword_weight=options.keyword_weight)
     has_text = compiled.has_text
     # Queries against the whole pool: the scored columns are a subset of it.
-    pool_scores: np.ndarray = (compiled.text @ world.pool.T).toarray()
-    text_scores = pool_scores[:, world.in_pool]
+    pool_scores: np.ndarray = (compiled.text @ _pool_columns(world)).toarray()
+    text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:
-        fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth)
+        fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth,
+                      overwrite=True)  # pool_scores is not read after this
         text_scores = expanded_scores(text_scores, fb, world.gram, has_text,
-                                      weight=options.feedback_weight)
+                                      weight=options.feedback_weight, overwrite=True)
+    del pool_scores
     content = text_scores
     has_examples = compiled.has_examples(size)
     text_rows = has_text & ~has_examples
@@ -593,13 +620,21 @@ def _score_chunk(
         # One product scores both: example profiles' models, text-only profiles' topics.
         learned = _example_scores(world, examples, compiled, size, options,
                                   feedback=fb, topic_rows=topic_rows)
-        content = np.where(has_examples[:, None], learned, text_scores)
-        mixed = has_examples & has_text
-        content[mixed] = (options.text_weight * text_scores[mixed]
-                          + (1 - options.text_weight) * content[mixed])
+        # Per row, a share of the text scores plus a share of the learned ones: examples
+        # alone (0, 1), examples and text (text_weight, 1 - text_weight), a text-only
+        # topic (1 - text_lsa_weight, text_lsa_weight), text alone (1, 0).
         lsa_share = options.text_lsa_weight
-        content[topic_rows] = ((1 - lsa_share) * text_scores[topic_rows]
-                               + lsa_share * learned[topic_rows])
+        text_share = np.where(has_examples, np.where(has_text, options.text_weight, 0.0), 1.0)
+        learned_share = np.where(has_examples,
+                                 np.where(has_text, 1 - options.text_weight, 1.0), 0.0)
+        text_share[topic_rows] = 1 - lsa_share
+        learned_share[topic_rows] = lsa_share
+        learned *= learned_share[:, None]
+        text_scores *= text_share[:, None]
+        learned += text_scores
+        content = learned
+        del text_scores
+    every_row = np.arange(size)
     if has_examples.any():
         # Profile x example: which example papers each profile seeded or liked.
         owned = sp.csr_matrix(
@@ -610,14 +645,15 @@ def _score_chunk(
         for kind, weight in enumerate((options.example_category_weight,
                                        options.example_author_weight)):
             if weight > 0:
-                content += weight * metadata_scores(meta, owned, kind)
-    if fb is not None:
-        mixer = feedback_mixer(fb, world.pool.shape[0])
+                add_metadata_scores(content, every_row, meta, owned, kind, factor=weight)
+    if fb is not None and text_rows.any():
+        found_rows = np.flatnonzero(text_rows)
+        mixer = feedback_mixer(fb, world.pool.shape[0])[found_rows]
         for kind, weight in enumerate((options.feedback_category_weight,
                                        options.feedback_author_weight)):
-            if weight > 0 and text_rows.any():
-                found = metadata_scores(world.pool_meta, mixer, kind)
-                content[text_rows] += weight * found[text_rows]
+            if weight > 0:
+                add_metadata_scores(content, found_rows, world.pool_meta, mixer, kind,
+                                    factor=weight)
     positive = (compiled.positive_owner, compiled.positive_example)
     if world.semantic is not None:
         queries = world.semantic.queries(
@@ -627,22 +663,25 @@ def _score_chunk(
     scores, reference = content[:, :n_batch], content[:, n_batch:]
     bars = np.full(size, options.min_score)
     if options.threshold_quantile > 0 and reference.shape[1]:
-        calibrated = np.quantile(reference, options.threshold_quantile, axis=1)
+        calibrated = _quantile_rows(reference, options.threshold_quantile)
         usable = reference.any(axis=1)
         bars[usable] = np.maximum(bars[usable], calibrated[usable])
 
-    boost, vouched = boosts(
+    boost = boost_values(
         world.index, [p.categories for p in chunk], [p.authors for p in chunk],
         category_boost=options.category_boost, author_boost=options.author_boost,
     )
-    ranked = scores + boost
+    passing = scores >= bars[:, None]
+    passing[boost.vouched_rows, boost.vouched_cols] = True
+    passing &= ~_blocked(world, chunk, exclude)
+    # The boosts go into the scores' own array unless the semantic reasons read them.
+    ranked = np.add(scores, boost.values, out=scores if world.semantic is None else None)
     blend = np.asarray(popularity, dtype=np.float64)
     lifted = np.flatnonzero(blend > 0)
     if lifted.size:
         top = np.maximum(ranked[lifted].max(axis=1), 1e-6)
         share = blend[lifted][:, None]
         ranked[lifted] = (1.0 - share) * ranked[lifted] + share * top[:, None] * world.trend
-    passing = ((scores >= bars[:, None]) | vouched) & ~_blocked(world, chunk, exclude)
     picks = select_many(ranked, passing, world.similarity, np.asarray(limits),
                         diversity=options.diversity)
     context = Context(
@@ -663,6 +702,57 @@ def _score_chunk(
     return ChunkResult([list(map(int, c)) for c in picks], scores_out, reasons, bars)
 
 
+def _columns(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Return ``values[:, columns]``, copied run by run where the columns are a few runs.
+
+    The scored columns are the pool's batch rows, then its calibration rows: two runs
+    of consecutive pool rows, copied as two slices instead of gathered one by one.
+    """
+    if columns.size == 0:
+        return values[:, columns]
+    breaks = np.flatnonzero(np.diff(columns) != 1) + 1
+    if breaks.size > 8:
+        gathered: np.ndarray = values[:, columns]
+        return gathered
+    out = np.empty((values.shape[0], columns.size), dtype=values.dtype)
+    starts = [0, *breaks.tolist()]
+    ends = [*breaks.tolist(), columns.size]
+    for start, end in zip(starts, ends, strict=True):
+        first = int(columns[start])
+        out[:, start:end] = values[:, first : first + end - start]
+    return out
+
+
+def _quantile_rows(values: np.ndarray, q: float) -> np.ndarray:
+    """Return ``np.quantile(values, q, axis=1)`` (its linear method), the same numbers.
+
+    np.quantile copies the rows into columns and partitions each at four places; this
+    partitions the rows at the two order statistics the interpolation reads (and the
+    last, where a NaN would sort) and interpolates them the way numpy does: the
+    virtual index ``(n - 1) * q``, ``a + (b - a) * g``, or ``b - (b - a) * (1 - g)``
+    from ``g >= 0.5`` on. tests/test_rank.py checks it against np.quantile.
+    """
+    count = values.shape[1]
+    virtual = (count - 1) * q
+    if virtual >= count - 1:
+        low = high = count - 1
+        floor = -1.0
+    elif virtual < 0:
+        low = high = 0
+        floor = 0.0
+    else:
+        floor = float(np.floor(virtual))
+        low, high = int(floor), int(floor) + 1
+    gamma = virtual - floor
+    ordered = np.partition(values, sorted({low, high, count - 1}), axis=1)
+    before, after = ordered[:, low], ordered[:, high]
+    step = after - before
+    result: np.ndarray = (after - step * (1 - gamma) if gamma >= 0.5
+                          else before + step * gamma)
+    result[np.isnan(ordered[:, -1])] = np.nan
+    return result
+
+
 def _standardised(world: World, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return LSA vectors divided by their spread over the background, and their offsets.
 
@@ -675,10 +765,16 @@ def _standardised(world: World, part: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _on_text_scale(world: World, vector: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Return P x T standardised LSA scores put on the tf-idf cosine scale (see scale)."""
-    standard = vector @ world.dense_targets.T - offset[:, None]
+    """Return P x T standardised LSA scores put on the tf-idf cosine scale (see scale).
+
+    ``mean + spread * (vector . x - offset) / 2``, computed in the product's array.
+    """
+    scaled: np.ndarray = vector @ world.dense_targets.T
+    scaled -= offset[:, None]
     mean, spread = world.scale
-    scaled: np.ndarray = mean + spread * standard / 2.0
+    scaled *= spread
+    scaled /= 2.0
+    scaled += mean
     return scaled
 
 

@@ -1,0 +1,269 @@
+"""The chunk scorer's cheaper steps compute the same numbers as the steps they replace.
+
+Each check compares bit for bit (``array_equal`` on the bytes): the ranked lists,
+scores and reasons depend on exact ties, so "close" is not enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from digest.evaluate import load_corpus
+from digest.models import Profile
+from digest.rank.metadata import (
+    BatchIndex,
+    Metadata,
+    add_metadata_scores,
+    boost_values,
+    boosts,
+    example_metadata,
+    metadata_scores,
+    normalize_name,
+)
+from digest.rank.profiles import compile_profiles, expanded_scores, feedback, feedback_mixer
+from digest.rank.scoring import (
+    RankOptions,
+    World,
+    _pool_columns,
+    _quantile_rows,
+    build_world,
+    prepare_space,
+)
+
+MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
+
+
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Return whether two float arrays hold the same bits (and shape)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    papers = load_corpus(MINI)
+    days = sorted({p.published for p in papers if p.published})
+    batch = sorted((p for p in papers if p.published in days[-2:]), key=lambda p: p.key)
+    history = [p for p in papers if p.published not in days[-2:]]
+    options = RankOptions(lsa_dims=48, processes=1)
+    space = prepare_space(None, history, batch)
+    return build_world(batch, space, history, options)
+
+
+def profiles_of(world: World) -> list[Profile]:
+    history = [p for p in world.known.values() if p.key not in world.index.column]
+    author = next(a for p in world.papers for a in p.authors)
+    return [
+        Profile(interests=history[0].title, categories=("cs.LG",)),
+        Profile(seeds=(history[3].key, history[40].key), categories=("cs.CV", "cs.LG")),
+        Profile(interests="graph neural networks", authors=(author.upper(),)),
+        Profile(interests="zzzq qqqx", categories=("no.such",)),
+        Profile(liked=(world.papers[0].key,), categories=("cs.CL", "cs.AI"),
+                authors=(author, "Nobody Known")),
+        Profile(),
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 600])
+@pytest.mark.parametrize("q", [0.0, 0.1, 0.37, 0.5, 0.9, 0.999, 1.0])
+def test_quantile_rows_is_np_quantile(count: int, q: float) -> None:
+    rng = np.random.default_rng(count)
+    wide = rng.normal(size=(9, count + 5))
+    wide[1] = 0.0  # ties
+    wide[2, : count // 2] = -0.0
+    wide[3] = np.round(wide[3], 1)  # more ties
+    values = wide[:, 5:]  # a strided view, as the chunk's calibration columns are
+    assert same(_quantile_rows(values, q), np.quantile(values, q, axis=1))
+
+
+def test_quantile_rows_keeps_nan_rows_nan() -> None:
+    values = np.arange(40.0).reshape(4, 10)
+    values[2, 3] = np.nan
+    expected = np.quantile(values, 0.9, axis=1)
+    assert same(_quantile_rows(values, 0.9), expected)
+    assert np.isnan(expected[2])
+
+
+def old_boosts(
+    index: BatchIndex, categories: list[tuple[str, ...]], authors: list[tuple[str, ...]],
+    *, category_boost: float, author_boost: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The P x B boosts as they were computed before (three dense products)."""
+    count = len(categories)
+    wanted = index.categories.matrix(({c: 1.0 for c in cs} for cs in categories), count)
+    primary = (wanted @ index.primary).toarray() > 0
+    listed = (wanted @ index.listed).toarray() > 0
+    follows = index.authors.matrix(
+        ({normalize_name(a): 1.0 for a in names} for names in authors), count
+    )
+    vouched = (follows @ index.written).toarray() > 0
+    boost = np.zeros(primary.shape)
+    boost[primary] += category_boost
+    boost[listed & ~primary] += category_boost / 2
+    boost[vouched] += author_boost
+    return boost, vouched
+
+
+def test_boost_values_are_the_dense_boosts(world: World) -> None:
+    profiles = profiles_of(world)
+    cats = [p.categories for p in profiles] + [tuple(world.papers[3].categories)]
+    named = [p.authors for p in profiles] + [tuple(world.papers[3].authors[:2])]
+    expected, vouched = old_boosts(world.index, cats, named, category_boost=0.05,
+                                   author_boost=0.3)
+    assert vouched.any() and (expected == 0.05).any() and (expected == 0.025).any()
+    found = boost_values(world.index, cats, named, category_boost=0.05, author_boost=0.3)
+    assert same(found.values, expected)
+    mask = np.zeros_like(vouched)
+    mask[found.vouched_rows, found.vouched_cols] = True
+    assert (mask == vouched).all()
+    dense, flags = boosts(world.index, cats, named, category_boost=0.05, author_boost=0.3)
+    assert same(dense, expected) and (flags == vouched).all()
+
+
+def test_add_metadata_scores_adds_the_same_cosines(world: World) -> None:
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
+    meta = example_metadata([world.known[k] for k in examples.keys], world.target_papers)
+    owned = sp.csr_matrix(
+        (np.ones(compiled.positive_owner.size),
+         (compiled.positive_owner, compiled.positive_example)),
+        shape=(len(profiles), len(examples.keys)),
+    )
+    pool_scores = (compiled.text @ world.pool.T).toarray()
+    fb = feedback(pool_scores, world.pool_gram, depth=10)
+    assert fb is not None
+    rows = np.asarray([0, 2, 4])
+    mixer = feedback_mixer(fb, world.pool.shape[0])[rows]
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(len(profiles), len(world.target_papers)))
+    dense_kinds = 0
+    for source, weights, at in ((meta, owned, np.arange(len(profiles))),
+                                (world.pool_meta, mixer, rows)):
+        for kind in (0, 1):
+            dense_kinds += source.dense[kind] is not None
+            expected = base.copy()
+            expected[at] += 0.3 * metadata_scores(source, weights, kind)
+            out = base.copy()
+            add_metadata_scores(out, at, source, weights, kind, factor=0.3)
+            assert same(out, expected)
+            # Without the dense copies: the sparse path, the same numbers.
+            plain = Metadata(rows=source.rows, targets=source.targets)
+            out = base.copy()
+            add_metadata_scores(out, at, plain, weights, kind, factor=0.3)
+            assert same(out, expected)
+    assert dense_kinds >= 2  # the categories take the dense path
+
+
+def test_pool_columns_give_the_same_product(world: World) -> None:
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
+    columns = _pool_columns(world)
+    assert _pool_columns(world) is columns
+    assert same((compiled.text @ columns).toarray(), (compiled.text @ world.pool.T).toarray())
+
+
+def test_expanded_scores_in_place_are_the_same(world: World) -> None:
+    profiles = [replace(p, seeds=(), liked=()) for p in profiles_of(world)]
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
+    pool_scores = (compiled.text @ world.pool.T).toarray()
+    fb = feedback(pool_scores, world.pool_gram, depth=10)
+    text = pool_scores[:, world.in_pool]
+    expected = expanded_scores(text, fb, world.gram, compiled.has_text, weight=0.7)
+    assert expected is not text
+    mine = text.copy()
+    found = expanded_scores(mine, fb, world.gram, compiled.has_text, weight=0.7,
+                            overwrite=True)
+    assert found is mine and same(found, expected)
+
+
+def test_tfidf_rows_are_the_diagonal_product(world: World) -> None:
+    from sklearn.preprocessing import normalize
+
+    from digest.rank.profiles import _tfidf
+
+    texts = [p.interests for p in profiles_of(world)] + ["graph graph neural", "", "x y"]
+    counts = world.space.counts(texts)
+    matrix = counts.copy()
+    matrix.data = 1.0 + np.log(matrix.data)
+    expected = normalize((matrix @ sp.diags(world.space.idf)).tocsr(), norm="l2")
+    found = _tfidf(counts, world.space)
+    assert expected.nnz > 0
+    assert (found.indptr == expected.indptr).all()
+    assert (found.indices == expected.indices).all()  # the same order, not only the set
+    assert same(found.data, expected.data)
+
+
+@pytest.mark.parametrize("columns", [
+    [], [3], [5, 6, 7, 0, 1, 2], [9, 8, 7], list(range(2, 12)),
+    [0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11],  # many runs: gathered
+])
+def test_columns_is_a_gather(columns: list[int]) -> None:
+    from digest.rank.scoring import _columns
+
+    values = np.arange(48.0).reshape(4, 12)
+    index = np.asarray(columns, dtype=np.intp)
+    found = _columns(values, index)
+    assert found.shape == (4, index.size) and (found == values[:, index]).all()
+    found[:] = -1.0  # a copy
+    assert (values >= 0).all()
+
+
+def test_row_value_column_order_is_lexsort() -> None:
+    from digest.rank.reasons import _by_row_value_column
+
+    rng = np.random.default_rng(3)
+    rows = np.sort(rng.integers(0, 40, 600))
+    keys = np.unique(rows * 1000 + rng.integers(0, 1000, 600))  # one entry per (row, column)
+    row_of, columns = keys // 1000, (keys % 1000).astype(np.int32)
+    data = np.round(rng.random(keys.size), 2)  # many ties: the column decides
+    data[::7] = -0.0
+    expected = np.lexsort((columns, -data, row_of))
+    assert (_by_row_value_column(row_of, data, columns, 40) == expected).all()
+    empty = np.zeros(0)
+    assert _by_row_value_column(empty.astype(np.intp), empty, empty.astype(np.int32), 3).size == 0
+
+
+def test_ascending_example_rows_give_the_same_cosines(world: World) -> None:
+    from digest.rank.reasons import _ascending_rows
+
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    ascending = _ascending_rows(examples)
+    assert ascending is not None and _ascending_rows(examples) is ascending
+    assert not examples.rows.has_canonical_format  # the general path before
+    count = examples.rows.shape[0]
+    best = np.repeat(np.arange(count), world.n_batch)
+    columns = np.tile(np.arange(world.n_batch), count)
+    expected = examples.rows[best].multiply(world.docs[columns])
+    found = ascending[best].multiply(world.docs[columns])
+    assert (found.indices == expected.indices).all() and same(found.data, expected.data)
+    assert same(np.asarray(found.sum(axis=1)), np.asarray(expected.sum(axis=1)))
+
+
+def test_feedback_in_place_is_the_same(world: World) -> None:
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
+    pool_scores = (compiled.text @ world.pool.T).toarray()
+    expected = feedback(pool_scores, world.pool_gram, depth=10)
+    mine = pool_scores.copy()
+    found = feedback(mine, world.pool_gram, depth=10, overwrite=True)
+    assert expected is not None and found is not None
+    assert (found.top == expected.top).all()
+    for name in ("weights", "norm", "text_dot"):
+        assert same(getattr(found, name), getattr(expected, name))
+    # As computed before: the partition of a negated copy, the similarities read back.
+    top = np.argpartition(-pool_scores, 9, axis=1)[:, :10]
+    weights = np.take_along_axis(pool_scores, top, axis=1)
+    weights[weights < 0] = 0.0
+    text_dot = (weights * np.take_along_axis(pool_scores, top, axis=1)).sum(axis=1)
+    assert (found.top == top).all() and same(found.weights, weights)
+    assert same(found.text_dot, text_dot)
