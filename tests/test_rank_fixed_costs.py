@@ -164,6 +164,25 @@ def test_the_world_reads_the_pool_projection_for_its_dense_rows(papers: list[Pap
     assert np.array_equal(world.dense_pool, world.lsa.project(world.pool))
 
 
+def test_the_world_is_the_same_with_the_lsa_fit_beside_the_gram(papers: list[Paper]) -> None:
+    # processes=2 fits the LSA space in a thread while the Gram matrix and the tables
+    # are built; processes=1 does one after the other. The same world either way.
+    space = update_space(None, papers)
+    batch = sorted(papers[200:], key=lambda p: p.key)
+    worlds = [scoring.build_world(batch, space, papers[:200],
+                                  scoring.RankOptions(lsa_dims=32, calibration=50,
+                                                      processes=processes))
+              for processes in (1, 2)]
+    one, two = worlds
+    assert one.lsa is not None and two.lsa is not None
+    for name in ("pool_gram", "gram", "similarity", "dense_pool", "dense_targets", "mean",
+                 "covariance", "inverse"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), name
+    assert np.array_equal(one.lsa.components, two.lsa.components)
+    assert one.scale == two.scale and one.folded == two.folded
+    assert one.index.column == two.index.column
+
+
 def test_scored_papers_are_built_positionally_in_field_order() -> None:
     from dataclasses import fields
 

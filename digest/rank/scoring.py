@@ -227,12 +227,29 @@ def _build_world(
     calibration = np.arange(max(0, n_bg - options.calibration), n_bg)
     in_pool = np.concatenate([n_bg + np.arange(n_batch), calibration]).astype(np.intp)
     targets = pool[in_pool]
-    pool_gram, similarity = _gram(pool, n_bg,
-                                  workers=min(2, resolve_processes(options.processes)))
-    gram = np.ascontiguousarray(pool_gram[:, in_pool])
-
-    fitted = (fit_lsa_projected(pool, options.lsa_dims, iterations=options.lsa_iterations)
-              if options.lsa_dims > 0 else None)
+    cores = min(2, resolve_processes(options.processes))
+    with ThreadPoolExecutor(1, thread_name_prefix="digest-lsa") as side:
+        # With two cores the LSA fit (BLAS and sparse products, which release the GIL)
+        # runs beside the Gram matrix and the Python-side tables below.
+        fitting = (side.submit(fit_lsa_projected, pool, options.lsa_dims,
+                               iterations=options.lsa_iterations)
+                   if options.lsa_dims > 0 and cores > 1 else None)
+        pool_gram, similarity = _gram(pool, n_bg, workers=1 if fitting else cores)
+        gram = np.ascontiguousarray(pool_gram[:, in_pool])
+        known = {p.key: p for p in history}
+        known.update({p.key: p for p in papers})
+        target_papers = ([papers[i] for i in range(n_batch)]
+                         + [background[i] for i in calibration])
+        pool_meta = pool_metadata([*background, *papers], in_pool)
+        index = index_batch(papers)
+        folded = [_folded(f"{p.title} {p.abstract}") for p in papers]
+        scale = _example_scale(pool_gram, n_bg, calibration)
+        if fitting is not None:
+            fitted = fitting.result()
+        else:
+            fitted = (fit_lsa_projected(pool, options.lsa_dims,
+                                        iterations=options.lsa_iterations)
+                      if options.lsa_dims > 0 else None)
     lsa = fitted[0] if fitted is not None else None
     k = lsa.components.shape[0] if lsa is not None else 0
     # The fit's own projection of the pool: the rows lsa.project gives, computed once.
@@ -247,9 +264,6 @@ def _build_world(
     else:
         mean, covariance, inverse = np.zeros(k), np.zeros((k, k)), None
 
-    known = {p.key: p for p in history}
-    known.update({p.key: p for p in papers})
-    target_papers = [papers[i] for i in range(n_batch)] + [background[i] for i in calibration]
     upvotes = np.asarray([float(p.upvotes or 0) for p in papers])
     return World(
         papers=papers,
@@ -268,14 +282,14 @@ def _build_world(
         mean=mean,
         covariance=covariance,
         inverse=inverse,
-        scale=_example_scale(pool_gram, n_bg, calibration),
+        scale=scale,
         known=known,
         bank=ExampleBank(space, lsa),
         target_papers=target_papers,
-        pool_meta=pool_metadata([*background, *papers], in_pool),
-        index=index_batch(papers),
+        pool_meta=pool_meta,
+        index=index,
         similarity=similarity,
-        folded=[_folded(f"{p.title} {p.abstract}") for p in papers],
+        folded=folded,
         trend=np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0)))),
         phrases={},
         semantic=semantic_scorer(target_papers, n_batch, weight=options.semantic_weight,
