@@ -20,7 +20,6 @@ from digest.rank.metadata import (
     Metadata,
     add_metadata_scores,
     boost_values,
-    boosts,
     example_metadata,
     metadata_scores,
     normalize_name,
@@ -121,8 +120,6 @@ def test_boost_values_are_the_dense_boosts(world: World) -> None:
     mask = np.zeros_like(vouched)
     mask[found.vouched_rows, found.vouched_cols] = True
     assert (mask == vouched).all()
-    dense, flags = boosts(world.index, cats, named, category_boost=0.05, author_boost=0.3)
-    assert same(dense, expected) and (flags == vouched).all()
 
 
 def test_add_metadata_scores_adds_the_same_cosines(world: World) -> None:

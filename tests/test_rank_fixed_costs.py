@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ import scipy.sparse as sp
 from digest.models import Paper
 from digest.rank import lsa, scoring, vectors
 from digest.rank.vectors import Space, paper_text, space_from_bytes, update_space
+from tests.fixtures.corpus import mini_texts
 
 
 def _full_gram(rows: sp.csr_matrix, tail: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,14 +61,9 @@ def test_order_runs_group_rows_by_how_they_store_columns() -> None:
     assert scoring._order_runs(rows) == [(0, 1, 1), (1, 4, -1), (4, 6, 0)]
 
 
-MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
-
-
 @pytest.fixture(scope="module")
 def papers() -> list[Paper]:
-    records = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
-    return [Paper(key=f"arxiv:{r['id']}", title=r["title"], abstract=r["abstract"])
-            for r in records]
+    return mini_texts()
 
 
 @pytest.mark.parametrize("text", [

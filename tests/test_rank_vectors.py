@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import unicodedata
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,15 +20,12 @@ from digest.rank.vectors import (
     tokenize,
     update_space,
 )
-
-MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
+from tests.fixtures.corpus import mini_texts
 
 
 @pytest.fixture(scope="module")
 def papers() -> list[Paper]:
-    records = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
-    return [Paper(key=f"arxiv:{r['id']}", title=r["title"], abstract=r["abstract"])
-            for r in records]
+    return mini_texts()
 
 
 def _plain_tokenize(text: str) -> list[str]:

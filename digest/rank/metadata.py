@@ -230,12 +230,13 @@ def boost_values(
     category_boost: float,
     author_boost: float,
 ) -> Boosts:
-    """Return the boosts of :func:`boosts`, the vouched papers as entries.
+    """Return P x B boosts, and the papers a followed author vouches for as entries.
 
-    The same values: a paper's category part is the largest of the profile's categories'
-    parts (``category_boost`` where it is the primary one, half where it is cross-listed),
-    looked up per distinct set of categories in the chunk instead of three P x B products;
-    a followed author's boost is added where one is (a few entries, not a P x B mask).
+    A paper's category part is the largest of the profile's categories' parts
+    (``category_boost`` where it is the primary one, half where it is cross-listed),
+    looked up per distinct set of categories in the chunk rather than computed as P x B
+    products; a followed author's boost is added where one is (a few entries, not a
+    P x B mask).
     """
     count = len(categories)
     width = index.primary.shape[1]
@@ -270,33 +271,12 @@ def boost_values(
     return Boosts(values=values, vouched_rows=rows, vouched_cols=cols)
 
 
-def boosts(
-    index: BatchIndex,
-    categories: Sequence[Sequence[str]],
-    authors: Sequence[Sequence[str]],
-    *,
-    category_boost: float,
-    author_boost: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return P x B boosts, and which papers a followed author vouches for.
-
-    A paper in one of the profile's categories as its primary category gains
-    ``category_boost``, a cross-listing half of it; a followed author ``author_boost``.
-    """
-    found = boost_values(index, categories, authors, category_boost=category_boost,
-                         author_boost=author_boost)
-    vouched = np.zeros(found.values.shape, dtype=bool)
-    vouched[found.vouched_rows, found.vouched_cols] = True
-    return found.values, vouched
-
-
 __all__ = [
     "BatchIndex",
     "Boosts",
     "Metadata",
     "add_metadata_scores",
     "boost_values",
-    "boosts",
     "example_metadata",
     "index_batch",
     "metadata_scores",
