@@ -18,17 +18,16 @@ from digest.models import Profile
 from digest.rank.metadata import (
     BatchIndex,
     Metadata,
+    _unit,
     add_metadata_scores,
     boost_values,
     example_metadata,
-    metadata_scores,
     normalize_name,
 )
 from digest.rank.profiles import compile_profiles, expanded_scores, feedback, feedback_mixer
 from digest.rank.scoring import (
     RankOptions,
     World,
-    _pool_columns,
     _quantile_rows,
     build_world,
     prepare_space,
@@ -86,6 +85,13 @@ def test_quantile_rows_keeps_nan_rows_nan() -> None:
     expected = np.quantile(values, 0.9, axis=1)
     assert same(_quantile_rows(values, 0.9), expected)
     assert np.isnan(expected[2])
+
+
+def metadata_scores(meta: Metadata, weights: sp.csr_matrix, kind: int) -> np.ndarray:
+    """The P x T metadata cosines as they were computed before (one sparse product)."""
+    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
+    scores: np.ndarray = (summed @ meta.targets[kind].T).toarray()
+    return scores
 
 
 def old_boosts(
@@ -161,8 +167,8 @@ def test_pool_columns_give_the_same_product(world: World) -> None:
     profiles = profiles_of(world)
     examples = world.bank.add(profiles, world.known)
     compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
-    columns = _pool_columns(world)
-    assert _pool_columns(world) is columns
+    columns = world.pool_columns
+    assert world.pool_columns is columns
     assert same((compiled.text @ columns).toarray(), (compiled.text @ world.pool.T).toarray())
 
 
@@ -229,12 +235,10 @@ def test_row_value_column_order_is_lexsort() -> None:
 
 
 def test_ascending_example_rows_give_the_same_cosines(world: World) -> None:
-    from digest.rank.reasons import _ascending_rows
-
     profiles = profiles_of(world)
     examples = world.bank.add(profiles, world.known)
-    ascending = _ascending_rows(examples)
-    assert ascending is not None and _ascending_rows(examples) is ascending
+    ascending = examples.ascending_rows
+    assert ascending is not None and examples.ascending_rows is ascending
     assert not examples.rows.has_canonical_format  # the general path before
     count = examples.rows.shape[0]
     best = np.repeat(np.arange(count), world.n_batch)

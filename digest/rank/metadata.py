@@ -133,17 +133,6 @@ def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> Metadata:
     return Metadata.of(rows, scored)
 
 
-def metadata_scores(meta: Metadata, weights: sp.csr_matrix, kind: int) -> np.ndarray:
-    """Return P x T cosines between each profile's weighted sum of rows and the targets.
-
-    ``weights`` (P x rows) picks each profile's papers: its seeds and liked papers, or
-    the feedback papers its words retrieved (the field they point to).
-    """
-    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
-    scores: np.ndarray = (summed @ meta.targets[kind].T).toarray()
-    return scores
-
-
 def add_metadata_scores(
     out: np.ndarray,
     rows: np.ndarray,
@@ -153,14 +142,16 @@ def add_metadata_scores(
     *,
     factor: float,
 ) -> None:
-    """Add ``factor`` times :func:`metadata_scores` to ``out[rows]`` in place.
+    """Add ``factor`` times the metadata cosines to ``out[rows]`` in place.
 
-    ``weights`` has one row per entry of ``rows``. The same numbers as
-    ``out[rows] += factor * metadata_scores(meta, weights, kind)``: each cosine sums
-    the same products in the same order (a sparse row times the dense targets adds
-    each feature's row in the order a sparse product does), and a paper no feature
-    reaches gains nothing. Dense kinds are one product into a dense block; sparse ones
-    add only the cosines that are there.
+    The cosines are between each profile's weighted sum of rows and the targets:
+    ``weights`` (one row per entry of ``rows``) picks each profile's papers, its seeds
+    and liked papers or the feedback papers its words retrieved (the field they point
+    to). The same numbers as adding ``factor * (unit(weights @ rows) @ targets.T)``
+    computed as one sparse product: each cosine sums the same products in the same
+    order (a sparse row times the dense targets adds each feature's row in the order a
+    sparse product does), and a paper no feature reaches gains nothing. Dense kinds are
+    one product into a dense block; sparse ones add only the cosines that are there.
     """
     if rows.size == 0:
         return
@@ -279,7 +270,6 @@ __all__ = [
     "boost_values",
     "example_metadata",
     "index_batch",
-    "metadata_scores",
     "normalize_name",
     "pool_metadata",
 ]

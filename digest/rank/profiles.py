@@ -17,7 +17,7 @@ profiles name them; a chunk of profiles only refers to them by index.
 
 from __future__ import annotations
 
-import weakref
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +39,31 @@ class Examples:
     rows: sp.csr_matrix  # U x V tf-idf rows
     dense: np.ndarray  # U x k rows in LSA space (U x 0 without LSA)
     titles: tuple[str, ...]
+
+    @functools.cached_property
+    def ascending_rows(self) -> sp.csr_matrix | None:
+        """Return the rows with each row reversed, if that sorts every row; else None.
+
+        Their entries are stored in descending column order (the order the tf-idf
+        product emits them). An elementwise product with sorted document rows then
+        takes scipy's general path, which emits the common terms in reverse of the first
+        row's order: ascending, exactly what the merge of two sorted rows emits, in the
+        same order, so the row sums are the same numbers; the merge is twice as fast
+        (the reasons' "close to" check).
+        """
+        order = reversed_entries(self.rows.indptr)
+        reversed_rows = sp.csr_matrix(
+            (self.rows.data[order], self.rows.indices[order], self.rows.indptr.copy()),
+            shape=self.rows.shape,
+        )
+        return reversed_rows if reversed_rows.has_canonical_format else None
+
+
+def reversed_entries(indptr: np.ndarray) -> np.ndarray:
+    """Return the entry order that reverses every row of a CSR matrix with this indptr."""
+    lengths = np.diff(indptr)
+    order: np.ndarray = np.repeat(indptr[1:] + indptr[:-1] - 1, lengths) - np.arange(indptr[-1])
+    return order
 
 
 class ExampleBank:
@@ -150,21 +175,6 @@ def compile_profiles(
     )
 
 
-# The idf of the space last compiled against (see _idf_of); a weak reference, so a
-# replaced space is not kept alive.
-_IDF: list[tuple[weakref.ref[Space], np.ndarray]] = []
-
-
-def _idf_of(space: Space) -> np.ndarray:
-    """Return ``space.idf``, computed once per space (it is a log over the vocabulary)."""
-    for ref, idf in _IDF:
-        if ref() is space:
-            return idf
-    idf = space.idf
-    _IDF[:] = [(weakref.ref(space), idf)]
-    return idf
-
-
 def _tfidf(counts: sp.csr_matrix, space: Space) -> sp.csr_matrix:
     """Return ``normalize(sublinear(counts) @ diags(idf))``, without the diagonal matrix.
 
@@ -173,11 +183,9 @@ def _tfidf(counts: sp.csr_matrix, space: Space) -> sp.csr_matrix:
     are reversed here too: the same matrix, bit for bit, without a vocabulary-sized
     diagonal converted to CSR twice per chunk.
     """
-    lengths = np.diff(counts.indptr)
-    order = (np.repeat(counts.indptr[1:] + counts.indptr[:-1] - 1, lengths)
-             - np.arange(counts.nnz))
+    order = reversed_entries(counts.indptr)
     columns = counts.indices[order]
-    data = (1.0 + np.log(counts.data[order])) * _idf_of(space)[columns]
+    data = (1.0 + np.log(counts.data[order])) * space.idf[columns]
     weighted: sp.csr_matrix = normalize(
         sp.csr_matrix((data, columns, counts.indptr.copy()), shape=counts.shape), norm="l2"
     )

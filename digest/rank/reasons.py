@@ -8,7 +8,6 @@ example paper; Python only joins the words of the line.
 from __future__ import annotations
 
 import itertools
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -289,34 +288,6 @@ def _by_row_value_column(
     return order
 
 
-# The example rows with sorted entries, for the Examples last explained (see
-# _ascending_rows); a weak reference, so a finished call's examples are not kept.
-_ASCENDING: list[tuple[weakref.ref[Examples], sp.csr_matrix | None]] = []
-
-
-def _ascending_rows(examples: Examples) -> sp.csr_matrix | None:
-    """Return the example rows with each row reversed, if that sorts every row; else None.
-
-    Their entries are stored in descending column order (the order the tf-idf product
-    emits them). An elementwise product with sorted document rows then takes scipy's
-    general path, which emits the common terms in reverse of the first row's order:
-    ascending, exactly what the merge of two sorted rows emits, in the same order, so
-    the row sums are the same numbers; the merge is twice as fast.
-    """
-    for ref, rows in _ASCENDING:
-        if ref() is examples:
-            return rows
-    matrix = examples.rows
-    lengths = np.diff(matrix.indptr)
-    order = np.repeat(matrix.indptr[1:] + matrix.indptr[:-1] - 1, lengths) - np.arange(matrix.nnz)
-    reversed_rows = sp.csr_matrix(
-        (matrix.data[order], matrix.indices[order], matrix.indptr.copy()), shape=matrix.shape
-    )
-    ascending = reversed_rows if reversed_rows.has_canonical_format else None
-    _ASCENDING[:] = [(weakref.ref(examples), ascending)]
-    return ascending
-
-
 def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Return per pair the example row its paper is closest to (-1: none close enough).
 
@@ -354,7 +325,7 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
         # Papers this far apart in the LSA space are never CLOSE in tf-idf terms.
         promising = sims[first] >= CLOSE_DENSE
         pairs, best = pairs[promising], best[promising]
-    ascending = _ascending_rows(context.examples) if docs.has_canonical_format else None
+    ascending = context.examples.ascending_rows if docs.has_canonical_format else None
     example_rows = ascending if ascending is not None else context.examples.rows
     cosine = np.asarray(example_rows[best].multiply(docs[cols[pairs]]).sum(axis=1)).ravel()
     close = cosine >= CLOSE

@@ -23,12 +23,12 @@ most recent ``calibration`` papers) on which each profile's bar is set.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import multiprocessing
 import os
 import re
 import threading
-import weakref
 from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -181,6 +181,16 @@ class World:
     trend: np.ndarray
     phrases: dict[str, np.ndarray]  # excluded phrase -> batch columns holding it
     semantic: SemanticScorer | None = None  # the targets' embeddings (the semantic extra)
+
+    @functools.cached_property
+    def pool_columns(self) -> sp.csr_matrix:
+        """Return ``pool.T`` converted to CSR, once per world and process.
+
+        ``text @ pool.T`` converts the transposed pool to CSR inside every product (a
+        sixth of the chunk's pool product); the product with the converted copy is the
+        same, since that is the matrix it multiplies by.
+        """
+        return sp.csr_matrix(self.pool.T)
 
     @property
     def n_batch(self) -> int:
@@ -574,26 +584,6 @@ def _score_forked_locked(work: _Work, starts: list[int], processes: int) -> list
     return [by_start[start] for start in starts]
 
 
-# The pool's transposed tf-idf rows in CSR for the world last scored in this process
-# (see _pool_columns); a weak reference, so a finished world is not kept alive.
-_POOL_COLUMNS: list[tuple[weakref.ref[World], sp.csr_matrix]] = []
-
-
-def _pool_columns(world: World) -> sp.csr_matrix:
-    """Return ``world.pool.T`` converted to CSR, once per world and process.
-
-    ``text @ pool.T`` converts the transposed pool to CSR inside every product (a
-    sixth of the chunk's pool product); the product with the converted copy is the
-    same, since that is the matrix it multiplies by.
-    """
-    for ref, columns in _POOL_COLUMNS:
-        if ref() is world:
-            return columns
-    columns = sp.csr_matrix(world.pool.T)
-    _POOL_COLUMNS[:] = [(weakref.ref(world), columns)]
-    return columns
-
-
 def _score_chunk(
     world: World,
     examples: Examples,
@@ -615,7 +605,7 @@ def _score_chunk(
                                 keyword_weight=options.keyword_weight)
     has_text = compiled.has_text
     # Queries against the whole pool: the scored columns are a subset of it.
-    pool_scores: np.ndarray = (compiled.text @ _pool_columns(world)).toarray()
+    pool_scores: np.ndarray = (compiled.text @ world.pool_columns).toarray()
     text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:

@@ -129,9 +129,9 @@ class Space:
         """Return term -> column."""
         return _index_of(self)
 
-    @property
+    @functools.cached_property
     def idf(self) -> np.ndarray:
-        """Return the smoothed idf per term."""
+        """Return the smoothed idf per term (computed once: a log over the vocabulary)."""
         return np.log((1.0 + self.n_docs) / (1.0 + self.df)) + 1.0
 
     def counts(self, texts: Iterable[str]) -> sp.csr_matrix:
