@@ -18,7 +18,7 @@ SIZE_FIELDS = {
     "raw_per_s", "send_vs_raw", "end_to_end_s", "peak_rss_mb", "rss_after_plan_mb",
     "rank_child_rss_mb", "plan_pss_peak_mb", "peak_memory_mb",
     "svm_extrapolated_s", "svm_ratio", "sink", "send_cpu_ms", "send_sink_cpu_ms",
-    "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms",
+    "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms", "raw_rounds_per_s",
 }
 
 
@@ -46,6 +46,10 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
     assert size["sent"] == size["planned"] > 0 and size["send_failed"] == 0
     assert size["sink"]["messages"] == size["planned"] + size["raw_sent"]
     assert size["sink"]["duplicates"] == size["raw_sent"]  # raw re-sends the sample
+    # The sample went out once per round; raw/s is the median round's rate.
+    rounds = size["raw_rounds_per_s"]
+    assert len(rounds) == 3 and size["raw_sent"] == 3 * size["render_n"]
+    assert size["raw_per_s"] == sorted(rounds)[1] > 0
     assert set(document["svm"]) >= {"sample", "shared_s", "per_subscriber_s"}
     assert any("send phase vs raw" in line for line in document["targets"])
     # The CPU each party spent on a message was read (processes that ran use some).
