@@ -22,6 +22,7 @@ import pytest
 
 from digest.evaluate import load_corpus
 from digest.models import Profile
+from digest.rank import rank
 from digest.rank.policy import select, select_many
 from digest.rank.profiles import compile_profiles, feedback
 from digest.rank.reasons import Context, explain_all
@@ -112,3 +113,39 @@ def test_select_many_picks_what_select_picks_row_by_row(seed: int) -> None:
         assert many == one
     assert any(len(row) == 25 for row in many) and any(row == [] for row in many)
 
+
+
+def test_a_paper_by_the_author_of_seed_or_liked_papers_says_so() -> None:
+    papers = load_corpus(MINI)
+    days = sorted({p.published for p in papers if p.published})
+    batch = [p for p in papers if p.published == days[-1]]
+    history = [p for p in papers if p.published != days[-1]]
+    # Two history papers and one batch paper by the same (made-up) author; a second
+    # author shares one seed paper with the batch paper.
+    author, other = "Ada Q. Example", "Bo Second"
+    history[3] = replace(history[3], authors=("Someone Else", author))
+    history[40] = replace(history[40], authors=(author, other))
+    batch[5] = replace(batch[5], authors=(other, "Third Person", author))
+    profiles = [
+        Profile(seeds=(history[3].key, history[40].key)),
+        Profile(liked=(history[3].key,)),
+        Profile(seeds=(history[3].key,), authors=(other,)),  # followed: plain "by"
+        Profile(liked=(history[40].key,)),  # both authors wrote it: the paper's order
+        Profile(interests=batch[5].title, authors=(author, other)),  # both followed
+    ]
+    result = rank(batch, profiles, history=history, top_k=len(batch),
+                  options=RankOptions(lsa_dims=48, processes=1, min_score=-1.0,
+                                      threshold_quantile=0.0))
+    lines = [{s.paper.key: s.reason for s in ranking} for ranking in result.rankings]
+    assert all(batch[5].key in line for line in lines)
+    # The author of most seed papers is named, as the paper prints the name.
+    assert lines[0][batch[5].key].startswith("by Ada Q. Example, as are 2 of your seed papers")
+    assert lines[1][batch[5].key].startswith("by Ada Q. Example, as is a paper you liked")
+    assert lines[2][batch[5].key].startswith("by Bo Second")
+    assert "seed papers" not in lines[2][batch[5].key]
+    # Ties go to the author the paper names first (Bo Second, before Ada Q. Example).
+    assert lines[3][batch[5].key].startswith("by Bo Second, as is a paper you liked")
+    assert lines[4][batch[5].key].startswith("by Bo Second")
+    # Papers by nobody the examples share say nothing of the kind.
+    others = [reason for key, reason in lines[0].items() if key != batch[5].key]
+    assert others and not any("of your seed papers" in reason for reason in others)

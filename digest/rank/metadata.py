@@ -178,7 +178,9 @@ class BatchIndex:
     primary: sp.csr_matrix  # F x B
     listed: sp.csr_matrix  # F x B
     written: sp.csr_matrix  # A x B
-    by_author: tuple[dict[str, str], ...]  # per paper: folded name -> name as printed
+    # Per paper: folded name -> name as printed, last author first (reversed(): the
+    # paper's order); a name folded twice keeps its first spelling.
+    by_author: tuple[dict[str, str], ...]
     column: dict[str, int]  # paper key -> batch column
 
 

@@ -27,6 +27,7 @@ from sklearn.preprocessing import normalize
 
 from digest.models import Paper, Profile
 from digest.rank.lsa import Lsa
+from digest.rank.metadata import normalize_name
 from digest.rank.vectors import Space, paper_text
 
 
@@ -39,6 +40,7 @@ class Examples:
     rows: sp.csr_matrix  # U x V tf-idf rows
     dense: np.ndarray  # U x k rows in LSA space (U x 0 without LSA)
     titles: tuple[str, ...]
+    authors: tuple[frozenset[str], ...]  # per example: its authors' folded names
 
     @functools.cached_property
     def ascending_rows(self) -> sp.csr_matrix | None:
@@ -78,7 +80,7 @@ class ExampleBank:
         width = lsa.components.shape[0] if lsa is not None else 0
         self.current = Examples(
             keys=(), column={}, rows=sp.csr_matrix((0, len(space.terms))),
-            dense=np.zeros((0, width)), titles=(),
+            dense=np.zeros((0, width)), titles=(), authors=(),
         )
 
     def add(self, profiles: Sequence[Profile], known: dict[str, Paper]) -> Examples:
@@ -101,6 +103,8 @@ class ExampleBank:
             rows=sp.vstack([old.rows, rows]).tocsr(),
             dense=np.vstack([old.dense, dense]),
             titles=old.titles + tuple(known[k].title for k in keys),
+            authors=old.authors + tuple(
+                frozenset(normalize_name(a) for a in known[k].authors) for k in keys),
         )
         return self.current
 

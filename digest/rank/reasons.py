@@ -8,7 +8,9 @@ example paper; Python only joins the words of the line.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,8 +58,9 @@ def explain_all(
 ) -> list[list[str]]:
     """Return the reason lines for every chosen paper of every profile of a chunk.
 
-    A line joins the first two that apply of: a followed author, the closest example
-    paper, the matched terms, a wanted category, the upvotes of a trending paper.
+    A line joins the first two that apply of: a followed author (or else an author of
+    the profile's seed or liked papers), the closest example paper, the matched terms, a
+    wanted category, the upvotes of a trending paper.
     """
     lengths = [len(chosen) for chosen in picks]
     rows = np.repeat(np.arange(len(picks), dtype=np.intp), lengths)
@@ -71,6 +74,10 @@ def explain_all(
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
     by_author = context.index.by_author
+    positives: list[list[int]] = [[] for _ in picks]
+    for owner, example in zip(context.compiled.positive_owner.tolist(),
+                              context.compiled.positive_example.tolist(), strict=True):
+        positives[owner].append(example)
     out: list[list[str]] = []
     pair = 0
     for r, chosen in enumerate(picks):
@@ -79,15 +86,21 @@ def explain_all(
         wanted = set(profile.categories)
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
+        shared = (_example_authors(context.examples, positives[r], seeds)
+                  if chosen and positives[r] else None)
         lines: list[str] = []
         for j in chosen:
             parts: list[str] = []
             if followed:
                 names = by_author[j]
-                for name in names:  # the first followed author, in the paper's order
+                for name in reversed(names):  # the first followed one in the paper's order
                     if name in followed:
                         parts.append(f"by {names[name]}")
                         break
+            if shared and not parts:
+                part = _shared_author(by_author[j], *shared)
+                if part:
+                    parts.append(part)
             best = closest[pair]
             if best >= 0:
                 seed = best in seeds
@@ -110,6 +123,40 @@ def explain_all(
             pair += 1
         out.append(lines)
     return out
+
+
+def _example_authors(
+    examples: Examples, positives: Sequence[int], seeds: AbstractSet[int]
+) -> tuple[Counter[str], Counter[str]]:
+    """Return how many of a profile's seed papers, and of its liked ones, each author wrote."""
+    by_seed: Counter[str] = Counter()
+    by_like: Counter[str] = Counter()
+    for example in positives:
+        (by_seed if example in seeds else by_like).update(examples.authors[example])
+    return by_seed, by_like
+
+
+def _shared_author(names: dict[str, str], by_seed: Counter[str], by_like: Counter[str]) -> str:
+    """Return the "by ..." part for the paper's author of most seed (then liked) papers.
+
+    A paper by someone who wrote the subscriber's seed papers is usually why it ranked
+    high (the example papers' authors weigh in the score); naming the author says so
+    more plainly than the words it shares with them. "" when no author is shared.
+    """
+    best, most = "", (0, 0)
+    for name in reversed(names):  # the paper's order breaks ties (see index_batch)
+        count = (by_seed[name], by_like[name])
+        if count > most:
+            best, most = name, count
+    if not best:
+        return ""
+    seeds, likes = most
+    if seeds:
+        which = "as is one of your seed papers" if seeds == 1 else (
+            f"as are {seeds} of your seed papers")
+    else:
+        which = "as is a paper you liked" if likes == 1 else f"as are {likes} papers you liked"
+    return f"by {names[best]}, {which}"
 
 
 def _close_line(context: Context, example: int, seed: bool) -> str:
