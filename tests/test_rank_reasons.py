@@ -123,9 +123,11 @@ def test_a_paper_by_the_author_of_seed_or_liked_papers_says_so() -> None:
     # Two history papers and one batch paper by the same (made-up) author; a second
     # author shares one seed paper with the batch paper.
     author, other = "Ada Q. Example", "Bo Second"
-    history[3] = replace(history[3], authors=("Someone Else", author))
-    history[40] = replace(history[40], authors=(author, other))
+    history[3] = replace(history[3], authors=("Someone Else", author),
+                         categories=("cs.DL", "cs.AI"))
+    history[40] = replace(history[40], authors=(author, other), categories=("cs.DL",))
     batch[5] = replace(batch[5], authors=(other, "Third Person", author))
+    batch[7] = replace(batch[7], authors=("Nobody Shared",), categories=("cs.CY", "cs.DL"))
     profiles = [
         Profile(seeds=(history[3].key, history[40].key)),
         Profile(liked=(history[3].key,)),
@@ -146,6 +148,11 @@ def test_a_paper_by_the_author_of_seed_or_liked_papers_says_so() -> None:
     # Ties go to the author the paper names first (Bo Second, before Ada Q. Example).
     assert lines[3][batch[5].key].startswith("by Bo Second, as is a paper you liked")
     assert lines[4][batch[5].key].startswith("by Bo Second")
-    # Papers by nobody the examples share say nothing of the kind.
-    others = [reason for key, reason in lines[0].items() if key != batch[5].key]
+    # A category two seed papers are in is named where the line has room; one seed
+    # paper in it is not enough.
+    assert lines[0][batch[7].key].endswith("; in cs.DL, as are 2 of your seed papers")
+    assert "cs.DL" not in lines[2][batch[7].key]
+    # Papers sharing neither say nothing of the kind.
+    others = [reason for key, reason in lines[0].items() if key not in (batch[5].key,
+                                                                       batch[7].key)]
     assert others and not any("of your seed papers" in reason for reason in others)

@@ -41,6 +41,7 @@ class Examples:
     dense: np.ndarray  # U x k rows in LSA space (U x 0 without LSA)
     titles: tuple[str, ...]
     authors: tuple[frozenset[str], ...]  # per example: its authors' folded names
+    categories: tuple[tuple[str, ...], ...]  # per example: its categories
 
     @functools.cached_property
     def ascending_rows(self) -> sp.csr_matrix | None:
@@ -80,7 +81,7 @@ class ExampleBank:
         width = lsa.components.shape[0] if lsa is not None else 0
         self.current = Examples(
             keys=(), column={}, rows=sp.csr_matrix((0, len(space.terms))),
-            dense=np.zeros((0, width)), titles=(), authors=(),
+            dense=np.zeros((0, width)), titles=(), authors=(), categories=(),
         )
 
     def add(self, profiles: Sequence[Profile], known: dict[str, Paper]) -> Examples:
@@ -105,6 +106,7 @@ class ExampleBank:
             titles=old.titles + tuple(known[k].title for k in keys),
             authors=old.authors + tuple(
                 frozenset(normalize_name(a) for a in known[k].authors) for k in keys),
+            categories=old.categories + tuple(tuple(known[k].categories) for k in keys),
         )
         return self.current
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -60,7 +60,8 @@ def explain_all(
 
     A line joins the first two that apply of: a followed author (or else an author of
     the profile's seed or liked papers), the closest example paper, the matched terms, a
-    wanted category, the upvotes of a trending paper.
+    wanted category (or else one of most of its seed or liked papers), the upvotes of a
+    trending paper.
     """
     lengths = [len(chosen) for chosen in picks]
     rows = np.repeat(np.arange(len(picks), dtype=np.intp), lengths)
@@ -86,7 +87,7 @@ def explain_all(
         wanted = set(profile.categories)
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
-        shared = (_example_authors(context.examples, positives[r], seeds)
+        shared = (_example_counts(context.examples, positives[r], seeds)
                   if chosen and positives[r] else None)
         lines: list[str] = []
         for j in chosen:
@@ -98,9 +99,11 @@ def explain_all(
                         parts.append(f"by {names[name]}")
                         break
             if shared and not parts:
-                part = _shared_author(by_author[j], *shared)
+                names = by_author[j]
+                part = _shared_part(((n, names[n]) for n in reversed(names)),
+                                    shared.seed_authors, shared.liked_authors, least=1)
                 if part:
-                    parts.append(part)
+                    parts.append(f"by {part}")
             best = closest[pair]
             if best >= 0:
                 seed = best in seeds
@@ -117,6 +120,12 @@ def explain_all(
                         if category in wanted:
                             parts.append(f"in {category}")
                             break
+                if len(parts) < 2 and shared:  # one example in a category says little
+                    part = _shared_part(((c, c) for c in papers[j].categories),
+                                        shared.seed_categories, shared.liked_categories,
+                                        least=2)
+                    if part:
+                        parts.append(f"in {part}")
                 if trend and len(parts) < 2 and papers[j].upvotes:
                     parts.append(f"trending: {papers[j].upvotes} upvotes")
             lines.append("; ".join(parts) if parts else "related to your interests")
@@ -125,38 +134,61 @@ def explain_all(
     return out
 
 
-def _example_authors(
+@dataclass(frozen=True)
+class _Shared:
+    """How many of a profile's seed papers, and of its liked ones, each author and
+    category is found on."""
+
+    seed_authors: Counter[str]
+    liked_authors: Counter[str]
+    seed_categories: Counter[str]
+    liked_categories: Counter[str]
+
+
+def _example_counts(
     examples: Examples, positives: Sequence[int], seeds: AbstractSet[int]
-) -> tuple[Counter[str], Counter[str]]:
-    """Return how many of a profile's seed papers, and of its liked ones, each author wrote."""
-    by_seed: Counter[str] = Counter()
-    by_like: Counter[str] = Counter()
+) -> _Shared:
+    """Count the authors and categories of a profile's seed and liked papers."""
+    shared = _Shared(Counter(), Counter(), Counter(), Counter())
     for example in positives:
-        (by_seed if example in seeds else by_like).update(examples.authors[example])
-    return by_seed, by_like
+        seed = example in seeds
+        (shared.seed_authors if seed else shared.liked_authors).update(
+            examples.authors[example])
+        (shared.seed_categories if seed else shared.liked_categories).update(
+            examples.categories[example])
+    return shared
 
 
-def _shared_author(names: dict[str, str], by_seed: Counter[str], by_like: Counter[str]) -> str:
-    """Return the "by ..." part for the paper's author of most seed (then liked) papers.
+def _shared_part(
+    candidates: Iterable[tuple[str, str]],
+    by_seed: Counter[str],
+    by_like: Counter[str],
+    *,
+    least: int,
+) -> str:
+    """Return "NAME, as are N of your seed papers" for the candidate most examples share.
 
-    A paper by someone who wrote the subscriber's seed papers is usually why it ranked
-    high (the example papers' authors weigh in the score); naming the author says so
-    more plainly than the words it shares with them. "" when no author is shared.
+    ``candidates`` are (key counted, name printed) in the paper's order, which breaks
+    ties; seed papers count before liked ones. A paper by someone who wrote the
+    subscriber's seed papers, or in the category most of them are in, is usually there
+    for that (the example papers' authors and categories weigh in the score); saying
+    so is plainer than the words it shares with them. "" when fewer than ``least``
+    examples share any candidate.
     """
     best, most = "", (0, 0)
-    for name in reversed(names):  # the paper's order breaks ties (see index_batch)
-        count = (by_seed[name], by_like[name])
+    for key, name in candidates:
+        count = (by_seed[key], by_like[key])
         if count > most:
             best, most = name, count
-    if not best:
-        return ""
     seeds, likes = most
+    if max(seeds, likes) < least:
+        return ""
     if seeds:
         which = "as is one of your seed papers" if seeds == 1 else (
             f"as are {seeds} of your seed papers")
     else:
         which = "as is a paper you liked" if likes == 1 else f"as are {likes} papers you liked"
-    return f"by {names[best]}, {which}"
+    return f"{best}, {which}"
 
 
 def _close_line(context: Context, example: int, seed: bool) -> str:
