@@ -268,3 +268,27 @@ def test_feedback_in_place_is_the_same(world: World) -> None:
     text_dot = (weights * np.take_along_axis(pool_scores, top, axis=1)).sum(axis=1)
     assert (found.top == top).all() and same(found.weights, weights)
     assert same(found.text_dot, text_dot)
+
+
+def test_feedback_mixer_keeps_each_querys_heaviest_papers_for_metadata() -> None:
+    rng = np.random.default_rng(3)
+    sims = rng.random((6, 40))
+    sims[2] = 0.0
+    sims[2, [4, 9, 17]] = [0.3, 0.9, 0.6]  # exactly three papers found
+    gram = rng.random((40, 40)).astype(np.float32)
+    fb = feedback(sims.copy(), gram, depth=10)
+    assert fb is not None
+    full = feedback_mixer(fb, 40).toarray()
+    narrow = feedback_mixer(fb, 40, depth=3).toarray()
+    for row in range(6):
+        heaviest = np.sort(np.sort(sims[row])[-3:])
+        kept = np.sort(narrow[row][narrow[row] != 0])
+        np.testing.assert_array_equal(kept, heaviest[heaviest > 0])
+        # The kept papers are the query's closest, with the weights the full mixer gives.
+        columns = np.flatnonzero(narrow[row])
+        np.testing.assert_array_equal(narrow[row, columns], full[row, columns])
+        assert set(columns) <= set(np.argsort(sims[row])[-3:])
+    assert set(np.flatnonzero(narrow[2])) == {4, 9, 17}
+    # 0 (or a depth at least the feedback's) keeps every feedback paper.
+    np.testing.assert_array_equal(feedback_mixer(fb, 40, depth=0).toarray(), full)
+    np.testing.assert_array_equal(feedback_mixer(fb, 40, depth=10).toarray(), full)

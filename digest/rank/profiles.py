@@ -267,11 +267,20 @@ def expanded_scores(
     return expanded
 
 
-def feedback_mixer(fb: Feedback, pool_size: int) -> sp.csr_matrix:
-    """Return P x N: each query's feedback papers with their weights."""
-    count, depth = fb.top.shape
+def feedback_mixer(fb: Feedback, pool_size: int, *, depth: int = 0) -> sp.csr_matrix:
+    """Return P x N: each query's feedback papers with their weights.
+
+    With ``0 < depth`` below the feedback's own depth, only each query's ``depth``
+    heaviest papers (the closest to it).
+    """
+    top, weights = fb.top, fb.weights
+    if 0 < depth < top.shape[1]:
+        keep = np.argpartition(-weights, depth - 1, axis=1)[:, :depth]
+        top = np.take_along_axis(top, keep, axis=1)
+        weights = np.take_along_axis(weights, keep, axis=1)
+    count, width = top.shape
     return sp.csr_matrix(
-        (fb.weights.ravel(), (np.repeat(np.arange(count), depth), fb.top.ravel())),
+        (weights.ravel(), (np.repeat(np.arange(count), width), top.ravel())),
         shape=(count, pool_size),
     )
 
