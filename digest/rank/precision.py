@@ -4,8 +4,9 @@ Every P x T and P x N array a chunk of profiles builds (its queries against the 
 the text, example and metadata scores, the boosts, the blends of them) is float32, and
 so is every matrix multiplied into one (the pool's columns, the LSA targets, the dense
 metadata targets; the Gram matrices already were). Half the bytes go through memory on
-each pass over them and the LSA product runs in single-precision BLAS: about a fifth of
-a chunk's CPU, on the 100,000-profile benchmark.
+each pass over them and the LSA product runs in single-precision BLAS. Measured on the
+benchmark's papers and profiles (chunks of 500, paired with the float64 code on a busy
+two-core box): 12-14% of a chunk's CPU, 16-18% of the steps before the reasons.
 
 Why float32 is enough: the scores are cosines, and standardised LSA scores put on the
 cosine scale, mostly below 1 and each a sum of at most a few hundred products; float32
