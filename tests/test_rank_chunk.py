@@ -87,10 +87,15 @@ def test_quantile_rows_keeps_nan_rows_nan() -> None:
     assert np.isnan(expected[2])
 
 
-def metadata_scores(meta: Metadata, weights: sp.csr_matrix, kind: int) -> np.ndarray:
-    """The P x T metadata cosines as they were computed before (one sparse product)."""
-    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
-    scores: np.ndarray = (summed @ meta.targets[kind].T).toarray()
+def metadata_scores(
+    meta: Metadata, weights: sp.csr_matrix, kind: int, dtype: type[np.floating] = np.float64
+) -> np.ndarray:
+    """The P x T metadata cosines as they were computed before (one sparse product).
+
+    ``dtype``: the precision of the product (its operands rounded to it first).
+    """
+    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind])).astype(dtype)
+    scores: np.ndarray = (summed @ meta.targets[kind].T.astype(dtype)).toarray()
     return scores
 
 
@@ -98,7 +103,7 @@ def old_boosts(
     index: BatchIndex, categories: list[tuple[str, ...]], authors: list[tuple[str, ...]],
     *, category_boost: float, author_boost: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The P x B boosts as they were computed before (three dense products)."""
+    """The P x B boosts as they were computed before (three dense products), in float32."""
     count = len(categories)
     wanted = index.categories.matrix(({c: 1.0 for c in cs} for cs in categories), count)
     primary = (wanted @ index.primary).toarray() > 0
@@ -107,7 +112,7 @@ def old_boosts(
         ({normalize_name(a): 1.0 for a in names} for names in authors), count
     )
     vouched = (follows @ index.written).toarray() > 0
-    boost = np.zeros(primary.shape)
+    boost = np.zeros(primary.shape, dtype=np.float32)
     boost[primary] += category_boost
     boost[listed & ~primary] += category_boost / 2
     boost[vouched] += author_boost
@@ -144,22 +149,30 @@ def test_add_metadata_scores_adds_the_same_cosines(world: World) -> None:
     rows = np.asarray([0, 2, 4])
     mixer = feedback_mixer(fb, world.pool.shape[0])[rows]
     rng = np.random.default_rng(0)
-    base = rng.normal(size=(len(profiles), len(world.target_papers)))
+    base = rng.normal(size=(len(profiles), len(world.target_papers))).astype(np.float32)
     dense_kinds = 0
     for source, weights, at in ((meta, owned, np.arange(len(profiles))),
                                 (world.pool_meta, mixer, rows)):
         for kind in (0, 1):
-            dense_kinds += source.dense[kind] is not None
+            # The scores are float32; a dense kind's product is float32 too (the dense
+            # copies' precision), a sparse kind's float64, both added in float32.
+            dense = source.dense[kind] is not None
+            dense_kinds += dense
+            cosines = metadata_scores(source, weights, kind,
+                                      np.float32 if dense else np.float64)
             expected = base.copy()
-            expected[at] += 0.3 * metadata_scores(source, weights, kind)
+            expected[at] += (0.3 * cosines).astype(np.float32)
             out = base.copy()
             add_metadata_scores(out, at, source, weights, kind, factor=0.3)
             assert same(out, expected)
-            # Without the dense copies: the sparse path, the same numbers.
+            # Without the dense copies: the sparse path, the float64 cosines added.
             plain = Metadata(rows=source.rows, targets=source.targets)
+            exact = base.copy()
+            exact[at] += (0.3 * metadata_scores(source, weights, kind)).astype(np.float32)
             out = base.copy()
             add_metadata_scores(out, at, plain, weights, kind, factor=0.3)
-            assert same(out, expected)
+            assert same(out, exact)
+            assert np.allclose(expected, exact, rtol=0.0, atol=1e-6)
     assert dense_kinds >= 2  # the categories take the dense path
 
 
@@ -169,7 +182,10 @@ def test_pool_columns_give_the_same_product(world: World) -> None:
     compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
     columns = world.pool_columns
     assert world.pool_columns is columns
-    assert same((compiled.text @ columns).toarray(), (compiled.text @ world.pool.T).toarray())
+    text = compiled.text.astype(np.float32)
+    found = (text @ columns).toarray()
+    assert found.dtype == np.float32
+    assert same(found, (text @ world.pool.T.astype(np.float32)).toarray())
 
 
 def test_expanded_scores_in_place_are_the_same(world: World) -> None:

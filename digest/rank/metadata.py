@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from digest.models import Paper
+from digest.rank.precision import SCORES
 
 
 def normalize_name(name: str) -> str:
@@ -91,7 +92,7 @@ class Metadata:
     rows: tuple[sp.csr_matrix, ...]  # per kind (category, author): papers x F
     targets: tuple[sp.csr_matrix, ...]  # per kind: T x F, l2 rows
     # Per kind: the targets as a dense F x T array where they are dense enough (see
-    # DENSE_SHARE), else None.
+    # DENSE_SHARE), else None; float32, the precision of the scores they are added to.
     dense: tuple[np.ndarray | None, ...] = ()
 
     @classmethod
@@ -101,7 +102,7 @@ class Metadata:
         for matrix in targets:
             size = matrix.shape[0] * matrix.shape[1]
             if 0 < size <= DENSE_LIMIT and matrix.nnz >= DENSE_SHARE * size:
-                dense.append(np.ascontiguousarray(matrix.T.toarray()))
+                dense.append(np.ascontiguousarray(matrix.T.toarray(), dtype=SCORES))
             else:
                 dense.append(None)
         return cls(rows=tuple(rows), targets=tuple(targets), dense=tuple(dense))
@@ -147,18 +148,20 @@ def add_metadata_scores(
     The cosines are between each profile's weighted sum of rows and the targets:
     ``weights`` (one row per entry of ``rows``) picks each profile's papers, its seeds
     and liked papers or the feedback papers its words retrieved (the field they point
-    to). The same numbers as adding ``factor * (unit(weights @ rows) @ targets.T)``
-    computed as one sparse product: each cosine sums the same products in the same
-    order (a sparse row times the dense targets adds each feature's row in the order a
-    sparse product does), and a paper no feature reaches gains nothing. Dense kinds are
-    one product into a dense block; sparse ones add only the cosines that are there.
+    to). The numbers of adding ``factor * (unit(weights @ rows) @ targets.T)`` computed
+    as one sparse product: each cosine sums the same products in the same order (a
+    sparse row times the dense targets adds each feature's row in the order a sparse
+    product does), and a paper no feature reaches gains nothing. Dense kinds are one
+    product into a dense block, in float32 (the dense copies' precision, precision.py);
+    sparse ones add only the cosines that are there, computed in float64. Either is
+    added in the precision of ``out``, without a float64 pass over it.
     """
     if rows.size == 0:
         return
     summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
     dense = meta.dense[kind] if kind < len(meta.dense) else None
     if dense is not None:
-        scores: np.ndarray = summed @ dense
+        scores: np.ndarray = summed.astype(dense.dtype) @ dense
         scores *= factor
         if rows.size == out.shape[0] and bool((rows == np.arange(rows.size)).all()):
             out += scores
@@ -166,7 +169,7 @@ def add_metadata_scores(
             out[rows] += scores
         return
     found = (summed @ meta.targets[kind].T).tocoo()
-    out[rows[found.row], found.col] += factor * found.data
+    out[rows[found.row], found.col] += (factor * found.data).astype(out.dtype)
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,7 @@ def index_batch(papers: Sequence[Paper]) -> BatchIndex:
 class Boosts:
     """A chunk's boosts: P x B values, and the papers a followed author vouches for."""
 
-    values: np.ndarray  # P x B
+    values: np.ndarray  # P x B, float32 (the scores' precision)
     vouched_rows: np.ndarray  # entries (chunk row, batch column) of the vouched papers
     vouched_cols: np.ndarray
 
@@ -229,7 +232,7 @@ def boost_values(
     (``category_boost`` where it is the primary one, half where it is cross-listed),
     looked up per distinct set of categories in the chunk rather than computed as P x B
     products; a followed author's boost is added where one is (a few entries, not a
-    P x B mask).
+    P x B mask). In float32, the precision of the scores they are added to.
     """
     count = len(categories)
     width = index.primary.shape[1]
@@ -253,7 +256,7 @@ def boost_values(
         part[primary] = category_boost
         for i, key in wanted:
             table[i] = part[[at[j] for j in key]].max(axis=0)
-    values = table[which]
+    values = table.astype(SCORES)[which]
     follows = index.authors.matrix(
         ({normalize_name(a): 1.0 for a in names} for names in authors), count
     )

@@ -63,8 +63,8 @@ def select_many(
     sizes = np.maximum(limits * 3, limits + 10)
     depth = int(min(width, sizes.max()))
     # Negated scores, +inf where not passing: what the partition orders, built in one
-    # array (negating back gives the scores exactly).
-    negated = np.full((rows, width), np.inf)
+    # array of the scores' precision (negating back gives the scores exactly).
+    negated = np.full((rows, width), np.inf, dtype=scores.dtype)
     np.negative(scores, out=negated, where=passing)
     if depth < width:
         head = np.argpartition(negated, depth - 1, axis=1)[:, :depth]

@@ -218,16 +218,17 @@ def feedback(
 ) -> Feedback | None:
     """Return each text query's ``depth`` most similar pool papers (None: no feedback).
 
-    ``sims`` holds the queries against the pool (P x N), ``pool_gram`` the pool's Gram.
-    With ``overwrite`` the similarities are negated in place for the partition (``sims``
-    is left negated) instead of in a P x N copy; the result is the same.
+    ``sims`` holds the queries against the pool (P x N, float32 in a chunk),
+    ``pool_gram`` the pool's Gram. With ``overwrite`` the similarities are negated in
+    place for the partition (``sims`` is left negated) instead of in a P x N copy; the
+    result is the same. The chosen similarities are carried on in float64 (P x depth).
     """
     if depth <= 0 or sims.shape[1] == 0 or not sims.any():
         return None
     depth = min(depth, sims.shape[1])
     negated = np.negative(sims, out=sims if overwrite else None)
     top = np.argpartition(negated, depth - 1, axis=1)[:, :depth]
-    found = -np.take_along_axis(negated, top, axis=1)  # negating twice is exact
+    found = -np.take_along_axis(negated, top, axis=1).astype(np.float64)  # negated back exactly
     weights = found.copy()
     weights[weights < 0] = 0.0
     block = pool_gram[top[:, :, None], top[:, None, :]]  # P x depth x depth
@@ -248,7 +249,8 @@ def expanded_scores(
     """Return the scores of the expanded queries: ``(t.x + weight c.x) / |t + weight c|``.
 
     ``gram`` is pool x targets (``p_i . x``); ``text_scores`` is ``t . x``. With
-    ``overwrite`` the result is written into ``text_scores`` (the same numbers).
+    ``overwrite`` the result is written into ``text_scores`` (the same numbers). The
+    result has the precision of ``text_scores`` (float32 in a chunk).
     """
     if fb is None or weight <= 0:
         return text_scores
@@ -257,13 +259,13 @@ def expanded_scores(
         return text_scores
     scale = np.where(usable, weight / np.where(usable, fb.norm, 1.0), 0.0)
     mixer = (sp.diags(scale) @ feedback_mixer(fb, gram.shape[0])).astype(gram.dtype)
-    # In the Gram's precision (no upcast copy of it), added in float64.
+    # In the Gram's precision (no upcast copy of it), added in that of text_scores.
     expanded: np.ndarray = np.add(text_scores, mixer @ gram,
                                   out=text_scores if overwrite else None)
     # |t + weight c|^2 = |t|^2 + 2 weight t.c + weight^2 with |t| = |c| = 1.
     length = np.sqrt(1.0 + 2.0 * scale * fb.text_dot + np.where(usable, weight**2, 0.0))
     length[~usable] = 1.0
-    expanded /= length[:, None]
+    expanded /= length.astype(expanded.dtype)[:, None]  # no cast of expanded through float64
     return expanded
 
 

@@ -16,6 +16,8 @@ Per chunk of profiles, every step is an array operation over all of its rows:
 - boosts and filters (followed authors, categories, excluded phrases, already sent);
 - a calibrated bar per profile, then MMR selection and reasons for all rows together.
 
+The chunk's large arrays are float32 (see precision.py); what is handed back is float64.
+
 Scored columns ("targets"): the batch, then a calibration sample of the background (the
 most recent ``calibration`` papers) on which each profile's bar is set.
 """
@@ -53,6 +55,7 @@ from digest.rank.metadata import (
     pool_metadata,
 )
 from digest.rank.policy import select_many
+from digest.rank.precision import SCORES
 from digest.rank.profiles import (
     Compiled,
     ExampleBank,
@@ -189,13 +192,23 @@ class World:
 
     @functools.cached_property
     def pool_columns(self) -> sp.csr_matrix:
-        """Return ``pool.T`` converted to CSR, once per world and process.
+        """Return ``pool.T`` converted to CSR, in the scores' precision, once per process.
 
         ``text @ pool.T`` converts the transposed pool to CSR inside every product (a
         sixth of the chunk's pool product); the product with the converted copy is the
-        same, since that is the matrix it multiplies by.
+        same, since that is the matrix it multiplies by. float32 (precision.py): the
+        product accumulates and emits the P x N queries against the pool in float32.
         """
-        return sp.csr_matrix(self.pool.T)
+        return sp.csr_matrix(self.pool.T, dtype=SCORES)
+
+    @functools.cached_property
+    def dense_columns(self) -> np.ndarray:
+        """Return ``dense_targets.T`` in the scores' precision (k x T), once per process.
+
+        The chunk's LSA product (P x k times k x T) then runs in single precision and
+        writes a float32 P x T array; ``dense_targets`` stays float64 for the reasons.
+        """
+        return np.ascontiguousarray(self.dense_targets.T, dtype=SCORES)
 
     @property
     def n_batch(self) -> int:
@@ -601,16 +614,19 @@ def _score_chunk(
 ) -> ChunkResult:
     """Rank one chunk of profiles; return their lists (batch columns) and their bars.
 
-    The P x T arrays are written in place where nothing reads them afterwards (each
-    step computes the same numbers as a fresh array would hold).
+    The P x T arrays are float32 (precision.py), and written in place where nothing
+    reads them afterwards (each step computes the same numbers as a fresh array would
+    hold). Whatever is added or multiplied into them is float32 too: a float64 operand
+    makes numpy cast the whole array through a buffer, slower than the float64 step it
+    replaces.
     """
     size = len(chunk)
     n_batch = world.n_batch
     compiled = compile_profiles(chunk, world.space, examples,
                                 keyword_weight=options.keyword_weight)
     has_text = compiled.has_text
-    # Queries against the whole pool: the scored columns are a subset of it.
-    pool_scores: np.ndarray = (compiled.text @ world.pool_columns).toarray()
+    # Queries against the whole pool (the scored columns are a subset of it), in float32.
+    pool_scores: np.ndarray = (compiled.text.astype(SCORES) @ world.pool_columns).toarray()
     text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:
@@ -638,8 +654,8 @@ def _score_chunk(
                                  np.where(has_text, 1 - options.text_weight, 1.0), 0.0)
         text_share[topic_rows] = 1 - lsa_share
         learned_share[topic_rows] = lsa_share
-        learned *= learned_share[:, None]
-        text_scores *= text_share[:, None]
+        learned *= learned_share.astype(SCORES)[:, None]
+        text_scores *= text_share.astype(SCORES)[:, None]
         learned += text_scores
         content = learned
         del text_scores
@@ -707,7 +723,9 @@ def _score_chunk(
                                          examples.titles)
     flat_rows = [r for r, chosen in enumerate(picks) for _ in chosen]
     flat_cols = [j for chosen in picks for j in chosen]
-    values = iter(ranked[flat_rows, flat_cols].round(6).tolist())
+    # Rounded in float64: a float32 rounded to 6 decimals is only the nearest float32
+    # (0.589449 would come back as the Python float 0.5894489884376526).
+    values = iter(ranked[flat_rows, flat_cols].astype(np.float64).round(6).tolist())
     scores_out = [[next(values) for _ in chosen] for chosen in picks]
     return ChunkResult([list(map(int, c)) for c in picks], scores_out, reasons, bars)
 
@@ -777,10 +795,11 @@ def _standardised(world: World, part: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _on_text_scale(world: World, vector: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """Return P x T standardised LSA scores put on the tf-idf cosine scale (see scale).
 
-    ``mean + spread * (vector . x - offset) / 2``, computed in the product's array.
+    ``mean + spread * (vector . x - offset) / 2``, computed in the product's array, in
+    float32 (the vectors are computed in float64 and rounded for the product).
     """
-    scaled: np.ndarray = vector @ world.dense_targets.T
-    scaled -= offset[:, None]
+    scaled: np.ndarray = vector.astype(SCORES) @ world.dense_columns
+    scaled -= offset.astype(SCORES)[:, None]
     mean, spread = world.scale
     scaled *= spread
     scaled /= 2.0
@@ -810,7 +829,7 @@ def _example_scores(
     world: World, examples: Examples, compiled: Compiled, count: int, options: RankOptions,
     *, feedback: Feedback | None = None, topic_rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return P x T example scores on the tf-idf cosine scale.
+    """Return P x T example scores on the tf-idf cosine scale, in float32.
 
     With LSA: a ridge model (seeds and liked papers against the background, disliked
     ones as negatives) plus the example centroid, each standardised by its mean and
@@ -829,7 +848,7 @@ def _example_scores(
                                  @ examples.rows[compiled.negative_example])
             positive = positive - options.negative_weight * negative
         plain: np.ndarray = (sp.csr_matrix(positive) @ world.targets.T).toarray()
-        return plain
+        return plain.astype(SCORES)
     positives = examples.dense[compiled.positive_example]
     negatives = examples.dense[compiled.negative_example]
     owner = np.concatenate([compiled.positive_owner, compiled.negative_owner])
