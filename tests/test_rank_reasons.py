@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from digest.models import Profile
 from digest.rank import rank
 from digest.rank.policy import select, select_many
 from digest.rank.profiles import compile_profiles, feedback
-from digest.rank.reasons import Context, explain_all
+from digest.rank.reasons import Context, _shared_part, explain_all
 from digest.rank.scoring import RankOptions, build_world, prepare_space
 
 ROOT = Path(__file__).resolve().parent
@@ -156,3 +157,17 @@ def test_a_paper_by_the_author_of_seed_or_liked_papers_says_so() -> None:
     others = [reason for key, reason in lines[0].items() if key not in (batch[5].key,
                                                                        batch[7].key)]
     assert others and not any("of your seed papers" in reason for reason in others)
+
+
+def test_a_shared_part_counts_seed_and_liked_papers_each_from_the_least_on() -> None:
+    seeds = Counter({"cs.LG": 1, "cs.CV": 3})
+    likes = Counter({"cs.LG": 4, "cs.RO": 1})
+    pairs = [("cs.LG", "cs.LG"), ("cs.RO", "cs.RO")]
+    # One seed paper is not enough at least=2; the four liked papers are.
+    assert _shared_part(pairs, seeds, likes, least=2) == "cs.LG, as are 4 papers you liked"
+    assert _shared_part(pairs, seeds, likes, least=1) == "cs.LG, as is one of your seed papers"
+    assert _shared_part([("cs.RO", "cs.RO")], seeds, likes, least=2) == ""
+    assert _shared_part([("cs.CV", "cs.CV"), *pairs], seeds, likes, least=2) == (
+        "cs.CV, as are 3 of your seed papers")
+    assert _shared_part([("cs.RO", "cs.RO")], seeds, likes, least=1) == (
+        "cs.RO, as is a paper you liked")

@@ -136,8 +136,9 @@ def explain_all(
 
 @dataclass(frozen=True)
 class _Shared:
-    """How many of a profile's seed papers, and of its liked ones, each author and
-    category is found on."""
+    """On how many of a profile's seed papers, and of its liked ones, each author and
+    each category is found.
+    """
 
     seed_authors: Counter[str]
     liked_authors: Counter[str]
@@ -169,20 +170,21 @@ def _shared_part(
     """Return "NAME, as are N of your seed papers" for the candidate most examples share.
 
     ``candidates`` are (key counted, name printed) in the paper's order, which breaks
-    ties; seed papers count before liked ones. A paper by someone who wrote the
-    subscriber's seed papers, or in the category most of them are in, is usually there
-    for that (the example papers' authors and categories weigh in the score); saying
-    so is plainer than the words it shares with them. "" when fewer than ``least``
-    examples share any candidate.
+    ties; seed papers count before liked ones, each only from ``least`` on. A paper by
+    someone who wrote the subscriber's seed papers, or in the category most of them are
+    in, is usually there for that (the example papers' authors and categories weigh in
+    the score); saying so is plainer than the words it shares with them. "" when no
+    candidate is on ``least`` seed or ``least`` liked papers.
     """
     best, most = "", (0, 0)
     for key, name in candidates:
-        count = (by_seed[key], by_like[key])
+        seeds, likes = by_seed[key], by_like[key]
+        count = (seeds if seeds >= least else 0, likes if likes >= least else 0)
         if count > most:
             best, most = name, count
-    seeds, likes = most
-    if max(seeds, likes) < least:
+    if not best:
         return ""
+    seeds, likes = most
     if seeds:
         which = "as is one of your seed papers" if seeds == 1 else (
             f"as are {seeds} of your seed papers")
