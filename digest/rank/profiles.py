@@ -121,6 +121,8 @@ class Compiled:
     negative_owner: np.ndarray  # N- -> profile index in the chunk
     negative_example: np.ndarray  # N- -> row of Examples
     seed_examples: tuple[frozenset[int], ...]  # per profile: example rows that are seeds
+    # Per profile: its positive example rows (positive_example grouped by owner).
+    positive_examples: tuple[tuple[int, ...], ...]
 
     @property
     def has_text(self) -> np.ndarray:
@@ -162,11 +164,13 @@ def compile_profiles(
     neg_owners: list[int] = []
     neg_rows: list[int] = []
     seeds: list[frozenset[int]] = []
+    positives: list[tuple[int, ...]] = []
     column = examples.column
     for i, profile in enumerate(profiles):
         mine = [column[k] for k in dict.fromkeys((*profile.seeds, *profile.liked)) if k in column]
         owners.extend([i] * len(mine))
         rows.extend(mine)
+        positives.append(tuple(mine))
         theirs = [column[k] for k in dict.fromkeys(profile.disliked) if k in column]
         neg_owners.extend([i] * len(theirs))
         neg_rows.extend(theirs)
@@ -178,6 +182,7 @@ def compile_profiles(
         negative_owner=np.asarray(neg_owners, dtype=np.intp),
         negative_example=np.asarray(neg_rows, dtype=np.intp),
         seed_examples=tuple(seeds),
+        positive_examples=tuple(positives),
     )
 
 

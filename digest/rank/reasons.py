@@ -75,10 +75,6 @@ def explain_all(
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
     by_author = context.index.by_author
-    positives: list[list[int]] = [[] for _ in picks]
-    for owner, example in zip(context.compiled.positive_owner.tolist(),
-                              context.compiled.positive_example.tolist(), strict=True):
-        positives[owner].append(example)
     out: list[list[str]] = []
     pair = 0
     for r, chosen in enumerate(picks):
@@ -87,8 +83,9 @@ def explain_all(
         wanted = set(profile.categories)
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
-        shared = (_example_counts(context.examples, positives[r], seeds)
-                  if chosen and positives[r] else None)
+        positives = context.compiled.positive_examples[r]
+        shared = (_example_counts(context.examples, positives, seeds)
+                  if chosen and positives else None)
         lines: list[str] = []
         for j in chosen:
             parts: list[str] = []

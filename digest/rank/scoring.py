@@ -256,12 +256,12 @@ def _build_world(
     in_pool = np.concatenate([n_bg + np.arange(n_batch), calibration]).astype(np.intp)
     targets = pool[in_pool]
     cores = min(2, resolve_processes(options.processes))
+    fit = functools.partial(fit_lsa_projected, pool, options.lsa_dims,
+                            iterations=options.lsa_iterations)  # None when lsa_dims <= 0
     with ThreadPoolExecutor(1, thread_name_prefix="digest-lsa") as side:
         # With two cores the LSA fit (BLAS and sparse products, which release the GIL)
         # runs beside the Gram matrix and the Python-side tables below.
-        fitting = (side.submit(fit_lsa_projected, pool, options.lsa_dims,
-                               iterations=options.lsa_iterations)
-                   if options.lsa_dims > 0 and cores > 1 else None)
+        fitting = side.submit(fit) if options.lsa_dims > 0 and cores > 1 else None
         pool_gram, similarity = _gram(pool, n_bg, workers=1 if fitting else cores)
         gram = np.ascontiguousarray(pool_gram[:, in_pool])
         known = {p.key: p for p in history}
@@ -272,12 +272,7 @@ def _build_world(
         index = index_batch(papers)
         folded = [_folded(f"{p.title} {p.abstract}") for p in papers]
         scale = _example_scale(pool_gram, n_bg, calibration)
-        if fitting is not None:
-            fitted = fitting.result()
-        else:
-            fitted = (fit_lsa_projected(pool, options.lsa_dims,
-                                        iterations=options.lsa_iterations)
-                      if options.lsa_dims > 0 else None)
+        fitted = fitting.result() if fitting is not None else fit()
     lsa = fitted[0] if fitted is not None else None
     k = lsa.components.shape[0] if lsa is not None else 0
     # The fit's own projection of the pool: the rows lsa.project gives, computed once.
