@@ -95,7 +95,7 @@ def explain_all(
                     if name in followed:
                         parts.append(f"by {names[name]}")
                         break
-            if shared and not parts:
+            if shared and not parts and not shared.authors.isdisjoint(by_author[j]):
                 names = by_author[j]
                 part = _shared_part(((n, names[n]) for n in reversed(names)),
                                     shared.seed_authors, shared.liked_authors, least=1)
@@ -117,7 +117,8 @@ def explain_all(
                         if category in wanted:
                             parts.append(f"in {category}")
                             break
-                if len(parts) < 2 and shared:  # one example in a category says little
+                if (len(parts) < 2 and shared  # one example in a category says little
+                        and not shared.categories.isdisjoint(papers[j].categories)):
                     part = _shared_part(((c, c) for c in papers[j].categories),
                                         shared.seed_categories, shared.liked_categories,
                                         least=2)
@@ -141,19 +142,25 @@ class _Shared:
     liked_authors: Counter[str]
     seed_categories: Counter[str]
     liked_categories: Counter[str]
+    # Every author and category counted: most papers share none, and the test whether
+    # they do is one set operation (a Counter's missing key goes through Python).
+    authors: set[str]
+    categories: set[str]
 
 
 def _example_counts(
     examples: Examples, positives: Sequence[int], seeds: AbstractSet[int]
 ) -> _Shared:
     """Count the authors and categories of a profile's seed and liked papers."""
-    shared = _Shared(Counter(), Counter(), Counter(), Counter())
+    shared = _Shared(Counter(), Counter(), Counter(), Counter(), set(), set())
     for example in positives:
         seed = example in seeds
         (shared.seed_authors if seed else shared.liked_authors).update(
             examples.authors[example])
         (shared.seed_categories if seed else shared.liked_categories).update(
             examples.categories[example])
+        shared.authors.update(examples.authors[example])
+        shared.categories.update(examples.categories[example])
     return shared
 
 
