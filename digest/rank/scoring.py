@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -82,6 +82,10 @@ MAX_VOCABULARY_FIT = 20000  # history papers a first vocabulary is counted from
 GRAM_BLOCK = 1000  # pool rows per sparse product when building the Gram matrix
 SCALE_SAMPLE = 64  # background papers whose one-paper profiles set the example scale
 MAX_AUTO_PROCESSES = 4  # processes=0 takes one per CPU up to this many
+# A line of a profile's text that is a known paper's title (at least this many words,
+# so "Deep learning" names nothing) names that paper: it becomes a seed paper.
+TITLE_MIN_WORDS = 4
+_TEXT_LINES = re.compile(r"[;\n]+")
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ class RankOptions:
     # rest is the word score). Tuned on the tuning split: 0 -> 0.8 lifted cold start.
     text_lsa_weight: float = 0.8
     text_lsa_query: float = 1.0  # the query's own projection next to the feedback centroid
+    # A profile's text that types out the titles of papers the history holds (a line or
+    # a ";"-separated part each) makes those papers seed papers (see named_seeds).
+    named_titles: bool = True
     diversity: float = 0.3
     min_score: float = 0.02
     threshold_quantile: float = 0.9
@@ -209,6 +216,23 @@ class World:
         writes a float32 P x T array; ``dense_targets`` stays float64 for the reasons.
         """
         return np.ascontiguousarray(self.dense_targets.T, dtype=SCORES)
+
+    @functools.cached_property
+    def titles(self) -> dict[str, str]:
+        """Return folded title -> key for the earlier papers a profile's text may name.
+
+        Earlier papers only (history and ``extra`` known by the first use): a batch paper
+        a profile names would be its own top match. Of several papers with one title
+        (versions, errata) the first the history lists is kept.
+        """
+        batch = {p.key for p in self.papers}
+        titles: dict[str, str] = {}
+        for key, paper in self.known.items():
+            if key not in batch:
+                folded = _folded(paper.title)
+                if folded.count(" ") - 1 >= TITLE_MIN_WORDS:
+                    titles.setdefault(folded, key)
+        return titles
 
     @property
     def n_batch(self) -> int:
@@ -445,6 +469,8 @@ def score_profiles(
     """
     for paper in extra:
         world.known.setdefault(paper.key, paper)
+    if options.named_titles:
+        profiles = [named_seeds(profile, world.titles) for profile in profiles]
     with _collection_paused():
         examples = world.bank.add(profiles, world.known)
     if world.semantic is not None:  # the model runs here, never in a chunk
@@ -474,6 +500,26 @@ def score_profiles(
                 empty.append(not chosen)
             thresholds.extend(round(float(b), 6) for b in result.bars)
     return rankings, empty, thresholds
+
+
+def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
+    """Return the profile with the papers its text names by title added as seed papers.
+
+    A researcher often describes a field by the titles of papers in it (their own, or
+    ones they read). Each line or ";"-separated part of the interests, and the whole
+    text, is looked up among ``titles`` (folded: case, punctuation and spacing do not
+    matter); a match adds that paper to the seeds, after those given, once. The text
+    stays the profile's query as well.
+    """
+    text = profile.interests
+    if not titles or not text.strip():
+        return profile
+    named = [key for key in dict.fromkeys(
+        titles.get(_folded(part), "") for part in (text, *_TEXT_LINES.split(text)))
+        if key and key not in profile.seeds]
+    if not named:
+        return profile
+    return replace(profile, seeds=(*profile.seeds, *named))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,74 @@
+"""Papers a profile's text names by title become seed papers (scoring.named_seeds).
+
+Runs on tests/data/rank/corpus_mini.jsonl (real arXiv papers, see its SOURCES.md): the
+last day is the batch, the days before it the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from digest.evaluate import load_corpus
+from digest.models import Paper, Profile
+from digest.rank import rank
+from digest.rank.scoring import RankOptions, _folded, named_seeds
+
+MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
+OPTIONS = RankOptions(lsa_dims=48, processes=1)
+
+
+def _split() -> tuple[list[Paper], list[Paper]]:
+    papers = load_corpus(MINI)
+    last = max(p.published for p in papers if p.published)
+    return ([p for p in papers if p.published == last],
+            [p for p in papers if p.published != last])
+
+
+def test_lines_and_parts_of_the_text_that_are_titles_name_those_papers() -> None:
+    titles = {_folded("Attention Is All You Need"): "arxiv:1706.03762",
+              _folded("Deep Residual Learning for Image Recognition"): "arxiv:1512.03385"}
+    text = "attention is  all you need;\nDEEP residual learning for image-recognition.\nGNNs"
+    profile = named_seeds(Profile(interests=text, seeds=("arxiv:2401.00001",)), titles)
+    # Case, punctuation and spacing do not matter; the given seeds come first.
+    assert profile.seeds == ("arxiv:2401.00001", "arxiv:1706.03762", "arxiv:1512.03385")
+    assert profile.interests == text
+    # The whole text may be the title; a named paper already a seed is not added twice.
+    whole = Profile(interests="Attention is all you need", seeds=("arxiv:1706.03762",))
+    assert named_seeds(whole, titles) is whole
+    # Text that only contains a title, or nothing, names nothing.
+    for text in ("transformers: attention is all you need", "", "  "):
+        assert named_seeds(Profile(interests=text), titles).seeds == ()
+
+
+def test_a_typed_title_ranks_as_the_same_text_with_that_paper_as_seed() -> None:
+    batch, history = _split()
+    named = history[10]
+    assert len(named.title.split()) >= 4
+    typed = f"{named.title.upper()}; graph neural networks"
+    profiles = [Profile(interests=typed),
+                Profile(interests=typed, seeds=(named.key,))]
+    result = rank(batch, profiles, history=history, options=OPTIONS)
+    lists = [[(s.paper.key, s.score, s.reason) for s in r] for r in result.rankings]
+    assert lists[0], "the profile should get papers on the mini corpus"
+    assert lists[0] == lists[1]
+    # Switched off, the text is only a query: a different list or different scores.
+    off = rank(batch, profiles[:1], history=history,
+               options=replace(OPTIONS, named_titles=False))
+    assert [(s.paper.key, s.score) for s in off.rankings[0]] != [
+        (key, score) for key, score, _ in lists[0]]
+
+
+def test_short_titles_and_batch_papers_are_not_named() -> None:
+    batch, history = _split()
+    short = replace(history[4], title="Graph Neural Networks")  # three words
+    history = [*history[:4], short, *history[5:]]
+    profiles = [Profile(interests=short.title), Profile(interests=batch[0].title)]
+    plain = replace(OPTIONS, named_titles=False)
+    for options in (OPTIONS, plain):
+        result = rank(batch, profiles, history=history, options=options)
+        assert result.rankings[1] and result.rankings[1][0].paper.key == batch[0].key
+    on = rank(batch, profiles, history=history, options=OPTIONS).rankings
+    off = rank(batch, profiles, history=history, options=plain).rankings
+    assert [[(s.paper.key, s.score, s.reason) for s in r] for r in on] == [
+        [(s.paper.key, s.score, s.reason) for s in r] for r in off]
