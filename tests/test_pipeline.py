@@ -408,3 +408,51 @@ def test_an_address_the_mailer_cannot_write_fails_its_row_and_the_others_go_out(
     assert (again.sent, again.failed) == (0, 0)
     assert store.get_delivery(odd, DAY1).status == "perm_failed"  # type: ignore[union-attr]
     store.close()
+
+
+
+def _plan_named_title(config: Config, day1: Path, day2: Path, *, seeded: bool) -> list[Any]:
+    """Run day 1, then plan day 2 for a subscriber who types a day-1 paper's title.
+
+    With ``seeded``, beside them one whose profile has the same text and that paper as
+    a seed paper. Return their lists.
+    """
+    store = open_store(config.database_url)
+    named = json.loads(day1.read_text(encoding="utf-8").splitlines()[3])
+    text = f"{named['title'].lower()}.\nvision-language models"
+    store.add_subscriber("typed@example.org", Profile(interests=text), now=NOW1,
+                         send_hour=7, max_papers=5)
+    if seeded:
+        profile = Profile(interests=text, seeds=(f"arxiv:{named['id']}",))
+        store.add_subscriber("seeded@example.org", profile, now=NOW1, send_hour=7,
+                             max_papers=5)
+    store.close()
+    pipeline.run(config, now=NOW1, day=DAY1)
+    config2 = replace(config, sources=parse_sources(f"jsonl:{day2}"))
+    pipeline.run(config2, now=NOW2, day=DAY2, send=False)
+    store = open_store(config.database_url)
+    rows = {email: row.picks for row, email in store.list_deliveries(day=DAY2)}
+    store.close()
+    return [rows[email] for email in ("typed@example.org", "seeded@example.org")
+            if email in rows]
+
+
+def test_a_title_typed_in_the_interests_finds_an_older_stored_paper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The day-1 papers are not in the ranker's history (one paper of it), so the
+    # typed paper is found by its title in the database and made a seed paper.
+    monkeypatch.setattr(pipeline.planning, "HISTORY_LIMIT", 1)
+    day1, day2 = split_sample(tmp_path)
+    config = make_config(tmp_path / "var", sources=parse_sources(f"jsonl:{day1}"))
+    typed, seeded = _plan_named_title(config, day1, day2, seeded=True)
+    assert typed and typed == seeded
+    alone = _plan_named_title(make_config(tmp_path / "alone", sources=config.sources),
+                              day1, day2, seeded=False)
+    assert alone == [typed]
+    # Without the database lookup the typed title is only words: another list.
+    monkeypatch.setattr(type(open_store(config.database_url)), "papers_titled",
+                        lambda self, titles: [])
+    words = _plan_named_title(make_config(tmp_path / "words", sources=config.sources),
+                              day1, day2, seeded=False)
+    assert words and words != [typed]

@@ -117,3 +117,18 @@ def test_latest_vote_wins(tmp_path: Path) -> None:
     store.record_vote(sub.id, "arxiv:1", 1, now=NOW)
     store.record_vote(sub.id, "arxiv:1", -1, now=NOW)
     assert store.votes() == {sub.id: {"arxiv:1": -1}}
+
+
+def test_papers_are_found_by_their_lowered_title_through_an_index(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 't.sqlite3'}")
+    store.save_papers([paper("arxiv:1", title="Attention Is All You Need"),
+                       paper("arxiv:2", title="Deep Residual Learning"),
+                       paper("arxiv:3", title="attention is all you need")],
+                      batch_day=DAY, now=NOW)
+    found = store.papers_titled(["attention is all you need", "no such title", ""])
+    assert [p.key for p in found] == ["arxiv:1", "arxiv:3"]
+    assert store.papers_titled([]) == []
+    with store.engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT key FROM papers WHERE lower(title) IN ('a', 'b')")))
+    assert "ix_papers_title_lower" in plan

@@ -176,3 +176,17 @@ def test_a_claim_skips_rows_another_worker_has_locked(store: Store) -> None:
     )
     assert sorted(row.subscriber_id for row in again) == ids[:3]
     assert store.release_claims("w2") == 3
+
+
+def test_papers_are_found_by_their_lowered_title_through_an_index(store: Store) -> None:
+    store.save_papers([paper("arxiv:1", title="Attention Is All You Need"),
+                       paper("arxiv:2", title="Deep Residual Learning"),
+                       paper("arxiv:3", title="ATTENTION IS ALL YOU NEED")],
+                      batch_day=DAY, now=NOW)
+    found = store.papers_titled(["attention is all you need", "no such title"])
+    assert [p.key for p in found] == ["arxiv:1", "arxiv:3"]
+    with store.engine.connect() as conn:
+        definition = conn.execute(text(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_papers_title_lower'"
+        )).scalar()
+    assert definition is not None and "lower(title)" in definition

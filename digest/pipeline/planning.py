@@ -211,6 +211,12 @@ def choose_papers(
         db.save_ranker_state(ranker.state, now=now)
         cache[(first, last_day)] = ranker
     extra = list(db.get_papers(ranker.unknown(referenced)).values())
+    if ranker.options.named_titles:
+        # Papers a profile names by title that are older than the history: the ranker
+        # makes them seed papers as it does the ones the history holds.
+        titled = db.papers_titled(_lowered_titles(profiles))
+        fresh = ranker.unknown({paper.key for paper in titled})
+        extra += [paper for paper in titled if paper.key in fresh]
     sent = db.sent_keys(ids, batch_days)
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
@@ -238,6 +244,22 @@ def choose_papers(
         for ranking, empty in zip(result.rankings, empty_window, strict=True)
     ]
     return chosen, len(batch)
+
+
+def _lowered_titles(profiles: Sequence[Profile]) -> set[str]:
+    """Return the parts of the profiles' interests that may be titles, lowered.
+
+    As the database compares them with ``lower(title)``: without a final period too.
+    """
+    from digest.rank.scoring import title_parts
+
+    out: set[str] = set()
+    for profile in profiles:
+        if profile.interests:
+            for part in title_parts(profile.interests):
+                lowered = part.lower()
+                out.update((lowered, lowered.rstrip(".").rstrip()))
+    return out
 
 
 def rank_options(config: Config) -> RankOptions:

@@ -31,7 +31,7 @@ import multiprocessing
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -227,11 +227,7 @@ class World:
         """
         batch = {p.key for p in self.papers}
         titles: dict[str, str] = {}
-        for key, paper in self.known.items():
-            if key not in batch:
-                folded = _folded(paper.title)
-                if folded.count(" ") - 1 >= TITLE_MIN_WORDS:
-                    titles.setdefault(folded, key)
+        _index_titles(titles, (p for key, p in self.known.items() if key not in batch))
         return titles
 
     @property
@@ -467,10 +463,13 @@ def score_profiles(
 
     ``extra`` are papers profiles name that the history did not hold.
     """
-    for paper in extra:
-        world.known.setdefault(paper.key, paper)
+    added = [paper for paper in extra if paper.key not in world.known]
+    for paper in added:
+        world.known[paper.key] = paper
     if options.named_titles:
-        profiles = [named_seeds(profile, world.titles) for profile in profiles]
+        titles = world.titles
+        _index_titles(titles, added)  # extra papers named by title are found from now on
+        profiles = [named_seeds(profile, titles) for profile in profiles]
     with _collection_paused():
         examples = world.bank.add(profiles, world.known)
     if world.semantic is not None:  # the model runs here, never in a chunk
@@ -502,6 +501,26 @@ def score_profiles(
     return rankings, empty, thresholds
 
 
+def _index_titles(titles: dict[str, str], papers: Iterable[Paper]) -> None:
+    """Add folded title -> key for the papers with titles long enough to be named."""
+    for paper in papers:
+        folded = _folded(paper.title)
+        if folded.count(" ") - 1 >= TITLE_MIN_WORDS:
+            titles.setdefault(folded, paper.key)
+
+
+def title_parts(text: str) -> list[str]:
+    """Return the parts of a profile's text that may be paper titles, once each.
+
+    The whole text and each line or ";"-separated part, stripped, of TITLE_MIN_WORDS
+    words or more. The pipeline looks them up in the database (papers older than the
+    history it ranks with); the ranker among the papers it knows (named_seeds).
+    """
+    parts = [" ".join(part.split()) for part in (text, *_TEXT_LINES.split(text))]
+    return [part for part in dict.fromkeys(parts)
+            if _folded(part).count(" ") - 1 >= TITLE_MIN_WORDS]
+
+
 def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
     """Return the profile with the papers its text names by title added as seed papers.
 
@@ -514,9 +533,9 @@ def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
     text = profile.interests
     if not titles or not text.strip():
         return profile
-    named = [key for key in dict.fromkeys(
-        titles.get(_folded(part), "") for part in (text, *_TEXT_LINES.split(text)))
-        if key and key not in profile.seeds]
+    named = [key for key in dict.fromkeys(titles.get(_folded(part), "")
+                                          for part in title_parts(text))
+             if key and key not in profile.seeds]
     if not named:
         return profile
     return replace(profile, seeds=(*profile.seeds, *named))

@@ -62,6 +62,21 @@ class PaperMixin(StoreBase):
                     found[row.key] = _paper_from_row(row)
         return found
 
+    def papers_titled(self, titles: Iterable[str]) -> list[Paper]:
+        """Return the stored papers whose lowered title is one of ``titles`` (lowered).
+
+        ``lower`` is the database's: SQLite folds ASCII letters only, so a title with
+        other capitals is found only as stored. Uses the index on ``lower(title)``.
+        """
+        wanted = sorted({t for t in titles if t})
+        found: dict[str, Paper] = {}
+        with self.begin() as conn:
+            for chunk in in_chunks(wanted):
+                query = select(papers).where(func.lower(papers.c.title).in_(chunk))
+                for row in conn.execute(query.order_by(papers.c.key)):
+                    found.setdefault(row.key, _paper_from_row(row))
+        return list(found.values())
+
     def batch(self, first: date, last: date) -> list[tuple[Paper, date]]:
         """Return (paper, batch day) for every paper first stored between two days."""
         with self.begin() as conn:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 SCHEMA_VERSION = 1
@@ -54,6 +56,8 @@ papers = Table(
     Column("stored_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+# Papers a subscriber's interests name by title are looked up by their lowered title.
+Index("ix_papers_title_lower", func.lower(papers.c.title))
 
 subscribers = Table(
     "subscribers",
