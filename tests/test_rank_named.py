@@ -72,3 +72,25 @@ def test_short_titles_and_batch_papers_are_not_named() -> None:
     off = rank(batch, profiles, history=history, options=plain).rankings
     assert [[(s.paper.key, s.score, s.reason) for s in r] for r in on] == [
         [(s.paper.key, s.score, s.reason) for s in r] for r in off]
+
+
+def test_words_bring_the_categories_and_authors_of_what_they_retrieve_with_examples_too() -> (
+        None):
+    batch, history = _split()
+    seed = history[10].key
+    profiles = [Profile(interests="graph neural networks for molecules", seeds=(seed,)),
+                Profile(interests="graph neural networks for molecules"),
+                Profile(seeds=(seed,))]
+    quiet = replace(OPTIONS, feedback_category_weight=0.0, feedback_author_weight=0.0)
+    every = dict(top_k=len(batch), options=replace(OPTIONS, min_score=-1.0,
+                                                   threshold_quantile=0.0))
+    scores = [{s.paper.key: s.score for s in r}
+              for r in rank(batch, profiles, history=history, **every).rankings]
+    every["options"] = replace(quiet, min_score=-1.0, threshold_quantile=0.0)
+    plain = [{s.paper.key: s.score for s in r}
+             for r in rank(batch, profiles, history=history, **every).rankings]
+    # Words, with or without a seed paper: the retrieved papers' metadata counts.
+    assert scores[0] != plain[0] and scores[1] != plain[1]
+    assert sum(scores[0].values()) > sum(plain[0].values())
+    # A seed paper alone retrieves nothing by words.
+    assert scores[2] == plain[2]
