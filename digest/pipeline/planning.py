@@ -256,7 +256,7 @@ def _lowered_titles(profiles: Sequence[Profile]) -> set[str]:
     out: set[str] = set()
     for profile in profiles:
         if profile.interests:
-            for part in title_parts(profile.interests):
+            for part in title_parts(profile.interests).values():
                 lowered = part.lower()
                 out.update((lowered, lowered.rstrip(".").rstrip()))
     return out

@@ -509,16 +509,21 @@ def _index_titles(titles: dict[str, str], papers: Iterable[Paper]) -> None:
             titles.setdefault(folded, paper.key)
 
 
-def title_parts(text: str) -> list[str]:
-    """Return the parts of a profile's text that may be paper titles, once each.
+def title_parts(text: str) -> dict[str, str]:
+    """Return the parts of a profile's text that may be paper titles: folded -> part.
 
-    The whole text and each line or ";"-separated part, stripped, of TITLE_MIN_WORDS
-    words or more. The pipeline looks them up in the database (papers older than the
-    history it ranks with); the ranker among the papers it knows (named_seeds).
+    The whole text and each line or ";"-separated part (its spacing collapsed), of
+    TITLE_MIN_WORDS words or more, once each. The pipeline looks them up in the
+    database (papers older than the history it ranks with); the ranker among the
+    papers it knows (named_seeds).
     """
-    parts = [" ".join(part.split()) for part in (text, *_TEXT_LINES.split(text))]
-    return [part for part in dict.fromkeys(parts)
-            if _folded(part).count(" ") - 1 >= TITLE_MIN_WORDS]
+    parts = [text, *_TEXT_LINES.split(text)] if ";" in text or "\n" in text else [text]
+    found: dict[str, str] = {}
+    for part in parts:
+        folded = _folded(part)
+        if folded.count(" ") - 1 >= TITLE_MIN_WORDS and folded not in found:
+            found[folded] = " ".join(part.split())
+    return found
 
 
 def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
@@ -533,8 +538,8 @@ def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
     text = profile.interests
     if not titles or not text.strip():
         return profile
-    named = [key for key in dict.fromkeys(titles.get(_folded(part), "")
-                                          for part in title_parts(text))
+    named = [key for key in dict.fromkeys(titles.get(folded, "")
+                                          for folded in title_parts(text))
              if key and key not in profile.seeds]
     if not named:
         return profile
