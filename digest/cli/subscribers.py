@@ -163,7 +163,9 @@ def _require(db: Store, email: str) -> Subscriber:
 
 @subscribers.command("add")
 @click.argument("email")
-@click.option("--interests", default="", help="Free text describing what they want to read.")
+@click.option("--interests", default="",
+              help="Free text describing what they want to read; a line (or a "
+                   ";-separated part) that is a known paper's title makes it a seed paper.")
 @click.option("--keyword", "keywords", multiple=True, help="Boost papers with this term.")
 @click.option("--exclude", "excludes", multiple=True, help="Drop papers with this term.")
 @click.option("--category", "categories", multiple=True, help="arXiv category, e.g. cs.CL.")
