@@ -22,6 +22,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from collections import Counter
 from typing import IO, Any
 
@@ -30,18 +31,20 @@ MAX_LINE = 4096  # a command line longer than this is refused (RFC 5321 allows 5
 
 
 class Counts:
-    """Count messages, recipients and bytes; keep nothing else."""
+    """Count messages, recipients and bytes, and when each arrived; keep nothing else."""
 
     def __init__(self, record: IO[str] | None) -> None:
         self.messages = 0
         self.bytes = 0
         self.recipients: Counter[str] = Counter()
         self.record = record
+        self.arrivals: list[float] = []  # time.monotonic() as each message was accepted
 
     def accept(self, recipients: list[str], size: int) -> None:
         """Count one accepted message (and record its recipients, flushed)."""
         self.messages += 1
         self.bytes += size
+        self.arrivals.append(time.monotonic())
         for rcpt in recipients:
             self.recipients[rcpt] += 1
         if self.record is not None:
@@ -55,6 +58,7 @@ class Counts:
             "bytes": self.bytes,
             "recipients": len(self.recipients),
             "duplicates": sum(n - 1 for n in self.recipients.values() if n > 1),
+            "arrivals": [round(t, 6) for t in self.arrivals],
         }
 
 

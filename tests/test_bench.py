@@ -18,7 +18,8 @@ SIZE_FIELDS = {
     "raw_per_s", "send_vs_raw", "end_to_end_s", "peak_rss_mb", "rss_after_plan_mb",
     "rank_child_rss_mb", "plan_pss_peak_mb", "peak_memory_mb",
     "svm_extrapolated_s", "svm_ratio", "sink", "send_cpu_ms", "send_sink_cpu_ms",
-    "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms", "raw_rounds_per_s",
+    "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms", "raw_rounds_per_s", "send_measured_s",
+    "send_steady_per_s",
 }
 
 
@@ -30,7 +31,7 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
         [
             sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "50", "--papers", "100",
             "--render-sample", "10", "--svm-sample", "2", "--workers", "1",
-            "--send-processes", "1", "--out", str(out),
+            "--send-processes", "1", "--send-limit", "30", "--out", str(out),
         ],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
     )
@@ -42,10 +43,18 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
     assert set(size) >= SIZE_FIELDS, SIZE_FIELDS - set(size)
     assert size["subscribers"] == 50 and size["batch_papers"] == 100
     assert size["database"] == "sqlite"
-    # Everything planned was delivered exactly once, to a sink in another process.
-    assert size["sent"] == size["planned"] > 0 and size["send_failed"] == 0
-    assert size["sink"]["messages"] == size["planned"] + size["raw_sent"]
+    # What the send limit let through was delivered exactly once, to a sink in another
+    # process; the rest of the day is extrapolated: the measured phase, then the rest
+    # at the steady rate of its second half.
+    assert size["planned"] == 50 and size["sent"] == 30 and size["send_failed"] == 0
+    assert size["sink"]["messages"] == size["sent"] + size["raw_sent"]
     assert size["sink"]["duplicates"] == size["raw_sent"]  # raw re-sends the sample
+    assert "arrivals" not in size["sink"]
+    assert size["send_extrapolated"] and size["send_steady_per_s"] > 0
+    expected = size["send_measured_s"] + 20 / size["send_steady_per_s"]
+    assert abs(size["send_s"] - expected) < 0.01
+    assert size["send_per_s"] == round(50 / size["send_s"], 1)
+    assert "at the steady rate of its second half" in done.stdout
     # The sample went out once per round; raw/s is the median round's rate.
     rounds = size["raw_rounds_per_s"]
     assert len(rounds) == 3 and size["raw_sent"] == 3 * size["render_n"]
@@ -56,3 +65,16 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
     assert size["send_cpu_ms"] > 0 and size["raw_cpu_ms"] > 0
     assert size["send_sink_cpu_ms"] >= 0 and 0 < size["send_busy"] <= 1.5
     assert any("CPUs allow at most" in line for line in document["targets"])
+
+
+def test_the_steady_rate_is_read_from_the_second_half_of_the_arrivals() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from run import steady_rate  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    # A slow start (10 messages in 5 s), then 10 a second.
+    arrivals = [0.5 * i for i in range(10)] + [5.0 + 0.1 * i for i in range(30)]
+    assert steady_rate(arrivals) == 10.0
+    assert steady_rate(arrivals[:19]) is None  # too few to tell
+    assert steady_rate([1.0] * 40) is None  # no time passed
