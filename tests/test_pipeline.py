@@ -19,7 +19,7 @@ from digest.config import SAMPLE_BATCH, Config, parse_sources
 from digest.errors import LockedError
 from digest.locking import run_lock
 from digest.models import Profile
-from digest.store import open_store
+from digest.store import Store, open_store
 from tests.fixtures.config import make_config
 
 DAY1 = date(2026, 5, 25)
@@ -451,8 +451,7 @@ def test_a_title_typed_in_the_interests_finds_an_older_stored_paper(
                               day1, day2, seeded=False)
     assert alone == [typed]
     # Without the database lookup the typed title is only words: another list.
-    monkeypatch.setattr(type(open_store(config.database_url)), "papers_titled",
-                        lambda self, titles: [])
+    monkeypatch.setattr(Store, "papers_titled", lambda self, titles: [])
     words = _plan_named_title(make_config(tmp_path / "words", sources=config.sources),
                               day1, day2, seeded=False)
     assert words and words != [typed]

@@ -36,6 +36,9 @@ def test_lines_and_parts_of_the_text_that_are_titles_name_those_papers() -> None
     # The whole text may be the title; a named paper already a seed is not added twice.
     whole = Profile(interests="Attention is all you need", seeds=("arxiv:1706.03762",))
     assert named_seeds(whole, titles) is whole
+    # A paper the subscriber gave a thumbs down stays a negative example only.
+    disliked = Profile(interests=text, disliked=("arxiv:1706.03762",))
+    assert named_seeds(disliked, titles).seeds == ("arxiv:1512.03385",)
     # Text that only contains a title, or nothing, names nothing.
     for text in ("transformers: attention is all you need", "", "  "):
         assert named_seeds(Profile(interests=text), titles).seeds == ()

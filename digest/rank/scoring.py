@@ -122,8 +122,9 @@ class RankOptions:
     # rest is the word score). Tuned on the tuning split: 0 -> 0.8 lifted cold start.
     text_lsa_weight: float = 0.8
     text_lsa_query: float = 1.0  # the query's own projection next to the feedback centroid
-    # A profile's text that types out the titles of papers the history holds (a line or
-    # a ";"-separated part each) makes those papers seed papers (see named_seeds).
+    # A profile's text that types out the titles of known papers (the history's, and
+    # those the caller passes as extra: the pipeline finds them in its database), a line
+    # or a ";"-separated part each, makes those papers seed papers (see named_seeds).
     named_titles: bool = True
     diversity: float = 0.3
     min_score: float = 0.02
@@ -532,15 +533,15 @@ def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
     A researcher often describes a field by the titles of papers in it (their own, or
     ones they read). Each line or ";"-separated part of the interests, and the whole
     text, is looked up among ``titles`` (folded: case, punctuation and spacing do not
-    matter); a match adds that paper to the seeds, after those given, once. The text
-    stays the profile's query as well.
+    matter); a match adds that paper to the seeds, after those given, once, unless the
+    subscriber gave it a thumbs down. The text stays the profile's query as well.
     """
     text = profile.interests
     if not titles or not text.strip():
         return profile
     named = [key for key in dict.fromkeys(titles.get(folded, "")
                                           for folded in title_parts(text))
-             if key and key not in profile.seeds]
+             if key and key not in profile.seeds and key not in profile.disliked]
     if not named:
         return profile
     return replace(profile, seeds=(*profile.seeds, *named))
