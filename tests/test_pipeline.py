@@ -451,7 +451,7 @@ def test_a_title_typed_in_the_interests_finds_an_older_stored_paper(
                               day1, day2, seeded=False)
     assert alone == [typed]
     # Without the database lookup the typed title is only words: another list.
-    monkeypatch.setattr(Store, "papers_titled", lambda self, titles: [])
+    monkeypatch.setattr(Store, "keys_titled", lambda self, titles: set())
     words = _plan_named_title(make_config(tmp_path / "words", sources=config.sources),
                               day1, day2, seeded=False)
     assert words and words != [typed]

@@ -210,13 +210,11 @@ def choose_papers(
                              options=rank_options(config))
         db.save_ranker_state(ranker.state, now=now)
         cache[(first, last_day)] = ranker
-    extra = list(db.get_papers(ranker.unknown(referenced)).values())
     if ranker.options.named_titles:
         # Papers a profile names by title that are older than the history: the ranker
         # makes them seed papers as it does the ones the history holds.
-        titled = db.papers_titled(_lowered_titles(profiles))
-        fresh = ranker.unknown({paper.key for paper in titled})
-        extra += [paper for paper in titled if paper.key in fresh]
+        referenced |= db.keys_titled(_lowered_titles(profiles))
+    extra = list(db.get_papers(ranker.unknown(referenced)).values())
     sent = db.sent_keys(ids, batch_days)
     excludes: list[set[str]] = []
     empty_window: list[bool] = []

@@ -62,20 +62,20 @@ class PaperMixin(StoreBase):
                     found[row.key] = _paper_from_row(row)
         return found
 
-    def papers_titled(self, titles: Iterable[str]) -> list[Paper]:
-        """Return the stored papers whose lowered title is one of ``titles`` (lowered).
+    def keys_titled(self, titles: Iterable[str]) -> set[str]:
+        """Return the keys of the stored papers whose lowered title is one of ``titles``.
 
-        ``lower`` is the database's: SQLite folds ASCII letters only, so a title with
-        other capitals is found only as stored. Uses the index on ``lower(title)``.
+        ``titles`` are lowered; ``lower`` is the database's: SQLite folds ASCII letters
+        only, so a title with other capitals is found only as stored. Uses the index on
+        ``lower(title)``; reads keys only (the caller fetches the papers it lacks).
         """
         wanted = sorted({t for t in titles if t})
-        found: dict[str, Paper] = {}
+        found: set[str] = set()
         with self.begin() as conn:
             for chunk in in_chunks(wanted):
-                query = select(papers).where(func.lower(papers.c.title).in_(chunk))
-                for row in conn.execute(query.order_by(papers.c.key)):
-                    found.setdefault(row.key, _paper_from_row(row))
-        return list(found.values())
+                query = select(papers.c.key).where(func.lower(papers.c.title).in_(chunk))
+                found.update(conn.execute(query).scalars())
+        return found
 
     def batch(self, first: date, last: date) -> list[tuple[Paper, date]]:
         """Return (paper, batch day) for every paper first stored between two days."""
