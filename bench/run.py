@@ -11,11 +11,13 @@ Each N runs in a fresh subprocess, so its peak RSS is its own. In it:
   written straight into a fresh SQLite file (or ``--database-url``);
 - **ingest**: the day's batch (the latest real daily batches concatenated up to
   ``--papers``) through the real JSON-lines source into the store;
-- **plan** (``digest run --no-send``): who is due, batched ranking, ledger rows; **rank**
-  is the part of it spent inside ``rank.rank``;
-- **render**: ``pipeline.compose`` for a sample of the planned digests (msg/s);
-- **send** (``digest send``): every planned row delivered to an SMTP sink running in
-  another process (bench/sink.py), with ``--workers`` connections;
+- **plan** (``digest run --no-send``): who is due, batched ranking, each digest written
+  (in the ranking's processes) and filed in the outbox with its ledger row; **rank** is
+  the part of it spent inside ``rank.rank``, **write** the part spent writing digests;
+- **render**: ``pipeline.compose`` for a sample of the planned digests in one process
+  (msg/s), for the raw push below;
+- **send** (``digest send``): every planned row's written message delivered to an SMTP
+  sink running in another process (bench/sink.py), with ``--workers`` connections;
 - **raw**: the rendered sample pushed with smtplib over one reused connection to the
   same sink, the transport's ceiling; send/raw is the pipeline's share of it. Pushed
   ``RAW_ROUNDS`` times and the median round taken, so one slow push does not set the
@@ -58,6 +60,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from sqlalchemy import create_engine, select, update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
+from digest.pipeline import planning  # noqa: E402
 from digest import rank as rank_module  # noqa: E402
 from digest.config import SmtpSettings, config_from_values  # noqa: E402
 from digest.ingest.jsonl import paper_from_record  # noqa: E402
@@ -326,6 +329,33 @@ class RankTimer:
         rank_module.Ranker = self._original  # type: ignore[misc]
 
 
+class WriteTimer:
+    """Time the plan phase's writing of digests for the outbox (``planning.write_all``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.digests = 0
+        self._original = planning.write_all
+
+    def __enter__(self) -> WriteTimer:
+        timer = self
+        original = self._original
+
+        def timed(config: Any, digests: Sequence[Any], **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(config, digests, **kwargs)
+            finally:
+                timer.seconds += time.perf_counter() - started
+                timer.digests += len(digests)
+
+        planning.write_all = timed  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        planning.write_all = self._original  # type: ignore[assignment]
+
+
 def measure_size(args: argparse.Namespace) -> dict[str, Any]:
     """Run every phase for one N in this process; return its numbers."""
     count = args.child
@@ -376,11 +406,13 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
         result["rss_after_ingest_mb"] = peak_rss_mb()
 
         started = time.perf_counter()
-        with RankTimer() as timer, PssSampler() as sampler:
+        with RankTimer() as timer, WriteTimer() as writer, PssSampler() as sampler:
             plan = pipeline.run(config, now=now, day=day, do_ingest=False, send=False, store=db)
         result["plan_pss_peak_mb"] = sampler.peak_mb
         result["plan_s"] = round(time.perf_counter() - started, 3)
         result["rank_s"] = round(timer.seconds, 3)
+        result["write_s"] = round(writer.seconds, 3)
+        result["written"] = writer.digests
         result["rank_calls"] = timer.calls
         counts = db.delivery_counts(day)
         result["planned"] = counts.get("planned", 0)
@@ -644,14 +676,15 @@ def fmt_s(seconds: float) -> str:
 
 def table(results: Sequence[dict[str, Any]], svm: dict[str, Any]) -> str:
     """Return the printed table: one row per N."""
-    head = ("N", "ingest s", "plan s", "rank s", "render/s", "send s", "send/s", "raw/s",
+    head = ("N", "ingest s", "plan s", "rank s", "write s", "render/s", "send s", "send/s",
+            "raw/s",
             "send/raw", "run s", "peak MB", "SVM/ours")
     rows = [head]
     for r in results:
         svm_total = svm["shared_s"] + r["subscribers"] * svm["per_subscriber_s"]
         rows.append((
             f"{r['subscribers']:,}", fmt_s(r["ingest_s"]), fmt_s(r["plan_s"]),
-            fmt_s(r["rank_s"]), f"{r['render_per_s']:.0f}",
+            fmt_s(r["rank_s"]), fmt_s(r["write_s"]), f"{r['render_per_s']:.0f}",
             fmt_s(r["send_s"]) + ("*" if r.get("send_extrapolated") else ""),
             f"{r['send_per_s']:.0f}", f"{r['raw_per_s']:.0f}", f"{r['send_vs_raw']:.2f}",
             fmt_s(r["end_to_end_s"]) + ("*" if r.get("send_extrapolated") else ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -167,6 +168,27 @@ class RenderedEmail:
     # every subscriber (the same string object from run to run): the MIME writer encodes
     # such a piece once (tests/test_render_speed_fragments.py). Not part of equality.
     html_pieces: tuple[tuple[str, bool], ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A digest rendered ahead of its send: the SMTP envelope and the wire bytes, packed.
+
+    ``packed`` is the message (CRLF lines) without its Date header, zlib-compressed; the
+    send adds the Date of the moment it goes out. ``to_email`` and ``to_name`` are the
+    subscriber's address and name it was written for: should either change before the
+    send, the message is written anew.
+    """
+
+    sender: str
+    recipients: tuple[str, ...]
+    to_email: str
+    to_name: str
+    packed: bytes = field(repr=False)
+
+    def wire(self) -> bytes:
+        """Return the message's bytes (without Date)."""
+        return zlib.decompress(self.packed)
 
 
 @dataclass(frozen=True)

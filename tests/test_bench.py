@@ -19,7 +19,7 @@ SIZE_FIELDS = {
     "rank_child_rss_mb", "plan_pss_peak_mb", "peak_memory_mb",
     "svm_extrapolated_s", "svm_ratio", "sink", "send_cpu_ms", "send_sink_cpu_ms",
     "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms", "raw_rounds_per_s", "send_measured_s",
-    "send_steady_per_s",
+    "send_steady_per_s", "write_s", "written",
 }
 
 
@@ -47,6 +47,7 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
     # process; the rest of the day is extrapolated: the measured phase, then the rest
     # at the steady rate of its second half.
     assert size["planned"] == 50 and size["sent"] == 30 and size["send_failed"] == 0
+    assert size["written"] == 50 and 0 < size["write_s"] < size["plan_s"]  # in the plan
     assert size["sink"]["messages"] == size["sent"] + size["raw_sent"]
     assert size["sink"]["duplicates"] == size["raw_sent"]  # raw re-sends the sample
     assert "arrivals" not in size["sink"]

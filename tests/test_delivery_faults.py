@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -258,6 +260,11 @@ class Recorder:
     def send(self, message: EmailMessage) -> str:
         self.messages.append(message)
         return "250 OK"
+
+    def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+        parsed = BytesParser(policy=policy.SMTP).parsebytes(wire)
+        assert isinstance(parsed, EmailMessage)
+        return self.send(parsed)
 
     def close(self) -> None:
         pass

@@ -5,8 +5,11 @@ Runs on SQLite, and on PostgreSQL in the suite's PostgreSQL pass (the ``config``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 
 from digest import pipeline
 from digest.config import SAMPLE_BATCH, Config
@@ -90,6 +93,11 @@ class LedgerChecker:
         assert sent == {d: set(self.keys[d]) for d in self.done if self.keys[d]}
         self.done.append(sub_id)
         return "250 OK"
+
+    def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+        parsed = BytesParser(policy=policy.SMTP).parsebytes(wire)
+        assert isinstance(parsed, EmailMessage)
+        return self.send(parsed)
 
     def close(self) -> None:
         self.other.close()

@@ -8,6 +8,7 @@ each SMTP reply class maps to an error.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +24,7 @@ from digest.mail.message import (
     make_address,
     make_message_id,
     message_to_bytes,
+    with_date,
 )
 from digest.mail.smtp import SendError, SmtpTransport, Stage, TlsRequiredError
 
@@ -41,6 +43,7 @@ __all__ = [
     "make_message_id",
     "message_to_bytes",
     "open_transport",
+    "with_date",
 ]
 
 
@@ -49,6 +52,10 @@ class Transport(Protocol):
 
     def send(self, message: EmailMessage) -> str:
         """Deliver one message and return the server's reply text, e.g. "250 OK"."""
+        ...
+
+    def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+        """Deliver a message already serialized (CRLF lines) to these envelope addresses."""
         ...
 
     def close(self) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import mailbox
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from digest.errors import DeliveryError
 from digest.mail.message import envelope, message_to_bytes
 
 
@@ -20,7 +22,14 @@ class MaildirTransport:
 
     def send(self, message: EmailMessage) -> str:
         """Write the message into new/ and return a reply-like line naming its key."""
-        envelope(message)  # same validation as SMTP: a message without recipient fails
+        sender, recipients = envelope(message)  # as SMTP: a message without recipient fails
+        return self.send_wire(sender, recipients, message_to_bytes(message))
+
+    def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+        """Write serialized bytes (CRLF lines) into new/; return a line naming the key."""
+        if not recipients:
+            raise DeliveryError("the message has no recipient", "set a To header",
+                                permanent=True)
         if self._box is None:
             # mailbox.Maildir(create=True) skips cur/new/tmp when the folder already
             # exists (say, made empty by `digest init`), so make them here.
@@ -28,7 +37,7 @@ class MaildirTransport:
                 (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
             self._box = mailbox.Maildir(self.path, create=False)
         # Files in a Maildir use the local line ending, not the wire's CRLF.
-        key = self._box.add(message_to_bytes(message, linesep="\n"))
+        key = self._box.add(wire.replace(b"\r\n", b"\n"))
         return f"250 delivered to maildir {self.path} as {key}"
 
     def close(self) -> None:

@@ -164,24 +164,27 @@ def build_message(
     to_name: str,
     to_addr: str,
     message_id: str,
-    date: datetime,
+    date: datetime | None,
     list_id: str,
     list_unsubscribe: str | None,
     extra_headers: Mapping[str, str] | None = None,
     list_name: str = "",
     auto_submitted: bool = True,
 ) -> EmailMessage:
-    """Build a multipart/alternative message (text, then HTML) with list headers."""
+    """Build a multipart/alternative message (text, then HTML) with list headers.
+
+    Without ``date`` the message has no Date header yet: one written ahead of its send
+    gets it from ``with_date`` as it goes out.
+    """
     sender = make_address(from_name, from_addr)
     recipient = make_address(to_name, to_addr)
-    when = date if date.tzinfo is not None else date.replace(tzinfo=UTC)
     list_host = re.sub(r"[^A-Za-z0-9.-]", "", list_id).strip(".") or "localhost"
     label = header_text(list_name)
     headers: list[tuple[str, str]] = [
         ("From", _address("From", sender)),
         ("To", _address("To", recipient)),
         ("Subject", _unstructured("Subject", header_text(rendered.subject))),
-        ("Date", format_datetime(when)),
+        *([("Date", _date(date))] if date is not None else []),
         ("Message-ID", _clean_message_id(message_id)),
         ("List-Id", f"{_phrase('List-Id', label)} <{list_host}>" if label else f"<{list_host}>"),
     ]
@@ -217,6 +220,15 @@ def build_message(
         boundary=boundary,
         envelope=known,
     )
+
+
+def with_date(wire: bytes, when: datetime) -> bytes:
+    """Return a message's wire bytes (built without ``date``) with a Date header first."""
+    return b"Date: " + _date(when).encode("ascii") + b"\r\n" + wire
+
+
+def _date(when: datetime) -> str:
+    return format_datetime(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
 
 
 def message_to_bytes(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:

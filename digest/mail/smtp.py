@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Literal, Self
@@ -113,7 +114,10 @@ class SmtpTransport:
     def send(self, message: EmailMessage) -> str:
         """Deliver one message on the open connection and return the final reply."""
         sender, recipients = envelope(message)
-        payload = message_to_bytes(message)
+        return self.send_wire(sender, recipients, message_to_bytes(message))
+
+    def send_wire(self, sender: str, recipients: Sequence[str], payload: bytes) -> str:
+        """Deliver serialized bytes (CRLF lines) to these envelope addresses."""
         reused = self._conn is not None
         try:
             return self._transaction(sender, recipients, payload)
@@ -127,7 +131,7 @@ class SmtpTransport:
 
     # -- internals
 
-    def _transaction(self, sender: str, recipients: list[str], payload: bytes) -> str:
+    def _transaction(self, sender: str, recipients: Sequence[str], payload: bytes) -> str:
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn

@@ -164,6 +164,7 @@ def _run_locked(
     planned_days: set[date] = set()
     planned_ids: list[int] = []
     rankers: dict[tuple[date, date], Ranker] = {}
+    warm: set[str] = set()  # papers whose rows this process has rendered in this run
     # A page of subscribers at a time: memory holds one page, whatever the list's size.
     for plans, waiting in plan_pages(config, db, now=now, day=day, only=only, force=force,
                                      page=RANK_CHUNK):
@@ -179,7 +180,8 @@ def _run_locked(
             if dry_run:
                 _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
             else:
-                _plan_chunk(config, db, chunk, chosen, now=now, tally=tally)
+                _plan_chunk(config, db, chunk, chosen, now=now, tally=tally, env=env,
+                            warm=warm)
         if not dry_run:
             for plan in plans:
                 if plan.existing is not None and not _sendable(plan.existing, config, now):

@@ -17,8 +17,16 @@ from digest import mail
 from digest.config import Config
 from digest.errors import AuthenticationError, DeliveryError
 from digest.mail.bounces import apply_rejection
-from digest.models import Delivery, DeliveryStatus, Digest, Paper, ScoredPaper, Subscriber
-from digest.pipeline.composing import compose, write_preview
+from digest.models import (
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    OutgoingMessage,
+    Paper,
+    ScoredPaper,
+    Subscriber,
+)
+from digest.pipeline.composing import compose, html_part, write_preview
 from digest.store import Store, email_hash
 
 TransportFactory = Callable[[], AbstractContextManager[mail.Transport]]
@@ -120,23 +128,49 @@ def _send_all(
                     if not rows:
                         return
                     subs = db.get_subscribers(row.subscriber_id for row in rows)
-                    missing = {k for row in rows for k in row.paper_keys} - papers.keys()
+                    stored = db.stored_messages((row.subscriber_id, row.day) for row in rows)
+                    # Papers only for the rows whose digest is written here, at the send.
+                    keys = {
+                        k for row in rows
+                        if _usable(stored.get((row.subscriber_id, row.day)),
+                                   subs.get(row.subscriber_id)) is None
+                        for k in row.paper_keys
+                    }
+                    missing = keys - papers.keys()
                     if len(papers) + len(missing) > PAPERS_KEPT:
                         papers.clear()
-                        missing = {k for row in rows for k in row.paper_keys}
+                        missing = keys
                     if missing:
                         papers.update(db.get_papers(missing))
                     for row in rows:
                         if tally.aborted:
                             return
+                        sub = subs.get(row.subscriber_id)
                         _send_one(
-                            config, db, row, subs.get(row.subscriber_id), papers,
+                            config, db, row, sub, papers,
+                            _usable(stored.get((row.subscriber_id, row.day)), sub),
                             worker=name, env=env, now=now, tally=tally,
                             connection=connection, pacer=pacer, suppressed=suppressed,
                         )
         finally:
             db.release_claims(name)
 
+    _run_workers(worker, workers, tally)
+    # The messages of rows now final (sent, skipped, failed) are of no further use.
+    db.purge_outbox()
+
+
+def _usable(stored: OutgoingMessage | None, sub: Subscriber | None) -> OutgoingMessage | None:
+    """Return the message written in the plan phase, unless the address or name changed."""
+    if stored is None or sub is None:
+        return None
+    if stored.to_email != sub.email or stored.to_name != sub.name:
+        return None
+    return stored
+
+
+def _run_workers(worker: Callable[[int], None], workers: int, tally: _Tally) -> None:
+    """Run ``worker(n)`` for each n below ``workers``: in threads, or here when just one."""
     if workers == 1:
         worker(0)
         return
@@ -196,6 +230,7 @@ def _send_one(
     row: Delivery,
     sub: Subscriber | None,
     papers: dict[str, Paper],
+    stored: OutgoingMessage | None,
     *,
     worker: str,
     env: Any,
@@ -205,7 +240,11 @@ def _send_one(
     pacer: Pacer,
     suppressed: set[str],
 ) -> None:
-    """Start one leased ledger row, render it, send it, and record the outcome."""
+    """Start one leased ledger row, send its message, and record the outcome.
+
+    The message is the one written in the plan phase (``stored``), or, for a row that
+    has none, rendered here from the row's picks.
+    """
     if sub is None or sub.status != "active" or email_hash(sub.email) in suppressed:
         # Unsubscribed, paused or suppressed since the row was planned: never send.
         db.set_delivery_status(
@@ -215,14 +254,8 @@ def _send_one(
         with tally.lock:
             tally.skipped += 1
         return
-    items = tuple(
-        ScoredPaper(paper=papers[key], score=score, reason=reason)
-        for key, score, reason in row.picks
-        if key in papers
-    )
-    digest = Digest(subscriber=sub, day=row.day, papers=items)
     try:
-        rendered, message = compose(config, digest, env=env, now=now)
+        sender, recipients, wire, html = _message(config, row, sub, papers, stored, env=env)
     except DeliveryError as err:
         # A message this mailer cannot write (an address stored before addresses were
         # checked as they are now): nothing went out. The row fails with what to do, and
@@ -234,7 +267,7 @@ def _send_one(
             tally.deliveries.append(Delivery(sub.id, row.day, "perm_failed", error=err.message))
         return
     if config.smtp is None:
-        write_preview(config, sub, row.day, rendered.html)
+        write_preview(config, sub, row.day, html if html is not None else html_part(wire))
     # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
     if not db.start_sending(sub.id, row.day, worker=worker, now=now):
         with tally.lock:
@@ -242,7 +275,7 @@ def _send_one(
         return
     pacer.wait()
     try:
-        connection.get().send(message)
+        connection.get().send_wire(sender, recipients, mail.with_date(wire, now))
     except AuthenticationError as err:
         # Refused before any message data: nothing went out, so the row goes back.
         db.set_delivery_status(sub.id, row.day, "planned", now=now, error=err.message)
@@ -267,6 +300,29 @@ def _send_one(
         tally.deliveries.append(
             Delivery(sub.id, row.day, "sent", row.message_id, paper_keys=row.paper_keys)
         )
+
+
+def _message(
+    config: Config,
+    row: Delivery,
+    sub: Subscriber,
+    papers: dict[str, Paper],
+    stored: OutgoingMessage | None,
+    *,
+    env: Any,
+) -> tuple[str, tuple[str, ...], bytes, str | None]:
+    """Return (sender, recipients, bytes without Date, HTML if rendered here) for a row."""
+    if stored is not None:
+        return stored.sender, stored.recipients, stored.wire(), None
+    items = tuple(
+        ScoredPaper(paper=papers[key], score=score, reason=reason)
+        for key, score, reason in row.picks
+        if key in papers
+    )
+    digest = Digest(subscriber=sub, day=row.day, papers=items)
+    rendered, message = compose(config, digest, env=env, now=None)
+    sender, recipients = mail.envelope(message)
+    return sender, tuple(recipients), mail.message_to_bytes(message), rendered.html
 
 
 def _record_failure(

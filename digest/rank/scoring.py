@@ -27,14 +27,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import multiprocessing
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -43,6 +41,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
+from digest.forking import map_forked
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
@@ -480,12 +479,10 @@ def score_profiles(
                                 world.target_papers)
     work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
-    processes = min(resolve_processes(options.processes), len(starts))
-    if processes > 1:
-        results = _score_forked(work, starts, processes)
-    else:
-        with threadpool_limits(1):  # as in the forked scorers: the same numbers
-            results = [work.chunk(start) for start in starts]
+    # One BLAS thread a process, in one process too (the same numbers): the processes
+    # fill the CPUs.
+    results = map_forked(work.chunk, starts, resolve_processes(options.processes),
+                         died=_scorer_died, limit=lambda: threadpool_limits(1))
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
@@ -609,63 +606,17 @@ def resolve_processes(wanted: int) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_AUTO_PROCESSES))
 
 
-# The work a forked scorer inherits: set just before the fork, read by _score_in_child.
-_FORKED: _Work | None = None
-# Held by every rank call (Ranker.rank) and by the fork: a fork copies only the forking
-# thread, so no other thread of this process may be inside ranking code (BLAS holds
-# locks of its own) when it happens. Rank calls in one process take turns.
+# Held by every rank call (Ranker.rank): a fork copies only the forking thread, so no
+# other thread of this process may be inside ranking code (BLAS holds locks of its own)
+# when the scorers are forked. Rank calls in one process take turns.
 RANK_LOCK = threading.RLock()
 
 
-def _score_in_child(starts: list[int]) -> list[ChunkResult]:
-    assert _FORKED is not None, "scoring children are forked after _FORKED is set"
-    with threadpool_limits(1):  # one BLAS thread per process: the processes fill the CPUs
-        return [_FORKED.chunk(start) for start in starts]
-
-
-def _score_forked(work: _Work, starts: list[int], processes: int) -> list[ChunkResult]:
-    """Score chunks in this process and ``processes - 1`` forked ones; keep their order.
-
-    The children are forked after the world is built, so they read its arrays without
-    copying them, and they send back only columns, scores and reasons. They run numpy
-    and scipy code on inherited data and exit with os._exit (multiprocessing's way), so
-    no database connection or lock of the parent is used in them. Chunks are dealt
-    round-robin; if a child dies, the whole rank fails (BrokenProcessPool) rather than
-    returning partial lists.
-    """
-    with RANK_LOCK:
-        return _score_forked_locked(work, starts, processes)
-
-
-def _score_forked_locked(work: _Work, starts: list[int], processes: int) -> list[ChunkResult]:
-    global _FORKED
-    shares = [starts[i::processes] for i in range(processes)]
-    context = multiprocessing.get_context("fork")
-    _FORKED = work
-    # Objects that exist at the fork are left out of every garbage collection until the
-    # children are done: a child's collection would otherwise write into each of them
-    # and so copy every page of the parent's heap (subscribers, papers) it inherited.
-    gc.freeze()
-    try:
-        with ProcessPoolExecutor(processes - 1, mp_context=context) as pool:
-            futures = [pool.submit(_score_in_child, share) for share in shares[1:]]
-            with threadpool_limits(1):
-                mine = [work.chunk(start) for start in shares[0]]
-            try:
-                theirs = [future.result() for future in futures]
-            except BrokenProcessPool as err:
-                raise RankingError(
-                    "a ranking process died before it finished (killed, or out of memory?)",
-                    "run again; if it keeps dying, set DIGEST_RANK_PROCESSES=1 to rank in "
-                    "one process",
-                ) from err
-    finally:
-        _FORKED = None
-        gc.unfreeze()
-    by_start = dict(zip(shares[0], mine, strict=True))
-    for share, results in zip(shares[1:], theirs, strict=True):
-        by_start.update(zip(share, results, strict=True))
-    return [by_start[start] for start in starts]
+def _scorer_died() -> RankingError:
+    return RankingError(
+        "a ranking process died before it finished (killed, or out of memory?)",
+        "run again; if it keeps dying, set DIGEST_RANK_PROCESSES=1 to rank in one process",
+    )
 
 
 def _score_chunk(

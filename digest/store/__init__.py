@@ -18,6 +18,7 @@ from digest.store.base import StoreBase, _sqlite_begin, _sqlite_pragmas
 from digest.store.bounce import BounceMixin
 from digest.store.delivery import DeliveryMixin
 from digest.store.lease import LeaseMixin
+from digest.store.outbox import OutboxMixin
 from digest.store.paper import PaperMixin
 from digest.store.ranker import RankerMixin
 from digest.store.rows import email_hash
@@ -30,6 +31,7 @@ from digest.store.tables import (
     feedback,
     meta,
     metadata,
+    outbox,
     papers,
     ranker_state,
     runs,
@@ -51,6 +53,7 @@ __all__ = [
     "meta",
     "metadata",
     "open_store",
+    "outbox",
     "papers",
     "ranker_state",
     "runs",
@@ -67,6 +70,7 @@ class Store(
     SubscriberMixin,
     DeliveryMixin,
     LeaseMixin,
+    OutboxMixin,
     BounceMixin,
     SourceMixin,
     RankerMixin,

@@ -112,6 +112,19 @@ class StoreBase:
                 "upgrade digest to a release that knows this schema, or point "
                 "DIGEST_DATABASE_URL at a new database",
             )
+        self._add_new_tables()
+
+    def _add_new_tables(self) -> None:
+        """Create the tables added to this schema version since the database was made.
+
+        Within one version the schema only gains tables (never a changed column), so a
+        database from an earlier release gets them the first time it is opened.
+        """
+        with self.begin() as conn:
+            have = set(inspect(conn).get_table_names())
+            missing = [table for table in metadata.sorted_tables if table.name not in have]
+            if missing:
+                metadata.create_all(conn, tables=missing)
 
     def _insert_ignore(self, table: Table) -> Any:
         """Return an INSERT that skips rows whose primary key already exists."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from digest.models import Delivery, DeliveryStatus
+from digest.models import Delivery, DeliveryStatus, OutgoingMessage
 from digest.store.base import Prepared, StoreBase
+from digest.store.outbox import _outbox_values
 from digest.store.rows import _delivery_from_row, _picks, _plan_values, in_chunks
-from digest.store.tables import deliveries, sent_papers, subscribers
+from digest.store.tables import deliveries, outbox, sent_papers, subscribers
 
 # Built once: a statement object caches its cache key, so executing it again skips
 # rebuilding and re-hashing the expression (most of a per-message update's CPU).
@@ -66,11 +67,14 @@ class DeliveryMixin(StoreBase):
         rows: Sequence[tuple[int, date, Sequence[tuple[str, float, str]], str, DeliveryStatus]],
         *,
         now: datetime,
+        messages: Mapping[tuple[int, date], OutgoingMessage] | None = None,
     ) -> int:
         """Plan many ledger rows (subscriber, day, picks, message id, status) at once.
 
         Rows that already exist are left alone; return how many were created. One
         transaction per call keeps a 100k-subscriber run from paying a commit per row.
+        ``messages`` are digests written for some of the rows: each goes into the
+        outbox with its row, in the same transaction, and only if the row is created.
         """
         if not rows:
             return 0
@@ -93,9 +97,20 @@ class DeliveryMixin(StoreBase):
             ]
             if values:
                 # A planner on another host may have planned some of these meanwhile
-                # (PostgreSQL does not serialise writers): leave its rows alone.
-                conn.execute(self._insert_ignore(deliveries), values)
-                created = len(values)
+                # (PostgreSQL does not serialise writers): leave its rows alone, and
+                # file messages only for the rows this insert created.
+                insert_rows = self._insert_ignore(deliveries).returning(
+                    deliveries.c.subscriber_id, deliveries.c.day
+                )
+                made = [(int(a), b) for a, b in conn.execute(insert_rows, values)]
+                created = len(made)
+                stored = [
+                    _outbox_values(sub_id, day, messages[(sub_id, day)], now)
+                    for sub_id, day in made
+                    if messages and (sub_id, day) in messages
+                ]
+                if stored:
+                    conn.execute(insert(outbox), stored)
         return created
 
     def get_delivery(self, subscriber_id: int, day: date) -> Delivery | None:

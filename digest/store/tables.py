@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -107,6 +108,31 @@ deliveries = Table(
     Column("claimed_by", String(100)),
     Column("claimed_until", DateTime(timezone=True)),
     UniqueConstraint("subscriber_id", "day", name="uq_delivery_subscriber_day"),
+)
+
+# Digests written in the plan phase, ahead of their send: one per planned ledger row
+# (same transaction), so the send phase only delivers bytes. A row whose ledger row is
+# final (sent, skipped, failed) is dropped by Store.purge_outbox; one missing (a row
+# planned before this table existed, or purged) is written at its send as before.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("subscriber_id", Integer, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("sender", String(320), nullable=False),
+    Column("recipients", JSON, nullable=False),
+    # The subscriber's address and name the message was written for.
+    Column("to_email", String(320), nullable=False),
+    Column("to_name", String(200), nullable=False),
+    # The message's CRLF bytes without its Date header, zlib-compressed (~7 KB a digest).
+    Column("message", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["subscriber_id", "day"],
+        ["deliveries.subscriber_id", "deliveries.day"],
+        ondelete="CASCADE",
+        name="fk_outbox_delivery",
+    ),
 )
 
 sent_papers = Table(

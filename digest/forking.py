@@ -1,0 +1,79 @@
+"""Map work over forked processes that inherit the parent's data instead of receiving it.
+
+The plan phase's two CPU-bound steps, scoring profiles and writing digests, run this
+way: the children are forked once the page's data exists, so they read its arrays,
+papers and templates without copying or pickling them, and send back only results.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# The function a forked child applies to its share: set just before the fork.
+_WORK: Callable[[Any], Any] | None = None
+_LIMIT: Callable[[], AbstractContextManager[Any]] = nullcontext
+# One fork at a time: a fork copies only the forking thread, and _WORK is global.
+FORK_LOCK = threading.RLock()
+
+
+def _run_share(items: list[Any]) -> list[Any]:
+    assert _WORK is not None, "children are forked after _WORK is set"
+    with _LIMIT():
+        return [_WORK(item) for item in items]
+
+
+def map_forked(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    processes: int,
+    *,
+    died: Callable[[], Exception],
+    limit: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> list[R]:
+    """Return ``[func(item) for item in items]``, computed here and in forked processes.
+
+    Items are dealt round-robin to this process and ``processes - 1`` forked ones, each
+    inside ``limit()`` (say, one BLAS thread a process). The children exit with
+    os._exit (multiprocessing's way), so no database connection or lock of the parent is
+    used in them. An exception in ``func`` is raised here; a child that dies (killed,
+    out of memory) raises ``died()`` rather than returning partial results.
+    """
+    global _WORK, _LIMIT
+    processes = min(processes, len(items))
+    if processes <= 1:
+        with limit():
+            return [func(item) for item in items]
+    shares = [list(items[i::processes]) for i in range(processes)]
+    context = multiprocessing.get_context("fork")
+    with FORK_LOCK:
+        _WORK, _LIMIT = func, limit
+        # Objects that exist at the fork are left out of every garbage collection until
+        # the children are done: a child's collection would otherwise write into each of
+        # them and so copy every page of the parent's heap it inherited.
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(processes - 1, mp_context=context) as pool:
+                futures = [pool.submit(_run_share, share) for share in shares[1:]]
+                with limit():
+                    mine = [func(item) for item in shares[0]]
+                try:
+                    theirs = [future.result() for future in futures]
+                except BrokenProcessPool as err:
+                    raise died() from err
+        finally:
+            _WORK, _LIMIT = None, nullcontext
+            gc.unfreeze()
+    results: list[R] = [None] * len(items)  # type: ignore[list-item]  # all filled below
+    for offset, share in enumerate([mine, *theirs]):
+        results[offset::processes] = share
+    return results

@@ -1,0 +1,73 @@
+"""The outbox: digests written in the plan phase, read back by the send phase."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_
+
+from digest.models import OutgoingMessage
+from digest.store.base import StoreBase
+from digest.store.rows import in_chunks
+from digest.store.tables import deliveries, outbox
+
+# Ledger statuses a send may still take a row from; the outbox keeps those rows' messages.
+_OPEN = ("planned", "temp_failed", "sending")
+
+
+def _outbox_values(
+    subscriber_id: int, day: date, message: OutgoingMessage, now: datetime
+) -> dict[str, Any]:
+    return {
+        "subscriber_id": subscriber_id,
+        "day": day,
+        "sender": message.sender,
+        "recipients": list(message.recipients),
+        "to_email": message.to_email,
+        "to_name": message.to_name,
+        "message": message.packed,
+        "created_at": now,
+    }
+
+
+class OutboxMixin(StoreBase):
+    """Read the messages written ahead of their send; drop those no send needs."""
+
+    def stored_messages(
+        self, keys: Iterable[tuple[int, date]]
+    ) -> dict[tuple[int, date], OutgoingMessage]:
+        """Return {(subscriber id, day): message} for those of ``keys`` in the outbox."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[int, date], OutgoingMessage] = {}
+        if not wanted:
+            return found
+        with self.begin() as conn:
+            for chunk in in_chunks(wanted):
+                rows = conn.execute(
+                    select(outbox).where(tuple_(outbox.c.subscriber_id, outbox.c.day).in_(chunk))
+                )
+                for row in rows:
+                    found[(int(row.subscriber_id), row.day)] = OutgoingMessage(
+                        sender=row.sender,
+                        recipients=tuple(row.recipients),
+                        to_email=row.to_email,
+                        to_name=row.to_name,
+                        packed=bytes(row.message),
+                    )
+        return found
+
+    def purge_outbox(self) -> int:
+        """Drop the messages of ledger rows no send will take again; return how many.
+
+        A row an operator moves back to ``planned`` later (``digest deliveries retry``)
+        has its digest written again at its send, from the same picks.
+        """
+        still_open = select(deliveries.c.id).where(
+            deliveries.c.subscriber_id == outbox.c.subscriber_id,
+            deliveries.c.day == outbox.c.day,
+            deliveries.c.status.in_(_OPEN),
+        )
+        with self.begin() as conn:
+            return int(conn.execute(delete(outbox).where(~still_open.exists())).rowcount)

@@ -1,0 +1,289 @@
+"""Digests written in the plan phase (the outbox) and delivered as written by the send.
+
+Real parts: the database file (or PostgreSQL), the shipped sample batch, an aiosmtpd
+server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+
+from digest import mail, pipeline, render
+from digest.config import Config
+from digest.errors import DigestError
+from digest.forking import map_forked
+from digest.models import Digest, Profile, ScoredPaper, Subscriber
+from digest.pipeline.planning import write_all
+from digest.store import Store, open_store
+from tests.fixtures.smtp_server import SmtpTestServer
+
+DAY = date(2026, 5, 25)
+NOW = datetime(2026, 5, 25, 6, 0, tzinfo=UTC)
+SEND = NOW + timedelta(minutes=40)
+PROFILES = {
+    "ada@example.org": Profile(interests="LLM agents that use tools, plan and reflect",
+                               keywords=("agent",)),
+    "grace@example.org": Profile(interests="image and video generation with diffusion",
+                                 keywords=("diffusion",)),
+    "claude@example.org": Profile(interests="coding theory, channel capacity, wireless",
+                                  keywords=("channel",)),
+}
+
+
+# A signed link's timestamp and signature: the second it was written in, so a digest
+# written twice may differ there.
+SIGNED = re.compile(r"(https://digest\.example\.org/[a-z]+/[\w.-]+?)\.[\w-]{6}\.[\w-]{20,}")
+
+
+def parts(wire: bytes) -> tuple[str, str, str]:
+    """Return (To, text part, HTML part) of a message's bytes, links' timestamps masked."""
+    parsed = BytesParser(policy=policy.default).parsebytes(wire)
+    assert isinstance(parsed, EmailMessage)
+    plain = parsed.get_body(preferencelist=("plain",))
+    html = parsed.get_body(preferencelist=("html",))
+    assert plain is not None and html is not None
+    masked = [SIGNED.sub(r"\1.<signed>", str(p.get_content())) for p in (plain, html)]
+    assert all(text.count("<signed>") >= 2 for text in masked)  # the links were found
+    return str(parsed["To"]), masked[0], masked[1]
+
+
+def html_of(wire: bytes) -> str:
+    parsed = BytesParser(policy=policy.default).parsebytes(wire)
+    assert isinstance(parsed, EmailMessage)
+    html = parsed.get_body(preferencelist=("html",))
+    assert html is not None
+    return str(html.get_content())
+
+
+def unix(wire: bytes) -> bytes:
+    return wire.replace(b"\r\n", b"\n")
+
+
+@pytest.fixture
+def planned(config: Config, smtp_server: SmtpTestServer) -> Any:
+    """Ingest the sample batch, subscribe three people, plan DAY without sending."""
+    config = replace(config, smtp=smtp_server.settings())
+    store = open_store(config.database_url)
+    pipeline.ingest_sources(config, store, day=DAY, now=NOW - timedelta(hours=1))
+    ids = {email: store.add_subscriber(email, profile, now=NOW - timedelta(days=2),
+                                       max_papers=4).id
+           for email, profile in PROFILES.items()}
+    report = pipeline.run(config, now=NOW, day=DAY, do_ingest=False, send=False, store=store)
+    assert report.sent == 0 and store.delivery_counts(DAY) == {"planned": 3}
+    yield config, store, ids
+    store.close()
+
+
+def stored(store: Store, ids: dict[str, int]) -> dict[str, Any]:
+    found = store.stored_messages((sub_id, DAY) for sub_id in ids.values())
+    return {email: found[(sub_id, DAY)] for email, sub_id in ids.items()
+            if (sub_id, DAY) in found}
+
+
+def test_the_plan_writes_each_digest_and_the_send_delivers_exactly_those_bytes(
+    planned: Any, smtp_server: SmtpTestServer
+) -> None:
+    config, store, ids = planned
+    messages = stored(store, ids)
+    assert set(messages) == set(PROFILES)
+    for email, message in messages.items():
+        row = store.get_delivery(ids[email], DAY)
+        wire = message.wire()
+        assert message.recipients == (email,) and message.sender == "digest@example.org"
+        assert (message.to_email, message.to_name) == (email, "")
+        assert f"Message-ID: {row.message_id}".encode() in wire
+        assert b"\r\nDate:" not in wire and not wire.startswith(b"Date:")  # added at the send
+        assert len(message.packed) < len(wire) / 3  # packed: ~6 KB of ~30 KB
+        # The papers the row records are the ones the message shows.
+        html = parts(wire)[2]
+        titles = {p.key: p.title for p in store.get_papers(row.paper_keys).values()}
+        assert row.paper_keys and all(render.one_line(t)[:40] in html for t in titles.values())
+
+    report = pipeline.send_pending(config, now=SEND, store=store)
+    assert (report.sent, report.failed) == (3, 0)
+    assert len(smtp_server.messages) == 3
+    for got in smtp_server.messages:
+        email = got.rcpt_tos[0]
+        expected = mail.with_date(messages[email].wire(), SEND)
+        assert unix(got.data) == unix(expected)
+        assert got.message["Date"].datetime == SEND
+    assert store.stored_messages((i, DAY) for i in ids.values()) == {}  # purged once sent
+
+
+def test_a_changed_address_or_name_gets_a_message_written_at_the_send(
+    planned: Any, smtp_server: SmtpTestServer
+) -> None:
+    config, store, ids = planned
+    before = stored(store, ids)
+    store.update_subscriber(ids["ada@example.org"], now=NOW, email="ada@lab.example.org")
+    store.update_subscriber(ids["grace@example.org"], now=NOW, name="Grace Hopper")
+    report = pipeline.send_pending(config, now=SEND, store=store)
+    assert report.sent == 3
+    got = {m.rcpt_tos[0]: m for m in smtp_server.messages}
+    assert set(got) == {"ada@lab.example.org", "grace@example.org", "claude@example.org"}
+    to, plain, html = parts(got["ada@lab.example.org"].data)
+    assert to == "ada@lab.example.org"
+    # The same digest (same picks), written again for the new address.
+    assert (plain, html) == parts(before["ada@example.org"].wire())[1:]
+    assert parts(got["grace@example.org"].data)[0] == "Grace Hopper <grace@example.org>"
+    # The unchanged one went out as written in the plan phase.
+    assert unix(got["claude@example.org"].data) == unix(
+        mail.with_date(before["claude@example.org"].wire(), SEND))
+
+
+def test_a_retried_row_sends_the_message_written_at_the_plan_with_a_new_date(
+    planned: Any, smtp_server: SmtpTestServer
+) -> None:
+    config, store, ids = planned
+    before = stored(store, ids)
+    smtp_server.fail("rcpt", "451 4.7.1 Greylisted, try again later",
+                     recipient="grace@example.org")
+    first = pipeline.send_pending(config, now=SEND, store=store)
+    assert (first.sent, first.failed) == (2, 1)
+    assert store.get_delivery(ids["grace@example.org"], DAY).status == "temp_failed"
+    assert set(stored(store, ids)) == {"grace@example.org"}  # kept for the retry
+    later = SEND + timedelta(hours=3)
+    again = pipeline.send_pending(config, now=later, store=store)
+    assert again.sent == 1
+    retried = smtp_server.by_recipient("grace@example.org")
+    assert len(retried) == 1
+    # Byte for byte the message of the plan (its MIME boundary too), dated at the retry.
+    assert unix(retried[0].data) == unix(mail.with_date(before["grace@example.org"].wire(), later))
+    assert stored(store, ids) == {}
+
+
+def test_a_row_without_a_written_message_is_written_at_its_send(
+    planned: Any, smtp_server: SmtpTestServer
+) -> None:
+    # Rows planned by a release before the outbox, or whose message was purged after an
+    # operator's retry: the send writes them from the row's picks, as it always did.
+    config, store, ids = planned
+    before = stored(store, ids)
+    with store.begin() as conn:
+        conn.execute(text("DELETE FROM outbox"))
+    report = pipeline.send_pending(config, now=SEND, store=store)
+    assert report.sent == 3
+    for got in smtp_server.messages:
+        email = got.rcpt_tos[0]
+        assert parts(got.data) == parts(before[email].wire())
+        assert got.message["Date"].datetime == SEND
+
+
+def test_the_maildir_gets_the_written_message_and_its_preview(config: Config) -> None:
+    store = open_store(config.database_url)
+    pipeline.ingest_sources(config, store, day=DAY, now=NOW - timedelta(hours=1))
+    sub = store.add_subscriber("ada@example.org", PROFILES["ada@example.org"],
+                               now=NOW - timedelta(days=2), max_papers=4)
+    pipeline.run(config, now=NOW, day=DAY, do_ingest=False, send=False, store=store)
+    wire = store.stored_messages([(sub.id, DAY)])[(sub.id, DAY)].wire()
+    report = pipeline.send_pending(config, now=SEND, store=store)
+    assert report.sent == 1
+    files = list((config.maildir / "new").iterdir())
+    assert len(files) == 1
+    assert files[0].read_bytes() == unix(mail.with_date(wire, SEND))
+    preview = pipeline.preview_path(config, sub, DAY).read_text(encoding="utf-8")
+    assert preview == pipeline.composing.html_part(wire)
+    assert preview.replace("\n", "\r\n") == html_of(wire)
+    store.close()
+
+
+def test_a_database_made_before_the_outbox_gains_it_when_opened(config: Config) -> None:
+    store = open_store(config.database_url)
+    with store.begin() as conn:
+        conn.execute(text("DROP TABLE outbox"))
+        assert not inspect(conn).has_table("outbox")
+    store.close()
+    store = open_store(config.database_url)
+    with store.begin() as conn:
+        assert inspect(conn).has_table("outbox")
+    store.close()
+
+
+# -- writing in processes -----------------------------------------------------------------
+
+
+def sample_digests(store: Store, config: Config, count: int) -> list[Digest]:
+    pipeline.ingest_sources(config, store, day=DAY, now=NOW)
+    papers = [paper for paper, _ in store.batch(DAY, DAY)]
+    return [
+        Digest(
+            subscriber=Subscriber(id=n + 1, email=f"user{n}@example.org", name=f"User {n}"),
+            day=DAY,
+            papers=tuple(ScoredPaper(papers[(n * 7 + j * 5) % len(papers)], 0.5, "matches: x")
+                         for j in range(n % 6)),
+        )
+        for n in range(count)
+    ]
+
+
+def test_digests_written_in_two_processes_are_those_written_in_one(
+    config: Config, store: Store
+) -> None:
+    digests = sample_digests(store, config, 40)
+    env = render.make_environment(config.templates_dir)
+    one = write_all(replace(config, rank_processes=1), digests, env=env, warm=set())
+    warm: set[str] = set()
+    two = write_all(replace(config, rank_processes=2), digests, env=env, warm=warm)
+    assert all(m is not None for m in one) and all(m is not None for m in two)
+    # In order; equal but for each message's random MIME boundary.
+    for digest, a, b in zip(digests, one, two, strict=True):
+        assert a is not None and b is not None
+        assert a.recipients == b.recipients == (digest.subscriber.email,)
+        assert parts(a.wire()) == parts(b.wire())
+    assert warm == {item.paper.key for d in digests for item in d.papers}
+
+
+def test_a_digest_that_cannot_be_written_is_left_to_its_send(
+    config: Config, store: Store
+) -> None:
+    digests = sample_digests(store, config, 6)
+    odd = replace(digests[3], subscriber=replace(digests[3].subscriber, email="jörg@example.org"))
+    digests[3] = odd
+    env = render.make_environment(config.templates_dir)
+    written = write_all(replace(config, rank_processes=2), digests, env=env, warm=set())
+    assert [m is None for m in written] == [False, False, False, True, False, False]
+
+
+def _square(n: int) -> int:
+    return n * n
+
+
+def _fail_at_five(n: int) -> int:
+    if n == 5:
+        raise ValueError("five")
+    return n
+
+
+def test_map_forked_keeps_the_order_and_raises_what_the_work_raised() -> None:
+    items = list(range(23))
+    for processes in (1, 2, 3):
+        assert map_forked(_square, items, processes, died=RuntimeError) == [n * n for n in items]
+    assert map_forked(_square, [], 2, died=RuntimeError) == []
+    with pytest.raises(ValueError, match="five"):
+        map_forked(_fail_at_five, items, 2, died=RuntimeError)
+
+
+def test_a_killed_child_fails_the_whole_map() -> None:
+    parent = os.getpid()
+
+    def die_in_child(n: int) -> int:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return n
+
+    def died() -> DigestError:
+        return DigestError("a process died", "run again")
+
+    with pytest.raises(DigestError, match="a process died"):
+        map_forked(die_in_child, list(range(10)), 2, died=died)
