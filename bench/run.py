@@ -60,11 +60,11 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from sqlalchemy import create_engine, select, update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
-from digest.pipeline import planning  # noqa: E402
 from digest import rank as rank_module  # noqa: E402
 from digest.config import SmtpSettings, config_from_values  # noqa: E402
 from digest.ingest.jsonl import paper_from_record  # noqa: E402
 from digest.models import Paper, Profile  # noqa: E402
+from digest.pipeline import planning  # noqa: E402
 from digest.rank.scoring import resolve_processes  # noqa: E402
 from digest.store import (  # noqa: E402
     Store,

@@ -10,6 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import Any
+
+import pytest
 
 from digest import pipeline
 from digest.config import SAMPLE_BATCH, Config
@@ -71,6 +74,24 @@ def test_start_sending_needs_the_lease_and_a_planned_or_temp_failed_row(store: S
     assert row is not None and row.status == "sending" and row.attempts == 2
 
 
+def test_start_sending_records_the_previous_row_in_the_same_transaction(store: Store) -> None:
+    first = plan(store, "f@example.org", ["arxiv:1", "arxiv:2"])
+    second = plan(store, "g@example.org", ["arxiv:3"])
+    assert len(store.claim_deliveries("w", now=NOW, lease=LEASE, limit=5, max_attempts=5)) == 2
+    assert store.start_sending(first, DAY, worker="w", now=NOW)
+    assert store.start_sending(second, DAY, worker="w", now=NOW,
+                               sent=(first, DAY, ("arxiv:1", "arxiv:2")))
+    assert store.get_delivery(first, DAY).status == "sent"  # type: ignore[union-attr]
+    assert store.get_delivery(second, DAY).status == "sending"  # type: ignore[union-attr]
+    assert store.sent_keys([first], ["arxiv:1", "arxiv:2"]) == {first: {"arxiv:1", "arxiv:2"}}
+    # A start that fails (the lease was lost) still records the earlier row.
+    third = plan(store, "h@example.org", ["arxiv:4"])
+    assert not store.start_sending(third, DAY, worker="w", now=NOW,
+                                   sent=(second, DAY, ("arxiv:3",)))
+    assert store.get_delivery(second, DAY).status == "sent"  # type: ignore[union-attr]
+    assert store.get_delivery(third, DAY).status == "planned"  # type: ignore[union-attr]
+
+
 class LedgerChecker:
     """A transport that, at each message's DATA, reads the ledger through its own engine."""
 
@@ -109,8 +130,21 @@ class LedgerChecker:
         self.close()
 
 
+def count_driver_transactions(monkeypatch: pytest.MonkeyPatch, store: Store) -> list[int]:
+    """Count the store's driver transactions from now on (in a one-item list)."""
+    count = [0]
+    original = store.driver_transaction
+
+    def counted() -> Any:
+        count[0] += 1
+        return original()
+
+    monkeypatch.setattr(store, "driver_transaction", counted)
+    return count
+
+
 def test_each_row_is_sending_during_data_and_every_earlier_one_already_sent(
-    config: Config, store: Store
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     papers = load_jsonl(SAMPLE_BATCH, source="sample")[:12]
     store.save_papers(papers, batch_day=DAY, now=NOW)
@@ -121,10 +155,14 @@ def test_each_row_is_sending_during_data_and_every_earlier_one_already_sent(
     }
     rows = {row.subscriber_id: row.paper_keys for row in store.deliveries_for_day(DAY).values()}
     checker = LedgerChecker(config.database_url, ids, rows)
+    commits = count_driver_transactions(monkeypatch, store)
     report = pipeline.send_pending(
         config, now=NOW, store=store, transport=lambda: checker, workers=1, send_chunk=4
     )
     assert report.sent == 6 and len(checker.done) == 6
+    # One ledger commit a message (its start records the previous 250), and one more
+    # at the end of each chunk of 4 for its last row: 6 + 2.
+    assert commits == [8]
     assert store.delivery_counts(DAY) == {"sent": 6}
     assert store.sent_keys(list(ids.values()), keys) == {
         sub_id: set(rows[sub_id]) for sub_id in ids.values()

@@ -30,6 +30,8 @@ from digest.pipeline.composing import compose, html_part, write_preview
 from digest.store import Store, email_hash
 
 TransportFactory = Callable[[], AbstractContextManager[mail.Transport]]
+# A row whose 250 came back, not yet recorded: (subscriber id, day, paper keys).
+_Sent = tuple[int, date, tuple[str, ...]]
 Clock = Callable[[], datetime]
 
 # Rows leased and rendered together in the send phase. Small enough that many workers
@@ -116,6 +118,9 @@ def _send_all(
     def worker(number: int) -> None:
         name = f"{prefix}:{number}"
         papers: dict[str, Paper] = {}
+        # The last row whose 250 came back: recorded as sent together with the start of
+        # the next row (one commit a message), at the latest when its chunk ends.
+        sent: _Sent | None = None
         try:
             with _Connection(transport) as connection:
                 while not tally.aborted:
@@ -146,14 +151,21 @@ def _send_all(
                         if tally.aborted:
                             return
                         sub = subs.get(row.subscriber_id)
-                        _send_one(
+                        sent = _send_one(
                             config, db, row, sub, papers,
-                            _usable(stored.get((row.subscriber_id, row.day)), sub),
+                            _usable(stored.get((row.subscriber_id, row.day)), sub), sent,
                             worker=name, env=env, now=now, tally=tally,
                             connection=connection, pacer=pacer, suppressed=suppressed,
                         )
+                    if sent is not None:
+                        db.mark_sent(*sent, now=now)
+                        sent = None
         finally:
-            db.release_claims(name)
+            try:
+                if sent is not None:
+                    db.mark_sent(*sent, now=now)
+            finally:
+                db.release_claims(name)
 
     _run_workers(worker, workers, tally)
     # The messages of rows now final (sent, skipped, failed) are of no further use.
@@ -231,6 +243,7 @@ def _send_one(
     sub: Subscriber | None,
     papers: dict[str, Paper],
     stored: OutgoingMessage | None,
+    sent: _Sent | None,
     *,
     worker: str,
     env: Any,
@@ -239,11 +252,15 @@ def _send_one(
     connection: _Connection,
     pacer: Pacer,
     suppressed: set[str],
-) -> None:
+) -> _Sent | None:
     """Start one leased ledger row, send its message, and record the outcome.
 
     The message is the one written in the plan phase (``stored``), or, for a row that
-    has none, rendered here from the row's picks.
+    has none, rendered here from the row's picks. ``sent`` is the worker's previous row
+    whose 250 is not recorded yet: the start of this row records it, in one
+    transaction, before anything of this message goes out. Return the row whose 250 is
+    now not recorded yet: this one when it was accepted, else ``sent`` if no start
+    recorded it, else None.
     """
     if sub is None or sub.status != "active" or email_hash(sub.email) in suppressed:
         # Unsubscribed, paused or suppressed since the row was planned: never send.
@@ -253,7 +270,7 @@ def _send_one(
         )
         with tally.lock:
             tally.skipped += 1
-        return
+        return sent
     try:
         sender, recipients, wire, html = _message(config, row, sub, papers, stored, env=env)
     except DeliveryError as err:
@@ -265,14 +282,14 @@ def _send_one(
         with tally.lock:
             tally.failed += 1
             tally.deliveries.append(Delivery(sub.id, row.day, "perm_failed", error=err.message))
-        return
+        return sent
     if config.smtp is None:
         write_preview(config, sub, row.day, html if html is not None else html_part(wire))
     # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
-    if not db.start_sending(sub.id, row.day, worker=worker, now=now):
+    if not db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent):
         with tally.lock:
             tally.skipped += 1
-        return
+        return None
     pacer.wait()
     try:
         connection.get().send_wire(sender, recipients, mail.with_date(wire, now))
@@ -282,7 +299,7 @@ def _send_one(
         with tally.lock:
             tally.aborted = f"SMTP authentication failed: {err.message}"
             tally.abort_exit = err.exit_code
-        return
+        return None
     except DeliveryError as err:
         if err.code is None or err.code == 421:
             # A network error or a closing server: reconnect for the next message. A
@@ -290,16 +307,17 @@ def _send_one(
             connection.reset()
         _record_failure(config, db, row, err, now=now, tally=tally)
         apply_rejection(db, sub.email, err, now=now)  # "no such user": suppress the address
-        return
-    # Committed before the next message is rendered or started: a crash from here on
-    # cannot make this row look unsent.
-    db.mark_sent(sub.id, row.day, row.paper_keys, now=now)
+        return None
+    # Recorded before the next message is started (with that start), at the latest when
+    # the chunk ends: a crash before that leaves it "sending", which a later run turns
+    # into "unknown", never resent; it cannot look unsent.
     with tally.lock:
         tally.sent += 1
         tally.consecutive_failures = 0
         tally.deliveries.append(
             Delivery(sub.id, row.day, "sent", row.message_id, paper_keys=row.paper_keys)
         )
+    return (sub.id, row.day, row.paper_keys)
 
 
 def _message(

@@ -68,8 +68,8 @@ __all__ = [
 class Store(
     PaperMixin,
     SubscriberMixin,
-    DeliveryMixin,
     LeaseMixin,
+    DeliveryMixin,
     OutboxMixin,
     BounceMixin,
     SourceMixin,

@@ -214,23 +214,30 @@ class DeliveryMixin(StoreBase):
         change), so nothing is read back. One transaction, committed before the
         caller transmits anything else. Return True when the row changed.
         """
-        mark, insert_sent = self._prepared_mark_sent
         with self.driver_transaction() as cursor:
-            cursor.execute(
-                mark.sql,
-                mark.params({"b_subscriber_id": subscriber_id, "b_day": day, "b_now": now}),
+            return self._record_sent(cursor, subscriber_id, day, paper_keys, now=now)
+
+    def _record_sent(
+        self, cursor: Any, subscriber_id: int, day: date, paper_keys: Sequence[str], *,
+        now: datetime,
+    ) -> bool:
+        """mark_sent's statements, on an open driver transaction's cursor."""
+        mark, insert_sent = self._prepared_mark_sent
+        cursor.execute(
+            mark.sql,
+            mark.params({"b_subscriber_id": subscriber_id, "b_day": day, "b_now": now}),
+        )
+        changed = cursor.rowcount
+        if changed and paper_keys:
+            cursor.executemany(
+                insert_sent.sql,
+                [
+                    insert_sent.params(
+                        {"b_subscriber_id": subscriber_id, "b_paper_key": key, "b_day": day}
+                    )
+                    for key in paper_keys
+                ],
             )
-            changed = cursor.rowcount
-            if changed and paper_keys:
-                cursor.executemany(
-                    insert_sent.sql,
-                    [
-                        insert_sent.params(
-                            {"b_subscriber_id": subscriber_id, "b_paper_key": key, "b_day": day}
-                        )
-                        for key in paper_keys
-                    ],
-                )
         return bool(changed)
 
     @cached_property

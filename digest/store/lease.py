@@ -10,7 +10,8 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from digest.models import Delivery
-from digest.store.base import Prepared, StoreBase
+from digest.store.base import Prepared
+from digest.store.delivery import DeliveryMixin
 from digest.store.rows import _delivery_from_row, _local_worker_alive
 from digest.store.tables import deliveries
 
@@ -34,8 +35,8 @@ _START_SENDING = (
 )
 
 
-class LeaseMixin(StoreBase):
-    """Claim, start and release ledger rows for one send worker."""
+class LeaseMixin(DeliveryMixin):
+    """Claim, start and release ledger rows for one send worker (on the ledger's rows)."""
 
     def claim_deliveries(
         self,
@@ -99,17 +100,30 @@ class LeaseMixin(StoreBase):
             )
             return [_delivery_from_row(row) for row in rows]
 
-    def start_sending(self, subscriber_id: int, day: date, *, worker: str, now: datetime) -> bool:
+    def start_sending(
+        self,
+        subscriber_id: int,
+        day: date,
+        *,
+        worker: str,
+        now: datetime,
+        sent: tuple[int, date, Sequence[str]] | None = None,
+    ) -> bool:
         """Move a row leased to ``worker`` from planned/temp_failed to ``sending``.
 
         A compare-and-set: False when the lease was lost or the row moved on, and the
-        caller must then not transmit.
+        caller must then not transmit. ``sent`` (subscriber id, day, paper keys) is the
+        worker's previous row, whose 250 came back: it is recorded as ``mark_sent``
+        does, in the same transaction, so each message costs the ledger one commit.
+        The earlier row is recorded whether or not this one starts.
         """
         statement = self._prepared_start_sending
         params = {
             "b_subscriber_id": subscriber_id, "b_day": day, "b_worker": worker, "b_now": now,
         }
         with self.driver_transaction() as cursor:
+            if sent is not None:
+                self._record_sent(cursor, *sent, now=now)
             cursor.execute(statement.sql, statement.params(params))
             changed = cursor.rowcount
         return bool(changed)
