@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import zlib
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email import policy
@@ -23,7 +24,7 @@ from digest import mail, pipeline, render
 from digest.config import Config
 from digest.errors import DigestError
 from digest.forking import map_forked
-from digest.models import Digest, Profile, ScoredPaper, Subscriber
+from digest.models import Digest, OutgoingMessage, Profile, ScoredPaper, Subscriber
 from digest.pipeline.planning import write_all
 from digest.store import Store, open_store
 from tests.fixtures.smtp_server import SmtpTestServer
@@ -196,6 +197,31 @@ def test_the_maildir_gets_the_written_message_and_its_preview(config: Config) ->
     assert preview == pipeline.composing.html_part(wire)
     assert preview.replace("\n", "\r\n") == html_of(wire)
     store.close()
+
+
+def test_stored_messages_returns_exactly_the_pairs_asked_for(store: Store) -> None:
+    ids = [store.add_subscriber(f"s{n}@example.org", Profile(interests="x"), now=NOW).id
+           for n in range(2)]
+    days = (DAY, DAY + timedelta(days=1))
+    rows: list[Any] = []
+    messages = {}
+    for sub_id in ids:
+        for day in days:
+            rows.append((sub_id, day, [], f"<{sub_id}.{day}@x>", "planned"))
+            messages[(sub_id, day)] = OutgoingMessage(
+                sender="d@x.org", recipients=(f"{sub_id}@x.org",), to_email="e", to_name="",
+                packed=zlib.compress(f"{sub_id} {day}".encode()))
+    assert store.plan_deliveries(rows, now=NOW, messages=messages) == 4
+    # The two lists of the query also match (ids[0], days[1]) and (ids[1], days[0]).
+    asked = [(ids[0], days[0]), (ids[1], days[1])]
+    found = store.stored_messages(asked)
+    assert set(found) == set(asked)
+    assert found[asked[1]].wire() == f"{ids[1]} {days[1]}".encode()
+    # A row that already exists keeps its message: another planner's row, another digest.
+    other = OutgoingMessage(sender="d@x.org", recipients=("x@x.org",), to_email="e",
+                            to_name="", packed=zlib.compress(b"other"))
+    assert store.plan_deliveries([rows[0]], now=NOW, messages={asked[0]: other}) == 0
+    assert store.stored_messages([asked[0]])[asked[0]].wire() == f"{ids[0]} {days[0]}".encode()
 
 
 def test_a_database_made_before_the_outbox_gains_it_when_opened(config: Config) -> None:

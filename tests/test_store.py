@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -132,3 +133,81 @@ def test_papers_are_found_by_their_lowered_title_through_an_index(tmp_path: Path
         plan = " ".join(str(row[-1]) for row in conn.execute(text(
             "EXPLAIN QUERY PLAN SELECT key FROM papers WHERE lower(title) IN ('a', 'b')")))
     assert "ix_papers_title_lower" in plan
+
+
+# -- the writer lock: this host's transactions queue on flock ------------------------------
+
+
+def _hold_writer_in_child(url: str, ready: Any, release: Any) -> None:
+    store = open_store(url)
+    assert store._writer is not None
+    with store._writer.hold():
+        ready.set()
+        release.wait(30)
+    store.close()
+
+
+def test_a_transaction_waits_for_another_process_holding_the_writer_lock(
+    tmp_path: Path,
+) -> None:
+    import multiprocessing
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    store = open_store(url)
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    child = context.Process(target=_hold_writer_in_child, args=(url, ready, release))
+    child.start()
+    try:
+        assert ready.wait(60)
+        done = threading.Event()
+
+        def write() -> None:
+            store.add_subscriber("a@example.org", Profile(interests="x"), now=NOW)
+            done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        # The child holds no SQLite lock, only the lock file: the write still waits.
+        assert not done.wait(1.0)
+        release.set()
+        assert done.wait(30)
+        writer.join()
+    finally:
+        release.set()
+        child.join(30)
+    assert store.find_subscriber("a@example.org") is not None
+    store.close()
+
+
+def test_stores_on_one_file_share_the_lock_and_nest_without_waiting_on_it(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    first, second = open_store(url), open_store(url)
+    assert first._writer is not None and first._writer is second._writer
+    lock = first._writer
+    assert (tmp_path / "db.sqlite3-writer").exists()
+    # A transaction inside another one of the same thread does not wait on the lock
+    # (SQLite's busy timeout decides, as it did before the lock); a read-only nested
+    # one gets through.
+    with first.begin() as conn:
+        conn.execute(text("SELECT 1"))
+        with lock.hold():
+            pass
+    first.close()
+    assert second._writer is lock and lock.users == 1  # still open for the other store
+    second.add_subscriber("b@example.org", Profile(interests="x"), now=NOW)
+    second.close()
+    assert lock.users == 0
+    third = open_store(url)
+    assert third._writer is not lock  # a fresh lock once every store closed
+    third.close()
+
+
+def test_an_in_memory_database_has_no_writer_lock() -> None:
+    memory = open_store("sqlite://")
+    assert memory._writer is None
+    memory.add_subscriber("c@example.org", Profile(interests="x"), now=NOW)
+    memory.close()

@@ -1,9 +1,11 @@
 """One daily run: ingest -> store -> rank -> render -> mail -> ledger. Safe to repeat.
 
 A run has two phases. **Plan**: find the digests due now, rank their papers in batched
-chunks, and write one ledger row per (subscriber, day) holding the chosen papers and
-reasons. **Send**: claim each sendable row (``planned`` -> ``sending``), render it from
-the row, hand it to the SMTP server, and mark it ``sent`` only after the 250 reply.
+chunks, write each digest's message, and file one ledger row per (subscriber, day)
+holding the chosen papers and reasons, with its message in the outbox. **Send**: claim
+each sendable row (``planned`` -> ``sending``), take its message (or render it from the
+row when it has none), hand it to the SMTP server, and mark it ``sent`` only after the
+250 reply.
 Nothing is held for the whole run, so memory stays flat in the number of subscribers,
 and a crash at any point leaves rows a rerun can finish.
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, inspect, select
@@ -16,11 +21,114 @@ from digest.errors import SchemaError, StoreError
 from digest.store.tables import SCHEMA_VERSION, meta, metadata
 
 
+class WriterLock:
+    """Queue this host's SQLite transactions on a lock file beside the database.
+
+    Every transaction here takes SQLite's write lock up front (BEGIN IMMEDIATE), so they
+    run one at a time anyway. SQLite makes a waiting process sleep and retry, backing
+    off from 1 ms to 100 ms: with two send processes writing a commit a message each,
+    the waits added up to a third of their time (p99 54 ms a wait). Waiting on flock
+    instead, the kernel wakes the next writer the moment the lock is released. A
+    process that dies releases it; SQLite's own busy timeout still guards everything
+    else (another host, a tool, a transaction nested in one already held).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._threads = threading.Lock()  # flock does not queue threads of one process
+        self._local = threading.local()
+        self.users = 0  # open stores sharing this lock (see writer_lock)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lock for one transaction (a nested one goes straight to SQLite)."""
+        if getattr(self._local, "held", False):
+            yield
+            return
+        with self._threads:
+            fd = self._open()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._local.held = True
+            try:
+                yield
+            finally:
+                self._local.held = False
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _open(self) -> int | None:
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError:
+                return None  # a read-only folder: SQLite's busy wait alone, as before
+        return self._fd
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+# One lock per database file in a process, shared by every store open on it: a thread
+# already inside a transaction of one store is seen as holding it by the others too.
+_WRITER_LOCKS: dict[str, WriterLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child shares its parent's open lock file, and flock belongs to the open
+    # file: were a child killed while holding it, the lock would stay with the parent
+    # and every other child (a zygote's runs would wait forever). The child opens its
+    # own on its first transaction, with fresh thread locks.
+    global _WRITER_LOCKS_GUARD
+    _WRITER_LOCKS_GUARD = threading.Lock()
+    for lock in _WRITER_LOCKS.values():
+        if lock._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(lock._fd)
+            lock._fd = None
+        lock._threads = threading.Lock()
+        lock._local = threading.local()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def writer_lock(engine: Engine) -> WriterLock | None:
+    """Return the writer lock for an SQLite file's engine; None for anything else."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = os.path.realpath(f"{database}-writer")
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.setdefault(path, WriterLock(Path(path)))
+        lock.users += 1
+    return lock
+
+
+def release_writer_lock(lock: WriterLock) -> None:
+    """Forget one store's use of a writer lock; close its file when none is left."""
+    with _WRITER_LOCKS_GUARD:
+        lock.users -= 1
+        if lock.users <= 0:
+            _WRITER_LOCKS.pop(str(lock.path), None)
+            lock._close()
+
+
 class StoreBase:
     """The engine and its transactions, and the schema the areas share."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._writer = writer_lock(engine)
+
+    def _hold_writer(self) -> AbstractContextManager[None]:
+        return self._writer.hold() if self._writer is not None else nullcontext()
 
     @property
     def is_sqlite(self) -> bool:
@@ -30,12 +138,15 @@ class StoreBase:
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+        if self._writer is not None:
+            release_writer_lock(self._writer)
+            self._writer = None
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """Open one transaction, translating driver errors into StoreError."""
         try:
-            with self.engine.begin() as conn:
+            with self._hold_writer(), self.engine.begin() as conn:
                 yield conn
         except OperationalError as err:
             raise StoreError(
@@ -57,15 +168,16 @@ class StoreBase:
         dbapi = self.engine.dialect.loaded_dbapi
         raw = self.engine.raw_connection()
         try:
-            cursor = raw.cursor()
-            if self.is_sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-                raw.commit()
-            except BaseException:
-                raw.rollback()
-                raise
+            with self._hold_writer():
+                cursor = raw.cursor()
+                if self.is_sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                    raw.commit()
+                except BaseException:
+                    raw.rollback()
+                    raise
         except dbapi.OperationalError as err:
             raise StoreError(
                 f"database error: {err}",

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 
 from digest.models import OutgoingMessage
 from digest.store.base import StoreBase
@@ -43,12 +43,21 @@ class OutboxMixin(StoreBase):
         found: dict[tuple[int, date], OutgoingMessage] = {}
         if not wanted:
             return found
+        wanted_set = set(wanted)
         with self.begin() as conn:
             for chunk in in_chunks(wanted):
+                # Two lists rather than a row-value IN, which SQLite answers by scanning
+                # the whole table; these use the primary key. Pairs not asked for that
+                # the lists also match are dropped below.
                 rows = conn.execute(
-                    select(outbox).where(tuple_(outbox.c.subscriber_id, outbox.c.day).in_(chunk))
+                    select(outbox).where(
+                        outbox.c.subscriber_id.in_(sorted({sub_id for sub_id, _ in chunk})),
+                        outbox.c.day.in_(sorted({day for _, day in chunk})),
+                    )
                 )
                 for row in rows:
+                    if (int(row.subscriber_id), row.day) not in wanted_set:
+                        continue
                     found[(int(row.subscriber_id), row.day)] = OutgoingMessage(
                         sender=row.sender,
                         recipients=tuple(row.recipients),
