@@ -224,6 +224,27 @@ def test_stored_messages_returns_exactly_the_pairs_asked_for(store: Store) -> No
     assert store.stored_messages([asked[0]])[asked[0]].wire() == f"{ids[0]} {days[0]}".encode()
 
 
+def test_the_purge_drops_final_rows_messages_in_batches_and_keeps_the_others(
+    store: Store,
+) -> None:
+    ids = [store.add_subscriber(f"p{n}@example.org", Profile(interests="x"), now=NOW).id
+           for n in range(7)]
+    rows: list[Any] = [(sub_id, DAY, [], f"<{sub_id}@x>", "planned") for sub_id in ids]
+    packed = zlib.compress(b"message")
+    messages = {(sub_id, DAY): OutgoingMessage("d@x.org", ("r@x.org",), "e", "", packed)
+                for sub_id in ids}
+    store.plan_deliveries(rows, now=NOW, messages=messages)
+    final = {ids[0]: "sent", ids[2]: "skipped", ids[3]: "perm_failed", ids[5]: "unknown"}
+    for sub_id, status in final.items():
+        store.set_delivery_status(sub_id, DAY, status, now=NOW)  # type: ignore[arg-type]
+    store.set_delivery_status(ids[4], DAY, "temp_failed", now=NOW)
+    store.set_delivery_status(ids[6], DAY, "sending", now=NOW)
+    assert store.purge_outbox(batch=2) == 4  # two transactions of two, then none left
+    left = store.stored_messages((sub_id, DAY) for sub_id in ids)
+    assert {sub_id for sub_id, _ in left} == {ids[1], ids[4], ids[6]}
+    assert store.purge_outbox() == 0
+
+
 def test_a_database_made_before_the_outbox_gains_it_when_opened(config: Config) -> None:
     store = open_store(config.database_url)
     with store.begin() as conn:
