@@ -25,6 +25,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.forking import map_forked
 from digest.models import Digest, OutgoingMessage, Profile, ScoredPaper, Subscriber
+from digest.pipeline import planning
 from digest.pipeline.planning import write_all
 from digest.store import Store, open_store
 from tests.fixtures.smtp_server import SmtpTestServer
@@ -275,8 +276,9 @@ def sample_digests(store: Store, config: Config, count: int) -> list[Digest]:
 
 
 def test_digests_written_in_two_processes_are_those_written_in_one(
-    config: Config, store: Store
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(planning, "WRITE_BATCH", 7)  # several batches, the last short
     digests = sample_digests(store, config, 40)
     env = render.make_environment(config.templates_dir)
     one = write_all(replace(config, rank_processes=1), digests, env=env, warm=set())
