@@ -69,7 +69,8 @@ class Config:
     # How long a send worker's claim on planned rows lasts; another worker takes them
     # over after that (a worker killed with SIGKILL never gives them back).
     lease_seconds: float = 900.0
-    # Processes that rank subscribers in the plan phase; 0: one per CPU (at most 4).
+    # Processes that rank subscribers and write their digests in the plan phase; 0: one
+    # per CPU (at most 4).
     rank_processes: int = 0
     # True when DIGEST_SOURCES or DIGEST_SOURCES_FILE was set: then ``sources`` are the
     # operator's and run alongside sources added with `digest sources add`.
