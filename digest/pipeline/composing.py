@@ -70,16 +70,27 @@ def compose(
     return rendered, message
 
 
+def compose_wire(
+    config: Config, digest: Digest, *, env: Any
+) -> tuple[RenderedEmail, str, tuple[str, ...], bytes]:
+    """Render one digest; return (rendered parts, envelope sender, recipients, bytes).
+
+    The bytes have no Date header yet: ``mail.with_date`` adds it as they go out.
+    """
+    rendered, message = compose(config, digest, env=env, now=None)
+    sender, recipients = mail.envelope(message)
+    return rendered, sender, tuple(recipients), mail.message_to_bytes(message)
+
+
 def write_ahead(config: Config, digest: Digest, *, env: Any) -> OutgoingMessage:
     """Render one digest for the outbox: its envelope and its bytes, packed, no Date yet."""
-    _, message = compose(config, digest, env=env, now=None)
-    sender, recipients = mail.envelope(message)
+    _, sender, recipients, wire = compose_wire(config, digest, env=env)
     return OutgoingMessage(
         sender=sender,
-        recipients=tuple(recipients),
+        recipients=recipients,
         to_email=digest.subscriber.email,
         to_name=digest.subscriber.name,
-        packed=zlib.compress(mail.message_to_bytes(message), PACK_LEVEL),
+        packed=zlib.compress(wire, PACK_LEVEL),
     )
 
 

@@ -26,7 +26,7 @@ from digest.models import (
     ScoredPaper,
     Subscriber,
 )
-from digest.pipeline.composing import compose, html_part, write_preview
+from digest.pipeline.composing import compose_wire, html_part, write_preview
 from digest.store import Store, email_hash
 
 TransportFactory = Callable[[], AbstractContextManager[mail.Transport]]
@@ -134,11 +134,15 @@ def _send_all(
                         return
                     subs = db.get_subscribers(row.subscriber_id for row in rows)
                     stored = db.stored_messages((row.subscriber_id, row.day) for row in rows)
+                    ready = {
+                        (row.subscriber_id, row.day): _usable(
+                            stored.get((row.subscriber_id, row.day)), subs.get(row.subscriber_id)
+                        )
+                        for row in rows
+                    }
                     # Papers only for the rows whose digest is written here, at the send.
                     keys = {
-                        k for row in rows
-                        if _usable(stored.get((row.subscriber_id, row.day)),
-                                   subs.get(row.subscriber_id)) is None
+                        k for row in rows if ready[(row.subscriber_id, row.day)] is None
                         for k in row.paper_keys
                     }
                     missing = keys - papers.keys()
@@ -150,10 +154,9 @@ def _send_all(
                     for row in rows:
                         if tally.aborted:
                             return
-                        sub = subs.get(row.subscriber_id)
                         sent = _send_one(
-                            config, db, row, sub, papers,
-                            _usable(stored.get((row.subscriber_id, row.day)), sub), sent,
+                            config, db, row, subs.get(row.subscriber_id), papers,
+                            ready[(row.subscriber_id, row.day)], sent,
                             worker=name, env=env, now=now, tally=tally,
                             connection=connection, pacer=pacer, suppressed=suppressed,
                         )
@@ -338,9 +341,8 @@ def _message(
         if key in papers
     )
     digest = Digest(subscriber=sub, day=row.day, papers=items)
-    rendered, message = compose(config, digest, env=env, now=None)
-    sender, recipients = mail.envelope(message)
-    return sender, tuple(recipients), mail.message_to_bytes(message), rendered.html
+    rendered, sender, recipients, wire = compose_wire(config, digest, env=env)
+    return sender, recipients, wire, rendered.html
 
 
 def _record_failure(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, inspect, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.errors import UsageError
@@ -97,8 +97,6 @@ class SourceMixin(StoreBase):
     def list_sources(self) -> list[SourceSpec]:
         """Return the sources added with `digest sources add`, oldest first."""
         with self.begin() as conn:
-            if not inspect(conn).has_table("sources"):
-                return []  # a schema-1 database made before the table existed
             rows = conn.execute(
                 select(source_specs).order_by(source_specs.c.created_at, source_specs.c.name)
             )
@@ -115,7 +113,6 @@ class SourceMixin(StoreBase):
     def add_source(self, spec: SourceSpec, *, now: datetime) -> None:
         """Store a source; raise UsageError when one of that name exists."""
         with self.begin() as conn:
-            source_specs.create(conn, checkfirst=True)
             try:
                 conn.execute(
                     insert(source_specs).values(
@@ -135,8 +132,6 @@ class SourceMixin(StoreBase):
     def remove_source(self, name: str) -> bool:
         """Forget a stored source and its health; return False when none had that name."""
         with self.begin() as conn:
-            if not inspect(conn).has_table("sources"):
-                return False
             removed = conn.execute(delete(source_specs).where(source_specs.c.name == name))
             if removed.rowcount:
                 conn.execute(delete(source_state).where(source_state.c.source == name))
