@@ -7,8 +7,11 @@ papers and templates without copying or pickling them, and send back only result
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
+import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,6 +27,25 @@ _WORK: Callable[[Any], Any] | None = None
 _LIMIT: Callable[[], AbstractContextManager[Any]] = nullcontext
 # One fork at a time: a fork copies only the forking thread, and _WORK is global.
 FORK_LOCK = threading.RLock()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this forked child die when its parent does (Linux's PR_SET_PDEATHSIG).
+
+    A pool's child waits on its parent's queue; were the parent killed (SIGKILL), the
+    child would wait forever, holding every file the parent had open, the run lock
+    among them, and so block every later run.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the child outlives a killed parent
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _run_share(items: list[Any]) -> list[Any]:
@@ -62,7 +84,9 @@ def map_forked(
         # them and so copy every page of the parent's heap it inherited.
         gc.freeze()
         try:
-            with ProcessPoolExecutor(processes - 1, mp_context=context) as pool:
+            with ProcessPoolExecutor(processes - 1, mp_context=context,
+                                     initializer=_die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(_run_share, share) for share in shares[1:]]
                 with limit():
                     mine = [func(item) for item in shares[0]]

@@ -336,3 +336,51 @@ def test_a_killed_child_fails_the_whole_map() -> None:
 
     with pytest.raises(DigestError, match="a process died"):
         map_forked(die_in_child, list(range(10)), 2, died=died)
+
+
+KILLED_PARENT = r"""
+import os, sys, time
+from digest.forking import map_forked
+
+def work(n):
+    if os.getpid() != PARENT:
+        with open(sys.argv[1], "w") as out:
+            out.write(str(os.getpid()))
+        time.sleep(600)
+    return n
+
+PARENT = os.getpid()
+map_forked(work, list(range(4)), 2, died=RuntimeError)
+"""
+
+
+def test_a_forked_child_dies_with_its_killed_parent(tmp_path: Any) -> None:
+    # Were it to live on, it would hold the files its parent had open (the run lock).
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(pid_file)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(30)
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{child}") and "Z" not in _state(child):
+            assert time.monotonic() < deadline, "the child outlived its killed parent"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
