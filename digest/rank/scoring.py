@@ -41,7 +41,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
-from digest.forking import map_forked
+from digest.forking import map_forked, map_large_blocks
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
@@ -254,6 +254,7 @@ def build_world(
     3-8x slower (3 s of CPU became 9-28 s), and the numbers no longer depend on how many
     cores the machine has.
     """
+    map_large_blocks()  # the day's and the chunks' large arrays are freed, not kept
     with threadpool_limits(1):
         return _build_world(papers, space, history, options)
 
@@ -479,6 +480,9 @@ def score_profiles(
                                 world.target_papers)
     work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
+    # Derived arrays every chunk reads, made here before the fork: each forked process
+    # would otherwise make (and hold) its own copy on every page.
+    _ = world.pool_columns, world.dense_columns, examples.ascending_rows
     # One BLAS thread a process, in one process too (the same numbers): the processes
     # fill the CPUs.
     results = map_forked(work.chunk, starts, resolve_processes(options.processes),
