@@ -37,8 +37,10 @@ HISTORY_LIMIT = 5000
 # day's preparation is paid once per run (the rankers are kept between pages), and the
 # matrix products run on chunks of 500 profiles within a page, so a smaller page costs
 # only a fork and a few queries more. The benchmark's peak memory at 100,000 subscribers
-# was 1,224 MB with pages of 20,000 and 1,148 MB with pages of 10,000.
-RANK_CHUNK = 10000
+# was 1,224 MB with pages of 20,000 and 1,148 MB with pages of 10,000; later, with large
+# blocks mapped (forking.map_large_blocks), 1,095 MB with pages of 10,000 and 974 MB with
+# pages of 5,000 (ranking 52.6 and 53.2 s).
+RANK_CHUNK = 5000
 # Digests written together in forked processes (see write_all).
 WRITE_BATCH = 2000
 
