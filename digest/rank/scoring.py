@@ -552,7 +552,7 @@ def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
 def _collection_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while many objects but no cycles are made.
 
-    A page of 10,000 profiles builds ~110,000 ScoredPaper objects and lists; each 700
+    A page of 5,000 profiles builds ~55,000 ScoredPaper objects and lists; each 700
     allocations start a collection, and every few tens of thousands a full one over the
     whole heap (papers, profiles, earlier pages' lists): about half the assembly time.
     Nothing made here is cyclic garbage, so nothing is left for a collector to find.
