@@ -36,11 +36,10 @@ def _die_with_parent(parent: int) -> None:
     child would wait forever, holding every file the parent had open, the run lock
     among them, and so block every later run.
     """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the child outlives a killed parent
+    libc = _libc()
+    if libc is None or not hasattr(libc, "prctl"):  # not Linux: it outlives a killed parent
         return
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
 
@@ -66,7 +65,8 @@ def map_large_blocks() -> None:
 
     glibc raises its mapping threshold to the size of each mapped block freed (up to
     32 MB), so after the first chunk's score arrays every later one comes from the heap
-    and stays resident when freed, as the page's rankings and messages do. With the
+    and stays resident when freed, as the page's rankings and messages do. Set once
+    the ranker builds its day (the first large arrays of a rank call or a run). With the
     threshold fixed, the plan's peak (PSS of the run and its forked processes, 50,000
     bench subscribers) went 1,225 -> 1,076 MB; the benchmark's at 100,000, with
     release_free_heap already in, 1,208 -> 1,095 MB, its ranking time unchanged.
@@ -79,18 +79,26 @@ def map_large_blocks() -> None:
         _MAPPED = True
 
 
-def _glibc() -> Any:
+def _libc() -> Any:
+    """Return the process's C library (loaded once; forked children inherit it), or None."""
     global _LIBC
     if _LIBC is False:
         try:
-            libc = ctypes.CDLL(None)
-            _LIBC = libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+            _LIBC = ctypes.CDLL(None)
         except OSError:
             _LIBC = None
     return _LIBC
 
 
-_LIBC: Any = False  # looked up on first use; None where the C library is not glibc
+def _glibc() -> Any:
+    """Return the C library if it has glibc's heap controls, else None."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt"):
+        return libc
+    return None
+
+
+_LIBC: Any = False  # looked up on first use
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 MMAP_THRESHOLD = 1 << 20
 _MAPPED = False
@@ -131,7 +139,6 @@ def map_forked(
         # the children are done: a child's collection would otherwise write into each of
         # them and so copy every page of the parent's heap it inherited.
         gc.freeze()
-        map_large_blocks()
         release_free_heap()
         try:
             with ProcessPoolExecutor(processes - 1, mp_context=context,
