@@ -14,13 +14,16 @@ import pytest
 import scipy.sparse as sp
 
 from digest.evaluate import load_corpus
-from digest.models import Profile
+from digest.models import Paper, Profile
 from digest.rank.metadata import (
+    MIN_SHARE,
     BatchIndex,
     Metadata,
     _unit,
     add_metadata_scores,
     boost_values,
+    category_lift,
+    category_shares,
     example_metadata,
     normalize_name,
 )
@@ -94,7 +97,11 @@ def metadata_scores(
 
     ``dtype``: the precision of the product (its operands rounded to it first).
     """
-    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind])).astype(dtype)
+    summed = sp.csr_matrix(weights @ meta.rows[kind])
+    lift = meta.lift[kind] if kind < len(meta.lift) else None
+    if lift is not None:  # each feature weighed by its lift (a diagonal product)
+        summed = sp.csr_matrix(summed @ sp.diags(lift))
+    summed = _unit(summed).astype(dtype)
     scores: np.ndarray = (summed @ meta.targets[kind].T.astype(dtype)).toarray()
     return scores
 
@@ -137,7 +144,11 @@ def test_add_metadata_scores_adds_the_same_cosines(world: World) -> None:
     profiles = profiles_of(world)
     examples = world.bank.add(profiles, world.known)
     compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
-    meta = example_metadata([world.known[k] for k in examples.keys], world.target_papers)
+    meta = example_metadata([world.known[k] for k in examples.keys], world.target_papers,
+                            world.category_shares, 0.5)
+    # Both sources weigh their categories by rarity (the defaults); the reference too.
+    assert meta.lift[0] is not None and world.pool_meta.lift[0] is not None
+    assert meta.lift[1] is None and world.pool_meta.lift[1] is None
     owned = sp.csr_matrix(
         (np.ones(compiled.positive_owner.size),
          (compiled.positive_owner, compiled.positive_example)),
@@ -166,7 +177,7 @@ def test_add_metadata_scores_adds_the_same_cosines(world: World) -> None:
             add_metadata_scores(out, at, source, weights, kind, factor=0.3)
             assert same(out, expected)
             # Without the dense copies: the sparse path, the float64 cosines added.
-            plain = Metadata(rows=source.rows, targets=source.targets)
+            plain = Metadata(rows=source.rows, targets=source.targets, lift=source.lift)
             exact = base.copy()
             exact[at] += (0.3 * metadata_scores(source, weights, kind)).astype(np.float32)
             out = base.copy()
@@ -308,3 +319,35 @@ def test_feedback_mixer_keeps_each_querys_heaviest_papers_for_metadata() -> None
     # 0 (or a depth at least the feedback's) keeps every feedback paper.
     np.testing.assert_array_equal(feedback_mixer(fb, 40, depth=0).toarray(), full)
     np.testing.assert_array_equal(feedback_mixer(fb, 40, depth=10).toarray(), full)
+
+
+def test_category_lift_lets_the_field_examples_share_beyond_the_usual_one_lead() -> None:
+    # The day's papers: half in cs.LG, one in twenty in cs.RO.
+    day = [Paper(key=f"d{i}", title="t", categories=("cs.LG",) if i % 2 else ("cs.CV",))
+           for i in range(38)]
+    day += [Paper(key="r1", title="t", categories=("cs.RO",)),
+            Paper(key="r2", title="t", categories=("cs.RO", "cs.LG"))]
+    shares = category_shares(day)
+    assert shares["cs.LG"] == 20 / 40 and shares["cs.RO"] == 2 / 40
+    # Examples of a robot-learning reader: cs.LG on every one, cs.RO on half.
+    seeds = [Paper(key=f"s{i}", title="t", categories=cats) for i, cats in
+             enumerate([("cs.LG",), ("cs.LG",), ("cs.LG", "cs.RO"), ("cs.RO", "cs.LG")])]
+    targets = [Paper(key="lg", title="t", categories=("cs.LG",)),
+               Paper(key="ro", title="t", categories=("cs.RO",))]
+    owned = sp.csr_matrix(np.ones((1, len(seeds))))
+
+    def scores(lift: float) -> np.ndarray:
+        meta = example_metadata(seeds, targets, shares, lift)
+        out = np.zeros((1, 2), dtype=np.float32)
+        add_metadata_scores(out, np.arange(1), meta, owned, 0, factor=1.0)
+        return out[0]
+
+    plain, lifted = scores(0.0), scores(1.0)
+    assert plain[0] > plain[1]  # by counts alone the common field leads
+    assert lifted[1] > lifted[0]  # by rarity the field they share beyond it does
+    assert example_metadata(seeds, targets, shares, 0.0).lift == (None, None)
+    # A category none of the day's papers carries counts as the rarest allowed.
+    column = {"cs.LG": 0, "q-bio.NC": 1}
+    lift = category_lift(column, shares, 1.5)
+    assert lift is not None
+    assert lift[0] == pytest.approx(0.5 ** -1.5) and lift[1] == pytest.approx(MIN_SHARE ** -1.5)

@@ -9,7 +9,7 @@ summed example features against each paper's, as a cosine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,37 @@ def category_features(paper: Paper) -> dict[str, float]:
 def author_features(paper: Paper) -> dict[str, float]:
     """Return a paper's authors (case and spacing folded)."""
     return {" ".join(a.lower().split()): 1.0 for a in paper.authors}
+
+
+def category_shares(papers: Sequence[Paper]) -> dict[str, float]:
+    """Return each category's share of the papers (those carrying it, any position)."""
+    counts: dict[str, int] = {}
+    for paper in papers:
+        for category in set(paper.categories):
+            counts[category] = counts.get(category, 0) + 1
+    total = max(1, len(papers))
+    return {category: count / total for category, count in counts.items()}
+
+
+MIN_SHARE = 0.01  # a category rarer than this (or not among the pool's papers) counts as this
+
+
+def category_lift(
+    column: dict[str, int], shares: dict[str, float], power: float
+) -> np.ndarray | None:
+    """Return per category column ``share ** -power`` (None: no lift).
+
+    A profile's categories, read off the papers its words retrieved or its example
+    papers, lean towards the big fields (cs.LG, cs.AI) whatever it is about: nearly
+    every paper carries one. Divided by how common each is, the field the papers have
+    in common beyond the usual stands out.
+    """
+    if power <= 0 or not column:
+        return None
+    lift = np.empty(len(column))
+    for name, j in column.items():
+        lift[j] = max(shares.get(name, 0.0), MIN_SHARE) ** -power
+    return lift
 
 
 @dataclass(frozen=True)
@@ -94,9 +125,15 @@ class Metadata:
     # Per kind: the targets as a dense F x T array where they are dense enough (see
     # DENSE_SHARE), else None; float32, the precision of the scores they are added to.
     dense: tuple[np.ndarray | None, ...] = ()
+    # Per kind: a weight per feature a profile's summed features are multiplied by
+    # before the cosine (category_lift), or None.
+    lift: tuple[np.ndarray | None, ...] = ()
 
     @classmethod
-    def of(cls, rows: Sequence[sp.csr_matrix], targets: Sequence[sp.csr_matrix]) -> Metadata:
+    def of(
+        cls, rows: Sequence[sp.csr_matrix], targets: Sequence[sp.csr_matrix],
+        lift: Sequence[np.ndarray | None] = (),
+    ) -> Metadata:
         """Return the metadata with the dense copies of the dense kinds' targets."""
         dense: list[np.ndarray | None] = []
         for matrix in targets:
@@ -105,33 +142,60 @@ class Metadata:
                 dense.append(np.ascontiguousarray(matrix.T.toarray(), dtype=SCORES))
             else:
                 dense.append(None)
-        return cls(rows=tuple(rows), targets=tuple(targets), dense=tuple(dense))
+        return cls(rows=tuple(rows), targets=tuple(targets), dense=tuple(dense),
+                   lift=tuple(lift))
+
+
+Features = Callable[[Paper], dict[str, float]]
+
+
+def _kinds(
+    papers: Sequence[Paper], shares: dict[str, float] | None, lift: float
+) -> Iterator[tuple[Features, Vocabulary, sp.csr_matrix, np.ndarray | None]]:
+    """Yield per kind (categories, authors): its features, vocabulary, rows and lift."""
+    for features in (category_features, author_features):
+        found = [features(p) for p in papers]
+        words = vocabulary(found)
+        lifted = (category_lift(words.column, shares, lift)
+                  if features is category_features and shares is not None else None)
+        yield features, words, words.matrix(found, len(papers)), lifted
 
 
 def example_metadata(
-    example_papers: Sequence[Paper], targets: Sequence[Paper]
+    example_papers: Sequence[Paper], targets: Sequence[Paper],
+    shares: dict[str, float] | None = None, lift: float = 0.0,
 ) -> Metadata:
-    """Build the features of the example papers, in their vocabulary, and of the targets."""
+    """Build the features of the example papers, in their vocabulary, and of the targets.
+
+    ``shares`` (category_shares of the day's papers) and ``lift`` weigh the examples'
+    categories by how rare they are (category_lift).
+    """
     rows: list[sp.csr_matrix] = []
     scored: list[sp.csr_matrix] = []
-    for features in (category_features, author_features):
-        found = [features(p) for p in example_papers]
-        words = vocabulary(found)
-        rows.append(words.matrix(found, len(example_papers)))
+    lifts: list[np.ndarray | None] = []
+    for features, words, matrix, lifted in _kinds(example_papers, shares, lift):
+        rows.append(matrix)
         scored.append(_unit(words.matrix((features(p) for p in targets), len(targets))))
-    return Metadata.of(rows, scored)
+        lifts.append(lifted)
+    return Metadata.of(rows, scored, lifts)
 
 
-def pool_metadata(pool: Sequence[Paper], targets: np.ndarray) -> Metadata:
-    """Build the features of the pool; ``targets`` are the scored pool rows."""
+def pool_metadata(
+    pool: Sequence[Paper], targets: np.ndarray, shares: dict[str, float] | None = None,
+    lift: float = 0.0,
+) -> Metadata:
+    """Build the features of the pool; ``targets`` are the scored pool rows.
+
+    ``shares`` and ``lift`` as in example_metadata.
+    """
     rows: list[sp.csr_matrix] = []
     scored: list[sp.csr_matrix] = []
-    for features in (category_features, author_features):
-        found = [features(p) for p in pool]
-        matrix = vocabulary(found).matrix(found, len(pool))
+    lifts: list[np.ndarray | None] = []
+    for _, _, matrix, lifted in _kinds(pool, shares, lift):
         rows.append(matrix)
         scored.append(_unit(matrix[targets]))
-    return Metadata.of(rows, scored)
+        lifts.append(lifted)
+    return Metadata.of(rows, scored, lifts)
 
 
 def add_metadata_scores(
@@ -158,7 +222,11 @@ def add_metadata_scores(
     """
     if rows.size == 0:
         return
-    summed = _unit(sp.csr_matrix(weights @ meta.rows[kind]))
+    summed = sp.csr_matrix(weights @ meta.rows[kind])
+    lift = meta.lift[kind] if kind < len(meta.lift) else None
+    if lift is not None:
+        summed.data *= lift[summed.indices]
+    summed = _unit(summed)
     dense = meta.dense[kind] if kind < len(meta.dense) else None
     if dense is not None:
         scores: np.ndarray = summed.astype(dense.dtype) @ dense
