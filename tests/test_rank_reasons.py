@@ -171,3 +171,18 @@ def test_a_shared_part_counts_seed_and_liked_papers_each_from_the_least_on() -> 
         "cs.CV, as are 3 of your seed papers")
     assert _shared_part([("cs.RO", "cs.RO")], seeds, likes, least=1) == (
         "cs.RO, as is a paper you liked")
+
+
+def test_a_shared_category_is_named_by_its_weight_in_the_score() -> None:
+    # Ten seed papers in cs.LG (half of all papers), four in cs.RO (one in twenty): with
+    # the examples' categories weighed by rarity, cs.RO is what lifted the paper.
+    seeds = Counter({"cs.LG": 10, "cs.RO": 4})
+    pairs = [("cs.LG", "cs.LG"), ("cs.RO", "cs.RO")]
+    assert _shared_part(pairs, seeds, Counter(), least=2) == (
+        "cs.LG, as are 10 of your seed papers")
+    weight = {"cs.LG": 0.5 ** -0.5, "cs.RO": 0.05 ** -0.5}
+    assert _shared_part(pairs, seeds, Counter(), least=2, weight=weight) == (
+        "cs.RO, as are 4 of your seed papers")
+    # Below the least, a weight does not make a category count.
+    assert _shared_part(pairs, Counter({"cs.LG": 10, "cs.RO": 1}), Counter(), least=2,
+                        weight=weight) == "cs.LG, as are 10 of your seed papers"

@@ -62,8 +62,13 @@ def category_lift(
         return None
     lift = np.empty(len(column))
     for name, j in column.items():
-        lift[j] = max(shares.get(name, 0.0), MIN_SHARE) ** -power
+        lift[j] = rarity(shares.get(name, 0.0), power)
     return lift
+
+
+def rarity(share: float, power: float) -> float:
+    """Return the lift of a category with this share of the papers: ``share ** -power``."""
+    return float(max(share, MIN_SHARE) ** -power)
 
 
 @dataclass(frozen=True)

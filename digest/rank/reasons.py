@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +46,9 @@ class Context:
     pool: sp.csr_matrix  # feedback pool rows
     feedback: Feedback | None
     index: BatchIndex
+    # Category -> how much one example paper in it weighs in the score (its rarity,
+    # metadata.category_lift); a category not named weighs 1.
+    category_weight: Mapping[str, float] = field(default_factory=dict)
 
 
 def explain_all(
@@ -121,7 +124,7 @@ def explain_all(
                         and not shared.categories.isdisjoint(papers[j].categories)):
                     part = _shared_part(((c, c) for c in papers[j].categories),
                                         shared.seed_categories, shared.liked_categories,
-                                        least=2)
+                                        least=2, weight=context.category_weight)
                     if part:
                         parts.append(f"in {part}")
                 if trend and len(parts) < 2 and papers[j].upvotes:
@@ -170,6 +173,7 @@ def _shared_part(
     by_like: Counter[str],
     *,
     least: int,
+    weight: Mapping[str, float] | None = None,
 ) -> str:
     """Return "NAME, as are N of your seed papers" for the candidate most examples share.
 
@@ -178,17 +182,21 @@ def _shared_part(
     someone who wrote the subscriber's seed papers, or in the category most of them are
     in, is usually there for that (the example papers' authors and categories weigh in
     the score); saying so is plainer than the words it shares with them. "" when no
-    candidate is on ``least`` seed or ``least`` liked papers.
+    candidate is on ``least`` seed or ``least`` liked papers. With ``weight`` each
+    candidate's counts are weighed as in the score (a rare category shared by 4 seed
+    papers outweighs cs.LG shared by 10), the counts printed as they are.
     """
-    best, most = "", (0, 0)
+    best, most, shown = "", (0.0, 0.0), (0, 0)
     for key, name in candidates:
         seeds, likes = by_seed[key], by_like[key]
         count = (seeds if seeds >= least else 0, likes if likes >= least else 0)
-        if count > most:
-            best, most = name, count
+        factor = weight.get(key, 1.0) if weight is not None else 1.0
+        weighed = (count[0] * factor, count[1] * factor)
+        if weighed > most:
+            best, most, shown = name, weighed, count
     if not best:
         return ""
-    seeds, likes = most
+    seeds, likes = shown
     if seeds:
         which = "as is one of your seed papers" if seeds == 1 else (
             f"as are {seeds} of your seed papers")

@@ -53,6 +53,7 @@ from digest.rank.metadata import (
     example_metadata,
     index_batch,
     pool_metadata,
+    rarity,
 )
 from digest.rank.policy import select_many
 from digest.rank.precision import SCORES
@@ -753,7 +754,8 @@ def _score_chunk(
         space=world.space, compiled=compiled, examples=examples, docs=world.docs,
         doc_keys=world.doc_keys,
         dense_docs=world.dense_targets[:n_batch], pool=world.pool, feedback=fb,
-        index=world.index,
+        index=world.index, category_weight=_category_weights(world, examples, compiled,
+                                                             options),
     )
     reasons = explain_all(context, chunk, world.papers, picks,
                           trending=[b > 0 for b in blend])
@@ -767,6 +769,18 @@ def _score_chunk(
     values = iter(ranked[flat_rows, flat_cols].astype(np.float64).round(6).tolist())
     scores_out = [[next(values) for _ in chosen] for chosen in picks]
     return ChunkResult([list(map(int, c)) for c in picks], scores_out, reasons, bars)
+
+
+def _category_weights(
+    world: World, examples: Examples, compiled: Compiled, options: RankOptions
+) -> dict[str, float]:
+    """Return the weight in the score of each category of the chunk's example papers."""
+    if options.example_category_lift <= 0:
+        return {}
+    found = {c for e in set(compiled.positive_example.tolist())
+             for c in examples.categories[e]}
+    shares = world.category_shares
+    return {c: rarity(shares.get(c, 0.0), options.example_category_lift) for c in found}
 
 
 def _columns(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
