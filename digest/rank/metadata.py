@@ -4,7 +4,8 @@ Two uses. Boosts and filters: which batch papers carry a profile's own categorie
 followed author (sparse profile rows times a batch incidence matrix, instead of a walk
 over every paper's authors per profile). Example metadata: the categories and authors
 of the papers someone seeded or liked say what they read, beyond the words; a profile's
-summed example features against each paper's, as a cosine.
+summed example features against each paper's, as a cosine, each category in the sum
+weighed by how rare it is among the day's papers (category_lift).
 """
 
 from __future__ import annotations

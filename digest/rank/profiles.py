@@ -7,7 +7,8 @@ Every signal has one defined effect:
   the words of the papers it retrieves, and for a profile without examples also their
   authors and categories (scoring.py);
 - ``seeds`` and ``liked`` are positive examples: a linear model and their centroid in
-  the LSA space score the batch, and their categories and authors count too;
+  the LSA space score the batch, and their categories (the rarer, the more) and
+  authors count too;
 - ``disliked`` papers are negative examples of that model;
 - ``categories`` and ``authors`` boost matching papers; ``exclude`` filters (scoring.py).
 
