@@ -200,6 +200,42 @@ def test_a_text_profile_follows_the_authors_of_the_papers_its_words_retrieve(
     assert position == 0
 
 
+def test_a_reader_of_one_authors_papers_gets_her_new_paper_a_fields_reader_does_not(
+    sample: list[Paper],
+) -> None:
+    author = "Ada Q. Lovelace"
+    topic = "We study tropical sheaf cohomology and spectral quivers."
+    hers = [Paper(key=f"arxiv:2601.{i:05d}", title=f"Tropical sheaf cohomology {i}",
+                  abstract=topic, authors=(author, f"Coauthor {i}"), categories=("math.AG",))
+            for i in range(6)]
+    # The same field, six teams; she is on one of their papers.
+    teams = [Paper(key=f"arxiv:2601.{i + 10:05d}", title=f"Spectral quivers and sheaves {i}",
+                   abstract=topic, authors=(author if i == 0 else f"Lead {i}", f"Second {i}"),
+                   categories=("math.AG",))
+             for i in range(6)]
+    # Today she writes on something else: its words match neither profile.
+    new = replace(sample[7], key="arxiv:2605.99999", authors=(author, "Someone New"))
+    # And others write on the field.
+    topical = [Paper(key=f"arxiv:2605.9990{i}", title=f"Tropical spectral quivers {i}",
+                     abstract=topic, authors=(f"Other {i}",), categories=("math.AG",))
+               for i in range(3)]
+    batch = [*sample[:60], new, *topical]
+    profiles = [Profile(seeds=tuple(p.key for p in hers)),
+                Profile(seeds=tuple(p.key for p in teams))]
+    options = RankOptions(threshold_quantile=0.0, min_score=-1.0)
+    result = rank(batch, profiles, history=[*hers, *teams], top_k=64, options=options)
+    reader, field = ([s.paper.key for s in ranking] for ranking in result.rankings)
+    assert reader.index(new.key) == 0
+    assert result.rankings[0][0].reason.startswith(
+        f"by {author}, as are 6 of your seed papers")
+    # One co-author among six teams steers little: the field's papers come first.
+    assert field.index(new.key) > max(field.index(p.key) for p in topical)
+    # A flat author weight of 0.3 (as before) left her paper behind the field's.
+    flat = rank(batch, profiles[:1], history=[*hers, *teams], top_k=64,
+                options=replace(options, example_author_weight=0.3)).rankings[0]
+    assert [s.paper.key for s in flat].index(new.key) > 0
+
+
 def test_a_profile_ranks_the_same_alone_or_among_profiles_naming_the_whole_history(
     hf_batch: list[Paper], sample: list[Paper]
 ) -> None:

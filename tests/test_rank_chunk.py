@@ -24,6 +24,7 @@ from digest.rank.metadata import (
     boost_values,
     category_lift,
     category_shares,
+    concentration,
     example_metadata,
     normalize_name,
 )
@@ -351,3 +352,42 @@ def test_category_lift_lets_the_field_examples_share_beyond_the_usual_one_lead()
     lift = category_lift(column, shares, 1.5)
     assert lift is not None
     assert lift[0] == pytest.approx(0.5 ** -1.5) and lift[1] == pytest.approx(MIN_SHARE ** -1.5)
+
+
+def test_concentration_is_the_share_of_a_profiles_papers_its_most_common_feature_is_on(
+) -> None:
+    # Papers x authors: A on papers 0-3, B on 1, C on 4, nobody on 5.
+    rows = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0], [1, 0, 0],
+                                   [0, 0, 1], [0, 0, 0]], dtype=float))
+    weights = sp.csr_matrix(np.array([
+        [1, 1, 1, 1, 0, 0],  # all four by A
+        [0, 0, 0, 1, 1, 0],  # one by A, one by C
+        [0, 0, 0, 0, 0, 0],  # no papers
+        [0, 0, 0, 0, 0, 1],  # one paper without authors
+        [1, 1, 0, 0, 1, 1],  # A on two of four
+    ], dtype=float))
+    np.testing.assert_allclose(concentration(weights, rows), [1.0, 0.5, 0.0, 0.0, 0.5])
+
+
+def test_a_factor_per_row_scales_each_rows_cosines(world: World) -> None:
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
+    meta = example_metadata([world.known[k] for k in examples.keys], world.target_papers)
+    owned = sp.csr_matrix(
+        (np.ones(compiled.positive_owner.size),
+         (compiled.positive_owner, compiled.positive_example)),
+        shape=(len(profiles), len(examples.keys)),
+    )
+    factors = np.linspace(0.1, 1.0, len(profiles))
+    for kind in (0, 1):
+        for source in (meta, Metadata(rows=meta.rows, targets=meta.targets)):  # dense, sparse
+            together = np.zeros((len(profiles), len(world.target_papers)), dtype=np.float32)
+            add_metadata_scores(together, np.arange(len(profiles)), source, owned, kind,
+                                factor=factors)
+            assert together.any()
+            for r, factor in enumerate(factors):
+                alone = np.zeros((1, together.shape[1]), dtype=np.float32)
+                add_metadata_scores(alone, np.arange(1), source, owned[r], kind,
+                                    factor=float(factor))
+                np.testing.assert_allclose(together[r], alone[0], rtol=1e-6, atol=1e-7)

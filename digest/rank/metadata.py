@@ -211,9 +211,11 @@ def add_metadata_scores(
     weights: sp.csr_matrix,
     kind: int,
     *,
-    factor: float,
+    factor: float | np.ndarray,
 ) -> None:
     """Add ``factor`` times the metadata cosines to ``out[rows]`` in place.
+
+    ``factor`` is one number, or an array with one per entry of ``rows``.
 
     The cosines are between each profile's weighted sum of rows and the targets:
     ``weights`` (one row per entry of ``rows``) picks each profile's papers, its seeds
@@ -236,14 +238,36 @@ def add_metadata_scores(
     dense = meta.dense[kind] if kind < len(meta.dense) else None
     if dense is not None:
         scores: np.ndarray = summed.astype(dense.dtype) @ dense
-        scores *= factor
+        if isinstance(factor, np.ndarray):
+            scores *= factor.astype(scores.dtype)[:, None]
+        else:
+            scores *= factor
         if rows.size == out.shape[0] and bool((rows == np.arange(rows.size)).all()):
             out += scores
         else:
             out[rows] += scores
         return
     found = (summed @ meta.targets[kind].T).tocoo()
-    out[rows[found.row], found.col] += (factor * found.data).astype(out.dtype)
+    each = factor[found.row] if isinstance(factor, np.ndarray) else factor
+    out[rows[found.row], found.col] += (each * found.data).astype(out.dtype)
+
+
+def concentration(weights: sp.csr_matrix, rows: sp.csr_matrix) -> np.ndarray:
+    """Return per profile the share of its papers that its most common feature is on.
+
+    ``weights`` picks each profile's papers (one 1 per paper), ``rows`` holds their
+    features (1 where a paper has one: authors). Forty seed papers all by one author:
+    1; ten papers by ten different teams: 0.1; a profile with no papers: 0.
+    """
+    counts = sp.csr_matrix(weights @ rows)
+    most = np.zeros(weights.shape[0])
+    filled = np.flatnonzero(np.diff(counts.indptr))
+    if filled.size:
+        # Empty rows between two filled ones add no entries: each segment is one row's.
+        most[filled] = np.maximum.reduceat(counts.data, counts.indptr[filled])
+    total = np.asarray(weights.sum(axis=1), dtype=np.float64).ravel()
+    share: np.ndarray = np.divide(most, total, out=np.zeros_like(most), where=total > 0)
+    return share
 
 
 @dataclass(frozen=True)
