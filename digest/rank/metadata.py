@@ -255,9 +255,10 @@ def add_metadata_scores(
 def concentration(weights: sp.csr_matrix, rows: sp.csr_matrix) -> np.ndarray:
     """Return per profile the share of its papers that its most common feature is on.
 
-    ``weights`` picks each profile's papers (one 1 per paper), ``rows`` holds their
-    features (1 where a paper has one: authors). Forty seed papers all by one author:
-    1; ten papers by ten different teams: 0.1; a profile with no papers: 0.
+    ``weights`` picks each profile's papers (1 each, or a weight each: the share is then
+    of the weight), ``rows`` holds their features (1 where a paper has one: authors).
+    Forty seed papers all by one author: 1; ten papers by ten different teams: 0.1; a
+    profile with no papers: 0.
     """
     counts = sp.csr_matrix(weights @ rows)
     most = np.zeros(weights.shape[0])
