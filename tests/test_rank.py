@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -200,25 +201,33 @@ def test_a_text_profile_follows_the_authors_of_the_papers_its_words_retrieve(
     assert position == 0
 
 
+AUTHOR = "Ada Q. Lovelace"
+TOPIC = "We study tropical sheaf cohomology and spectral quivers."
+
+
+def on_topic(
+    keys: str, title: str, authors: Callable[[int], tuple[str, ...]], count: int
+) -> list[Paper]:
+    """Return ``count`` papers on one math.AG topic: keys ``{keys}{i}``, titles ``{title} i``."""
+    return [Paper(key=f"{keys}{i}", title=f"{title} {i}", abstract=TOPIC, authors=authors(i),
+                  categories=("math.AG",))
+            for i in range(count)]
+
+
 def test_a_reader_of_one_authors_papers_gets_her_new_paper_a_fields_reader_does_not(
     sample: list[Paper],
 ) -> None:
-    author = "Ada Q. Lovelace"
-    topic = "We study tropical sheaf cohomology and spectral quivers."
-    hers = [Paper(key=f"arxiv:2601.{i:05d}", title=f"Tropical sheaf cohomology {i}",
-                  abstract=topic, authors=(author, f"Coauthor {i}"), categories=("math.AG",))
-            for i in range(6)]
+    author = AUTHOR
+    hers = on_topic("arxiv:2601.0000", "Tropical sheaf cohomology",
+                    lambda i: (author, f"Coauthor {i}"), 6)
     # The same field, six teams; she is on one of their papers.
-    teams = [Paper(key=f"arxiv:2601.{i + 10:05d}", title=f"Spectral quivers and sheaves {i}",
-                   abstract=topic, authors=(author if i == 0 else f"Lead {i}", f"Second {i}"),
-                   categories=("math.AG",))
-             for i in range(6)]
+    teams = on_topic("arxiv:2601.0001", "Spectral quivers and sheaves",
+                     lambda i: (author if i == 0 else f"Lead {i}", f"Second {i}"), 6)
     # Today she writes on something else: its words match neither profile.
     new = replace(sample[7], key="arxiv:2605.99999", authors=(author, "Someone New"))
     # And others write on the field.
-    topical = [Paper(key=f"arxiv:2605.9990{i}", title=f"Tropical spectral quivers {i}",
-                     abstract=topic, authors=(f"Other {i}",), categories=("math.AG",))
-               for i in range(3)]
+    topical = on_topic("arxiv:2605.9990", "Tropical spectral quivers",
+                       lambda i: (f"Other {i}",), 3)
     batch = [*sample[:60], new, *topical]
     profiles = [Profile(seeds=tuple(p.key for p in hers)),
                 Profile(seeds=tuple(p.key for p in teams))]
@@ -250,16 +259,11 @@ def test_a_text_profile_does_not_follow_one_coauthor_among_the_papers_it_retriev
     sample: list[Paper],
 ) -> None:
     # The words retrieve three teams' papers; she is on one of them.
-    author = "Ada Q. Lovelace"
-    topic = "We study tropical sheaf cohomology and spectral quivers."
-    history = [Paper(key=f"arxiv:2601.{i:05d}", title=f"Tropical sheaf cohomology {i}",
-                     abstract=topic, authors=(author if i == 0 else f"Lead {i}", f"Second {i}"),
-                     categories=("math.AG",))
-               for i in range(3)]
-    new = replace(sample[7], key="arxiv:2605.99999", authors=(author, "Someone New"))
-    topical = [Paper(key=f"arxiv:2605.9990{i}", title=f"Tropical spectral quivers {i}",
-                     abstract=topic, authors=(f"Other {i}",), categories=("math.AG",))
-               for i in range(3)]
+    history = on_topic("arxiv:2601.0000", "Tropical sheaf cohomology",
+                       lambda i: (AUTHOR if i == 0 else f"Lead {i}", f"Second {i}"), 3)
+    new = replace(sample[7], key="arxiv:2605.99999", authors=(AUTHOR, "Someone New"))
+    topical = on_topic("arxiv:2605.9990", "Tropical spectral quivers",
+                       lambda i: (f"Other {i}",), 3)
     profile = Profile(interests="tropical sheaf cohomology of spectral quivers")
     batch = [*sample[:60], new, *topical]
     options = RankOptions(threshold_quantile=0.0, min_score=-1.0)
