@@ -8,6 +8,7 @@ papers and templates without copying or pickling them, and send back only result
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import multiprocessing
 import os
@@ -65,31 +66,28 @@ def map_large_blocks() -> None:
 
     glibc raises its mapping threshold to the size of each mapped block freed (up to
     32 MB), so after the first chunk's score arrays every later one comes from the heap
-    and stays resident when freed, as the page's rankings and messages do. Set once
+    and stays resident when freed, as the page's rankings and messages do. Set where
     the ranker builds its day (the first large arrays of a rank call or a run). With the
     threshold fixed, the plan's peak (PSS of the run and its forked processes, 50,000
     bench subscribers) went 1,225 -> 1,076 MB; the benchmark's at 100,000, with
     release_free_heap already in, 1,208 -> 1,095 MB, its ranking time unchanged.
     Idempotent; a no-op without glibc.
     """
-    global _MAPPED
     libc = _glibc()
-    if libc is not None and not _MAPPED:
+    if libc is not None:
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-        _MAPPED = True
 
 
+@functools.cache
 def _libc() -> Any:
     """Return the process's C library (loaded once; forked children inherit it), or None."""
-    global _LIBC
-    if _LIBC is False:
-        try:
-            _LIBC = ctypes.CDLL(None)
-        except OSError:
-            _LIBC = None
-    return _LIBC
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
+@functools.cache
 def _glibc() -> Any:
     """Return the C library if it has glibc's heap controls, else None."""
     libc = _libc()
@@ -98,10 +96,8 @@ def _glibc() -> Any:
     return None
 
 
-_LIBC: Any = False  # looked up on first use
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 MMAP_THRESHOLD = 1 << 20
-_MAPPED = False
 
 
 def _run_share(items: list[Any]) -> list[Any]:
