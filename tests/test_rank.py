@@ -246,8 +246,8 @@ def test_a_reader_of_one_authors_papers_gets_her_new_paper_a_fields_reader_does_
                    options=options).rankings[0]
     gain = (next(s.score for s in result.rankings[1] if s.paper.key == new.key)
             - next(s.score for s in without if s.paper.key == new.key))
-    # Flat, the gain would be the author cosine, 1/sqrt(12 seed authors) (the cosine is
-    # over the seeds' authors: her co-author today is not among them).
+    # Flat, the gain would be the author cosine, 1/sqrt(12 seed authors) (a paper's
+    # authors are not normalised: her co-author today does not dilute it).
     assert 0 < gain < 0.3 * 12 ** -0.5
     # A flat author weight of 0.3 (as before) left her paper behind the field's.
     flat = rank(batch, profiles[:1], history=[*hers, *teams], top_k=64,
@@ -295,6 +295,31 @@ def test_a_profile_ranks_the_same_alone_or_among_profiles_naming_the_whole_histo
     assert [(s.paper.key, s.score, s.reason) for s in alone.rankings[0]] == [
         (s.paper.key, s.score, s.reason) for s in among.rankings[-1]
     ]
+
+
+def test_a_profiles_list_does_not_depend_on_what_earlier_calls_ranked(
+    sample: list[Paper],
+) -> None:
+    # The plan phase ranks a day's subscribers page by page with one Ranker; the papers
+    # earlier pages named must not move a later subscriber's scores (their categories
+    # and authors once changed the norms the example papers' cosines were taken with).
+    history, batch = sample[:150], sample[150:]
+    assert all(p.authors and p.categories for p in sample)
+    mine = [Profile(seeds=(history[3].key, history[40].key)),
+            Profile(interests="language models", seeds=(history[7].key,))]
+    others = [Profile(seeds=tuple(p.key for p in history[i::5])) for i in range(5)]
+
+    def lists(result: RankResult) -> list[list[tuple[str, float, str]]]:
+        return [[(s.paper.key, s.score, s.reason) for s in ranking]
+                for ranking in result.rankings]
+
+    fresh = Ranker(batch, history=history).rank(mine, top_k=10)
+    ranker = Ranker(batch, history=history)
+    ranker.rank(others, top_k=10)
+    later = ranker.rank(mine, top_k=10)
+    assert all(fresh.rankings)
+    assert lists(later) == lists(fresh)
+    assert later.thresholds == fresh.thresholds
 
 
 def test_a_ranker_session_takes_papers_it_did_not_know_in_later_calls(

@@ -46,12 +46,12 @@ from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
     BatchIndex,
+    ExampleMetadata,
     Metadata,
     add_metadata_scores,
     boost_values,
     category_shares,
     concentration,
-    example_metadata,
     index_batch,
     pool_metadata,
     rarity,
@@ -209,6 +209,7 @@ class World:
     scale: tuple[float, float]  # mean, spread of a one-paper profile's tf-idf scores
     known: dict[str, Paper]  # every paper a profile may name: history and batch
     bank: ExampleBank
+    example_meta: ExampleMetadata  # the bank's papers' categories and authors, in its order
     target_papers: list[Paper]
     pool_meta: Metadata
     category_shares: dict[str, float]  # each category's share of the pool's papers
@@ -353,6 +354,7 @@ def _build_world(
         scale=scale,
         known=known,
         bank=ExampleBank(space, lsa),
+        example_meta=ExampleMetadata(target_papers, shares, options.example_category_lift),
         target_papers=target_papers,
         pool_meta=pool_meta,
         category_shares=shares,
@@ -501,9 +503,8 @@ def score_profiles(
     if world.semantic is not None:  # the model runs here, never in a chunk
         world.semantic.prepare(profiles, examples.keys, world.known)
     with _collection_paused():
-        meta = example_metadata([world.known[key] for key in examples.keys],
-                                world.target_papers, world.category_shares,
-                                options.example_category_lift)
+        new_keys = examples.keys[world.example_meta.count:]  # the bank's rows, in order
+        meta = world.example_meta.add([world.known[key] for key in new_keys])
     work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
     # Derived arrays every chunk reads, made here before the fork: each forked process
