@@ -78,6 +78,8 @@ def explain_all(
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
     by_author = context.index.by_author
+    example_authors = context.examples.authors
+    example_categories = context.examples.categories
     out: list[list[str]] = []
     pair = 0
     for r, chosen in enumerate(picks):
@@ -87,8 +89,14 @@ def explain_all(
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
         positives = context.compiled.positive_examples[r]
-        shared = (_example_counts(context.examples, positives, seeds)
-                  if chosen and positives else None)
+        # What the example papers share with a paper is tested on their sets; counted
+        # (on how many seed and liked papers) only for a profile where some paper does.
+        authors: AbstractSet[str] = _NONE
+        categories: AbstractSet[str] = _NONE
+        if chosen and positives:
+            authors = set().union(*[example_authors[e] for e in positives])
+            categories = set().union(*[example_categories[e] for e in positives])
+        shared: _Shared | None = None
         lines: list[str] = []
         for j in chosen:
             parts: list[str] = []
@@ -98,9 +106,11 @@ def explain_all(
                     if name in followed:
                         parts.append(f"by {names[name]}")
                         break
-            if shared and not parts and not shared.authors.isdisjoint(by_author[j]):
+            if authors and not parts and not authors.isdisjoint(by_author[j]):
+                if shared is None:
+                    shared = _example_counts(context.examples, positives, seeds)
                 names = by_author[j]
-                part = _shared_part(((n, names[n]) for n in reversed(names)),
+                part = _shared_part(((n, names[n]) for n in reversed(names) if n in authors),
                                     shared.seed_authors, shared.liked_authors, least=1)
                 if part:
                     parts.append(f"by {part}")
@@ -120,8 +130,10 @@ def explain_all(
                         if category in wanted:
                             parts.append(f"in {category}")
                             break
-                if (len(parts) < 2 and shared  # one example in a category says little
-                        and not shared.categories.isdisjoint(papers[j].categories)):
+                if (len(parts) < 2 and categories  # one example in a category says little
+                        and not categories.isdisjoint(papers[j].categories)):
+                    if shared is None:
+                        shared = _example_counts(context.examples, positives, seeds)
                     part = _shared_part(((c, c) for c in papers[j].categories),
                                         shared.seed_categories, shared.liked_categories,
                                         least=2, weight=context.category_weight)
@@ -135,6 +147,9 @@ def explain_all(
     return out
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class _Shared:
     """On how many of a profile's seed papers, and of its liked ones, each author and
@@ -145,25 +160,19 @@ class _Shared:
     liked_authors: Counter[str]
     seed_categories: Counter[str]
     liked_categories: Counter[str]
-    # Every author and category counted: most papers share none, and the test whether
-    # they do is one set operation (a Counter's missing key goes through Python).
-    authors: set[str]
-    categories: set[str]
 
 
 def _example_counts(
     examples: Examples, positives: Sequence[int], seeds: AbstractSet[int]
 ) -> _Shared:
     """Count the authors and categories of a profile's seed and liked papers."""
-    shared = _Shared(Counter(), Counter(), Counter(), Counter(), set(), set())
+    shared = _Shared(Counter(), Counter(), Counter(), Counter())
     for example in positives:
         seed = example in seeds
         (shared.seed_authors if seed else shared.liked_authors).update(
             examples.authors[example])
         (shared.seed_categories if seed else shared.liked_categories).update(
             examples.categories[example])
-        shared.authors.update(examples.authors[example])
-        shared.categories.update(examples.categories[example])
     return shared
 
 
@@ -188,7 +197,7 @@ def _shared_part(
     """
     best, most, shown = "", (0.0, 0.0), (0, 0)
     for key, name in candidates:
-        seeds, likes = by_seed[key], by_like[key]
+        seeds, likes = by_seed.get(key, 0), by_like.get(key, 0)  # no __missing__ call
         count = (seeds if seeds >= least else 0, likes if likes >= least else 0)
         factor = weight.get(key, 1.0) if weight is not None else 1.0
         weighed = (count[0] * factor, count[1] * factor)
