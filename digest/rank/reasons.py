@@ -100,16 +100,15 @@ def explain_all(
         lines: list[str] = []
         for j in chosen:
             parts: list[str] = []
-            if followed:
-                names = by_author[j]
+            names = by_author[j]
+            if followed and not followed.isdisjoint(names):
                 for name in reversed(names):  # the first followed one in the paper's order
                     if name in followed:
                         parts.append(f"by {names[name]}")
                         break
-            if authors and not parts and not authors.isdisjoint(by_author[j]):
+            if authors and not parts and not authors.isdisjoint(names):
                 if shared is None:
                     shared = _example_counts(context.examples, positives, seeds)
-                names = by_author[j]
                 part = _shared_part(((n, names[n]) for n in reversed(names) if n in authors),
                                     shared.seed_authors, shared.liked_authors, least=1)
                 if part:
