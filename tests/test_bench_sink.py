@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from digest.config import SmtpSettings
+from digest.mail import SmtpTransport
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,14 +43,22 @@ def test_the_sink_accepts_counts_and_records_what_smtplib_sends(tmp_path: Path) 
             assert conn.docmd("DATA")[0] == 503
             again = b"Subject: again\r\n\r\nx\r\n"
             assert conn.sendmail("d@x.example", ["a@y.example"], again) == {}
+            assert conn.has_extn("pipelining")
+        # The send phase's transport pipelines MAIL, RCPT and DATA where it is offered.
+        with SmtpTransport(SmtpSettings("127.0.0.1", port, "none", timeout=30)) as transport:
+            for _ in range(2):
+                assert transport.send_wire("d@x.example", ["p@y.example"],
+                                           b"Subject: p\r\n\r\n.x\r\n").startswith("250")
+            assert transport.pipelined == 2
         assert record.read_text().splitlines() == [
-            "a@y.example", "b@y.example", "c@y.example", "a@y.example"]
+            "a@y.example", "b@y.example", "c@y.example", "a@y.example", "p@y.example",
+            "p@y.example"]
     finally:
         sink.terminate()
         out, _ = sink.communicate(timeout=30)
     stats = json.loads(out.strip().splitlines()[-1])
-    assert stats["messages"] == 3
-    assert stats["recipients"] == 3 and stats["duplicates"] == 1
+    assert stats["messages"] == 5
+    assert stats["recipients"] == 4 and stats["duplicates"] == 2
     assert stats["bytes"] > 76 * 4000
 
 

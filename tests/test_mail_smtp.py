@@ -47,6 +47,44 @@ def message_to(addr: str, n: int = 1, *, name: str = "Reader") -> EmailMessage:
     )
 
 
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+def smtp_server(
+    request: pytest.FixtureRequest, make_smtp_server: Callable[..., SmtpTestServer]
+) -> SmtpTestServer:
+    """Every test here runs against a server without and with PIPELINING (RFC 2920)."""
+    server: SmtpTestServer = make_smtp_server(pipelining=request.param)
+    return server
+
+
+def test_commands_are_pipelined_where_the_server_offers_it(
+    smtp_server: SmtpTestServer,
+) -> None:
+    offered = smtp_server.handler.pipelining
+    with SmtpTransport(smtp_server.settings()) as transport:
+        for n in range(3):
+            transport.send(message_to(f"r{n}@example.org", n))
+        assert transport.pipelined == (3 if offered else 0)
+    # Seen by the server: MAIL, RCPT and DATA came in one read, or each on its own.
+    assert smtp_server.pipelined == (3 if offered else 0)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [[f"r{n}@example.org"] for n in range(3)]
+
+
+def test_one_refused_recipient_of_two_sends_nothing_and_the_next_message_goes(
+    smtp_server: SmtpTestServer,
+) -> None:
+    # With a recipient accepted the server answers DATA with 354; pipelined, the client
+    # learns of the refusal only then, and must leave without sending the message.
+    smtp_server.fail("rcpt", "550 5.1.1 No such user", recipient="gone@example.org")
+    payload = message_to("a@example.org").as_bytes().replace(b"\n", b"\r\n")
+    with SmtpTransport(smtp_server.settings()) as transport:
+        with pytest.raises(SendError) as info:
+            transport.send_wire("digest@example.org", ["a@example.org", "gone@example.org"],
+                                payload)
+        assert (info.value.code, info.value.permanent, info.value.stage) == (550, True, "rcpt")
+        assert transport.send(message_to("b@example.org")).startswith("250")
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["b@example.org"]]
+
+
 def send_expecting_error(server: SmtpTestServer, message: EmailMessage) -> SendError:
     with SmtpTransport(server.settings()) as transport, pytest.raises(SendError) as info:
         transport.send(message)

@@ -83,6 +83,7 @@ class SmtpTransport:
         self.ssl_context = ssl_context or ssl.create_default_context()
         self.local_hostname = local_hostname
         self.connections = 0  # how many connections this transport opened
+        self.pipelined = 0  # messages sent with their commands pipelined (RFC 2920)
         self._conn: smtplib.SMTP | None = None
 
     def __enter__(self) -> Self:
@@ -135,6 +136,8 @@ class SmtpTransport:
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
+        if conn.has_extn("pipelining") and _plain(sender) and all(map(_plain, recipients)):
+            return self._pipelined(conn, sender, recipients, payload)
         stage: Stage = "mail"
         try:
             code, reply = conn.mail(sender)
@@ -154,6 +157,53 @@ class SmtpTransport:
         except (smtplib.SMTPServerDisconnected, OSError) as err:
             self._drop()
             raise _network_error(err, stage, self.settings) from err
+        return f"{code} {_text(reply)}".strip()
+
+    def _pipelined(
+        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], payload: bytes
+    ) -> str:
+        """Send MAIL, RCPT and DATA in one write (RFC 2920), then the message.
+
+        Two round trips a message instead of 2 + recipients: with a relay 20 ms away
+        that halves the time a connection spends on each one. The replies are read in
+        order and mean what they mean unpipelined: the first refusal is the answer (the
+        commands after it are refused as out of sequence), a 421 ends the reading (the
+        server closes), and the message goes out only after DATA's 354 with every
+        recipient accepted; were DATA accepted after a refusal, the connection is
+        dropped without the message, so nothing is delivered.
+        """
+        rcpt: list[Stage] = ["rcpt"] * len(recipients)
+        stages: list[Stage] = ["mail", *rcpt, "data"]
+        stage: Stage = "mail"
+        try:
+            conn.send(b"".join([
+                b"MAIL FROM:<%s>\r\n" % sender.encode("ascii"),
+                *(b"RCPT TO:<%s>\r\n" % address.encode("ascii") for address in recipients),
+                b"DATA\r\n",
+            ]))
+            replies: list[tuple[Stage, int, bytes]] = []
+            for stage in stages:
+                code, reply = conn.getreply()
+                replies.append((stage, code, reply))
+                if code == 421:
+                    break
+            refused = next(((where, code, reply) for where, code, reply in replies
+                            if where != "data" and not 200 <= code < 400), None)
+            if refused is not None:
+                if replies[-1][0] == "data" and replies[-1][1] == 354:
+                    self._drop()  # in DATA now: closing without "." delivers nothing
+                self._check(refused[1], refused[2], refused[0])
+            stage, code, reply = replies[-1]
+            if code != 354:
+                self._check(code if code >= 400 else 554, reply, "data")
+            conn.send(_dot_stuff(payload))
+            stage = "after-data"
+            code, reply = conn.getreply()
+            self._check(code, reply, "after-data")
+        except (smtplib.SMTPServerDisconnected, OSError) as err:
+            self._drop()
+            raise _network_error(err, stage, self.settings) from err
+        self.pipelined += 1
         return f"{code} {_text(reply)}".strip()
 
     def _check(self, code: int, reply: bytes, stage: Stage) -> None:
@@ -304,6 +354,12 @@ def _network_error(err: BaseException, stage: Stage, s: SmtpSettings) -> SendErr
         permanent=False,
         stage=stage,
     )
+
+
+def _plain(address: str) -> bool:
+    """Return True for an ASCII address smtplib would send as ``<address>`` unchanged."""
+    return (address.isascii() and address.isprintable() and "@" in address
+            and not any(c in address for c in " <>\"(),;:[]\\"))
 
 
 def _dot_stuff(payload: bytes) -> bytes:
