@@ -136,75 +136,70 @@ class SmtpTransport:
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
-        if conn.has_extn("pipelining") and _plain(sender) and all(map(_plain, recipients)):
-            return self._pipelined(conn, sender, recipients, payload)
-        stage: Stage = "mail"
+        pipelined = (conn.has_extn("pipelining") and _plain(sender)
+                     and all(map(_plain, recipients)))
+        reached: list[Stage] = ["mail"]  # the stage a network error interrupts
         try:
-            code, reply = conn.mail(sender)
-            self._check(code, reply, "mail")
-            stage = "rcpt"
-            for rcpt in recipients:
-                code, reply = conn.rcpt(rcpt)
-                self._check(code, reply, "rcpt")
-            stage = "data"
-            code, reply = conn.docmd("data")
+            if pipelined:
+                code, reply = self._pipelined_envelope(conn, sender, recipients, reached)
+            else:
+                code, reply = self._envelope(conn, sender, recipients, reached)
             if code != 354:
                 self._check(code if code >= 400 else 554, reply, "data")
             conn.send(_dot_stuff(payload))
-            stage = "after-data"
+            reached[0] = "after-data"
             code, reply = conn.getreply()
             self._check(code, reply, "after-data")
         except (smtplib.SMTPServerDisconnected, OSError) as err:
             self._drop()
-            raise _network_error(err, stage, self.settings) from err
+            raise _network_error(err, reached[0], self.settings) from err
+        self.pipelined += pipelined
         return f"{code} {_text(reply)}".strip()
 
-    def _pipelined(
-        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], payload: bytes
-    ) -> str:
-        """Send MAIL, RCPT and DATA in one write (RFC 2920), then the message.
+    def _envelope(
+        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], reached: list[Stage]
+    ) -> tuple[int, bytes]:
+        """Say MAIL, RCPT and DATA one at a time; return DATA's reply (refusals raise)."""
+        code, reply = conn.mail(sender)
+        self._check(code, reply, "mail")
+        reached[0] = "rcpt"
+        for rcpt in recipients:
+            code, reply = conn.rcpt(rcpt)
+            self._check(code, reply, "rcpt")
+        reached[0] = "data"
+        return conn.docmd("data")
+
+    def _pipelined_envelope(
+        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], reached: list[Stage]
+    ) -> tuple[int, bytes]:
+        """Send MAIL, RCPT and DATA in one write (RFC 2920); return DATA's reply.
 
         Two round trips a message instead of 2 + recipients: with a relay 20 ms away
         that halves the time a connection spends on each one. The replies are read in
-        order and mean what they mean unpipelined: the first refusal is the answer (the
+        order and mean what they mean one by one: the first refusal is the answer (the
         commands after it are refused as out of sequence), a 421 ends the reading (the
-        server closes), and the message goes out only after DATA's 354 with every
-        recipient accepted; were DATA accepted after a refusal, the connection is
-        dropped without the message, so nothing is delivered.
+        server closes). Were DATA accepted after a refusal, the connection is dropped
+        without the message, so nothing is delivered.
         """
         rcpt: list[Stage] = ["rcpt"] * len(recipients)
-        stages: list[Stage] = ["mail", *rcpt, "data"]
-        stage: Stage = "mail"
-        try:
-            conn.send(b"".join([
-                b"MAIL FROM:<%s>\r\n" % sender.encode("ascii"),
-                *(b"RCPT TO:<%s>\r\n" % address.encode("ascii") for address in recipients),
-                b"DATA\r\n",
-            ]))
-            replies: list[tuple[Stage, int, bytes]] = []
-            for stage in stages:
-                code, reply = conn.getreply()
-                replies.append((stage, code, reply))
-                if code == 421:
-                    break
-            refused = next(((where, code, reply) for where, code, reply in replies
-                            if where != "data" and not 200 <= code < 400), None)
-            if refused is not None:
+        conn.send(b"".join([
+            b"MAIL FROM:<%s>\r\n" % sender.encode("ascii"),
+            *(b"RCPT TO:<%s>\r\n" % address.encode("ascii") for address in recipients),
+            b"DATA\r\n",
+        ]))
+        replies: list[tuple[Stage, int, bytes]] = []
+        for stage in ("mail", *rcpt, "data"):
+            reached[0] = stage
+            code, reply = conn.getreply()
+            replies.append((stage, code, reply))
+            if code == 421:
+                break
+        for stage, code, reply in replies:
+            if stage != "data" and not 200 <= code < 400:
                 if replies[-1][0] == "data" and replies[-1][1] == 354:
                     self._drop()  # in DATA now: closing without "." delivers nothing
-                self._check(refused[1], refused[2], refused[0])
-            stage, code, reply = replies[-1]
-            if code != 354:
-                self._check(code if code >= 400 else 554, reply, "data")
-            conn.send(_dot_stuff(payload))
-            stage = "after-data"
-            code, reply = conn.getreply()
-            self._check(code, reply, "after-data")
-        except (smtplib.SMTPServerDisconnected, OSError) as err:
-            self._drop()
-            raise _network_error(err, stage, self.settings) from err
-        self.pipelined += 1
-        return f"{code} {_text(reply)}".strip()
+                self._check(code, reply, stage)
+        return replies[-1][1], replies[-1][2]
 
     def _check(self, code: int, reply: bytes, stage: Stage) -> None:
         if 200 <= code < 400:
