@@ -141,15 +141,16 @@ class Metadata:
         lift: Sequence[np.ndarray | None] = (),
     ) -> Metadata:
         """Return the metadata with the dense copies of the dense kinds' targets."""
-        dense: list[np.ndarray | None] = []
-        for matrix in targets:
-            size = matrix.shape[0] * matrix.shape[1]
-            if 0 < size <= DENSE_LIMIT and matrix.nnz >= DENSE_SHARE * size:
-                dense.append(np.ascontiguousarray(matrix.T.toarray(), dtype=SCORES))
-            else:
-                dense.append(None)
-        return cls(rows=tuple(rows), targets=tuple(targets), dense=tuple(dense),
-                   lift=tuple(lift))
+        return cls(rows=tuple(rows), targets=tuple(targets),
+                   dense=tuple(dense_copy(matrix) for matrix in targets), lift=tuple(lift))
+
+
+def dense_copy(targets: sp.csr_matrix) -> np.ndarray | None:
+    """Return the targets as a dense F x T array if they are dense enough, else None."""
+    size = targets.shape[0] * targets.shape[1]
+    if 0 < size <= DENSE_LIMIT and targets.nnz >= DENSE_SHARE * size:
+        return np.ascontiguousarray(targets.T.toarray(), dtype=SCORES)
+    return None
 
 
 Features = Callable[[Paper], dict[str, float]]
@@ -208,8 +209,7 @@ class ExampleMetadata:
             matrix = words.matrix(found, len(targets))
             self._targets.append(matrix if features is author_features else _unit(matrix))
             self._rows.append([])
-        # The dense copies of the dense kinds' targets, made once (Metadata.of).
-        self._dense = Metadata.of([sp.csr_matrix((0, 0))] * len(KINDS), self._targets).dense
+        self._dense = [dense_copy(matrix) for matrix in self._targets]  # made once
         self.count = 0  # example papers added
         self.current = self._metadata()
 
