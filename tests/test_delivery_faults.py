@@ -60,13 +60,8 @@ def received(server: SmtpTestServer) -> Counter[str]:
     return Counter(r.lower() for m in server.messages for r in m.rcpt_tos)
 
 
-@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
-def smtp_server(
-    request: pytest.FixtureRequest, make_smtp_server: Callable[..., SmtpTestServer]
-) -> SmtpTestServer:
-    """Every run here goes to a server without and with PIPELINING (RFC 2920)."""
-    server: SmtpTestServer = make_smtp_server(pipelining=request.param)
-    return server
+# The smtp_server tests run against a server without and with PIPELINING (RFC 2920).
+SMTP_WITH_AND_WITHOUT_PIPELINING = True
 
 
 @pytest.fixture(scope="module")

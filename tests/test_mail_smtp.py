@@ -47,13 +47,8 @@ def message_to(addr: str, n: int = 1, *, name: str = "Reader") -> EmailMessage:
     )
 
 
-@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
-def smtp_server(
-    request: pytest.FixtureRequest, make_smtp_server: Callable[..., SmtpTestServer]
-) -> SmtpTestServer:
-    """Every test here runs against a server without and with PIPELINING (RFC 2920)."""
-    server: SmtpTestServer = make_smtp_server(pipelining=request.param)
-    return server
+# The smtp_server tests run against a server without and with PIPELINING (RFC 2920).
+SMTP_WITH_AND_WITHOUT_PIPELINING = True
 
 
 def test_commands_are_pipelined_where_the_server_offers_it(
