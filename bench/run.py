@@ -24,7 +24,7 @@ Each N runs in a fresh subprocess, so its peak RSS is its own. In it:
   times with both on one CPU; raw/s is the faster of the two medians (every round's
   rate is in the JSON). A push waits for each reply, and waking the other process on
   the other CPU costs more than a switch on the same one: placed freely the rate moved
-  between runs (~440 to ~1,100 a second), on one CPU it held at ~1,000-1,250.
+  between runs (~440 to ~1,190 a second), on one CPU it held at ~930-1,250.
 
 A separate subprocess times the per-subscriber LinearSVC recipe of arxiv-sanity (tf-idf
 1-2 grams, sublinear tf; LinearSVC C=0.01, class_weight=balanced, fitted per subscriber
@@ -440,8 +440,8 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
             # The held-back rows' messages are dropped here, timed, as the send phase's
             # end would (every final row's message, once a day): dropped inside the
             # measured phase, 95,000 rows' messages would count against the 5,000 sent
-            # (their CPU a message 2.0 -> 2.7 ms at 100,000). Added back to the
-            # extrapolated day below.
+            # (the senders' CPU a message read 2.67 ms at 100,000 with them, 1.7-2.3
+            # without). Added back to the extrapolated day below.
             started = time.perf_counter()
             result["held_purged"] = db.purge_outbox()
             result["held_purge_s"] = round(time.perf_counter() - started, 3)
@@ -478,8 +478,8 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
             raw, raw_s = 0, 0.0
             # Pushed as the scheduler places the client and the sink, then with both on
             # one CPU: a push is a ping-pong of replies, and a wake-up on the other CPU
-            # costs more than a switch on the same one (~750 vs ~1,150 a second on this
-            # box), so the free rate moves with where they land. The transport's ceiling
+            # costs more than a switch on the same one (~640-830 vs ~930-1,250 a second on
+            # this box), so the free rate moves with where they land. The transport's ceiling
             # is the faster of the two.
             for placement in RAW_PLACEMENTS:
                 rates = []
