@@ -1,10 +1,12 @@
 """An SMTP sink in its own process: accept every message, count it, discard it.
 
-Run ``python bench/sink.py [--port 0] [--record FILE]``. It prints ``ready PORT`` on one
-line once it listens; on SIGTERM (or SIGINT) it prints one JSON line with the counts
-and exits. With ``--record``, every accepted message appends its recipients to FILE
-(one line each, flushed before the 250 reply), so a test can count what each address
-received even after a sender was killed.
+Run ``python bench/sink.py [--port 0] [--record FILE] [--latency-ms MS]
+[--no-pipelining]``. It prints ``ready PORT`` on one line once it listens; on SIGTERM
+(or SIGINT) it prints one JSON line with the counts and exits. With ``--record``, every
+accepted message appends its recipients to FILE (one line each, flushed before the 250
+reply), so a test can count what each address received even after a sender was killed.
+``--latency-ms`` serves every read that late, a relay that far away (bench/latency.py);
+``--no-pipelining`` leaves PIPELINING out of the EHLO reply.
 
 A separate process so that the sink's own CPU time is not the sender's, and a lean one
 so that it is not the bottleneck the benchmark measures: the server speaks the SMTP a
@@ -74,8 +76,10 @@ def _address(argument: bytes) -> str | None:
 class SinkProtocol(asyncio.Protocol):
     """One SMTP session: commands line by line, DATA in bulk."""
 
-    def __init__(self, counts: Counts) -> None:
+    def __init__(self, counts: Counts, *, latency: float = 0.0, pipelining: bool = True) -> None:
         self.counts = counts
+        self.latency = latency  # seconds each read waits before it is served
+        self.pipelining = pipelining
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.in_data = False
@@ -89,6 +93,14 @@ class SinkProtocol(asyncio.Protocol):
         transport.write(b"220 sink.local ESMTP ready\r\n")
 
     def data_received(self, data: bytes) -> None:
+        if self.latency > 0:
+            # A relay this far away: what the client sent is seen that much later (in
+            # order: every read waits the same), so each round trip costs the latency.
+            asyncio.get_running_loop().call_later(self.latency, self._serve, data)
+        else:
+            self._serve(data)
+
+    def _serve(self, data: bytes) -> None:
         self.buffer += data
         while self.transport is not None and not self.transport.is_closing():
             if self.in_data:
@@ -126,7 +138,8 @@ class SinkProtocol(asyncio.Protocol):
         verb, _, argument = line.partition(b" ")
         verb = verb.upper()
         if verb == b"EHLO":
-            self._reply(b"250-sink.local\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8"
+            offered = b"250-PIPELINING\r\n" if self.pipelining else b""
+            self._reply(b"250-sink.local\r\n" + offered + b"250-8BITMIME\r\n250-SMTPUTF8"
                         b"\r\n250 HELP")
         elif verb == b"HELO":
             self._reply(b"250 sink.local")
@@ -174,11 +187,15 @@ class SinkProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(host: str, port: int, record: IO[str] | None) -> dict[str, Any]:
+async def serve(
+    host: str, port: int, record: IO[str] | None, *, latency: float = 0.0,
+    pipelining: bool = True,
+) -> dict[str, Any]:
     """Serve until SIGTERM/SIGINT; return the counts."""
     counts = Counts(record)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SinkProtocol(counts), host, port)
+    server = await loop.create_server(
+        lambda: SinkProtocol(counts, latency=latency, pipelining=pipelining), host, port)
     bound = server.sockets[0].getsockname()[1]
     print(f"ready {bound}", flush=True)
     stop = asyncio.Event()
@@ -195,10 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--record", default=None, help="append each recipient to this file")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="serve each read this late, as a relay that far away would")
+    parser.add_argument("--no-pipelining", action="store_true",
+                        help="do not offer PIPELINING")
     args = parser.parse_args(argv)
     record = open(args.record, "a", encoding="utf-8") if args.record else None  # noqa: SIM115
     try:
-        stats = asyncio.run(serve(args.host, args.port, record))
+        stats = asyncio.run(serve(args.host, args.port, record, latency=args.latency_ms / 1000,
+                                  pipelining=not args.no_pipelining))
     finally:
         if record is not None:
             record.close()

@@ -6,6 +6,7 @@ import json
 import smtplib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,29 @@ def test_a_command_line_without_an_end_is_refused(tmp_path: Path) -> None:
     finally:
         sink.terminate()
         sink.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_the_sink_plays_a_relay_far_away_with_or_without_pipelining(pipelining: bool) -> None:
+    # bench/latency.py: every read is served 50 ms late, so each round trip costs at
+    # least that; pipelined, a message is two round trips (envelope, then the message),
+    # one by one four (MAIL, RCPT, DATA, the message). Lower bounds only: a busy box
+    # makes them longer, never shorter.
+    command = [sys.executable, str(ROOT / "bench" / "sink.py"), "--latency-ms", "50"]
+    sink = subprocess.Popen(command + ([] if pipelining else ["--no-pipelining"]),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        port = int(sink.stdout.readline().split()[1])
+        with SmtpTransport(SmtpSettings("127.0.0.1", port, "none", timeout=30)) as transport:
+            transport.open()
+            started = time.perf_counter()
+            for _ in range(2):
+                transport.send_wire("d@x.example", ["r@y.example"], b"Subject: far\r\n\r\nx\r\n")
+            seconds = time.perf_counter() - started
+            assert transport.pipelined == (2 if pipelining else 0)
+        assert seconds >= 2 * (2 if pipelining else 4) * 0.050
+    finally:
+        sink.terminate()
+        out, _ = sink.communicate(timeout=30)
+    assert json.loads(out.strip().splitlines()[-1])["messages"] == 2

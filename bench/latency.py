@@ -1,0 +1,70 @@
+"""Time one SMTP connection to a relay some milliseconds away, pipelined or not.
+
+    python bench/latency.py [--latency-ms 0,5,20] [--messages 200]
+
+For each latency, bench/sink.py serves every read that late (what a relay that far away
+costs a round trip), once offering PIPELINING and once not, and the delivery transport
+(digest.mail.SmtpTransport) sends ``--messages`` messages of ~31 KB (a digest's size)
+over one connection. Prints messages a second and milliseconds a message for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from digest.config import SmtpSettings  # noqa: E402
+from digest.mail import SmtpTransport  # noqa: E402
+
+LINE = b"A line of a digest's text, about as long as the lines of the real ones are.\r\n"
+PAYLOAD = b"Subject: latency\r\n\r\n" + LINE * 400  # ~31 KB
+
+
+def rate(latency_ms: float, pipelining: bool, messages: int) -> tuple[float, int]:
+    """Return (messages a second, messages sent pipelined) over one connection."""
+    command = [sys.executable, str(ROOT / "bench" / "sink.py"), "--latency-ms", str(latency_ms)]
+    if not pipelining:
+        command.append("--no-pipelining")
+    sink = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout is not None
+        port = int(sink.stdout.readline().split()[1])
+        settings = SmtpSettings("127.0.0.1", port, "none", timeout=60)
+        with SmtpTransport(settings) as transport:
+            transport.open()
+            started = time.perf_counter()
+            for n in range(messages):
+                transport.send_wire("digest@bench.example", [f"r{n}@bench.example"], PAYLOAD)
+            seconds = time.perf_counter() - started
+            return messages / seconds, transport.pipelined
+    finally:
+        sink.terminate()
+        sink.communicate(timeout=30)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure each latency with and without PIPELINING; print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", default="0,5,20", help="comma-separated latencies")
+    parser.add_argument("--messages", type=int, default=200)
+    args = parser.parse_args(argv)
+    print(f"{'latency ms':>10}  {'one by one msg/s':>16}  {'pipelined msg/s':>15}  "
+          f"{'ms a message':>15}")
+    for latency in (float(x) for x in args.latency_ms.split(",") if x.strip()):
+        plain, none = rate(latency, False, args.messages)
+        piped, count = rate(latency, True, args.messages)
+        assert none == 0 and count == args.messages
+        print(f"{latency:>10g}  {plain:>16.1f}  {piped:>15.1f}  "
+              f"{1000 / plain:>6.1f} -> {1000 / piped:>5.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
