@@ -11,7 +11,6 @@ over one connection. Prints messages a second and milliseconds a message for eac
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from run import sink_process  # noqa: E402
 
 from digest.config import SmtpSettings  # noqa: E402
 from digest.mail import SmtpTransport  # noqa: E402
@@ -29,13 +30,8 @@ PAYLOAD = b"Subject: latency\r\n\r\n" + LINE * 400  # ~31 KB
 
 def rate(latency_ms: float, pipelining: bool, messages: int) -> tuple[float, int]:
     """Return (messages a second, messages sent pipelined) over one connection."""
-    command = [sys.executable, str(ROOT / "bench" / "sink.py"), "--latency-ms", str(latency_ms)]
-    if not pipelining:
-        command.append("--no-pipelining")
-    sink = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert sink.stdout is not None
-        port = int(sink.stdout.readline().split()[1])
+    options = ["--latency-ms", str(latency_ms), *([] if pipelining else ["--no-pipelining"])]
+    with sink_process(None, *options) as (port, _):
         settings = SmtpSettings("127.0.0.1", port, "none", timeout=60)
         with SmtpTransport(settings) as transport:
             transport.open()
@@ -44,9 +40,6 @@ def rate(latency_ms: float, pipelining: bool, messages: int) -> tuple[float, int
                 transport.send_wire("digest@bench.example", [f"r{n}@bench.example"], PAYLOAD)
             seconds = time.perf_counter() - started
             return messages / seconds, transport.pipelined
-    finally:
-        sink.terminate()
-        sink.communicate(timeout=30)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -277,9 +277,14 @@ def peak_rss_mb() -> float:
 
 
 @contextlib.contextmanager
-def sink_process(record: Path | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Run bench/sink.py in its own process; yield (port, stats filled in on exit)."""
-    command = [sys.executable, str(Path(__file__).with_name("sink.py"))]
+def sink_process(
+    record: Path | None = None, *options: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Run bench/sink.py in its own process; yield (port, stats filled in on exit).
+
+    ``options`` are more of its arguments (``--latency-ms 20``, ``--no-pipelining``).
+    """
+    command = [sys.executable, str(Path(__file__).with_name("sink.py")), *options]
     if record is not None:
         command += ["--record", str(record)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
