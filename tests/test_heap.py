@@ -69,3 +69,48 @@ def test_large_blocks_freed_leave_the_process(default: dict[str, float]) -> None
 def test_release_free_heap_returns_what_the_heap_kept(default: dict[str, float]) -> None:
     assert default["kept"] > 100, default
     assert default["trimmed"] < 10, default
+
+
+# Inside reused_heap() freed large blocks stay in the heap for the next ones (no page
+# faults on reuse); leaving it gives their pages back and maps large blocks again.
+REUSE = textwrap.dedent("""
+    import json
+    import numpy as np
+    from digest.forking import map_large_blocks, reused_heap
+
+    def rss_mb():
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
+
+    def faults():
+        with open("/proc/self/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[7])  # minflt
+
+    map_large_blocks()
+    out = {}
+    before = rss_mb()
+    with reused_heap():
+        np.ones(2 << 20)  # 16 MB, touched and freed
+        first = faults()
+        again = np.ones(2 << 20)  # the same memory, already resident
+        out["reuse_faults"] = faults() - first
+        del again
+        out["kept_inside"] = rss_mb() - before
+    out["kept_after"] = rss_mb() - before
+    pin = bytearray(1 << 16)  # were it from the heap, this would keep it from shrinking
+    np.ones(2 << 20)
+    out["kept_outside"] = rss_mb() - before  # mapped again: freed with the array
+    print(json.dumps(out))
+""")
+
+
+def test_reused_heap_keeps_large_blocks_inside_and_returns_them_after() -> None:
+    done = subprocess.run([sys.executable, "-c", REUSE], capture_output=True, text=True,
+                          check=True)
+    got = json.loads(done.stdout)
+    assert got["kept_inside"] > 12, got  # the freed 16 MB stayed for reuse
+    assert got["reuse_faults"] < 100, got  # ... and was reused without faulting
+    assert got["kept_after"] < 4, got  # gone once the block is left
+    assert got["kept_outside"] < 4, got  # outside, large blocks are mapped again

@@ -41,7 +41,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
-from digest.forking import map_forked, map_large_blocks
+from digest.forking import map_forked, map_large_blocks, reused_heap
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
@@ -511,9 +511,9 @@ def score_profiles(
     # would otherwise make (and hold) its own copy on every page.
     _ = world.pool_columns, world.dense_columns, examples.ascending_rows
     # One BLAS thread a process, in one process too (the same numbers): the processes
-    # fill the CPUs.
+    # fill the CPUs. Each process's chunks reuse their arrays' memory (reused_heap).
     results = map_forked(work.chunk, starts, resolve_processes(options.processes),
-                         died=_scorer_died, limit=lambda: threadpool_limits(1))
+                         died=_scorer_died, limit=_scoring_process)
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
@@ -628,6 +628,13 @@ class _Work:
         return _score_chunk(self.world, self.examples, self.meta, self.profiles[start:end],
                             self.limits[start:end], self.exclude[start:end],
                             self.popularity[start:end], self.options)
+
+
+@contextlib.contextmanager
+def _scoring_process() -> Iterator[None]:
+    """Where a process scores its chunks: one BLAS thread, large arrays kept for reuse."""
+    with threadpool_limits(1), reused_heap():
+        yield
 
 
 def resolve_processes(wanted: int) -> int:
