@@ -102,12 +102,13 @@ def reused_heap() -> Iterator[None]:
 
     For loops that make and free the same large arrays again and again (a chunk of
     profiles' P x T score arrays, ten chunks a page): a block mapped anew is faulted in
-    page by page every time, 4 KB a fault, and those faults (and the cache misses on
-    fresh pages) were a third of a process's scoring time (5,000 bench profiles in one
-    process: 2.6 -> 1.7 s). Inside, blocks up to REUSED_HEAP_LIMIT come from the heap
-    and freed ones stay there for the next; on leaving, the mapping threshold is fixed
-    again (map_large_blocks) and the heap's free pages go back (release_free_heap), so
-    what the loop used does not stay resident. A no-op without glibc.
+    page by page every time, 4 KB a fault (70,000-130,000 faults a page of 5,000 bench
+    profiles in one process, a seventh of its CPU in the kernel, and the fresh pages
+    miss the caches): scoring that page took 2.1-2.4 s, inside this 1.9 s. Inside,
+    blocks up to REUSED_HEAP_LIMIT come from the heap and freed ones stay there for the
+    next; on leaving, the mapping threshold is fixed as map_large_blocks fixes it and
+    the heap's free pages go back (as release_free_heap), so what the loop used does
+    not stay resident. A no-op without glibc.
     """
     libc = _glibc()
     if libc is None:

@@ -16,20 +16,28 @@ from digest.forking import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="malloc_trim/mallopt are glibc's")
 
-# A 24 MB block freed raises glibc's dynamic mapping threshold above 16 MB; the next
-# 16 MB blocks then come from the heap, and a small block that outlives them (as the
-# run's own objects do) keeps the heap from shrinking when they are freed. Resident
-# memory after they are freed is measured, then after release_free_heap().
-PROGRAM = textwrap.dedent("""
+# What each program measures with: its resident memory and its page faults so far.
+MEASURE = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from digest.forking import map_large_blocks, release_free_heap
 
     def rss_mb():
         with open("/proc/self/status") as status:
             for line in status:
                 if line.startswith("VmRSS"):
                     return int(line.split()[1]) / 1024
+
+    def faults():
+        with open("/proc/self/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[7])  # minflt
+""")
+
+# A 24 MB block freed raises glibc's dynamic mapping threshold above 16 MB; the next
+# 16 MB blocks then come from the heap, and a small block that outlives them (as the
+# run's own objects do) keeps the heap from shrinking when they are freed. Resident
+# memory after they are freed is measured, then after release_free_heap().
+PROGRAM = MEASURE + textwrap.dedent("""
+    from digest.forking import map_large_blocks, release_free_heap
 
     if sys.argv[1] == "mapped":
         map_large_blocks()
@@ -45,8 +53,8 @@ PROGRAM = textwrap.dedent("""
 """)
 
 
-def run(mode: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", PROGRAM, mode], capture_output=True,
+def run(mode: str, program: str = PROGRAM) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", program, mode], capture_output=True,
                           text=True, check=True)
     result: dict[str, float] = json.loads(done.stdout)
     return result
@@ -73,20 +81,8 @@ def test_release_free_heap_returns_what_the_heap_kept(default: dict[str, float])
 
 # Inside reused_heap() freed large blocks stay in the heap for the next ones (no page
 # faults on reuse); leaving it gives their pages back and maps large blocks again.
-REUSE = textwrap.dedent("""
-    import json
-    import numpy as np
+REUSE = MEASURE + textwrap.dedent("""
     from digest.forking import map_large_blocks, reused_heap
-
-    def rss_mb():
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS"):
-                    return int(line.split()[1]) / 1024
-
-    def faults():
-        with open("/proc/self/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[7])  # minflt
 
     map_large_blocks()
     out = {}
@@ -107,9 +103,7 @@ REUSE = textwrap.dedent("""
 
 
 def test_reused_heap_keeps_large_blocks_inside_and_returns_them_after() -> None:
-    done = subprocess.run([sys.executable, "-c", REUSE], capture_output=True, text=True,
-                          check=True)
-    got = json.loads(done.stdout)
+    got = run("reuse", REUSE)
     assert got["kept_inside"] > 12, got  # the freed 16 MB stayed for reuse
     assert got["reuse_faults"] < 100, got  # ... and was reused without faulting
     assert got["kept_after"] < 4, got  # gone once the block is left
