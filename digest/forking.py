@@ -114,25 +114,14 @@ def reused_heap() -> Iterator[None]:
     if libc is None:
         yield
         return
-    keep_heap()
+    libc.mallopt(_M_MMAP_THRESHOLD, REUSED_HEAP_LIMIT)
+    libc.mallopt(_M_TRIM_THRESHOLD, REUSED_HEAP_LIMIT)
     try:
         yield
     finally:
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
         libc.malloc_trim(0)
-
-
-def keep_heap() -> None:
-    """Serve blocks up to REUSED_HEAP_LIMIT from the heap and keep what is freed there.
-
-    What reused_heap() does inside, for good: for a process that does nothing else (a
-    scoring server), whose heap then stays warm from one page to the next.
-    """
-    libc = _glibc()
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, REUSED_HEAP_LIMIT)
-        libc.mallopt(_M_TRIM_THRESHOLD, REUSED_HEAP_LIMIT)
 
 
 _M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers (malloc.h)
@@ -196,98 +185,3 @@ def map_forked(
     for offset, share in enumerate([mine, *theirs]):
         results[offset::processes] = share
     return results
-
-
-class Servers:
-    """Processes forked once that each answer requests over a pipe, for as long as needed.
-
-    For work repeated page after page on data that exists at the fork (a day's ranking
-    world): a process forked per page shares every page of memory with its parent, so
-    each page either of them writes is copied, page after page (one process scoring
-    2,500 bench profiles a call took ~1.15 s alone and ~1.45 s with an idle child forked
-    for the call). Forked once, a page is copied at most once. ``serve(request)`` runs in
-    a child for each request; an exception there is raised here (and the servers are
-    closed); a child that dies raises ``died()``.
-    """
-
-    def __init__(self, serve: Callable[[Any], Any], count: int, *,
-                 died: Callable[[], Exception]) -> None:
-        self._died = died
-        self._pipes: list[Any] = []
-        self._processes: list[Any] = []
-        context = multiprocessing.get_context("fork")
-        with FORK_LOCK:
-            gc.freeze()  # what exists now is left out of the children's collections
-            release_free_heap()
-            try:
-                for _ in range(count):
-                    here, there = context.Pipe()
-                    process = context.Process(target=_serve, args=(serve, there, os.getpid()),
-                                              daemon=True, name="digest-scorer")
-                    process.start()
-                    there.close()
-                    self._pipes.append(here)
-                    self._processes.append(process)
-            finally:
-                gc.unfreeze()
-
-    @property
-    def open(self) -> bool:
-        """Return True while every server is there to answer."""
-        return bool(self._pipes) and all(p.is_alive() for p in self._processes)
-
-    def ask(self, requests: Sequence[Any]) -> None:
-        """Send one request to each of the first ``len(requests)`` servers."""
-        try:
-            for pipe, request in zip(self._pipes, requests, strict=False):
-                pipe.send(request)
-        except (OSError, EOFError) as err:
-            self.close()
-            raise self._died() from err
-
-    def answers(self, count: int) -> list[Any]:
-        """Return the answers of the first ``count`` servers, in order."""
-        out: list[Any] = []
-        failure: BaseException | None = None
-        for pipe in self._pipes[:count]:
-            try:
-                ok, value = pipe.recv()
-            except (OSError, EOFError):
-                failure = failure or self._died()
-                continue
-            if not ok:
-                failure = failure or value
-            out.append(value)
-        if failure is not None:
-            self.close()
-            raise failure
-        return out
-
-    def close(self) -> None:
-        """End the servers (they exit when their pipe closes)."""
-        for pipe in self._pipes:
-            pipe.close()
-        for process in self._processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        self._pipes, self._processes = [], []
-
-
-def _serve(serve: Callable[[Any], Any], pipe: Any, parent: int) -> None:
-    """A server's loop: answer requests until the pipe closes (in the forked child)."""
-    _die_with_parent(parent)
-    while True:
-        try:
-            request = pipe.recv()
-        except (OSError, EOFError):
-            return
-        try:
-            answer = (True, serve(request))
-        except Exception as err:  # sent to the parent, which raises it
-            answer = (False, err)
-        try:
-            pipe.send(answer)
-        except Exception as err:  # an answer that does not pickle
-            pipe.send((False, RuntimeError(f"{type(err).__name__}: {err}")))

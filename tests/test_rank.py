@@ -364,67 +364,6 @@ def test_forked_scoring_processes_give_the_same_lists_as_one_process(
     assert one.nothing_relevant == forked.nothing_relevant
 
 
-def test_scoring_servers_are_forked_once_and_follow_every_call(
-    hf_batch: list[Paper], sample: list[Paper]
-) -> None:
-    # One ranker, calls page after page as the plan phase makes them: new seed papers,
-    # extra papers named by title, a call of one chunk. The servers forked on the first
-    # call prepare every later one as this process does, so the lists are those of one
-    # process; they are the same processes throughout, and close() ends them.
-    batch, history = sample[:150], hf_batch
-    named = sample[170]  # not in the history: given as extra, then named by its title
-    pages = [
-        [Profile(interests=p.title) for p in hf_batch[:60]],
-        # The named paper's profile in the second chunk: scored by a server.
-        [Profile(seeds=(p.key,)) for p in hf_batch[60:85]] + [Profile(interests=named.title)]
-        + [Profile(seeds=(p.key,)) for p in hf_batch[85:100]],
-        [Profile(interests="graph neural networks", seeds=(hf_batch[5].key,))],  # one chunk
-        [Profile(liked=(p.key,), disliked=(hf_batch[0].key,)) for p in hf_batch[100:160]],
-    ]
-    extras: list[list[Paper]] = [[], [named], [], []]
-
-    def lists(processes: int) -> tuple[list[object], list[int]]:
-        out: list[object] = []
-        pids: list[int] = []
-        with Ranker(batch, history=history,
-                    options=RankOptions(chunk=20, processes=processes)) as ranker:
-            for page, extra in zip(pages, extras, strict=True):
-                result = ranker.rank(page, top_k=5, extra=extra)
-                out.append(([[(s.paper.key, s.score, s.reason) for s in r]
-                             for r in result.rankings], result.thresholds))
-                world = ranker._world
-                assert world is not None
-                pids.extend(p.pid for s in world.servers for p in s._processes)
-            servers = list(world.servers)
-        assert not world.servers and all(not s.open for s in servers)  # closed
-        return out, pids
-
-    one, no_servers = lists(1)
-    two, pids = lists(2)
-    assert not no_servers
-    assert len(set(pids)) == 1 and len(pids) == len(pages)  # forked once, for every call
-    assert two == one
-    seeded, _ = one[1]  # profiles of seed papers alone: lists only if they were used
-    assert sum(1 for ranking in seeded if ranking) >= 20  # of 41
-
-
-def test_a_scoring_server_gone_between_calls_is_forked_anew(
-    hf_batch: list[Paper], sample: list[Paper]
-) -> None:
-    profiles = [Profile(interests=p.title) for p in hf_batch[:60]]
-    with Ranker(sample[:150], history=hf_batch,
-                options=RankOptions(chunk=20, processes=2)) as ranker:
-        first = ranker.rank(profiles[:30], top_k=5)
-        world = ranker._world
-        assert world is not None
-        gone = world.servers[0]._processes[0]
-        gone.kill()
-        gone.join()
-        again = ranker.rank(profiles[:30], top_k=5)
-        assert world.servers[0]._processes[0].pid != gone.pid
-    assert again.rankings == first.rankings
-
-
 def test_a_scoring_process_that_dies_fails_the_rank_with_what_to_do(
     hf_batch: list[Paper], sample: list[Paper], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,30 +168,26 @@ def _run_locked(
     rankers: dict[tuple[date, date], Ranker] = {}
     warm: set[str] = set()  # papers whose rows this process has rendered in this run
     # A page of subscribers at a time: memory holds one page, whatever the list's size.
-    try:
-        for plans, waiting in plan_pages(config, db, now=now, day=day, only=only, force=force,
-                                         page=RANK_CHUNK):
-            not_due += waiting
-            planned_days.update(p.day for p in plans)
-            if only:
-                planned_ids.extend(p.subscriber.id for p in plans)
-            fresh = [p for p in plans if p.existing is None]
-            for start in range(0, len(fresh), RANK_CHUNK):
-                chunk = fresh[start : start + RANK_CHUNK]
-                chosen, pool_size = choose_papers(config, db, chunk, now=now, rankers=rankers)
-                batch_size = max(batch_size, pool_size)
-                if dry_run:
-                    _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
-                else:
-                    _plan_chunk(config, db, chunk, chosen, now=now, tally=tally, env=env,
-                                warm=warm)
-            if not dry_run:
-                for plan in plans:
-                    if plan.existing is not None and not _sendable(plan.existing, config, now):
-                        tally.skipped += 1
-    finally:
-        for ranker in rankers.values():  # their scoring processes end with the plan
-            ranker.close()
+    for plans, waiting in plan_pages(config, db, now=now, day=day, only=only, force=force,
+                                     page=RANK_CHUNK):
+        not_due += waiting
+        planned_days.update(p.day for p in plans)
+        if only:
+            planned_ids.extend(p.subscriber.id for p in plans)
+        fresh = [p for p in plans if p.existing is None]
+        for start in range(0, len(fresh), RANK_CHUNK):
+            chunk = fresh[start : start + RANK_CHUNK]
+            chosen, pool_size = choose_papers(config, db, chunk, now=now, rankers=rankers)
+            batch_size = max(batch_size, pool_size)
+            if dry_run:
+                _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
+            else:
+                _plan_chunk(config, db, chunk, chosen, now=now, tally=tally, env=env,
+                            warm=warm)
+        if not dry_run:
+            for plan in plans:
+                if plan.existing is not None and not _sendable(plan.existing, config, now):
+                    tally.skipped += 1
     if not dry_run and send and planned_days:
         _send_all(
             config, db,

@@ -59,17 +59,6 @@ class Ranker:
         self._world: World | None = None
         self._known = {p.key for p in history} | {p.key for p in self._papers}
 
-    def close(self) -> None:
-        """End the processes that scored beside this one (a later call forks new ones)."""
-        if self._world is not None:
-            self._world.close()
-
-    def __enter__(self) -> Ranker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def unknown(self, keys: AbstractSet[str]) -> set[str]:
         """Return the keys neither the history, the batch nor earlier ``extra`` held."""
         known = self._world.known if self._world is not None else self._known
@@ -122,8 +111,8 @@ def rank(
     options: RankOptions | None = None,
 ) -> RankResult:
     """Rank the batch for every profile in one batched pass."""
-    with Ranker(batch, history=history, state=state, options=options) as ranker:
-        return ranker.rank(profiles, top_k=top_k, exclude=exclude, popularity=popularity)
+    ranker = Ranker(batch, history=history, state=state, options=options)
+    return ranker.rank(profiles, top_k=top_k, exclude=exclude, popularity=popularity)
 
 
 __all__ = ["RankOptions", "RankResult", "Ranker", "rank"]

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,7 +41,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
-from digest.forking import Servers, keep_heap, map_forked, map_large_blocks, reused_heap
+from digest.forking import map_forked, map_large_blocks, reused_heap
 from digest.models import Paper, Profile, ScoredPaper
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
@@ -219,15 +219,6 @@ class World:
     trend: np.ndarray
     phrases: dict[str, np.ndarray]  # excluded phrase -> batch columns holding it
     semantic: SemanticScorer | None = None  # the targets' embeddings (the semantic extra)
-    # The processes that score chunks beside this one, forked on the first call that
-    # wants them and kept for the day (score_profiles); close() ends them.
-    servers: list[Servers] = field(default_factory=list)
-
-    def close(self) -> None:
-        """End the scoring servers, if any (a later call forks new ones)."""
-        for servers in self.servers:
-            servers.close()
-        self.servers.clear()
 
     @functools.cached_property
     def pool_columns(self) -> sp.csr_matrix:
@@ -498,40 +489,31 @@ def score_profiles(
 ) -> tuple[list[list[ScoredPaper]], list[bool], list[float]]:
     """Score profiles against the world's batch in chunks; return top-k per profile.
 
-    ``extra`` are papers profiles name that the history did not hold. With more than
-    one process, the chunks are dealt round-robin to this process and the world's
-    scoring servers (forked once, on the first call: _scorers), which prepare the call
-    as this process does, from the same request, and score their share.
+    ``extra`` are papers profiles name that the history did not hold.
     """
-    request = _Request(profiles, extra, limits, exclude, popularity, options)
+    added = [paper for paper in extra if paper.key not in world.known]
+    for paper in added:
+        world.known[paper.key] = paper
+    if options.named_titles:
+        titles = world.titles
+        _index_titles(titles, added)  # extra papers named by title are found from now on
+        profiles = [named_seeds(profile, titles) for profile in profiles]
+    with _collection_paused():
+        examples = world.bank.add(profiles, world.known)
+    if world.semantic is not None:  # the model runs here, never in a chunk
+        world.semantic.prepare(profiles, examples.keys, world.known)
+    with _collection_paused():
+        new_keys = examples.keys[world.example_meta.count:]  # the bank's rows, in order
+        meta = world.example_meta.add([world.known[key] for key in new_keys])
+    work = _Work(world, examples, meta, profiles, limits, exclude, popularity, options)
     starts = list(range(0, len(profiles), options.chunk))
-    processes = resolve_processes(options.processes)
-    # Servers, once forked, see every call (with no chunks, they still prepare it, so
-    # that their worlds stay this one); none are forked for a call of one chunk.
-    if processes > 1 and world.semantic is None and (world.servers or len(starts) > 1):
-        # Derived arrays every chunk reads, made before the fork: each process would
-        # otherwise make (and hold) its own copy.
-        _ = world.pool_columns, world.dense_columns
-        servers = _scorers(world, processes - 1)
-        servers.ask([(request, starts[i::processes]) for i in range(1, processes)])
-        try:
-            mine = _serve_request(world, request, starts[::processes])
-        except BaseException:
-            servers.close()  # their state may now differ from this process's
-            raise
-        shares = [mine, *servers.answers(processes - 1)]
-        results: list[ChunkResult] = [None] * len(starts)  # type: ignore[list-item]
-        for offset, share in enumerate(shares):
-            results[offset::processes] = share
-    else:
-        work = _prepare_call(world, request)
-        # Derived arrays every chunk reads, made here before the fork: each forked
-        # process would otherwise make (and hold) its own copy on every page.
-        _ = world.pool_columns, world.dense_columns, work.examples.ascending_rows
-        # One BLAS thread a process, in one process too (the same numbers): the
-        # processes fill the CPUs. Each process's chunks reuse their arrays' memory.
-        results = map_forked(work.chunk, starts, min(processes, len(starts)),
-                             died=_scorer_died, limit=_scoring_process)
+    # Derived arrays every chunk reads, made here before the fork: each forked process
+    # would otherwise make (and hold) its own copy on every page.
+    _ = world.pool_columns, world.dense_columns, examples.ascending_rows
+    # One BLAS thread a process, in one process too (the same numbers): the processes
+    # fill the CPUs. Each process's chunks reuse their arrays' memory (reused_heap).
+    results = map_forked(work.chunk, starts, resolve_processes(options.processes),
+                         died=_scorer_died, limit=_scoring_process)
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
     thresholds: list[float] = []
@@ -546,73 +528,6 @@ def score_profiles(
                 empty.append(not chosen)
             thresholds.extend(round(float(b), 6) for b in result.bars)
     return rankings, empty, thresholds
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One rank call's inputs: what every scoring process prepares the call from."""
-
-    profiles: Sequence[Profile]
-    extra: Sequence[Paper]
-    limits: Sequence[int]
-    exclude: Sequence[AbstractSet[str]]
-    popularity: Sequence[float]
-    options: RankOptions
-
-
-def _prepare_call(world: World, request: _Request) -> _Work:
-    """Bring the world up to this call (papers named, examples vectorised); return it.
-
-    Deterministic: the scoring servers run it on the same requests in the same order,
-    so their worlds stay what this process's is.
-    """
-    added = [paper for paper in request.extra if paper.key not in world.known]
-    for paper in added:
-        world.known[paper.key] = paper
-    profiles = request.profiles
-    options = request.options
-    if options.named_titles:
-        titles = world.titles
-        _index_titles(titles, added)  # extra papers named by title are found from now on
-        profiles = [named_seeds(profile, titles) for profile in profiles]
-    with _collection_paused():
-        examples = world.bank.add(profiles, world.known)
-    if world.semantic is not None:  # the model runs here, never in a chunk
-        world.semantic.prepare(profiles, examples.keys, world.known)
-    with _collection_paused():
-        new_keys = examples.keys[world.example_meta.count:]  # the bank's rows, in order
-        meta = world.example_meta.add([world.known[key] for key in new_keys])
-    return _Work(world, examples, meta, profiles, request.limits, request.exclude,
-                 request.popularity, options)
-
-
-def _serve_request(
-    world: World, request: _Request, starts: Sequence[int], *, server: bool = False
-) -> list[ChunkResult]:
-    """Prepare the call and score the chunks at ``starts`` (here, or in a server).
-
-    A server keeps its heap warm between calls (forking.keep_heap): scoring is all it
-    does. Here the heap's free pages go back after the chunks (reused_heap).
-    """
-    work = _prepare_call(world, request)
-    if server:
-        keep_heap()
-        with threadpool_limits(1):
-            return [work.chunk(start) for start in starts]
-    with _scoring_process():
-        return [work.chunk(start) for start in starts]
-
-
-def _scorers(world: World, count: int) -> Servers:
-    """Return the world's scoring servers, forked now if there are none (or they died)."""
-    servers = world.servers[0] if world.servers else None
-    if servers is None or not servers.open:
-        if servers is not None:
-            servers.close()
-        world.servers[:] = [Servers(
-            lambda job: _serve_request(world, *job, server=True), count,
-            died=_scorer_died)]
-    return world.servers[0]
 
 
 def _index_titles(titles: dict[str, str], papers: Iterable[Paper]) -> None:
