@@ -360,10 +360,11 @@ def _plain(address: str) -> bool:
 def _crlf_only(payload: bytes) -> bool:
     """Return True when every CR of ``payload`` starts a CRLF and every LF ends one.
 
-    Two vectorised comparisons and one of their shifted masks: 15 us for a 31 KB
-    digest, against 75 us for counting CRLF, LF and CR with bytes.count (each a
-    byte-at-a-time pass), once per message sent. numpy is imported here, not with the
-    module: every command imports the mail package, and most never send.
+    Two vectorised comparisons, then the CR mask against the LF mask shifted by one
+    byte: ~18 us for a 31 KB digest, against ~70 us for counting CRLF, LF and CR with
+    bytes.count (three byte-at-a-time passes), once per message sent. numpy is
+    imported here, not with the module: every command imports the mail package, and
+    most never send.
     """
     if not payload:
         return True
