@@ -106,9 +106,9 @@ def reused_heap() -> Iterator[None]:
     profiles in one process, a seventh of its CPU in the kernel, and the fresh pages
     miss the caches): scoring that page took 2.1-2.4 s, inside this 1.9 s. Inside,
     blocks up to REUSED_HEAP_LIMIT come from the heap and freed ones stay there for the
-    next; on leaving, the mapping threshold is fixed as map_large_blocks fixes it and
-    the heap's free pages go back (as release_free_heap), so what the loop used does
-    not stay resident. A no-op without glibc.
+    next; on leaving, the mapping threshold is fixed again (map_large_blocks) and the
+    heap's free pages go back (release_free_heap), so what the loop used does not stay
+    resident. A no-op without glibc.
     """
     libc = _glibc()
     if libc is None:
@@ -119,9 +119,9 @@ def reused_heap() -> Iterator[None]:
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-        libc.malloc_trim(0)
+        map_large_blocks()
+        release_free_heap()
 
 
 _M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers (malloc.h)
