@@ -13,9 +13,12 @@ from click.testing import CliRunner
 from digest.cli import ranking  # noqa: F401  (registers the commands)
 from digest.cli.base import main
 from digest.evaluate import (
+    METRICS,
     EvalConfig,
     Ranker,
+    Report,
     evaluate,
+    format_table,
     load_corpus,
     make_subscribers,
     metrics,
@@ -108,3 +111,37 @@ def test_thumbs_subscribers_judge_their_first_digests_by_the_hidden_label() -> N
                                              (*sub.profile.liked, *sub.profile.disliked)])
         assert set(sub.profile.liked) <= relevant
         assert not set(sub.profile.disliked) & relevant
+
+
+def test_paired_comparison_resamples_queries_together() -> None:
+    # Two methods whose scores move together query by query: a difference that is
+    # the same on every query has a zero-width interval, however much the queries
+    # differ, which two separate intervals would not show.
+    report = Report(config=replace(TINY, bootstrap=200))
+    for base in (0.1, 0.5, 0.9, 0.3):
+        report.add("category", "ours", {"ndcg@10": base + 0.05})
+        report.add("category", "arxiv-sanity", {"ndcg@10": base})
+    (row,) = report.paired("ours", "arxiv-sanity")
+    assert row.n == 4
+    mean, low, high = row.difference
+    assert mean == pytest.approx(0.05) and low == pytest.approx(0.05)
+    assert high == pytest.approx(0.05)
+    assert row.relative[0] == pytest.approx(0.05 * 4 / (0.1 + 0.5 + 0.9 + 0.3))
+    # Unpaired rows (a method that ranked other queries) are not compared.
+    report.add("author", "ours", {"ndcg@10": 0.2})
+    assert [r.kind for r in report.paired("ours", "arxiv-sanity")] == ["category"]
+
+
+def test_paired_interval_widens_when_the_methods_disagree() -> None:
+    report = Report(config=replace(TINY, bootstrap=500))
+    for i in range(40):
+        ours, theirs = (1.0, 0.0) if i % 2 else (0.0, 0.5)
+        report.add("author", "ours", dict.fromkeys(METRICS, ours))
+        report.add("author", "arxiv-sanity", dict.fromkeys(METRICS, theirs))
+    (row,) = report.paired("ours", "arxiv-sanity", seed=1)
+    mean, low, high = row.difference
+    assert mean == pytest.approx(0.25)
+    assert low < 0.25 < high and high - low > 0.2
+    text = format_table(report)
+    assert "Paired by query against arxiv-sanity" in text
+    assert "+0.250" in text and "+100%" in text  # 0.5 against 0.25

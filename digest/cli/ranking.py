@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +124,22 @@ def rank_command(
 @click.option("--method", "methods", multiple=True,
               help="Only these methods (ours, ours+seed-metadata, random, keyword, "
               "tfidf-centroid, arxiv-sanity; ours+semantic with --semantic).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary and the paired comparisons as JSON.")
 @semantic_options
 def eval_command(
     corpus_path: Path, days: int, subscribers: int, seed: int, methods: tuple[str, ...],
     as_json: bool, semantic: bool, semantic_weight: float | None, semantic_cache: Path | None,
 ) -> None:
     """Replay the corpus day by day and score our ranker against the baselines."""
-    from digest.evaluate import EvalConfig, evaluate, format_table, load_corpus
+    from digest.evaluate import (
+        PAIRED,
+        REFERENCE,
+        EvalConfig,
+        evaluate,
+        format_table,
+        load_corpus,
+    )
 
     weight = semantic_setting(semantic or "ours+semantic" in methods, semantic_weight)
     config = EvalConfig(days=days, subscribers=subscribers, seed=seed, methods=methods,
@@ -139,7 +148,11 @@ def eval_command(
     papers = load_corpus(corpus_path)
     report = evaluate(papers, config, progress=lambda m: click.echo(m, err=True))
     if as_json:
-        click.echo(json.dumps(report.summary(seed)))
+        click.echo(json.dumps({
+            "summary": report.summary(seed),
+            "paired": [asdict(pair) for method in PAIRED
+                       for pair in report.paired(method, REFERENCE, seed=seed)],
+        }))
     else:
         click.echo(format_table(report))
     sys.stdout.flush()
