@@ -19,8 +19,9 @@ profiles name them; a chunk of profiles only refers to them by index.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -124,6 +125,10 @@ class Compiled:
     seed_examples: tuple[frozenset[int], ...]  # per profile: example rows that are seeds
     # Per profile: its positive example rows (positive_example grouped by owner).
     positive_examples: tuple[tuple[int, ...], ...]
+    # Interests typed in parts (lines or ";"): one l2 row per part (M x V), and the
+    # profile of each (M, ascending). Only profiles of two parts or more.
+    parts: sp.csr_matrix | None = None
+    part_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
     @property
     def has_text(self) -> np.ndarray:
@@ -155,11 +160,24 @@ def compile_profiles(
     examples: Examples,
     *,
     keyword_weight: float,
+    balance_parts: bool = True,
 ) -> Compiled:
-    """Turn profiles into text rows and example indices; unknown example keys are skipped."""
-    text = space.counts([p.interests for p in profiles])
+    """Turn profiles into text rows and example indices; unknown example keys are skipped.
+
+    With ``balance_parts``, interests typed as several lines or ";"-separated parts
+    (often the titles of a few papers of the field) weigh each part alike: the query is
+    the normalised sum of the parts' own rows, so a long title with rare words does not
+    drown out a short one.
+    """
+    text = _tfidf(space.counts([p.interests for p in profiles]), space)
+    part_rows, part_owner = _parts([p.interests for p in profiles], space)
+    if balance_parts and part_rows is not None:
+        whole = np.ones(len(profiles))
+        whole[part_owner] = 0.0
+        summed = membership(part_owner, len(profiles), mean=False) @ part_rows
+        text = (sp.diags(whole) @ text + normalize(summed)).tocsr()
     keywords = space.counts([" . ".join(p.keywords) for p in profiles])
-    query = _tfidf(text, space) + keyword_weight * _tfidf(keywords, space)
+    query = text + keyword_weight * _tfidf(keywords, space)
     owners: list[int] = []
     rows: list[int] = []
     neg_owners: list[int] = []
@@ -184,7 +202,29 @@ def compile_profiles(
         negative_example=np.asarray(neg_rows, dtype=np.intp),
         seed_examples=tuple(seeds),
         positive_examples=tuple(positives),
+        parts=part_rows,
+        part_owner=part_owner,
     )
+
+
+# What separates the parts of a profile's interests (titles, topics): lines or ";".
+TEXT_PARTS = re.compile(r"[;\n]+")
+
+
+def _parts(
+    interests: Sequence[str], space: Space
+) -> tuple[sp.csr_matrix | None, np.ndarray]:
+    """Return the tf-idf rows of the parts of interests typed in parts, and their owners."""
+    owners: list[int] = []
+    parts: list[str] = []
+    for i, value in enumerate(interests):
+        if ";" in value or "\n" in value:
+            mine = [part for part in TEXT_PARTS.split(value) if part.strip()]
+            if len(mine) > 1:
+                owners.extend([i] * len(mine))
+                parts.extend(mine)
+    owner = np.asarray(owners, dtype=np.intp)
+    return (_tfidf(space.counts(parts), space) if owners else None), owner
 
 
 def _tfidf(counts: sp.csr_matrix, space: Space) -> sp.csr_matrix:
@@ -322,6 +362,7 @@ def centroid_rows(
 
 
 __all__ = [
+    "TEXT_PARTS",
     "Compiled",
     "ExampleBank",
     "Examples",

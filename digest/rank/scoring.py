@@ -59,6 +59,7 @@ from digest.rank.metadata import (
 from digest.rank.policy import select_many
 from digest.rank.precision import SCORES
 from digest.rank.profiles import (
+    TEXT_PARTS,
     Compiled,
     ExampleBank,
     Examples,
@@ -87,7 +88,6 @@ MAX_AUTO_PROCESSES = 4  # processes=0 takes one per CPU up to this many
 # A line of a profile's text that is a known paper's title (at least this many words,
 # so "Deep learning" names nothing) names that paper: it becomes a seed paper.
 TITLE_MIN_WORDS = 4
-_TEXT_LINES = re.compile(r"[;\n]+")
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,16 @@ class RankOptions:
     # those the caller passes as extra: the pipeline finds them in its database), a line
     # or a ";"-separated part each, makes those papers seed papers (see named_seeds).
     named_titles: bool = True
+    # Interests typed in several lines or ";"-separated parts (a researcher's few titles
+    # or topics): each part weighs alike in the query (compile_profiles), and a profile
+    # with no example papers gets the mean of its parts' LSA topics (each part's own
+    # projection and feedback papers, _part_topics) instead of one topic of the whole
+    # text, so a second interest is not lost in the first one's papers. digest eval,
+    # seeds 0-3 (1: the tuning split), both against neither, cold start text-only
+    # +0.008/+0.015/-0.002/+0.003, with metadata +0.011/+0.024/+0.032/-0.014; thumbs
+    # +0.004/+0.010/-0.006/-0.003, with metadata +0.014/+0.003/-0.008/-0.012.
+    balance_parts: bool = True
+    part_topics: bool = True
     diversity: float = 0.3
     min_score: float = 0.02
     threshold_quantile: float = 0.9
@@ -546,7 +556,7 @@ def title_parts(text: str) -> dict[str, str]:
     database (papers older than the history it ranks with); the ranker among the
     papers it knows (named_seeds).
     """
-    parts = [text, *_TEXT_LINES.split(text)] if ";" in text or "\n" in text else [text]
+    parts = [text, *TEXT_PARTS.split(text)] if ";" in text or "\n" in text else [text]
     found: dict[str, str] = {}
     for part in parts:
         folded = _folded(part)
@@ -678,7 +688,8 @@ def _score_chunk(
     size = len(chunk)
     n_batch = world.n_batch
     compiled = compile_profiles(chunk, world.space, examples,
-                                keyword_weight=options.keyword_weight)
+                                keyword_weight=options.keyword_weight,
+                                balance_parts=options.balance_parts)
     has_text = compiled.has_text
     # Queries against the whole pool (the scored columns are a subset of it), in float32.
     pool_scores: np.ndarray = (compiled.text.astype(SCORES) @ world.pool_columns).toarray()
@@ -948,7 +959,34 @@ def _example_scores(
     if topic_rows is not None and topic_rows.size:  # rows without examples: zero so far
         vector[topic_rows], offset[topic_rows] = _standardised(
             world, _topic_part(world, compiled, feedback, topic_rows, options))
+        if options.part_topics and compiled.parts is not None:
+            _part_topics(world, compiled, topic_rows, vector, offset, options)
     return _on_text_scale(world, vector, offset)
+
+
+def _part_topics(
+    world: World, compiled: Compiled, topic_rows: np.ndarray, vector: np.ndarray,
+    offset: np.ndarray, options: RankOptions,
+) -> None:
+    """Give text-only profiles typed in parts the mean of their parts' own topics."""
+    assert world.lsa is not None and compiled.parts is not None
+    mine = np.isin(compiled.part_owner, topic_rows)
+    if not mine.any():
+        return
+    owner = compiled.part_owner[mine]
+    rows = compiled.parts[np.flatnonzero(mine)]
+    sims = (rows.astype(SCORES) @ world.pool_columns).toarray()
+    fb = feedback(sims, world.pool_gram, depth=options.feedback_depth, overwrite=True)
+    part = options.text_lsa_query * world.lsa.project(rows)
+    if fb is not None:
+        part = part + normalize(np.einsum("rd,rdk->rk", fb.weights,
+                                          world.dense_pool[fb.top]))
+    each, _ = _standardised(world, normalize(part))
+    targets = np.unique(owner)
+    # The mean of the parts' standardised topics, standardised again: its scores are
+    # the mean of the parts' scores, spread as any one topic's.
+    mean = (membership(owner, vector.shape[0]) @ each)[targets]
+    vector[targets], offset[targets] = _standardised(world, mean)
 
 
 def _blocked(
