@@ -451,14 +451,15 @@ def _triple(value: object) -> tuple[float, float, float]:
 def format_table(report: Report) -> str:
     """Return the summary as a fixed-width table, kinds grouped, with 95% bootstrap CIs."""
     rows = report.summary(report.config.seed)
-    lines = [f"{'kind':<10} {'method':<15} {'n':>5}  "
+    width = max([15, *(len(str(row["method"])) for row in rows)])
+    lines = [f"{'kind':<10} {'method':<{width}} {'n':>5}  "
              + "  ".join(f"{m:<20}" for m in METRICS)]
     for row in rows:
         cells = []
         for name in METRICS:
             mean, low, high = _triple(row[name])
             cells.append(f"{mean:.3f} [{low:.3f},{high:.3f}]".ljust(20))
-        lines.append(f"{row['kind']!s:<10} {row['method']!s:<15} {row['n']!s:>5}  "
+        lines.append(f"{row['kind']!s:<10} {row['method']!s:<{width}} {row['n']!s:>5}  "
                      + "  ".join(cells))
     paired = [row for method in PAIRED
               for row in report.paired(method, REFERENCE, seed=report.config.seed)]
