@@ -54,6 +54,14 @@ def test_add_json(config: Config) -> None:
     assert data["weekday"] == 2 and data["profile"]["interests"] == "optics"
 
 
+def test_add_keeps_the_lines_of_the_interests(config: Config) -> None:
+    typed = "Attention Is  All You Need\n\n  graph neural networks "
+    result = run(config, "subscribers", "add", "d@example.org", "--interests", typed,
+                 "--json")
+    assert json.loads(result.output)["profile"]["interests"] == (
+        "Attention Is All You Need\ngraph neural networks")
+
+
 def test_add_with_confirm_creates_a_pending_subscriber_and_mails_the_opt_in(
     config: Config,
 ) -> None:

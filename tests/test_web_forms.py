@@ -88,6 +88,19 @@ def test_parse_profile_form_builds_profile_and_schedule() -> None:
     assert schedule == forms.Schedule(7, "America/New_York", "weekly", 6, 50)
 
 
+def test_interests_keep_their_lines() -> None:
+    # Titles (or topics) one per line, as the form's help asks: each line stays a line,
+    # for the ranker to name known titles as seed papers and to weigh each line alike.
+    # They were once joined into one line, so no typed title was ever found.
+    typed = ("  Attention Is   All You Need \r\n\r\n\tgraph neural\tnetworks\n"
+             "   \nDeep residual learning  ")
+    profile, _ = forms.parse_profile_form(values(interests=typed), [])
+    assert profile.interests == ("Attention Is All You Need\ngraph neural networks\n"
+                                 "Deep residual learning")
+    assert forms.tidy_interests(" one  line ") == "one line"
+    assert forms.tidy_interests(" \n \r\n") == ""
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -87,7 +87,7 @@ def build_entry(
     if not 1 <= papers <= forms.MAX_PAPERS:
         raise UsageError(f"max papers must be 1 to {forms.MAX_PAPERS}, not {papers}", "")
     profile = Profile(
-        interests=" ".join(interests.split()),
+        interests=forms.tidy_interests(interests),
         keywords=tuple(dict.fromkeys(keywords)),
         exclude=tuple(dict.fromkeys(exclude)),
         categories=tuple(dict.fromkeys(categories)),

@@ -108,6 +108,15 @@ def split_items(text: str, *, commas: bool = True) -> list[str]:
     return list(dict.fromkeys(item for item in items if item))
 
 
+def tidy_interests(text: str) -> str:
+    """Return interests with each line's spacing collapsed and blank lines dropped.
+
+    The lines stay: each may be a paper's title (which names that paper as a seed) or
+    a topic of its own, and the ranker weighs each line alike (rank.profiles).
+    """
+    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+
 def seed_keys(text: str) -> tuple[list[str], list[str]]:
     """Return (arXiv keys, entries that hold no arXiv id) from a seeds textarea."""
     keys: list[str] = []
@@ -206,7 +215,7 @@ def parse_profile_form(
             errors[name] = f"each entry may have at most {MAX_ITEM} characters"
         return tuple(found[:MAX_ITEMS])
 
-    interests = " ".join(values.get("interests", "").split())
+    interests = tidy_interests(values.get("interests", ""))
     if len(interests) > MAX_INTERESTS:
         errors["interests"] = f"at most {MAX_INTERESTS} characters, please"
     keywords = items("keywords", "keywords")
