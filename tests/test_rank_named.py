@@ -7,22 +7,13 @@ last day is the batch, the days before it the history.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
-from digest.evaluate import load_corpus
-from digest.models import Paper, Profile
+from digest.models import Profile
 from digest.rank import rank
 from digest.rank.scoring import RankOptions, _folded, named_seeds
+from tests.fixtures.corpus import mini_day
 
-MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
 OPTIONS = RankOptions(lsa_dims=48, processes=1)
-
-
-def _split() -> tuple[list[Paper], list[Paper]]:
-    papers = load_corpus(MINI)
-    last = max(p.published for p in papers if p.published)
-    return ([p for p in papers if p.published == last],
-            [p for p in papers if p.published != last])
 
 
 def test_lines_and_parts_of_the_text_that_are_titles_name_those_papers() -> None:
@@ -45,7 +36,7 @@ def test_lines_and_parts_of_the_text_that_are_titles_name_those_papers() -> None
 
 
 def test_a_typed_title_ranks_as_the_same_text_with_that_paper_as_seed() -> None:
-    batch, history = _split()
+    batch, history = mini_day()
     named = history[10]
     assert len(named.title.split()) >= 4
     typed = f"{named.title.upper()}; graph neural networks"
@@ -63,7 +54,7 @@ def test_a_typed_title_ranks_as_the_same_text_with_that_paper_as_seed() -> None:
 
 
 def test_short_titles_and_batch_papers_are_not_named() -> None:
-    batch, history = _split()
+    batch, history = mini_day()
     short = replace(history[4], title="Graph Neural Networks")  # three words
     history = [*history[:4], short, *history[5:]]
     profiles = [Profile(interests=short.title), Profile(interests=batch[0].title)]
@@ -79,7 +70,7 @@ def test_short_titles_and_batch_papers_are_not_named() -> None:
 
 def test_words_bring_the_categories_and_authors_of_what_they_retrieve_with_examples_too() -> (
         None):
-    batch, history = _split()
+    batch, history = mini_day()
     seed = history[10].key
     profiles = [Profile(interests="graph neural networks for molecules", seeds=(seed,)),
                 Profile(interests="graph neural networks for molecules"),

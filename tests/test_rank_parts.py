@@ -6,31 +6,22 @@ Runs on tests/data/rank/corpus_mini.jsonl (real arXiv papers, see its SOURCES.md
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.preprocessing import normalize
 
-from digest.evaluate import load_corpus
-from digest.models import Paper, Profile
+from digest.models import Profile
 from digest.rank import rank
 from digest.rank.profiles import ExampleBank, compile_profiles
 from digest.rank.scoring import RankOptions, prepare_space
+from tests.fixtures.corpus import mini_day
 
-MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
 OPTIONS = RankOptions(lsa_dims=48, processes=1, named_titles=False)
 
 
-def _split() -> tuple[list[Paper], list[Paper]]:
-    papers = load_corpus(MINI)
-    last = max(p.published for p in papers if p.published)
-    return ([p for p in papers if p.published == last],
-            [p for p in papers if p.published != last])
-
-
 def test_each_part_of_the_interests_weighs_alike_in_the_query() -> None:
-    batch, history = _split()
+    batch, history = mini_day()
     space = prepare_space(None, history, batch)
     long, short = history[3].title, "graph neural networks"
     assert len(long.split()) > 2 * len(short.split())
@@ -59,7 +50,7 @@ def test_each_part_of_the_interests_weighs_alike_in_the_query() -> None:
 
 
 def test_parts_change_what_a_profile_in_parts_gets_and_nothing_else() -> None:
-    batch, history = _split()
+    batch, history = mini_day()
     typed = f"{history[3].title}; graph neural networks"
     profiles = [Profile(interests=typed), Profile(interests="graph neural networks"),
                 Profile(seeds=(history[5].key,))]
@@ -78,7 +69,7 @@ def test_parts_change_what_a_profile_in_parts_gets_and_nothing_else() -> None:
 
 
 def test_a_text_in_parts_ranks_as_its_parts_whatever_their_order_or_repeats() -> None:
-    batch, history = _split()
+    batch, history = mini_day()
     first, second = history[3].title, "graph neural networks for molecules"
     texts = [first, f"{first}; {first}", f"{first}\n{first}\n"]
     swapped = [f"{first}; {second}", f"{second}\n{first}"]
