@@ -765,6 +765,13 @@ def _score_chunk(
     )
     passing = scores >= bars[:, None]
     passing[boost.vouched_rows, boost.vouched_cols] = True
+    # A profile with categories and nothing to score papers by (no words, no known seed
+    # or liked paper): every paper in them passes, ordered by the boost (primary before
+    # cross-listed). Its scores are all zero, so the bar alone would pass none.
+    bare = np.flatnonzero(~has_text & ~has_examples
+                          & np.fromiter((bool(p.categories) for p in chunk), bool, size))
+    if bare.size:
+        passing[bare] |= boost.values[bare] > 0
     passing &= ~_blocked(world, chunk, exclude)
     # The boosts go into the scores' own array unless the semantic reasons read them.
     ranked = np.add(scores, boost.values, out=scores if world.semantic is None else None)
