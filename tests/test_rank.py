@@ -15,6 +15,7 @@ from digest.ingest.jsonl import load_jsonl
 from digest.models import Paper, Profile
 from digest.rank import Ranker, RankOptions, RankResult, rank
 from digest.rank.lsa import ridge_lsa
+from digest.rank.metadata import normalize_name
 from digest.rank.vectors import space_from_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,24 @@ def test_followed_author_is_boosted_and_named(sample: list[Paper]) -> None:
     ranked = rank(sample, [Profile(authors=(author,))], top_k=3).rankings[0]
     assert ranked[0].paper.key == sample[3].key
     assert ranked[0].reason == f"by {author}"
+
+
+def test_a_followed_author_is_found_however_the_accents_are_typed(
+    sample: list[Paper],
+) -> None:
+    # Typed on a plain keyboard, pasted decomposed, or with the accents: the same author.
+    papers = [replace(sample[3], authors=("François Łukasiewicz", "Søren Ørsted")),
+              *sample[4:60]]
+    typed = ("Francois Lukasiewicz", "Franc\u0327ois  \u0141ukasiewicz", "FRANÇOIS ŁUKASIEWICZ",
+             "soren orsted")
+    rankings = rank(papers, [Profile(authors=(name,)) for name in typed], top_k=3).rankings
+    for ranking in rankings[:3]:
+        assert ranking[0].paper.key == sample[3].key
+        assert ranking[0].reason == "by François Łukasiewicz"  # as the paper spells it
+    assert rankings[3][0].reason == "by Søren Ørsted"
+    assert normalize_name("Jürgen Schmidhuber") == normalize_name("Jurgen Schmidhuber")
+    assert normalize_name("J.  Smith") == "j. smith"
+    assert normalize_name("李飞飞") == "李飞飞"
 
 
 def test_state_round_trips_and_is_not_pickle(sample: list[Paper]) -> None:

@@ -10,6 +10,7 @@ weighed by how rare it is among the day's papers (category_lift).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -20,10 +21,23 @@ from sklearn.preprocessing import normalize
 from digest.models import Paper
 from digest.rank.precision import SCORES
 
+# Letters that carry no combining mark to drop: what someone types on a plain keyboard.
+_PLAIN_LETTERS = str.maketrans({"ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe",
+                                "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
+
 
 def normalize_name(name: str) -> str:
-    """Return an author name folded for matching ('J.  Smith' == 'j. smith')."""
-    return " ".join(name.lower().replace(".", ". ").split())
+    """Return an author name folded for matching.
+
+    Case, spacing and accents do not matter: 'J.  Smith' == 'j. smith', 'Francois
+    Durand' == 'François Durand' (composed or decomposed), 'Lukasz' == 'Łukasz'. A
+    subscriber types the name of the author they follow as their keyboard allows.
+    """
+    folded = name.lower()
+    if not folded.isascii():
+        decomposed = unicodedata.normalize("NFKD", folded.translate(_PLAIN_LETTERS))
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(folded.replace(".", ". ").split())
 
 
 def category_features(paper: Paper) -> dict[str, float]:
