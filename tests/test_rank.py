@@ -65,6 +65,35 @@ def test_excluded_keys_never_appear(hf_batch: list[Paper]) -> None:
     assert len(again) == 10
 
 
+def test_excluded_phrases_leave_out_their_plurals_and_other_forms() -> None:
+    # "Papers that mention these are left out": excluding "benchmark" once let through
+    # a paper on "benchmarks", "LLM" one on "LLMs", while keywords met those forms.
+    texts = {
+        "arxiv:2601.00001": "A benchmark for graph neural networks",
+        "arxiv:2601.00002": "Benchmarks of graph neural networks",
+        "arxiv:2601.00003": "Benchmarking graph neural networks at scale",
+        "arxiv:2601.00004": "We benchmarked graph neural networks",
+        "arxiv:2601.00005": "Graph neural networks with LLMs",
+        "arxiv:2601.00006": "Graph neural networks, a naïve Bayes view",
+        "arxiv:2601.00007": "Graph neural networks for molecules",
+        "arxiv:2601.00008": "Studies of graph neural networks",
+    }
+    papers = [Paper(key=k, title=t) for k, t in texts.items()]
+
+    def kept(*exclude: str) -> set[str]:
+        profile = Profile(interests="graph neural networks", exclude=exclude)
+        return {s.paper.key[-1] for s in rank(papers, [profile], top_k=8).rankings[0]}
+
+    assert kept() == set("12345678")
+    assert kept("benchmark") == set("5678")
+    assert kept("Benchmarks") == set("5678")
+    assert kept("LLM") == kept("llms") == set("1234678")
+    assert kept("naive bayes") == kept("Naïve Bayes") == set("1234578")
+    assert kept("study") == set("1234567")
+    # A phrase, not its words anywhere: "neural graph" is in none of them.
+    assert kept("neural graph") == set("12345678")
+
+
 def test_exclude_keywords_filter_papers(hf_batch: list[Paper]) -> None:
     profile = Profile(interests="large language models", exclude=("unlearning",))
     ranked = rank(hf_batch, [profile], top_k=20).rankings[0]

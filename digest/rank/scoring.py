@@ -30,6 +30,7 @@ import gc
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,44 @@ def _folded(text: str) -> str:
     return " " + " ".join(_NOT_ALNUM.sub(" ", text.lower()).split()) + " "
 
 
+def _word_form(word: str) -> str:
+    """Return a word without its plural, -ing or -ed ending ('benchmarks',
+    'benchmarking', 'benchmarked' -> 'benchmark'; 'LLMs' -> 'llm'; 'studies' -> 'study').
+    """
+    if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-3] + "y" if word.endswith("ies") and len(word) > 5 else word[:-1]
+    if len(word) >= 7 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) >= 6 and word.endswith("ed"):
+        return word[:-2]
+    return word
+
+
+class _Forms(dict[str, str]):
+    """Word -> its _word_form, filled on first sight (one lookup a word after that)."""
+
+    def __missing__(self, word: str) -> str:
+        if len(self) >= 1_000_000:
+            self.clear()  # an odd corpus cannot grow it without bound
+        form = self[word] = _word_form(word)
+        return form
+
+
+_FORMS = _Forms()
+
+
+def _word_forms(text: str) -> str:
+    """Return a text as its words' forms (_word_form), folded like _folded, accents off:
+    what excluded phrases are looked for in, so that excluding 'benchmark' leaves out
+    a paper on 'benchmarks' or 'benchmarking' too.
+    """
+    folded = text.lower()
+    if not folded.isascii():
+        decomposed = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " " + " ".join(map(_FORMS.__getitem__, _NOT_ALNUM.sub(" ", folded).split())) + " "
+
+
 def _recent(history: Sequence[Paper], limit: int) -> list[Paper]:
     """Return the most recent ``limit`` papers of the history (by date, then key)."""
     dated = sorted(history, key=lambda p: (p.published.toordinal() if p.published else 0, p.key))
@@ -326,7 +365,7 @@ def _build_world(
         pool_meta = pool_metadata([*background, *papers], in_pool, shares,
                                   options.category_lift)
         index = index_batch(papers)
-        folded = [_folded(f"{p.title} {p.abstract}") for p in papers]
+        folded = [_word_forms(f"{p.title} {p.abstract}") for p in papers]
         scale = _example_scale(pool_gram, n_bg, calibration)
         fitted = fitting.result() if fitting is not None else fit()
     lsa = fitted[0] if fitted is not None else None
@@ -1018,7 +1057,7 @@ def _blocked(
                 seen[id(keys)] = columns
             blocked[r, columns] = True
         for raw in profile.exclude:
-            phrase = _folded(raw).strip()
+            phrase = _word_forms(raw).strip()
             if not phrase:
                 continue
             hits = phrases.get(phrase)
