@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,65 @@ def test_export_json_and_csv_round_trip_through_import(added: Config, tmp_path: 
     sub = open_store(added.database_url).find_subscriber("ada@example.org")
     assert sub is not None and sub.profile.keywords == ("tool use",)
     assert sub.profile.seeds == ("arxiv:2401.01234",) and sub.timezone == "Europe/Berlin"
+
+
+def test_csv_export_and_import_keep_who_left_paused_or_never_confirmed(
+    config: Config, tmp_path: Path,
+) -> None:
+    # The CSV once had no status: a new instance imported everyone as active, so those
+    # who had unsubscribed got mail again and unconfirmed addresses skipped the opt-in.
+    run(config, "subscribers", "import", write(tmp_path, CSV))
+    db = open_store(config.database_url)
+    a, b = db.find_subscriber("a@example.org"), db.find_subscriber("b@example.org")
+    assert a is not None and b is not None
+    db.update_subscriber(a.id, now=a.created_at, status="unsubscribed")  # type: ignore[arg-type]
+    db.update_subscriber(b.id, now=b.created_at, status="paused")  # type: ignore[arg-type]
+    run(config, "subscribers", "add", "c@example.org", "--interests", "x", "--confirm")
+    out = tmp_path / "out.csv"
+    assert run(config, "subscribers", "export", "--csv", "-o", str(out)).exit_code == 0
+    assert out.read_text().splitlines()[0].endswith(",status")
+    other = replace(config, database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    result = run(other, "subscribers", "import", str(out), "--json")
+    assert json.loads(result.output)["added"] == 3, result.output
+    fresh = open_store(other.database_url)
+    statuses = {s.email: s.status for s in fresh.list_subscribers()}
+    assert statuses == {"a@example.org": "unsubscribed", "b@example.org": "paused",
+                        "c@example.org": "pending"}
+    # --update sets a row's status, but never brings back someone who unsubscribed here.
+    edited = out.read_text().replace(",unsubscribed", ",active").replace(",paused", ",active")
+    run(other, "subscribers", "import", write(tmp_path, edited), "--update")
+    statuses = {s.email: s.status for s in fresh.list_subscribers()}
+    assert statuses["a@example.org"] == "unsubscribed" and statuses["b@example.org"] == "active"
+    # A hand-made CSV without the column: active; a status it does not know: refused.
+    bad = run(other, "subscribers", "import",
+              write(tmp_path, "email,interests,status\nd@example.org,x,gone\n"))
+    assert bad.exit_code == 2 and "status must be one of" in bad.output
+
+
+def test_a_bounced_subscriber_shows_as_suppressed_until_an_operator_lifts_it(
+    added: Config,
+) -> None:
+    db = open_store(added.database_url)
+    sub = db.find_subscriber("ada@example.org")
+    assert sub is not None and sub.created_at is not None
+    db.suppress("ada@example.org", reason="hard bounce 5.1.1", now=sub.created_at)
+    listed = run(added, "subscribers", "list")
+    assert "active, suppressed" in listed.output
+    assert json.loads(run(added, "subscribers", "list", "--json").output)[0]["suppressed"]
+    shown = run(added, "subscribers", "show", "ada@example.org")
+    assert "suppressed since" in shown.output and "hard bounce 5.1.1" in shown.output
+    # "A suppressed address gets nothing until its owner opts in again (or an operator
+    # runs `digest subscribe`)": once refused as "already subscribed", even with --force.
+    refused = run(added, "subscribe", "ada@example.org", "--interests", "x")
+    assert refused.exit_code == 2 and "suppressed since" in refused.output
+    assert db.is_suppressed("ada@example.org")
+    lifted = run(added, "subscribe", "ada@example.org", "--interests", "x", "--force")
+    assert lifted.exit_code == 0 and "lifted the suppression" in lifted.output
+    assert not db.is_suppressed("ada@example.org")
+    assert db.find_subscriber("ada@example.org").profile.interests == "LLM agents"  # type: ignore[union-attr]
+    assert "suppressed" not in run(added, "subscribers", "list").output
+    again = run(added, "subscribe", "ada@example.org", "--interests", "x", "--force")
+    assert again.exit_code == 2 and "already subscribed" in again.output
 
 
 def test_remove_asks_and_leaves_a_suppression(added: Config) -> None:

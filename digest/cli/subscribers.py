@@ -18,13 +18,15 @@ from digest.config import Config
 from digest.errors import UsageError
 from digest.ingest.keys import arxiv_key
 from digest.models import Profile, Subscriber
-from digest.store import Store
+from digest.store import Store, email_hash
 from digest.web import forms
 
 IMPORT_COLUMNS = (
     "email", "name", "interests", "keywords", "exclude", "categories", "authors", "seeds",
-    "hour", "timezone", "cadence", "weekday", "max_papers",
+    "hour", "timezone", "cadence", "weekday", "max_papers", "status",
 )
+# What an imported row may be; empty or no status column: active (operator-trusted).
+IMPORT_STATUSES = ("active", "paused", "unsubscribed", "pending")
 LIST_COLUMNS = ("keywords", "exclude", "categories", "authors", "seeds")
 
 
@@ -41,6 +43,7 @@ class Entry:
     name: str
     profile: Profile
     schedule: forms.Schedule
+    status: str = ""  # from an import: the row's status ("": not given)
 
 
 def build_entry(
@@ -59,9 +62,13 @@ def build_entry(
     cadence: str = "daily",
     weekday: int = 0,
     max_papers: int | None = None,
+    status: str = "",
 ) -> Entry:
     """Validate one subscriber's fields; raise UsageError saying what is wrong."""
     address = normalize_email(email)
+    if status and status not in IMPORT_STATUSES:
+        raise UsageError(f"status must be one of {', '.join(IMPORT_STATUSES)}, not {status!r}",
+                         "leave it empty for active")
     tz = timezone or config.timezone
     if tz not in forms.timezones():
         raise UsageError(f"unknown time zone {tz!r}", "use an IANA name like Europe/Berlin")
@@ -107,7 +114,7 @@ def build_entry(
         max_papers=papers,
     )
     clean_name = " ".join(name.replace("\r", " ").replace("\n", " ").split())
-    return Entry(address, clean_name, profile, schedule)
+    return Entry(address, clean_name, profile, schedule, status)
 
 
 def add_entry(db: Store, entry: Entry, *, status: str = "active") -> Subscriber:
@@ -179,7 +186,9 @@ def _require(db: Store, email: str) -> Subscriber:
 @click.option("--max-papers", type=click.IntRange(1, forms.MAX_PAPERS), default=None)
 @click.option("--confirm", "send_confirm", is_flag=True,
               help="Add as pending and mail a double opt-in link instead of activating now.")
-@click.option("--force", is_flag=True, help="Re-add an address that was deleted earlier.")
+@click.option("--force", is_flag=True,
+              help="Re-add an address that was deleted earlier, or lift a subscribed one's "
+                   "suppression (a bounce, a complaint): only if they asked you.")
 @click.option("--json", "as_json", is_flag=True, help="Print the subscriber as JSON.")
 @click.pass_context
 def add(
@@ -197,9 +206,27 @@ def add(
     )
     db = open_db(config)
     try:
-        if db.find_subscriber(entry.email) is not None:
-            raise UsageError(f"{entry.email} is already subscribed",
-                             "see `digest subscribers show EMAIL`")
+        existing = db.find_subscriber(entry.email)
+        if existing is not None:
+            suppressed = db.suppression(entry.email)
+            if suppressed is None:
+                raise UsageError(f"{entry.email} is already subscribed",
+                                 "see `digest subscribers show EMAIL`")
+            if not force:
+                raise UsageError(
+                    f"{entry.email} is subscribed but suppressed since "
+                    f"{suppressed[1]:%Y-%m-%d} ({suppressed[0]}): nothing is sent to it",
+                    "use --force to lift the suppression if they asked you (after a bounce, "
+                    "check the address first)",
+                )
+            db.unsuppress(entry.email)
+            sub = _require(db, entry.email)
+            if as_json:
+                echo_json({**subscriber_dict(sub), "suppressed": False, "lifted": suppressed[0]})
+            else:
+                click.echo(f"lifted the suppression of {sub.email} (id {sub.id}, {sub.status}; "
+                           f"it was: {suppressed[0]}); their profile and schedule are unchanged")
+            return
         if send_confirm:
             from digest.web import signup
 
@@ -235,10 +262,13 @@ def list_(ctx: click.Context, status: str | None, as_json: bool) -> None:
     db = open_db(get_config(ctx))
     try:
         subs = db.list_subscribers(status=status)
+        hashes = db.suppressed_hashes()
     finally:
         db.close()
+    # A suppressed address (a bounce, a complaint) gets nothing whatever its status.
+    suppressed = {s.id for s in subs if email_hash(s.email) in hashes}
     if as_json:
-        echo_json([subscriber_dict(s) for s in subs])
+        echo_json([{**subscriber_dict(s), "suppressed": s.id in suppressed} for s in subs])
         return
     if not subs:
         click.echo("no subscribers")
@@ -247,8 +277,9 @@ def list_(ctx: click.Context, status: str | None, as_json: bool) -> None:
     click.echo(f"{'EMAIL':<{width}}  {'STATUS':<12}  {'CADENCE':<10}  HOUR   {'TZ':<20}  PROFILE")
     for s in subs:
         cadence = s.cadence if s.cadence == "daily" else f"weekly/{forms.WEEKDAYS[s.weekday][:3]}"
+        state = f"{s.status}, suppressed" if s.id in suppressed else s.status
         click.echo(
-            f"{s.email:<{width}}  {s.status:<12}  {cadence:<10}  {s.send_hour:02d}:00  "
+            f"{s.email:<{width}}  {state:<12}  {cadence:<10}  {s.send_hour:02d}:00  "
             f"{s.timezone:<20}  {profile_summary(s.profile)}"
         )
 
@@ -262,15 +293,21 @@ def show(ctx: click.Context, email: str, as_json: bool) -> None:
     db = open_db(get_config(ctx))
     try:
         data = db.export_subscriber(_require(db, email).id)
+        suppressed = db.suppression(email)
     finally:
         db.close()
     assert data is not None
+    data["suppressed"] = None if suppressed is None else {
+        "reason": suppressed[0], "since": suppressed[1].isoformat()}
     if as_json:
         echo_json(data)
         return
     profile = data["profile"]
     click.echo(f"{data['email']} (id {data['id']}): {data['status']}, {data['cadence']} at "
                f"{data['send_hour']:02d}:00 {data['timezone']}, {data['max_papers']} papers")
+    if suppressed is not None:
+        click.echo(f"  suppressed since {suppressed[1]:%Y-%m-%d} ({suppressed[0]}): nothing "
+                   "is sent to it; `digest subscribe EMAIL --force` lifts it")
     for key in ("interests", "keywords", "exclude", "categories", "authors", "seeds",
                 "liked", "disliked"):
         value = profile[key]
@@ -317,7 +354,7 @@ def _to_csv(subs: list[Subscriber]) -> str:
             s.email, s.name, p.interests, ";".join(p.keywords), ";".join(p.exclude),
             ";".join(p.categories), ";".join(p.authors),
             ";".join(k.removeprefix("arxiv:") for k in p.seeds),
-            s.send_hour, s.timezone, s.cadence, s.weekday, s.max_papers,
+            s.send_hour, s.timezone, s.cadence, s.weekday, s.max_papers, s.status,
         ])
     return buffer.getvalue()
 
@@ -355,7 +392,11 @@ def import_(
     ctx: click.Context, source: TextIO, update: bool, include_suppressed: bool, dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Import subscribers from CSV (header row email,interests,...; lists ;-separated)."""
+    """Import subscribers from CSV (header row email,interests,...; lists ;-separated).
+
+    A status column (as `export --csv` writes) keeps paused, unsubscribed and pending
+    subscribers so; without one, or empty, a row is active.
+    """
     config = get_config(ctx)
     entries = read_csv(config, source)
     result = {"added": 0, "updated": 0, "existing": 0, "suppressed": 0, "dry_run": dry_run}
@@ -367,16 +408,21 @@ def import_(
                 if not update:
                     result["existing"] += 1
                     continue
+                # The row's status, if given; never out of "unsubscribed": only the
+                # person may come back (the CSV may predate their leaving).
+                status = ({"status": entry.status}
+                          if entry.status and found.status != "unsubscribed" else {})
                 if not dry_run:
                     db.update_subscriber(found.id, now=now_utc(), profile=entry.profile,
-                                         name=entry.name, **entry.schedule.as_fields())
+                                         name=entry.name, **entry.schedule.as_fields(),
+                                         **status)
                 result["updated"] += 1
             elif db.is_suppressed(entry.email) and not include_suppressed:
                 result["suppressed"] += 1
             else:
                 if not dry_run:
                     db.unsuppress(entry.email)
-                    add_entry(db, entry)
+                    add_entry(db, entry, status=entry.status or "active")
                 result["added"] += 1
     finally:
         db.close()
@@ -446,6 +492,7 @@ def _row_fields(row: dict[str, str]) -> dict[str, Any]:
         "cadence": row.get("cadence") or "daily",
         "weekday": number("weekday") or 0,
         "max_papers": number("max_papers"),
+        "status": row.get("status", "").lower(),
     }
 
 

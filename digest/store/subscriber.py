@@ -166,6 +166,16 @@ class SubscriberMixin(StoreBase):
             ).first()
         return found is not None
 
+    def suppression(self, email: str) -> tuple[str, datetime] | None:
+        """Return (reason, since when) if the address is suppressed, else None."""
+        with self.begin() as conn:
+            row = conn.execute(
+                select(suppressions.c.reason, suppressions.c.created_at).where(
+                    suppressions.c.email_hash == email_hash(email)
+                )
+            ).first()
+        return None if row is None else (str(row.reason), row.created_at)
+
     def suppressed_hashes(self) -> set[str]:
         """Return every suppressed address hash."""
         with self.begin() as conn:
