@@ -428,7 +428,8 @@ def test_preferences_post_updates_every_field_and_keeps_votes(site: Site) -> Non
         "interests": "robot learning", "keywords": "sim2real\nmanipulation",
         "exclude": "survey", "authors": "Sergey Levine", "seeds": "2401.01234",
         "categories": "cs.RO", "send_hour": "6", "timezone": "Asia/Tokyo",
-        "cadence": "weekly", "weekday": "4", "max_papers": "3",
+        "cadence": "weekly", "weekday": "4", "max_papers": "3", "empty_digest": "note",
+        "popularity": "0.5",
     })
     assert response.status_code == 200 and "saved" in body(response)
     fresh = site.db.get_subscriber(sub.id)
@@ -440,7 +441,20 @@ def test_preferences_post_updates_every_field_and_keeps_votes(site: Site) -> Non
     )
     assert (fresh.send_hour, fresh.timezone, fresh.cadence, fresh.weekday, fresh.max_papers) == (
         6, "Asia/Tokyo", "weekly", 4, 3)
+    assert (fresh.empty_digest, fresh.popularity) == ("note", 0.5)
     assert fresh.email == "a@example.org"
+    # The page shows them back as chosen.
+    page = body(site.client.get(path))
+    assert re.search(r'name="empty_digest" value="note" checked', page)
+    assert re.search(r'<option value="0.5" selected>Half</option>', page)
+
+
+def test_a_popularity_set_elsewhere_shows_on_the_page_as_it_is(site: Site) -> None:
+    sub = site.add("a@example.org")
+    site.db.update_subscriber(sub.id, now=site.clock(), popularity=0.3)
+    page = body(site.client.get(tokens.preferences_url("", SECRET, sub.id)))
+    assert '<option value="0.3" selected>0.3 (set for you)</option>' in page
+    assert '<option value="0.0">Not at all</option>' in page
 
 
 def test_preferences_post_rejects_bad_input_and_missing_csrf(site: Site) -> None:

@@ -88,6 +88,19 @@ def test_parse_profile_form_builds_profile_and_schedule() -> None:
     assert schedule == forms.Schedule(7, "America/New_York", "weekly", 6, 50)
 
 
+def test_the_quiet_day_note_and_the_popularity_blend_are_parsed() -> None:
+    _, schedule = forms.parse_profile_form(values(empty_digest="note", popularity="0.5"), [])
+    assert (schedule.empty_digest, schedule.popularity) == ("note", 0.5)
+    assert schedule.as_fields()["empty_digest"] == "note"
+    _, default = forms.parse_profile_form(values(), [])
+    assert (default.empty_digest, default.popularity) == ("skip", 0.0)
+    for name, bad in (("empty_digest", "sometimes"), ("popularity", "2"),
+                      ("popularity", "lots")):
+        with pytest.raises(forms.FormErrors) as caught:
+            forms.parse_profile_form(values(**{name: bad}), [])
+        assert name in caught.value.errors
+
+
 def test_interests_keep_their_lines() -> None:
     # Titles (or topics) one per line, as the form's help asks: each line stays a line,
     # for the ranker to name known titles as seed papers and to weigh each line alike.

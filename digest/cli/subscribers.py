@@ -23,7 +23,8 @@ from digest.web import forms
 
 IMPORT_COLUMNS = (
     "email", "name", "interests", "keywords", "exclude", "categories", "authors", "seeds",
-    "hour", "timezone", "cadence", "weekday", "max_papers", "status",
+    "hour", "timezone", "cadence", "weekday", "max_papers", "status", "empty_digest",
+    "popularity",
 )
 # What an imported row may be; empty or no status column: active (operator-trusted).
 IMPORT_STATUSES = ("active", "paused", "unsubscribed", "pending")
@@ -63,6 +64,8 @@ def build_entry(
     weekday: int = 0,
     max_papers: int | None = None,
     status: str = "",
+    empty_digest: str = "skip",
+    popularity: float = 0.0,
 ) -> Entry:
     """Validate one subscriber's fields; raise UsageError saying what is wrong."""
     address = normalize_email(email)
@@ -106,12 +109,20 @@ def build_entry(
             f"the profile of {address} is empty",
             "give interests, keywords, categories, authors or seeds",
         )
+    if empty_digest not in forms.EMPTY_DIGEST:
+        raise UsageError(f"empty_digest must be skip or note, not {empty_digest!r}",
+                         "skip: no email on a day with nothing relevant; note: a short one")
+    if not 0.0 <= popularity <= 1.0:
+        raise UsageError(f"popularity must be from 0 to 1, not {popularity}",
+                         "0 ignores Hugging Face upvotes, 1 ranks by them alone")
     schedule = forms.Schedule(
         send_hour=config.send_at[0] if hour is None else hour,
         timezone=tz,
         cadence=cadence,
         weekday=weekday,
         max_papers=papers,
+        empty_digest=empty_digest,
+        popularity=popularity,
     )
     clean_name = " ".join(name.replace("\r", " ").replace("\n", " ").split())
     return Entry(address, clean_name, profile, schedule, status)
@@ -123,7 +134,7 @@ def add_entry(db: Store, entry: Entry, *, status: str = "active") -> Subscriber:
     return db.add_subscriber(
         entry.email, entry.profile, now=now_utc(), name=entry.name, status=status,
         send_hour=s.send_hour, timezone=s.timezone, cadence=s.cadence, weekday=s.weekday,
-        max_papers=s.max_papers,
+        max_papers=s.max_papers, empty_digest=s.empty_digest, popularity=s.popularity,
     )
 
 
@@ -139,6 +150,8 @@ def subscriber_dict(sub: Subscriber) -> dict[str, Any]:
         "send_hour": sub.send_hour,
         "timezone": sub.timezone,
         "max_papers": sub.max_papers,
+        "empty_digest": sub.empty_digest,
+        "popularity": sub.popularity,
         "profile": sub.profile.to_dict(),
         "created_at": sub.created_at.isoformat() if sub.created_at else None,
     }
@@ -184,6 +197,11 @@ def _require(db: Store, email: str) -> Subscriber:
 @click.option("--cadence", type=click.Choice(["daily", "weekly"]), default="daily")
 @click.option("--weekday", type=click.IntRange(0, 6), default=0, help="Weekly: 0=Monday.")
 @click.option("--max-papers", type=click.IntRange(1, forms.MAX_PAPERS), default=None)
+@click.option("--empty", "empty_digest", type=click.Choice(forms.EMPTY_DIGEST), default="skip",
+              show_default=True,
+              help="A day with nothing relevant: no email (skip) or a short note.")
+@click.option("--popularity", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="How much Hugging Face upvotes lift a paper: 0 not at all, 1 alone.")
 @click.option("--confirm", "send_confirm", is_flag=True,
               help="Add as pending and mail a double opt-in link instead of activating now.")
 @click.option("--force", is_flag=True,
@@ -195,7 +213,8 @@ def add(
     ctx: click.Context, email: str, interests: str, keywords: tuple[str, ...],
     excludes: tuple[str, ...], categories: tuple[str, ...], authors: tuple[str, ...],
     seeds: tuple[str, ...], name: str, hour: int | None, tz: str | None, cadence: str,
-    weekday: int, max_papers: int | None, send_confirm: bool, force: bool, as_json: bool,
+    weekday: int, max_papers: int | None, empty_digest: str, popularity: float,
+    send_confirm: bool, force: bool, as_json: bool,
 ) -> None:
     """Add a subscriber, active at once (operator-trusted) or pending with --confirm."""
     config = get_config(ctx)
@@ -203,6 +222,7 @@ def add(
         config, email=email, name=name, interests=interests, keywords=keywords,
         exclude=excludes, categories=categories, authors=authors, seeds=seeds, hour=hour,
         timezone=tz, cadence=cadence, weekday=weekday, max_papers=max_papers,
+        empty_digest=empty_digest, popularity=popularity,
     )
     db = open_db(config)
     try:
@@ -305,6 +325,9 @@ def show(ctx: click.Context, email: str, as_json: bool) -> None:
     profile = data["profile"]
     click.echo(f"{data['email']} (id {data['id']}): {data['status']}, {data['cadence']} at "
                f"{data['send_hour']:02d}:00 {data['timezone']}, {data['max_papers']} papers")
+    quiet = "a short note" if data["empty_digest"] == "note" else "no email"
+    click.echo(f"  on a day with nothing relevant: {quiet}; Hugging Face upvotes weigh "
+               f"{data['popularity']:g}")
     if suppressed is not None:
         click.echo(f"  suppressed since {suppressed[1]:%Y-%m-%d} ({suppressed[0]}): nothing "
                    "is sent to it; `digest subscribe EMAIL --force` lifts it")
@@ -355,6 +378,7 @@ def _to_csv(subs: list[Subscriber]) -> str:
             ";".join(p.categories), ";".join(p.authors),
             ";".join(k.removeprefix("arxiv:") for k in p.seeds),
             s.send_hour, s.timezone, s.cadence, s.weekday, s.max_papers, s.status,
+            s.empty_digest, s.popularity,
         ])
     return buffer.getvalue()
 
@@ -459,7 +483,8 @@ def read_csv(config: Config, source: TextIO) -> list[Entry]:
             problems.append(f"line {number}: {err.message}")
             continue
         except ValueError:
-            problems.append(f"line {number}: hour, weekday and max_papers must be numbers")
+            problems.append(f"line {number}: hour, weekday, max_papers and popularity must "
+                            "be numbers")
             continue
         if entry.email in seen:
             problems.append(f"line {number}: {entry.email} appears twice")
@@ -493,6 +518,8 @@ def _row_fields(row: dict[str, str]) -> dict[str, Any]:
         "weekday": number("weekday") or 0,
         "max_papers": number("max_papers"),
         "status": row.get("status", "").lower(),
+        "empty_digest": row.get("empty_digest", "").lower() or "skip",
+        "popularity": float(row.get("popularity") or 0),
     }
 
 

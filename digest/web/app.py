@@ -29,7 +29,7 @@ MAX_TOKEN = 512  # longer than any token we sign; refuse before doing any crypto
 
 PROFILE_FIELDS = (
     "interests", "keywords", "exclude", "authors", "seeds",
-    "send_hour", "timezone", "cadence", "weekday", "max_papers",
+    "send_hour", "timezone", "cadence", "weekday", "max_papers", "empty_digest", "popularity",
 )
 
 # Every page is self-contained: styles and the one script come from /static, nothing
@@ -173,7 +173,7 @@ def create_app(
             "subscribe.html", status, values=values, chosen=set(chosen), errors=errors,
             groups=forms.category_groups(), timezones=forms.timezones(),
             weekdays=forms.WEEKDAYS, default_tz=cfg.timezone, default_hour=cfg.send_at[0],
-            max_papers=forms.MAX_PAPERS,
+            max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
         )
 
     @app.get("/")
@@ -278,7 +278,7 @@ def create_app(
             errors=errors or {}, notice=notice, view=signup.ranker_view(db, sub),
             groups=forms.category_groups(), timezones=forms.timezones(),
             weekdays=forms.WEEKDAYS, names={c.code: c.name for c in forms.categories()},
-            max_papers=forms.MAX_PAPERS,
+            max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
         )
 
     @app.get("/preferences/<token>")

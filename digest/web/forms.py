@@ -61,8 +61,12 @@ class Schedule:
     cadence: str = "daily"
     weekday: int = 0
     max_papers: int = 10
+    # A day with nothing relevant: no email ("skip") or a short note ("note").
+    empty_digest: str = "skip"
+    # 0..1: how much Hugging Face upvotes lift a paper (0: not at all).
+    popularity: float = 0.0
 
-    def as_fields(self) -> dict[str, int | str]:
+    def as_fields(self) -> dict[str, int | str | float]:
         """Return the subscriber columns this schedule sets."""
         return {
             "send_hour": self.send_hour,
@@ -70,7 +74,24 @@ class Schedule:
             "cadence": self.cadence,
             "weekday": self.weekday,
             "max_papers": self.max_papers,
+            "empty_digest": self.empty_digest,
+            "popularity": self.popularity,
         }
+
+
+EMPTY_DIGEST = ("skip", "note")
+# The popularity choices the form offers (any value from 0 to 1 is valid elsewhere).
+POPULARITY_CHOICES = ((0.0, "Not at all"), (0.25, "A little"), (0.5, "Half"),
+                      (0.75, "Mostly"))
+
+
+def parse_popularity(raw: str) -> float | None:
+    """Return a popularity share from 0 to 1, or None when ``raw`` is not one."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if 0.0 <= value <= 1.0 else None
 
 
 @dataclass
@@ -285,12 +306,22 @@ def _parse_schedule(values: Mapping[str, str], errors: dict[str, str]) -> Schedu
     if cadence not in ("daily", "weekly"):
         errors["cadence"] = "choose daily or weekly"
         cadence = "daily"
+    empty = values.get("empty_digest", "").strip() or "skip"
+    if empty not in EMPTY_DIGEST:
+        errors["empty_digest"] = "choose nothing or a short note"
+        empty = "skip"
+    popularity = parse_popularity(values.get("popularity", "").strip() or "0")
+    if popularity is None:
+        errors["popularity"] = "choose a share from 0 to 1"
+        popularity = 0.0
     return Schedule(
         send_hour=number("send_hour", 0, 23, 7),
         timezone=tz,
         cadence=cadence,
         weekday=number("weekday", 0, 6, 0),
         max_papers=number("max_papers", 1, MAX_PAPERS, 10),
+        empty_digest=empty,
+        popularity=popularity,
     )
 
 
@@ -309,6 +340,8 @@ def form_values(subscriber: Subscriber) -> dict[str, str]:
         "cadence": subscriber.cadence,
         "weekday": str(subscriber.weekday),
         "max_papers": str(subscriber.max_papers),
+        "empty_digest": subscriber.empty_digest,
+        "popularity": str(subscriber.popularity),
     }
 
 

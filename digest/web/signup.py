@@ -89,6 +89,7 @@ def request_subscription(
                 email, profile, now=now, status="pending", send_hour=schedule.send_hour,
                 timezone=schedule.timezone, cadence=schedule.cadence,
                 weekday=schedule.weekday, max_papers=schedule.max_papers,
+                empty_digest=schedule.empty_digest, popularity=schedule.popularity,
             )
         except UsageError:
             sub = db.find_subscriber(email)  # a simultaneous sign-up created it first
