@@ -55,6 +55,21 @@ def test_bibtex_yields_arxiv_keys_from_every_usual_field() -> None:
     ]
 
 
+def test_an_at_sign_inside_a_field_starts_no_entry() -> None:
+    # A Mendeley export's abstract with an e-mail address, before the eprint field: the
+    # "@" once cut the entry there, and its arXiv id was lost.
+    text = """@article{x, abstract = {Write to {me}@lab.org (or @handle)},
+                  eprint = {2401.01234}}
+              @misc(y, title = "Mail a@b.c", eprint = "2402.00001")
+              @comment{@article{z, eprint = {2403.00001}}}
+              @article{w, eprint = 2404.00001}"""
+    assert forms.bibtex_arxiv_keys(text) == ["arxiv:2401.01234", "arxiv:2402.00001",
+                                             "arxiv:2404.00001"]
+    # A file cut off inside an entry still yields what it holds.
+    assert forms.bibtex_arxiv_keys("@article{q, eprint={2405.00001}, title={Half") == [
+        "arxiv:2405.00001"]
+
+
 def test_bibtex_survives_garbage() -> None:
     assert forms.bibtex_arxiv_keys("@@@{{{ = ,,, }") == []
     assert forms.bibtex_arxiv_keys("@article{x, eprint = {2401.01234") == ["arxiv:2401.01234"]

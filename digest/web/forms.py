@@ -172,23 +172,39 @@ def _doi_arxiv_key(text: str) -> str | None:
     return arxiv_key(match.group(1)) if match else None
 
 
+_BIB_ENTRY = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")
+_BIB_DELIMITER = re.compile(r"[{}()]")
+
+
 def _bibtex_entries(text: str) -> Iterable[dict[str, str]]:
-    """Yield each entry's fields (lower-case names), reading braces and quotes properly."""
+    """Yield each entry's fields (lower-case names), reading braces and quotes properly.
+
+    An entry runs from ``@kind{`` to its matching closing brace (or parenthesis), so an
+    "@" inside a field (an e-mail address in an abstract) starts no entry.
+    """
     # Drop whole-line % comments (they may contain "@"); a % inside a field is a URL's.
     text = re.sub(r"(?m)^\s*%.*$", "", text)
-    for chunk in text.split("@")[1:]:
-        open_at = chunk.find("{")
-        kind = chunk[:open_at].strip().lower() if open_at >= 0 else ""
-        if not re.fullmatch(r"[a-z]+", kind) or kind in ("comment", "preamble", "string"):
-            continue
-        body = chunk[open_at + 1 :]
-        fields: dict[str, str] = {}
-        pos = 0
-        while True:
-            match = _BIB_FIELD.search(body, pos)
-            if match is None:
+    pos = 0
+    while (start := _BIB_ENTRY.search(text, pos)) is not None:
+        kind, closer = start.group(1).lower(), "}" if start.group(2) == "{" else ")"
+        end, depth = len(text), 0
+        for mark in _BIB_DELIMITER.finditer(text, start.end()):
+            char = mark.group()
+            if char == "{":
+                depth += 1
+            elif depth == 0 and char == closer:
+                end = mark.start()
                 break
-            value, pos = _bibtex_value(body, match.end())
+            elif char == "}":
+                depth -= 1
+        pos = end + 1
+        if kind in ("comment", "preamble", "string"):
+            continue
+        body = text[start.end() : end]
+        fields: dict[str, str] = {}
+        at = 0
+        while (match := _BIB_FIELD.search(body, at)) is not None:
+            value, at = _bibtex_value(body, match.end())
             fields.setdefault(match.group(1).lower(), value)
         yield fields
 
