@@ -87,17 +87,42 @@ class Profile:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Profile:
-        """Build a profile from a JSON-ready dict, ignoring unknown keys."""
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> Profile:
+        """Build a profile from a JSON-ready dict, ignoring unknown keys.
+
+        ``interests`` may be one string or a list of strings (its lines, joined with
+        new lines: each line is a part of its own, a title on its own line a seed). A
+        list field may be one string (a one-element list). Null is empty. With
+        ``strict``, any other type (a number, an object, true/false, a list holding one)
+        raises ValueError naming the field; without, it is read as text, as stored
+        profiles always were.
+        """
+
+        def wrong(name: str, value: object, item: int | None = None) -> ValueError:
+            if item is None:
+                return ValueError(f"'{name}' must be a string or a list of strings, "
+                                  f"not {json_kind(value)}")
+            return ValueError(f"'{name}' item {item} must be a string, not {json_kind(value)}")
+
+        def listed(name: str) -> list[str]:
+            raw = data.get(name)
+            if raw is None or isinstance(raw, str):
+                return [raw] if raw else []
+            if not isinstance(raw, list | tuple):
+                if strict:
+                    raise wrong(name, raw)
+                return [str(raw)] if raw else []
+            if strict:
+                for number, item in enumerate(raw, start=1):
+                    if not isinstance(item, str):
+                        raise wrong(name, item, number)
+            return [str(item) for item in raw]
 
         def strings(name: str) -> tuple[str, ...]:
-            raw = data.get(name) or ()
-            if isinstance(raw, str):
-                raw = [raw]
-            return tuple(str(item).strip() for item in raw if str(item).strip())
+            return tuple(item.strip() for item in listed(name) if item.strip())
 
         return cls(
-            interests=str(data.get("interests") or ""),
+            interests="\n".join(listed("interests")),
             keywords=strings("keywords"),
             exclude=strings("exclude"),
             categories=strings("categories"),
@@ -106,6 +131,21 @@ class Profile:
             liked=strings("liked"),
             disliked=strings("disliked"),
         )
+
+
+def json_kind(value: object) -> str:
+    """Name a value's JSON type for a message: "a number", "an object", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "a string" if isinstance(value, str) else type(value).__name__
 
 
 @dataclass(frozen=True)

@@ -2,47 +2,140 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from digest.cli.base import main
+from digest.cli.base import main, warn
 from digest.errors import UsageError
-from digest.ingest.jsonl import iter_records, load_jsonl
-from digest.ingest.keys import arxiv_key
-from digest.models import Paper, Profile
+from digest.ingest.jsonl import load_jsonl
+from digest.ingest.keys import arxiv_doi_key, arxiv_key, doi_key
+from digest.models import Paper, Profile, json_kind
+
+_PROFILE_HINT = ('write one JSON object per line, e.g. {"id": "p1", "interests": '
+                 '"robot learning", "seeds": ["2401.01234"]}')
+_MAX_SHOWN = 10  # unknown ids named in one warning
+_ID_FIELDS = {"seeds": ("seed id", "seed ids"), "liked": ("liked id", "liked ids"),
+              "disliked": ("disliked id", "disliked ids")}
 
 
-def _paper_key(raw: str, known: dict[str, Paper]) -> str:
-    """Map a bare arXiv id (or a key) to a paper key."""
+def _paper_key(raw: str, known: Mapping[str, Paper]) -> str | None:
+    """Return the key of the known paper an id names, or None when none is known.
+
+    An id may be a key (``arxiv:2401.01234``), a bare or versioned arXiv id, an
+    ``arXiv:`` id, an abstract or PDF link (``.pdf`` or not), an arXiv DOI
+    (``10.48550/arXiv.2401.01234``, or as a doi.org link), another DOI, or a non-arXiv
+    record's id as written in the --papers or --history file.
+    """
     raw = raw.strip()
-    if raw in known:
-        return raw
-    return arxiv_key(raw) or raw
+    bare = raw[: -len(".pdf")] if raw.lower().endswith(".pdf") else raw
+    for key in (raw, f"jsonl:{raw}", arxiv_doi_key(raw), doi_key(raw), arxiv_key(bare)):
+        if key is not None and key in known:
+            return key
+    return None
 
 
 def _display_id(paper: Paper) -> str:
     return paper.arxiv_id or paper.key
 
 
+def _profile_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record) from a profiles file (.gz ok); raise UsageError on a bad line."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # BOM ok
+                except UnicodeDecodeError as err:
+                    raise UsageError(f"{path}:{number}: not UTF-8 text",
+                                     "save the profiles file as UTF-8") from err
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line.rstrip("\r\n"))
+                except json.JSONDecodeError as err:
+                    raise UsageError(
+                        f"{path}:{number}: not valid JSON ({err.msg} at column {err.pos + 1})",
+                        _PROFILE_HINT,
+                    ) from err
+                if not isinstance(record, dict):
+                    raise UsageError(
+                        f"{path}:{number}: a profile must be a JSON object, "
+                        f"not {json_kind(record)}",
+                        _PROFILE_HINT,
+                    )
+                yield number, record
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}",
+                         "check the --profiles path") from err
+
+
 def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
-    """Read one profile per line: ``id`` plus any Profile field; ids may be bare arXiv ids."""
+    """Read one profile per line: ``id`` plus any Profile field.
+
+    Seed, liked and disliked ids may take any form ``_paper_key`` reads; one warning
+    per profile on stderr names those that match no paper in ``known``. A line that is
+    not a JSON object, or a field of the wrong type, is a UsageError naming the line.
+    """
     out: list[tuple[str, Profile]] = []
-    for number, record in iter_records(path):
+    for number, record in _profile_records(path):
         if "id" not in record:
             raise UsageError(f"{path}:{number}: profile has no 'id'", "add an \"id\" to each line")
-        data: dict[str, Any] = dict(record)
-        for name in ("seeds", "liked", "disliked"):
-            raw = data.get(name) or []
-            values = [raw] if isinstance(raw, str) else list(raw)
-            data[name] = [_paper_key(str(v), known) for v in values]
-        out.append((str(record["id"]), Profile.from_dict(data)))
+        raw_id = record["id"]
+        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
+            raise UsageError(
+                f"{path}:{number}: the profile's 'id' must be a string, not {json_kind(raw_id)}",
+                'give each line an "id" such as "p1"',
+            )
+        profile_id = str(raw_id)
+        try:
+            profile = Profile.from_dict(record, strict=True)
+        except ValueError as err:
+            raise UsageError(
+                f"{path}:{number}: profile {json.dumps(profile_id)}: {err}",
+                'write text fields as strings and list fields as lists of strings, '
+                'e.g. "keywords": ["robot learning"], "seeds": ["2401.01234"] '
+                '(quote arXiv ids: 2401.01230 as a number loses its last 0)',
+            ) from err
+        resolved: dict[str, tuple[str, ...]] = {}
+        missing: list[tuple[str, list[str]]] = []
+        for name in _ID_FIELDS:
+            keys: list[str] = []
+            unknown: list[str] = []
+            for raw in getattr(profile, name):
+                key = _paper_key(raw, known)
+                if key is None:
+                    unknown.append(raw)
+                    # As before: an id no paper has stays in the profile, and is ignored.
+                    key = arxiv_key(raw) or raw
+                keys.append(key)
+            resolved[name] = tuple(keys)
+            if unknown:
+                missing.append((name, unknown))
+        if missing:
+            _warn_missing(profile_id, missing)
+        out.append((profile_id, replace(profile, seeds=resolved["seeds"],
+                                        liked=resolved["liked"],
+                                        disliked=resolved["disliked"])))
     return out
+
+
+def _warn_missing(profile_id: str, missing: list[tuple[str, list[str]]]) -> None:
+    """Warn once for a profile: which of its ids name no paper in --papers or --history."""
+    counts = ", ".join(
+        f"{len(ids)} {_ID_FIELDS[name][0 if len(ids) == 1 else 1]}" for name, ids in missing
+    )
+    ids = [raw for _, unknown in missing for raw in unknown]
+    shown = ", ".join(ids[:_MAX_SHOWN]) + (", ..." if len(ids) > _MAX_SHOWN else "")
+    warn(f"profile {json.dumps(profile_id)}: {counts} not found in --papers or --history: "
+         f"{shown}")
 
 
 def semantic_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -85,8 +178,6 @@ def rank_command(
     show_all: bool, semantic: bool, semantic_weight: float | None, semantic_cache: Path | None,
 ) -> None:
     """Rank a batch of papers for each profile; print one JSON line per profile."""
-    from dataclasses import replace
-
     from digest.rank import RankOptions, rank
 
     weight = semantic_setting(semantic, semantic_weight)

@@ -9,6 +9,8 @@ _NEW_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5})(?:v(\d+))?(?![\w.])")
 # Old-style ids: archive(.subject)?/YYMMNNN, optional version.
 _OLD_ID = re.compile(r"(?<![\w.-])([a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v(\d+))?(?!\w)")
 _DOI = re.compile(r"(10\.\d{4,9}/\S+)", re.IGNORECASE)
+# arXiv's own DOIs (since 2022): 10.48550/arXiv.<id>.
+_ARXIV_DOI = re.compile(r"10\.48550/arxiv\.([\w./-]+)", re.IGNORECASE)
 
 
 def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
@@ -26,6 +28,12 @@ def arxiv_key(text: str) -> str | None:
     """Return ``arxiv:<id>`` without version for anything holding an arXiv id, else None."""
     parsed = parse_arxiv_id(text)
     return f"arxiv:{parsed[0]}" if parsed else None
+
+
+def arxiv_doi_key(text: str) -> str | None:
+    """Return ``arxiv:<id>`` for text holding an arXiv DOI (10.48550/arXiv.<id>), else None."""
+    match = _ARXIV_DOI.search(text)
+    return arxiv_key(match.group(1)) if match else None
 
 
 def normalize_doi(text: str) -> str | None:

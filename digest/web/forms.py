@@ -11,7 +11,7 @@ from functools import cache
 from zoneinfo import available_timezones
 
 from digest.config import PACKAGE_DIR
-from digest.ingest.keys import arxiv_key
+from digest.ingest.keys import arxiv_doi_key, arxiv_key
 from digest.models import Paper, Profile, Subscriber
 
 CATEGORIES_FILE = PACKAGE_DIR / "data" / "arxiv_categories.json"
@@ -28,7 +28,6 @@ MAX_PAPERS = 50
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 # arXiv ids published as DOIs: 10.48550/arXiv.2401.01234
-_ARXIV_DOI = re.compile(r"10\.48550/arxiv\.([\w./-]+)", re.IGNORECASE)
 _BIB_FIELD = re.compile(r"([A-Za-z][\w-]*)\s*=\s*")
 _WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
 # SIM905 is off for this one: a word list reads better as prose than as 120 literals.
@@ -145,7 +144,7 @@ def seed_keys(text: str) -> tuple[list[str], list[str]]:
     for entry in re.split(r"[\s,;]+", text):
         if not entry:
             continue
-        key = arxiv_key(entry) or _doi_arxiv_key(entry)
+        key = arxiv_key(entry) or arxiv_doi_key(entry)
         if key:
             keys.append(key)
         else:
@@ -160,16 +159,11 @@ def bibtex_arxiv_keys(text: str) -> list[str]:
         for name in ("eprint", "arxiv", "arxivid", "doi", "url", "journal", "note", "howpublished"):
             # arxiv.org/pdf/2310.06825.pdf: the id pattern will not match with ".pdf" glued on.
             value = re.sub(r"\.pdf\b", "", fields.get(name, ""), flags=re.IGNORECASE)
-            key = _doi_arxiv_key(value) or (arxiv_key(value) if value else None)
+            key = arxiv_doi_key(value) or (arxiv_key(value) if value else None)
             if key and (name != "journal" or "arxiv" in value.lower()):
                 keys.append(key)
                 break
     return list(dict.fromkeys(keys))
-
-
-def _doi_arxiv_key(text: str) -> str | None:
-    match = _ARXIV_DOI.search(text)
-    return arxiv_key(match.group(1)) if match else None
 
 
 _BIB_ENTRY = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")

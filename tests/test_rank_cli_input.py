@@ -1,0 +1,314 @@
+"""`digest rank`: what a profiles file may hold, and what it is told when it holds the wrong thing.
+
+Interests as a list of lines, seed ids in every form people paste them (PDF and abstract
+links, ``arXiv:`` ids, versions, arXiv DOIs), lines that are not JSON objects and fields
+of the wrong type (a usage error, exit 2, naming the file, line and field).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import ranking  # noqa: F401  (registers the commands)
+from digest.cli.base import main
+from digest.models import Profile
+
+DATA = Path(__file__).resolve().parent / "data" / "rank"
+MINI = DATA / "corpus_mini.jsonl"
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict[str, Any]]]:
+    """Write the sample's last day (batch) and the days before it (history)."""
+    tmp = tmp_path_factory.mktemp("rank-input")
+    records = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
+    last = max(str(r["first_seen"]) for r in records)
+    batch = [r for r in records if r["first_seen"] == last]
+    history = [r for r in records if r["first_seen"] != last]
+    batch_path, history_path = tmp / "batch.jsonl", tmp / "history.jsonl"
+    batch_path.write_text("".join(json.dumps(r) + "\n" for r in batch), encoding="utf-8")
+    history_path.write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
+    return batch_path, history_path, history
+
+
+def _write(path: Path, *lines: Any) -> Path:
+    path.write_text(
+        "".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _rank(day: tuple[Path, Path, list[dict[str, Any]]], profiles: Path) -> Result:
+    batch_path, history_path, _ = day
+    return CliRunner().invoke(
+        main,
+        ["rank", "--papers", str(batch_path), "--profiles", str(profiles),
+         "--history", str(history_path), "--top", "5"],
+    )
+
+
+def _lines(result: Result) -> list[dict[str, Any]]:
+    assert result.exit_code == 0, (result.output, result.stderr)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+# 1. Interests as a list of lines.
+
+
+def test_profile_from_dict_joins_a_list_of_interests_with_new_lines() -> None:
+    profile = Profile.from_dict({"interests": ["Title one", "Title two"]})
+    assert profile.interests == "Title one\nTitle two"
+    assert Profile.from_dict({"interests": "a; b\nc"}).interests == "a; b\nc"
+    assert Profile.from_dict({}).interests == ""
+
+
+def test_interests_as_a_list_rank_as_the_same_lines_typed_one_per_line(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    history = day[2]
+    named = [history[3], history[40]]
+    titles = [str(p["title"]) for p in named]
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "list", "interests": titles},
+        {"id": "lines", "interests": "\n".join(titles)},
+        {"id": "seeded", "interests": "\n".join(titles), "seeds": [p["id"] for p in named]},
+    )
+    as_list, as_lines, seeded = _lines(_rank(day, profiles))
+    assert as_list["papers"], as_list
+    assert as_list["papers"] == as_lines["papers"]
+    # Each title on its own line names its paper as a seed (tests/test_rank_named.py):
+    # the list ranks as the same lines with those papers given as seeds.
+    assert as_list["papers"] == seeded["papers"]
+
+
+@pytest.mark.parametrize("value", [5, {"text": "robots"}, True, ["robots", 3]])
+def test_interests_of_another_type_is_a_usage_error_naming_line_and_field(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]], value: object
+) -> None:
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "ok", "interests": "robot learning"},
+        {"id": "bad", "interests": value},
+    )
+    result = _rank(day, profiles)
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"{profiles}:2" in result.stderr
+    assert "'interests'" in result.stderr
+    assert "hint:" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+# 2. Seed ids in every form.
+
+SEED_FORMS = [
+    "https://arxiv.org/pdf/{id}.pdf",
+    "https://arxiv.org/pdf/{id}v2",
+    "http://arxiv.org/abs/{id}v3",
+    "arXiv:{id}",
+    "{id}v2",
+    "{id}",
+    "arxiv:{id}",
+    "10.48550/arXiv.{id}",
+    "https://doi.org/10.48550/arXiv.{id}",
+    "https://doi.org/10.48550/ARXIV.{id}",
+]
+
+
+@pytest.mark.parametrize("form", SEED_FORMS)
+def test_read_profiles_resolves_every_form_of_a_known_arxiv_id(tmp_path: Path, form: str) -> None:
+    from digest.cli.ranking import read_profiles
+    from digest.ingest.jsonl import load_jsonl
+
+    known = {p.key: p for p in load_jsonl(MINI)}
+    arxiv_id = "2602.23438"
+    assert f"arxiv:{arxiv_id}" in known
+    raw = form.format(id=arxiv_id)
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "p", "seeds": [raw], "liked": [raw], "disliked": raw},
+    )
+    [(profile_id, profile)] = read_profiles(profiles, known)
+    assert profile_id == "p"
+    key = f"arxiv:{arxiv_id}"
+    assert (profile.seeds, profile.liked, profile.disliked) == ((key,), (key,), (key,))
+
+
+@pytest.mark.parametrize("form", ["https://arxiv.org/pdf/{id}.pdf", "10.48550/arXiv.{id}",
+                                  "https://doi.org/10.48550/arXiv.{id}"])
+def test_a_seed_given_as_a_pdf_link_or_arxiv_doi_ranks_like_the_bare_id(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]], form: str
+) -> None:
+    seed = str(day[2][3]["id"])
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "form", "seeds": [form.format(id=seed)]},
+        {"id": "bare", "seeds": [seed]},
+    )
+    result = _rank(day, profiles)
+    by_form, bare = _lines(result)
+    assert bare["papers"]
+    assert by_form["papers"] == bare["papers"]
+    assert result.stderr == ""
+
+
+def test_seed_ids_not_found_are_named_in_one_warning_per_profile(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    seed = str(day[2][3]["id"])
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "p1", "seeds": [seed, "9999.99999", "https://arxiv.org/abs/9999.88888"],
+         "liked": ["not-a-paper"]},
+        {"id": "p2", "seeds": [seed]},
+    )
+    clean = _write(tmp_path / "clean.jsonl", {"id": "p1", "seeds": [seed]},
+                   {"id": "p2", "seeds": [seed]})
+    result = _rank(day, profiles)
+    # stdout is what it was: unknown ids are left out of the ranking.
+    assert result.stdout == _rank(day, clean).stdout
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith('warning: profile "p1": 2 seed ids')
+    assert "1 liked id" in warnings[0]
+    assert "not found in --papers or --history" in warnings[0]
+    for raw in ("9999.99999", "https://arxiv.org/abs/9999.88888", "not-a-paper"):
+        assert raw in warnings[0]
+    assert seed not in warnings[0]
+
+
+def test_a_seed_in_the_batch_is_found_and_not_warned_about(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    batch_id = json.loads(day[0].read_text(encoding="utf-8").splitlines()[0])["id"]
+    profiles = _write(tmp_path / "profiles.jsonl",
+                      {"id": "p", "interests": "robots", "seeds": [f"arXiv:{batch_id}"]})
+    result = _rank(day, profiles)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+# 3. Lines that are not JSON objects.
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [("[1, 2]", "a list"), ('"x"', "a string"), ("42", "a number"), ("null", "null"),
+     ('{"id": "p", "interests": "robots"', "not valid JSON"), ("{id: p}", "not valid JSON")],
+)
+def test_a_line_that_is_not_a_json_object_is_a_usage_error_naming_file_and_line(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]], line: str, what: str
+) -> None:
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "ok", "interests": "robots"}, "",
+                      line)
+    result = _rank(day, profiles)
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"{profiles}:3" in result.stderr
+    assert what in result.stderr
+    assert "hint:" in result.stderr and '{"id":' in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_a_profiles_file_that_is_not_utf8_is_a_usage_error(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_bytes(b'{"id": "ok", "interests": "robots"}\n{"id": "caf\xe9"}\n')
+    result = _rank(day, profiles)
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"{profiles}:2" in result.stderr
+    assert "UTF-8" in result.stderr
+
+
+def test_a_gzipped_profiles_file_is_read(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    plain = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "robot learning"})
+    packed = tmp_path / "profiles.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert _rank(day, packed).stdout == _rank(day, plain).stdout
+
+
+# 4. Fields of the wrong type.
+
+
+def test_a_single_string_for_a_list_field_is_a_one_element_list(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    seed = str(day[2][3]["id"])
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "one", "seeds": seed, "keywords": "language model", "exclude": "survey",
+         "categories": "cs.CL", "authors": "Ada Lovelace"},
+        {"id": "list", "seeds": [seed], "keywords": ["language model"], "exclude": ["survey"],
+         "categories": ["cs.CL"], "authors": ["Ada Lovelace"]},
+    )
+    one, as_list = _lines(_rank(day, profiles))
+    assert one["papers"] and one["papers"] == as_list["papers"]
+
+
+@pytest.mark.parametrize("field", ["keywords", "exclude", "categories", "authors", "seeds",
+                                   "liked", "disliked"])
+@pytest.mark.parametrize("value", [5, 2602.23438, {"a": "b"}, False, ["ok", 7], [None]])
+def test_a_list_field_of_another_type_is_a_usage_error_naming_line_and_field(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]], field: str, value: object
+) -> None:
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "ok", "interests": "robots"},
+                      {"id": "bad", "interests": "robots", field: value})
+    result = _rank(day, profiles)
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"{profiles}:2" in result.stderr
+    assert '"bad"' in result.stderr
+    assert f"'{field}'" in result.stderr
+    assert "hint:" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("value", [None, {"a": 1}, ["p"], True])
+def test_an_id_that_is_not_a_string_or_number_is_a_usage_error(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]], value: object
+) -> None:
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": value, "interests": "robots"})
+    result = _rank(day, profiles)
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"{profiles}:1" in result.stderr
+    assert "'id'" in result.stderr
+
+
+def test_null_and_empty_fields_are_empty(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": 7, "interests": "robot learning", "keywords": None, "seeds": [], "liked": "",
+         "authors": None, "unknown_field": {"ignored": True}},
+        {"id": "plain", "interests": "robot learning"},
+    )
+    nulls, plain = _lines(_rank(day, profiles))
+    assert nulls["profile"] == "7"
+    assert nulls["papers"] == plain["papers"]
+
+
+def test_profile_from_dict_stays_lenient_unless_strict() -> None:
+    # Stored profiles (the database) are read leniently, as before.
+    assert Profile.from_dict({"keywords": "robots", "seeds": ["a", " "]}).keywords == ("robots",)
+    assert Profile.from_dict({"interests": 5}).interests == "5"
+    with pytest.raises(ValueError, match="'keywords'"):
+        Profile.from_dict({"keywords": 5}, strict=True)
+    with pytest.raises(ValueError, match="'interests'"):
+        Profile.from_dict({"interests": {"a": 1}}, strict=True)
+    with pytest.raises(ValueError, match="'seeds'"):
+        Profile.from_dict({"seeds": ["2401.01234", 2401.01234]}, strict=True)
+    assert Profile.from_dict(
+        {"interests": ["a", "b"], "seeds": "2401.01234", "keywords": None}, strict=True
+    ) == Profile(interests="a\nb", seeds=("2401.01234",))
