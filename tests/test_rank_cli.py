@@ -9,24 +9,11 @@ from click.testing import CliRunner
 
 from digest.cli import ranking  # noqa: F401  (registers the commands)
 from digest.cli.base import main
-
-DATA = Path(__file__).resolve().parent / "data" / "rank"
-MINI = DATA / "corpus_mini.jsonl"
-
-
-def _split(tmp_path: Path) -> tuple[Path, Path, list[dict[str, object]]]:
-    records = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
-    last = max(str(r["first_seen"]) for r in records)
-    batch = [r for r in records if r["first_seen"] == last]
-    history = [r for r in records if r["first_seen"] != last]
-    batch_path, history_path = tmp_path / "batch.jsonl", tmp_path / "history.jsonl"
-    batch_path.write_text("".join(json.dumps(r) + "\n" for r in batch), encoding="utf-8")
-    history_path.write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
-    return batch_path, history_path, history
+from tests.fixtures.corpus import write_mini_day
 
 
 def test_rank_prints_one_json_line_per_profile_with_bare_ids(tmp_path: Path) -> None:
-    batch_path, history_path, history = _split(tmp_path)
+    batch_path, history_path, history = write_mini_day(tmp_path)
     seed = str(history[0]["id"])
     profiles = tmp_path / "profiles.jsonl"
     profiles.write_text(
@@ -58,7 +45,7 @@ def test_rank_prints_one_json_line_per_profile_with_bare_ids(tmp_path: Path) -> 
 def test_rank_without_history_and_a_profile_without_id_is_a_usage_error(
     tmp_path: Path,
 ) -> None:
-    batch_path, _, _ = _split(tmp_path)
+    batch_path, _, _ = write_mini_day(tmp_path)
     profiles = tmp_path / "profiles.jsonl"
     profiles.write_text(json.dumps({"interests": "robots"}) + "\n", encoding="utf-8")
     result = CliRunner().invoke(

@@ -18,23 +18,19 @@ from click.testing import CliRunner, Result
 from digest.cli import ranking  # noqa: F401  (registers the commands)
 from digest.cli.base import main
 from digest.models import Profile
-
-DATA = Path(__file__).resolve().parent / "data" / "rank"
-MINI = DATA / "corpus_mini.jsonl"
+from tests.fixtures.corpus import MINI, write_mini_day
 
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict[str, Any]]]:
     """Write the sample's last day (batch) and the days before it (history)."""
-    tmp = tmp_path_factory.mktemp("rank-input")
-    records = [json.loads(line) for line in MINI.read_text(encoding="utf-8").splitlines()]
-    last = max(str(r["first_seen"]) for r in records)
-    batch = [r for r in records if r["first_seen"] == last]
-    history = [r for r in records if r["first_seen"] != last]
-    batch_path, history_path = tmp / "batch.jsonl", tmp / "history.jsonl"
-    batch_path.write_text("".join(json.dumps(r) + "\n" for r in batch), encoding="utf-8")
-    history_path.write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
-    return batch_path, history_path, history
+    return write_mini_day(tmp_path_factory.mktemp("rank-input"))
+
+
+def _refused(result: Result, profiles: Path, line: int) -> None:
+    """Assert a usage error (exit 2) that names the profiles file and the line."""
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"{profiles}:{line}" in result.stderr
 
 
 def _write(path: Path, *lines: Any) -> Path:
@@ -99,8 +95,7 @@ def test_interests_of_another_type_is_a_usage_error_naming_line_and_field(
         {"id": "bad", "interests": value},
     )
     result = _rank(day, profiles)
-    assert result.exit_code == 2, (result.output, result.stderr)
-    assert f"{profiles}:2" in result.stderr
+    _refused(result, profiles, 2)
     assert "'interests'" in result.stderr
     assert "hint:" in result.stderr
     assert "Traceback" not in result.output
@@ -210,8 +205,7 @@ def test_a_line_that_is_not_a_json_object_is_a_usage_error_naming_file_and_line(
     profiles = _write(tmp_path / "profiles.jsonl", {"id": "ok", "interests": "robots"}, "",
                       line)
     result = _rank(day, profiles)
-    assert result.exit_code == 2, (result.output, result.stderr)
-    assert f"{profiles}:3" in result.stderr
+    _refused(result, profiles, 3)
     assert what in result.stderr
     assert "hint:" in result.stderr and '{"id":' in result.stderr
     assert "Traceback" not in result.output
@@ -224,8 +218,7 @@ def test_a_profiles_file_that_is_not_utf8_is_a_usage_error(
     profiles = tmp_path / "profiles.jsonl"
     profiles.write_bytes(b'{"id": "ok", "interests": "robots"}\n{"id": "caf\xe9"}\n')
     result = _rank(day, profiles)
-    assert result.exit_code == 2, (result.output, result.stderr)
-    assert f"{profiles}:2" in result.stderr
+    _refused(result, profiles, 2)
     assert "UTF-8" in result.stderr
 
 
@@ -265,8 +258,7 @@ def test_a_list_field_of_another_type_is_a_usage_error_naming_line_and_field(
     profiles = _write(tmp_path / "profiles.jsonl", {"id": "ok", "interests": "robots"},
                       {"id": "bad", "interests": "robots", field: value})
     result = _rank(day, profiles)
-    assert result.exit_code == 2, (result.output, result.stderr)
-    assert f"{profiles}:2" in result.stderr
+    _refused(result, profiles, 2)
     assert '"bad"' in result.stderr
     assert f"'{field}'" in result.stderr
     assert "hint:" in result.stderr
@@ -280,8 +272,7 @@ def test_an_id_that_is_not_a_string_or_number_is_a_usage_error(
 ) -> None:
     profiles = _write(tmp_path / "profiles.jsonl", {"id": value, "interests": "robots"})
     result = _rank(day, profiles)
-    assert result.exit_code == 2, (result.output, result.stderr)
-    assert f"{profiles}:1" in result.stderr
+    _refused(result, profiles, 1)
     assert "'id'" in result.stderr
 
 
