@@ -173,7 +173,7 @@ def test_the_world_is_the_same_with_the_lsa_fit_beside_the_gram(papers: list[Pap
                  "covariance", "inverse"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
     assert np.array_equal(one.lsa.components, two.lsa.components)
-    assert one.scale == two.scale and one.folded == two.folded
+    assert one.scale == two.scale and one.word_forms == two.word_forms
     assert one.index.column == two.index.column
 
 

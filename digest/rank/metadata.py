@@ -10,7 +10,6 @@ weighed by how rare it is among the day's papers (category_lift).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from sklearn.preprocessing import normalize
 
 from digest.models import Paper
 from digest.rank.precision import SCORES
+from digest.rank.vectors import fold_accents
 
 # Letters that carry no combining mark to drop: what someone types on a plain keyboard.
 _PLAIN_LETTERS = str.maketrans({"ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe",
@@ -35,8 +35,7 @@ def normalize_name(name: str) -> str:
     """
     folded = name.lower()
     if not folded.isascii():
-        decomposed = unicodedata.normalize("NFKD", folded.translate(_PLAIN_LETTERS))
-        folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+        folded = fold_accents(folded.translate(_PLAIN_LETTERS))
     return " ".join(folded.replace(".", ". ").split())
 
 

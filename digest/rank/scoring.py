@@ -30,7 +30,6 @@ import gc
 import os
 import re
 import threading
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +75,7 @@ from digest.rank.semantic import SemanticScorer, semantic_scorer
 from digest.rank.vectors import (
     Space,
     batch_fingerprint,
+    fold_accents,
     paper_text,
     space_from_bytes,
     update_space,
@@ -212,10 +212,7 @@ def _word_forms(text: str) -> str:
     what excluded phrases are looked for in, so that excluding 'benchmark' leaves out
     a paper on 'benchmarks' or 'benchmarking' too.
     """
-    folded = text.lower()
-    if not folded.isascii():
-        decomposed = unicodedata.normalize("NFKD", folded)
-        folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = fold_accents(text.lower())
     return " " + " ".join(map(_FORMS.__getitem__, _NOT_ALNUM.sub(" ", folded).split())) + " "
 
 
@@ -264,7 +261,7 @@ class World:
     category_shares: dict[str, float]  # each category's share of the pool's papers
     index: BatchIndex
     similarity: np.ndarray  # B x B cosines, for MMR
-    folded: list[str]
+    word_forms: list[str]  # the batch papers' texts as _word_forms
     trend: np.ndarray
     phrases: dict[str, np.ndarray]  # excluded phrase -> batch columns holding it
     semantic: SemanticScorer | None = None  # the targets' embeddings (the semantic extra)
@@ -365,7 +362,7 @@ def _build_world(
         pool_meta = pool_metadata([*background, *papers], in_pool, shares,
                                   options.category_lift)
         index = index_batch(papers)
-        folded = [_word_forms(f"{p.title} {p.abstract}") for p in papers]
+        word_forms = [_word_forms(f"{p.title} {p.abstract}") for p in papers]
         scale = _example_scale(pool_gram, n_bg, calibration)
         fitted = fitting.result() if fitting is not None else fit()
     lsa = fitted[0] if fitted is not None else None
@@ -409,7 +406,7 @@ def _build_world(
         category_shares=shares,
         index=index,
         similarity=similarity,
-        folded=folded,
+        word_forms=word_forms,
         trend=np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0)))),
         phrases={},
         semantic=semantic_scorer(target_papers, n_batch, weight=options.semantic_weight,
@@ -1063,7 +1060,7 @@ def _blocked(
             hits = phrases.get(phrase)
             if hits is None:
                 needle = f" {phrase} "
-                hits = np.asarray([needle in text for text in world.folded], dtype=bool)
+                hits = np.asarray([needle in text for text in world.word_forms], dtype=bool)
                 phrases[phrase] = hits
             blocked[r] |= hits
     return blocked

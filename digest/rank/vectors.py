@@ -78,14 +78,18 @@ MAX_WORDS = 1_000_000
 _WORDS = _Words()
 
 
+def fold_accents(text: str) -> str:
+    """Return the text without its accents ('é' -> 'e', composed or decomposed)."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case, fold accents, split into word tokens, drop stop words, light-stem."""
-    folded = text.lower()
-    pattern = _ASCII_TOKEN
-    if not folded.isascii():
-        folded = unicodedata.normalize("NFKD", folded)
-        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-        pattern = _TOKEN
+    folded = fold_accents(text.lower())
+    pattern = _ASCII_TOKEN if folded.isascii() else _TOKEN
     return [word for word in map(_WORDS.__getitem__, pattern.findall(folded))
             if word is not None]
 
