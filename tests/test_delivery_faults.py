@@ -8,6 +8,7 @@ test fires hourly runs across daylight-saving changes in three time zones.
 from __future__ import annotations
 
 import shutil
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -218,7 +219,7 @@ def test_a_connection_dropped_after_the_250_counts_as_sent(
     assert received(smtp_server) == Counter({e: 1 for e in EMAILS})
 
 
-def test_a_server_without_banner_spends_the_error_budget_and_loses_nothing(
+def test_a_server_without_banner_stops_the_run_and_spends_no_attempt(
     setup: Setup, silent_smtp_port: int, smtp_server: SmtpTestServer
 ) -> None:
     silent = replace(
@@ -226,13 +227,35 @@ def test_a_server_without_banner_spends_the_error_budget_and_loses_nothing(
         error_budget=2,
     )
     report = setup.run(silent)
-    assert report.sent == 0 and report.failed == 2
-    assert report.aborted and "consecutive" in report.aborted and report.abort_exit == 75
-    assert sorted(setup.statuses().values()) == ["planned", "planned", "temp_failed",
-                                                 "temp_failed"]
-    # The server comes back: the rest goes out now, the failed ones after their backoff.
-    assert setup.run(now=NOW + timedelta(minutes=1)).sent == 2
-    assert setup.run(now=LATER).sent == 2
+    # Not greeted: the server's failure, not a message's. The run stops at once (75,
+    # try later) and every row stays as it was, its attempt not spent.
+    assert report.sent == 0 and report.failed == 0
+    assert report.aborted and "could not be reached" in report.aborted
+    assert report.abort_exit == 75
+    assert set(setup.statuses().values()) == {"planned"}
+    assert all(setup.store.get_delivery(i, DAY).attempts == 0  # type: ignore[union-attr]
+               for i in setup.ids.values())
+    # The server comes back: everything goes out on the next run, once.
+    assert setup.run(now=NOW + timedelta(minutes=1)).sent == 4
+    assert received(smtp_server) == Counter({e: 1 for e in EMAILS})
+
+
+def test_an_outage_of_many_hours_loses_no_digest(
+    setup: Setup, smtp_server: SmtpTestServer
+) -> None:
+    # Hourly runs while nothing listens: each had spent an attempt of the rows it
+    # tried, and after five the digests failed for good (perm_failed), while the runs
+    # in between exited 0. Now every run stops at the first refused connection with 75
+    # and spends nothing, however long the outage.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    down = replace(setup.config, smtp=smtp_settings("127.0.0.1", closed_port, timeout=1))
+    for hour in range(12):
+        report = setup.run(down, now=NOW + timedelta(hours=hour))
+        assert report.abort_exit == 75 and report.failed == 0, hour
+        assert set(setup.statuses().values()) == {"planned"}, hour
+    assert setup.run(now=NOW + timedelta(hours=12)).sent == 4
     assert received(smtp_server) == Counter({e: 1 for e in EMAILS})
 
 

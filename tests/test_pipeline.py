@@ -233,7 +233,7 @@ def test_authentication_failure_stops_the_run_and_loses_nothing(
     assert pipeline.run(good, now=NOW1 + timedelta(minutes=1), day=DAY1).sent == 3
 
 
-def test_dead_server_spends_the_error_budget_then_stops(
+def test_dead_server_stops_the_run_at_once_and_spends_nothing(
     two_days: tuple[Config, Path, Path],
 ) -> None:
     config, _, _ = two_days
@@ -242,12 +242,13 @@ def test_dead_server_spends_the_error_budget_then_stops(
     config = replace(config, smtp=smtp_settings("127.0.0.1", 1, timeout=2), error_budget=2)
     subscribe_all(config)
     report = pipeline.run(config, now=NOW1, day=DAY1)
-    assert report.sent == 0 and report.failed == 2
-    assert report.aborted and "consecutive" in report.aborted
+    assert report.sent == 0 and report.failed == 0
+    assert report.aborted and "could not be reached" in report.aborted
+    assert report.abort_exit == 75
     store = open_store(config.database_url)
-    # Two rows failed temporarily; the third was planned but never attempted, so a
-    # later run (once the server is back) still sends it.
-    assert store.delivery_counts(DAY1) == {"temp_failed": 2, "planned": 1}
+    # Nothing was attempted as far as the rows go: a later run (once the server is
+    # back) sends them all.
+    assert store.delivery_counts(DAY1) == {"planned": 3}
 
 
 def test_a_second_concurrent_run_is_refused(two_days: tuple[Config, Path, Path]) -> None:

@@ -298,12 +298,20 @@ def _send_one(
         connection.get().send_wire(sender, recipients, mail.with_date(wire, now))
     except AuthenticationError as err:
         # Refused before any message data: nothing went out, so the row goes back.
-        db.set_delivery_status(sub.id, row.day, "planned", now=now, error=err.message)
-        with tally.lock:
-            tally.aborted = f"SMTP authentication failed: {err.message}"
-            tally.abort_exit = err.exit_code
+        _give_back(db, row, err, now=now, tally=tally,
+                   why=f"SMTP authentication failed: {err.message}", exit_code=err.exit_code)
         return None
     except DeliveryError as err:
+        if isinstance(err, mail.SendError) and err.stage in ("connect", "tls"):
+            # The server could not be reached or greeted: not this message's failure,
+            # and every other would fail alike. Spending an attempt of each row per run
+            # lost a day's digests to an outage of some hours (5 attempts, then
+            # perm_failed); the run stops instead (75: try later), losing nothing.
+            connection.reset()
+            _give_back(db, row, err, now=now, tally=tally,
+                       why=f"the SMTP server could not be reached: {err.message}",
+                       exit_code=75)
+            return None
         if err.code is None or err.code == 421:
             # A network error or a closing server: reconnect for the next message. A
             # refusal with a reply (550 at RCPT...) leaves a usable, RSET connection.
@@ -343,6 +351,21 @@ def _message(
     digest = Digest(subscriber=sub, day=row.day, papers=items)
     rendered, sender, recipients, wire = compose_wire(config, digest, env=env)
     return sender, recipients, wire, rendered.html
+
+
+def _give_back(
+    db: Store, row: Delivery, err: DeliveryError, *, now: datetime, tally: _Tally, why: str,
+    exit_code: int,
+) -> None:
+    """Put a row whose message never left back as it was (its attempt not spent) and
+    stop the run: what failed was the server or the settings, not this message.
+    """
+    db.set_delivery_status(row.subscriber_id, row.day, row.status, now=now, error=err.message,
+                           next_attempt_at=row.next_attempt_at, expect=("sending",),
+                           give_back=True)
+    with tally.lock:
+        if not tally.aborted:
+            tally.aborted, tally.abort_exit = why, exit_code
 
 
 def _record_failure(

@@ -176,16 +176,20 @@ class DeliveryMixin(StoreBase):
         attempt: bool = False,
         next_attempt_at: datetime | None = None,
         expect: Sequence[str] | None = None,
+        give_back: bool = False,
     ) -> bool:
         """Move a ledger row to a new status; with ``expect``, only from those statuses.
 
         Return True when the row changed. ``sent`` also records every paper of the
-        digest as sent to the subscriber, in the same transaction.
+        digest as sent to the subscriber, in the same transaction. ``give_back``
+        returns the attempt its start counted (nothing of the message went out).
         """
         values: dict[str, Any] = {"status": status, "updated_at": now, "error": error,
                                   "next_attempt_at": next_attempt_at}
         if attempt:
             values["attempts"] = deliveries.c.attempts + 1
+        elif give_back:
+            values["attempts"] = deliveries.c.attempts - 1
         where = [deliveries.c.subscriber_id == subscriber_id, deliveries.c.day == day]
         if expect is not None:
             where.append(deliveries.c.status.in_(list(expect)))
