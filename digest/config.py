@@ -133,7 +133,11 @@ def config_from_values(values: Mapping[str, str]) -> Config:
     smtp = parse_smtp_url(get("DIGEST_SMTP_URL"))
     from_name, from_addr = parse_from(get("DIGEST_FROM", "Research Digest <digest@localhost>"))
     base_url = get("DIGEST_BASE_URL", "http://localhost:8000").rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", base_url):
+    try:
+        readable = bool(urlsplit(base_url).hostname)
+    except ValueError:  # an unclosed "[" of an IPv6 address
+        readable = False
+    if not readable or not re.match(r"^https?://[^/\s]+", base_url):
         raise ConfigError(
             f"DIGEST_BASE_URL must be an http(s) URL, got {base_url!r}",
             "set it to the public address of `digest serve`, e.g. https://digest.example.org",
@@ -189,8 +193,12 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
     """Parse ``smtp://user:pass@host:587`` / ``smtps://...:465``; empty means Maildir."""
     if not url:
         return None
-    parts = urlsplit(url)
-    hint = "use smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465"
+    hint = ("use smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465; "
+            "percent-encode @ : / ? # [ ] in the user name or password (%40 for @)")
+    try:
+        parts = urlsplit(url)
+    except ValueError as err:  # an unclosed "[" of an IPv6 address
+        raise ConfigError(f"DIGEST_SMTP_URL cannot be read: {err}", hint) from err
     if parts.scheme not in ("smtp", "smtps"):
         raise ConfigError("DIGEST_SMTP_URL must start with smtp:// or smtps://", hint)
     if not parts.hostname:
@@ -198,7 +206,9 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
     try:
         port = parts.port
     except ValueError as err:
-        raise ConfigError("DIGEST_SMTP_URL has a port that is not a number", hint) from err
+        raise ConfigError(
+            "DIGEST_SMTP_URL has a port that is not a number (or a password with / ? or # "
+            "not percent-encoded, which ends the host part early)", hint) from err
     query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
     starttls = query.get("starttls")
     if parts.scheme == "smtps":

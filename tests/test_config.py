@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from digest.config import config_from_values, load_config, parse_smtp_url
-from digest.errors import ConfigError
+from digest.errors import ConfigError, StoreError
+from digest.store import open_store
 
 
 def test_smtp_url_forms() -> None:
@@ -43,6 +44,11 @@ def test_password_never_appears_in_repr_or_status() -> None:
     [
         ("DIGEST_SMTP_URL", "http://mail.example.org", "smtp://"),
         ("DIGEST_SMTP_URL", "smtp://mail.example.org:notaport", "port"),
+        # A password with "#" ends the host part early: the port is blamed, and the
+        # message says why; an unclosed "[" was a traceback.
+        ("DIGEST_SMTP_URL", "smtp://digest:pa#ss@mail.example.org:587", "percent-encoded"),
+        ("DIGEST_SMTP_URL", "smtp://[::1", "DIGEST_SMTP_URL cannot be read"),
+        ("DIGEST_BASE_URL", "http://[::1:8000", "DIGEST_BASE_URL"),
         ("DIGEST_DATABASE_URL", "var/digest.sqlite3", "database URL"),
         ("DIGEST_FROM", "not an address", "DIGEST_FROM"),
         ("DIGEST_BASE_URL", "digest.example.org", "DIGEST_BASE_URL"),
@@ -80,3 +86,27 @@ def test_embedded_default_keeps_one_secret_key(tmp_path: Path) -> None:
     assert first.secret_key == second.secret_key and len(first.secret_key) >= 32
     assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o777 == 0o600
     assert first.smtp is None and first.database_url.startswith("sqlite:///")
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@localhost/x", "sqlite://x.db",
+                                 "nosuchdialect://a/b"])
+def test_an_unusable_database_url_is_a_setting_to_fix_not_a_database_to_wait_for(
+    url: str,
+) -> None:
+    # These once exited 75 ("try later"): cron and systemd would retry a typo forever.
+    with pytest.raises(ConfigError) as err:
+        open_store(url)
+    assert "DIGEST_DATABASE_URL" in str(err.value) and err.value.exit_code == 78
+
+
+def test_a_database_that_cannot_be_reached_is_one_to_wait_for(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError) as err:
+        open_store("postgresql+psycopg://digest:x@127.0.0.1:1/digest")
+    assert err.value.exit_code == 75
+    # A SQLite folder that cannot be made is a setting to fix.
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(ConfigError) as bad:
+        open_store(f"sqlite:///{blocked}/sub/digest.sqlite3")
+    assert "folder" in str(bad.value) and bad.value.exit_code == 78

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
-from digest.errors import StoreError
+from digest.errors import ConfigError
 from digest.store.base import StoreBase, _sqlite_begin, _sqlite_pragmas
 from digest.store.bounce import BounceMixin
 from digest.store.delivery import DeliveryMixin
@@ -82,16 +82,25 @@ class Store(
 
 def open_store(url: str, *, create: bool = True) -> Store:
     """Connect to the database, creating an SQLite file's folder, and check the schema."""
-    try:
-        if url.startswith("sqlite:///"):
-            path = url.removeprefix("sqlite:///")
-            if path and path != ":memory:":
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(
+                    f"cannot make the folder of the SQLite file in DIGEST_DATABASE_URL: {err}",
+                    "point it at a folder this user may write (DIGEST_VAR_DIR, or the URL)",
+                ) from err
+    try:
         engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     except (SQLAlchemyError, ImportError, ValueError) as err:
-        raise StoreError(
-            f"cannot open the database at DIGEST_DATABASE_URL: {err}",
-            "check the URL; PostgreSQL needs `pip install 'digest[postgres]'`",
+        # Nothing was connected to yet: the URL, its dialect or its driver is wrong, a
+        # setting to fix (78), not a database to wait for (75, from store.check).
+        raise ConfigError(
+            f"DIGEST_DATABASE_URL is not a usable database URL: {err}",
+            "use sqlite:///var/digest.sqlite3 or postgresql+psycopg://user:pass@host/db "
+            "(PostgreSQL needs `pip install 'digest[postgres]'`)",
         ) from err
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
