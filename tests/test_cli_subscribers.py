@@ -79,6 +79,19 @@ def test_add_sets_the_quiet_day_note_and_the_popularity_blend(
     assert typo.exit_code == 2 and "popularity must be numbers" in typo.output
 
 
+def test_the_operators_default_time_zone_is_a_subscribers_default(config: Config) -> None:
+    # DIGEST_TIMEZONE=CET is valid (the config accepts any IANA name); subscribing
+    # without --timezone once failed with "unknown time zone 'CET'".
+    cet = replace(config, timezone="CET")
+    result = run(cet, "subscribe", "h@example.org", "--interests", "x", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["timezone"] == "CET"
+    other = run(cet, "subscribe", "i@example.org", "--interests", "x", "--timezone", "EST5EDT")
+    assert other.exit_code == 0, other.output
+    assert run(cet, "subscribe", "j@example.org", "--interests", "x",
+               "--timezone", "Mars/Base").exit_code == 2
+
+
 def test_add_keeps_the_lines_of_the_interests(config: Config) -> None:
     typed = "Attention Is  All You Need\n\n  graph neural networks "
     result = run(config, "subscribers", "add", "d@example.org", "--interests", typed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -447,6 +448,18 @@ def test_preferences_post_updates_every_field_and_keeps_votes(site: Site) -> Non
     page = body(site.client.get(path))
     assert re.search(r'name="empty_digest" value="note" checked', page)
     assert re.search(r'<option value="0.5" selected>Half</option>', page)
+
+
+def test_a_time_zone_outside_the_region_city_list_is_offered_and_kept(config) -> None:  # type: ignore[no-untyped-def]
+    # DIGEST_TIMEZONE=CET is valid, but not one of the Region/City names the form lists:
+    # nothing was preselected, and a form sent without script chose Africa/Abidjan.
+    site = make_site(replace(config, timezone="CET"))
+    form = body(site.client.get("/"))
+    assert '<option selected>CET</option>' in form
+    sub = site.add("a@example.org")
+    site.db.update_subscriber(sub.id, now=site.clock(), timezone="EST5EDT")
+    page = body(site.client.get(tokens.preferences_url("", SECRET, sub.id)))
+    assert '<option selected>EST5EDT</option>' in page
 
 
 def test_a_popularity_set_elsewhere_shows_on_the_page_as_it_is(site: Site) -> None:

@@ -73,7 +73,7 @@ def build_entry(
         raise UsageError(f"status must be one of {', '.join(IMPORT_STATUSES)}, not {status!r}",
                          "leave it empty for active")
     tz = timezone or config.timezone
-    if tz not in forms.timezones():
+    if not forms.known_timezone(tz):
         raise UsageError(f"unknown time zone {tz!r}", "use an IANA name like Europe/Berlin")
     known = {c.code for c in forms.categories()}
     unknown = [c for c in categories if c not in known]

@@ -171,7 +171,7 @@ def create_app(
                   status: int = 200) -> tuple[str, int]:
         return page(
             "subscribe.html", status, values=values, chosen=set(chosen), errors=errors,
-            groups=forms.category_groups(), timezones=forms.timezones(),
+            groups=forms.category_groups(), timezones=forms.timezones_with(cfg.timezone),
             weekdays=forms.WEEKDAYS, default_tz=cfg.timezone, default_hour=cfg.send_at[0],
             max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
         )
@@ -276,7 +276,8 @@ def create_app(
             values=values or forms.form_values(sub),
             chosen=set(sub.profile.categories if chosen is None else chosen),
             errors=errors or {}, notice=notice, view=signup.ranker_view(db, sub),
-            groups=forms.category_groups(), timezones=forms.timezones(),
+            groups=forms.category_groups(),
+            timezones=forms.timezones_with(cfg.timezone, sub.timezone),
             weekdays=forms.WEEKDAYS, names={c.code: c.name for c in forms.categories()},
             max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
         )

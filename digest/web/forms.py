@@ -121,6 +121,29 @@ def timezones() -> tuple[str, ...]:
     return tuple(sorted(name for name in available_timezones() if "/" in name or name == "UTC"))
 
 
+def timezones_with(*names: str) -> tuple[str, ...]:
+    """Return the form's time zones with these among them (the operator's default, the
+    subscriber's own).
+
+    A zone such as "CET" (valid, and accepted by DIGEST_TIMEZONE and the CLI) is not one
+    of the Region/City names the form offers; without it there, nothing was preselected
+    and a form sent without script got the first zone of the list.
+    """
+    offered = timezones()
+    extra = {name for name in names if name not in offered}
+    return tuple(sorted((*offered, *extra))) if extra else offered
+
+
+def known_timezone(name: str) -> bool:
+    """Return True for any IANA time zone name (the form offers the Region/City ones)."""
+    return name in _all_timezones()
+
+
+@cache
+def _all_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def split_items(text: str, *, commas: bool = True) -> list[str]:
     """Split a textarea into items on new lines and semicolons (and commas if allowed)."""
     pattern = r"[\n;,]" if commas else r"[\n;]"
@@ -309,7 +332,7 @@ def _parse_schedule(values: Mapping[str, str], errors: dict[str, str]) -> Schedu
         return int(raw)
 
     tz = values.get("timezone", "").strip() or "UTC"
-    if tz not in timezones():
+    if not known_timezone(tz):
         errors["timezone"] = "choose a time zone from the list"
         tz = "UTC"
     cadence = values.get("cadence", "daily").strip() or "daily"
