@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,30 @@ def test_run_dry_run_and_preview_write_html_and_send_nothing(config: Config) -> 
     assert path.suffix == ".html" and "<html" in html.lower() and "agent" in html.lower()
     missing = invoke(config, "preview", "nobody@example.org")
     assert missing.exit_code != 0 and "no active subscriber" in missing.output
+
+
+def test_preview_of_a_day_already_sent_shows_the_digest_that_went_out(config: Config) -> None:
+    # Once said "nothing relevant" for a digest of eight papers that had gone out: the
+    # dry run plans nothing for a day the ledger has, and nothing else looked there.
+    subscribe(config)
+    assert invoke(config, "run", "--date", "2026-05-25").exit_code == 0
+    result = invoke(config, "preview", "ada@example.org", "--date", "2026-05-25")
+    assert result.exit_code == 0, result.output
+    assert "wrote " in result.output and "sent" in result.output
+    path = Path(result.output.split("wrote ", 1)[1].split(" (", 1)[0])
+    sent = next(iter(mailbox.Maildir(str(config.maildir), create=False)))
+    html = path.read_text()
+    titles = re.findall(r"^\d+\. (.+)$", _text_part(sent), flags=re.MULTILINE)
+    assert titles and all(title[:40] in html for title in titles)
+
+
+def _text_part(message: mailbox.MaildirMessage) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    return ""
 
 
 def test_status_shows_runs_and_sources(config: Config) -> None:

@@ -203,16 +203,26 @@ def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
             wait_for_lock=True,
         )
         sub = db.find_subscriber(address)
+        if sub is None:
+            raise UsageError(f"no subscriber {address}", "see `digest subscribers list`")
+        planned = [d for d in report.deliveries if d.subscriber_id == sub.id]
+        path = pipeline.preview_path(config, sub, day)
+        if planned and planned[0].status == "planned" and path.exists():
+            click.echo(f"wrote {path} ({len(planned[0].paper_keys)} papers)")
+            return
+        # The day's digest is in the ledger already (planned or sent): the dry run
+        # plans nothing twice, so show the one the ledger holds.
+        row = db.get_delivery(sub.id, day)
+        if row is not None and row.picks:
+            from digest import render
+
+            path, count = pipeline.preview_delivery(
+                config, db, sub, row, env=render.make_environment(config.templates_dir))
+            click.echo(f"wrote {path} ({count} papers; the digest of that day, {row.status})")
+            return
     finally:
         db.close()
-    if sub is None:
-        raise UsageError(f"no subscriber {address}", "see `digest subscribers list`")
-    planned = [d for d in report.deliveries if d.subscriber_id == sub.id]
-    path = pipeline.preview_path(config, sub, day)
-    if not planned or planned[0].status != "planned" or not path.exists():
-        click.echo(f"nothing relevant for {address} on {day.isoformat()}; no preview written")
-        return
-    click.echo(f"wrote {path} ({len(planned[0].paper_keys)} papers)")
+    click.echo(f"nothing relevant for {address} on {day.isoformat()}; no preview written")
 
 
 @main.command()

@@ -43,6 +43,7 @@ from digest.pipeline.sending import (
     TransportFactory,
     _send_all,
     _Tally,
+    preview_delivery,
 )
 from digest.sources_config import effective_sources
 from digest.store import Store, open_store
@@ -68,6 +69,7 @@ __all__ = [
     "ingest_sources",
     "plan_due",
     "plan_pages",
+    "preview_delivery",
     "preview_path",
     "render",
     "run",

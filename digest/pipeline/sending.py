@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from digest import mail
@@ -343,14 +344,30 @@ def _message(
     """Return (sender, recipients, bytes without Date, HTML if rendered here) for a row."""
     if stored is not None:
         return stored.sender, stored.recipients, stored.wire(), None
+    rendered, sender, recipients, wire = compose_wire(config, _digest_of(row, sub, papers),
+                                                      env=env)
+    return sender, recipients, wire, rendered.html
+
+
+def _digest_of(row: Delivery, sub: Subscriber, papers: dict[str, Paper]) -> Digest:
+    """Return the digest a ledger row holds: its picks, as ranked when it was planned."""
     items = tuple(
         ScoredPaper(paper=papers[key], score=score, reason=reason)
         for key, score, reason in row.picks
         if key in papers
     )
-    digest = Digest(subscriber=sub, day=row.day, papers=items)
-    rendered, sender, recipients, wire = compose_wire(config, digest, env=env)
-    return sender, recipients, wire, rendered.html
+    return Digest(subscriber=sub, day=row.day, papers=items)
+
+
+def preview_delivery(config: Config, db: Store, sub: Subscriber, row: Delivery, *,
+                     env: Any) -> tuple[Path, int]:
+    """Write the HTML of the digest a ledger row holds (sent or not); return (path,
+    papers). What `digest preview` shows for a day already planned or sent.
+    """
+    papers = db.get_papers(key for key, _score, _reason in row.picks)
+    digest = _digest_of(row, sub, papers)
+    rendered, _sender, _recipients, _wire = compose_wire(config, digest, env=env)
+    return write_preview(config, sub, row.day, rendered.html), len(digest.papers)
 
 
 def _give_back(
