@@ -89,7 +89,8 @@ def test_add_refuses_bad_input_with_a_usage_error(tmp_path: Path) -> None:
     unknown_kind = run(config, "sources", "add", "feed", "https://example.org")
     assert unknown_kind.exit_code == 2
     no_location = run(config, "sources", "add", "rss")
-    assert no_location.exit_code == 78 and "is not kind:location" in no_location.output
+    # A missing argument is a usage error (2), not a setting to fix (78).
+    assert no_location.exit_code == 2 and "needs a LOCATION" in no_location.output
     bad_option = run(config, "sources", "add", "arxiv-rss", "cs.LG", "--option", "crosss=1")
     assert bad_option.exit_code == 2 and "no option 'crosss'" in bad_option.output
     assert "cross (1 to include cross-lists" in bad_option.output
@@ -97,6 +98,19 @@ def test_add_refuses_bad_input_with_a_usage_error(tmp_path: Path) -> None:
     assert bad_number.exit_code == 2 and "not a positive whole number" in bad_number.output
     not_pair = run(config, "sources", "add", "hf-daily", "--option", "limit")
     assert not_pair.exit_code == 2
+    # Sources that could never be read are refused before they are stored (the first
+    # stored one replaces the sample batch): each had been added with exit 0.
+    for args, says in (
+        (("rss", "notaurl"), "is no file here"),
+        (("rss", "ftp://example.org/feed"), "not an http(s) URL"),
+        (("jsonl", str(tmp_path / "missing.jsonl")), "is no file here"),
+        (("arxiv-rss", "cs.LGX"), "unknown arXiv category 'cs.LGX'"),
+        (("arxiv-rss", "cs.LG+nope.XX"), "unknown arXiv category 'nope.XX'"),
+        (("arxiv-rss", "cs.LG", "--option", "cross=maybe"), "neither on nor off"),
+    ):
+        refused = run(config, "sources", "add", *args)
+        assert refused.exit_code == 2 and says in refused.output, (args, refused.output)
+    assert [r["origin"] for r in listed(config)] == ["default"]
     assert run(config, "sources", "add", "arxiv-rss", "cs.LG").exit_code == 0
     again = run(config, "sources", "add", "arxiv-rss", "cs.LG")
     assert again.exit_code == 2 and "already stored" in again.output

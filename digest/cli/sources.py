@@ -12,10 +12,13 @@ from digest import ingest
 from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
 from digest.cli.core import open_db
 from digest.config import Config, parse_source
-from digest.errors import SourceError, UsageError
+from digest.errors import ConfigError, SourceError, UsageError
+from digest.ingest.arxiv import arxiv_rss_url
+from digest.ingest.base import local_path
 from digest.ingest.sources import OPTIONS, check_options
 from digest.models import SourceResult, SourceSpec
 from digest.sources_config import effective_sources
+from digest.web import forms
 
 SHOWN_TITLES = 5
 
@@ -36,6 +39,30 @@ def _origin(config: Config, stored: list[SourceSpec], name: str) -> str:
     return "default"
 
 
+def _check_location(spec: SourceSpec) -> None:
+    """Refuse, before it is stored, a location its kind can never read.
+
+    A stored source is read by every run from then on (and the first one replaces the
+    sample batch); one that cannot work would only show up as an error in each run.
+    """
+    if spec.kind in ("rss", "jsonl"):
+        path = local_path(spec.location)
+        if path is not None and not path.is_file():
+            what = "a feed URL (https://...) or " if spec.kind == "rss" else ""
+            raise UsageError(f"{spec.location!r} is no file here",
+                             f"give {what}the path of a file that exists")
+        if path is None and not spec.location.startswith(("http://", "https://")):
+            raise UsageError(f"{spec.location!r} is not an http(s) URL",
+                             "give the feed's https:// address")
+    if spec.kind == "arxiv-rss" and arxiv_rss_url(spec.location) != spec.location.strip():
+        # Category codes (a feed URL or file of its own is read as it is).
+        known = {c.code for c in forms.categories()}
+        unknown = [c for c in spec.location.split("+") if c.strip() not in known]
+        if unknown:
+            raise UsageError(f"unknown arXiv category {unknown[0]!r}",
+                             "join category codes with +, e.g. cs.LG+cs.CL")
+
+
 @main.group()
 def sources() -> None:
     """Add, list, remove and try out the sources a run reads."""
@@ -52,7 +79,11 @@ def add(ctx: click.Context, kind: str, location: str, name: str | None,
         options: tuple[str, ...]) -> None:
     """Store a source that every run reads from now on."""
     config = get_config(ctx)
-    spec = parse_source(f"{kind}:{location}" if location else kind, where="digest sources add")
+    try:
+        spec = parse_source(f"{kind}:{location}" if location else kind,
+                            where="digest sources add")
+    except ConfigError as err:  # an argument typed here, not a setting: a usage error
+        raise UsageError(f"{kind} needs a LOCATION: {err.message}", err.hint) from err
     extra = dict(spec.options)
     for item in options:
         key, sep, value = item.partition("=")
@@ -66,6 +97,7 @@ def add(ctx: click.Context, kind: str, location: str, name: str | None,
     spec = replace(spec, name=(name or "").strip() or f"{kind}:{location}", location=location,
                    options=tuple(sorted(extra.items())))
     _check(spec)
+    _check_location(spec)
     db = open_db(config)
     try:
         stored = db.list_sources()

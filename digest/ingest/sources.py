@@ -61,6 +61,9 @@ OPTIONS: dict[str, dict[str, str]] = {
 }
 
 
+_FLAGS = ("1", "0", "true", "false", "yes", "no", "on", "off")
+
+
 def check_options(spec: SourceSpec) -> None:
     """Raise SourceError for an option the source's kind does not know or a bad number."""
     known = OPTIONS.get(spec.kind, {})
@@ -72,6 +75,9 @@ def check_options(spec: SourceSpec) -> None:
         if key in ("limit", "pages") and not (value.isdigit() and int(value) > 0):
             raise SourceError(f"option {key}={value!r} is not a positive whole number",
                               f"e.g. {key}=50")
+        if key in ("cross", "replace") and value.strip().lower() not in _FLAGS:
+            raise SourceError(f"option {key}={value!r} is neither on nor off",
+                              f"use {key}=1 or {key}=0")
 
 
 def read_source(spec: SourceSpec, *, day: date, fetch: Fetch,
