@@ -134,7 +134,9 @@ def test_run_dry_run_and_preview_write_html_and_send_nothing(config: Config) -> 
     html = path.read_text()
     assert path.suffix == ".html" and "<html" in html.lower() and "agent" in html.lower()
     missing = invoke(config, "preview", "nobody@example.org")
-    assert missing.exit_code != 0 and "no active subscriber" in missing.output
+    assert missing.exit_code == 2 and "no active subscriber" in missing.output
+    nobody = invoke(config, "run", "--subscriber", "nobody@example.org")
+    assert nobody.exit_code == 2 and "no active subscriber" in nobody.output
 
 
 def test_preview_of_a_day_already_sent_shows_the_digest_that_went_out(config: Config) -> None:

@@ -185,3 +185,18 @@ def test_bounces_scan_needs_exactly_one_mailbox(config: Config, tmp_path: Path) 
     assert not_maildir.exit_code == 2 and "not a Maildir" in not_maildir.output
     bad_url = invoke(config, "bounces", "scan", "--imap", "ftp://u:secret@host/INBOX")
     assert bad_url.exit_code == 78 and "secret" not in bad_url.output
+
+
+def test_retry_names_the_way_to_send_older_days_only_when_there_are_some(
+    config: Config, ledger: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = invoke(config, "deliveries", "retry", "--status", "temp_failed", "--yes")
+    assert "for older days send one at a time: digest run --date 2026-05-25" in old.output
+    # The same rows retried on their own day: the next run sends them, no hint.
+    store = open_store(config.database_url)
+    store.set_delivery_status(ledger["dee@example.org"], DAY, "temp_failed", now=NOW)
+    store.close()
+    monkeypatch.setattr("digest.cli.deliveries.now_utc", lambda: NOW)
+    today = invoke(config, "deliveries", "retry", "--status", "temp_failed", "--yes")
+    assert today.exit_code == 0 and "planned again" in today.output
+    assert "older days" not in today.output

@@ -131,9 +131,10 @@ def retry(
         f"{moved} row(s) planned again; the next `digest run` sends those still within "
         f"the grace window"
     )
-    if days:
+    older = [d for d in days if d < now_utc().date()]
+    if older:
         click.echo(
-            f"for older days send one at a time: digest run --date {days[0].isoformat()} "
+            f"for older days send one at a time: digest run --date {older[0].isoformat()} "
             f"--subscriber EMAIL"
         )
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from digest import mail
 from digest.config import Config
 from digest.due import due_days
-from digest.errors import DeliveryError, DigestError
+from digest.errors import DeliveryError, DigestError, UsageError
 from digest.forking import map_forked
 from digest.models import (
     Delivery,
@@ -77,7 +77,7 @@ def plan_pages(
         found = db.find_subscriber(only)
         subscribers = [found] if found is not None and found.status == "active" else []
         if not subscribers:
-            raise DigestError(f"no active subscriber {only}", "check `digest subscribers list`")
+            raise UsageError(f"no active subscriber {only}", "check `digest subscribers list`")
         yield _plan_page(config, db, subscribers, suppressed, now=now, day=day, force=force)
         return
     after = None
