@@ -196,6 +196,30 @@ def test_csv_export_and_import_keep_who_left_paused_or_never_confirmed(
     assert bad.exit_code == 2 and "status must be one of" in bad.output
 
 
+def test_import_update_changes_only_the_columns_the_file_has(
+    config: Config, tmp_path: Path,
+) -> None:
+    # An update once replaced the whole profile and schedule: a file of two columns
+    # wiped the subscriber's interests, seeds and thumbs and reset their hour and zone.
+    run(config, "subscribers", "add", "k@example.org", "--interests", "protein design",
+        "--seed", "2401.01234", "--timezone", "Asia/Tokyo", "--hour", "6", "--empty", "note")
+    db = open_store(config.database_url)
+    sub = db.find_subscriber("k@example.org")
+    assert sub is not None and sub.created_at is not None
+    db.update_subscriber(sub.id, now=sub.created_at,
+                         profile=replace(sub.profile, liked=("arxiv:2401.09999",)))
+    result = run(config, "subscribers", "import", "--update",
+                 write(tmp_path, "email,keywords\nk@example.org,enzymes;folding\n"))
+    assert result.exit_code == 0 and "updated 1" in result.output
+    fresh = db.find_subscriber("k@example.org")
+    assert fresh is not None
+    assert fresh.profile.keywords == ("enzymes", "folding")
+    assert fresh.profile.interests == "protein design"
+    assert fresh.profile.seeds == ("arxiv:2401.01234",)
+    assert fresh.profile.liked == ("arxiv:2401.09999",)
+    assert (fresh.timezone, fresh.send_hour, fresh.empty_digest) == ("Asia/Tokyo", 6, "note")
+
+
 def test_a_bounced_subscriber_shows_as_suppressed_until_an_operator_lifts_it(
     added: Config,
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -422,7 +422,7 @@ def import_(
     subscribers so; without one, or empty, a row is active.
     """
     config = get_config(ctx)
-    entries = read_csv(config, source)
+    entries, columns = read_csv(config, source)
     result = {"added": 0, "updated": 0, "existing": 0, "suppressed": 0, "dry_run": dry_run}
     db = open_db(config)
     try:
@@ -432,14 +432,9 @@ def import_(
                 if not update:
                     result["existing"] += 1
                     continue
-                # The row's status, if given; never out of "unsubscribed": only the
-                # person may come back (the CSV may predate their leaving).
-                status = ({"status": entry.status}
-                          if entry.status and found.status != "unsubscribed" else {})
                 if not dry_run:
-                    db.update_subscriber(found.id, now=now_utc(), profile=entry.profile,
-                                         name=entry.name, **entry.schedule.as_fields(),
-                                         **status)
+                    db.update_subscriber(found.id, now=now_utc(),
+                                         **_update_fields(found, entry, columns))
                 result["updated"] += 1
             elif db.is_suppressed(entry.email) and not include_suppressed:
                 result["suppressed"] += 1
@@ -460,8 +455,11 @@ def import_(
     )
 
 
-def read_csv(config: Config, source: TextIO) -> list[Entry]:
-    """Read and validate every row; raise UsageError listing the bad rows (nothing imported)."""
+def read_csv(config: Config, source: TextIO) -> tuple[list[Entry], frozenset[str]]:
+    """Read and validate every row; raise UsageError listing the bad rows (nothing imported).
+
+    Return the entries and the columns the file has (an update changes only those).
+    """
     reader = csv.DictReader(source)
     header = [h.strip().lower() for h in reader.fieldnames or ()]
     if "email" not in header:
@@ -496,7 +494,36 @@ def read_csv(config: Config, source: TextIO) -> list[Entry]:
                                            else "")
         raise UsageError(f"{len(problems)} bad rows, nothing imported: {shown}",
                          "fix the rows and run the import again")
-    return entries
+    return entries, frozenset(header)
+
+
+# Subscriber fields an import row sets, and the CSV column each comes from.
+_PROFILE_COLUMNS = ("interests", "keywords", "exclude", "categories", "authors", "seeds")
+_SCHEDULE_COLUMNS = {"send_hour": "hour", "timezone": "timezone", "cadence": "cadence",
+                     "weekday": "weekday", "max_papers": "max_papers",
+                     "empty_digest": "empty_digest", "popularity": "popularity"}
+
+
+def _update_fields(found: Subscriber, entry: Entry, columns: frozenset[str]) -> dict[str, Any]:
+    """Return what an import row changes of an existing subscriber: the columns it has.
+
+    A column the file lacks (an older export, a hand-made file of a few columns) leaves
+    that field as it is, and the thumbs a subscriber gave (no column) always stay.
+    """
+    profile = replace(found.profile, **{name: getattr(entry.profile, name)
+                                        for name in _PROFILE_COLUMNS if name in columns})
+    fields: dict[str, Any] = {
+        name: value for name, value in entry.schedule.as_fields().items()
+        if _SCHEDULE_COLUMNS[name] in columns
+    }
+    fields["profile"] = profile
+    if "name" in columns:
+        fields["name"] = entry.name
+    # The row's status, if given; never out of "unsubscribed": only the person may come
+    # back (the CSV may predate their leaving).
+    if entry.status and found.status != "unsubscribed":
+        fields["status"] = entry.status
+    return fields
 
 
 def _row_fields(row: dict[str, str]) -> dict[str, Any]:
