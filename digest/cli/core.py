@@ -214,10 +214,7 @@ def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
         # plans nothing twice, so show the one the ledger holds.
         row = db.get_delivery(sub.id, day)
         if row is not None and row.picks:
-            from digest import render
-
-            path, count = pipeline.preview_delivery(
-                config, db, sub, row, env=render.make_environment(config.templates_dir))
+            path, count = pipeline.preview_delivery(config, db, sub, row)
             click.echo(f"wrote {path} ({count} papers; the digest of that day, {row.status})")
             return
     finally:

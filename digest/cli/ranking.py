@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
 
 import click
 
 from digest.cli.base import main, warn
-from digest.errors import UsageError
-from digest.ingest.jsonl import load_jsonl
+from digest.errors import SourceError, UsageError
+from digest.ingest.jsonl import iter_records, load_jsonl
 from digest.ingest.keys import arxiv_doi_key, arxiv_key, doi_key
 from digest.models import Paper, Profile, json_kind
 
@@ -45,38 +43,6 @@ def _display_id(paper: Paper) -> str:
     return paper.arxiv_id or paper.key
 
 
-def _profile_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, record) from a profiles file (.gz ok); raise UsageError on a bad line."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # BOM ok
-                except UnicodeDecodeError as err:
-                    raise UsageError(f"{path}:{number}: not UTF-8 text",
-                                     "save the profiles file as UTF-8") from err
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line.rstrip("\r\n"))
-                except json.JSONDecodeError as err:
-                    raise UsageError(
-                        f"{path}:{number}: not valid JSON ({err.msg} at column {err.pos + 1})",
-                        _PROFILE_HINT,
-                    ) from err
-                if not isinstance(record, dict):
-                    raise UsageError(
-                        f"{path}:{number}: a profile must be a JSON object, "
-                        f"not {json_kind(record)}",
-                        _PROFILE_HINT,
-                    )
-                yield number, record
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror or err}",
-                         "check the --profiles path") from err
-
-
 def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
     """Read one profile per line: ``id`` plus any Profile field.
 
@@ -84,8 +50,15 @@ def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profil
     per profile on stderr names those that match no paper in ``known``. A line that is
     not a JSON object, or a field of the wrong type, is a UsageError naming the line.
     """
+    try:
+        return _read_profiles(path, known)
+    except SourceError as err:  # a line that is not a JSON object: the caller's file
+        raise UsageError(err.message, err.hint) from err
+
+
+def _read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
     out: list[tuple[str, Profile]] = []
-    for number, record in _profile_records(path):
+    for number, record in iter_records(path, what="a profile", hint=_PROFILE_HINT):
         if "id" not in record:
             raise UsageError(f"{path}:{number}: profile has no 'id'", "add an \"id\" to each line")
         raw_id = record["id"]

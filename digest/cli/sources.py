@@ -56,7 +56,7 @@ def _check_location(spec: SourceSpec) -> None:
                              "give the feed's https:// address")
     if spec.kind == "arxiv-rss" and arxiv_rss_url(spec.location) != spec.location.strip():
         # Category codes (a feed URL or file of its own is read as it is).
-        known = {c.code for c in forms.categories()}
+        known = forms.category_codes()
         unknown = [c for c in spec.location.split("+") if c.strip() not in known]
         if unknown:
             raise UsageError(f"unknown arXiv category {unknown[0]!r}",

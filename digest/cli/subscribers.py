@@ -75,7 +75,7 @@ def build_entry(
     tz = timezone or config.timezone
     if not forms.known_timezone(tz):
         raise UsageError(f"unknown time zone {tz!r}", "use an IANA name like Europe/Berlin")
-    known = {c.code for c in forms.categories()}
+    known = forms.category_codes()
     unknown = [c for c in categories if c not in known]
     if unknown:
         raise UsageError(

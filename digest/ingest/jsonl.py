@@ -13,7 +13,7 @@ from digest.errors import SourceError
 from digest.ingest.base import Harvest, Validators, local_path
 from digest.ingest.http import Fetch
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, parse_arxiv_id
-from digest.models import Paper, SourceSpec
+from digest.models import Paper, SourceSpec, json_kind
 
 _ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
@@ -64,26 +64,41 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
     )
 
 
-def iter_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, record) from a .jsonl or .jsonl.gz file."""
+def iter_records(
+    path: Path, *, what: str = "a record",
+    hint: str = "each line must be one JSON object in the corpus schema",
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record) from a .jsonl or .jsonl.gz file (a BOM on line 1 ok).
+
+    A line that is not UTF-8, not JSON or not a JSON object is a SourceError naming the
+    file and line (``what`` names the record in the message, ``hint`` says what to do).
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    raise SourceError(f"{path}:{number}: not UTF-8 text",
+                                      "save the file as UTF-8") from err
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise SourceError(
-                        f"{path}:{number}: not valid JSON ({err.msg})",
-                        "each line must be one JSON object in the corpus schema",
+                        f"{path}:{number}: not valid JSON ({err.msg} at column {err.pos + 1})",
+                        hint,
                     ) from err
                 if not isinstance(record, dict):
-                    raise SourceError(f"{path}:{number}: not a JSON object", "")
+                    raise SourceError(
+                        f"{path}:{number}: {what} must be a JSON object, not {json_kind(record)}",
+                        hint,
+                    )
                 yield number, record
     except OSError as err:
-        raise SourceError(f"cannot read {path}: {err.strerror}", "check the path") from err
+        raise SourceError(f"cannot read {path}: {err.strerror or err}", "check the path") from err
 
 
 def load_jsonl(path: str | Path, *, source: str = "jsonl") -> list[Paper]:

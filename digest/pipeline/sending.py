@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from digest import mail
+from digest import mail, render
 from digest.config import Config
 from digest.errors import AuthenticationError, DeliveryError
 from digest.mail.bounces import apply_rejection
@@ -359,13 +359,14 @@ def _digest_of(row: Delivery, sub: Subscriber, papers: dict[str, Paper]) -> Dige
     return Digest(subscriber=sub, day=row.day, papers=items)
 
 
-def preview_delivery(config: Config, db: Store, sub: Subscriber, row: Delivery, *,
-                     env: Any) -> tuple[Path, int]:
+def preview_delivery(config: Config, db: Store, sub: Subscriber,
+                     row: Delivery) -> tuple[Path, int]:
     """Write the HTML of the digest a ledger row holds (sent or not); return (path,
     papers). What `digest preview` shows for a day already planned or sent.
     """
     papers = db.get_papers(key for key, _score, _reason in row.picks)
     digest = _digest_of(row, sub, papers)
+    env = render.make_environment(config.templates_dir)
     rendered, _sender, _recipients, _wire = compose_wire(config, digest, env=env)
     return write_preview(config, sub, row.day, rendered.html), len(digest.papers)
 

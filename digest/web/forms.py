@@ -27,7 +27,6 @@ MAX_BIBTEX = 512 * 1024
 MAX_PAPERS = 50
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-# arXiv ids published as DOIs: 10.48550/arXiv.2401.01234
 _BIB_FIELD = re.compile(r"([A-Za-z][\w-]*)\s*=\s*")
 _WORD = re.compile(r"[a-z][a-z0-9-]{2,}")
 # SIM905 is off for this one: a word list reads better as prose than as 120 literals.
@@ -105,6 +104,12 @@ def categories() -> tuple[Category, ...]:
     """Return the arXiv taxonomy shipped in digest/data/arxiv_categories.json."""
     data = json.loads(CATEGORIES_FILE.read_text(encoding="utf-8"))
     return tuple(Category(c["code"], c["name"], c["group"]) for c in data["categories"])
+
+
+@cache
+def category_codes() -> frozenset[str]:
+    """Return every arXiv category code of the taxonomy (cs.LG, math.PR, ...)."""
+    return frozenset(c.code for c in categories())
 
 
 def category_groups() -> list[tuple[str, list[Category]]]:
@@ -276,7 +281,7 @@ def parse_profile_form(
     exclude = items("exclude", "negative keywords")
     authors = items("authors", "authors", commas=False)
 
-    known = {c.code for c in categories()}
+    known = category_codes()
     picked = list(dict.fromkeys(c.strip() for c in chosen_categories if c.strip()))
     unknown = [c for c in picked if c not in known]
     if unknown:
