@@ -156,7 +156,7 @@ def render_empty_note(
     preheader = (
         f"We looked at {digest.batch_size} new papers and none matched your profile."
         if digest.batch_size
-        else "There were no new papers to look at today."
+        else "None of the new papers matched your profile."
     )
     context = {
         "subject": subject,

@@ -456,3 +456,44 @@ def test_a_title_typed_in_the_interests_finds_an_older_stored_paper(
     words = _plan_named_title(make_config(tmp_path / "words", sources=config.sources),
                               day1, day2, seeded=False)
     assert words and words != [typed]
+
+
+def test_digests_and_quiet_notes_say_how_many_new_papers_were_looked_at(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    """The count is the subscriber's window less what they were sent before: the 107
+    papers of day 1, then the 106 new ones of day 2 (the note's preheader once said
+    "There were no new papers to look at today" on a day of 213)."""
+    config, day1, day2 = two_days
+    subscribe_all(config)
+    store = open_store(config.database_url)
+    store.add_subscriber("quiet@example.org", Profile(interests="zyxwvut qwertyuiop"),
+                         now=NOW1, send_hour=7, empty_digest="note")
+    store.close()
+    pipeline.run(config, now=NOW1, day=DAY1)
+    config = replace(config, sources=parse_sources(f"jsonl:{day1},jsonl:{day2}"))
+    pipeline.run(config, now=NOW2, day=DAY2)
+
+    def bodies(to: str) -> list[tuple[str, str, str]]:
+        found = []
+        for message in maildir_messages(config):
+            if message["To"].addresses[0].addr_spec == to:
+                html = message.get_body(("html",)).get_content()
+                found.append((str(message["Subject"]), message.get_body(("plain",)).get_content(),
+                              html))
+        return sorted(found)
+
+    ada = bodies("ada@example.org")
+    assert len(ada) == 2
+    said = sorted(n for _, text, _ in ada for n in (106, 107)
+                  if f"from {n} new today" in " ".join(text.split()))
+    assert said == [106, 107]
+    notes = bodies("quiet@example.org")
+    assert len(notes) == 2
+    for subject, text, html in notes:
+        assert subject.startswith("Nothing matched your interests")
+        assert "no new papers" not in html.lower() and "no new papers" not in text.lower()
+    said = sorted(n for _, text, _ in notes for n in (106, 107)
+                  if f"(we looked at {n} new ones)" in " ".join(text.split()))
+    assert said == [106, 107]
+    assert any("We looked at 107 new papers and none matched" in h for _, _, h in notes)

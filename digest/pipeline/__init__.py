@@ -179,12 +179,13 @@ def _run_locked(
         fresh = [p for p in plans if p.existing is None]
         for start in range(0, len(fresh), RANK_CHUNK):
             chunk = fresh[start : start + RANK_CHUNK]
-            chosen, pool_size = choose_papers(config, db, chunk, now=now, rankers=rankers)
+            chosen, pool_size, looked = choose_papers(config, db, chunk, now=now,
+                                                      rankers=rankers)
             batch_size = max(batch_size, pool_size)
             if dry_run:
-                _preview_chunk(config, chunk, chosen, env=env, now=now, tally=tally)
+                _preview_chunk(config, chunk, chosen, looked, env=env, now=now, tally=tally)
             else:
-                _plan_chunk(config, db, chunk, chosen, now=now, tally=tally, env=env,
+                _plan_chunk(config, db, chunk, chosen, looked, now=now, tally=tally, env=env,
                             warm=warm)
         if not dry_run:
             for plan in plans:

@@ -175,16 +175,18 @@ def choose_papers(
     *,
     now: datetime,
     rankers: dict[tuple[date, date], Ranker] | None = None,
-) -> tuple[list[list[ScoredPaper] | None], int]:
-    """Rank every plan's candidates in one batched pass; return (choices, pool size).
+) -> tuple[list[list[ScoredPaper] | None], int, list[int]]:
+    """Rank every plan's candidates in one batched pass; return (choices, pool size,
+    papers looked at).
 
     A plan's choice is None when its window held no papers at all (a quiet day), and an
-    empty list when papers came in but none was relevant. ``rankers`` keeps the prepared
-    batch between chunks of one run (keyed by the days it spans), so the preparation is
-    paid once per run, not once per chunk.
+    empty list when papers came in but none was relevant. A plan's papers looked at are
+    those of its window it was not sent before (what its digest says it chose from).
+    ``rankers`` keeps the prepared batch between chunks of one run (keyed by the days it
+    spans), so the preparation is paid once per run, not once per chunk.
     """
     if not plans:
-        return [], 0
+        return [], 0, []
     last_days = db.last_delivered_days()
     windows: list[tuple[date, date]] = []
     latest_by_upper: dict[date, date | None] = {}
@@ -206,7 +208,7 @@ def choose_papers(
     last_day = max(w[1] for w in windows)
     pool = db.batch(first, last_day)
     if not pool:
-        return [None] * len(plans), 0
+        return [None] * len(plans), 0, [0] * len(plans)
     batch = [paper for paper, _ in pool]
     batch_days = {paper.key: d for paper, d in pool}
     ids = [p.subscriber.id for p in plans]
@@ -231,6 +233,7 @@ def choose_papers(
     sent = db.sent_keys(ids, batch_days)
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
+    looked: list[int] = []
     # Windows take only a few distinct values: build each one's outside set once.
     outside_by_window = {
         (lower, upper): {k for k, d in batch_days.items() if not lower <= d <= upper}
@@ -243,6 +246,7 @@ def choose_papers(
         excluded = already | outside if already else outside
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))
+        looked.append(max(0, len(batch_days) - len(excluded)))
     result = ranker.rank(
         profiles,
         top_k=[min(p.subscriber.max_papers, 50) for p in plans],
@@ -254,7 +258,7 @@ def choose_papers(
         None if empty else list(ranking)
         for ranking, empty in zip(result.rankings, empty_window, strict=True)
     ]
-    return chosen, len(batch)
+    return chosen, len(batch), looked
 
 
 def _lowered_titles(profiles: Sequence[Profile]) -> set[str]:
@@ -299,6 +303,7 @@ def _plan_chunk(
     db: Store,
     plans: Sequence[_Plan],
     chosen: Sequence[list[ScoredPaper] | None],
+    looked: Sequence[int],
     *,
     now: datetime,
     tally: _Tally,
@@ -313,7 +318,7 @@ def _plan_chunk(
     domain = _domain(config)
     rows: list[tuple[int, date, list[tuple[str, float, str]], str, DeliveryStatus]] = []
     digests: list[Digest] = []
-    for plan, papers in zip(plans, chosen, strict=True):
+    for plan, papers, count in zip(plans, chosen, looked, strict=True):
         sub = plan.subscriber
         if papers is None:
             # No new papers at all (a weekend, a quiet feed): no row, so a later run
@@ -330,7 +335,8 @@ def _plan_chunk(
             continue
         message_id = mail.make_message_id(sub.id, plan.day, domain)
         rows.append((sub.id, plan.day, picks, message_id, "planned"))
-        digests.append(Digest(subscriber=sub, day=plan.day, papers=tuple(papers)))
+        digests.append(Digest(subscriber=sub, day=plan.day, papers=tuple(papers),
+                              batch_size=count))
     written = write_all(config, digests, env=env, warm=warm)
     messages = {
         (digest.subscriber.id, digest.day): message
@@ -394,19 +400,21 @@ def _preview_chunk(
     config: Config,
     plans: Sequence[_Plan],
     chosen: Sequence[list[ScoredPaper] | None],
+    looked: Sequence[int],
     *,
     env: Any,
     now: datetime,
     tally: _Tally,
 ) -> None:
     """Render each plan into an HTML preview; change nothing else (dry run)."""
-    for plan, papers in zip(plans, chosen, strict=True):
+    for plan, papers, count in zip(plans, chosen, looked, strict=True):
         sub = plan.subscriber
         if not papers and sub.empty_digest != "note":
             tally.skipped += 1
             tally.deliveries.append(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
             continue
-        digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers or ()))
+        digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers or ()),
+                        batch_size=count)
         rendered, message = compose(config, digest, env=env, now=now)
         write_preview(config, sub, plan.day, rendered.html)
         keys = tuple(sp.paper.key for sp in papers or ())
