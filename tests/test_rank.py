@@ -181,7 +181,10 @@ def test_disliked_papers_push_their_kind_down(hf_batch: list[Paper]) -> None:
         return sum("editing" in s.paper.title.lower() for s in result.rankings[0])
 
     assert editing_share(steered) <= editing_share(plain)
-    assert "close to a paper you liked" in " ".join(s.reason for s in plain.rankings[0])
+    # The liked papers themselves are never listed again; their kind is.
+    listed = [s.paper for s in plain.rankings[0]]
+    assert not set(liked) & {p.key for p in listed}
+    assert sum("unlearning" in p.title.lower() for p in listed[:5]) >= 3
 
 
 def test_popularity_blend_lifts_trending_papers_and_says_so(sample: list[Paper]) -> None:
@@ -487,3 +490,27 @@ def test_a_text_profile_finds_its_topic_in_words_it_did_not_type() -> None:
                  options=replace(words_only, text_lsa_weight=0.8))
     assert alone.rankings[0] == []
     assert [s.paper.key for s in topic.rankings[0]][:1] == ["b:robot"]
+
+
+def test_a_profiles_own_seed_liked_or_disliked_paper_in_the_batch_is_never_listed(
+    sample: list[Paper],
+) -> None:
+    """A researcher who seeds with their own new paper is not sent it back as the day's
+    best match ("close to your seed paper: <its own title>"); nor a paper they rated."""
+    seed, liked, disliked = sample[3], sample[10], sample[20]
+    profiles = [
+        Profile(seeds=(seed.key,)),
+        Profile(interests=seed.title, liked=(seed.key, liked.key)),
+        Profile(interests=disliked.title, disliked=(disliked.key,)),
+    ]
+    result = rank(sample, profiles, top_k=len(sample))
+    listed = [{s.paper.key for s in ranking} for ranking in result.rankings]
+    assert all(listed)
+    assert seed.key not in listed[0]
+    assert not {seed.key, liked.key} & listed[1]
+    assert disliked.key not in listed[2]
+    for ranking in result.rankings:
+        assert not any(seed.title in s.reason for s in ranking if s.paper.key == seed.key)
+    # Without the profile naming it, the seed's own title finds it first.
+    plain = rank(sample, [Profile(interests=seed.title)], top_k=3)
+    assert plain.rankings[0][0].paper.key == seed.key

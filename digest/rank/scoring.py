@@ -1035,7 +1035,9 @@ def _part_topics(
 def _blocked(
     world: World, chunk: Sequence[Profile], sent: Sequence[AbstractSet[str]]
 ) -> np.ndarray:
-    """Return which papers must never be shown: already sent, or an excluded phrase.
+    """Return which papers must never be shown: already sent, the profile's own seed,
+    liked or disliked papers (a researcher who seeds with their own new paper is not
+    sent it back as the day's best match), or an excluded phrase.
 
     Callers often pass one set object for many profiles (the papers outside a shared
     window); its columns are looked up once per chunk.
@@ -1053,6 +1055,10 @@ def _blocked(
                 columns = np.asarray([j for j in found if j is not None], dtype=np.intp)
                 seen[id(keys)] = columns
             blocked[r, columns] = True
+        for key in (*profile.seeds, *profile.liked, *profile.disliked):
+            j = column.get(key)
+            if j is not None:
+                blocked[r, j] = True
         for raw in profile.exclude:
             phrase = _word_forms(raw).strip()
             if not phrase:
