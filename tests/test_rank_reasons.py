@@ -94,7 +94,7 @@ def test_reasons_of_fixed_pairs_match_the_golden_file() -> None:
     kinds = {part.split(":")[0].split(" ")[0] for lines in reasons for line in lines
              for part in line.split("; ")}
     # Every kind of part shows up, so the golden file covers each path.
-    assert {"by", "close", "matches", "in", "trending", "related"} <= kinds
+    assert {"by", "close", "matches", "shares", "in", "trending", "related"} <= kinds
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -145,7 +145,7 @@ def test_a_paper_by_the_author_of_seed_or_liked_papers_says_so() -> None:
     assert lines[0][batch[5].key].startswith("by Ada Q. Example, as are 2 of your seed papers")
     assert lines[1][batch[5].key].startswith("by Ada Q. Example, as is a paper you liked")
     assert lines[2][batch[5].key].startswith("by Bo Second")
-    assert "seed papers" not in lines[2][batch[5].key]
+    assert "of your seed papers" not in lines[2][batch[5].key]
     # Ties go to the author the paper names first (Bo Second, before Ada Q. Example).
     assert lines[3][batch[5].key].startswith("by Bo Second, as is a paper you liked")
     assert lines[4][batch[5].key].startswith("by Bo Second")

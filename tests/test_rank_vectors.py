@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import numpy as np
@@ -34,6 +35,7 @@ def _plain_tokenize(text: str) -> list[str]:
     if not folded.isascii():
         folded = unicodedata.normalize("NFKD", folded)
         folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    folded = re.sub(r"\\[a-z]+", " ", folded)  # TeX commands are markup
     return [vectors._stem(t) for t in vectors._TOKEN.findall(folded) if t not in STOP_WORDS]
 
 
@@ -44,6 +46,13 @@ def test_tokenize_stems_and_drops_stop_words_like_the_plain_loop(papers: list[Pa
     for text in texts:
         assert tokenize(text) == _plain_tokenize(text)
     assert tokenize("Naïve studies of policies and graphs") == ["naive", "policy", "graph"]
+
+
+def test_tex_commands_are_markup_not_terms() -> None:
+    """A reason said "matches: function, mathbb, characteristic" and "bound, ge, tight"."""
+    assert tokenize(r"Bounds on $\mathbb{R}^n$ with $x \ge y$ and \mathrm{SO}(3) kernels"
+                    ) == ["bound", "kernel"]
+    assert tokenize(r"the \emph{graphs} of $\sim$ 10 nodes") == ["graph", "node"]
 
 
 def test_a_full_word_table_starts_over_and_still_stems(monkeypatch: pytest.MonkeyPatch) -> None:

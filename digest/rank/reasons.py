@@ -30,6 +30,15 @@ from digest.rank.vectors import Space
 CLOSE = 0.25  # tf-idf cosine above which a paper is "close to" an example paper
 CLOSE_DENSE = 0.3  # LSA cosine below which a pair is not checked against CLOSE
 TERMS = 3  # matched terms named in a reason
+# Where a reason's terms come from, and how the line introduces them: the profile's
+# own words (interests, keywords); else, where those share nothing with the paper, its
+# seed or liked papers; else the papers its words retrieved (query expansion), which
+# are no words the subscriber typed, so the line does not say "matches".
+OWN_WORDS, EXAMPLES, RETRIEVED = 0, 1, 2
+TERMS_OWN = "matches: "
+TERMS_SEEDS = "shares with your seed papers: "
+TERMS_LIKED = "shares with papers you liked: "
+TERMS_RELATED = "related to your interests: "
 LOOK = 4 * TERMS + 4  # best contributions looked at to find them
 
 
@@ -71,9 +80,10 @@ def explain_all(
     cols = np.fromiter(itertools.chain.from_iterable(picks), dtype=np.intp, count=rows.size)
     if rows.size == 0:
         return [[] for _ in picks]
-    matched, counts = _pair_terms(context, rows, cols)
+    matched, counts, whence = _pair_terms(context, rows, cols)
     flat = matched.ravel().tolist()
     sizes = counts.tolist()
+    sources = whence.tolist()
     vocabulary = context.space.terms
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
@@ -123,7 +133,11 @@ def explain_all(
             if len(parts) < 2:
                 if sizes[pair]:
                     words = flat[TERMS * pair : TERMS * pair + sizes[pair]]
-                    parts.append("matches: " + ", ".join([vocabulary[c] for c in words]))
+                    source = sources[pair]
+                    label = (TERMS_OWN if source == OWN_WORDS
+                             else TERMS_RELATED if source == RETRIEVED
+                             else TERMS_SEEDS if seeds else TERMS_LIKED)
+                    parts.append(label + ", ".join([vocabulary[c] for c in words]))
                 if len(parts) < 2 and wanted:
                     for category in papers[j].categories:  # the paper's first wanted one
                         if category in wanted:
@@ -224,18 +238,21 @@ def _close_line(context: Context, example: int, seed: bool) -> str:
 
 def _pair_terms(
     context: Context, rows: np.ndarray, cols: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return matched terms for many (profile row, batch column) pairs at once.
 
     The profile's own words first; where they share nothing with the paper, the
     centroid of its example papers, else the feedback papers its words retrieved.
-    Returned as :func:`_top_terms` does: vocabulary columns per pair, and their count.
+    Returned as :func:`_top_terms` does (vocabulary columns per pair, and their count),
+    with where each pair's terms came from (OWN_WORDS, EXAMPLES or RETRIEVED): only the
+    first are words the subscriber typed, and the line says which.
     """
     products = _pair_products(context, context.compiled.text, rows, cols)
     chosen, taken = _top_terms(products, context.space)
+    whence = np.full(rows.size, OWN_WORDS, dtype=np.int8)
     missing = np.flatnonzero(products.getnnz(axis=1) == 0)
     if missing.size == 0:
-        return chosen, taken
+        return chosen, taken, whence
     owners = np.unique(rows[missing])
     has_examples = np.isin(owners, context.compiled.positive_owner)
     parts = [centroid_rows(context.compiled, context.examples, owners[has_examples])]
@@ -249,7 +266,9 @@ def _pair_terms(
     slot[np.concatenate([owners[has_examples], rest])] = np.arange(owners.size)
     found = _pair_products(context, fallback, slot[rows[missing]], cols[missing])
     chosen[missing], taken[missing] = _top_terms(found, context.space)
-    return chosen, taken
+    whence[missing] = np.where(np.isin(rows[missing], owners[has_examples]), EXAMPLES,
+                               RETRIEVED)
+    return chosen, taken, whence
 
 
 def _pair_products(

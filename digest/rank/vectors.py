@@ -86,9 +86,17 @@ def fold_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+# A TeX control word (\mathbb, \mathrm, \ge, \frac): markup, not a topic. Kept, it
+# was a term like any other, and a reason said "matches: function, mathbb, ...".
+_TEX_COMMAND = re.compile(r"\\[a-z]+")
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-case, fold accents, split into word tokens, drop stop words, light-stem."""
+    """Lower-case, fold accents, drop TeX commands, split into word tokens, drop stop
+    words, light-stem."""
     folded = fold_accents(text.lower())
+    if "\\" in folded:
+        folded = _TEX_COMMAND.sub(" ", folded)
     pattern = _ASCII_TOKEN if folded.isascii() else _TOKEN
     return [word for word in map(_WORDS.__getitem__, pattern.findall(folded))
             if word is not None]
