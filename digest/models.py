@@ -301,9 +301,12 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """Return True when nothing failed."""
+        """Return True when nothing failed and no digest's fate is unknown (a dropped
+        connection after the message, or a process killed mid-send: an operator
+        decides whether to send it again, so cron must hear of it)."""
         return (
             self.failed == 0
+            and self.unknown == 0
             and self.aborted is None
             and all(s.status != "error" for s in self.sources)
         )

@@ -39,6 +39,9 @@ def summary(report: RunReport) -> str:
         line += f"; sources: {sources}"
     if report.aborted:
         line += f"; ABORTED: {report.aborted}"
+    if report.unknown:
+        line += ("; digests of unknown outcome await a decision: "
+                 "digest deliveries list --status unknown")
     return line
 
 

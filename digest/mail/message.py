@@ -59,14 +59,20 @@ _EW_PREFIX = "=?utf-8?"
 _EW_MAX = 75  # RFC 2047 2: an encoded word is at most 75 characters
 
 
-def make_message_id(subscriber_id: int, day: date, domain: str, kind: str = "digest") -> str:
-    """Return a Message-ID that is the same for every attempt at one (subscriber, day)."""
-    # Deterministic, so a retried or re-sent digest carries the same id and receivers
-    # that deduplicate on Message-ID drop the copy; the hash keeps two installations
-    # sharing a domain from colliding.
+def make_message_id(
+    subscriber_id: int, day: date, domain: str, kind: str = "digest", *, installation: str = ""
+) -> str:
+    """Return a Message-ID that is the same for every attempt at one (subscriber, day).
+
+    Deterministic, so a retried or re-sent digest carries the same id and receivers
+    that deduplicate on Message-ID drop the copy. ``installation`` (the pipeline passes
+    its secret key, which only goes into the hash) keeps two installations mailing from
+    one domain apart: without it, subscriber 1's digest of a day had one id on both, and
+    a reader on both lists could have the second dropped as a duplicate.
+    """
     kind = re.sub(r"[^A-Za-z0-9-]", "", kind) or "digest"
     host = re.sub(r"[^A-Za-z0-9.-]", "", domain.rsplit("@", 1)[-1]).strip(".") or "localhost"
-    seed = f"{kind}:{subscriber_id}:{day.isoformat()}:{host}".encode()
+    seed = f"{kind}:{subscriber_id}:{day.isoformat()}:{host}:{installation}".encode()
     short = hashlib.sha256(seed).hexdigest()[:12]
     return f"<{kind}.{subscriber_id}.{day.isoformat()}.{short}@{host}>"
 

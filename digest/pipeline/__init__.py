@@ -151,17 +151,23 @@ def _run_locked(
     send_chunk: int,
     send: bool,
 ) -> RunReport:
+    found_unknown = 0
     if not dry_run:
         # A row still in "sending" whose process died (on this host), or that has been
         # sending for far too long (a worker elsewhere), became "unknown"; live
-        # `digest send` workers keep theirs.
-        db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
+        # `digest send` workers keep theirs. Counted in this run's report (exit 1), so
+        # cron hears of the operator's decision waiting.
+        found_unknown = db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
         db.release_dead_claims()  # leases of workers killed (kill -9) before their release
     batch_day = day or now.date()
     sources: tuple[SourceResult, ...] = ()
-    if do_ingest:
+    if do_ingest and not (dry_run and day is not None and day != now.date()):
+        # A run files the papers it fetches under its day. A dry run of another day
+        # (a preview of a past or future digest) fetches nothing: it filed today's new
+        # papers under that day, outside every later window, and nobody was sent them.
         sources = ingest_sources(config, db, day=batch_day, now=now, fetch=fetch)
     tally = _Tally()
+    tally.unknown = found_unknown
     env = render.make_environment(config.templates_dir)
     batch_size = 0
     not_due = 0
@@ -180,7 +186,7 @@ def _run_locked(
         for start in range(0, len(fresh), RANK_CHUNK):
             chunk = fresh[start : start + RANK_CHUNK]
             chosen, pool_size, looked = choose_papers(config, db, chunk, now=now,
-                                                      rankers=rankers)
+                                                      rankers=rankers, supersede=not dry_run)
             batch_size = max(batch_size, pool_size)
             if dry_run:
                 _preview_chunk(config, chunk, chosen, looked, env=env, now=now, tally=tally)
@@ -266,8 +272,8 @@ def send_pending(
     own_store = store is None
     db = store or open_store(config.database_url)
     try:
-        db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
         tally = _Tally()
+        tally.unknown = db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
         _send_all(
             config, db, days=None, subscriber_ids=None,
             env=render.make_environment(config.templates_dir), now=now, tally=tally,

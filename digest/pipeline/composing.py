@@ -62,7 +62,7 @@ def compose(
         from_addr=config.from_addr,
         to_name=sub.name,
         to_addr=sub.email,
-        message_id=mail.make_message_id(sub.id, digest.day, _domain(config)),
+        message_id=message_id(config, sub.id, digest.day),
         date=now,
         list_id=config.list_id,
         list_unsubscribe=links.unsubscribe,
@@ -104,6 +104,12 @@ def html_part(wire: bytes) -> str:
 
 def _domain(config: Config) -> str:
     return config.from_addr.rpartition("@")[2] or "localhost"
+
+
+def message_id(config: Config, subscriber_id: int, day: date) -> str:
+    """Return the Message-ID of a subscriber's digest of a day on this installation."""
+    return mail.make_message_id(subscriber_id, day, _domain(config),
+                                installation=config.secret_key)
 
 
 def preview_path(config: Config, subscriber: Subscriber, day: date) -> Path:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from digest import mail
 from digest.config import Config
 from digest.due import due_days
 from digest.errors import DeliveryError, DigestError, UsageError
@@ -21,7 +20,7 @@ from digest.models import (
     ScoredPaper,
     Subscriber,
 )
-from digest.pipeline.composing import _domain, compose, write_ahead, write_preview
+from digest.pipeline.composing import compose, message_id, write_ahead, write_preview
 from digest.pipeline.sending import _Tally
 from digest.store import Store, email_hash
 
@@ -52,6 +51,9 @@ class _Plan:
     subscriber: Subscriber
     day: date
     existing: Delivery | None = None
+    # Earlier due days with no row, folded into this digest (a run after downtime):
+    # one email covering their papers instead of one a day, each repeating the last.
+    merged: tuple[date, ...] = ()
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -147,6 +149,14 @@ def _plan_page(
             if not days:
                 not_due += 1
                 continue
+        latest = days[-1]
+        if len(days) > 1 and ledger(latest).get(sub.id) is None:
+            # Several days due at once: one digest, for the latest, whose window holds
+            # the earlier days' papers. Their rows, if any, are superseded by it when it
+            # is ranked (choose_papers); days without one are recorded as merged.
+            merged = tuple(d for d in days[:-1] if ledger(d).get(sub.id) is None)
+            plans.append(_Plan(subscriber=sub, day=latest, merged=merged))
+            continue
         for target in days:
             plans.append(_Plan(subscriber=sub, day=target, existing=ledger(target).get(sub.id)))
     return plans, not_due
@@ -175,6 +185,7 @@ def choose_papers(
     *,
     now: datetime,
     rankers: dict[tuple[date, date], Ranker] | None = None,
+    supersede: bool = True,
 ) -> tuple[list[list[ScoredPaper] | None], int, list[int]]:
     """Rank every plan's candidates in one batched pass; return (choices, pool size,
     papers looked at).
@@ -184,6 +195,12 @@ def choose_papers(
     those of its window it was not sent before (what its digest says it chose from).
     ``rankers`` keeps the prepared batch between chunks of one run (keyed by the days it
     spans), so the preparation is paid once per run, not once per chunk.
+
+    A paper is chosen once per subscriber: not again after it was sent, nor while a
+    digest holding it is planned, being sent, to be retried or of unknown outcome. Such
+    a row of an earlier day that never went out (a run stopped by an SMTP outage, then
+    the day's grace passed) is superseded by the new digest (``supersede``; a dry run
+    only pretends), whose window holds its papers: one email, nothing lost or repeated.
     """
     if not plans:
         return [], 0, []
@@ -231,6 +248,8 @@ def choose_papers(
         referenced |= db.keys_titled(_lowered_titles(profiles))
     extra = list(db.get_papers(ranker.unknown(referenced)).values())
     sent = db.sent_keys(ids, batch_days)
+    for sub_id, keys in _taken(db, plans, now=now, supersede=supersede).items():
+        sent[sub_id] = sent.get(sub_id, set()) | keys
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
     looked: list[int] = []
@@ -259,6 +278,31 @@ def choose_papers(
         for ranking, empty in zip(result.rankings, empty_window, strict=True)
     ]
     return chosen, len(batch), looked
+
+
+def _taken(
+    db: Store, plans: Sequence[_Plan], *, now: datetime, supersede: bool
+) -> dict[int, set[str]]:
+    """Return {subscriber id: papers of their other unsettled digests}, after
+    superseding those of earlier days that are still only planned or to be retried."""
+    day_of: dict[int, date] = {}
+    for plan in plans:
+        day_of[plan.subscriber.id] = max(plan.day, day_of.get(plan.subscriber.id, plan.day))
+    unsettled = db.unsettled_deliveries(list(day_of))
+    stale = [(sub_id, row.day, day_of[sub_id]) for sub_id, rows in unsettled.items()
+             for row in rows
+             if row.day < day_of[sub_id] and row.status in ("planned", "temp_failed")]
+    if supersede:
+        freed = db.supersede_deliveries(stale, now=now) if stale else set()
+    else:
+        freed = {(sub_id, day) for sub_id, day, _ in stale}
+    taken: dict[int, set[str]] = {}
+    planned_days = {(plan.subscriber.id, plan.day) for plan in plans}
+    for sub_id, rows in unsettled.items():
+        for row in rows:
+            if (sub_id, row.day) not in freed and (sub_id, row.day) not in planned_days:
+                taken.setdefault(sub_id, set()).update(row.paper_keys)
+    return taken
 
 
 def _lowered_titles(profiles: Sequence[Profile]) -> set[str]:
@@ -315,7 +359,6 @@ def _plan_chunk(
     Each planned row's digest is written now too and filed in the outbox with the row
     (``write_all``), so the send phase only delivers.
     """
-    domain = _domain(config)
     rows: list[tuple[int, date, list[tuple[str, float, str]], str, DeliveryStatus]] = []
     digests: list[Digest] = []
     for plan, papers, count in zip(plans, chosen, looked, strict=True):
@@ -325,6 +368,11 @@ def _plan_chunk(
             # today can still send once the batch arrives.
             tally.skipped += 1
             continue
+        for earlier in plan.merged:
+            if db.plan_delivery(sub.id, earlier, picks=[], message_id="", now=now,
+                                status="skipped",
+                                error=f"merged into the digest of {plan.day.isoformat()}"):
+                tally.skipped += 1
         picks = [(sp.paper.key, sp.score, sp.reason) for sp in papers]
         if not picks and sub.empty_digest != "note":
             rows.append((sub.id, plan.day, [], "", "skipped"))
@@ -333,8 +381,8 @@ def _plan_chunk(
                 Delivery(sub.id, plan.day, "skipped", error="nothing relevant in the batch")
             )
             continue
-        message_id = mail.make_message_id(sub.id, plan.day, domain)
-        rows.append((sub.id, plan.day, picks, message_id, "planned"))
+        rows.append((sub.id, plan.day, picks, message_id(config, sub.id, plan.day),
+                     "planned"))
         digests.append(Digest(subscriber=sub, day=plan.day, papers=tuple(papers),
                               batch_size=count))
     written = write_all(config, digests, env=env, warm=warm)

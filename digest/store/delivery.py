@@ -27,6 +27,10 @@ _MARK_SENT = (
     .values(status="sent", updated_at=bindparam("b_now"), error=None, next_attempt_at=None)
 )
 
+# Rows neither sent nor given up: planned, being sent, to be retried, or of unknown
+# outcome (maybe delivered). Their papers are not free for another digest.
+UNSETTLED = ("planned", "sending", "temp_failed", "unknown")
+
 
 class DeliveryMixin(StoreBase):
     """Plan ledger rows, move them between statuses, read them back."""
@@ -253,6 +257,50 @@ class DeliveryMixin(StoreBase):
             day=bindparam("b_day"),
         )
         return Prepared(_MARK_SENT, self.engine), Prepared(insert_sent, self.engine)
+
+    def unsettled_deliveries(self, subscriber_ids: Sequence[int]) -> dict[int, list[Delivery]]:
+        """Return {subscriber id: their rows not sent and not given up (UNSETTLED)}.
+
+        Their papers are on their way (planned, being sent, to be retried) or may have
+        arrived (unknown): a later digest must not pick them again, unless the row is
+        superseded by it first (supersede_deliveries).
+        """
+        found: dict[int, list[Delivery]] = {}
+        with self.begin() as conn:
+            for chunk in in_chunks(sorted(set(subscriber_ids))):
+                rows = conn.execute(select(deliveries).where(
+                    deliveries.c.subscriber_id.in_(chunk),
+                    deliveries.c.status.in_(UNSETTLED),
+                ))
+                for row in rows:
+                    found.setdefault(int(row.subscriber_id), []).append(_delivery_from_row(row))
+        return found
+
+    def supersede_deliveries(
+        self, rows: Sequence[tuple[int, date, date]], *, now: datetime
+    ) -> set[tuple[int, date]]:
+        """Skip each (subscriber, day) row that is still planned or to be retried, in
+        favour of the digest of a later day (the third item); return the rows skipped.
+
+        A compare-and-set, as a send's start is: a row a worker has started sending
+        stays as it is (its papers then count as taken), and a worker holding the lease
+        of a skipped row finds it no longer planned and leaves it.
+        """
+        moved: set[tuple[int, date]] = set()
+        with self.begin() as conn:
+            for subscriber_id, day, later in rows:
+                changed = conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.subscriber_id == subscriber_id,
+                           deliveries.c.day == day,
+                           deliveries.c.status.in_(("planned", "temp_failed")))
+                    .values(status="skipped", updated_at=now, next_attempt_at=None,
+                            error=f"superseded by the digest of {later.isoformat()}, "
+                                  "which covers its papers")
+                ).rowcount
+                if changed:
+                    moved.add((subscriber_id, day))
+        return moved
 
     def sent_keys(self, subscriber_ids: Sequence[int], keys: Iterable[str]) -> dict[int, set[str]]:
         """Return {subscriber id: those of ``keys`` already mailed to them}."""
