@@ -228,6 +228,10 @@ def _not_valid() -> TokenError:
     return TokenError("this link is not valid", "use the link exactly as it appears in the email")
 
 
-def confirm_url(base_url: str, secret_key: str, email: str) -> str:
-    """Return the double opt-in confirmation URL for an address."""
-    return f"{base_url}/confirm/{sign(secret_key, 'confirm', email)}"
+def confirm_url(base_url: str, secret_key: str, email: str, request: str) -> str:
+    """Return the double opt-in confirmation URL for an address and its sign-up request.
+
+    The token carries the address and the id of the stored sign-up whose settings the
+    click applies (links from before requests were stored carry the address alone).
+    """
+    return f"{base_url}/confirm/{sign(secret_key, 'confirm', [email, request])}"

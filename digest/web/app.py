@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from flask import Flask, Response, abort, render_template, request, session
+from flask import Flask, Response, abort, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from digest import tokens
+from digest import render, tokens
 from digest.addresses import normalize_email
 from digest.config import Config, load_config
 from digest.errors import DigestError, StoreError, TokenError, UsageError
@@ -206,18 +206,38 @@ def create_app(
 
     @app.get("/confirm/<token>")
     def confirm_page(token: str) -> tuple[str, int]:
-        email = signup.confirmed_address(cfg, checked(token))
-        return page("confirm.html", email=email)
+        link = signup.confirm_link(cfg, checked(token))
+        if db.find_subscriber(link.email) is None:
+            return gone()
+        return page("confirm.html", email=link.email)
 
     @app.post("/confirm/<token>")
     def confirm(token: str) -> tuple[str, int]:
         check_csrf()
-        sub = signup.confirm(cfg, db, checked(token), now=clock())
+        done = signup.confirm(cfg, db, checked(token), now=clock())
+        sub = done.subscriber
         if sub is None:
-            return message("Nothing to confirm",
-                           "This subscription no longer exists. Sign up again to start over.",
-                           404)
-        return page("confirmed.html", sub=sub, preferences=_prefs_path(cfg, sub))
+            return gone()
+        preferences = _prefs_path(cfg, sub)
+        if done.outcome == "confirmed":
+            return page("confirmed.html", sub=sub, preferences=preferences,
+                        schedule=_schedule(sub))
+        if done.outcome == "active":
+            return message("Already confirmed", "Your subscription is confirmed and on.",
+                           link=preferences, link_text="See or change your preferences")
+        # An older link than the subscriber's last pause or unsubscribe: it undoes neither.
+        state = "paused" if sub.status == "paused" else "unsubscribed"
+        return message(
+            "This link is out of date",
+            f"Your digest was {state} after this link was sent, so it changed nothing. "
+            "To start it again, use your preferences page.",
+            link=preferences, link_text="Open your preferences",
+        )
+
+    def gone() -> tuple[str, int]:
+        return message("Subscription gone",
+                       "This subscription no longer exists. Sign up again to start over.",
+                       404, link=url_for("subscribe_form"), link_text="Go to the sign-up page")
 
     # -- unsubscribe ------------------------------------------------------------------
 
@@ -362,6 +382,11 @@ def create_app(
         return Response("ok\n", mimetype="text/plain")
 
     return app
+
+
+def _schedule(sub: Subscriber) -> str:
+    """Say when a subscriber's digest goes out."""
+    return render.schedule_text(sub.cadence, sub.weekday, sub.send_hour, sub.timezone)
 
 
 def _prefs_path(config: Config, sub: Subscriber) -> str:
