@@ -246,3 +246,49 @@ def test_confirming_a_returning_signup_keeps_the_thumbs_of_earlier_digests(site:
     assert back is not None and back.status == "active"
     assert back.profile.keywords == ("crypto",)
     assert back.profile.liked == ("arxiv:2605.00001",)
+
+
+# -- 3: a suppressed address is shown as stopped, and how to lift it ----------------------
+
+
+def blocked_sub(site: Site, status: str = "active"):  # type: ignore[no-untyped-def]
+    """Store a subscriber whose address hard-bounced on the site's day."""
+    sub = site.add("bounced@example.org", status=status)
+    site.db.suppress(sub.email, reason="hard bounce 5.1.1", now=site.clock())
+    site.clock.advance(hours=1)
+    return sub
+
+
+def test_the_preferences_page_says_mail_to_a_suppressed_address_is_stopped(site: Site) -> None:
+    # The page said "on, daily at 00:00" while the pipeline skips the address for good.
+    sub = blocked_sub(site)
+    html = body(site.client.get(prefs(sub.id)))
+    assert "stopped" in html and "on, every day" not in html
+    assert "since Mon 25 May 2026" in html and "hard bounce 5.1.1" in html
+    assert 'href="/subscribe"' in html and "sign up again" in html
+
+
+def test_resuming_a_suppressed_address_does_not_claim_the_digest_is_on(site: Site) -> None:
+    sub = blocked_sub(site, status="paused")
+    response = post(site, prefs(sub.id) + "/resume", csrf_from=prefs(sub.id))
+    html = body(response)
+    assert "Your digest is on again" not in html
+    assert "nothing will arrive" in html and "sign up again" in html
+
+
+def test_signing_up_again_and_confirming_lifts_the_stop(site: Site) -> None:
+    # What the page tells a suppressed subscriber to do must work: they are active, so
+    # a sign-up gets them a confirmation link, not only their preferences link.
+    sub = blocked_sub(site)
+    site.signup("bounced@example.org")
+    post(site, link_in(site.outbox[-1], "confirm"))
+    assert not site.db.is_suppressed(sub.email)
+    fresh = site.db.get_subscriber(sub.id)
+    assert fresh is not None and fresh.status == "active"
+    assert "stopped" not in body(site.client.get(prefs(sub.id)))
+
+
+def test_an_address_without_a_stop_shows_its_schedule(site: Site) -> None:
+    sub = site.add("ok@example.org")
+    html = body(site.client.get(prefs(sub.id)))
+    assert "on, every day at 07:00 (UTC)." in html and "stopped" not in html

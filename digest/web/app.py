@@ -8,7 +8,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -293,6 +293,7 @@ def create_app(
                    notice: str = "", status: int = 200) -> tuple[str, int]:
         return page(
             "preferences.html", status, sub=sub, token=token,
+            schedule=_schedule(sub), blocked=_blocked(db, sub),
             values=values or forms.form_values(sub),
             chosen=set(sub.profile.categories if chosen is None else chosen),
             errors=errors or {}, notice=notice, view=signup.ranker_view(db, sub),
@@ -342,6 +343,12 @@ def create_app(
         # A preferences link only ever reached a confirmed address, so resuming after an
         # unsubscribe needs no new opt-in; a pending address must still confirm.
         db.change_status(sub.id, "active", now=clock(), expect=("paused", "unsubscribed"))
+        if db.is_suppressed(sub.email):
+            # The pipeline sends nothing to a suppressed address, whatever its status.
+            return _after_status(
+                sub, token, "Your digest is switched on, but nothing will arrive while mail "
+                "to this address is stopped (see above): sign up again with this address "
+                "and confirm to lift that.")
         return _after_status(sub, token, "Your digest is on again.")
 
     def _after_status(sub: Subscriber, token: str, notice: str) -> tuple[str, int]:
@@ -382,6 +389,23 @@ def create_app(
         return Response("ok\n", mimetype="text/plain")
 
     return app
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why and since when mail to a subscriber's address is stopped (a bounce, a complaint)."""
+
+    reason: str
+    since: str
+
+
+def _blocked(db: Store, sub: Subscriber) -> Blocked | None:
+    """Return why mail to the subscriber's address is stopped, or None if it is not."""
+    found = db.suppression(sub.email)
+    if found is None:
+        return None
+    reason, since = found
+    return Blocked(reason=reason, since=render.long_date(since.date()) if since else "")
 
 
 def _schedule(sub: Subscriber) -> str:
