@@ -102,9 +102,7 @@ def verify(secret_key: str, purpose: Purpose, token: str, *, max_age: int | None
     try:
         return _serializer(secret_key, purpose).loads(token, max_age=age)
     except SignatureExpired as err:
-        raise TokenError(
-            "this link has expired", "ask for a new one from the sign-up page"
-        ) from err
+        raise _expired(purpose) from err
     except BadSignature as err:
         raise _not_valid() from err
 
@@ -189,7 +187,7 @@ def verify_feedback(secret_key: str, token: str) -> Any:
     if limit is not None:
         age = _signer(secret_key, "feedback").get_timestamp() - when
         if not 0 <= age <= limit:
-            raise TokenError("this link has expired", "ask for a new one from the sign-up page")
+            raise _expired("feedback")
     return [subscriber_id, paper_key, _VOTES[direction]]
 
 
@@ -222,6 +220,16 @@ def _mac(states: tuple[Any, Any], body: str) -> str:
 @functools.lru_cache(maxsize=8192)
 def _b64_key(paper_key: str) -> str:
     return _b64(paper_key.encode()).decode("ascii")
+
+
+def _expired(purpose: Purpose) -> TokenError:
+    """Say what to do about an expired link: what works depends on the kind of link."""
+    if purpose == "confirm":
+        hint = "sign up again on the sign-up page to get a new confirmation link"
+    else:
+        # The sign-up page gives no thumbs links; every digest carries fresh ones.
+        hint = "use the links in a newer digest: they work for a year"
+    return TokenError("this link has expired", hint)
 
 
 def _not_valid() -> TokenError:

@@ -6,6 +6,7 @@ Each test names the behaviour; the audit's finding it guards against is in its c
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -292,3 +293,71 @@ def test_an_address_without_a_stop_shows_its_schedule(site: Site) -> None:
     sub = site.add("ok@example.org")
     html = body(site.client.get(prefs(sub.id)))
     assert "on, every day at 07:00 (UTC)." in html and "stopped" not in html
+
+
+# -- 5: wording that was false or left the user stuck ------------------------------------
+
+
+def test_a_thumbs_link_after_unsubscribing_keeps_the_vote_and_offers_a_way_back(
+    site: Site,
+) -> None:
+    # It said "You will see more papers like ... from your next digest on".
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    site.db.change_status(sub.id, "unsubscribed", now=site.clock(), expect=("active",))
+    done = post(site, tokens.feedback_url("", SECRET, sub.id, paper.key, 1))
+    html = body(done)
+    assert done.status_code == 200 and "next digest" not in html
+    assert "is kept" in html and "unsubscribed" in html
+    assert prefs(sub.id) in html and "Resume" in html
+    assert site.db.votes([sub.id]) == {sub.id: {paper.key: 1}}
+
+
+def test_a_thumbs_link_of_an_active_subscriber_still_promises_the_next_digest(
+    site: Site,
+) -> None:
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    html = body(post(site, tokens.feedback_url("", SECRET, sub.id, paper.key, -1)))
+    assert "fewer papers like" in html and "from your next digest on" in html
+
+
+def test_an_expired_thumbs_link_points_to_a_newer_digest(site: Site) -> None:
+    # It said "Ask for a new one from the sign-up page", which gives no thumbs links.
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    old = int(time.time()) - 366 * 86400
+    page = site.client.get(tokens.feedback_url("", SECRET, sub.id, paper.key, 1, timestamp=old))
+    html = body(page)
+    assert page.status_code == 400 and "expired" in html
+    assert "new one from the sign-up page" not in html
+    assert "newer digest" in html
+    old_format = tokens.sign(SECRET, "feedback", [sub.id, paper.key, 1], timestamp=old)
+    assert "newer digest" in body(site.client.get(f"/feedback/{old_format}"))
+
+
+def test_an_expired_confirmation_link_says_to_sign_up_again(site: Site) -> None:
+    old = int(time.time()) - 4 * 86400
+    token = tokens.sign(SECRET, "confirm", ["a@example.org", "x"], timestamp=old)
+    html = body(site.client.get(f"/confirm/{token}"))
+    assert "expired" in html and "Sign up again" in html
+
+
+def test_opening_the_unsubscribe_link_again_shows_the_way_back(site: Site) -> None:
+    # After the POST the page linked to preferences; opened again (GET), it did not.
+    sub = site.add("a@example.org")
+    path = tokens.unsubscribe_url("", SECRET, sub.id)
+    site.client.post(path, data={"List-Unsubscribe": "One-Click"})
+    html = body(site.client.get(path))
+    assert "You are unsubscribed" in html and prefs(sub.id) in html
+
+
+def test_a_thumbs_link_of_a_deleted_subscriber_says_so_before_the_click(site: Site) -> None:
+    # The page showed the button and only the click said the subscription was gone.
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    path = tokens.feedback_url("", SECRET, sub.id, paper.key, 1)
+    site.db.remove_subscriber(sub.id, now=site.clock(), reason="deleted by subscriber")
+    page = site.client.get(path)
+    assert page.status_code == 404
+    assert "no longer exists" in body(page) and "<button" not in body(page)

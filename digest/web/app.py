@@ -246,7 +246,9 @@ def create_app(
         sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
         sub = db.get_subscriber(sub_id)
         done = sub is None or sub.status == "unsubscribed"
-        return page("unsubscribe.html", sub=sub, done=done)
+        # Opened again after unsubscribing: the way back is shown, as after the POST.
+        return page("unsubscribe.html", sub=sub, done=done,
+                    preferences=_prefs_path(cfg, sub) if sub else None)
 
     @app.post("/unsubscribe/<token>")
     def unsubscribe(token: str) -> tuple[str, int]:
@@ -265,6 +267,8 @@ def create_app(
     @app.get("/feedback/<token>")
     def feedback_page(token: str) -> tuple[str, int]:
         vote = signup.feedback_vote(cfg, checked(token))
+        if db.get_subscriber(vote.subscriber_id) is None:
+            return gone()
         paper = db.get_papers([vote.paper_key]).get(vote.paper_key)
         return page("feedback.html", vote=vote, paper=paper, done=False)
 
@@ -274,10 +278,12 @@ def create_app(
         vote = signup.feedback_vote(cfg, checked(token))
         sub = db.get_subscriber(vote.subscriber_id)
         if sub is None:
-            return message("Subscription gone", "This subscription no longer exists.", 404)
+            return gone()
         db.record_vote(vote.subscriber_id, vote.paper_key, vote.vote, now=clock())
         paper = db.get_papers([vote.paper_key]).get(vote.paper_key)
-        return page("feedback.html", vote=vote, paper=paper, done=True,
+        # The vote counts whatever the status; "from your next digest on" only when one
+        # will come.
+        return page("feedback.html", vote=vote, paper=paper, done=True, sub_status=sub.status,
                     preferences=_prefs_path(cfg, sub))
 
     # -- preferences ------------------------------------------------------------------
