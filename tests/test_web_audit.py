@@ -361,3 +361,25 @@ def test_a_thumbs_link_of_a_deleted_subscriber_says_so_before_the_click(site: Si
     page = site.client.get(path)
     assert page.status_code == 404
     assert "no longer exists" in body(page) and "<button" not in body(page)
+
+
+# -- 8b: deleting yourself deletes your digests' HTML previews ---------------------------
+
+
+def test_deleting_yourself_removes_your_digest_previews(site: Site) -> None:
+    # Without SMTP every digest is also written as HTML beside the Maildir, named by
+    # the address; "Everything we stored about you is gone" left them behind.
+    from datetime import date
+
+    from digest import pipeline
+
+    sub = site.add("a@example.org")
+    other = site.add("b@example.org")
+    mine = [pipeline.write_preview(site.config, sub, date(2026, 5, day), "<p>x</p>")
+            for day in (24, 25)]
+    theirs = pipeline.write_preview(site.config, other, date(2026, 5, 25), "<p>y</p>")
+    done = post(site, prefs(sub.id) + "/delete", {"confirm_delete": "yes"},
+                csrf_from=prefs(sub.id))
+    assert done.status_code == 200 and "gone" in body(done)
+    assert not any(path.exists() for path in mine)
+    assert theirs.exists()

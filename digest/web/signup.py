@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 from digest import mail, render, tokens
@@ -219,6 +220,25 @@ def feedback_vote(config: Config, token: str) -> Vote:
     if not valid:
         raise _invalid()
     return Vote(int(payload[0]), str(payload[1]), int(payload[2]))
+
+
+def delete_subscriber(config: Config, db: Store, sub_id: int, *, now: datetime) -> None:
+    """Delete a subscriber at their request: every row about them and their digests' previews.
+
+    Without SMTP the pipeline writes each digest's HTML beside the Maildir, named by
+    subscriber and address; "everything we stored about you" includes those files.
+    """
+    db.remove_subscriber(sub_id, now=now, reason="deleted by subscriber")
+    remove_previews(config.preview_dir, sub_id)
+
+
+def remove_previews(preview_dir: Path, sub_id: int) -> None:
+    """Remove every HTML preview of one subscriber's digests (any day)."""
+    # pipeline.preview_path names them <day>/<id, 6 digits>-<address>.html. The id
+    # alone picks them out (ids are never reused), and the web app does not import the
+    # pipeline (and with it the ranker) for a file name.
+    for path in preview_dir.glob(f"*/{sub_id:06d}-*.html"):
+        path.unlink(missing_ok=True)
 
 
 def unsubscribe(db: Store, sub_id: int, *, now: datetime) -> None:
