@@ -383,3 +383,29 @@ def test_deleting_yourself_removes_your_digest_previews(site: Site) -> None:
     assert done.status_code == 200 and "gone" in body(done)
     assert not any(path.exists() for path in mine)
     assert theirs.exists()
+
+
+# -- 7: the form's default number of papers is one the form accepts ----------------------
+
+
+def test_a_max_papers_setting_above_the_form_limit_does_not_break_the_form(config) -> None:  # type: ignore[no-untyped-def]
+    # DIGEST_MAX_PAPERS=80 pre-filled the field with 80, and the untouched form was
+    # refused: "choose a number from 1 to 50".
+    from dataclasses import replace
+
+    from digest.web import forms
+
+    site = make_site(replace(config, max_papers=80))
+    html = body(site.client.get("/"))
+    field = re.search(r'<input type="number" id="max_papers"[^>]*>', html)
+    assert field is not None
+    assert f'value="{forms.MAX_PAPERS}"' in field.group(0)
+    response = site.signup("a@example.org", max_papers=str(forms.MAX_PAPERS))
+    assert response.status_code == 200
+
+
+def test_a_max_papers_setting_within_the_limit_is_the_default(config) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    site = make_site(replace(config, max_papers=12))
+    assert 'value="12"' in body(site.client.get("/"))
