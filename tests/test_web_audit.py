@@ -409,3 +409,36 @@ def test_a_max_papers_setting_within_the_limit_is_the_default(config) -> None:  
 
     site = make_site(replace(config, max_papers=12))
     assert 'value="12"' in body(site.client.get("/"))
+
+
+# -- 8a: a stored keyword with a comma survives an unchanged save ------------------------
+
+
+def test_saving_the_preferences_unchanged_keeps_a_keyword_with_a_comma(site: Site) -> None:
+    # "graph neural networks, GNN" (set from the CLI or an import) became two keywords.
+    sub = site.add("a@example.org", keywords=("graph neural networks, GNN", "diffusion"),
+                   exclude=("survey; review",), authors=("Smith; J.",))
+    page = body(site.client.get(prefs(sub.id)))
+    field = re.search(r'<textarea id="keywords"[^>]*>([^<]*)</textarea>', page)
+    exclude = re.search(r'<textarea id="exclude"[^>]*>([^<]*)</textarea>', page)
+    authors = re.search(r'<textarea id="authors"[^>]*>([^<]*)</textarea>', page)
+    assert field and exclude and authors
+    response = post(site, prefs(sub.id), {
+        "interests": "language models", "keywords": field.group(1),
+        "exclude": exclude.group(1), "authors": authors.group(1),
+    })
+    assert response.status_code == 200
+    fresh = site.db.get_subscriber(sub.id)
+    assert fresh is not None
+    assert fresh.profile.keywords == ("graph neural networks, GNN", "diffusion")
+    assert fresh.profile.exclude == ("survey; review",)
+    assert fresh.profile.authors == ("Smith; J.",)
+
+
+def test_a_new_line_with_commas_is_still_split_into_keywords(site: Site) -> None:
+    sub = site.add("a@example.org", keywords=("graph neural networks, GNN",))
+    post(site, prefs(sub.id), {"interests": "x",
+                               "keywords": "graph neural networks, GNN\nsim2real, robots"})
+    fresh = site.db.get_subscriber(sub.id)
+    assert fresh is not None
+    assert fresh.profile.keywords == ("graph neural networks, GNN", "sim2real", "robots")

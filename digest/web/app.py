@@ -325,7 +325,8 @@ def create_app(
         upload = request.files.get("bibtex")
         bibtex = upload.stream.read(forms.MAX_BIBTEX + 1) if upload and upload.filename else None
         try:
-            profile, schedule = forms.parse_profile_form(values, chosen, bibtex=bibtex)
+            profile, schedule = forms.parse_profile_form(values, chosen, bibtex=bibtex,
+                                                         stored=sub.profile)
         except forms.FormErrors as err:
             values["email"] = sub.email
             return prefs_page(sub, token, values=values, chosen=chosen, errors=err.errors,
