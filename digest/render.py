@@ -40,6 +40,7 @@ _MAX_SHAPES = 256  # pages around the papers: paper count x optional parts x day
 _MAX_BLOCKS = 8192  # papers
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # Keep @media rules (phone width, dark mode) in a <style> block: they cannot be inlined,
@@ -175,20 +176,64 @@ def render_confirmation(
     *,
     email: str,
     confirm_url: str,
+    schedule: str,
+    cadence: str,
     env: jinja2.Environment,
     list_name: str = "Research Digest",
 ) -> RenderedEmail:
-    """Render the double opt-in mail that asks a new subscriber to confirm."""
+    """Render the double opt-in mail that asks a new subscriber to confirm.
+
+    ``schedule`` is ``schedule_text`` of what the sign-up asked for: the mail says when
+    digests will come, and a weekly one is never called daily.
+    """
     subject = f"Confirm your subscription to {one_line(list_name)}"
-    preheader = "One click and your daily research digest starts tomorrow."
+    kind = "weekly" if cadence == "weekly" else "daily"
+    preheader = f"One click and your {kind} research digest starts, {one_line(schedule)}."
     context = {
         "subject": subject,
         "preheader": preheader,
         "list_name": one_line(list_name),
         "email": one_line(email),
         "confirm_url": safe_url(confirm_url),
+        "kind": kind,
+        "schedule": one_line(schedule),
     }
     return _render("confirm", context, subject=subject, preheader=preheader, env=env)
+
+
+def render_already_subscribed(
+    *,
+    email: str,
+    preferences_url: str,
+    paused: bool,
+    env: jinja2.Environment,
+    list_name: str = "Research Digest",
+) -> RenderedEmail:
+    """Render the answer to a sign-up for an address that already receives the digest.
+
+    It holds no confirmation link: the settings typed in the form are not applied (a
+    stranger may type anyone's address), and the owner changes them on the preferences
+    page the link opens, as from any digest's footer.
+    """
+    subject = f"You are already subscribed to {one_line(list_name)}"
+    preheader = "Nothing changed: change your settings from your preferences page."
+    context = {
+        "subject": subject,
+        "preheader": preheader,
+        "list_name": one_line(list_name),
+        "email": one_line(email),
+        "preferences_url": safe_url(preferences_url),
+        "paused": paused,
+    }
+    return _render("already", context, subject=subject, preheader=preheader, env=env)
+
+
+def schedule_text(cadence: str, weekday: int, send_hour: int, timezone: str) -> str:
+    """Say when digests go out: "every day at 07:00 (UTC)", "every Thursday at 18:00 (...)"."""
+    when = f"at {send_hour:02d}:00 ({timezone})"
+    if cadence == "weekly":
+        return f"every {_DAY_NAMES[weekday % 7]} {when}"
+    return f"every day {when}"
 
 
 def digest_subject(day: date, count: int) -> str:

@@ -102,9 +102,7 @@ def verify(secret_key: str, purpose: Purpose, token: str, *, max_age: int | None
     try:
         return _serializer(secret_key, purpose).loads(token, max_age=age)
     except SignatureExpired as err:
-        raise TokenError(
-            "this link has expired", "ask for a new one from the sign-up page"
-        ) from err
+        raise _expired(purpose) from err
     except BadSignature as err:
         raise _not_valid() from err
 
@@ -189,7 +187,7 @@ def verify_feedback(secret_key: str, token: str) -> Any:
     if limit is not None:
         age = _signer(secret_key, "feedback").get_timestamp() - when
         if not 0 <= age <= limit:
-            raise TokenError("this link has expired", "ask for a new one from the sign-up page")
+            raise _expired("feedback")
     return [subscriber_id, paper_key, _VOTES[direction]]
 
 
@@ -224,10 +222,24 @@ def _b64_key(paper_key: str) -> str:
     return _b64(paper_key.encode()).decode("ascii")
 
 
+def _expired(purpose: Purpose) -> TokenError:
+    """Say what to do about an expired link: what works depends on the kind of link."""
+    if purpose == "confirm":
+        hint = "sign up again on the sign-up page to get a new confirmation link"
+    else:
+        # The sign-up page gives no thumbs links; every digest carries fresh ones.
+        hint = "use the links in a newer digest: they work for a year"
+    return TokenError("this link has expired", hint)
+
+
 def _not_valid() -> TokenError:
     return TokenError("this link is not valid", "use the link exactly as it appears in the email")
 
 
-def confirm_url(base_url: str, secret_key: str, email: str) -> str:
-    """Return the double opt-in confirmation URL for an address."""
-    return f"{base_url}/confirm/{sign(secret_key, 'confirm', email)}"
+def confirm_url(base_url: str, secret_key: str, email: str, request: str) -> str:
+    """Return the double opt-in confirmation URL for an address and its sign-up request.
+
+    The token carries the address and the id of the stored sign-up whose settings the
+    click applies (links from before requests were stored carry the address alone).
+    """
+    return f"{base_url}/confirm/{sign(secret_key, 'confirm', [email, request])}"

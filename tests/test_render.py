@@ -149,6 +149,8 @@ def test_confirmation_matches_golden_files(env: jinja2.Environment) -> None:
     rendered = render_confirmation(
         email="new<user>@example.org",
         confirm_url="https://digest.example.org/confirm/tok?x=1&y=2",
+        schedule="every Thursday at 18:00 (Europe/Berlin)",
+        cadence="weekly",
         env=env,
     )
     check_rendered("confirm", rendered)

@@ -14,7 +14,14 @@ from digest.errors import UsageError
 from digest.models import Profile, Subscriber
 from digest.store.base import StoreBase
 from digest.store.rows import _subscriber_from_row, email_hash, in_chunks
-from digest.store.tables import deliveries, feedback, sent_papers, subscribers, suppressions
+from digest.store.tables import (
+    deliveries,
+    feedback,
+    sent_papers,
+    signup_requests,
+    subscribers,
+    suppressions,
+)
 
 
 class SubscriberMixin(StoreBase):
@@ -135,6 +142,10 @@ class SubscriberMixin(StoreBase):
             for table in (deliveries, sent_papers, feedback):
                 conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
             conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
+            # An unconfirmed sign-up's settings are stored data about the address too.
+            conn.execute(
+                delete(signup_requests).where(signup_requests.c.email_hash == email_hash(email))
+            )
             self._suppress(conn, str(email), reason=reason, now=now)
 
     def suppress(self, email: str, *, reason: str, now: datetime) -> None:

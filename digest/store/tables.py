@@ -232,3 +232,18 @@ source_specs = Table(
     Column("options", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# What a sign-up asked for, kept until the address owner confirms it: a sign-up for an
+# address we know changes nothing of its row before the owner's click (a stranger may
+# type anyone's address). The confirmation link carries the id; confirming applies the
+# settings and drops every request of the address; unconfirmed ones expire with the link.
+signup_requests = Table(
+    "signup_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),  # random: the link's token names it
+    # A hash like suppressions: the link carries the address, the row needs no copy.
+    Column("email_hash", String(64), nullable=False, index=True),
+    Column("profile", JSON, nullable=False),
+    Column("schedule", JSON, nullable=False),  # the subscriber columns it sets
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

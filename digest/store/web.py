@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from digest.models import Profile
 from digest.store.base import StoreBase
-from digest.store.rows import _iso, email_hash
-from digest.store.tables import deliveries, feedback, sent_papers, subscribers, suppressions
+from digest.store.rows import _iso, _utc, email_hash
+from digest.store.tables import (
+    deliveries,
+    feedback,
+    sent_papers,
+    signup_requests,
+    subscribers,
+    suppressions,
+)
+
+ConfirmOutcome = Literal["confirmed", "active", "stale", "gone"]
+
+# The subscriber columns a sign-up request may set (its schedule); nothing else of the
+# row, whatever the stored JSON holds.
+SCHEDULE_COLUMNS = (
+    "send_hour", "timezone", "cadence", "weekday", "max_papers", "empty_digest", "popularity",
+)
 
 
 class WebMixin(StoreBase):
@@ -49,30 +66,89 @@ class WebMixin(StoreBase):
                 .values(confirm_sent_at=None)
             )
 
-    def confirm_subscriber(self, subscriber_id: int, *, now: datetime) -> bool:
+    def add_signup_request(
+        self,
+        email: str,
+        profile: Profile,
+        schedule: Mapping[str, Any],
+        *,
+        now: datetime,
+        expire_before: datetime,
+    ) -> str:
+        """Keep what a sign-up asked for until its owner confirms; return the request's id.
+
+        Requests made before ``expire_before`` (their links have expired) are dropped.
+        """
+        request_id = secrets.token_urlsafe(12)
+        with self.begin() as conn:
+            conn.execute(
+                delete(signup_requests).where(signup_requests.c.created_at < expire_before)
+            )
+            conn.execute(
+                insert(signup_requests).values(
+                    id=request_id,
+                    email_hash=email_hash(email),
+                    profile=profile.to_dict(),
+                    schedule=dict(schedule),
+                    created_at=now,
+                )
+            )
+        return request_id
+
+    def confirm_subscriber(
+        self, subscriber_id: int, *, now: datetime, request: str | None = None
+    ) -> ConfirmOutcome:
         """Activate a subscriber after the double opt-in and lift any suppression of the address.
 
-        Return False when no such subscriber exists. Confirming twice changes nothing.
+        A pending subscriber is confirmed by any valid link. Anyone else only by the link
+        of a sign-up ``request`` made after their row last changed: an older link (from
+        before a pause or an unsubscribe, or one already used) must not undo that change.
+        Confirming applies the request's settings (keeping the thumbs recorded before) and
+        drops every request of the address.
+        Return "confirmed", "active" (already on: nothing to do), "stale" (the link is
+        older than the subscriber's last change) or "gone" (no such subscriber).
         """
         with self.begin() as conn:
             row = conn.execute(
-                select(subscribers.c.email, subscribers.c.status).where(
-                    subscribers.c.id == subscriber_id
-                )
+                select(
+                    subscribers.c.email,
+                    subscribers.c.status,
+                    subscribers.c.profile,
+                    subscribers.c.updated_at,
+                ).where(subscribers.c.id == subscriber_id)
             ).first()
             if row is None:
-                return False
-            if row.status != "active":
-                conn.execute(
-                    update(subscribers)
-                    .where(subscribers.c.id == subscriber_id)
-                    .values(status="active", confirmed_at=now, updated_at=now)
-                )
-            # The opt-in just proved the address owner wants mail again.
-            conn.execute(
-                delete(suppressions).where(suppressions.c.email_hash == email_hash(row.email))
+                return "gone"
+            hashed = email_hash(row.email)
+            asked = None
+            if request is not None:
+                asked = conn.execute(
+                    select(signup_requests).where(
+                        signup_requests.c.id == request, signup_requests.c.email_hash == hashed
+                    )
+                ).first()
+            changed = _utc(row.updated_at)
+            fresh = asked is not None and (
+                changed is None or (_utc(asked.created_at) or now) >= changed
             )
-        return True
+            if row.status != "pending" and not fresh:
+                return "active" if row.status == "active" else "stale"
+            values: dict[str, Any] = {"status": "active", "confirmed_at": now, "updated_at": now}
+            if asked is not None:
+                # Thumbs from earlier digests stay, as when the preferences form is saved.
+                current = Profile.from_dict(row.profile or {})
+                requested = Profile.from_dict(asked.profile or {})
+                values["profile"] = replace(
+                    requested, liked=current.liked, disliked=current.disliked
+                ).to_dict()
+                values.update(_schedule_columns(asked.schedule))
+            conn.execute(
+                update(subscribers).where(subscribers.c.id == subscriber_id).values(**values)
+            )
+            conn.execute(delete(signup_requests).where(signup_requests.c.email_hash == hashed))
+            # The opt-in just proved the address owner wants mail again.
+            conn.execute(delete(suppressions).where(suppressions.c.email_hash == hashed))
+        return "confirmed"
 
     def change_status(
         self, subscriber_id: int, status: str, *, now: datetime, expect: Sequence[str]
@@ -141,3 +217,10 @@ class WebMixin(StoreBase):
             ],
             "sent_papers": [{"paper": s.paper_key, "day": s.day.isoformat()} for s in sent],
         }
+
+
+def _schedule_columns(schedule: Any) -> dict[str, Any]:
+    """Return the schedule columns a stored sign-up request sets."""
+    if not isinstance(schedule, dict):
+        return {}
+    return {name: schedule[name] for name in SCHEDULE_COLUMNS if name in schedule}

@@ -8,15 +8,15 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from flask import Flask, Response, abort, render_template, request, session
+from flask import Flask, Response, abort, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from digest import tokens
+from digest import render, tokens
 from digest.addresses import normalize_email
 from digest.config import Config, load_config
 from digest.errors import DigestError, StoreError, TokenError, UsageError
@@ -179,7 +179,9 @@ def create_app(
     @app.get("/")
     @app.get("/subscribe")
     def subscribe_form() -> tuple[str, int]:
-        return form_page({"max_papers": str(cfg.max_papers)}, [], {})
+        # DIGEST_MAX_PAPERS may be up to 100, the form takes at most forms.MAX_PAPERS (the
+        # ranking's cap too): a default above it was refused on a field never touched.
+        return form_page({"max_papers": str(min(cfg.max_papers, forms.MAX_PAPERS))}, [], {})
 
     @app.post("/subscribe")
     def subscribe() -> tuple[str, int]:
@@ -206,18 +208,38 @@ def create_app(
 
     @app.get("/confirm/<token>")
     def confirm_page(token: str) -> tuple[str, int]:
-        email = signup.confirmed_address(cfg, checked(token))
-        return page("confirm.html", email=email)
+        link = signup.confirm_link(cfg, checked(token))
+        if db.find_subscriber(link.email) is None:
+            return gone()
+        return page("confirm.html", email=link.email)
 
     @app.post("/confirm/<token>")
     def confirm(token: str) -> tuple[str, int]:
         check_csrf()
-        sub = signup.confirm(cfg, db, checked(token), now=clock())
+        done = signup.confirm(cfg, db, checked(token), now=clock())
+        sub = done.subscriber
         if sub is None:
-            return message("Nothing to confirm",
-                           "This subscription no longer exists. Sign up again to start over.",
-                           404)
-        return page("confirmed.html", sub=sub, preferences=_prefs_path(cfg, sub))
+            return gone()
+        preferences = _prefs_path(cfg, sub)
+        if done.outcome == "confirmed":
+            return page("confirmed.html", sub=sub, preferences=preferences,
+                        schedule=_schedule(sub))
+        if done.outcome == "active":
+            return message("Already confirmed", "Your subscription is confirmed and on.",
+                           link=preferences, link_text="See or change your preferences")
+        # An older link than the subscriber's last pause or unsubscribe: it undoes neither.
+        state = "paused" if sub.status == "paused" else "unsubscribed"
+        return message(
+            "This link is out of date",
+            f"Your digest was {state} after this link was sent, so it changed nothing. "
+            "To start it again, use your preferences page.",
+            link=preferences, link_text="Open your preferences",
+        )
+
+    def gone() -> tuple[str, int]:
+        return message("Subscription gone",
+                       "This subscription no longer exists. Sign up again to start over.",
+                       404, link=url_for("subscribe_form"), link_text="Go to the sign-up page")
 
     # -- unsubscribe ------------------------------------------------------------------
 
@@ -226,7 +248,9 @@ def create_app(
         sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
         sub = db.get_subscriber(sub_id)
         done = sub is None or sub.status == "unsubscribed"
-        return page("unsubscribe.html", sub=sub, done=done)
+        # Opened again after unsubscribing: the way back is shown, as after the POST.
+        return page("unsubscribe.html", sub=sub, done=done,
+                    preferences=_prefs_path(cfg, sub) if sub else None)
 
     @app.post("/unsubscribe/<token>")
     def unsubscribe(token: str) -> tuple[str, int]:
@@ -245,6 +269,8 @@ def create_app(
     @app.get("/feedback/<token>")
     def feedback_page(token: str) -> tuple[str, int]:
         vote = signup.feedback_vote(cfg, checked(token))
+        if db.get_subscriber(vote.subscriber_id) is None:
+            return gone()
         paper = db.get_papers([vote.paper_key]).get(vote.paper_key)
         return page("feedback.html", vote=vote, paper=paper, done=False)
 
@@ -254,10 +280,12 @@ def create_app(
         vote = signup.feedback_vote(cfg, checked(token))
         sub = db.get_subscriber(vote.subscriber_id)
         if sub is None:
-            return message("Subscription gone", "This subscription no longer exists.", 404)
+            return gone()
         db.record_vote(vote.subscriber_id, vote.paper_key, vote.vote, now=clock())
         paper = db.get_papers([vote.paper_key]).get(vote.paper_key)
-        return page("feedback.html", vote=vote, paper=paper, done=True,
+        # The vote counts whatever the status; "from your next digest on" only when one
+        # will come.
+        return page("feedback.html", vote=vote, paper=paper, done=True, sub_status=sub.status,
                     preferences=_prefs_path(cfg, sub))
 
     # -- preferences ------------------------------------------------------------------
@@ -273,6 +301,7 @@ def create_app(
                    notice: str = "", status: int = 200) -> tuple[str, int]:
         return page(
             "preferences.html", status, sub=sub, token=token,
+            schedule=_schedule(sub), blocked=_blocked(db, sub),
             values=values or forms.form_values(sub),
             chosen=set(sub.profile.categories if chosen is None else chosen),
             errors=errors or {}, notice=notice, view=signup.ranker_view(db, sub),
@@ -296,7 +325,8 @@ def create_app(
         upload = request.files.get("bibtex")
         bibtex = upload.stream.read(forms.MAX_BIBTEX + 1) if upload and upload.filename else None
         try:
-            profile, schedule = forms.parse_profile_form(values, chosen, bibtex=bibtex)
+            profile, schedule = forms.parse_profile_form(values, chosen, bibtex=bibtex,
+                                                         stored=sub.profile)
         except forms.FormErrors as err:
             values["email"] = sub.email
             return prefs_page(sub, token, values=values, chosen=chosen, errors=err.errors,
@@ -322,6 +352,12 @@ def create_app(
         # A preferences link only ever reached a confirmed address, so resuming after an
         # unsubscribe needs no new opt-in; a pending address must still confirm.
         db.change_status(sub.id, "active", now=clock(), expect=("paused", "unsubscribed"))
+        if db.is_suppressed(sub.email):
+            # The pipeline sends nothing to a suppressed address, whatever its status.
+            return _after_status(
+                sub, token, "Your digest is switched on, but nothing will arrive while mail "
+                "to this address is stopped (see above): sign up again with this address "
+                "and confirm to lift that.")
         return _after_status(sub, token, "Your digest is on again.")
 
     def _after_status(sub: Subscriber, token: str, notice: str) -> tuple[str, int]:
@@ -346,7 +382,7 @@ def create_app(
         if request.form.get("confirm_delete") != "yes":
             return prefs_page(sub, token, errors={"delete": "tick the box to confirm"},
                               status=400)
-        db.remove_subscriber(sub.id, now=clock(), reason="deleted by subscriber")
+        signup.delete_subscriber(cfg, db, sub.id, now=clock())
         return message("Deleted",
                        "Everything we stored about you is gone. We keep only a one-way hash "
                        "of your address, so nobody can sign it up again without your "
@@ -362,6 +398,28 @@ def create_app(
         return Response("ok\n", mimetype="text/plain")
 
     return app
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why and since when mail to a subscriber's address is stopped (a bounce, a complaint)."""
+
+    reason: str
+    since: str
+
+
+def _blocked(db: Store, sub: Subscriber) -> Blocked | None:
+    """Return why mail to the subscriber's address is stopped, or None if it is not."""
+    found = db.suppression(sub.email)
+    if found is None:
+        return None
+    reason, since = found
+    return Blocked(reason=reason, since=render.long_date(since.date()) if since else "")
+
+
+def _schedule(sub: Subscriber) -> str:
+    """Say when a subscriber's digest goes out."""
+    return render.schedule_text(sub.cadence, sub.weekday, sub.send_hour, sub.timezone)
 
 
 def _prefs_path(config: Config, sub: Subscriber) -> str:

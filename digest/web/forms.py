@@ -149,10 +149,22 @@ def _all_timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
-def split_items(text: str, *, commas: bool = True) -> list[str]:
-    """Split a textarea into items on new lines and semicolons (and commas if allowed)."""
-    pattern = r"[\n;,]" if commas else r"[\n;]"
-    items = (" ".join(part.split()) for part in re.split(pattern, text))
+def split_items(
+    text: str, *, commas: bool = True, whole: Iterable[str] = ()
+) -> list[str]:
+    """Split a textarea into items on new lines and semicolons (and commas if allowed).
+
+    A line that is one of ``whole`` stays one item: the preferences form shows each
+    stored keyword on a line of its own, and one with a comma or semicolon (set from the
+    CLI or an import) must survive saving the form unchanged.
+    """
+    pattern = r"[;,]" if commas else r"[;]"
+    kept = {" ".join(item.split()) for item in whole}
+    items: list[str] = []
+    for line in text.split("\n"):
+        tidy = " ".join(line.split())
+        parts = [tidy] if tidy in kept else re.split(pattern, line)
+        items.extend(" ".join(part.split()) for part in parts)
     return list(dict.fromkeys(item for item in items if item))
 
 
@@ -262,12 +274,20 @@ def parse_profile_form(
     *,
     bibtex: bytes | None = None,
     require_signal: bool = True,
+    stored: Profile | None = None,
 ) -> tuple[Profile, Schedule]:
-    """Validate the submitted profile and schedule; raise FormErrors naming each bad field."""
-    errors: dict[str, str] = {}
+    """Validate the submitted profile and schedule; raise FormErrors naming each bad field.
 
-    def items(name: str, label: str, *, commas: bool = True) -> tuple[str, ...]:
-        found = split_items(values.get(name, ""), commas=commas)
+    ``stored`` is the profile the form was filled from (preferences): its entries stay
+    whole even when they hold a separator.
+    """
+    errors: dict[str, str] = {}
+    before = stored or Profile()
+
+    def items(
+        name: str, label: str, stored_items: tuple[str, ...], *, commas: bool = True
+    ) -> tuple[str, ...]:
+        found = split_items(values.get(name, ""), commas=commas, whole=stored_items)
         if len(found) > MAX_ITEMS:
             errors[name] = f"at most {MAX_ITEMS} {label}, please"
         elif any(len(item) > MAX_ITEM for item in found):
@@ -277,9 +297,9 @@ def parse_profile_form(
     interests = tidy_interests(values.get("interests", ""))
     if len(interests) > MAX_INTERESTS:
         errors["interests"] = f"at most {MAX_INTERESTS} characters, please"
-    keywords = items("keywords", "keywords")
-    exclude = items("exclude", "negative keywords")
-    authors = items("authors", "authors", commas=False)
+    keywords = items("keywords", "keywords", before.keywords)
+    exclude = items("exclude", "negative keywords", before.exclude)
+    authors = items("authors", "authors", before.authors, commas=False)
 
     known = category_codes()
     picked = list(dict.fromkeys(c.strip() for c in chosen_categories if c.strip()))

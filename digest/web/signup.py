@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 from digest import mail, render, tokens
 from digest.config import Config
 from digest.errors import DigestError, TokenError, UsageError
-from digest.models import Profile, Subscriber
+from digest.models import Profile, RenderedEmail, Subscriber
 from digest.store import Store
+from digest.store.web import ConfirmOutcome
 from digest.web.forms import Schedule, top_terms
 
 Send = Callable[[EmailMessage], None]
@@ -25,9 +27,8 @@ Send = Callable[[EmailMessage], None]
 # At most one confirmation mail per address per hour: sign-up must not become a way
 # to flood somebody's inbox.
 CONFIRM_INTERVAL = timedelta(hours=1)
-# Statuses whose stored profile a new sign-up may overwrite: nobody receives mail in
-# them, and the new profile only takes effect after the address owner confirms.
-REFRESHABLE = ("pending", "unsubscribed")
+# A sign-up's stored settings live as long as its confirmation link.
+CONFIRM_LIFETIME = timedelta(seconds=tokens.MAX_AGE["confirm"] or 0)
 
 log = logging.getLogger("digest.web")
 
@@ -42,14 +43,42 @@ def smtp_send(config: Config) -> Send:
     return send
 
 
-def confirmation_message(config: Config, email: str, *, now: datetime) -> EmailMessage:
-    """Build the double opt-in mail for an address."""
-    url = tokens.confirm_url(config.base_url, config.secret_key, email)
+def confirmation_message(
+    config: Config, email: str, request: str, schedule: Schedule, *, now: datetime
+) -> EmailMessage:
+    """Build the double opt-in mail for an address and the sign-up it confirms."""
+    url = tokens.confirm_url(config.base_url, config.secret_key, email, request)
     env = render.make_environment(config.templates_dir)
-    list_name = config.from_name or "Research Digest"
     rendered = render.render_confirmation(
-        email=email, confirm_url=url, env=env, list_name=list_name
+        email=email, confirm_url=url, env=env, list_name=_list_name(config),
+        schedule=render.schedule_text(
+            schedule.cadence, schedule.weekday, schedule.send_hour, schedule.timezone
+        ),
+        cadence=schedule.cadence,
     )
+    return _message(config, email, rendered, now=now)
+
+
+def already_subscribed_message(config: Config, sub: Subscriber, *, now: datetime) -> EmailMessage:
+    """Build the answer to a sign-up for an address that already gets the digest."""
+    env = render.make_environment(config.templates_dir)
+    rendered = render.render_already_subscribed(
+        email=sub.email,
+        preferences_url=tokens.preferences_url(config.base_url, config.secret_key, sub.id),
+        paused=sub.status == "paused",
+        env=env,
+        list_name=_list_name(config),
+    )
+    return _message(config, sub.email, rendered, now=now)
+
+
+def _list_name(config: Config) -> str:
+    return config.from_name or "Research Digest"
+
+
+def _message(
+    config: Config, email: str, rendered: RenderedEmail, *, now: datetime
+) -> EmailMessage:
     domain = config.from_addr.rpartition("@")[2] or "localhost"
     return mail.build_message(
         rendered,
@@ -63,7 +92,7 @@ def confirmation_message(config: Config, email: str, *, now: datetime) -> EmailM
         date=now,
         list_id=config.list_id,
         list_unsubscribe=None,
-        list_name=list_name,
+        list_name=_list_name(config),
     )
 
 
@@ -77,10 +106,15 @@ def request_subscription(
     now: datetime,
     send: Send,
 ) -> None:
-    """Record a sign-up as pending and mail a confirmation link (at most hourly per address).
+    """Mail a confirmation link for a sign-up (at most one mail an hour per address).
 
-    Whatever the address's state, the caller shows the same page: the answer must not
-    reveal who is subscribed.
+    A new address gets a pending row. An address we know keeps its row untouched: the
+    settings wait in a sign-up request that only the owner's click applies, since
+    anyone may type anyone's address. An address that already gets the digest is told
+    so, with its preferences link, and nothing is stored (unless mail to it is stopped
+    after a bounce: confirming again is how its owner lifts that). Whatever the
+    address's state, the caller shows the same page: the answer must not reveal who
+    is subscribed.
     """
     sub = db.find_subscriber(email)
     if sub is None:
@@ -95,33 +129,65 @@ def request_subscription(
             sub = db.find_subscriber(email)  # a simultaneous sign-up created it first
             if sub is None:
                 raise
-    elif sub.status in REFRESHABLE:
-        db.update_subscriber(sub.id, now=now, profile=profile, **schedule.as_fields())
-    # An active or paused subscriber keeps their profile (they edit it through their
-    # preferences link); they still get a mail, so the answer looks the same.
     if not db.claim_confirmation(sub.id, now=now, interval=CONFIRM_INTERVAL):
         return
+    if sub.status in ("active", "paused") and not db.is_suppressed(sub.email):
+        message = already_subscribed_message(config, sub, now=now)
+    else:
+        request = db.add_signup_request(
+            sub.email, profile, schedule.as_fields(), now=now,
+            expire_before=now - CONFIRM_LIFETIME,
+        )
+        message = confirmation_message(config, sub.email, request, schedule, now=now)
     try:
-        send(confirmation_message(config, sub.email, now=now))
+        send(message)
     except DigestError as err:
         db.release_confirmation(sub.id)
         log.error("confirmation mail to subscriber %s failed: %s", sub.id, err)
 
 
-def confirmed_address(config: Config, token: str) -> str:
-    """Return the address a confirmation token was issued for; raise TokenError if invalid."""
+@dataclass(frozen=True)
+class ConfirmLink:
+    """What a confirmation link carries: the address and its sign-up request, if any."""
+
+    email: str
+    # None for a link mailed before sign-up requests were stored: it can only confirm
+    # a pending subscriber, with the settings their row holds.
+    request: str | None = None
+
+
+def confirm_link(config: Config, token: str) -> ConfirmLink:
+    """Return what a confirmation token carries; raise TokenError if it is invalid."""
     payload = tokens.verify(config.secret_key, "confirm", token)
-    if not isinstance(payload, str) or "@" not in payload:
+    if isinstance(payload, str) and "@" in payload:
+        return ConfirmLink(payload)
+    valid = (
+        isinstance(payload, list)
+        and len(payload) == 2
+        and all(isinstance(part, str) for part in payload)
+        and "@" in payload[0]
+    )
+    if not valid:
         raise _invalid()
-    return payload
+    return ConfirmLink(str(payload[0]), str(payload[1]))
 
 
-def confirm(config: Config, db: Store, token: str, *, now: datetime) -> Subscriber | None:
-    """Activate the subscriber a valid confirmation token names; None if they are gone."""
-    sub = db.find_subscriber(confirmed_address(config, token))
-    if sub is None or not db.confirm_subscriber(sub.id, now=now):
-        return None
-    return db.get_subscriber(sub.id)
+@dataclass(frozen=True)
+class Confirmation:
+    """The outcome of a confirmation click, and the subscriber it concerns (None: gone)."""
+
+    outcome: ConfirmOutcome
+    subscriber: Subscriber | None
+
+
+def confirm(config: Config, db: Store, token: str, *, now: datetime) -> Confirmation:
+    """Confirm the sign-up a valid confirmation token names (see Store.confirm_subscriber)."""
+    link = confirm_link(config, token)
+    sub = db.find_subscriber(link.email)
+    if sub is None:
+        return Confirmation("gone", None)
+    outcome = db.confirm_subscriber(sub.id, now=now, request=link.request)
+    return Confirmation(outcome, db.get_subscriber(sub.id))
 
 
 def subscriber_id(config: Config, purpose: tokens.Purpose, token: str) -> int:
@@ -154,6 +220,25 @@ def feedback_vote(config: Config, token: str) -> Vote:
     if not valid:
         raise _invalid()
     return Vote(int(payload[0]), str(payload[1]), int(payload[2]))
+
+
+def delete_subscriber(config: Config, db: Store, sub_id: int, *, now: datetime) -> None:
+    """Delete a subscriber at their request: every row about them and their digests' previews.
+
+    Without SMTP the pipeline writes each digest's HTML beside the Maildir, named by
+    subscriber and address; "everything we stored about you" includes those files.
+    """
+    db.remove_subscriber(sub_id, now=now, reason="deleted by subscriber")
+    remove_previews(config.preview_dir, sub_id)
+
+
+def remove_previews(preview_dir: Path, sub_id: int) -> None:
+    """Remove every HTML preview of one subscriber's digests (any day)."""
+    # pipeline.preview_path names them <day>/<id, 6 digits>-<address>.html. The id
+    # alone picks them out (ids are never reused), and the web app does not import the
+    # pipeline (and with it the ranker) for a file name.
+    for path in preview_dir.glob(f"*/{sub_id:06d}-*.html"):
+        path.unlink(missing_ok=True)
 
 
 def unsubscribe(db: Store, sub_id: int, *, now: datetime) -> None:
