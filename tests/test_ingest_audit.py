@@ -19,9 +19,10 @@ from digest.cli import main
 from digest.config import SAMPLE_BATCH, Config, config_from_values, parse_source
 from digest.errors import ConfigError
 from digest.ingest import HttpFetcher, collect
+from digest.ingest.feeds import parse_feed
 from digest.models import SourceSpec
 from tests.fixtures.config import SECRET, make_config
-from tests.fixtures.http_server import FeedServer
+from tests.fixtures.http_server import FEEDS_DIR, FeedServer
 
 UA = "digest-tests/1 (mailto:ops@example.org)"
 API_CAPTURE = "captured/arxiv_api/arxiv_api_2026-06_search_transformer_cs.LG_5results.xml"
@@ -115,3 +116,61 @@ def test_sources_add_and_list_keep_an_api_query_in_the_url(tmp_path: Path) -> No
     text = run(config, "sources", "list").output
     assert f"arxiv-api {url} limit=300" in text
     assert f"jsonl:{SAMPLE_BATCH}" not in text
+
+
+# --- 2. one bad byte does not garble a whole feed ---------------------------------------
+
+BIORXIV = "captured/other_scholarly/biorxiv_20250413.xml"
+
+
+def one_latin1_byte_in_the_last_title(capture: bytes) -> bytes:
+    """Return the real bioRxiv capture with a Latin-1 "Café " put before the last title.
+
+    Made here, not stored: the capture itself stays as captured.
+    """
+    head, tag, tail = capture.rpartition(b"<title>")
+    return head + tag + "Café ".encode("latin-1") + tail
+
+
+def test_a_utf8_feed_with_one_latin1_byte_stays_utf8(feed_server: FeedServer) -> None:
+    capture = (FEEDS_DIR / BIORXIV).read_bytes()
+    assert "α-thiotriphosphate".encode() in capture
+    feed_server.route("biorxiv.xml", body=one_latin1_byte_in_the_last_title(capture),
+                      content_type="application/xml")
+    spec = SourceSpec(name="bio", kind="rss", location=feed_server.url("biorxiv.xml"))
+    [result] = collect([spec], day=date(2025, 4, 14), user_agent=UA,
+                       fetch=HttpFetcher(user_agent=UA, sleep=lambda _: None))
+    assert result.status == "partial" and len(result.papers) == 30  # as the capture
+    titles = [p.title for p in result.papers]
+    assert any("α-thiotriphosphate" in t for t in titles)
+    assert not any("Î" in t for t in titles)  # nothing read as Latin-1
+    assert titles[-1].startswith("Caf\ufffd ")
+    assert result.error is not None
+    assert "1 byte that is not UTF-8 (0xE9 on line" in result.error
+    assert "replaced with U+FFFD" in result.error
+
+
+def test_a_latin1_body_is_still_read_as_latin1() -> None:
+    # Hand-made: an RSS item in Latin-1 without a declaration (every non-ASCII byte is
+    # invalid UTF-8, so the body is not UTF-8 at all).
+    body = ("<rss><channel><title>x</title><item><title>Café models</title>"
+            "<link>https://example.org/a</link></item></channel></rss>").encode("latin-1")
+    feed = parse_feed(body, where="test")
+    assert [e.title for e in feed.entries] == ["Café models"]
+    assert feed.problem is not None and "not UTF-8; read as Latin-1" in feed.problem
+
+
+def test_a_jsonl_line_that_is_not_utf8_is_left_out_and_named(tmp_path: Path) -> None:
+    # Two real records of the sample batch; the first saved as Latin-1 here.
+    first, second = SAMPLE_BATCH.read_text(encoding="utf-8").splitlines()[:2]
+    record = json.loads(first)
+    record["title"] = "Café " + record["title"]
+    path = tmp_path / "papers.jsonl"
+    path.write_bytes(json.dumps(record, ensure_ascii=False).encode("latin-1") + b"\n"
+                     + second.encode("utf-8") + b"\n")
+    spec = SourceSpec(name="local", kind="jsonl", location=str(path))
+    [result] = collect([spec], day=date(2026, 6, 1), user_agent=UA,
+                       fetch=HttpFetcher(user_agent=UA))
+    assert result.status == "partial"
+    assert [p.key for p in result.papers] == [f"arxiv:{json.loads(second)['id']}"]
+    assert result.error is not None and "line 1: not UTF-8 text (byte 0xE9" in result.error
