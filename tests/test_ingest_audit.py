@@ -8,7 +8,8 @@ a test (a capture with one byte changed, a stalling server) say so where they ar
 from __future__ import annotations
 
 import json
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from digest.errors import ConfigError
 from digest.ingest import HttpFetcher, collect
 from digest.ingest.feeds import parse_feed
 from digest.models import SourceSpec
+from digest.pipeline import ingest_sources
+from digest.store import open_store
 from tests.fixtures.config import SECRET, make_config
 from tests.fixtures.http_server import FEEDS_DIR, FeedServer
 
@@ -174,3 +177,83 @@ def test_a_jsonl_line_that_is_not_utf8_is_left_out_and_named(tmp_path: Path) -> 
     assert result.status == "partial"
     assert [p.key for p in result.papers] == [f"arxiv:{json.loads(second)['id']}"]
     assert result.error is not None and "line 1: not UTF-8 text (byte 0xE9" in result.error
+
+
+# --- 3. stale only when a source falls behind its cadence -------------------------------
+
+LG = "captured/arxiv_rss/arxiv_rss_cs.LG_2026-04-27_first3items.xml"
+MONDAY = date(2026, 4, 27)
+
+
+def at(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def ingest_at(config: Config, when: datetime) -> dict[str, str]:
+    """Run the daily job's ingest step at ``when``; return {source: recorded status}."""
+    db = open_store(config.database_url)
+    try:
+        ingest_sources(config, db, day=when.date(), now=when,
+                       fetch=HttpFetcher(user_agent=UA, sleep=lambda _: None))
+        return {h["source"]: h["status"] for h in db.source_health()}
+    finally:
+        db.close()
+
+
+def test_hourly_runs_of_a_healthy_feed_are_not_stale(
+    tmp_path: Path, feed_server: FeedServer,
+) -> None:
+    spec = SourceSpec("lg", "arxiv-rss", feed_server.url(LG))
+    config = make_config(tmp_path / "var", sources=(spec,), sources_explicit=True)
+    assert ingest_at(config, at(MONDAY, 5)) == {"lg": "ok"}  # the day's papers arrive
+    for when in (at(MONDAY, 6), at(MONDAY, 23), at(MONDAY + timedelta(days=1), 4),
+                 at(MONDAY + timedelta(days=1), 16)):  # 35 weekday hours later
+        assert ingest_at(config, when) == {"lg": "ok"}, when
+    # Still the same copy late on Tuesday: a whole announcement day behind, stale.
+    assert ingest_at(config, at(MONDAY + timedelta(days=1), 18)) == {"lg": "stale"}
+    db = open_store(config.database_url)
+    try:
+        [health] = db.source_health()
+    finally:
+        db.close()
+    assert "newest was first stored 2026-04-27 05:00 UTC, 37 weekday hours ago" in (
+        health["error"] or "")
+
+
+def test_a_weekend_does_not_count_towards_staleness(
+    tmp_path: Path, feed_server: FeedServer,
+) -> None:
+    spec = SourceSpec("lg", "arxiv-rss", feed_server.url(LG))
+    config = make_config(tmp_path / "var", sources=(spec,), sources_explicit=True)
+    friday = date(2026, 4, 24)
+    assert ingest_at(config, at(friday, 5)) == {"lg": "ok"}
+    assert ingest_at(config, at(friday + timedelta(days=2), 12)) == {"lg": "ok"}  # Sunday
+    assert ingest_at(config, at(friday + timedelta(days=3), 4)) == {"lg": "ok"}  # Monday
+
+
+def test_a_daily_list_merged_into_papers_arxiv_delivered_is_not_stale(
+    tmp_path: Path, feed_server: FeedServer,
+) -> None:
+    friday = date(2026, 6, 12)
+    # The real Hugging Face list, first read as if arXiv had delivered its papers at
+    # 05:00 (stored under another source's name), then as the hf-daily source at noon.
+    feed_server.route("api/daily_papers", file=HF_CAPTURE)
+    hf = SourceSpec("hf", "hf-daily", feed_server.url("api/daily_papers"))
+    [early] = collect([replace(hf, name="arxiv")], day=friday, user_agent=UA,
+                      fetch=HttpFetcher(user_agent=UA))
+    config = make_config(tmp_path / "var", sources=(hf,), sources_explicit=True)
+    db = open_store(config.database_url)
+    try:
+        db.save_papers([replace(p, upvotes=None) for p in early.papers], batch_day=friday,
+                       now=at(friday, 5))
+    finally:
+        db.close()
+    assert ingest_at(config, at(friday, 12)) == {"hf": "ok"}
+    db = open_store(config.database_url)
+    try:
+        stored = db.get_papers(p.key for p in early.papers)
+        [health] = db.source_health()
+    finally:
+        db.close()
+    assert health["new"] == 0
+    assert any(p.upvotes for p in stored.values())  # the list's signal was merged in

@@ -193,9 +193,11 @@ def test(ctx: click.Context, source: str, day_text: str | None, as_json: bool) -
             spec, day=day, fetch=ingest.HttpFetcher(user_agent=ingest.user_agent(config.contact))
         )
         seen = db.get_papers(p.key for p in result.papers)
+        result = ingest.assess(result, new=sum(p.key not in seen for p in result.papers),
+                               day=day)
+        result = db.judge_source(result, now=now_utc())  # what a run would record
     finally:
         db.close()
-    result = ingest.assess(result, new=sum(p.key not in seen for p in result.papers), day=day)
     _report(result, spec, as_json)
     if result.status == "error":
         ctx.exit(1)
