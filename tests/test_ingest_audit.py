@@ -257,3 +257,18 @@ def test_a_daily_list_merged_into_papers_arxiv_delivered_is_not_stale(
         db.close()
     assert health["new"] == 0
     assert any(p.upvotes for p in stored.values())  # the list's signal was merged in
+
+
+# --- 4. a bad source typed to `sources test` is a usage error ---------------------------
+
+
+def test_sources_test_of_a_malformed_source_exits_2_with_the_same_message(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path / "var", sources_explicit=False)
+    tried = run(config, "sources", "test", "bogus:x")
+    assert tried.exit_code == 2, tried.output
+    assert "digest sources test entry 'bogus:x' is not kind:location" in tried.output
+    assert "kinds: arxiv-rss, arxiv-api, hf-daily, rss, jsonl" in tried.output
+    option = run(config, "sources", "test", "arxiv-rss:cs.LG?crosss=1")
+    assert option.exit_code == 2 and "no option 'crosss'" in option.output

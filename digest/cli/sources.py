@@ -187,7 +187,10 @@ def test(ctx: click.Context, source: str, day_text: str | None, as_json: bool) -
         known = {s.name: s for s in effective_sources(config, db.list_sources())}
         spec = known.get(source)
         if spec is None:
-            spec = split_source(source, where="digest sources test")
+            try:
+                spec = split_source(source, where="digest sources test")
+            except ConfigError as err:  # an argument typed here, not a setting: a usage error
+                raise UsageError(err.message, err.hint) from err
             _check(spec)
         result = ingest.collect_one(
             spec, day=day, fetch=ingest.HttpFetcher(user_agent=ingest.user_agent(config.contact))
