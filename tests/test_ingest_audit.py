@@ -8,6 +8,7 @@ a test (a capture with one byte changed, a stalling server) say so where they ar
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.fixtures.http_server import FEEDS_DIR, FeedServer
 UA = "digest-tests/1 (mailto:ops@example.org)"
 API_CAPTURE = "captured/arxiv_api/arxiv_api_2026-06_search_transformer_cs.LG_5results.xml"
 HF_CAPTURE = "captured/hf_daily_papers/hf_daily_papers_2026-06-12_30papers.json"
+MONDAY = date(2026, 4, 27)
 
 
 def sources_from(tmp_path: Path, value: str) -> tuple[SourceSpec, ...]:
@@ -182,7 +184,6 @@ def test_a_jsonl_line_that_is_not_utf8_is_left_out_and_named(tmp_path: Path) -> 
 # --- 3. stale only when a source falls behind its cadence -------------------------------
 
 LG = "captured/arxiv_rss/arxiv_rss_cs.LG_2026-04-27_first3items.xml"
-MONDAY = date(2026, 4, 27)
 
 
 def at(day: date, hour: int) -> datetime:
@@ -272,3 +273,55 @@ def test_sources_test_of_a_malformed_source_exits_2_with_the_same_message(
     assert "kinds: arxiv-rss, arxiv-api, hf-daily, rss, jsonl" in tried.output
     option = run(config, "sources", "test", "arxiv-rss:cs.LG?crosss=1")
     assert option.exit_code == 2 and "no option 'crosss'" in option.output
+
+
+# --- 5. the HTTP deadline holds against a stalling server -------------------------------
+
+FEED = "captured/arxiv_rss/arxiv_rss_cs.AI_2026-04-27_first3items.xml"
+
+
+def test_a_stalling_server_cannot_stretch_a_fetch_past_its_deadline(
+    feed_server: FeedServer,
+) -> None:
+    # The real capture, served after a stall longer than the whole deadline (the audit's
+    # 45 s stall against 120 s, shrunk so the test takes two seconds). Before the fix the
+    # second attempt got its full 1.5 s read timeout and the fetch took 3.1 s.
+    feed_server.fault(FEED, delay=5.0)
+    fetch = HttpFetcher(user_agent=UA, deadline=2.0, read_timeout=1.5, connect_timeout=0.2,
+                        backoff=0.1, retries=3)
+    spec = SourceSpec(name="s", kind="arxiv-rss", location=feed_server.url(FEED))
+    started = time.monotonic()
+    [result] = collect([spec], day=MONDAY, user_agent=UA, fetch=fetch)
+    took = time.monotonic() - started
+    assert took < 2.0 + 0.6, took
+    assert feed_server.hits(FEED) == 2  # the second attempt ran, cut to the time left
+    assert result.status == "error"
+    assert "gave up after 2 attempt(s), the 2s deadline" in (result.error or "")
+
+
+class FakeClock:
+    """A clock that moves only when the fetcher sleeps (the server answers at once)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_no_backoff_sleep_ends_where_no_attempt_fits(feed_server: FeedServer) -> None:
+    fake = FakeClock()
+    feed_server.fault(FEED, status=503, retry_after="5")
+    fetch = HttpFetcher(user_agent=UA, deadline=10.0, retries=5, sleep=fake.sleep,
+                        clock=fake.clock)
+    spec = SourceSpec(name="s", kind="arxiv-rss", location=feed_server.url(FEED))
+    [result] = collect([spec], day=MONDAY, user_agent=UA, fetch=fetch)
+    assert result.status == "error" and "deadline" in (result.error or "")
+    # A second 5 s wait would end exactly at the deadline, with no time left to ask.
+    assert fake.sleeps == [5.0]
+    assert feed_server.hits(FEED) == 2
