@@ -23,6 +23,19 @@ TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
 
 SOURCE_KINDS = ("arxiv-rss", "arxiv-api", "hf-daily", "rss", "jsonl")
 
+# The options each kind understands, with what they do (shown by `digest sources add`).
+# They live here, beside the kinds, because parsing a source entry must tell them apart
+# from the parameters of a URL's own query string; digest.ingest reads them.
+SOURCE_OPTIONS: dict[str, dict[str, str]] = {
+    "arxiv-rss": {"cross": "1 to include cross-lists (default 0)",
+                  "replace": "0 to leave out replaced papers (default 1)"},
+    "arxiv-api": {"limit": "most papers to read, over all pages (default: one page)"},
+    "hf-daily": {"limit": "items per page (default 100)",
+                 "pages": "most pages to read (default 10)"},
+    "rss": {},
+    "jsonl": {},
+}
+
 
 @dataclass(frozen=True)
 class SmtpSettings:
@@ -268,22 +281,87 @@ def parse_sources(value: str) -> tuple[SourceSpec, ...]:
 
 
 def parse_source(item: str, *, where: str = "DIGEST_SOURCES") -> SourceSpec:
-    """Parse one ``kind:location[?opt=val]`` entry; ``where`` names it in errors."""
+    """Parse one ``kind:location[?opt=val]`` entry and check its options against its kind.
+
+    ``where`` names the entry in errors. An option the kind does not know is an error
+    here, as in `digest sources add`: a typo such as ``crosss=1`` silently ignored would
+    leave the operator wondering why cross-lists never came.
+    """
+    spec = split_source(item, where=where)
+    try:
+        check_source_options(spec)
+    except ConfigError as err:
+        raise ConfigError(f"{where} entry {item.strip()!r}: {err.message}", err.hint) from err
+    return spec
+
+
+def split_source(item: str, *, where: str = "DIGEST_SOURCES") -> SourceSpec:
+    """Split ``kind:location[?opt=val]`` into a SourceSpec without checking its options.
+
+    A location that is a URL keeps its own query string: of its parameters, only those
+    that are options of the kind (``limit`` of arxiv-api, ``cross`` of arxiv-rss...)
+    are taken as options, and every other one stays in the URL, byte for byte. So
+    ``arxiv-api:https://export.arxiv.org/api/query?search_query=cat:cs.LG&limit=200``
+    asks arXiv for ``search_query=cat:cs.LG`` and reads at most 200 papers. A bare
+    arXiv API query (``arxiv-api:search_query=cat:cs.LG&sortBy=submittedDate``) is read
+    the same way. Elsewhere (``arxiv-rss:cs.LG?cross=1``, ``hf-daily?pages=3``, a file
+    path) everything after ``?`` is options, and an unknown one is left for
+    check_source_options to refuse.
+    """
     item = item.strip()
     kind, sep, location = item.partition(":")
     kind = kind.strip().lower()
-    if kind == "hf-daily" and not sep:
-        location = "https://huggingface.co/api/daily_papers"
+    bare = not sep and kind.partition("?")[0] == "hf-daily"  # hf-daily, hf-daily?pages=3
+    if bare:
+        kind, mark, query = kind.partition("?")
+        location = "https://huggingface.co/api/daily_papers" + mark + query
     if kind not in SOURCE_KINDS or not location.strip():
         raise ConfigError(
             f"{where} entry {item!r} is not kind:location",
             "use e.g. arxiv-rss:cs.LG+cs.AI, hf-daily, rss:https://host/feed.xml, "
             f"jsonl:path/to/papers.jsonl (kinds: {', '.join(SOURCE_KINDS)})",
         )
-    location, _, query = location.strip().partition("?") if kind != "rss" else (
-        location.strip(), "", "")
-    options = tuple(sorted((k, v[-1]) for k, v in parse_qs(query).items()))
-    return SourceSpec(name=f"{kind}:{location}", kind=kind, location=location, options=options)
+    location = location.strip()
+    # After a bare "hf-daily" the query can only be options: no URL was typed.
+    is_url = not bare and bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", location))
+    base, _, query = location.partition("?")
+    if kind == "arxiv-api" and not is_url and "?" not in location and "=" in location:
+        base, query = "", location  # a bare API query: search_query=...&sortBy=...
+    known = SOURCE_OPTIONS.get(kind, {})
+    keeps_query = is_url or kind == "arxiv-api"
+    options: dict[str, str] = {}
+    kept: list[str] = []
+    for part in query.split("&") if query else []:
+        key, _, value = part.partition("=")
+        name = unquote(key.replace("+", " ")).strip()
+        if name in known or not keeps_query:
+            if name:
+                options[name] = unquote(value.replace("+", " ")).strip()
+        else:
+            kept.append(part)
+    kept_query = "&".join(kept)
+    location = f"{base}?{kept_query}" if base and kept_query else (base or kept_query)
+    return SourceSpec(name=f"{kind}:{location}", kind=kind, location=location,
+                      options=tuple(sorted(options.items())))
+
+
+_FLAGS = ("1", "0", "true", "false", "yes", "no", "on", "off")
+
+
+def check_source_options(spec: SourceSpec) -> None:
+    """Raise ConfigError for an option the source's kind does not know, or a bad value."""
+    known = SOURCE_OPTIONS.get(spec.kind, {})
+    for key, value in spec.options:
+        if key not in known:
+            listed = ", ".join(f"{k} ({v})" for k, v in known.items()) or "none"
+            raise ConfigError(f"{spec.kind} sources have no option {key!r}",
+                              f"options of {spec.kind}: {listed}")
+        if key in ("limit", "pages") and not (value.isdigit() and int(value) > 0):
+            raise ConfigError(f"option {key}={value!r} is not a positive whole number",
+                              f"e.g. {key}=50")
+        if key in ("cross", "replace") and value.strip().lower() not in _FLAGS:
+            raise ConfigError(f"option {key}={value!r} is neither on nor off",
+                              f"use {key}=1 or {key}=0")
 
 
 def parse_sources_file(path: Path) -> tuple[SourceSpec, ...]:

@@ -227,7 +227,8 @@ def test_test_exits_1_and_says_why_when_the_source_fails(
     assert missing.exit_code == 1
     assert "HTTP 404" in json.loads(missing.output)["error"]
     unknown = run(config, "sources", "test", "not-a-source")
-    assert unknown.exit_code == 78 and "is not kind:location" in unknown.output
+    # A bad argument is a usage error (2), as for `sources add`; 78 is for settings.
+    assert unknown.exit_code == 2 and "is not kind:location" in unknown.output
 
 
 def test_stored_sources_survive_a_config_that_names_others(tmp_path: Path) -> None:

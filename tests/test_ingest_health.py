@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 from digest.ingest import HttpFetcher, assess, collect
 from digest.models import SourceResult, SourceSpec
+from digest.store import open_store
+from tests.fixtures.config import make_config
 from tests.fixtures.http_server import FeedServer
 
 UA = "digest-tests/1 (mailto:ops@example.org)"
@@ -76,16 +79,28 @@ def test_empty_feed_on_a_weekday_is_quiet_but_says_so(feed_server: FeedServer) -
     assert "Tuesday" in (result.error or "") and "skip days" in (result.error or "")
 
 
-def test_weekday_repeat_of_yesterdays_ids_is_stale(feed_server: FeedServer) -> None:
+def test_weekday_repeat_of_yesterdays_ids_is_stale_once_behind(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
     monday = one(feed_server, "arxiv-rss",
                  "captured/arxiv_rss/arxiv_rss_cs.LG_2026-04-27_first3items.xml",
                  day=date(2026, 4, 27))
-    store = {p.key for p in monday.papers}
     assert assess(monday, new=3, day=date(2026, 4, 27)).status == "ok"
-    tuesday = one(feed_server, "arxiv-rss", f"{HANDMADE}/arxiv_rss_stale_repeat.xml",
-                  day=date(2026, 4, 28))
-    new = sum(1 for p in tuesday.papers if p.key not in store)
-    judged = assess(tuesday, new=new, day=date(2026, 4, 28))
+    db = open_store(make_config(tmp_path / "var").database_url)
+    try:
+        db.save_papers(monday.papers, batch_day=date(2026, 4, 27),
+                       now=datetime(2026, 4, 27, 5, tzinfo=UTC))
+        tuesday = one(feed_server, "arxiv-rss", f"{HANDMADE}/arxiv_rss_stale_repeat.xml",
+                      day=date(2026, 4, 28))
+        new = len(tuesday.papers) - len(db.get_papers(p.key for p in tuesday.papers))
+        checked = assess(tuesday, new=new, day=date(2026, 4, 28))
+        # Seen again on Tuesday morning: within a day and a half of Monday's papers.
+        morning = db.judge_source(checked, now=datetime(2026, 4, 28, 9, tzinfo=UTC))
+        # Still the same ids on Tuesday evening: a whole announcement day behind.
+        judged = db.judge_source(checked, now=datetime(2026, 4, 28, 20, tzinfo=UTC))
+    finally:
+        db.close()
+    assert (morning.status, morning.new) == ("ok", 0)
     assert (judged.status, judged.new) == ("stale", 0)
     assert "already seen" in (judged.error or "")
     assert len(judged.papers) == 3

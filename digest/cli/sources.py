@@ -11,11 +11,10 @@ import click
 from digest import ingest
 from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
 from digest.cli.core import open_db
-from digest.config import Config, parse_source
-from digest.errors import ConfigError, SourceError, UsageError
+from digest.config import SOURCE_OPTIONS, Config, check_source_options, split_source
+from digest.errors import ConfigError, UsageError
 from digest.ingest.arxiv import arxiv_rss_url
 from digest.ingest.base import local_path
-from digest.ingest.sources import OPTIONS, check_options
 from digest.models import SourceResult, SourceSpec
 from digest.sources_config import effective_sources
 from digest.web import forms
@@ -26,8 +25,8 @@ SHOWN_TITLES = 5
 def _check(spec: SourceSpec) -> None:
     """Turn an unknown or malformed option into a usage error (exit 2)."""
     try:
-        check_options(spec)
-    except SourceError as err:
+        check_source_options(spec)
+    except ConfigError as err:
         raise UsageError(err.message, err.hint) from err
 
 
@@ -69,7 +68,7 @@ def sources() -> None:
 
 
 @sources.command("add")
-@click.argument("kind", type=click.Choice(sorted(OPTIONS)))
+@click.argument("kind", type=click.Choice(sorted(SOURCE_OPTIONS)))
 @click.argument("location", required=False, default="")
 @click.option("--name", help="Name to list it under (default: KIND:LOCATION).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
@@ -80,7 +79,7 @@ def add(ctx: click.Context, kind: str, location: str, name: str | None,
     """Store a source that every run reads from now on."""
     config = get_config(ctx)
     try:
-        spec = parse_source(f"{kind}:{location}" if location else kind,
+        spec = split_source(f"{kind}:{location}" if location else kind,
                             where="digest sources add")
     except ConfigError as err:  # an argument typed here, not a setting: a usage error
         raise UsageError(f"{kind} needs a LOCATION: {err.message}", err.hint) from err
@@ -188,15 +187,20 @@ def test(ctx: click.Context, source: str, day_text: str | None, as_json: bool) -
         known = {s.name: s for s in effective_sources(config, db.list_sources())}
         spec = known.get(source)
         if spec is None:
-            spec = parse_source(source, where="digest sources test")
+            try:
+                spec = split_source(source, where="digest sources test")
+            except ConfigError as err:  # an argument typed here, not a setting: a usage error
+                raise UsageError(err.message, err.hint) from err
             _check(spec)
         result = ingest.collect_one(
             spec, day=day, fetch=ingest.HttpFetcher(user_agent=ingest.user_agent(config.contact))
         )
         seen = db.get_papers(p.key for p in result.papers)
+        result = ingest.assess(result, new=sum(p.key not in seen for p in result.papers),
+                               day=day)
+        result = db.judge_source(result, now=now_utc())  # what a run would record
     finally:
         db.close()
-    result = ingest.assess(result, new=sum(p.key not in seen for p in result.papers), day=day)
     _report(result, spec, as_json)
     if result.status == "error":
         ctx.exit(1)

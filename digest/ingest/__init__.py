@@ -89,18 +89,12 @@ def collect_one(
 
 
 def assess(result: SourceResult, *, new: int, day: date) -> SourceResult:
-    """Record how many papers were new; flag a weekday source that brought nothing new."""
-    result = replace(result, new=new)
-    if result.status not in ("ok", "partial") or not result.papers or new > 0:
-        return result
-    if day.weekday() >= 5:
-        return result  # weekend feeds repeat the last announcement; that is expected
-    if all(p.announce_type in ("replace", "replace-cross") for p in result.papers):
-        return result  # a day of only replacements is unusual but not a stale feed
-    return replace(
-        result,
-        status="stale",
-        error=f"all {len(result.papers)} papers were already seen on an earlier run; "
-        "the source has not updated since (hint: if this lasts more than a day, check the "
-        "source URL, and whether a cache or proxy serves an old copy)",
-    )
+    """Record how many of the source's papers were new to the store.
+
+    Whether a source that brought nothing new is stale is judged from its history, which
+    only the store holds (Store.judge_source, applied by Store.record_source): one run
+    alone cannot tell the fifth hourly run of a healthy day from a stuck feed, nor a
+    Hugging Face list whose papers arXiv delivered first from yesterday's list again.
+    ``day`` is kept so that callers need not change.
+    """
+    return replace(result, new=new)

@@ -102,8 +102,9 @@ def _recover(body: bytes, *, where: str, reason: str) -> Feed:
     if _ENTITY_DECL.search(body):
         # Never hand a body with entity declarations to a lenient parser.
         raise _refused(where, ValueError("entity declaration"))
-    text = _decode(body)
+    text, decoding = _decode(body)
     repaired = _BARE_AMP.sub("&amp;", _CONTROL.sub("", _XML_DECL.sub("", text))).strip()
+    how = f"{decoding}; " if decoding else ""
     try:
         root = SafeET.fromstring(repaired.encode("utf-8"))
     except defusedxml.DefusedXmlException as err:
@@ -112,7 +113,8 @@ def _recover(body: bytes, *, where: str, reason: str) -> Feed:
         root = None
     if root is not None:
         feed = _feed_from_root(root, where=where)
-        return _with_problem(feed, f"malformed XML ({reason}); read after repairing the markup")
+        return _with_problem(feed, f"malformed XML ({reason}); {how}read after repairing "
+                                   "the markup")
     lenient = _feedparser_entries(repaired)
     salvaged = _salvage(repaired)
     entries = lenient if len(lenient) >= len(salvaged) else salvaged
@@ -124,8 +126,8 @@ def _recover(body: bytes, *, where: str, reason: str) -> Feed:
     return Feed(
         title="",
         entries=tuple(entries),
-        problem=f"malformed XML ({reason}); recovered {len(entries)} entries leniently, "
-        "some may be missing or incomplete",
+        problem=f"malformed XML ({reason}); {how}recovered {len(entries)} entries "
+        "leniently, some may be missing or incomplete",
     )
 
 
@@ -134,14 +136,42 @@ def _with_problem(feed: Feed, problem: str) -> Feed:
                 feed.start_index, feed.items_per_page)
 
 
-def _decode(body: bytes) -> str:
-    """Decode a body whose declared encoding may be wrong: BOM, then UTF-8, then Latin-1."""
+def _decode(body: bytes) -> tuple[str, str | None]:
+    """Decode a body whose bytes or declared encoding may be wrong; say what was done.
+
+    A UTF-8 body with a few stray bytes (one Latin-1 "é" pasted into a title) stays UTF-8
+    with those bytes replaced by U+FFFD: reading the whole body as Latin-1 would garble
+    every other accent, Greek letter and dash of the feed, and do so on every run. Only
+    a body that is not UTF-8 at all (stray bytes outnumber the valid UTF-8 characters) is
+    read in the charset its XML declaration names, else Latin-1. The second value says
+    what happened, for the source's status; None when the body was clean UTF-8.
+    """
     if body.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return body.decode("utf-16", errors="replace")
+        return body.decode("utf-16", errors="replace"), None
     try:
-        return body.decode("utf-8-sig")
+        return body.decode("utf-8-sig"), None
     except UnicodeDecodeError:
-        return body.decode("latin-1")
+        pass
+    # surrogateescape turns each byte that is not UTF-8 into one lone surrogate, so the
+    # stray bytes can be counted and located apart from the characters that did decode.
+    text = body.decode("utf-8-sig", errors="surrogateescape")
+    stray = [(i, ord(c) - 0xDC00) for i, c in enumerate(text) if "\udc80" <= c <= "\udcff"]
+    decoded = sum(1 for c in text if ord(c) > 0x7F) - len(stray)
+    if decoded >= len(stray):
+        shown = ", ".join(f"0x{byte:02X} on line {text.count(chr(10), 0, i) + 1}"
+                          for i, byte in stray[:3]) + (", ..." if len(stray) > 3 else "")
+        bytes_ = "byte that is" if len(stray) == 1 else "bytes that are"
+        repaired = "".join("\ufffd" if "\udc80" <= c <= "\udcff" else c for c in text)
+        return repaired, (f"{len(stray)} {bytes_} not UTF-8 ({shown}) replaced with U+FFFD; "
+                          "the rest read as UTF-8")
+    declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", body)
+    if declared:
+        charset = declared.group(1).decode("ascii")
+        try:
+            return body.decode(charset), f"the body is not UTF-8; read as {charset}"
+        except (LookupError, UnicodeDecodeError):
+            pass  # an unknown or wrong declaration: Latin-1 reads any byte
+    return body.decode("latin-1"), "the body is not UTF-8; read as Latin-1"
 
 
 # --- well-formed XML ------------------------------------------------------------------

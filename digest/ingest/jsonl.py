@@ -107,18 +107,29 @@ def load_jsonl(path: str | Path, *, source: str = "jsonl") -> list[Paper]:
 
 
 def read_jsonl(path: str | Path, *, source: str = "jsonl") -> tuple[list[Paper], list[str]]:
-    """Read what can be read: the papers, and one problem per line that was left out."""
+    """Read what can be read: the papers, and one problem per line that was left out.
+
+    Each line is decoded on its own, strictly: a line that is not UTF-8 is left out and
+    named, as iter_records refuses it, rather than stored with U+FFFD in its title and
+    the source reported ok.
+    """
     path = Path(path)
     papers: list[Paper] = []
     problems: list[str] = []
     try:
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        with opener(path, "rb") as handle:
             lines = list(handle)
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}",
                           "check the path in DIGEST_SOURCES") from err
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(f"line {number}: not UTF-8 text (byte 0x{raw[err.start]:02X} at "
+                            f"column {err.start + 1}; save the file as UTF-8)")
+            continue
         if not line.strip():
             continue
         try:

@@ -24,7 +24,6 @@ from digest.ingest.merge import merge
 from digest.models import SourceResult, SourceSpec
 
 __all__ = [
-    "OPTIONS",
     "READERS",
     "Harvest",
     "arxiv_api_paper",
@@ -48,37 +47,6 @@ READERS: dict[str, Reader] = {
     "rss": read_rss,
     "jsonl": read_jsonl_source,
 }
-
-# The options each kind understands, with what they do (shown by `digest sources add`).
-OPTIONS: dict[str, dict[str, str]] = {
-    "arxiv-rss": {"cross": "1 to include cross-lists (default 0)",
-                  "replace": "0 to leave out replaced papers (default 1)"},
-    "arxiv-api": {"limit": "most papers to read, over all pages (default: one page)"},
-    "hf-daily": {"limit": "items per page (default 100)",
-                 "pages": "most pages to read (default 10)"},
-    "rss": {},
-    "jsonl": {},
-}
-
-
-_FLAGS = ("1", "0", "true", "false", "yes", "no", "on", "off")
-
-
-def check_options(spec: SourceSpec) -> None:
-    """Raise SourceError for an option the source's kind does not know or a bad number."""
-    known = OPTIONS.get(spec.kind, {})
-    for key, value in spec.options:
-        if key not in known:
-            listed = ", ".join(f"{k} ({v})" for k, v in known.items()) or "none"
-            raise SourceError(f"{spec.kind} sources have no option {key!r}",
-                              f"options of {spec.kind}: {listed}")
-        if key in ("limit", "pages") and not (value.isdigit() and int(value) > 0):
-            raise SourceError(f"option {key}={value!r} is not a positive whole number",
-                              f"e.g. {key}=50")
-        if key in ("cross", "replace") and value.strip().lower() not in _FLAGS:
-            raise SourceError(f"option {key}={value!r} is neither on nor off",
-                              f"use {key}=1 or {key}=0")
-
 
 def read_source(spec: SourceSpec, *, day: date, fetch: Fetch,
                 validators: Validators = (None, None)) -> Harvest:

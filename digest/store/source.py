@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from digest.errors import UsageError
 from digest.models import RunReport, SourceResult, SourceSpec
 from digest.store.base import StoreBase
-from digest.store.rows import _iso
-from digest.store.tables import runs, source_specs, source_state
+from digest.store.rows import _iso, _utc, in_chunks
+from digest.store.tables import papers, runs, source_specs, source_state
+
+# A source is stale when the freshest paper it lists was first stored longer ago than
+# this, counting weekday hours only: arXiv announces once each weekday night, so a day
+# and a half covers one missed announcement's worth of slack (a late feed, a run before
+# the announcement) while a feed stuck for a whole announcement day is caught.
+STALE_AFTER = timedelta(hours=36)
+
+
+def weekday_time(start: datetime, end: datetime) -> timedelta:
+    """Return how much of [start, end) falls on Monday to Friday (UTC)."""
+    total = timedelta()
+    moment = start
+    while moment < end:
+        if end - moment > timedelta(days=60):
+            return timedelta(days=60)  # far past any cadence; no need to count exactly
+        midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                        microsecond=0)
+        upto = min(midnight, end)
+        if moment.weekday() < 5:
+            total += upto - moment
+        moment = upto
+    return total
 
 
 class SourceMixin(StoreBase):
@@ -28,8 +51,50 @@ class SourceMixin(StoreBase):
             )
             return {row.source: (row.etag, row.last_modified) for row in rows}
 
-    def record_source(self, result: SourceResult, *, now: datetime) -> None:
-        """Store one source's outcome and validators for its next conditional GET."""
+    def judge_source(self, result: SourceResult, *, now: datetime) -> SourceResult:
+        """Return ``result`` marked stale when its source has fallen behind its cadence.
+
+        A source that brought nothing new is stale only when even the freshest paper it
+        lists was first stored (by it or by another source) more than STALE_AFTER of
+        weekday time ago. So the second and later hourly runs of a day, which see the
+        morning's papers again, stay ok; so does a Hugging Face list whose papers arXiv
+        delivered first (its items merged into them: upvotes updated); and a feed that
+        keeps serving an old copy is flagged within about a day and a half.
+        """
+        if result.status not in ("ok", "partial") or not result.papers or result.new:
+            return result
+        if all(p.announce_type in ("replace", "replace-cross") for p in result.papers):
+            return result  # a day of only replacements is unusual but not a stale feed
+        freshest: datetime | None = None
+        keys = sorted({p.key for p in result.papers})
+        with self.begin() as conn:
+            for chunk in in_chunks(keys):
+                found = _utc(conn.execute(
+                    select(func.max(papers.c.stored_at)).where(papers.c.key.in_(chunk))
+                ).scalar())
+                if found is not None and (freshest is None or found > freshest):
+                    freshest = found
+        if freshest is None:
+            return result  # not stored (digest sources test of an unknown source)
+        behind = weekday_time(freshest, now)
+        if behind <= STALE_AFTER:
+            return result
+        hours = int(behind.total_seconds() // 3600)
+        stale = (f"all {len(result.papers)} papers were already seen; the newest was first "
+                 f"stored {freshest:%Y-%m-%d %H:%M} UTC, {hours} weekday hours ago, and "
+                 "nothing new came since (hint: check the source URL, and whether a cache or "
+                 "proxy serves an old copy)")
+        # A partial feed's own problem stays on record beside the staleness.
+        error = f"{result.error}; {stale}" if result.error else stale
+        return replace(result, status="stale", error=error)
+
+    def record_source(self, result: SourceResult, *, now: datetime) -> SourceResult:
+        """Store one source's outcome and validators; return it as recorded.
+
+        The outcome is judged against the source's history first (judge_source), so a
+        source that brought nothing new is recorded stale only when it is behind.
+        """
+        result = self.judge_source(result, now=now)
         values: dict[str, Any] = {
             "last_status": result.status,
             "last_error": result.error,
@@ -54,6 +119,7 @@ class SourceMixin(StoreBase):
                 )
             else:
                 conn.execute(insert(source_state).values(source=result.source, **values))
+        return result
 
     def source_health(self) -> list[dict[str, Any]]:
         """Return every source's last status, for `digest status` and `digest sources list`."""
