@@ -325,3 +325,23 @@ def test_no_backoff_sleep_ends_where_no_attempt_fits(feed_server: FeedServer) ->
     # A second 5 s wait would end exactly at the deadline, with no time left to ask.
     assert fake.sleeps == [5.0]
     assert feed_server.hits(FEED) == 2
+
+
+def test_a_runs_report_says_what_the_source_health_records(
+    tmp_path: Path, feed_server: FeedServer,
+) -> None:
+    """The run's report took the status before it was judged against the source's
+    history: a re-run of a healthy day printed "stale" while `digest status` said ok
+    (and a source behind printed "ok" while the status said stale)."""
+    spec = SourceSpec("lg", "arxiv-rss", feed_server.url(LG))
+    config = make_config(tmp_path / "var", sources=(spec,), sources_explicit=True)
+    for when in (at(MONDAY, 5), at(MONDAY, 6), at(MONDAY + timedelta(days=1), 18)):
+        db = open_store(config.database_url)
+        try:
+            results = ingest_sources(config, db, day=when.date(), now=when,
+                                     fetch=HttpFetcher(user_agent=UA, sleep=lambda _: None))
+            recorded = {h["source"]: h["status"] for h in db.source_health()}
+        finally:
+            db.close()
+        assert {r.source: r.status for r in results} == recorded, when
+    assert recorded == {"lg": "stale"}

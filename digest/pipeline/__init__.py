@@ -247,8 +247,9 @@ def ingest_sources(
             # A replacement refreshes a known paper and keeps its batch day, so it is
             # never mailed again; an unknown one joins today's batch like a new paper.
             new, _updated = db.save_papers(result.papers, batch_day=day, now=now)
-        checked = ingest.assess(result, new=new, day=day)
-        db.record_source(checked, now=now)
+        # As recorded: judged against the source's history (stale only when behind), so
+        # the run's report says what `digest status` says.
+        checked = db.record_source(ingest.assess(result, new=new, day=day), now=now)
         assessed.append(checked)
     return tuple(assessed)
 

@@ -66,6 +66,7 @@ def compose(
         date=now,
         list_id=config.list_id,
         list_unsubscribe=links.unsubscribe,
+        list_name=list_name,  # as the confirmation mail's List-Id: clients show it
     )
     return rendered, message
 

@@ -1,5 +1,7 @@
-"""Several digests of one subscriber in flight: after downtime, after an SMTP outage,
-with a digest of unknown outcome. One email where one is due, no paper twice.
+"""The daily job where an audit found it wrong: several digests of one subscriber in
+flight (after downtime, after an SMTP outage, of unknown outcome: one email where one is
+due, no paper twice), a dry run of a past day, a killed run's unknown rows, Message-ID
+and List-Id headers.
 
 Real parts: the shipped sample batch (real arXiv papers) split into three days, a
 SQLite file, delivery into a Maildir.
@@ -226,3 +228,11 @@ def test_a_digest_left_sending_by_a_killed_run_is_reported_by_the_next(
     # Reported once: the next run has nothing new to say.
     again = pipeline.run(config, now=at(DAYS[1], 10), store=store)
     assert (again.sent, again.unknown, exit_code(again)) == (0, 0, 0)
+
+
+def test_a_digests_list_id_names_the_list_as_the_confirmation_does(
+    tmp_path: Path, files: list[Path]
+) -> None:
+    config, _ = setup(tmp_path, files)
+    ids = {str(m["List-Id"]) for m in maildir_messages(config)}
+    assert ids == {"Research Digest <digest.digest.example.org>"}
