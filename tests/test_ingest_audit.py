@@ -27,6 +27,7 @@ from digest.pipeline import ingest_sources
 from digest.store import open_store
 from tests.fixtures.config import SECRET, make_config
 from tests.fixtures.http_server import FEEDS_DIR, FeedServer
+from tests.test_ingest_http import FakeTime
 
 UA = "digest-tests/1 (mailto:ops@example.org)"
 API_CAPTURE = "captured/arxiv_api/arxiv_api_2026-06_search_transformer_cs.LG_5results.xml"
@@ -299,23 +300,8 @@ def test_a_stalling_server_cannot_stretch_a_fetch_past_its_deadline(
     assert "gave up after 2 attempt(s), the 2s deadline" in (result.error or "")
 
 
-class FakeClock:
-    """A clock that moves only when the fetcher sleeps (the server answers at once)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_no_backoff_sleep_ends_where_no_attempt_fits(feed_server: FeedServer) -> None:
-    fake = FakeClock()
+    fake = FakeTime()
     feed_server.fault(FEED, status=503, retry_after="5")
     fetch = HttpFetcher(user_agent=UA, deadline=10.0, retries=5, sleep=fake.sleep,
                         clock=fake.clock)
