@@ -185,7 +185,9 @@ def config_from_values(values: Mapping[str, str]) -> Config:
         list_id=get("DIGEST_LIST_ID", f"digest.{urlsplit(base_url).hostname or 'localhost'}"),
         contact=get("DIGEST_CONTACT", from_addr),
         templates_dir=Path(get("DIGEST_TEMPLATES_DIR", str(TEMPLATES_DIR))),
-        max_papers=_int(get("DIGEST_MAX_PAPERS", "10"), "DIGEST_MAX_PAPERS", 1, 100),
+        # At most what a subscriber may choose (the forms and the CLI) and a digest
+        # holds (the ranking takes 50): 60 was accepted and then refused by the form.
+        max_papers=_int(get("DIGEST_MAX_PAPERS", "10"), "DIGEST_MAX_PAPERS", 1, 50),
         send_rate=_float(get("DIGEST_SEND_RATE", "0"), "DIGEST_SEND_RATE"),
         connections=_int(get("DIGEST_SMTP_CONNECTIONS", "1"), "DIGEST_SMTP_CONNECTIONS", 1, 64),
         max_attempts=_int(get("DIGEST_MAX_ATTEMPTS", "5"), "DIGEST_MAX_ATTEMPTS", 1, 50),

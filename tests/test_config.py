@@ -57,6 +57,7 @@ def test_password_never_appears_in_repr_or_status() -> None:
         ("DIGEST_SEND_AT", "25:00", "DIGEST_SEND_AT"),
         ("DIGEST_SOURCES", "gopher:somewhere", "DIGEST_SOURCES"),
         ("DIGEST_MAX_PAPERS", "many", "DIGEST_MAX_PAPERS"),
+        ("DIGEST_MAX_PAPERS", "60", "DIGEST_MAX_PAPERS must be between 1 and 50, got 60"),
         ("DIGEST_RANK_PROCESSES", "-1", "DIGEST_RANK_PROCESSES"),
     ],
 )
