@@ -94,6 +94,16 @@ class Config:
     semantic_weight: float | None = None
 
     @property
+    def list_name(self) -> str:
+        """Return the list's name, for mail (List-Id, the footer) and the web pages."""
+        return self.from_name or "Research Digest"
+
+    @property
+    def mail_domain(self) -> str:
+        """Return the domain of the From address (Message-IDs are made on it)."""
+        return self.from_addr.rpartition("@")[2] or "localhost"
+
+    @property
     def embedding_dir(self) -> Path:
         """Return where paper embeddings are kept between runs (semantic ranking)."""
         return self.var_dir / "embeddings"

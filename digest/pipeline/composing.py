@@ -53,7 +53,7 @@ def compose(
     """
     sub = digest.subscriber
     links = digest_links(config, sub.id, digest.papers)
-    list_name = config.from_name or "Research Digest"
+    list_name = config.list_name
     # render_digest renders the "nothing relevant today" note for an empty digest.
     rendered = render.render_digest(digest, links, env=env, list_name=list_name)
     message = mail.build_message(
@@ -103,13 +103,9 @@ def html_part(wire: bytes) -> str:
     return html.replace("\r\n", "\n")  # as rendered: the wire's CRLF is the transport's
 
 
-def _domain(config: Config) -> str:
-    return config.from_addr.rpartition("@")[2] or "localhost"
-
-
 def message_id(config: Config, subscriber_id: int, day: date) -> str:
     """Return the Message-ID of a subscriber's digest of a day on this installation."""
-    return mail.make_message_id(subscriber_id, day, _domain(config),
+    return mail.make_message_id(subscriber_id, day, config.mail_domain,
                                 installation=config.secret_key)
 
 

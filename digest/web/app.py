@@ -99,7 +99,7 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.extensions["digest"] = {"config": cfg, "store": db}
-    list_name = cfg.from_name or "Research Digest"
+    list_name = cfg.list_name
 
     # -- security ---------------------------------------------------------------------
 

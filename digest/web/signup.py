@@ -50,7 +50,7 @@ def confirmation_message(
     url = tokens.confirm_url(config.base_url, config.secret_key, email, request)
     env = render.make_environment(config.templates_dir)
     rendered = render.render_confirmation(
-        email=email, confirm_url=url, env=env, list_name=_list_name(config),
+        email=email, confirm_url=url, env=env, list_name=config.list_name,
         schedule=render.schedule_text(
             schedule.cadence, schedule.weekday, schedule.send_hour, schedule.timezone
         ),
@@ -67,19 +67,14 @@ def already_subscribed_message(config: Config, sub: Subscriber, *, now: datetime
         preferences_url=tokens.preferences_url(config.base_url, config.secret_key, sub.id),
         paused=sub.status == "paused",
         env=env,
-        list_name=_list_name(config),
+        list_name=config.list_name,
     )
     return _message(config, sub.email, rendered, now=now)
-
-
-def _list_name(config: Config) -> str:
-    return config.from_name or "Research Digest"
 
 
 def _message(
     config: Config, email: str, rendered: RenderedEmail, *, now: datetime
 ) -> EmailMessage:
-    domain = config.from_addr.rpartition("@")[2] or "localhost"
     return mail.build_message(
         rendered,
         from_name=config.from_name,
@@ -88,11 +83,11 @@ def _message(
         to_addr=email,
         # Unique per mail, unlike a digest's: a second confirmation an hour later is a
         # different message and must not be dropped as a duplicate.
-        message_id=make_msgid("confirm", domain=domain),
+        message_id=make_msgid("confirm", domain=config.mail_domain),
         date=now,
         list_id=config.list_id,
         list_unsubscribe=None,
-        list_name=_list_name(config),
+        list_name=config.list_name,
     )
 
 
