@@ -236,3 +236,28 @@ def test_a_digests_list_id_names_the_list_as_the_confirmation_does(
     config, _ = setup(tmp_path, files)
     ids = {str(m["List-Id"]) for m in maildir_messages(config)}
     assert ids == {"Research Digest <digest.digest.example.org>"}
+
+
+def test_papers_of_an_old_unknown_digest_outside_the_pool_change_nothing(
+    tmp_path: Path, files: list[Path]
+) -> None:
+    """The taken papers were counted against the day's pool whether in it or not: an
+    unknown digest of papers long gone made the window look used up, and no digest
+    went out."""
+    from sqlalchemy import update
+
+    from digest.store.tables import deliveries
+
+    config, store = setup(tmp_path, files)
+    ada = store.find_subscriber("ada@example.org")
+    assert ada is not None
+    gone = [{"key": f"arxiv:2001.{n:05d}", "score": 0.5, "reason": ""} for n in range(400)]
+    with store.begin() as conn:
+        conn.execute(update(deliveries)
+                     .where(deliveries.c.subscriber_id == ada.id, deliveries.c.day == DAYS[0])
+                     .values(status="unknown", papers=gone))
+    config = replace(config, sources=sources(files, 1))
+    report = pipeline.run(config, now=at(DAYS[1], 9), store=store)
+    assert report.sent == 3
+    row = store.get_delivery(ada.id, DAYS[1])
+    assert row is not None and row.status == "sent" and row.paper_keys

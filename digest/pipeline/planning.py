@@ -249,7 +249,8 @@ def choose_papers(
     extra = list(db.get_papers(ranker.unknown(referenced)).values())
     sent = db.sent_keys(ids, batch_days)
     for sub_id, keys in _taken(db, plans, now=now, supersede=supersede).items():
-        sent[sub_id] = sent.get(sub_id, set()) | keys
+        # Only this pool's papers: the sets are counted against it below.
+        sent[sub_id] = sent.get(sub_id, set()) | (keys & batch_days.keys())
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
     looked: list[int] = []
