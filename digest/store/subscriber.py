@@ -169,13 +169,7 @@ class SubscriberMixin(StoreBase):
 
     def is_suppressed(self, email: str) -> bool:
         """Return True when the address is on the suppression list."""
-        with self.begin() as conn:
-            found = conn.execute(
-                select(suppressions.c.email_hash).where(
-                    suppressions.c.email_hash == email_hash(email)
-                )
-            ).first()
-        return found is not None
+        return self.suppression(email) is not None
 
     def suppression(self, email: str) -> tuple[str, datetime] | None:
         """Return (reason, since when) if the address is suppressed, else None."""

@@ -179,8 +179,8 @@ def create_app(
     @app.get("/")
     @app.get("/subscribe")
     def subscribe_form() -> tuple[str, int]:
-        # DIGEST_MAX_PAPERS may be up to 100, the form takes at most forms.MAX_PAPERS (the
-        # ranking's cap too): a default above it was refused on a field never touched.
+        # The form takes at most forms.MAX_PAPERS (the ranking's cap too; the setting
+        # stops there as well): a default above it was refused on a field never touched.
         return form_page({"max_papers": str(min(cfg.max_papers, forms.MAX_PAPERS))}, [], {})
 
     @app.post("/subscribe")
