@@ -286,10 +286,51 @@ def parse_from(value: str) -> tuple[str, str]:
 
 def parse_sources(value: str) -> tuple[SourceSpec, ...]:
     """Parse DIGEST_SOURCES: comma-separated ``kind:location[?opt=val]`` entries."""
-    specs = [parse_source(raw) for raw in value.split(",") if raw.strip()]
+    specs = [parse_source(raw) for raw in split_entries(value)]
     if not specs:
         raise ConfigError("DIGEST_SOURCES lists no source", "unset it to use the sample batch")
     return tuple(specs)
+
+
+_URL_START = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
+_PATH_START = r"(?:/|\./|\.\./|~)"
+# What can begin an entry of DIGEST_SOURCES: a kind and its colon, hf-daily alone (or with
+# options), or a URL or path typed without its kind (refused then, naming it).
+_ENTRY_START = re.compile(
+    r"\s*(?:(?:" + "|".join(re.escape(kind) for kind in SOURCE_KINDS) + r")\s*:"
+    r"|hf-daily\s*(?:\?|$)|" + _URL_START + "|" + _PATH_START + ")",
+    re.IGNORECASE,
+)
+
+
+def split_entries(value: str) -> list[str]:
+    """Split DIGEST_SOURCES at its commas, except commas inside a URL or an arXiv query.
+
+    A comma is part of many a URL (``search_query=cat:cs.LG,cat:cs.AI``, a feed's
+    ``?tags=a,b``). After an entry whose location is a URL, or an arxiv-api query, a
+    comma therefore separates only where what follows begins an entry (_ENTRY_START);
+    anywhere else every comma separates, as it always did. Every list that parsed
+    before (each of its parts begins with a kind) splits where it did.
+    """
+    entries: list[str] = []
+    for part in value.split(","):
+        inside = bool(entries) and bool(part.strip()) and _takes_commas(entries[-1])
+        if inside and not _ENTRY_START.match(part):
+            entries[-1] += "," + part
+        else:
+            entries.append(part)
+    return [entry for entry in entries if entry.strip()]
+
+
+def _takes_commas(entry: str) -> bool:
+    """Return True when an entry's location may hold a comma: a URL, or an arXiv query."""
+    kind, sep, location = entry.partition(":")
+    kind, location = kind.strip().lower(), location.strip()
+    if not sep or kind not in SOURCE_KINDS:
+        return False
+    if re.match(_URL_START, location):
+        return True
+    return kind == "arxiv-api" and not re.match(_PATH_START, location)
 
 
 def parse_source(item: str, *, where: str = "DIGEST_SOURCES") -> SourceSpec:
