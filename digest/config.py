@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -34,6 +35,18 @@ SOURCE_OPTIONS: dict[str, dict[str, str]] = {
                  "pages": "most pages to read (default 10)"},
     "rss": {},
     "jsonl": {},
+}
+
+# The query parameters of the API a kind's URL points at (arXiv's export API, as in its
+# user manual; Hugging Face's daily papers, as digest.ingest.hf reads them). A URL's
+# parameter that is neither one of these nor an option of the kind, but close to one,
+# is a misspelling: ``max_resuts=50`` would be sent and ignored, and the operator would
+# get a hundred papers a page without a word. A feed (rss) has no known parameters, so
+# its query is never questioned.
+SOURCE_URL_PARAMETERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "arxiv-api": ("the arXiv API",
+                  ("search_query", "id_list", "start", "max_results", "sortBy", "sortOrder")),
+    "hf-daily": ("the Hugging Face API", ("date", "week", "month", "p", "limit")),
 }
 
 
@@ -415,6 +428,45 @@ def check_source_options(spec: SourceSpec) -> None:
         if key in ("cross", "replace") and value.strip().lower() not in _FLAGS:
             raise ConfigError(f"option {key}={value!r} is neither on nor off",
                               f"use {key}=1 or {key}=0")
+    _check_url_parameters(spec)
+
+
+def _check_url_parameters(spec: SourceSpec) -> None:
+    """Raise ConfigError for a parameter kept in the URL that misspells one the kind reads.
+
+    Only a near miss (difflib's close match) of the kind's options or its API's own
+    parameters is refused; any other parameter stays in the URL, unquestioned, as does
+    one that differs from a known one only in case.
+    """
+    options = SOURCE_OPTIONS.get(spec.kind, {})
+    api, parameters = SOURCE_URL_PARAMETERS.get(spec.kind, ("", ()))
+    known = {name.lower(): name for name in (*options, *parameters)}
+    location = spec.location.strip()
+    if not known:
+        return
+    if "?" in location:
+        query = location.partition("?")[2]
+    elif spec.kind == "arxiv-api" and "=" in location:
+        query = location  # a bare API query: search_query=...&sortBy=...
+    else:
+        return
+    for part in query.split("&"):
+        name = unquote(part.partition("=")[0].replace("+", " ")).strip()
+        if not name or name.lower() in known:
+            continue
+        close = difflib.get_close_matches(name.lower(), list(known), n=1)
+        if not close:
+            continue
+        meant = known[close[0]]
+        if meant in options:
+            listed = ", ".join(f"{k} ({v})" for k, v in options.items())
+            raise ConfigError(f"{spec.kind} URL parameter {name!r} looks like a misspelling "
+                              f"of the option {meant!r}", f"options of {spec.kind}: {listed}")
+        raise ConfigError(
+            f"{spec.kind} URL parameter {name!r} looks like a misspelling of {meant!r}",
+            f"{api} has no such parameter; its own are "
+            f"{', '.join(parameters)}",
+        )
 
 
 def parse_sources_file(path: Path) -> tuple[SourceSpec, ...]:

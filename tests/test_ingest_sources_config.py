@@ -7,7 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from digest.cli import main
 from digest.config import SAMPLE_BATCH, config_from_values
 from digest.errors import ConfigError
 from digest.ingest import HttpFetcher, collect
@@ -178,3 +180,57 @@ def test_an_entry_that_cannot_be_read_is_still_a_configuration_error(
         config_from_values(values(tmp_path, DIGEST_SOURCES=listed))
     assert caught.value.exit_code == 78
     assert f"DIGEST_SOURCES entry {named} is not kind:location" in caught.value.message
+
+
+# --- a misspelt option or API parameter in a source's URL -------------------------------
+
+ARXIV_API = "https://export.arxiv.org/api/query?search_query=cat:cs.LG"
+HF_DAILY = "https://huggingface.co/api/daily_papers"
+
+
+@pytest.mark.parametrize(
+    ("entry", "said", "hinted"),
+    [
+        # Kept in the URL and sent, unreported: the run read pages of 100, not 50.
+        (f"arxiv-api:{ARXIV_API}&max_resuts=50",
+         "arxiv-api URL parameter 'max_resuts' looks like a misspelling of 'max_results'",
+         "the arXiv API has no such parameter; its own are search_query"),
+        ("arxiv-api:search_query=cat:cs.LG&sortOrdr=descending",
+         "'sortOrdr' looks like a misspelling of 'sortOrder'", "sortBy, sortOrder"),
+        (f"arxiv-api:{ARXIV_API}&limt=300",
+         "'limt' looks like a misspelling of the option 'limit'", "options of arxiv-api: limit"),
+        (f"hf-daily:{HF_DAILY}?pags=2",
+         "'pags' looks like a misspelling of the option 'pages'", "pages (most pages"),
+        ("arxiv-rss:https://rss.arxiv.org/rss/cs.LG?crosss=1",
+         "'crosss' looks like a misspelling of the option 'cross'", "cross (1 to include"),
+    ],
+    ids=["max_results", "sortOrder", "limit", "pages", "cross"],
+)
+def test_a_misspelt_parameter_in_a_source_url_is_a_configuration_error(
+    tmp_path: Path, entry: str, said: str, hinted: str,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_values(values(tmp_path, DIGEST_SOURCES=f"hf-daily,{entry}"))
+    assert caught.value.exit_code == 78
+    assert f"DIGEST_SOURCES entry {entry!r}: " in caught.value.message
+    assert said in caught.value.message
+    assert hinted in caught.value.hint
+
+
+def test_other_url_parameters_are_left_alone(tmp_path: Path) -> None:
+    entries = [
+        "rss:https://example.org/feed?limt=1&format=rss",  # a feed's own: nothing to miss
+        f"arxiv-api:{ARXIV_API}&sortBy=submittedDate&start=0&max_results=50",
+        f"arxiv-api:{ARXIV_API}&sortby=submittedDate",  # a known one in another case
+        f"hf-daily:{HF_DAILY}?date=2026-06-12&sort=trending&submitter=someone",
+    ]
+    config = config_from_values(values(tmp_path, DIGEST_SOURCES=",".join(entries)))
+    assert [s.location for s in config.sources] == [e.partition(":")[2] for e in entries]
+
+
+def test_sources_add_refuses_a_misspelt_url_parameter_as_a_usage_error(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "var", sources_explicit=False)
+    added = CliRunner().invoke(main, ["sources", "add", "arxiv-api", f"{ARXIV_API}&max_resuts=5"],
+                               obj={"config": config})
+    assert added.exit_code == 2
+    assert "'max_resuts' looks like a misspelling of 'max_results'" in added.output
