@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -34,6 +35,18 @@ SOURCE_OPTIONS: dict[str, dict[str, str]] = {
                  "pages": "most pages to read (default 10)"},
     "rss": {},
     "jsonl": {},
+}
+
+# The query parameters of the API a kind's URL points at (arXiv's export API, as in its
+# user manual; Hugging Face's daily papers, as digest.ingest.hf reads them). A URL's
+# parameter that is neither one of these nor an option of the kind, but close to one,
+# is a misspelling: ``max_resuts=50`` would be sent and ignored, and the operator would
+# get a hundred papers a page without a word. A feed (rss) has no known parameters, so
+# its query is never questioned.
+SOURCE_URL_PARAMETERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "arxiv-api": ("the arXiv API",
+                  ("search_query", "id_list", "start", "max_results", "sortBy", "sortOrder")),
+    "hf-daily": ("the Hugging Face API", ("date", "week", "month", "p", "limit")),
 }
 
 
@@ -286,10 +299,51 @@ def parse_from(value: str) -> tuple[str, str]:
 
 def parse_sources(value: str) -> tuple[SourceSpec, ...]:
     """Parse DIGEST_SOURCES: comma-separated ``kind:location[?opt=val]`` entries."""
-    specs = [parse_source(raw) for raw in value.split(",") if raw.strip()]
+    specs = [parse_source(raw) for raw in split_entries(value)]
     if not specs:
         raise ConfigError("DIGEST_SOURCES lists no source", "unset it to use the sample batch")
     return tuple(specs)
+
+
+_URL_START = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
+_PATH_START = r"(?:/|\./|\.\./|~)"
+# What can begin an entry of DIGEST_SOURCES: a kind and its colon, hf-daily alone (or with
+# options), or a URL or path typed without its kind (refused then, naming it).
+_ENTRY_START = re.compile(
+    r"\s*(?:(?:" + "|".join(re.escape(kind) for kind in SOURCE_KINDS) + r")\s*:"
+    r"|hf-daily\s*(?:\?|$)|" + _URL_START + "|" + _PATH_START + ")",
+    re.IGNORECASE,
+)
+
+
+def split_entries(value: str) -> list[str]:
+    """Split DIGEST_SOURCES at its commas, except commas inside a URL or an arXiv query.
+
+    A comma is part of many a URL (``search_query=cat:cs.LG,cat:cs.AI``, a feed's
+    ``?tags=a,b``). After an entry whose location is a URL, or an arxiv-api query, a
+    comma therefore separates only where what follows begins an entry (_ENTRY_START);
+    anywhere else every comma separates, as it always did. Every list that parsed
+    before (each of its parts begins with a kind) splits where it did.
+    """
+    entries: list[str] = []
+    for part in value.split(","):
+        inside = bool(entries) and bool(part.strip()) and _takes_commas(entries[-1])
+        if inside and not _ENTRY_START.match(part):
+            entries[-1] += "," + part
+        else:
+            entries.append(part)
+    return [entry for entry in entries if entry.strip()]
+
+
+def _takes_commas(entry: str) -> bool:
+    """Return True when an entry's location may hold a comma: a URL, or an arXiv query."""
+    kind, sep, location = entry.partition(":")
+    kind, location = kind.strip().lower(), location.strip()
+    if not sep or kind not in SOURCE_KINDS:
+        return False
+    if re.match(_URL_START, location):
+        return True
+    return kind == "arxiv-api" and not re.match(_PATH_START, location)
 
 
 def parse_source(item: str, *, where: str = "DIGEST_SOURCES") -> SourceSpec:
@@ -374,6 +428,45 @@ def check_source_options(spec: SourceSpec) -> None:
         if key in ("cross", "replace") and value.strip().lower() not in _FLAGS:
             raise ConfigError(f"option {key}={value!r} is neither on nor off",
                               f"use {key}=1 or {key}=0")
+    _check_url_parameters(spec)
+
+
+def _check_url_parameters(spec: SourceSpec) -> None:
+    """Raise ConfigError for a parameter kept in the URL that misspells one the kind reads.
+
+    Only a near miss (difflib's close match) of the kind's options or its API's own
+    parameters is refused; any other parameter stays in the URL, unquestioned, as does
+    one that differs from a known one only in case.
+    """
+    options = SOURCE_OPTIONS.get(spec.kind, {})
+    api, parameters = SOURCE_URL_PARAMETERS.get(spec.kind, ("", ()))
+    known = {name.lower(): name for name in (*options, *parameters)}
+    location = spec.location.strip()
+    if not known:
+        return
+    if "?" in location:
+        query = location.partition("?")[2]
+    elif spec.kind == "arxiv-api" and "=" in location:
+        query = location  # a bare API query: search_query=...&sortBy=...
+    else:
+        return
+    for part in query.split("&"):
+        name = unquote(part.partition("=")[0].replace("+", " ")).strip()
+        if not name or name.lower() in known:
+            continue
+        close = difflib.get_close_matches(name.lower(), list(known), n=1)
+        if not close:
+            continue
+        meant = known[close[0]]
+        if meant in options:
+            listed = ", ".join(f"{k} ({v})" for k, v in options.items())
+            raise ConfigError(f"{spec.kind} URL parameter {name!r} looks like a misspelling "
+                              f"of the option {meant!r}", f"options of {spec.kind}: {listed}")
+        raise ConfigError(
+            f"{spec.kind} URL parameter {name!r} looks like a misspelling of {meant!r}",
+            f"{api} has no such parameter; its own are "
+            f"{', '.join(parameters)}",
+        )
 
 
 def parse_sources_file(path: Path) -> tuple[SourceSpec, ...]:

@@ -293,11 +293,19 @@ class RunReport:
     failed: int = 0
     unknown: int = 0
     not_due: int = 0
-    batch_size: int = 0
+    batch_size: int = 0  # the largest pool of papers a chunk of new digests was ranked from
+    # Papers filed under ``day`` when the run ended (earlier runs' and this one's); None
+    # in a send worker's report, which looks at no papers.
+    papers_filed: int | None = None
     dry_run: bool = False
     deliveries: tuple[Delivery, ...] = ()
     aborted: str | None = None
     abort_exit: int = 0  # the exit code that explains an aborted run (75 try later, 78 config)
+
+    @property
+    def papers_new(self) -> int:
+        """Return how many papers this run stored for the first time (over its sources)."""
+        return sum(s.new for s in self.sources)
 
     @property
     def ok(self) -> bool:
@@ -324,6 +332,8 @@ class RunReport:
             "unknown": self.unknown,
             "not_due": self.not_due,
             "batch_size": self.batch_size,
+            "papers_filed": self.papers_filed,
+            "papers_new": self.papers_new,
             "dry_run": self.dry_run,
             "aborted": self.aborted,
             "sources": [

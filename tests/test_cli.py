@@ -104,6 +104,22 @@ def test_run_json_twice_the_same_day_sends_nothing_the_second_time(config: Confi
     assert len(mailbox.Maildir(str(config.maildir), create=False)) == 1
 
 
+def test_a_rerun_that_only_sends_says_how_many_papers_the_day_holds(config: Config) -> None:
+    # The rerun ranks nothing (the digest was planned before) and its summary said
+    # "batch 0 papers", which read as if the day had no papers.
+    subscribe(config)
+    planned = invoke(config, "run", "--date", "2026-05-25", "--no-send")
+    assert planned.exit_code == 0, planned.output
+    assert "papers: 213 filed for 2026-05-25, 213 new in this run, 213 ranked" in planned.output
+    rerun = invoke(config, "run", "--date", "2026-05-25")
+    assert rerun.exit_code == 0, rerun.output
+    assert "sent 1, skipped 0" in rerun.output
+    assert "; papers: 213 filed for 2026-05-25, 0 new in this run; sources: " in rerun.output
+    assert "batch 0 papers" not in rerun.output and "ranked" not in rerun.output
+    report = json.loads(invoke(config, "run", "--date", "2026-05-25", "--json").output)
+    assert (report["papers_filed"], report["papers_new"]) == (213, 0)
+
+
 def test_run_with_smtp_url_delivers_to_the_server(tmp_path: Path, smtp_server: Any) -> None:
     config = make_config(tmp_path / "var", smtp=smtp_server.settings())
     subscribe(config)

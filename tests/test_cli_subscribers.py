@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from digest import pipeline
 from digest.cli import main
 from digest.config import Config
 from digest.store import open_store
@@ -256,6 +258,23 @@ def test_remove_asks_and_leaves_a_suppression(added: Config) -> None:
     assert json.loads(result.output.splitlines()[-1])["removed"] == "ada@example.org"
     assert db.find_subscriber("ada@example.org") is None
     assert db.is_suppressed("ada@example.org")
+
+
+def test_remove_deletes_the_subscribers_digest_previews(added: Config) -> None:
+    # Without SMTP every digest is also written as HTML under var/previews/, named by
+    # the address; deleting oneself on the web removed them, the operator's remove left
+    # them on disk.
+    assert run(added, "subscribers", "add", "b@example.org", "--interests", "x").exit_code == 0
+    db = open_store(added.database_url)
+    ada, other = db.find_subscriber("ada@example.org"), db.find_subscriber("b@example.org")
+    assert ada is not None and other is not None
+    hers = [pipeline.write_preview(added, ada, date(2026, 5, day), "<p>x</p>")
+            for day in (24, 25)]
+    theirs = pipeline.write_preview(added, other, date(2026, 5, 25), "<p>y</p>")
+    result = run(added, "subscribers", "remove", "ada@example.org", "--yes")
+    assert result.exit_code == 0, result.output
+    assert not any(path.exists() for path in hers)
+    assert theirs.exists()
 
 
 CSV = """email,interests,keywords,categories,authors,seeds,hour,timezone,cadence,weekday,max_papers

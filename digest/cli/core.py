@@ -30,9 +30,15 @@ def summary(report: RunReport) -> str:
     )
     line = (
         f"{report.day.isoformat()}: sent {report.sent}, skipped {report.skipped}, "
-        f"failed {report.failed}, unknown {report.unknown}, not due {report.not_due}; "
-        f"batch {report.batch_size} papers"
+        f"failed {report.failed}, unknown {report.unknown}, not due {report.not_due}"
     )
+    if report.papers_filed is not None:
+        # What the day holds and what this run added: a rerun that only sends ranks
+        # nothing, and "batch 0 papers" read as if the day had none.
+        line += (f"; papers: {report.papers_filed} filed for {report.day.isoformat()}, "
+                 f"{report.papers_new} new in this run")
+        if report.batch_size:
+            line += f", {report.batch_size} ranked"
     if report.dry_run:
         line = "dry run, nothing sent. " + line
     if sources:

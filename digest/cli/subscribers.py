@@ -19,7 +19,7 @@ from digest.errors import UsageError
 from digest.ingest.keys import arxiv_key
 from digest.models import Profile, Subscriber
 from digest.store import Store, email_hash
-from digest.web import forms
+from digest.web import forms, signup
 
 IMPORT_COLUMNS = (
     "email", "name", "interests", "keywords", "exclude", "categories", "authors", "seeds",
@@ -248,8 +248,6 @@ def add(
                            f"it was: {suppressed[0]}); their profile and schedule are unchanged")
             return
         if send_confirm:
-            from digest.web import signup
-
             signup.request_subscription(config, db, entry.email, entry.profile, entry.schedule,
                                         now=now_utc(), send=signup.smtp_send(config))
             sub = _require(db, entry.email)
@@ -390,12 +388,15 @@ def _to_csv(subs: list[Subscriber]) -> str:
 @click.pass_context
 def remove(ctx: click.Context, email: str, yes: bool, as_json: bool) -> None:
     """Delete a subscriber and their data, leaving a hashed suppression entry."""
-    db = open_db(get_config(ctx))
+    config = get_config(ctx)
+    db = open_db(config)
     try:
         sub = _require(db, email)
         if not yes:
             click.confirm(f"delete {sub.email} and everything stored about them?", abort=True)
-        db.remove_subscriber(sub.id, now=now_utc(), reason="removed by operator")
+        # The web page's deletion: the rows, then the digests' HTML previews.
+        signup.delete_subscriber(config, db, sub.id, now=now_utc(),
+                                 reason="removed by operator")
     finally:
         db.close()
     if as_json:

@@ -216,6 +216,7 @@ def _run_locked(
         unknown=tally.unknown,
         not_due=not_due,
         batch_size=batch_size,
+        papers_filed=db.count_batch(batch_day),
         dry_run=dry_run,
         deliveries=tuple(tally.deliveries),
         aborted=tally.aborted,

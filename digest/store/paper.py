@@ -106,6 +106,13 @@ class PaperMixin(StoreBase):
             )
             return [_paper_from_row(row) for row in rows]
 
+    def count_batch(self, day: date) -> int:
+        """Return how many papers are filed under one batch day."""
+        with self.begin() as conn:
+            return int(conn.execute(
+                select(func.count()).select_from(papers).where(papers.c.batch_day == day)
+            ).scalar() or 0)
+
     def count_papers(self) -> int:
         """Return how many papers are stored."""
         with self.begin() as conn:

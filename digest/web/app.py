@@ -382,7 +382,8 @@ def create_app(
         if request.form.get("confirm_delete") != "yes":
             return prefs_page(sub, token, errors={"delete": "tick the box to confirm"},
                               status=400)
-        signup.delete_subscriber(cfg, db, sub.id, now=clock())
+        signup.delete_subscriber(cfg, db, sub.id, now=clock(),
+                                 reason="deleted by subscriber")
         return message("Deleted",
                        "Everything we stored about you is gone. We keep only a one-way hash "
                        "of your address, so nobody can sign it up again without your "

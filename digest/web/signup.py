@@ -217,13 +217,16 @@ def feedback_vote(config: Config, token: str) -> Vote:
     return Vote(int(payload[0]), str(payload[1]), int(payload[2]))
 
 
-def delete_subscriber(config: Config, db: Store, sub_id: int, *, now: datetime) -> None:
-    """Delete a subscriber at their request: every row about them and their digests' previews.
+def delete_subscriber(config: Config, db: Store, sub_id: int, *, now: datetime,
+                      reason: str) -> None:
+    """Delete a subscriber: every row about them and their digests' previews.
 
     Without SMTP the pipeline writes each digest's HTML beside the Maildir, named by
-    subscriber and address; "everything we stored about you" includes those files.
+    subscriber and address; "everything we stored about you" includes those files. The
+    web page (the subscriber's request) and `digest subscribers remove` (the
+    operator's) both delete through here; ``reason`` is kept with the suppression.
     """
-    db.remove_subscriber(sub_id, now=now, reason="deleted by subscriber")
+    db.remove_subscriber(sub_id, now=now, reason=reason)
     remove_previews(config.preview_dir, sub_id)
 
 
