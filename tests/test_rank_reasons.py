@@ -186,3 +186,28 @@ def test_a_shared_category_is_named_by_its_weight_in_the_score() -> None:
     # Below the least, a weight does not make a category count.
     assert _shared_part(pairs, Counter({"cs.LG": 10, "cs.RO": 1}), Counter(), least=2,
                         weight=weight) == "cs.LG, as are 10 of your seed papers"
+
+
+def test_a_reason_names_terms_as_the_paper_writes_them_and_one_form_of_a_word() -> None:
+    """Reasons named the space's stems ("matches: cafe, graph" for a paper on "café"
+    "graphs") and two forms of one word ("enhancing, enhance")."""
+    papers = load_corpus(MINI)
+    days = sorted({p.published for p in papers if p.published})
+    batch = [p for p in papers if p.published == days[-1]]
+    history = [p for p in papers if p.published != days[-1]]
+    batch[2] = replace(
+        batch[2], title="Enhancing Café Menus with Knowledge Graphs",
+        abstract="We enhance café menus with knowledge graphs. Enhancing menus of cafés "
+                 "enhances sales; the graphs are enhanced by hand.")
+    profile = Profile(interests="enhance cafe menu graph\nenhancing enhanced")
+    result = rank(batch, [profile], history=history, top_k=len(batch),
+                  options=RankOptions(lsa_dims=48, processes=1, min_score=-1.0,
+                                      threshold_quantile=0.0))
+    reason = {s.paper.key: s.reason for s in result.rankings[0]}[batch[2].key]
+    assert reason.startswith("matches: ")
+    terms = reason.removeprefix("matches: ").split("; ")[0].split(", ")
+    assert "graphs" in terms  # the paper's word, not the stem 'graph'
+    written = f"{batch[2].title} {batch[2].abstract}".lower()
+    assert all(term in written for term in terms), terms  # as written: 'café', 'graphs'
+    assert not {"cafe", "graph", "menu"} & set(terms), terms  # ('café' is new: no term)
+    assert sum(term.startswith("enhanc") for term in terms) <= 1, terms

@@ -20,6 +20,9 @@ from digest.rank.vectors import (
     space_from_bytes,
     tokenize,
     update_space,
+    written_phrase,
+    written_tokens,
+    written_words,
 )
 from tests.fixtures.corpus import mini_texts
 
@@ -138,3 +141,32 @@ def test_the_gram_matrix_holds_the_batch_similarities_bit_for_bit(
     assert np.array_equal(inner, (batch @ batch.T).toarray())
     assert np.array_equal(gram, (pool @ pool.T).toarray().astype(np.float32))
     assert inner.shape == (92, 92) and inner[0, 0] == pytest.approx(1.0)
+
+
+def test_written_forms_give_each_term_as_the_text_writes_it() -> None:
+    """A reason said "matches: cafe, graph" to a subscriber who typed "café", "graphs"."""
+    text = (r"Graphs of Networks for café owners. Training-free neural networks; we "
+            r"use $\mathbb{R}$ embeddings. Networks, graphs.")
+    words = written_words(text)
+    assert words.keys() == set(tokenize(text))  # every word term of the space
+    assert words["graph"] == "graphs"  # the first occurrence, lower-cased
+    assert words["cafe"] == "café"  # accents kept
+    assert words["embedding"] == "embeddings"
+    assert "mathbb" not in " ".join(words.values())
+    assert written_words("Graphs of Networks") == {"graph": "graphs", "network": "networks"}
+
+    def phrase(term: str) -> str:
+        return written_phrase(written_tokens(text), term)
+
+    assert phrase("graph network") == "graphs of networks"  # stop words between: as written
+    assert phrase("training free") == "training-free"
+    assert phrase("neural network") == "neural networks"
+    # Across punctuation (or a TeX command) the two words are joined by a space.
+    assert phrase("owner training") == "owners training"
+    assert phrase("network embedding") == "networks embeddings"
+    assert phrase("network graph") == "networks graphs"
+    assert phrase("quantum graph") == "quantum graph"  # not in the text: the term
+    # Every bigram of the text is found in it, as words that make that term again.
+    terms = [t for t in analyze(text) if " " in t]
+    assert len(terms) == 10
+    assert all(tokenize(phrase(t)) == t.split(" ") for t in terms)

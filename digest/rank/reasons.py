@@ -25,7 +25,7 @@ from digest.rank.profiles import (
     centroid_rows,
     feedback_rows,
 )
-from digest.rank.vectors import Space
+from digest.rank.vectors import Space, written_phrase, written_tokens, written_words
 
 CLOSE = 0.25  # tf-idf cosine above which a paper is "close to" an example paper
 CLOSE_DENSE = 0.3  # LSA cosine below which a pair is not checked against CLOSE
@@ -85,6 +85,7 @@ def explain_all(
     sizes = counts.tolist()
     sources = whence.tolist()
     vocabulary = context.space.terms
+    written = _written_of(papers)
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
     by_author = context.index.by_author
@@ -137,7 +138,10 @@ def explain_all(
                     label = (TERMS_OWN if source == OWN_WORDS
                              else TERMS_RELATED if source == RETRIEVED
                              else TERMS_SEEDS if seeds else TERMS_LIKED)
-                    parts.append(label + ", ".join([vocabulary[c] for c in words]))
+                    forms = written.forms.get(j) or written.of(j)
+                    parts.append(label + ", ".join([
+                        forms.get(term) or written.phrase(j, term)
+                        for term in [vocabulary[c] for c in words]]))
                 if len(parts) < 2 and wanted:
                     for category in papers[j].categories:  # the paper's first wanted one
                         if category in wanted:
@@ -306,8 +310,64 @@ def _pair_products(
     return products
 
 
+class _Written:
+    """Per batch paper (its column), its terms as it writes them (filled on first use):
+    a reason names 'graphs, café', not the stems 'graph, cafe' the space counts.
+    """
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.papers = papers
+        self.forms: dict[int, dict[str, str]] = {}  # column -> term -> as written
+        self.tokens: dict[int, tuple[str, list[tuple[str, str, int, int]]]] = {}
+
+    def of(self, column: int) -> dict[str, str]:
+        """Return the paper's word terms as written (its two-word ones: :meth:`phrase`)."""
+        paper = self.papers[column]
+        forms = self.forms[column] = written_words(f"{paper.title}. {paper.abstract}")
+        return forms
+
+    def phrase(self, column: int, term: str) -> str:
+        """Return how the paper writes a two-word term (kept for the next time)."""
+        tokens = self.tokens.get(column)
+        if tokens is None:
+            paper = self.papers[column]
+            tokens = self.tokens[column] = written_tokens(f"{paper.title}. {paper.abstract}")
+        form = self.forms[column][term] = written_phrase(tokens, term)
+        return form
+
+
+_WRITTEN: dict[int, _Written] = {}
+
+
+def _written_of(papers: Sequence[Paper]) -> _Written:
+    """Return the written-forms table kept for a batch (one batch at a time)."""
+    cached = _WRITTEN.get(id(papers))
+    if cached is None or cached.papers is not papers:
+        _WRITTEN.clear()
+        cached = _WRITTEN[id(papers)] = _Written(papers)
+    return cached
+
+
+def _root(word: str) -> str:
+    """Return the root two forms of a word share ('enhancing', 'enhanced', 'enhance' ->
+    'enhanc'; 'embedding' -> 'embed'), so a reason does not name both: the space's
+    stems drop plural endings only.
+    """
+    if len(word) >= 7 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) >= 6 and word.endswith("ed"):
+        word = word[:-2]
+    else:
+        return word[:-1] if len(word) > 4 and word.endswith("e") else word
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+        return word[:-1]  # 'embedd' -> 'embed', 'mapp' -> 'map'; not 'fall', 'process'
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
+
+
 class _Words:
-    """Per vocabulary column, the ids of its one or two words (filled on first use)."""
+    """Per vocabulary column, the ids of its one or two words' roots (filled on first
+    use): terms sharing a root are one word to the reason.
+    """
 
     def __init__(self, space: Space) -> None:
         self.space = space
@@ -324,7 +384,7 @@ class _Words:
             first: list[int] = []
             second: list[int] = []
             for column in new.tolist():
-                words = terms[column].split(" ")
+                words = [_root(word) for word in terms[column].split(" ")]
                 first.append(ids.setdefault(words[0], len(ids)))
                 second.append(ids.setdefault(words[1], len(ids)) if len(words) > 1 else -1)
             self.first[new] = first

@@ -102,6 +102,79 @@ def tokenize(text: str) -> list[str]:
             if word is not None]
 
 
+# A written word (letters and digits), before it is folded and split like a token.
+_WRITTEN = re.compile(r"[^\W_]+")
+# What may stand between the two words of a bigram for the text between them to be
+# shown as written ("graphs of networks"): stop words and spaces, no punctuation.
+_PLAIN_GAP = re.compile(r"[^\W_]*(?:\s+[^\W_]*)*|\s*-\s*")
+
+
+def written_tokens(text: str) -> tuple[str, list[tuple[str, str, int, int]]]:
+    """Return the text as a reason quotes it (lower-cased, TeX commands out), and its
+    tokens as :func:`tokenize` finds them: (token, as written, start, end); a token that
+    is only part of a written word ('x' of 'x̃y') has no span (-1, -1).
+    """
+    lowered = text.lower()
+    if "\\" in lowered:
+        lowered = _TEX_COMMAND.sub(" ", lowered)
+    if lowered.isascii():  # the tokens are the written words themselves
+        return lowered, [(m.group(), m.group(), m.start(), m.end())
+                         for m in _ASCII_TOKEN.finditer(lowered)]
+    tokens: list[tuple[str, str, int, int]] = []
+    for found in _WRITTEN.finditer(lowered):
+        written = found.group()
+        folded = fold_accents(written)
+        parts = (_ASCII_TOKEN if folded.isascii() else _TOKEN).findall(folded)
+        if len(parts) == 1 and parts[0] == folded:
+            tokens.append((folded, written, found.start(), found.end()))
+        else:
+            tokens.extend((part, part, -1, -1) for part in parts)
+    return lowered, tokens
+
+
+def written_words(text: str) -> dict[str, str]:
+    """Return each word term of a text (a stem, as :func:`analyze` makes them) -> how
+    the text first writes it, lower-cased with its accents: 'graph' -> 'graphs', 'cafe'
+    -> 'café'. Terms are what a reason names; their stems ('cafe, graph') read as typos.
+    """
+    lowered = text.lower()
+    if lowered.isascii() and "\\" not in lowered:
+        tokens: list[str] = _ASCII_TOKEN.findall(lowered)
+        stems = map(_WORDS.__getitem__, reversed(tokens))
+        pairs: Iterable[tuple[str | None, str]] = zip(stems, reversed(tokens), strict=True)
+    else:
+        found = reversed(written_tokens(text)[1])
+        pairs = ((_WORDS[token], written) for token, written, _, _ in found)
+    # From the end, so that the first occurrence is the one kept; stop words left out.
+    return {stem: written for stem, written in pairs if stem is not None}
+
+
+def written_phrase(
+    written_text: tuple[str, list[tuple[str, str, int, int]]], bigram: str
+) -> str:
+    """Return how a text (its :func:`written_tokens`) writes a two-word term: the first
+    span whose words are apart by spaces and stop words only, as written ('graph
+    network' -> 'graphs of networks', 'training free' -> 'training-free'); else its
+    first two words joined by a space ('networks graphs' across a full stop); the term
+    itself if the text lacks it.
+    """
+    first, _, second = bigram.partition(" ")
+    lowered, tokens = written_text
+    joined = ""
+    previous: tuple[str, str, int, int] | None = None
+    for token, written, start, end in tokens:
+        stem = _WORDS[token]
+        if stem is None:
+            continue
+        if previous is not None and stem == second and previous[0] == first:
+            if start >= 0 and previous[2] >= 0 and _PLAIN_GAP.fullmatch(
+                    lowered[previous[3] : start]):
+                return lowered[previous[2] : end]
+            joined = joined or f"{previous[1]} {written}"
+        previous = (stem, written, start, end)
+    return joined or bigram
+
+
 @functools.lru_cache(maxsize=65536)
 def _analyze(text: str) -> tuple[str, ...]:
     tokens = tokenize(text)
