@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
@@ -306,3 +306,20 @@ class Prepared:
         if self._names is not None:
             return tuple(bound)
         return {name: value for (name, *_), value in zip(self._slots, bound, strict=True)}
+
+    def params_each(self, values: Mapping[str, Any], key: str, items: Iterable[Any]) -> list[Any]:
+        """Return the driver's parameters for each of ``items`` as ``key``, the rest ``values``.
+
+        For an executemany of rows that differ in one value (a message's sent papers):
+        the others are bound once, not once a row.
+        """
+        at = [n for n, (_, slot_key, _, _) in enumerate(self._slots) if slot_key == key]
+        if len(at) != 1 or self._slots[at[0]][3] is not None:
+            # Bound more than once, or through a bind processor: value by value.
+            return [self.params({**values, key: item}) for item in items]
+        first = self.params({**values, key: None})
+        if self._names is not None:
+            head, tail = first[: at[0]], first[at[0] + 1 :]
+            return [(*head, item, *tail) for item in items]
+        name = self._slots[at[0]][0]
+        return [{**first, name: item} for item in items]
