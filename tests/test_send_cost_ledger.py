@@ -5,7 +5,8 @@ Runs on SQLite, and on PostgreSQL in the suite's PostgreSQL pass (the ``config``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -223,3 +224,75 @@ def test_a_failed_driver_transaction_changes_nothing(store: Store) -> None:
     row = store.get_delivery(sub_id, DAY)
     assert row is not None and row.status == "planned" and row.attempts == 0
     assert store.start_sending(sub_id, DAY, worker="w", now=NOW)  # the lease still holds
+
+
+def test_a_pinned_thread_runs_its_driver_transactions_on_one_connection(store: Store) -> None:
+    from digest.errors import StoreError
+
+    pool = store.engine.pool
+    with store.pinned_connection():
+        with store.driver_transaction() as cursor:
+            first = cursor.connection
+        with store.pinned_connection(), store.driver_transaction() as cursor:  # nested
+            assert cursor.connection is first
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        # A failing transaction gives its connection back; the next one takes another
+        # from the pool and keeps it.
+        failing = (StoreError, store.engine.dialect.loaded_dbapi.Error)
+        with pytest.raises(failing), store.driver_transaction() as cursor:
+            cursor.execute("SELECT * FROM no_such_table")
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        with store.driver_transaction() as cursor:
+            again = cursor.connection
+        with store.driver_transaction() as cursor:
+            assert cursor.connection is again
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    sub_id = plan(store, "p@example.org", ["arxiv:1"])
+    assert store.mark_sent(sub_id, DAY, ("arxiv:1",), now=NOW)  # unpinned, as before
+
+
+def test_a_send_worker_takes_one_connection_for_its_ledger_commits(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import event
+
+    for n in range(5):
+        plan(store, f"q{n}@example.org", [])
+    checkouts = [0]
+    ledger = [0, 0]  # ledger transactions, pool checkouts they made
+
+    def checkout(*_args: Any) -> None:
+        checkouts[0] += 1
+
+    event.listen(store.engine.pool, "checkout", checkout)
+    original = store.driver_transaction
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[Any]:
+        before = checkouts[0]
+        with original() as cursor:
+            ledger[0] += 1
+            ledger[1] += checkouts[0] - before
+            yield cursor
+
+    monkeypatch.setattr(store, "driver_transaction", counted)
+    sent: list[str] = []
+
+    class Accept:
+        def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+            sent.extend(recipients)
+            return "250 OK"
+
+        def __enter__(self) -> Accept:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    report = pipeline.send_pending(config, now=NOW, store=store, transport=Accept,
+                                   workers=1, send_chunk=10)
+    event.remove(store.engine.pool, "checkout", checkout)
+    assert report.sent == 5 and len(sent) == 5
+    # Five starts (each recording the previous 250) and the chunk's last 250, on the
+    # one connection the worker took for them.
+    assert ledger == [6, 1]

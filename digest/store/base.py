@@ -129,6 +129,7 @@ class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writer = writer_lock(engine)
+        self._pinned = threading.local()  # see pinned_connection
 
     def _hold_writer(self) -> AbstractContextManager[None]:
         return self._writer.hold() if self._writer is not None else nullcontext()
@@ -189,7 +190,12 @@ class StoreBase:
         lock up front (BEGIN IMMEDIATE), as ``begin`` does.
         """
         dbapi = self.engine.dialect.loaded_dbapi
-        raw = self.engine.raw_connection()
+        pinned = getattr(self._pinned, "active", False)
+        raw = getattr(self._pinned, "raw", None)
+        if raw is None:
+            raw = self.engine.raw_connection()
+            if pinned:
+                self._pinned.raw = raw
         try:
             with self._hold_writer():
                 cursor = raw.cursor()
@@ -201,14 +207,43 @@ class StoreBase:
                 except BaseException:
                     raw.rollback()
                     raise
-        except dbapi.OperationalError as err:
-            raise StoreError(
-                f"database error: {err}",
-                "check DIGEST_DATABASE_URL and that the database is reachable; "
-                "if it is locked, another run may be writing: try again later",
-            ) from err
+        except dbapi.Error as err:
+            if pinned:
+                # The connection may be broken: back to the pool (which drops it if
+                # so), and the next transaction takes one as begin() would.
+                self._pinned.raw = None
+                raw.close()
+            if isinstance(err, dbapi.OperationalError):
+                raise StoreError(
+                    f"database error: {err}",
+                    "check DIGEST_DATABASE_URL and that the database is reachable; "
+                    "if it is locked, another run may be writing: try again later",
+                ) from err
+            raise
         finally:
-            raw.close()
+            if not pinned:
+                raw.close()
+
+    @contextmanager
+    def pinned_connection(self) -> Iterator[None]:
+        """Run this thread's driver transactions on one pooled connection until the end.
+
+        A send worker runs one a message; taking a connection from the pool and giving
+        it back each time cost ~25 us of CPU on SQLite, and on PostgreSQL a round trip
+        too (the pool pings a connection before handing it out). A connection that
+        fails is given back and the next transaction takes another.
+        """
+        if getattr(self._pinned, "active", False):
+            yield
+            return
+        self._pinned.active = True
+        try:
+            yield
+        finally:
+            raw = getattr(self._pinned, "raw", None)
+            self._pinned.active, self._pinned.raw = False, None
+            if raw is not None:
+                raw.close()
 
     # -- schema -------------------------------------------------------------------------
 
