@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -296,3 +297,66 @@ def test_a_send_worker_takes_one_connection_for_its_ledger_commits(
     # Five starts (each recording the previous 250) and the chunk's last 250, on the
     # one connection the worker took for them.
     assert ledger == [6, 1]
+
+
+class Recorder:
+    """A transport that accepts every message and appends its recipients to a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+        with self.path.open("a") as out:
+            out.write("".join(f"{address}\n" for address in recipients))
+        return "250 OK"
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_worker_killed_between_a_250_and_its_record_is_unknown_and_never_resent(
+    config: Config, store: Store, tmp_path: Path
+) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    ids = {f"k{n}@example.org": plan(store, f"k{n}@example.org", [f"arxiv:{n}"])
+           for n in range(3)}
+    received = tmp_path / "received"
+
+    def killed_after_the_first_250() -> None:
+        db = open_store(config.database_url)
+        original = db.start_sending
+        starts = [0]
+
+        def start(*args: Any, **kwargs: Any) -> bool:
+            starts[0] += 1
+            if starts[0] == 2:  # the first row's 250 is in; this start would record it
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+
+        db.start_sending = start  # type: ignore[method-assign]
+        pipeline.send_pending(config, now=NOW, store=db,
+                              transport=lambda: Recorder(received), workers=1)
+
+    child = multiprocessing.get_context("fork").Process(target=killed_after_the_first_250)
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    first = "k0@example.org"
+    assert received.read_text().split() == [first]
+    row = store.get_delivery(ids[first], DAY)
+    assert row is not None and row.status == "sending"  # delivered, but not recorded
+    # A run after the lease finds the dead worker's row: unknown (maybe delivered),
+    # never resent; the rows it had leased but not started go out.
+    later = NOW + timedelta(seconds=config.lease_seconds + 60)
+    report = pipeline.send_pending(config, now=later, store=store,
+                                   transport=lambda: Recorder(received), workers=1)
+    assert report.unknown == 1 and report.sent == 2
+    assert sorted(received.read_text().split()) == sorted(ids)
+    assert store.get_delivery(ids[first], DAY).status == "unknown"  # type: ignore[union-attr]
+    assert store.sent_keys([ids[first]], ["arxiv:0"]) == {}
