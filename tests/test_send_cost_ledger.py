@@ -360,3 +360,42 @@ def test_a_worker_killed_between_a_250_and_its_record_is_unknown_and_never_resen
     assert sorted(received.read_text().split()) == sorted(ids)
     assert store.get_delivery(ids[first], DAY).status == "unknown"  # type: ignore[union-attr]
     assert store.sent_keys([ids[first]], ["arxiv:0"]) == {}
+
+
+def test_threads_past_the_pinning_limit_take_a_pooled_connection_each_time(
+    store: Store,
+) -> None:
+    import threading
+
+    from digest.store.base import PINNED_MAX
+
+    pool = store.engine.pool
+    pinned, release = threading.Barrier(PINNED_MAX + 1), threading.Event()
+
+    def pin() -> None:
+        with store.pinned_connection():
+            with store.driver_transaction():
+                pass
+            pinned.wait(30)
+            release.wait(30)
+
+    threads = [threading.Thread(target=pin) for _ in range(PINNED_MAX)]
+    for thread in threads:
+        thread.start()
+    try:
+        pinned.wait(30)
+        assert pool.checkedout() == PINNED_MAX  # type: ignore[attr-defined]
+        # One more pinning thread would leave too little of the pool: this one's
+        # transactions give their connection back, as without pinning.
+        with store.pinned_connection():
+            with store.driver_transaction():
+                assert pool.checkedout() == PINNED_MAX + 1  # type: ignore[attr-defined]
+            assert pool.checkedout() == PINNED_MAX  # type: ignore[attr-defined]
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    with store.pinned_connection(), store.driver_transaction():  # the slots are free again
+        pass
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]

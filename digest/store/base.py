@@ -22,6 +22,11 @@ from digest.store.tables import SCHEMA_VERSION, meta, metadata
 
 # The execution option that marks a connection of StoreBase.read (see _sqlite_begin).
 _READ_ONLY = "digest_read_only"
+# Threads of one store that may pin a connection at once (see pinned_connection). The
+# default pool holds 5 connections and 10 more while busy; a pinned thread keeps one for
+# its run and takes a second for a while now and then (its claims and reads), so 4 of
+# them leave at least 7 for every other transaction. Threads past 4 run unpinned.
+PINNED_MAX = 4
 
 
 class WriterLock:
@@ -130,6 +135,7 @@ class StoreBase:
         self.engine = engine
         self._writer = writer_lock(engine)
         self._pinned = threading.local()  # see pinned_connection
+        self._pin_slots = threading.BoundedSemaphore(PINNED_MAX)
 
     def _hold_writer(self) -> AbstractContextManager[None]:
         return self._writer.hold() if self._writer is not None else nullcontext()
@@ -231,10 +237,11 @@ class StoreBase:
         A send worker runs one a message; taking a connection from the pool and giving
         it back each time cost ~25 us of CPU on SQLite, and on PostgreSQL a round trip
         too (the pool pings a connection before handing it out). A connection that
-        fails is given back and the next transaction takes another.
+        fails is given back and the next transaction takes another. At most PINNED_MAX
+        threads pin at once, so that pinned connections never take the whole pool.
         """
-        if getattr(self._pinned, "active", False):
-            yield
+        if getattr(self._pinned, "active", False) or not self._pin_slots.acquire(False):
+            yield  # already pinned, or as many threads pinned as the pool allows
             return
         self._pinned.active = True
         try:
@@ -242,6 +249,7 @@ class StoreBase:
         finally:
             raw = getattr(self._pinned, "raw", None)
             self._pinned.active, self._pinned.raw = False, None
+            self._pin_slots.release()
             if raw is not None:
                 raw.close()
 
