@@ -5,11 +5,13 @@ Runs on SQLite, and on PostgreSQL in the suite's PostgreSQL pass (the ``config``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +225,177 @@ def test_a_failed_driver_transaction_changes_nothing(store: Store) -> None:
     row = store.get_delivery(sub_id, DAY)
     assert row is not None and row.status == "planned" and row.attempts == 0
     assert store.start_sending(sub_id, DAY, worker="w", now=NOW)  # the lease still holds
+
+
+def test_a_pinned_thread_runs_its_driver_transactions_on_one_connection(store: Store) -> None:
+    from digest.errors import StoreError
+
+    pool = store.engine.pool
+    with store.pinned_connection():
+        with store.driver_transaction() as cursor:
+            first = cursor.connection
+        with store.pinned_connection(), store.driver_transaction() as cursor:  # nested
+            assert cursor.connection is first
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        # A failing transaction gives its connection back; the next one takes another
+        # from the pool and keeps it.
+        failing = (StoreError, store.engine.dialect.loaded_dbapi.Error)
+        with pytest.raises(failing), store.driver_transaction() as cursor:
+            cursor.execute("SELECT * FROM no_such_table")
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        with store.driver_transaction() as cursor:
+            again = cursor.connection
+        with store.driver_transaction() as cursor:
+            assert cursor.connection is again
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    sub_id = plan(store, "p@example.org", ["arxiv:1"])
+    assert store.mark_sent(sub_id, DAY, ("arxiv:1",), now=NOW)  # unpinned, as before
+
+
+def test_a_send_worker_takes_one_connection_for_its_ledger_commits(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import event
+
+    for n in range(5):
+        plan(store, f"q{n}@example.org", [])
+    checkouts = [0]
+    ledger = [0, 0]  # ledger transactions, pool checkouts they made
+
+    def checkout(*_args: Any) -> None:
+        checkouts[0] += 1
+
+    event.listen(store.engine.pool, "checkout", checkout)
+    original = store.driver_transaction
+
+    @contextlib.contextmanager
+    def counted() -> Iterator[Any]:
+        before = checkouts[0]
+        with original() as cursor:
+            ledger[0] += 1
+            ledger[1] += checkouts[0] - before
+            yield cursor
+
+    monkeypatch.setattr(store, "driver_transaction", counted)
+    sent: list[str] = []
+
+    class Accept:
+        def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+            sent.extend(recipients)
+            return "250 OK"
+
+        def __enter__(self) -> Accept:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    report = pipeline.send_pending(config, now=NOW, store=store, transport=Accept,
+                                   workers=1, send_chunk=10)
+    event.remove(store.engine.pool, "checkout", checkout)
+    assert report.sent == 5 and len(sent) == 5
+    # Five starts (each recording the previous 250) and the chunk's last 250, on the
+    # one connection the worker took for them.
+    assert ledger == [6, 1]
+
+
+class Recorder:
+    """A transport that accepts every message and appends its recipients to a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def send_wire(self, sender: str, recipients: Sequence[str], wire: bytes) -> str:
+        with self.path.open("a") as out:
+            out.write("".join(f"{address}\n" for address in recipients))
+        return "250 OK"
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_worker_killed_between_a_250_and_its_record_is_unknown_and_never_resent(
+    config: Config, store: Store, tmp_path: Path
+) -> None:
+    import multiprocessing
+    import os
+    import signal
+
+    ids = {f"k{n}@example.org": plan(store, f"k{n}@example.org", [f"arxiv:{n}"])
+           for n in range(3)}
+    received = tmp_path / "received"
+
+    def killed_after_the_first_250() -> None:
+        db = open_store(config.database_url)
+        original = db.start_sending
+        starts = [0]
+
+        def start(*args: Any, **kwargs: Any) -> bool:
+            starts[0] += 1
+            if starts[0] == 2:  # the first row's 250 is in; this start would record it
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+
+        db.start_sending = start  # type: ignore[method-assign]
+        pipeline.send_pending(config, now=NOW, store=db,
+                              transport=lambda: Recorder(received), workers=1)
+
+    child = multiprocessing.get_context("fork").Process(target=killed_after_the_first_250)
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    first = "k0@example.org"
+    assert received.read_text().split() == [first]
+    row = store.get_delivery(ids[first], DAY)
+    assert row is not None and row.status == "sending"  # delivered, but not recorded
+    # A run after the lease finds the dead worker's row: unknown (maybe delivered),
+    # never resent; the rows it had leased but not started go out.
+    later = NOW + timedelta(seconds=config.lease_seconds + 60)
+    report = pipeline.send_pending(config, now=later, store=store,
+                                   transport=lambda: Recorder(received), workers=1)
+    assert report.unknown == 1 and report.sent == 2
+    assert sorted(received.read_text().split()) == sorted(ids)
+    assert store.get_delivery(ids[first], DAY).status == "unknown"  # type: ignore[union-attr]
+    assert store.sent_keys([ids[first]], ["arxiv:0"]) == {}
+
+
+def test_threads_past_the_pinning_limit_take_a_pooled_connection_each_time(
+    store: Store,
+) -> None:
+    import threading
+
+    from digest.store.base import PINNED_MAX
+
+    pool = store.engine.pool
+    pinned, release = threading.Barrier(PINNED_MAX + 1), threading.Event()
+
+    def pin() -> None:
+        with store.pinned_connection():
+            with store.driver_transaction():
+                pass
+            pinned.wait(30)
+            release.wait(30)
+
+    threads = [threading.Thread(target=pin) for _ in range(PINNED_MAX)]
+    for thread in threads:
+        thread.start()
+    try:
+        pinned.wait(30)
+        assert pool.checkedout() == PINNED_MAX  # type: ignore[attr-defined]
+        # One more pinning thread would leave too little of the pool: this one's
+        # transactions give their connection back, as without pinning.
+        with store.pinned_connection():
+            with store.driver_transaction():
+                assert pool.checkedout() == PINNED_MAX + 1  # type: ignore[attr-defined]
+            assert pool.checkedout() == PINNED_MAX  # type: ignore[attr-defined]
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    with store.pinned_connection(), store.driver_transaction():  # the slots are free again
+        pass
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,44 @@ def test_a_transaction_waits_for_another_process_holding_the_writer_lock(
         release.set()
         child.join(30)
     assert store.find_subscriber("a@example.org") is not None
+    store.close()
+
+
+def _write_and_hold_in_child(url: str, ready: Any, release: Any) -> None:
+    store = open_store(url)
+    with store.begin() as conn:  # the lock file and SQLite's write lock, a write pending
+        conn.execute(text("UPDATE subscribers SET name = 'changed'"))
+        ready.set()
+        release.wait(30)
+    store.close()
+
+
+def test_the_send_phase_reads_take_no_write_lock_and_see_the_last_commit(
+    tmp_path: Path,
+) -> None:
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    store = open_store(url)
+    sub = store.add_subscriber("r@example.org", Profile(interests="x"), now=NOW, name="Ann")
+    store.save_papers([paper("arxiv:1")], batch_day=NOW.date(), now=NOW)
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    child = context.Process(target=_write_and_hold_in_child, args=(url, ready, release))
+    child.start()
+    try:
+        assert ready.wait(60)
+        # A writer in another process holds both locks: a send worker's chunk reads
+        # neither wait for it (busy_timeout is 10 s) nor see its uncommitted change.
+        started = time.monotonic()
+        assert store.get_subscribers([sub.id])[sub.id].name == "Ann"
+        assert set(store.get_papers(["arxiv:1"])) == {"arxiv:1"}
+        assert store.stored_messages([(sub.id, NOW.date())]) == {}
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        child.join(30)
+    assert store.get_subscribers([sub.id])[sub.id].name == "changed"
     store.close()
 
 

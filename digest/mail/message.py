@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import random
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email import policy, quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
@@ -230,7 +231,15 @@ def build_message(
 
 def with_date(wire: bytes, when: datetime) -> bytes:
     """Return a message's wire bytes (built without ``date``) with a Date header first."""
-    return b"Date: " + _date(when).encode("ascii") + b"\r\n" + wire
+    # The offset is part of the key: equal instants in two zones are equal datetimes.
+    return _date_line(when, when.utcoffset()) + wire
+
+
+@functools.lru_cache(maxsize=16)
+def _date_line(when: datetime, _offset: timedelta | None) -> bytes:
+    # A send phase dates every message with its run's one ``now``: formatted once, not
+    # anew for each message (~10 us each).
+    return b"Date: " + _date(when).encode("ascii") + b"\r\n"
 
 
 def _date(when: datetime) -> str:

@@ -123,7 +123,7 @@ def _send_all(
         # the next row (one commit a message), at the latest when its chunk ends.
         sent: _Sent | None = None
         try:
-            with _Connection(transport) as connection:
+            with db.pinned_connection(), _Connection(transport) as connection:
                 while not tally.aborted:
                     rows = db.claim_deliveries(
                         name, now=now, lease=timedelta(seconds=config.lease_seconds),

@@ -239,12 +239,9 @@ class DeliveryMixin(StoreBase):
         if changed and paper_keys:
             cursor.executemany(
                 insert_sent.sql,
-                [
-                    insert_sent.params(
-                        {"b_subscriber_id": subscriber_id, "b_paper_key": key, "b_day": day}
-                    )
-                    for key in paper_keys
-                ],
+                insert_sent.params_each(
+                    {"b_subscriber_id": subscriber_id, "b_day": day}, "b_paper_key", paper_keys
+                ),
             )
         return bool(changed)
 

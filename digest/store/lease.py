@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
@@ -56,11 +57,44 @@ class LeaseMixin(DeliveryMixin):
         ``FOR UPDATE SKIP LOCKED``, so concurrent workers on many machines never wait for
         or take each other's rows; SQLite serialises writers anyway.
         """
+        statements = self._claim_statements[(days is not None, subscriber_ids is not None)]
+        candidates, claim, claimed = statements
+        params: dict[str, Any] = {
+            "b_now": now, "b_limit": limit, "b_max_attempts": max_attempts,
+            "b_days": list(days or ()), "b_subscriber_ids": list(subscriber_ids or ()),
+        }
+        with self.begin() as conn:
+            found = [int(row[0]) for query in candidates for row in conn.execute(query, params)]
+            ids = sorted(found)[:limit]
+            if not ids:
+                return []
+            conn.execute(claim, {**params, "b_ids": ids, "b_worker": worker,
+                                 "b_until": now + lease})
+            rows = conn.execute(claimed, {"b_ids": ids, "b_worker": worker})
+            return [_delivery_from_row(row) for row in rows]
+
+    @cached_property
+    def _claim_statements(self) -> dict[tuple[bool, bool], tuple[Any, Any, Any]]:
+        """Return claim_deliveries' statements by (by day, by subscriber), built once.
+
+        With bound parameters, as _START_SENDING: a statement object caches its cache
+        key, so executing it again skips rebuilding and re-hashing it (built anew for
+        each claim, the four were ~1 ms of its ~5).
+        """
+        return {
+            (by_day, by_subscriber): self._build_claim(by_day, by_subscriber)
+            for by_day in (False, True)
+            for by_subscriber in (False, True)
+        }
+
+    def _build_claim(self, by_day: bool, by_subscriber: bool) -> tuple[Any, Any, Any]:
+        """Return (the candidate queries, the lease's UPDATE, the claimed rows' SELECT)."""
+        now: Any = bindparam("b_now")
         free = or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until < now)
         planned = deliveries.c.status == "planned"
         retry = and_(
             deliveries.c.status == "temp_failed",
-            deliveries.c.attempts < max_attempts,
+            deliveries.c.attempts < bindparam("b_max_attempts"),
             or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
         )
         # One query per status, not one with ``planned OR retry``: each walks its status
@@ -71,34 +105,30 @@ class LeaseMixin(DeliveryMixin):
         queries = []
         for sendable in (planned, retry):
             query = select(deliveries.c.id).where(sendable, free)
-            if days is not None:
+            if by_day:
                 # coalesce(day, day) is the day, but keeps SQLite off the day index: on
                 # it the claim walked every row of the day, sent ones included.
                 same_day = func.coalesce(deliveries.c.day, deliveries.c.day)
-                query = query.where(same_day.in_(list(days)))
-            if subscriber_ids is not None:
-                query = query.where(deliveries.c.subscriber_id.in_(list(subscriber_ids)))
-            query = query.order_by(deliveries.c.id).limit(limit)
+                query = query.where(same_day.in_(bindparam("b_days", expanding=True)))
+            if by_subscriber:
+                query = query.where(deliveries.c.subscriber_id.in_(
+                    bindparam("b_subscriber_ids", expanding=True)))
+            query = query.order_by(deliveries.c.id).limit(bindparam("b_limit"))
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             queries.append(query)
-        ready = or_(planned, retry)
-        with self.begin() as conn:
-            found = [int(row[0]) for query in queries for row in conn.execute(query)]
-            ids = sorted(found)[:limit]
-            if not ids:
-                return []
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(ids), ready, free)
-                .values(claimed_by=worker, claimed_until=now + lease)
-            )
-            rows = conn.execute(
-                select(deliveries)
-                .where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == worker)
-                .order_by(deliveries.c.id)
-            )
-            return [_delivery_from_row(row) for row in rows]
+        ids: Any = bindparam("b_ids", expanding=True)
+        claim = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), or_(planned, retry), free)
+            .values(claimed_by=bindparam("b_worker"), claimed_until=bindparam("b_until"))
+        )
+        claimed = (
+            select(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.claimed_by == bindparam("b_worker"))
+            .order_by(deliveries.c.id)
+        )
+        return tuple(queries), claim, claimed
 
     def start_sending(
         self,

@@ -46,7 +46,7 @@ class OutboxMixin(StoreBase):
         if not wanted:
             return found
         wanted_set = set(wanted)
-        with self.begin() as conn:
+        with self.read() as conn:
             for chunk in in_chunks(wanted):
                 # Two lists rather than a row-value IN, which SQLite answers by scanning
                 # the whole table; these use the primary key. Pairs not asked for that

@@ -56,7 +56,7 @@ class PaperMixin(StoreBase):
         """Return the stored papers with these keys (missing keys are left out)."""
         wanted = sorted(set(keys))
         found: dict[str, Paper] = {}
-        with self.begin() as conn:
+        with self.read() as conn:
             for chunk in in_chunks(wanted):
                 for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
                     found[row.key] = _paper_from_row(row)

@@ -87,7 +87,7 @@ class SubscriberMixin(StoreBase):
         """Return {id: subscriber} for these ids (missing ones are left out)."""
         wanted = sorted(set(ids))
         found: dict[int, Subscriber] = {}
-        with self.begin() as conn:
+        with self.read() as conn:
             for chunk in in_chunks(wanted):
                 for row in conn.execute(select(subscribers).where(subscribers.c.id.in_(chunk))):
                     found[row.id] = _subscriber_from_row(row)
