@@ -175,6 +175,31 @@ def test_bounces_scan_suppresses_and_list_shows_them(
     assert "bob@example.net" not in {p.subscriber.email for p in plans}
 
 
+def test_bounces_scan_reads_plain_text_bounces_and_names_the_unreadable(
+    config: Config, ledger: dict[str, int], tmp_path: Path
+) -> None:
+    fill(tmp_path / "bounces", [
+        "qmail_user_unknown.eml", "exim_text_user_unknown.eml",
+        "unknown_format_from_mailer.eml", "not_a_bounce_reply.eml",
+    ])
+    scanned = invoke(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"))
+    assert scanned.exit_code == 0, scanned.output
+    assert ("scanned 4 messages: 2 hard, 0 soft, 0 complaints, 1 not bounces, 0 seen before, "
+            "1 unreadable; suppressed 2 addresses") in scanned.output
+    assert "suppressed gina@example.com: hard bounce 5.1.1" in scanned.output
+    assert "suppressed ivy@example.org.uk: hard bounce 5.1.1" in scanned.output
+    assert ("unreadable: Undeliverable: Your research digest for 2026-05-25 from Postmaster "
+            "<postmaster@groupware.example.com>") in scanned.output
+    assert "Message-ID <nd.4471@groupware.example.com>" in scanned.output
+    assert "digest subscribers remove EMAIL" in scanned.output
+    data = json.loads(invoke(config, "bounces", "scan", "--maildir",
+                             str(tmp_path / "bounces"), "--json").output)
+    [item] = data["unreadable"]  # still named on a rescan: nothing recorded it
+    assert item["message_id"] == "<nd.4471@groupware.example.com>"
+    assert "format not read here" in item["reason"]
+    assert (data["seen"], data["ignored"]) == (2, 1)
+
+
 def test_bounces_scan_needs_exactly_one_mailbox(config: Config, tmp_path: Path) -> None:
     neither = invoke(config, "bounces", "scan")
     assert neither.exit_code == 2 and "exactly one" in neither.output
