@@ -123,6 +123,31 @@ def test_plain_text_bounces_from_qmail_and_exim_are_read(
     assert bounce.at is not None and bounce.report_id.endswith("/" + recipient)
 
 
+@pytest.mark.parametrize(
+    ("status", "diagnostic"),
+    [
+        ("5.7.26", "550-5.7.26 Unauthenticated email from example.org is not accepted due "
+                   "to domain's DMARC policy"),
+        ("5.7.1", "554 5.7.1 Service unavailable; Client host [192.0.2.8] blocked using "
+                  "zen.spamhaus.org"),
+        ("5.2.2", "552-5.2.2 The email account that you tried to reach is over quota"),
+        ("5.3.4", "552 5.3.4 Message size exceeds fixed limit"),
+    ],
+)
+def test_a_permanent_refusal_that_is_not_about_the_address_is_soft(
+    store: Store, status: str, diagnostic: str
+) -> None:
+    # A blocklisted relay or a DMARC failure refuses every subscriber of a provider at
+    # once: as hard bounces they were all suppressed for good on the first day.
+    raw = sample("postfix_user_unknown.eml").decode()
+    raw = raw.replace("Status: 5.1.1", f"Status: {status}").replace(
+        "Diagnostic-Code: smtp; 550 5.1.1", f"Diagnostic-Code: smtp; {diagnostic}")
+    bounce = parse_bounce(raw.encode())
+    assert bounce is not None and (bounce.status, bounce.kind) == (status, "soft")
+    assert apply_bounce(store, bounce, source="t", now=NOW) == (True, None)
+    assert not store.is_suppressed("bob@example.net")
+
+
 def test_a_qmail_date_in_minus_0000_is_utc() -> None:
     bounce = parse_bounce(sample("qmail_user_unknown.eml"))
     assert bounce is not None and bounce.at == datetime(2026, 5, 25, 9, 2, 11, tzinfo=UTC)

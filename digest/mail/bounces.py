@@ -4,14 +4,17 @@ Suppression policy: a suppressed address gets nothing (the pipeline skips it) un
 owner opts in again or an operator subscribes it explicitly.
 
 - **Hard bounce**: a DSN with ``Action: failed`` and a 5.x.x ``Status`` (or, without a
-  Status, a 5xx reply in ``Diagnostic-Code``) suppresses the address at once.
+  Status, a 5xx reply in ``Diagnostic-Code``) suppresses the address at once, except
+  the statuses that are not about the address (see soft bounces).
 - **Complaint**: an ARF report with ``Feedback-Type: abuse`` or ``fraud`` (someone
   pressed "this is spam") suppresses at once. Other feedback types (``auth-failure``
   DMARC reports, ``not-spam``, ``virus``, ``other``) are not a person's complaint and
   are ignored.
 - **Soft bounce**: a DSN with ``Action: failed`` and a 4.x.x Status (mailbox full,
-  greylisting given up) is recorded; the address is suppressed once soft bounces fall on
-  ``SOFT_LIMIT`` (3) distinct days within ``SOFT_WINDOW`` (30 days).
+  greylisting given up), or a 5.x.x one that is not about the address (5.7.x policy:
+  our relay blocklisted, DMARC; 5.2.2 mailbox full; 5.3.4 message too big), is
+  recorded; the address is suppressed once soft bounces fall on ``SOFT_LIMIT`` (3)
+  distinct days within ``SOFT_WINDOW`` (30 days).
 - **Our own SMTP rejection**: when our server refuses the recipient at RCPT with
   550/551/553 and an enhanced status or text that says the mailbox does not exist
   (5.1.1 user unknown, 5.1.10, "no such user"), it is a hard bounce.  A 550 for
@@ -143,8 +146,19 @@ def parse_bounce(raw: bytes | Message) -> Bounce | None:
     )
 
 
+# Permanent failures that say nothing against the address: the receiving system refused
+# our message or our server (5.7.x: a blocklisted relay, DMARC/SPF failures such as
+# Gmail's 5.7.26, a content filter), found it too big (5.3.4), or the mailbox full
+# (5.2.2, which Gmail and others send as permanent). Suppressing at once would lose every
+# subscriber of a provider the day it refuses our mail; as soft bounces they suppress
+# only when they keep coming (SOFT_LIMIT days).
+NOT_THE_ADDRESS = re.compile(r"5\.7\.\d{1,3}|5\.2\.2|5\.3\.4")
+
+
 def classify_status(status: str) -> BounceKind | None:
-    """Return "hard" for a 5.x.x status, "soft" for 4.x.x, None otherwise."""
+    """Return "hard" for a 5.x.x status, "soft" for 4.x.x and NOT_THE_ADDRESS, else None."""
+    if NOT_THE_ADDRESS.fullmatch(status):
+        return "soft"
     if status.startswith("5."):
         return "hard"
     if status.startswith("4."):
