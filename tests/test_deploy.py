@@ -7,7 +7,12 @@ folder), the crontab line runs as cron would run it, and compose.yaml is read as
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -29,3 +34,58 @@ def test_every_compose_service_of_the_image_shares_var_and_its_secret_key() -> N
     assert set(ours) == {"scheduler", "web"}
     for name, block in ours.items():
         assert "var:/srv/digest/var" in block, f"{name} does not mount the shared var/"
+
+
+def unit(name: str) -> dict[str, dict[str, list[str]]]:
+    """Return a systemd unit's sections as {section: {key: [values in order]}}."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for line in (DEPLOY / name).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+UNITS = ("digest.service", "digest.timer", "digest-scheduler.service", "digest-web.service")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_units_verify_once_installed(tmp_path: Path) -> None:
+    # Installed as the README says: the units name /srv/digest; here that is a scratch
+    # folder whose .venv/bin holds this environment's digest and waitress-serve.
+    srv = tmp_path / "srv"
+    (srv / ".venv" / "bin").mkdir(parents=True)
+    for tool in ("digest", "waitress-serve"):
+        (srv / ".venv" / "bin" / tool).symlink_to(Path(sys.executable).parent / tool)
+    for name in UNITS:
+        text = (DEPLOY / name).read_text().replace("/srv/digest", str(srv))
+        (tmp_path / name).write_text(text)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / n) for n in UNITS)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_a_unit_ordered_after_the_network_also_pulls_it_in() -> None:
+    # After= alone orders against network-online.target without starting it: on a
+    # host where nothing else wants it, the service starts before the network is up.
+    for name in UNITS:
+        section = unit(name).get("Unit", {})
+        if "network-online.target" in " ".join(section.get("After", [])):
+            assert "network-online.target" in " ".join(section.get("Wants", [])), name
+
+
+def test_the_scheduler_service_is_not_restarted_on_a_configuration_error() -> None:
+    # `digest schedule` exits 78 on a bad setting; Restart=on-failure every 30 s
+    # restarted it for ever (the start limit never trips at that pace) and the unit
+    # never showed as failed.
+    service = unit("digest-scheduler.service")["Service"]
+    assert service["Restart"] == ["on-failure"]
+    assert "78" in " ".join(service.get("RestartPreventExitStatus", [])).split()
