@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -231,6 +232,38 @@ def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
     click.echo(f"nothing relevant for {address} on {day.isoformat()}; no preview written")
 
 
+# The level is in every line: the service has no exit code per run, so a failed run must
+# be found by its level (journalctl -u digest-scheduler -p warning, or grep ERROR).
+SCHEDULE_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def scheduled_run(
+    config: Config,
+    log: logging.Logger,
+    *,
+    clock: Callable[[], datetime],
+    run: Callable[..., RunReport] = pipeline.run,
+) -> None:
+    """Run the job once for the scheduler and log its summary at the level its outcome has.
+
+    An aborted run (what `digest run` exits 75 or 78 for) is an error, a partial failure
+    (exit 1: failed deliveries or sources, digests of unknown outcome) a warning; a run
+    that went well, or found the lock taken, is information.
+    """
+    try:
+        report = run(config, now=clock(), clock=clock)
+    except LockedError as err:
+        log.info("%s; skipping this firing", err.message)
+        return
+    except DigestError as err:
+        # Keep the service alive: the next firing retries, the log says what to fix.
+        log.error("run failed: %s (hint: %s)", err.message, err.hint)
+        return
+    code = exit_code(report)
+    level = logging.INFO if code == 0 else logging.WARNING if code == 1 else logging.ERROR
+    log.log(level, summary(report))
+
+
 @main.command()
 @click.option(
     "--show",
@@ -253,18 +286,11 @@ def schedule(ctx: click.Context, show: int | None) -> None:
             click.echo(fire.isoformat())
             at = fire + timedelta(seconds=1)
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
     log = logging.getLogger("digest.schedule")
 
     def job() -> None:
-        try:
-            report = pipeline.run(config, now=sched.utc_now(), clock=sched.utc_now)
-            log.info(summary(report))
-        except LockedError as err:
-            log.info("%s; skipping this firing", err.message)
-        except DigestError as err:
-            # Keep the service alive: the next firing retries, the log says what to fix.
-            log.error("run failed: %s (hint: %s)", err.message, err.hint)
+        scheduled_run(config, log, clock=sched.utc_now)
 
     scheduler = sched.build_scheduler(config, job)
     fire = sched.next_fire(config, sched.utc_now())
