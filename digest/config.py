@@ -550,11 +550,20 @@ def _local_secret(var_dir: Path) -> str:
     valid across runs, so a random key is generated once and kept beside the database.
     """
     path = var_dir / "secret.key"
-    if path.is_file():
-        return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
+    try:
+        if path.is_file():
+            return path.read_text().strip()
+        var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    except OSError as err:
+        # Typically var/ made by root (`sudo digest init`) and the service running as
+        # its own user: a traceback and exit 1 said nothing of what to change.
+        raise ConfigError(
+            f"DIGEST_VAR_DIR {str(var_dir)!r}: cannot read or create its secret.key: {err}",
+            "make DIGEST_VAR_DIR a folder this user owns (e.g. chown -R digest var), "
+            "or set DIGEST_SECRET_KEY",
+        ) from err
     return key

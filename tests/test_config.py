@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from digest.cli import main
 from digest.config import config_from_values, load_config, parse_smtp_url
 from digest.errors import ConfigError, StoreError
 from digest.store import open_store
@@ -111,3 +113,32 @@ def test_a_database_that_cannot_be_reached_is_one_to_wait_for(tmp_path: Path) ->
     with pytest.raises(ConfigError) as bad:
         open_store(f"sqlite:///{blocked}/sub/digest.sqlite3")
     assert "folder" in str(bad.value) and bad.value.exit_code == 78
+
+
+@pytest.mark.parametrize("taken", ["a file", "secret.key a folder"])
+def test_an_unusable_var_dir_is_a_configuration_error_naming_it(
+    tmp_path: Path, taken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # var/ left unwritable for the service's user (made by `sudo digest init`), or not a
+    # folder, was a traceback and exit 1; it is a setting to fix (78), named.
+    var = tmp_path / "var"
+    if taken == "a file":
+        var.write_text("")
+    else:
+        (var / "secret.key").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_VAR_DIR", str(var))
+    monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
+    result = CliRunner().invoke(main, ["--env-file", "none", "status"])
+    assert result.exit_code == 78, result.output
+    assert "DIGEST_VAR_DIR" in result.output and "hint:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_run_lock_that_cannot_be_made_is_a_configuration_error(tmp_path: Path) -> None:
+    from digest.locking import run_lock
+
+    (tmp_path / "var").write_text("")  # where the lock's folder should be
+    with pytest.raises(ConfigError) as err, run_lock(tmp_path / "var" / "run.lock"):
+        pass
+    assert "DIGEST_VAR_DIR" in str(err.value) and err.value.exit_code == 78
