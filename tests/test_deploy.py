@@ -6,6 +6,7 @@ folder), the crontab line runs as cron would run it, and compose.yaml is read as
 
 from __future__ import annotations
 
+import fcntl
 import re
 import shutil
 import subprocess
@@ -89,3 +90,44 @@ def test_the_scheduler_service_is_not_restarted_on_a_configuration_error() -> No
     service = unit("digest-scheduler.service")["Service"]
     assert service["Restart"] == ["on-failure"]
     assert "78" in " ".join(service.get("RestartPreventExitStatus", [])).split()
+
+
+def cron_command(line: str) -> str:
+    """Return what cron hands /bin/sh for a crontab line (crontab(5): % and \\%)."""
+    command = line.split(None, 5)[5]
+    out, i = [], 0
+    while i < len(command):
+        if command.startswith("\\%", i):
+            out.append("%")
+            i += 2
+            continue
+        if command[i] == "%":
+            break  # the rest would be the command's standard input
+        out.append(command[i])
+        i += 1
+    return "".join(out)
+
+
+def test_the_cron_line_logs_when_each_firing_ran_and_how_it_ended(tmp_path: Path) -> None:
+    # The line appended bare summaries ("2026-05-25: sent 0, ...") with no time and no
+    # exit code: 24 alike a day, a stopped run (75) indistinguishable from a good one;
+    # and a firing that met a running one (flock -n) exited 1 and logged nothing.
+    # Note: the line runs the installed `digest` (this environment's entry point).
+    [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
+              if ln.strip() and not ln.lstrip().startswith("#")]
+    srv = tmp_path / "srv"
+    (srv / ".venv" / "bin").mkdir(parents=True)
+    (srv / ".venv" / "bin" / "digest").symlink_to(Path(sys.executable).parent / "digest")
+    command = cron_command(line).replace("/srv/digest", str(srv))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    first = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=240, check=False)
+    assert first.returncode == 0
+    # A second firing while a run holds the lock.
+    with (srv / "var" / "run.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        subprocess.run(["/bin/sh", "-c", command], env=env, timeout=240, check=False)
+    log = (srv / "var" / "digest.log").read_text()
+    stamps = re.findall(r"^== (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) digest run$", log, re.M)
+    assert len(stamps) == 2, log
+    assert re.findall(r"^== exit (\d+)$", log, re.M) == ["0", "0"], log
+    assert "sent 0" in log and "another digest run holds the lock" in log
