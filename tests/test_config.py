@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,14 @@ def test_a_run_lock_that_cannot_be_made_is_a_configuration_error(tmp_path: Path)
     with pytest.raises(ConfigError) as err, run_lock(tmp_path / "var" / "run.lock"):
         pass
     assert "DIGEST_VAR_DIR" in str(err.value) and err.value.exit_code == 78
+
+
+def test_env_example_documents_every_variable_the_config_reads() -> None:
+    # DIGEST_LEASE_SECONDS, DIGEST_LIST_ID and DIGEST_TEMPLATES_DIR were read but
+    # documented nowhere an operator looks (the Dockerfile sets the last one).
+    root = Path(__file__).resolve().parent.parent
+    read = set(re.findall(r'get\("(DIGEST_[A-Z_]+)"', (root / "digest" / "config.py").read_text()))
+    documented = set(re.findall(r"^#?(DIGEST_[A-Z_]+)=", (root / "deploy" / "env.example")
+                                .read_text(), re.MULTILINE))
+    assert len(read) > 20
+    assert read - documented == set()
