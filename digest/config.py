@@ -7,7 +7,7 @@ import ipaddress
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -156,8 +156,47 @@ def load_config(
 def config_from_values(values: Mapping[str, str]) -> Config:
     """Build a Config from a mapping of DIGEST_* variables."""
 
+    read: set[str] = set()
+
     def get(name: str, default: str = "") -> str:
+        read.add(name)
         return values.get(name, default).strip() or default
+
+    config = _config_from(values, get)
+    _check_names(values, read)
+    return config
+
+
+# DIGEST_* variables that are not settings of digest: the test suite's and the
+# benchmarks' own (Makefile, tests/, bench/).
+_OTHER_VARIABLES = frozenset({
+    "DIGEST_SKIP_BROWSER", "DIGEST_TEST_POSTGRES_URL", "DIGEST_TEST_DB", "DIGEST_CORPUS",
+    "DIGEST_REGEN_GOLDEN", "DIGEST_CHROMIUM",
+})
+
+
+def _check_names(values: Mapping[str, str], read: set[str]) -> None:
+    """Raise ConfigError for a DIGEST_* name that misspells one digest reads.
+
+    ``DIGEST_SMTP=smtp://...`` for DIGEST_SMTP_URL was ignored without a word: the run
+    delivered into the local Maildir and reported every digest sent. A name close to
+    (difflib's close match) but not one that was read is refused; any other name is
+    left alone (it may be the operator's own).
+    """
+    for name in sorted(values):
+        if not name.startswith("DIGEST_") or name in read or name in _OTHER_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, sorted(read), n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(
+                f"{name} is not a digest setting; did you mean {close[0]}?",
+                f"rename it to {close[0]} (in .env or the environment); "
+                "deploy/env.example lists every variable",
+            )
+
+
+def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
+    """Build the Config itself, every variable read through ``get``."""
 
     var_dir = Path(get("DIGEST_VAR_DIR", "var"))
     database_url = get("DIGEST_DATABASE_URL", f"sqlite:///{var_dir / 'digest.sqlite3'}")

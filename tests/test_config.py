@@ -154,3 +154,29 @@ def test_env_example_documents_every_variable_the_config_reads() -> None:
                                 .read_text(), re.MULTILINE))
     assert len(read) > 20
     assert read - documented == set()
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("DIGEST_SMTP", "DIGEST_SMTP_URL"), ("DIGEST_DATABASE", "DIGEST_DATABASE_URL"),
+     ("DIGEST_SOURCE", "DIGEST_SOURCES"), ("DIGEST_TIME_ZONE", "DIGEST_TIMEZONE")],
+)
+def test_a_misspelt_variable_is_a_configuration_error_naming_the_one_meant(
+    tmp_path: Path, name: str, meant: str
+) -> None:
+    # DIGEST_SMTP=smtp://... was ignored: every digest went into the local Maildir and
+    # the run said "sent" for each.
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"{name}=smtp://digest:secret@mail.example.org:587\n")
+    with pytest.raises(ConfigError) as err:
+        load_config({"DIGEST_VAR_DIR": str(tmp_path / "var")}, env_file=env_file)
+    assert f"{name} is not a digest setting; did you mean {meant}?" in err.value.message
+    assert err.value.exit_code == 78 and "env.example" in err.value.hint
+
+
+def test_other_digest_variables_are_left_alone(tmp_path: Path) -> None:
+    config = config_from_values({
+        "DIGEST_VAR_DIR": str(tmp_path / "var"), "DIGEST_SKIP_BROWSER": "1",
+        "DIGEST_TEST_POSTGRES_URL": "postgresql://x", "DIGEST_MY_OWN_NOTE": "hello",
+    })
+    assert config.smtp is None
