@@ -304,6 +304,17 @@ def schedule(ctx: click.Context, show: int | None) -> None:
         click.echo("scheduler stopped")
 
 
+# What an operator does about the ledger rows that wait on someone, by status.
+STATUS_TODO = {
+    "unknown": "the server may have taken them; check its log, see `digest deliveries "
+               "list --status unknown`, then `digest deliveries retry --status unknown` "
+               "(may duplicate)",
+    "perm_failed": "refused for good; see `digest deliveries list --status perm_failed` "
+                   "and retry after a fix",
+    "temp_failed": "the next runs try again (up to DIGEST_MAX_ATTEMPTS)",
+}
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
@@ -321,6 +332,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             "papers": db.count_papers(),
             "subscribers": len(db.list_subscribers(status="active")),
             "deliveries": counts,
+            "suppressed": len(db.suppressed_hashes()),
             "sources": sources,
             "runs": runs,
         }
@@ -330,9 +342,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
         echo_json(data)
         return
     click.echo(f"database {data['database']}; mail to {data['delivery']}")
-    click.echo(f"{data['papers']} papers stored, {data['subscribers']} active subscribers")
+    click.echo(f"{data['papers']} papers stored, {data['subscribers']} active subscribers, "
+               f"{data['suppressed']} addresses suppressed")
     shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     click.echo(f"deliveries: {shown or 'none'}")
+    for state, todo in STATUS_TODO.items():
+        if counts.get(state):
+            click.echo(f"  {counts[state]} {state}: {todo}")
     for src in sources:
         err = f" - {src['error']}" if src["error"] else ""
         click.echo(
@@ -343,7 +359,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         aborted = f", aborted: {rep['aborted']}" if rep.get("aborted") else ""
         click.echo(
             f"run {rep['day']} at {rep['started_at']}: sent {rep['sent']}, "
-            f"failed {rep['failed']}, skipped {rep['skipped']}{aborted}"
+            f"failed {rep['failed']}, unknown {rep.get('unknown', 0)}, "
+            f"skipped {rep['skipped']}{aborted}"
         )
 
 
