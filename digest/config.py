@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 import secrets
@@ -286,8 +287,17 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
         raise ConfigError(
             "DIGEST_SMTP_URL has a port that is not a number (or a password with / ? or # "
             "not percent-encoded, which ends the host part early)", hint) from err
-    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    for name in query:
+        if name not in ("starttls", "timeout"):
+            # ?tls=off or ?timout=60 was ignored: STARTTLS stayed required, the
+            # timeout stayed 30 s, and nothing said why.
+            raise ConfigError(f"DIGEST_SMTP_URL has no parameter {name!r}",
+                              "its parameters are starttls=on|off and timeout=SECONDS")
     starttls = query.get("starttls")
+    if starttls is not None and starttls not in _FLAGS:
+        raise ConfigError(f"DIGEST_SMTP_URL starttls={starttls!r} is neither on nor off",
+                          "use starttls=on or starttls=off (or smtps:// for TLS from the start)")
     if parts.scheme == "smtps":
         security = "ssl"
     elif starttls in ("off", "0", "false", "no"):
@@ -299,6 +309,10 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
     else:
         security = "starttls"
     timeout = _float(query.get("timeout", "30"), "DIGEST_SMTP_URL timeout")
+    if timeout <= 0:
+        # 0 made every socket non-blocking: each send failed at once as unreachable.
+        raise ConfigError("DIGEST_SMTP_URL timeout must be more than 0 seconds",
+                          "e.g. timeout=60, or leave it out for 30")
     return SmtpSettings(
         host=parts.hostname,
         port=port or (465 if security == "ssl" else 587),
@@ -577,6 +591,10 @@ def _float(value: str, name: str) -> float:
         number = float(value)
     except ValueError as err:
         raise ConfigError(f"{name} must be a number, got {value!r}", "") from err
+    if not math.isfinite(number):
+        # float() reads "nan" and "inf": a rate of nan was no cap, a timeout of nan a
+        # ValueError at the first connection.
+        raise ConfigError(f"{name} must be a finite number, got {value!r}", "e.g. 2.5")
     if number < 0:
         raise ConfigError(f"{name} must not be negative, got {number}", "")
     return number

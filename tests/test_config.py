@@ -62,6 +62,16 @@ def test_password_never_appears_in_repr_or_status() -> None:
         ("DIGEST_MAX_PAPERS", "many", "DIGEST_MAX_PAPERS"),
         ("DIGEST_MAX_PAPERS", "60", "DIGEST_MAX_PAPERS must be between 1 and 50, got 60"),
         ("DIGEST_RANK_PROCESSES", "-1", "DIGEST_RANK_PROCESSES"),
+        # Each of these was taken: an unknown parameter or value ignored, 0 or nan a
+        # socket that never waits or a ValueError at the first connection.
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?tls=off", "no parameter 'tls'"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?timout=60", "no parameter 'timout'"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?starttls=maybe", "neither on nor off"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?timeout=0", "more than 0 seconds"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?timeout=nan", "finite number"),
+        ("DIGEST_SEND_RATE", "nan", "DIGEST_SEND_RATE must be a finite number"),
+        ("DIGEST_SEND_RATE", "inf", "DIGEST_SEND_RATE must be a finite number"),
+        ("DIGEST_SEMANTIC_WEIGHT", "nan", "DIGEST_SEMANTIC_WEIGHT must be a finite number"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_fix(
