@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -156,8 +157,47 @@ def load_config(
 def config_from_values(values: Mapping[str, str]) -> Config:
     """Build a Config from a mapping of DIGEST_* variables."""
 
+    read: set[str] = set()
+
     def get(name: str, default: str = "") -> str:
+        read.add(name)
         return values.get(name, default).strip() or default
+
+    config = _config_from(values, get)
+    _check_names(values, read)
+    return config
+
+
+# DIGEST_* variables that are not settings of digest: the test suite's and the
+# benchmarks' own (Makefile, tests/, bench/).
+_OTHER_VARIABLES = frozenset({
+    "DIGEST_SKIP_BROWSER", "DIGEST_TEST_POSTGRES_URL", "DIGEST_TEST_DB", "DIGEST_CORPUS",
+    "DIGEST_REGEN_GOLDEN", "DIGEST_CHROMIUM",
+})
+
+
+def _check_names(values: Mapping[str, str], read: set[str]) -> None:
+    """Raise ConfigError for a DIGEST_* name that misspells one digest reads.
+
+    ``DIGEST_SMTP=smtp://...`` for DIGEST_SMTP_URL was ignored without a word: the run
+    delivered into the local Maildir and reported every digest sent. A name close to
+    (difflib's close match) but not one that was read is refused; any other name is
+    left alone (it may be the operator's own).
+    """
+    for name in sorted(values):
+        if not name.startswith("DIGEST_") or name in read or name in _OTHER_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, sorted(read), n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(
+                f"{name} is not a digest setting; did you mean {close[0]}?",
+                f"rename it to {close[0]} (in .env or the environment); "
+                "deploy/env.example lists every variable",
+            )
+
+
+def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
+    """Build the Config itself, every variable read through ``get``."""
 
     var_dir = Path(get("DIGEST_VAR_DIR", "var"))
     database_url = get("DIGEST_DATABASE_URL", f"sqlite:///{var_dir / 'digest.sqlite3'}")
@@ -247,8 +287,17 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
         raise ConfigError(
             "DIGEST_SMTP_URL has a port that is not a number (or a password with / ? or # "
             "not percent-encoded, which ends the host part early)", hint) from err
-    query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    query = {k: v[-1].lower() for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+    for name in query:
+        if name not in ("starttls", "timeout"):
+            # ?tls=off or ?timout=60 was ignored: STARTTLS stayed required, the
+            # timeout stayed 30 s, and nothing said why.
+            raise ConfigError(f"DIGEST_SMTP_URL has no parameter {name!r}",
+                              "its parameters are starttls=on|off and timeout=SECONDS")
     starttls = query.get("starttls")
+    if starttls is not None and starttls not in _FLAGS:
+        raise ConfigError(f"DIGEST_SMTP_URL starttls={starttls!r} is neither on nor off",
+                          "use starttls=on or starttls=off (or smtps:// for TLS from the start)")
     if parts.scheme == "smtps":
         security = "ssl"
     elif starttls in ("off", "0", "false", "no"):
@@ -260,6 +309,10 @@ def parse_smtp_url(url: str) -> SmtpSettings | None:
     else:
         security = "starttls"
     timeout = _float(query.get("timeout", "30"), "DIGEST_SMTP_URL timeout")
+    if timeout <= 0:
+        # 0 made every socket non-blocking: each send failed at once as unreachable.
+        raise ConfigError("DIGEST_SMTP_URL timeout must be more than 0 seconds",
+                          "e.g. timeout=60, or leave it out for 30")
     return SmtpSettings(
         host=parts.hostname,
         port=port or (465 if security == "ssl" else 587),
@@ -538,6 +591,10 @@ def _float(value: str, name: str) -> float:
         number = float(value)
     except ValueError as err:
         raise ConfigError(f"{name} must be a number, got {value!r}", "") from err
+    if not math.isfinite(number):
+        # float() reads "nan" and "inf": a rate of nan was no cap, a timeout of nan a
+        # ValueError at the first connection.
+        raise ConfigError(f"{name} must be a finite number, got {value!r}", "e.g. 2.5")
     if number < 0:
         raise ConfigError(f"{name} must not be negative, got {number}", "")
     return number
@@ -550,11 +607,20 @@ def _local_secret(var_dir: Path) -> str:
     valid across runs, so a random key is generated once and kept beside the database.
     """
     path = var_dir / "secret.key"
-    if path.is_file():
-        return path.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
+    try:
+        if path.is_file():
+            return path.read_text().strip()
+        var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    except OSError as err:
+        # Typically var/ made by root (`sudo digest init`) and the service running as
+        # its own user: a traceback and exit 1 said nothing of what to change.
+        raise ConfigError(
+            f"DIGEST_VAR_DIR {str(var_dir)!r}: cannot read or create its secret.key: {err}",
+            "make DIGEST_VAR_DIR a folder this user owns (e.g. chown -R digest var), "
+            "or set DIGEST_SECRET_KEY",
+        ) from err
     return key

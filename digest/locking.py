@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from digest.errors import LockedError
+from digest.errors import ConfigError, LockedError
 
 
 @contextmanager
@@ -18,8 +18,14 @@ def run_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
     The kernel drops the lock when the process dies, even by ``kill -9``, so a crashed
     run never leaves a stale lock behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot open the run lock {path} in DIGEST_VAR_DIR: {err}",
+            "make DIGEST_VAR_DIR a folder this user may write (e.g. chown -R digest var)",
+        ) from err
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

@@ -101,6 +101,98 @@ def test_garbage_and_other_reports_are_not_bounces(raw: bytes) -> None:
     assert parse_bounce(raw) is None
 
 
+@pytest.mark.parametrize(
+    ("name", "recipient", "status", "kind"),
+    [
+        ("qmail_user_unknown.eml", "gina@example.com", "5.1.1", "hard"),
+        ("qmail_remote_host_said.eml", "hal@example.edu", "5.0.0", "hard"),
+        ("exim_text_user_unknown.eml", "ivy@example.org.uk", "5.1.1", "hard"),
+        ("exim_text_quota_retry.eml", "jon@example.org.uk", "4.2.2", "soft"),
+    ],
+)
+def test_plain_text_bounces_from_qmail_and_exim_are_read(
+    name: str, recipient: str, status: str, kind: str
+) -> None:
+    # They were counted as "not bounces": the address went on getting mail for ever.
+    bounce = parse_bounce(sample(name))
+    assert bounce is not None
+    assert (bounce.recipient, bounce.status, bounce.action, bounce.kind) == (
+        recipient, status, "failed", kind,
+    )
+    assert recipient not in bounce.diagnostic.lower()
+    assert bounce.at is not None and bounce.report_id.endswith("/" + recipient)
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic"),
+    [
+        ("5.7.26", "550-5.7.26 Unauthenticated email from example.org is not accepted due "
+                   "to domain's DMARC policy"),
+        ("5.7.1", "554 5.7.1 Service unavailable; Client host [192.0.2.8] blocked using "
+                  "zen.spamhaus.org"),
+        ("5.2.2", "552-5.2.2 The email account that you tried to reach is over quota"),
+        ("5.3.4", "552 5.3.4 Message size exceeds fixed limit"),
+    ],
+)
+def test_a_permanent_refusal_that_is_not_about_the_address_is_soft(
+    store: Store, status: str, diagnostic: str
+) -> None:
+    # A blocklisted relay or a DMARC failure refuses every subscriber of a provider at
+    # once: as hard bounces they were all suppressed for good on the first day.
+    raw = sample("postfix_user_unknown.eml").decode()
+    raw = raw.replace("Status: 5.1.1", f"Status: {status}").replace(
+        "Diagnostic-Code: smtp; 550 5.1.1", f"Diagnostic-Code: smtp; {diagnostic}")
+    bounce = parse_bounce(raw.encode())
+    assert bounce is not None and (bounce.status, bounce.kind) == (status, "soft")
+    assert apply_bounce(store, bounce, source="t", now=NOW) == (True, None)
+    assert not store.is_suppressed("bob@example.net")
+
+
+def test_a_qmail_date_in_minus_0000_is_utc() -> None:
+    bounce = parse_bounce(sample("qmail_user_unknown.eml"))
+    assert bounce is not None and bounce.at == datetime(2026, 5, 25, 9, 2, 11, tzinfo=UTC)
+
+
+def test_a_person_quoting_a_qmail_bounce_is_not_a_bounce() -> None:
+    text = sample("qmail_user_unknown.eml").decode()
+    forwarded = text.replace("Return-Path: <>", "Return-Path: <ada@example.org>").replace(
+        "From: MAILER-DAEMON@mx1.example.com", "From: Ada <ada@example.org>")
+    assert parse_bounce(forwarded.encode()) is None
+    assert bounces.unreadable(forwarded.encode()) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (sample("unknown_format_from_mailer.eml"), "format not read here"),
+        (b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n"
+         b"--x\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; a\r\n\r\n"
+         b"Final-Recipient: x400; not-an-address\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+         b"--x--\r\n", "without a readable address"),
+        (b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n"
+         b"--x\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; a\r\n\r\n"
+         b"Final-Recipient: rfc822; lee@example.com\r\nAction: failed\r\n"
+         b"Status: failed\r\n--x--\r\n", "without a readable status"),
+        (b"Content-Type: multipart/report; report-type=delivery-status\r\n\r\nno parts",
+         "without its message/delivery-status part"),
+        (b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.com\r\n"
+         b"X-Failed-Recipients: mo@example.com\r\nSubject: Mail delivery failed\r\n\r\n"
+         b"  mo@example.com\r\n    something went wrong\r\n", "no status code"),
+    ],
+)
+def test_failure_reports_that_cannot_be_read_say_why(raw: bytes, reason: str) -> None:
+    assert parse_bounce(raw) is None
+    why = bounces.unreadable(raw)
+    assert why is not None and reason in why
+
+
+@pytest.mark.parametrize(
+    "name", ["real_exchange_delay.eml", "dmarc_auth_failure_report.eml", "not_a_bounce_reply.eml"]
+)
+def test_delays_dmarc_reports_and_ordinary_mail_are_not_unreadable(name: str) -> None:
+    assert bounces.unreadable(sample(name)) is None
+
+
 # -- our own SMTP rejections ----------------------------------------------------------
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import mailbox
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from click.testing import CliRunner, Result
 from digest.cli import main
 from digest.config import Config
 from digest.schedule import next_fire
-from tests.fixtures.config import make_config
+from tests.fixtures.config import make_config, smtp_settings
 
 
 def invoke(config: Config, *args: str) -> Result:
@@ -219,6 +220,33 @@ def test_schedule_shows_the_next_fire_times(config: Config) -> None:
     times = [datetime.fromisoformat(line) for line in result.output.split()]
     assert len(times) == 3 and times[1] - times[0] == times[2] - times[1]
     assert all(t.minute == config.send_at[1] for t in times)
+
+
+def test_the_scheduler_logs_a_stopped_run_as_an_error_and_a_good_one_as_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The service lives on after a run, so its exit code is nowhere: a run stopped by an
+    # unreachable SMTP server was logged at INFO, in a format without the level, and
+    # `journalctl -p warning` or grepping for ERROR never found it.
+    from dataclasses import replace
+
+    from digest.cli.core import SCHEDULE_LOG_FORMAT, scheduled_run
+    from tests.fixtures.smtp_server import _free_port
+
+    config = make_config(tmp_path / "var")
+    # Due at `at`: subscribed today for this hour, and the run is tomorrow's.
+    at = datetime.now(UTC) + timedelta(days=1)
+    invoke(config, "subscribe", "ada@example.org", "--interests", "LLM agents",
+           "--hour", str(at.hour))
+    closed = replace(config, smtp=smtp_settings("127.0.0.1", _free_port(), timeout=5))
+    log = logging.getLogger("digest.schedule.test")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        scheduled_run(closed, log, clock=lambda: at)
+        scheduled_run(config, log, clock=lambda: at)  # the Maildir: sent
+    stopped, sent = caplog.records
+    assert stopped.levelno == logging.ERROR and "ABORTED" in stopped.getMessage()
+    assert sent.levelno == logging.INFO and "sent 1," in sent.getMessage()
+    assert "%(levelname)s" in SCHEDULE_LOG_FORMAT
 
 
 def test_scheduler_next_fire_from_a_fixed_now(config: Config) -> None:

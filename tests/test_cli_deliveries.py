@@ -14,7 +14,7 @@ from digest import mail, pipeline
 from digest.cli import main
 from digest.config import SAMPLE_BATCH, Config
 from digest.ingest.jsonl import load_jsonl
-from digest.models import Profile
+from digest.models import Profile, RunReport
 from digest.store import open_store
 
 DAY = date(2026, 5, 25)
@@ -143,6 +143,29 @@ def fill(path: Path, names: list[str]) -> None:
         box.add((DATA / name).read_bytes())
 
 
+def test_status_says_what_waits_on_the_operator_and_what_to_run(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    # `digest status` listed "unknown 1, perm_failed 1" without a word on what to do,
+    # left the unknown count out of each run's line (a run whose only trouble was an
+    # unknown digest read "sent 0, failed 0, skipped 0") and never counted suppressions.
+    store = open_store(config.database_url)
+    store.record_run(RunReport(day=DAY, started_at=NOW, finished_at=NOW, sent=1, unknown=1))
+    store.suppress("bob@example.net", reason="hard bounce 5.1.1", now=NOW)
+    store.close()
+    result = invoke(config, "status")
+    assert result.exit_code == 0, result.output
+    assert "4 active subscribers, 1 addresses suppressed" in result.output
+    assert "1 unknown: the server may have taken them" in result.output
+    assert "digest deliveries retry --status unknown" in result.output
+    assert "1 perm_failed: refused for good; see `digest deliveries list --status perm_failed`" \
+        in result.output
+    assert "1 temp_failed: the next runs try again" in result.output
+    assert "sent 1, failed 0, unknown 1, skipped 0" in result.output
+    data = json.loads(invoke(config, "status", "--json").output)
+    assert data["suppressed"] == 1
+
+
 def test_bounces_scan_suppresses_and_list_shows_them(
     config: Config, ledger: dict[str, int], tmp_path: Path
 ) -> None:
@@ -173,6 +196,31 @@ def test_bounces_scan_suppresses_and_list_shows_them(
                                  only=None, force=True)
     store.close()
     assert "bob@example.net" not in {p.subscriber.email for p in plans}
+
+
+def test_bounces_scan_reads_plain_text_bounces_and_names_the_unreadable(
+    config: Config, ledger: dict[str, int], tmp_path: Path
+) -> None:
+    fill(tmp_path / "bounces", [
+        "qmail_user_unknown.eml", "exim_text_user_unknown.eml",
+        "unknown_format_from_mailer.eml", "not_a_bounce_reply.eml",
+    ])
+    scanned = invoke(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"))
+    assert scanned.exit_code == 0, scanned.output
+    assert ("scanned 4 messages: 2 hard, 0 soft, 0 complaints, 1 not bounces, 0 seen before, "
+            "1 unreadable; suppressed 2 addresses") in scanned.output
+    assert "suppressed gina@example.com: hard bounce 5.1.1" in scanned.output
+    assert "suppressed ivy@example.org.uk: hard bounce 5.1.1" in scanned.output
+    assert ("unreadable: Undeliverable: Your research digest for 2026-05-25 from Postmaster "
+            "<postmaster@groupware.example.com>") in scanned.output
+    assert "Message-ID <nd.4471@groupware.example.com>" in scanned.output
+    assert "digest subscribers remove EMAIL" in scanned.output
+    data = json.loads(invoke(config, "bounces", "scan", "--maildir",
+                             str(tmp_path / "bounces"), "--json").output)
+    [item] = data["unreadable"]  # still named on a rescan: nothing recorded it
+    assert item["message_id"] == "<nd.4471@groupware.example.com>"
+    assert "format not read here" in item["reason"]
+    assert (data["seen"], data["ignored"]) == (2, 1)
 
 
 def test_bounces_scan_needs_exactly_one_mailbox(config: Config, tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from digest.cli import main
 from digest.config import config_from_values, load_config, parse_smtp_url
 from digest.errors import ConfigError, StoreError
 from digest.store import open_store
@@ -59,6 +62,16 @@ def test_password_never_appears_in_repr_or_status() -> None:
         ("DIGEST_MAX_PAPERS", "many", "DIGEST_MAX_PAPERS"),
         ("DIGEST_MAX_PAPERS", "60", "DIGEST_MAX_PAPERS must be between 1 and 50, got 60"),
         ("DIGEST_RANK_PROCESSES", "-1", "DIGEST_RANK_PROCESSES"),
+        # Each of these was taken: an unknown parameter or value ignored, 0 or nan a
+        # socket that never waits or a ValueError at the first connection.
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?tls=off", "no parameter 'tls'"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?timout=60", "no parameter 'timout'"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?starttls=maybe", "neither on nor off"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?timeout=0", "more than 0 seconds"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org?timeout=nan", "finite number"),
+        ("DIGEST_SEND_RATE", "nan", "DIGEST_SEND_RATE must be a finite number"),
+        ("DIGEST_SEND_RATE", "inf", "DIGEST_SEND_RATE must be a finite number"),
+        ("DIGEST_SEMANTIC_WEIGHT", "nan", "DIGEST_SEMANTIC_WEIGHT must be a finite number"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_fix(
@@ -111,3 +124,69 @@ def test_a_database_that_cannot_be_reached_is_one_to_wait_for(tmp_path: Path) ->
     with pytest.raises(ConfigError) as bad:
         open_store(f"sqlite:///{blocked}/sub/digest.sqlite3")
     assert "folder" in str(bad.value) and bad.value.exit_code == 78
+
+
+@pytest.mark.parametrize("taken", ["a file", "secret.key a folder"])
+def test_an_unusable_var_dir_is_a_configuration_error_naming_it(
+    tmp_path: Path, taken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # var/ left unwritable for the service's user (made by `sudo digest init`), or not a
+    # folder, was a traceback and exit 1; it is a setting to fix (78), named.
+    var = tmp_path / "var"
+    if taken == "a file":
+        var.write_text("")
+    else:
+        (var / "secret.key").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_VAR_DIR", str(var))
+    monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
+    result = CliRunner().invoke(main, ["--env-file", "none", "status"])
+    assert result.exit_code == 78, result.output
+    assert "DIGEST_VAR_DIR" in result.output and "hint:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_run_lock_that_cannot_be_made_is_a_configuration_error(tmp_path: Path) -> None:
+    from digest.locking import run_lock
+
+    (tmp_path / "var").write_text("")  # where the lock's folder should be
+    with pytest.raises(ConfigError) as err, run_lock(tmp_path / "var" / "run.lock"):
+        pass
+    assert "DIGEST_VAR_DIR" in str(err.value) and err.value.exit_code == 78
+
+
+def test_env_example_documents_every_variable_the_config_reads() -> None:
+    # DIGEST_LEASE_SECONDS, DIGEST_LIST_ID and DIGEST_TEMPLATES_DIR were read but
+    # documented nowhere an operator looks (the Dockerfile sets the last one).
+    root = Path(__file__).resolve().parent.parent
+    read = set(re.findall(r'get\("(DIGEST_[A-Z_]+)"', (root / "digest" / "config.py").read_text()))
+    documented = set(re.findall(r"^#?(DIGEST_[A-Z_]+)=", (root / "deploy" / "env.example")
+                                .read_text(), re.MULTILINE))
+    assert len(read) > 20
+    assert read - documented == set()
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("DIGEST_SMTP", "DIGEST_SMTP_URL"), ("DIGEST_DATABASE", "DIGEST_DATABASE_URL"),
+     ("DIGEST_SOURCE", "DIGEST_SOURCES"), ("DIGEST_TIME_ZONE", "DIGEST_TIMEZONE")],
+)
+def test_a_misspelt_variable_is_a_configuration_error_naming_the_one_meant(
+    tmp_path: Path, name: str, meant: str
+) -> None:
+    # DIGEST_SMTP=smtp://... was ignored: every digest went into the local Maildir and
+    # the run said "sent" for each.
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"{name}=smtp://digest:secret@mail.example.org:587\n")
+    with pytest.raises(ConfigError) as err:
+        load_config({"DIGEST_VAR_DIR": str(tmp_path / "var")}, env_file=env_file)
+    assert f"{name} is not a digest setting; did you mean {meant}?" in err.value.message
+    assert err.value.exit_code == 78 and "env.example" in err.value.hint
+
+
+def test_other_digest_variables_are_left_alone(tmp_path: Path) -> None:
+    config = config_from_values({
+        "DIGEST_VAR_DIR": str(tmp_path / "var"), "DIGEST_SKIP_BROWSER": "1",
+        "DIGEST_TEST_POSTGRES_URL": "postgresql://x", "DIGEST_MY_OWN_NOTE": "hello",
+    })
+    assert config.smtp is None

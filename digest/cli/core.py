@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
@@ -231,6 +232,38 @@ def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
     click.echo(f"nothing relevant for {address} on {day.isoformat()}; no preview written")
 
 
+# The level is in every line: the service has no exit code per run, so a failed run must
+# be found by its level (journalctl -u digest-scheduler -p warning, or grep ERROR).
+SCHEDULE_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def scheduled_run(
+    config: Config,
+    log: logging.Logger,
+    *,
+    clock: Callable[[], datetime],
+    run: Callable[..., RunReport] = pipeline.run,
+) -> None:
+    """Run the job once for the scheduler and log its summary at the level its outcome has.
+
+    An aborted run (what `digest run` exits 75 or 78 for) is an error, a partial failure
+    (exit 1: failed deliveries or sources, digests of unknown outcome) a warning; a run
+    that went well, or found the lock taken, is information.
+    """
+    try:
+        report = run(config, now=clock(), clock=clock)
+    except LockedError as err:
+        log.info("%s; skipping this firing", err.message)
+        return
+    except DigestError as err:
+        # Keep the service alive: the next firing retries, the log says what to fix.
+        log.error("run failed: %s (hint: %s)", err.message, err.hint)
+        return
+    code = exit_code(report)
+    level = logging.INFO if code == 0 else logging.WARNING if code == 1 else logging.ERROR
+    log.log(level, summary(report))
+
+
 @main.command()
 @click.option(
     "--show",
@@ -253,18 +286,11 @@ def schedule(ctx: click.Context, show: int | None) -> None:
             click.echo(fire.isoformat())
             at = fire + timedelta(seconds=1)
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
     log = logging.getLogger("digest.schedule")
 
     def job() -> None:
-        try:
-            report = pipeline.run(config, now=sched.utc_now(), clock=sched.utc_now)
-            log.info(summary(report))
-        except LockedError as err:
-            log.info("%s; skipping this firing", err.message)
-        except DigestError as err:
-            # Keep the service alive: the next firing retries, the log says what to fix.
-            log.error("run failed: %s (hint: %s)", err.message, err.hint)
+        scheduled_run(config, log, clock=sched.utc_now)
 
     scheduler = sched.build_scheduler(config, job)
     fire = sched.next_fire(config, sched.utc_now())
@@ -276,6 +302,17 @@ def schedule(ctx: click.Context, show: int | None) -> None:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         click.echo("scheduler stopped")
+
+
+# What an operator does about the ledger rows that wait on someone, by status.
+STATUS_TODO = {
+    "unknown": "the server may have taken them; check its log, see `digest deliveries "
+               "list --status unknown`, then `digest deliveries retry --status unknown` "
+               "(may duplicate)",
+    "perm_failed": "refused for good; see `digest deliveries list --status perm_failed` "
+                   "and retry after a fix",
+    "temp_failed": "the next runs try again (up to DIGEST_MAX_ATTEMPTS)",
+}
 
 
 @main.command()
@@ -295,6 +332,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             "papers": db.count_papers(),
             "subscribers": len(db.list_subscribers(status="active")),
             "deliveries": counts,
+            "suppressed": len(db.suppressed_hashes()),
             "sources": sources,
             "runs": runs,
         }
@@ -304,9 +342,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
         echo_json(data)
         return
     click.echo(f"database {data['database']}; mail to {data['delivery']}")
-    click.echo(f"{data['papers']} papers stored, {data['subscribers']} active subscribers")
+    click.echo(f"{data['papers']} papers stored, {data['subscribers']} active subscribers, "
+               f"{data['suppressed']} addresses suppressed")
     shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     click.echo(f"deliveries: {shown or 'none'}")
+    for state, todo in STATUS_TODO.items():
+        if counts.get(state):
+            click.echo(f"  {counts[state]} {state}: {todo}")
     for src in sources:
         err = f" - {src['error']}" if src["error"] else ""
         click.echo(
@@ -317,7 +359,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         aborted = f", aborted: {rep['aborted']}" if rep.get("aborted") else ""
         click.echo(
             f"run {rep['day']} at {rep['started_at']}: sent {rep['sent']}, "
-            f"failed {rep['failed']}, skipped {rep['skipped']}{aborted}"
+            f"failed {rep['failed']}, unknown {rep.get('unknown', 0)}, "
+            f"skipped {rep['skipped']}{aborted}"
         )
 
 

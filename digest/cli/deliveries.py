@@ -198,13 +198,27 @@ def scan(ctx: click.Context, maildir: Path | None, imap_url: str | None, as_json
     if as_json:
         echo_json(result)
         return
+    unread = result["unreadable"]
     click.echo(
         f"scanned {result['messages']} messages: {result['hard']} hard, {result['soft']} soft, "
         f"{result['complaint']} complaints, {result['ignored']} not bounces, "
-        f"{result['seen']} seen before; suppressed {len(result['suppressed'])} addresses"
+        f"{result['seen']} seen before"
+        + (f", {len(unread)} unreadable" if unread else "")
+        + f"; suppressed {len(result['suppressed'])} addresses"
     )
     for item in result["suppressed"]:
         click.echo(f"  suppressed {item['email']}: {item['reason']}")
+    for item in unread:
+        click.echo(
+            f"  unreadable: {item['subject'] or '(no subject)'} from {item['from'] or '?'}, "
+            f"{item['date'] or 'undated'}, Message-ID {item['message_id'] or '(none)'}: "
+            f"{item['reason']}"
+        )
+    if unread:
+        click.echo(
+            "  read the unreadable ones yourself (they stay in the mailbox); stop mail to an "
+            "address they name with: digest subscribers remove EMAIL"
+        )
 
 
 def scan_messages(
@@ -213,13 +227,19 @@ def scan_messages(
     """Parse each message, record its bounce and apply the policy; return the counts."""
     counts: dict[str, Any] = {
         "messages": 0, "hard": 0, "soft": 0, "complaint": 0, "ignored": 0, "seen": 0,
-        "suppressed": [],
+        "suppressed": [], "unreadable": [],
     }
     for raw in messages:
         counts["messages"] += 1
         bounce = mail_bounces.parse_bounce(raw)
         if bounce is None:
-            counts["ignored"] += 1
+            # A failure report that cannot be read is named, not counted away with
+            # ordinary mail: its address would otherwise go on getting mail unnoticed.
+            why = mail_bounces.unreadable(raw)
+            if why is None:
+                counts["ignored"] += 1
+            else:
+                counts["unreadable"].append({**mail_bounces.headline(raw), "reason": why})
             continue
         new, reason = mail_bounces.apply_bounce(db, bounce, source=source, now=now)
         if not new:

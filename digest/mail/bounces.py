@@ -4,20 +4,32 @@ Suppression policy: a suppressed address gets nothing (the pipeline skips it) un
 owner opts in again or an operator subscribes it explicitly.
 
 - **Hard bounce**: a DSN with ``Action: failed`` and a 5.x.x ``Status`` (or, without a
-  Status, a 5xx reply in ``Diagnostic-Code``) suppresses the address at once.
+  Status, a 5xx reply in ``Diagnostic-Code``) suppresses the address at once, except
+  the statuses that are not about the address (see soft bounces).
 - **Complaint**: an ARF report with ``Feedback-Type: abuse`` or ``fraud`` (someone
   pressed "this is spam") suppresses at once. Other feedback types (``auth-failure``
   DMARC reports, ``not-spam``, ``virus``, ``other``) are not a person's complaint and
   are ignored.
 - **Soft bounce**: a DSN with ``Action: failed`` and a 4.x.x Status (mailbox full,
-  greylisting given up) is recorded; the address is suppressed once soft bounces fall on
-  ``SOFT_LIMIT`` (3) distinct days within ``SOFT_WINDOW`` (30 days).
+  greylisting given up), or a 5.x.x one that is not about the address (5.7.x policy:
+  our relay blocklisted, DMARC; 5.2.2 mailbox full; 5.3.4 message too big), is
+  recorded; the address is suppressed once soft bounces fall on ``SOFT_LIMIT`` (3)
+  distinct days within ``SOFT_WINDOW`` (30 days).
 - **Our own SMTP rejection**: when our server refuses the recipient at RCPT with
   550/551/553 and an enhanced status or text that says the mailbox does not exist
   (5.1.1 user unknown, 5.1.10, "no such user"), it is a hard bounce.  A 550 for
   policy reasons (relaying denied, 5.7.x) is not: that is our problem, not the address's.
 - ``Action: delayed``, ``delivered``, ``relayed``, ``expanded`` are reports, not
-  bounces, and anything that is not a multipart/report is ignored.
+  bounces.
+- **Plain-text bounces**: qmail (``This is the qmail-send program``) and Exim without
+  DSNs (an ``X-Failed-Recipients`` header) write no multipart/report. From a mailer
+  daemon (``Return-Path: <>``, MAILER-DAEMON or postmaster), their failed address and the
+  code the remote server gave (enhanced status, else SMTP reply code, else "user
+  unknown" wording) are read like a DSN's. A code found nowhere means the message is
+  not understood, not that it is soft or hard.
+- A message that looks like a failure report but cannot be read (no recipient, no code,
+  a format not known here) is not a bounce, but ``unreadable`` says why, so that an
+  operator reading the scan's summary can handle it by hand.
 
 Every report is recorded once (keyed by its Message-ID), so scanning a mailbox twice
 counts nothing twice.
@@ -33,8 +45,10 @@ import mailbox
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import policy
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
@@ -106,15 +120,18 @@ class BounceLedger(Protocol):
 def parse_bounce(raw: bytes | Message) -> Bounce | None:
     """Return the bounce or complaint a message reports, or None if it reports neither."""
     message = _as_message(raw)
-    if message is None or message.get_content_type() != "multipart/report":
+    if message is None:
         return None
-    report_type = str(message.get_param("report-type", "") or "").lower()
-    if report_type == "delivery-status":
-        found = _parse_dsn(message)
-    elif report_type == "feedback-report":
-        found = _parse_arf(message)
+    if message.get_content_type() != "multipart/report":
+        found = _parse_plain(message)
     else:
-        return None
+        report_type = str(message.get_param("report-type", "") or "").lower()
+        if report_type == "delivery-status":
+            found = _parse_dsn(message)
+        elif report_type == "feedback-report":
+            found = _parse_arf(message)
+        else:
+            return None
     if found is None:
         return None
     report_id = _report_id(message, raw)
@@ -129,8 +146,19 @@ def parse_bounce(raw: bytes | Message) -> Bounce | None:
     )
 
 
+# Permanent failures that say nothing against the address: the receiving system refused
+# our message or our server (5.7.x: a blocklisted relay, DMARC/SPF failures such as
+# Gmail's 5.7.26, a content filter), found it too big (5.3.4), or the mailbox full
+# (5.2.2, which Gmail and others send as permanent). Suppressing at once would lose every
+# subscriber of a provider the day it refuses our mail; as soft bounces they suppress
+# only when they keep coming (SOFT_LIMIT days).
+NOT_THE_ADDRESS = re.compile(r"5\.7\.\d{1,3}|5\.2\.2|5\.3\.4")
+
+
 def classify_status(status: str) -> BounceKind | None:
-    """Return "hard" for a 5.x.x status, "soft" for 4.x.x, None otherwise."""
+    """Return "hard" for a 5.x.x status, "soft" for 4.x.x and NOT_THE_ADDRESS, else None."""
+    if NOT_THE_ADDRESS.fullmatch(status):
+        return "soft"
     if status.startswith("5."):
         return "hard"
     if status.startswith("4."):
@@ -212,6 +240,179 @@ def _parse_arf(message: Message) -> Bounce | None:
     return Bounce(recipient, "", feedback_type, "complaint", f"complaint via {agent or 'ARF'}")
 
 
+# -- plain-text bounces (qmail, Exim without DSNs) -------------------------------------
+
+QMAIL_INTRO = re.compile(r"This is the qmail-send program at", re.IGNORECASE)
+# qmail lists each failed address alone on a line: "<user@host>:".
+QMAIL_RECIPIENT = re.compile(r"^<([^<>\s]+@[^<>\s]+)>:\s*$", re.MULTILINE)
+# Where a bounce's quoted copy of our own message begins (qmail, Exim): what follows is
+# our digest, whose text must not be read as the bounce's.
+ORIGINAL_COPY = re.compile(
+    r"^(?:--- Below this line is a copy of the message|-+ This is a copy of the message"
+    r"|-+ The header of the original message is following)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# An enhanced status, not part of an IP address or a version number (10.4.3.2).
+PLAIN_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
+# A reply code where a server's answer is quoted: after "said:", after "error ...:", or
+# at the start of a line; never a port or a count inside a sentence.
+PLAIN_REPLY = re.compile(r"(?:said:|error[^:\n]*:|^)\s*([45])\d\d(?=[\s-])",
+                         re.IGNORECASE | re.MULTILINE)
+MAILER_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon")
+FAILURE_SUBJECT = re.compile(
+    r"undeliver|not (been )?delivered|delivery (status notification|has failed|failure|"
+    r"failed)|mail delivery failed|returned mail|failure notice|non.?delivery|"
+    r"could not be delivered|delivery problem",
+    re.IGNORECASE,
+)
+
+
+def _from_mailer(message: Message) -> bool:
+    """Return True when a message comes from a mail system, not a person."""
+    if _field(message, "Return-Path").replace(" ", "") == "<>":
+        return True
+    senders = [addr.lower() for _, addr in getaddresses([_field(message, "From")])]
+    return any(addr.partition("@")[0] in MAILER_SENDERS for addr in senders)
+
+
+def _plain_text(message: Message) -> str:
+    """Return the bounce's own text: its first text/plain part, before our message's copy."""
+    for part in message.walk():
+        if part.get_content_type() != "text/plain":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = payload.decode(charset, errors="replace")
+        except LookupError:
+            text = payload.decode("utf-8", errors="replace")
+        copy = ORIGINAL_COPY.search(text)
+        return text[: copy.start()] if copy else text
+    return ""
+
+
+def _plain_status(section: str) -> str:
+    """Return the status of a plain-text bounce's section about one recipient, or ""."""
+    found = PLAIN_STATUS.search(section)
+    if found:
+        return found.group(1)
+    reply = PLAIN_REPLY.search(section)
+    if reply:
+        return f"{reply.group(1)}.0.0"
+    if UNKNOWN_MAILBOX_TEXT.search(section):
+        return "5.1.1"
+    if re.search(r"unrouteable address", section, re.IGNORECASE):
+        return "5.1.2"  # Exim: the domain has no mail server
+    return ""
+
+
+def _parse_plain(message: Message) -> Bounce | None:
+    """Read a qmail or Exim bounce that carries no DSN (see the module's docstring)."""
+    if not _from_mailer(message):
+        return None
+    text = _plain_text(message)
+    failed = _address_field(_field(message, "X-Failed-Recipients").split(",")[0])
+    if failed:  # Exim: the address heads its own indented paragraph of the text
+        start = text.lower().find(failed)
+        section = text[start:] if start >= 0 else text
+    elif QMAIL_INTRO.search(text):
+        found = QMAIL_RECIPIENT.search(text)
+        if found is None:
+            return None
+        failed = _address_field(found.group(1))
+        following = QMAIL_RECIPIENT.search(text, found.end())
+        section = text[found.end(): following.start() if following else len(text)]
+    else:
+        return None
+    if not failed:
+        return None
+    status = _plain_status(section)
+    kind = classify_status(status)
+    if kind is None:
+        return None
+    diagnostic = " ".join(section.split())[:500]
+    return Bounce(failed, status, "failed", kind, _redact(diagnostic, failed))
+
+
+def unreadable(raw: bytes | Message) -> str | None:
+    """Say why a message that parse_bounce did not read still looks like a failure report.
+
+    None means it is not one (ordinary mail, a delay warning, a DMARC report...). A
+    string means an operator should read it: a bounce this module cannot read would
+    otherwise be counted as "not a bounce" and its address go on getting mail.
+    """
+    message = _as_message(raw)
+    if message is None:
+        return None
+    if message.get_content_type() == "multipart/report":
+        report_type = str(message.get_param("report-type", "") or "").lower()
+        if report_type == "delivery-status":
+            return _unreadable_dsn(message)
+        if report_type == "feedback-report":
+            return _unreadable_arf(message)
+        return None
+    if not _from_mailer(message):
+        return None
+    text = _plain_text(message)
+    failed = _field(message, "X-Failed-Recipients")
+    if failed and not _address_field(failed.split(",")[0]):
+        return f"X-Failed-Recipients names no address: {failed[:80]!r}"
+    if failed or QMAIL_INTRO.search(text):
+        if failed or QMAIL_RECIPIENT.search(text):
+            return "a bounce that gives no status code or reason read here"
+        return "a qmail bounce that names no recipient"
+    if FAILURE_SUBJECT.search(_field(message, "Subject")):
+        return "a failure notice in a format not read here (no DSN)"
+    return None
+
+
+def headline(raw: bytes | Message) -> dict[str, str]:
+    """Return what names a message in a mailbox: its subject, from, date and message_id."""
+    message = _as_message(raw)
+    found: dict[str, str] = {}
+    for name in ("Subject", "From", "Date", "Message-ID"):
+        value = message.get(name) if message is not None else None
+        try:
+            text = str(make_header(decode_header(str(value)))) if value is not None else ""
+        except (HeaderParseError, LookupError, UnicodeError):
+            text = str(value)
+        found[name.lower().replace("-", "_")] = " ".join(text.split())[:120]
+    return found
+
+
+def _unreadable_dsn(message: Message) -> str | None:
+    parts = [p for p in message.walk() if p.get_content_type() == "message/delivery-status"]
+    if not parts:
+        return "a delivery-status report without its message/delivery-status part"
+    for part in parts:
+        blocks = part.get_payload()
+        if not isinstance(blocks, list):
+            return "a delivery-status part that cannot be read"
+        for block in blocks[1:]:
+            if not isinstance(block, Message) or _field(block, "Action").lower() != "failed":
+                continue
+            if not (_address_field(_field(block, "Final-Recipient"))
+                    or _address_field(_field(block, "Original-Recipient"))):
+                return "a failed recipient without a readable address"
+            return "a failed recipient without a readable status code"
+    return None  # delayed, delivered, relayed, expanded: reports, not failures
+
+
+def _unreadable_arf(message: Message) -> str | None:
+    for part in message.walk():
+        if part.get_content_type() != "message/feedback-report":
+            continue
+        payload = part.get_payload()
+        if not (isinstance(payload, list) and payload and isinstance(payload[0], Message)):
+            return "a complaint report that cannot be read"
+        if _field(payload[0], "Feedback-Type").lower() in COMPLAINT_TYPES:
+            return "a complaint that names no recipient"
+        return None  # auth-failure, not-spam...: not a person's complaint
+    return "a complaint report without its message/feedback-report part"
+
+
 def _field(block: Message, name: str) -> str:
     value = block.get(name)
     return " ".join(str(value).split()) if value is not None else ""
@@ -261,7 +462,8 @@ def _date(message: Message) -> datetime | None:
         stamp = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return stamp if stamp.tzinfo is not None else None
+    # "-0000" (qmail writes it on every bounce) is UTC with the local zone unknown.
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
 # -- our own SMTP rejections ----------------------------------------------------------

@@ -1,0 +1,133 @@
+"""deploy/: the files an operator installs, checked as the README tells them to use them.
+
+systemd units are verified with `systemd-analyze verify` (paths moved into a scratch
+folder), the crontab line runs as cron would run it, and compose.yaml is read as text
+(no YAML library is a dependency)."""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def compose_services() -> dict[str, str]:
+    """Return each service's block of compose.yaml (two-space indented, by name)."""
+    text = (DEPLOY / "compose.yaml").read_text()
+    services = text.split("\nservices:\n", 1)[1].split("\nvolumes:", 1)[0]
+    blocks = re.split(r"^  (?=[a-z][\w-]*:\s*$)", services, flags=re.MULTILINE)
+    return {block.split(":", 1)[0]: block for block in blocks if block.strip()}
+
+
+def test_every_compose_service_of_the_image_shares_var_and_its_secret_key() -> None:
+    # The web front end had no var/ volume: without DIGEST_SECRET_KEY in .env it made its
+    # own var/secret.key, and every link the scheduler signed (unsubscribe, preferences,
+    # confirm) was refused as tampered with.
+    services = compose_services()
+    ours = {name: block for name, block in services.items() if "deploy/Dockerfile" in block}
+    assert set(ours) == {"scheduler", "web"}
+    for name, block in ours.items():
+        assert "var:/srv/digest/var" in block, f"{name} does not mount the shared var/"
+
+
+def unit(name: str) -> dict[str, dict[str, list[str]]]:
+    """Return a systemd unit's sections as {section: {key: [values in order]}}."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for line in (DEPLOY / name).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+UNITS = ("digest.service", "digest.timer", "digest-scheduler.service", "digest-web.service")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_units_verify_once_installed(tmp_path: Path) -> None:
+    # Installed as the README says: the units name /srv/digest; here that is a scratch
+    # folder whose .venv/bin holds this environment's digest and waitress-serve.
+    srv = tmp_path / "srv"
+    (srv / ".venv" / "bin").mkdir(parents=True)
+    for tool in ("digest", "waitress-serve"):
+        (srv / ".venv" / "bin" / tool).symlink_to(Path(sys.executable).parent / tool)
+    for name in UNITS:
+        text = (DEPLOY / name).read_text().replace("/srv/digest", str(srv))
+        (tmp_path / name).write_text(text)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / n) for n in UNITS)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_a_unit_ordered_after_the_network_also_pulls_it_in() -> None:
+    # After= alone orders against network-online.target without starting it: on a
+    # host where nothing else wants it, the service starts before the network is up.
+    for name in UNITS:
+        section = unit(name).get("Unit", {})
+        if "network-online.target" in " ".join(section.get("After", [])):
+            assert "network-online.target" in " ".join(section.get("Wants", [])), name
+
+
+def test_the_scheduler_service_is_not_restarted_on_a_configuration_error() -> None:
+    # `digest schedule` exits 78 on a bad setting; Restart=on-failure every 30 s
+    # restarted it for ever (the start limit never trips at that pace) and the unit
+    # never showed as failed.
+    service = unit("digest-scheduler.service")["Service"]
+    assert service["Restart"] == ["on-failure"]
+    assert "78" in " ".join(service.get("RestartPreventExitStatus", [])).split()
+
+
+def cron_command(line: str) -> str:
+    """Return what cron hands /bin/sh for a crontab line (crontab(5): % and \\%)."""
+    command = line.split(None, 5)[5]
+    out, i = [], 0
+    while i < len(command):
+        if command.startswith("\\%", i):
+            out.append("%")
+            i += 2
+            continue
+        if command[i] == "%":
+            break  # the rest would be the command's standard input
+        out.append(command[i])
+        i += 1
+    return "".join(out)
+
+
+def test_the_cron_line_logs_when_each_firing_ran_and_how_it_ended(tmp_path: Path) -> None:
+    # The line appended bare summaries ("2026-05-25: sent 0, ...") with no time and no
+    # exit code: 24 alike a day, a stopped run (75) indistinguishable from a good one;
+    # and a firing that met a running one (flock -n) exited 1 and logged nothing.
+    # Note: the line runs the installed `digest` (this environment's entry point).
+    [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
+              if ln.strip() and not ln.lstrip().startswith("#")]
+    srv = tmp_path / "srv"
+    (srv / ".venv" / "bin").mkdir(parents=True)
+    (srv / ".venv" / "bin" / "digest").symlink_to(Path(sys.executable).parent / "digest")
+    command = cron_command(line).replace("/srv/digest", str(srv))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    first = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=240, check=False)
+    assert first.returncode == 0
+    # A second firing while a run holds the lock.
+    with (srv / "var" / "run.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        subprocess.run(["/bin/sh", "-c", command], env=env, timeout=240, check=False)
+    log = (srv / "var" / "digest.log").read_text()
+    stamps = re.findall(r"^== (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) digest run$", log, re.M)
+    assert len(stamps) == 2, log
+    assert re.findall(r"^== exit (\d+)$", log, re.M) == ["0", "0"], log
+    assert "sent 0" in log and "another digest run holds the lock" in log
