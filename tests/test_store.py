@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,24 @@ def test_papers_are_found_by_their_lowered_title_through_an_index(tmp_path: Path
 # -- the writer lock: this host's transactions queue on flock ------------------------------
 
 
+@contextmanager
+def _child_holding(target: Callable[[str, Any, Any], None], url: str) -> Iterator[Any]:
+    """Run ``target(url, ready, release)`` in a spawned process; yield ``release`` once
+    it is ready; release it (if the test has not) and wait for it at the end."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    child = context.Process(target=target, args=(url, ready, release))
+    child.start()
+    try:
+        assert ready.wait(60)
+        yield release
+    finally:
+        release.set()
+        child.join(30)
+
+
 def _hold_writer_in_child(url: str, ready: Any, release: Any) -> None:
     store = open_store(url)
     assert store._writer is not None
@@ -151,17 +171,11 @@ def _hold_writer_in_child(url: str, ready: Any, release: Any) -> None:
 def test_a_transaction_waits_for_another_process_holding_the_writer_lock(
     tmp_path: Path,
 ) -> None:
-    import multiprocessing
     import threading
 
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     store = open_store(url)
-    context = multiprocessing.get_context("spawn")
-    ready, release = context.Event(), context.Event()
-    child = context.Process(target=_hold_writer_in_child, args=(url, ready, release))
-    child.start()
-    try:
-        assert ready.wait(60)
+    with _child_holding(_hold_writer_in_child, url) as release:
         done = threading.Event()
 
         def write() -> None:
@@ -175,9 +189,6 @@ def test_a_transaction_waits_for_another_process_holding_the_writer_lock(
         release.set()
         assert done.wait(30)
         writer.join()
-    finally:
-        release.set()
-        child.join(30)
     assert store.find_subscriber("a@example.org") is not None
     store.close()
 
@@ -194,18 +205,11 @@ def _write_and_hold_in_child(url: str, ready: Any, release: Any) -> None:
 def test_the_send_phase_reads_take_no_write_lock_and_see_the_last_commit(
     tmp_path: Path,
 ) -> None:
-    import multiprocessing
-
     url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     store = open_store(url)
     sub = store.add_subscriber("r@example.org", Profile(interests="x"), now=NOW, name="Ann")
     store.save_papers([paper("arxiv:1")], batch_day=NOW.date(), now=NOW)
-    context = multiprocessing.get_context("spawn")
-    ready, release = context.Event(), context.Event()
-    child = context.Process(target=_write_and_hold_in_child, args=(url, ready, release))
-    child.start()
-    try:
-        assert ready.wait(60)
+    with _child_holding(_write_and_hold_in_child, url):
         # A writer in another process holds both locks: a send worker's chunk reads
         # neither wait for it (busy_timeout is 10 s) nor see its uncommitted change.
         started = time.monotonic()
@@ -213,9 +217,6 @@ def test_the_send_phase_reads_take_no_write_lock_and_see_the_last_commit(
         assert set(store.get_papers(["arxiv:1"])) == {"arxiv:1"}
         assert store.stored_messages([(sub.id, NOW.date())]) == {}
         assert time.monotonic() - started < 5
-    finally:
-        release.set()
-        child.join(30)
     assert store.get_subscribers([sub.id])[sub.id].name == "changed"
     store.close()
 
