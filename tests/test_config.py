@@ -59,6 +59,7 @@ def test_password_never_appears_in_repr_or_status() -> None:
         ("DIGEST_MAX_PAPERS", "many", "DIGEST_MAX_PAPERS"),
         ("DIGEST_MAX_PAPERS", "60", "DIGEST_MAX_PAPERS must be between 1 and 50, got 60"),
         ("DIGEST_RANK_PROCESSES", "-1", "DIGEST_RANK_PROCESSES"),
+        ("DIGEST_BATCH_HOUR", "24", "DIGEST_BATCH_HOUR must be between 0 and 23, got 24"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_fix(

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from digest.config import Config
-from digest.due import due_days
+from digest.due import due_days, newest_batch_day
 from digest.errors import DeliveryError, DigestError, UsageError
 from digest.forking import map_forked
 from digest.models import (
@@ -54,6 +54,9 @@ class _Plan:
     # Earlier due days with no row, folded into this digest (a run after downtime):
     # one email covering their papers instead of one a day, each repeating the last.
     merged: tuple[date, ...] = ()
+    # Sent now whatever the hour (`digest run --date D` or --force): the digest holds
+    # day D's batch too, which such a run files what it fetches under.
+    forced: bool = False
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -158,7 +161,8 @@ def _plan_page(
             plans.append(_Plan(subscriber=sub, day=latest, merged=merged))
             continue
         for target in days:
-            plans.append(_Plan(subscriber=sub, day=target, existing=ledger(target).get(sub.id)))
+            plans.append(_Plan(subscriber=sub, day=target, existing=ledger(target).get(sub.id),
+                               forced=force))
     return plans, not_due
 
 
@@ -209,11 +213,16 @@ def choose_papers(
     latest_by_upper: dict[date, date | None] = {}
     for plan in plans:
         sub = plan.subscriber
-        upper = plan.day + timedelta(days=1)  # a zone ahead of UTC can be on the next day
-        lower_bound = plan.day - LOOKBACK.get(sub.cadence, LOOKBACK["daily"])
+        upper = newest_batch_day(sub, plan.day, batch_hour=config.batch_hour)
+        if plan.forced:
+            upper = max(upper, plan.day)
+        lower_bound = upper - LOOKBACK.get(sub.cadence, LOOKBACK["daily"])
         last = last_days.get(sub.id)
         if last is not None and last < plan.day:
-            lower = max(last + timedelta(days=1), lower_bound)
+            # The day after the newest batch the last digest sent could hold: an empty
+            # window waits for its own batch (a late one), never sweeps in the next.
+            held = newest_batch_day(sub, last, batch_hour=config.batch_hour)
+            lower = max(held + timedelta(days=1), lower_bound)
         else:
             # A first digest (or a repeat day): the latest batch, not the whole archive.
             if upper not in latest_by_upper:
