@@ -55,7 +55,7 @@ class _Plan:
     # one email covering their papers instead of one a day, each repeating the last.
     merged: tuple[date, ...] = ()
     # Sent now whatever the hour (`digest run --date D` or --force): the digest holds
-    # day D's batch too, which such a run files what it fetches under.
+    # day D's batch too, as such a run files what it fetches under D.
     forced: bool = False
 
 
@@ -197,6 +197,9 @@ def choose_papers(
     A plan's choice is None when its window held no papers at all (a quiet day), and an
     empty list when papers came in but none was relevant. A plan's papers looked at are
     those of its window it was not sent before (what its digest says it chose from).
+    A window is of batch days: up to the newest batch that had arrived by the digest's
+    send instant (``newest_batch_day``), from the day after the newest one its last sent
+    digest could hold, so each batch is in one digest's window.
     ``rankers`` keeps the prepared batch between chunks of one run (keyed by the days it
     spans), so the preparation is paid once per run, not once per chunk.
 
@@ -374,8 +377,9 @@ def _plan_chunk(
     for plan, papers, count in zip(plans, chosen, looked, strict=True):
         sub = plan.subscriber
         if papers is None:
-            # No new papers at all (a weekend, a quiet feed): no row, so a later run
-            # today can still send once the batch arrives.
+            # No new papers at all (a weekend, a quiet feed, a late batch): no row, so
+            # a later run can still send once its batch arrives (within the grace; the
+            # next day's batch is outside its window).
             tally.skipped += 1
             continue
         for earlier in plan.merged:
