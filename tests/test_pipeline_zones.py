@@ -57,14 +57,15 @@ def looked_at(message: Any) -> int:
 
 def hourly(
     config: Config, store: Store, files: dict[date, Path], arrivals: dict[date, datetime],
-    *, until: datetime,
+    *, until: datetime, start: datetime | None = None,
 ) -> dict[tuple[str, date], datetime]:
-    """Run the daily job every hour at :05 from the first arrival until ``until``, each
-    batch in the feed from its arrival; return {(address, digest day): the run that sent it}.
+    """Run the daily job every hour at :05 from ``start`` (the first arrival) until
+    ``until``, each batch in the feed from its arrival; return {(address, digest day):
+    the run that sent it}.
     """
     emails = {s.id: s.email for s in store.list_subscribers()}
     sent: dict[tuple[str, date], datetime] = {}
-    now = min(arrivals.values())
+    now = start or min(arrivals.values())
     while now <= until:
         arrived = ",".join(f"jsonl:{files[d]}" for d, at in arrivals.items() if at <= now)
         report = pipeline.run(replace(config, sources=parse_sources(arrived)), now=now,
@@ -214,4 +215,33 @@ def test_a_run_for_a_date_sends_the_batch_it_filed_under_that_date_to_every_zone
     assert midnight is not None
     thursday = store.get_delivery(midnight.id, thu)
     assert thursday is not None and set(thursday.paper_keys) <= wednesday
+    store.close()
+
+
+def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> None:
+    # After Thursday's digest, one subscriber moves from 01:00 to 07:00 UTC and one
+    # from Tokyo to New York. Their Thursday digests held Wednesday's batch; Friday's
+    # holds Thursday's and Friday's (with today's settings alone, Thursday's digest
+    # would seem to have held Thursday's batch, and it would have been in no window).
+    files = deal(tmp_path)
+    config = make_config(tmp_path / "var", sources=())
+    store = open_store(config.database_url)
+    subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0))
+    store.add_subscriber("early@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                         send_hour=1, max_papers=50, empty_digest="note")
+    wed, thu, fri = BATCH_DAYS[:3]
+    arrivals = {d: utc(d, 0, 5) for d in (wed, thu, fri)}
+    sent = hourly(config, store, files, arrivals, until=utc(thu, 2, 5))
+    for sub in store.list_subscribers():
+        changes = {"send_hour": 7} if sub.send_hour == 1 else {"timezone": "America/New_York"}
+        store.update_subscriber(sub.id, now=utc(thu, 3), **changes)
+    sent |= hourly(config, store, files, arrivals, start=utc(thu, 3, 5), until=utc(fri, 12, 5))
+    expected = {
+        ("early@example.org", thu): (utc(thu, 1, 5), (wed,)),
+        ("early@example.org", fri): (utc(fri, 7, 5), (thu, fri)),
+        ("tokyo@example.org", thu): (utc(wed, 22, 5), (wed,)),
+        ("tokyo@example.org", fri): (utc(fri, 11, 5), (thu, fri)),  # 07:00 in New York
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
     store.close()

@@ -212,6 +212,7 @@ def choose_papers(
     if not plans:
         return [], 0, []
     last_days = db.last_delivered_days()
+    sent_at = _last_sent_at(db, plans, last_days)
     windows: list[tuple[date, date]] = []
     latest_by_upper: dict[date, date | None] = {}
     for plan in plans:
@@ -225,6 +226,13 @@ def choose_papers(
             # The day after the newest batch the last digest sent could hold: an empty
             # window waits for its own batch (a late one), never sweeps in the next.
             held = newest_batch_day(sub, last, batch_hour=config.batch_hour)
+            when = sent_at.get(sub.id)
+            if when is not None:
+                # Nor more than had arrived when it was sent: after a change to a later
+                # hour or a zone further west (01:00 -> 07:00 UTC), the mapping of
+                # that day with today's settings is a day on, and the batch between
+                # would be in no digest's window.
+                held = min(held, (when - timedelta(hours=config.batch_hour)).date())
             lower = max(held + timedelta(days=1), lower_bound)
         else:
             # A first digest (or a repeat day): the latest batch, not the whole archive.
@@ -291,6 +299,26 @@ def choose_papers(
         for ranking, empty in zip(result.rankings, empty_window, strict=True)
     ]
     return chosen, len(batch), looked
+
+
+def _last_sent_at(
+    db: Store, plans: Sequence[_Plan], last_days: dict[int, date]
+) -> dict[int, datetime]:
+    """Return {subscriber id: when their last sent digest was sent}, for the plans that
+    follow one (a query per distinct day, on the chunk's range of ids)."""
+    by_day: dict[date, set[int]] = {}
+    for plan in plans:
+        last = last_days.get(plan.subscriber.id)
+        if last is not None and last < plan.day:
+            by_day.setdefault(last, set()).add(plan.subscriber.id)
+    found: dict[int, datetime] = {}
+    for day, ids in by_day.items():
+        rows = db.deliveries_for_day(day, subscriber_ids=(min(ids), max(ids)))
+        for sub_id in ids:
+            row = rows.get(sub_id)
+            if row is not None and row.status == "sent" and row.updated_at is not None:
+                found[sub_id] = row.updated_at
+    return found
 
 
 def _taken(
