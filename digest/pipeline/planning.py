@@ -231,7 +231,8 @@ def choose_papers(
                 # Nor more than had arrived when it was sent: after a change to a later
                 # hour or a zone further west (01:00 -> 07:00 UTC), the mapping of
                 # that day with today's settings is a day on, and the batch between
-                # would be in no digest's window.
+                # would be in no digest's window. (Still one if that digest went out
+                # a UTC day after its instant: the ledger does not keep the window.)
                 held = min(held, (when - timedelta(hours=config.batch_hour)).date())
             lower = max(held + timedelta(days=1), lower_bound)
         else:
