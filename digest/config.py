@@ -93,6 +93,9 @@ class Config:
     max_attempts: int = 5
     error_budget: int = 10  # consecutive delivery failures before a run stops sending
     grace_hours: int = 18  # how late a missed digest may still go out
+    # The hour (UTC) by which a day's batch has normally arrived: a digest holds the
+    # batches filed up to the UTC day of its send instant less this many hours.
+    batch_hour: int = 2
     # How long a send worker's claim on planned rows lasts; another worker takes them
     # over after that (a worker killed with SIGKILL never gives them back).
     lease_seconds: float = 900.0
@@ -256,6 +259,7 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
         max_attempts=_int(get("DIGEST_MAX_ATTEMPTS", "5"), "DIGEST_MAX_ATTEMPTS", 1, 50),
         error_budget=_int(get("DIGEST_ERROR_BUDGET", "10"), "DIGEST_ERROR_BUDGET", 1, 100000),
         grace_hours=_int(get("DIGEST_GRACE_HOURS", "18"), "DIGEST_GRACE_HOURS", 0, 24 * 7),
+        batch_hour=_int(get("DIGEST_BATCH_HOUR", "2"), "DIGEST_BATCH_HOUR", 0, 23),
         lease_seconds=float(
             _int(get("DIGEST_LEASE_SECONDS", "900"), "DIGEST_LEASE_SECONDS", 1, 7 * 24 * 3600)
         ),

@@ -28,6 +28,18 @@ def send_instant(subscriber: Subscriber, day: date) -> datetime:
     return local.astimezone(UTC)
 
 
+def newest_batch_day(subscriber: Subscriber, day: date, *, batch_hour: int) -> date:
+    """Return the newest batch day that ``day``'s digest may hold for the subscriber.
+
+    A batch is filed under the UTC day on which it arrives, normally by ``batch_hour``
+    (UTC). The digest holds the batches that had arrived by its send instant: those up
+    to the UTC day of that instant less ``batch_hour`` hours. So a subscriber whose hour
+    comes before the day's batch (07:00 in Tokyo is 22:00 UTC the day before) gets the
+    previous batch at their hour instead of waiting for the next one.
+    """
+    return (send_instant(subscriber, day) - timedelta(hours=batch_hour)).date()
+
+
 def is_send_day(subscriber: Subscriber, day: date) -> bool:
     """Return True when the subscriber's cadence has a digest on this local day."""
     if subscriber.cadence == "weekly":

@@ -72,6 +72,7 @@ def test_password_never_appears_in_repr_or_status() -> None:
         ("DIGEST_SEND_RATE", "nan", "DIGEST_SEND_RATE must be a finite number"),
         ("DIGEST_SEND_RATE", "inf", "DIGEST_SEND_RATE must be a finite number"),
         ("DIGEST_SEMANTIC_WEIGHT", "nan", "DIGEST_SEMANTIC_WEIGHT must be a finite number"),
+        ("DIGEST_BATCH_HOUR", "24", "DIGEST_BATCH_HOUR must be between 0 and 23, got 24"),
     ],
 )
 def test_malformed_values_name_the_variable_and_the_fix(

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from digest.due import due_days, send_instant
+from digest.due import due_days, newest_batch_day, send_instant
 from digest.models import Profile, Subscriber
 
 GRACE = timedelta(hours=18)
@@ -82,3 +82,37 @@ def test_not_due_before_the_local_hour() -> None:
                     done={date(2026, 6, 30)}) == []
     assert due_days(s, datetime(2026, 7, 1, 16, 0, tzinfo=UTC), grace=GRACE,
                     done={date(2026, 6, 30)}) == [date(2026, 7, 1)]
+
+
+@pytest.mark.parametrize(
+    ("tz", "hour", "newest"),
+    [
+        ("UTC", 7, date(2026, 5, 26)),  # 07:00 UTC: the day's batch came at ~00:05
+        ("UTC", 1, date(2026, 5, 25)),  # before the batch hour: the previous batch
+        ("Asia/Tokyo", 7, date(2026, 5, 25)),  # 22:00 UTC the day before
+        ("Asia/Shanghai", 8, date(2026, 5, 25)),  # 00:00 UTC, before the batch hour
+        ("Asia/Shanghai", 10, date(2026, 5, 26)),  # 02:00 UTC, the batch hour
+        ("Australia/Sydney", 7, date(2026, 5, 25)),  # 21:00 UTC the day before
+        ("America/New_York", 7, date(2026, 5, 26)),  # 11:00 UTC
+        ("America/Los_Angeles", 23, date(2026, 5, 27)),  # 06:00 UTC the day after
+    ],
+)
+def test_a_digest_holds_the_batches_that_arrived_before_its_send_instant(
+    tz: str, hour: int, newest: date
+) -> None:
+    assert newest_batch_day(sub(tz, hour), date(2026, 5, 26), batch_hour=2) == newest
+
+
+def test_the_batch_day_of_consecutive_digests_never_goes_backwards_over_dst() -> None:
+    # A day's digest never holds less than the day before's: each batch day belongs to
+    # exactly one digest's window (the next one starts the day after).
+    for tz, hour in (("Europe/Berlin", 2), ("America/New_York", 1), ("Australia/Sydney", 2),
+                     ("Asia/Tokyo", 7), ("Pacific/Kiritimati", 0), ("Pacific/Pago_Pago", 23)):
+        s = sub(tz, hour)
+        day = date(2026, 1, 1)
+        before = newest_batch_day(s, day, batch_hour=2)
+        for _ in range(366):
+            day += timedelta(days=1)
+            newest = newest_batch_day(s, day, batch_hour=2)
+            assert before <= newest <= before + timedelta(days=2), (tz, day)
+            before = newest

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from digest.config import Config
-from digest.due import due_days
+from digest.due import due_days, newest_batch_day
 from digest.errors import DeliveryError, DigestError, UsageError
 from digest.forking import map_forked
 from digest.models import (
@@ -54,6 +54,9 @@ class _Plan:
     # Earlier due days with no row, folded into this digest (a run after downtime):
     # one email covering their papers instead of one a day, each repeating the last.
     merged: tuple[date, ...] = ()
+    # Sent now whatever the hour (`digest run --date D` or --force): the digest holds
+    # day D's batch too, as such a run files what it fetches under D.
+    forced: bool = False
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -158,7 +161,8 @@ def _plan_page(
             plans.append(_Plan(subscriber=sub, day=latest, merged=merged))
             continue
         for target in days:
-            plans.append(_Plan(subscriber=sub, day=target, existing=ledger(target).get(sub.id)))
+            plans.append(_Plan(subscriber=sub, day=target, existing=ledger(target).get(sub.id),
+                               forced=force))
     return plans, not_due
 
 
@@ -193,6 +197,9 @@ def choose_papers(
     A plan's choice is None when its window held no papers at all (a quiet day), and an
     empty list when papers came in but none was relevant. A plan's papers looked at are
     those of its window it was not sent before (what its digest says it chose from).
+    A window is of batch days: up to the newest batch that had arrived by the digest's
+    send instant (``newest_batch_day``), from the day after the newest one its last sent
+    digest could hold, so each batch is in one digest's window.
     ``rankers`` keeps the prepared batch between chunks of one run (keyed by the days it
     spans), so the preparation is paid once per run, not once per chunk.
 
@@ -205,15 +212,29 @@ def choose_papers(
     if not plans:
         return [], 0, []
     last_days = db.last_delivered_days()
+    sent_at = _last_sent_at(db, plans, last_days)
     windows: list[tuple[date, date]] = []
     latest_by_upper: dict[date, date | None] = {}
     for plan in plans:
         sub = plan.subscriber
-        upper = plan.day + timedelta(days=1)  # a zone ahead of UTC can be on the next day
-        lower_bound = plan.day - LOOKBACK.get(sub.cadence, LOOKBACK["daily"])
+        upper = newest_batch_day(sub, plan.day, batch_hour=config.batch_hour)
+        if plan.forced:
+            upper = max(upper, plan.day)
+        lower_bound = upper - LOOKBACK.get(sub.cadence, LOOKBACK["daily"])
         last = last_days.get(sub.id)
         if last is not None and last < plan.day:
-            lower = max(last + timedelta(days=1), lower_bound)
+            # The day after the newest batch the last digest sent could hold: an empty
+            # window waits for its own batch (a late one), never sweeps in the next.
+            held = newest_batch_day(sub, last, batch_hour=config.batch_hour)
+            when = sent_at.get(sub.id)
+            if when is not None:
+                # Nor more than had arrived when it was sent: after a change to a later
+                # hour or a zone further west (01:00 -> 07:00 UTC), the mapping of
+                # that day with today's settings is a day on, and the batch between
+                # would be in no digest's window. (Still one if that digest went out
+                # a UTC day after its instant: the ledger does not keep the window.)
+                held = min(held, (when - timedelta(hours=config.batch_hour)).date())
+            lower = max(held + timedelta(days=1), lower_bound)
         else:
             # A first digest (or a repeat day): the latest batch, not the whole archive.
             if upper not in latest_by_upper:
@@ -279,6 +300,26 @@ def choose_papers(
         for ranking, empty in zip(result.rankings, empty_window, strict=True)
     ]
     return chosen, len(batch), looked
+
+
+def _last_sent_at(
+    db: Store, plans: Sequence[_Plan], last_days: dict[int, date]
+) -> dict[int, datetime]:
+    """Return {subscriber id: when their last sent digest was sent}, for the plans that
+    follow one (a query per distinct day, on the chunk's range of ids)."""
+    by_day: dict[date, set[int]] = {}
+    for plan in plans:
+        last = last_days.get(plan.subscriber.id)
+        if last is not None and last < plan.day:
+            by_day.setdefault(last, set()).add(plan.subscriber.id)
+    found: dict[int, datetime] = {}
+    for day, ids in by_day.items():
+        rows = db.deliveries_for_day(day, subscriber_ids=(min(ids), max(ids)))
+        for sub_id in ids:
+            row = rows.get(sub_id)
+            if row is not None and row.status == "sent" and row.updated_at is not None:
+                found[sub_id] = row.updated_at
+    return found
 
 
 def _taken(
@@ -365,8 +406,9 @@ def _plan_chunk(
     for plan, papers, count in zip(plans, chosen, looked, strict=True):
         sub = plan.subscriber
         if papers is None:
-            # No new papers at all (a weekend, a quiet feed): no row, so a later run
-            # today can still send once the batch arrives.
+            # No new papers at all (a weekend, a quiet feed, a late batch): no row, so
+            # a later run can still send once its batch arrives (within the grace; the
+            # next day's batch is outside its window).
             tally.skipped += 1
             continue
         for earlier in plan.merged:

@@ -1,0 +1,247 @@
+"""Digests of subscribers in different zones over several days of hourly runs.
+
+arXiv's daily batch arrives around 00:00 UTC and the run files it under that UTC day.
+A subscriber east of UTC chose an hour that comes before it (07:00 in Tokyo is 22:00 UTC
+the day before): their digest must go out at that hour with the batch that had arrived
+by then, not hours later when the next batch arrives; and across the days (a weekend
+included, when arXiv sends nothing) every batch reaches each subscriber exactly once.
+
+Real parts: the shipped sample batch (real arXiv papers) dealt into six weekday
+batches, each fed to the run's own ingest as a JSON-lines source from 00:05 UTC of its
+day; a SQLite file; delivery into a Maildir.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from digest import pipeline
+from digest.config import SAMPLE_BATCH, Config, parse_sources
+from digest.models import Profile
+from digest.pipeline.composing import message_id
+from digest.store import Store, open_store
+from tests.fixtures.config import make_config
+from tests.test_pipeline import maildir_messages
+
+# Wednesday 20 May to Wednesday 27 May 2026: no batch on Saturday 23 and Sunday 24.
+BATCH_DAYS = [date(2026, 5, d) for d in (20, 21, 22, 25, 26, 27)]
+BROAD = Profile(interests="machine learning models, neural networks, language, learning")
+
+
+def utc(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+def deal(folder: Path) -> dict[date, Path]:
+    """Deal the sample batch into one JSON-lines file per weekday batch."""
+    lines = [line for line in SAMPLE_BATCH.read_text(encoding="utf-8").splitlines() if line]
+    files = {}
+    for i, day in enumerate(BATCH_DAYS):
+        path = folder / f"batch-{day.isoformat()}.jsonl"
+        path.write_text("\n".join(lines[i :: len(BATCH_DAYS)]) + "\n", encoding="utf-8")
+        files[day] = path
+    return files
+
+
+def looked_at(message: Any) -> int:
+    """Return how many new papers the digest says it chose from."""
+    text = " ".join(message.get_body(("plain",)).get_content().split())
+    found = re.search(r"from (\d+) new today|we looked at (\d+) new ones", text)
+    assert found, text
+    return int(found.group(1) or found.group(2))
+
+
+def hourly(
+    config: Config, store: Store, files: dict[date, Path], arrivals: dict[date, datetime],
+    *, until: datetime, start: datetime | None = None,
+) -> dict[tuple[str, date], datetime]:
+    """Run the daily job every hour at :05 from ``start`` (the first arrival) until
+    ``until``, each batch in the feed from its arrival; return {(address, digest day):
+    the run that sent it}.
+    """
+    emails = {s.id: s.email for s in store.list_subscribers()}
+    sent: dict[tuple[str, date], datetime] = {}
+    now = start or min(arrivals.values())
+    while now <= until:
+        arrived = ",".join(f"jsonl:{files[d]}" for d, at in arrivals.items() if at <= now)
+        report = pipeline.run(replace(config, sources=parse_sources(arrived)), now=now,
+                              store=store)
+        assert (report.failed, report.unknown, report.aborted) == (0, 0, None)
+        for delivery in report.deliveries:
+            if delivery.status == "sent":
+                key = (emails[delivery.subscriber_id], delivery.day)
+                assert key not in sent
+                sent[key] = now
+        now += timedelta(hours=1)
+    return sent
+
+
+def check_windows(
+    config: Config, store: Store, expected: dict[tuple[str, date], tuple[date, ...]]
+) -> None:
+    """Assert each digest chose from exactly the batches expected, and no paper went to
+    a subscriber twice: each batch was looked at once, by one digest, none was lost."""
+    batches = {d: {p.key for p, _ in store.batch(d, d)} for d in BATCH_DAYS}
+    messages = {str(m["Message-ID"]): m for m in maildir_messages(config)}
+    assert len(messages) == len(expected)
+    mailed: dict[str, list[str]] = {}
+    for sub in store.list_subscribers():
+        for (email, day), days in sorted(expected.items()):
+            if email != sub.email:
+                continue
+            window = set().union(*(batches[d] for d in days))
+            row = store.get_delivery(sub.id, day)
+            assert row is not None and row.status == "sent"
+            assert set(row.paper_keys) <= window, (email, day)
+            message = messages[message_id(config, sub.id, day)]
+            assert looked_at(message) == len(window), (email, day)
+            mailed.setdefault(email, []).extend(row.paper_keys)
+    for email, keys in mailed.items():
+        assert keys and len(keys) == len(set(keys)), email
+
+
+def subscribe(store: Store, *people: tuple[str, str, str, int]) -> None:
+    """Add (address, zone, cadence, weekday) subscribers at 07:00 local."""
+    joined = utc(date(2026, 5, 19), 23)
+    for email, zone, cadence, weekday in people:
+        store.add_subscriber(email, BROAD, now=joined, send_hour=7, timezone=zone,
+                             cadence=cadence, weekday=weekday, max_papers=50,
+                             empty_digest="note")
+
+
+def test_each_digest_goes_out_at_its_hour_with_the_batches_that_had_arrived(
+    tmp_path: Path,
+) -> None:
+    files = deal(tmp_path)
+    config = make_config(tmp_path / "var", sources=())
+    store = open_store(config.database_url)
+    subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0),
+              ("utc@example.org", "UTC", "daily", 0),
+              ("tokyo-thursdays@example.org", "Asia/Tokyo", "weekly", 3),
+              ("utc-wednesdays@example.org", "UTC", "weekly", 2))
+    arrivals = {d: utc(d, 0, 5) for d in BATCH_DAYS}
+    sent = hourly(config, store, files, arrivals, until=utc(date(2026, 5, 27), 23, 5))
+    assert sum(len(store.batch(d, d)) for d in BATCH_DAYS) == 213
+    # Each digest went out in the run right after its send instant (07:00 local) and
+    # held the newest batch that had arrived by then: in Tokyo, the batch of the UTC
+    # day before. No digest for a local day whose batch day is a weekend. A weekly
+    # digest holds every batch since the last one.
+    week = tuple(BATCH_DAYS[1:])
+    expected = {("utc@example.org", d): (utc(d, 7, 5), (d,)) for d in BATCH_DAYS} | {
+        ("tokyo@example.org", d + timedelta(days=1)): (utc(d, 22, 5), (d,)) for d in BATCH_DAYS
+    } | {
+        ("utc-wednesdays@example.org", date(2026, 5, 20)): (utc(BATCH_DAYS[0], 7, 5),
+                                                            (BATCH_DAYS[0],)),
+        ("utc-wednesdays@example.org", date(2026, 5, 27)): (utc(BATCH_DAYS[-1], 7, 5), week),
+        ("tokyo-thursdays@example.org", date(2026, 5, 21)): (utc(BATCH_DAYS[0], 22, 5),
+                                                             (BATCH_DAYS[0],)),
+        ("tokyo-thursdays@example.org", date(2026, 5, 28)): (utc(BATCH_DAYS[-1], 22, 5), week),
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
+
+
+def test_a_late_batch_goes_out_when_it_arrives_in_the_digest_that_was_waiting_for_it(
+    tmp_path: Path,
+) -> None:
+    # Thursday's batch arrives at 09:05 UTC, after the UTC subscriber's hour; Friday's
+    # at 23:05 UTC, after the Tokyo subscriber's Saturday hour (22:00 UTC on Friday).
+    # Each waiting digest goes out with it, within the grace, and holds nothing else.
+    files = deal(tmp_path)
+    config = make_config(tmp_path / "var", sources=())
+    store = open_store(config.database_url)
+    subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0),
+              ("utc@example.org", "UTC", "daily", 0))
+    wed, thu, fri = BATCH_DAYS[:3]
+    arrivals = {wed: utc(wed, 0, 5), thu: utc(thu, 9, 5), fri: utc(fri, 23, 5)}
+    sent = hourly(config, store, files, arrivals, until=utc(date(2026, 5, 23), 12, 5))
+    expected = {
+        ("utc@example.org", wed): (utc(wed, 7, 5), (wed,)),
+        ("utc@example.org", thu): (utc(thu, 9, 5), (thu,)),
+        ("utc@example.org", fri): (utc(fri, 23, 5), (fri,)),
+        ("tokyo@example.org", thu): (utc(wed, 22, 5), (wed,)),
+        ("tokyo@example.org", fri): (utc(thu, 22, 5), (thu,)),
+        ("tokyo@example.org", fri + timedelta(days=1)): (utc(fri, 23, 5), (fri,)),
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
+
+
+def test_a_run_for_a_date_sends_the_batch_it_filed_under_that_date_to_every_zone(
+    tmp_path: Path,
+) -> None:
+    # `digest run --date D` (the quick start, `make demo`) files what it fetches under
+    # D and sends D's digest now, whatever the hour: it holds that batch also for those
+    # whose hour comes before the batch hour (in Tokyo; at 00:00 UTC as in the demo).
+    # Their next digests hold the next batches and no paper twice.
+    files = deal(tmp_path)
+    config = make_config(tmp_path / "var", sources=())
+    store = open_store(config.database_url)
+    subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0))
+    store.add_subscriber("midnight@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                         send_hour=0, max_papers=5)
+    wed, thu, fri = BATCH_DAYS[:3]
+    forced = pipeline.run(replace(config, sources=parse_sources(f"jsonl:{files[wed]}")),
+                          now=utc(wed, 12), day=wed, store=store)
+    assert forced.sent == 2
+    wednesday = {p.key for p, _ in store.batch(wed, wed)}
+    assert len(wednesday) == len(store.batch(wed, fri))  # all filed under Wednesday
+    for sub in store.list_subscribers():
+        row = store.get_delivery(sub.id, wed)
+        assert row is not None and row.status == "sent" and set(row.paper_keys) <= wednesday
+    arrivals = {wed: utc(wed, 12, 5), thu: utc(thu, 0, 5), fri: utc(fri, 0, 5)}
+    sent = hourly(config, store, files, arrivals, until=utc(fri, 23, 5))
+    # Tokyo's Thursday digest holds Wednesday's batch (what it passed over: the forced
+    # digest of Wednesday took its own 50, which is all of it), so it has none; Friday's
+    # holds Thursday's. At 00:00 UTC the digest holds the previous day's batch: on
+    # Thursday the rest of Wednesday's, on Friday Thursday's.
+    assert sent == {
+        ("tokyo@example.org", fri): utc(thu, 22, 5),
+        ("tokyo@example.org", fri + timedelta(days=1)): utc(fri, 22, 5),
+        ("midnight@example.org", thu): utc(thu, 0, 5),
+        ("midnight@example.org", fri): utc(fri, 0, 5),
+    }
+    for sub in store.list_subscribers():
+        keys = [k for row, email in store.list_deliveries(status="sent") if email == sub.email
+                for k in row.paper_keys]
+        assert len(keys) == len(set(keys)), sub.email
+    midnight = store.find_subscriber("midnight@example.org")
+    assert midnight is not None
+    thursday = store.get_delivery(midnight.id, thu)
+    assert thursday is not None and set(thursday.paper_keys) <= wednesday
+    store.close()
+
+
+def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> None:
+    # After Thursday's digest, one subscriber moves from 01:00 to 07:00 UTC and one
+    # from Tokyo to New York. Their Thursday digests held Wednesday's batch; Friday's
+    # holds Thursday's and Friday's (with today's settings alone, Thursday's digest
+    # would seem to have held Thursday's batch, and it would have been in no window).
+    files = deal(tmp_path)
+    config = make_config(tmp_path / "var", sources=())
+    store = open_store(config.database_url)
+    subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0))
+    store.add_subscriber("early@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                         send_hour=1, max_papers=50, empty_digest="note")
+    wed, thu, fri = BATCH_DAYS[:3]
+    arrivals = {d: utc(d, 0, 5) for d in (wed, thu, fri)}
+    sent = hourly(config, store, files, arrivals, until=utc(thu, 2, 5))
+    for sub in store.list_subscribers():
+        changes = {"send_hour": 7} if sub.send_hour == 1 else {"timezone": "America/New_York"}
+        store.update_subscriber(sub.id, now=utc(thu, 3), **changes)
+    sent |= hourly(config, store, files, arrivals, start=utc(thu, 3, 5), until=utc(fri, 12, 5))
+    expected = {
+        ("early@example.org", thu): (utc(thu, 1, 5), (wed,)),
+        ("early@example.org", fri): (utc(fri, 7, 5), (thu, fri)),
+        ("tokyo@example.org", thu): (utc(wed, 22, 5), (wed,)),
+        ("tokyo@example.org", fri): (utc(fri, 11, 5), (thu, fri)),  # 07:00 in New York
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
