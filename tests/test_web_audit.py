@@ -41,6 +41,16 @@ def prefs(sub_id: int) -> str:
     return tokens.preferences_url("", SECRET, sub_id)
 
 
+def links_prefs(html: str, sub_id: int) -> bool:
+    """Return True when the page links to the subscriber's preferences page.
+
+    Compared by the token's payload, not its text: a token signed a second later than
+    prefs()'s differs in its timestamp.
+    """
+    found = re.findall(r"/preferences/([A-Za-z0-9_\-.]+)", html)
+    return any(tokens.verify(SECRET, "preferences", token) == sub_id for token in found)
+
+
 def unsubscribed_zoe(site: Site):  # type: ignore[no-untyped-def]
     """Store zoe@ with a profile of her own, unsubscribed two hours ago."""
     zoe = site.add("zoe@example.org", keywords=("topology",), categories=("math.GT",))
@@ -170,7 +180,7 @@ def test_an_old_confirmation_link_does_not_undo_a_later_change(site: Site, actio
     assert site.db.get_subscriber(sub.id) == before
     html = body(page)
     assert "out of date" in html and before.status in html
-    assert prefs(sub.id) in html
+    assert links_prefs(html, sub.id)
 
 
 def test_a_confirmation_link_clicked_twice_says_it_is_already_confirmed(site: Site) -> None:
@@ -180,7 +190,7 @@ def test_a_confirmation_link_clicked_twice_says_it_is_already_confirmed(site: Si
     again = post(site, confirm)
     assert again.status_code == 200 and "Already confirmed" in body(again)
     sub = site.db.find_subscriber("a@example.org")
-    assert sub is not None and prefs(sub.id) in body(again)
+    assert sub is not None and links_prefs(body(again), sub.id)
 
 
 def test_a_link_mailed_before_signup_requests_confirms_only_a_pending_address(
@@ -309,7 +319,7 @@ def test_a_thumbs_link_after_unsubscribing_keeps_the_vote_and_offers_a_way_back(
     html = body(done)
     assert done.status_code == 200 and "next digest" not in html
     assert "is kept" in html and "unsubscribed" in html
-    assert prefs(sub.id) in html and "Resume" in html
+    assert links_prefs(html, sub.id) and "Resume" in html
     assert site.db.votes([sub.id]) == {sub.id: {paper.key: 1}}
 
 
@@ -349,7 +359,7 @@ def test_opening_the_unsubscribe_link_again_shows_the_way_back(site: Site) -> No
     path = tokens.unsubscribe_url("", SECRET, sub.id)
     site.client.post(path, data={"List-Unsubscribe": "One-Click"})
     html = body(site.client.get(path))
-    assert "You are unsubscribed" in html and prefs(sub.id) in html
+    assert "You are unsubscribed" in html and links_prefs(html, sub.id)
 
 
 def test_a_thumbs_link_of_a_deleted_subscriber_says_so_before_the_click(site: Site) -> None:
