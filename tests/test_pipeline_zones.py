@@ -104,6 +104,12 @@ def check_windows(
         assert keys and len(keys) == len(set(keys)), email
 
 
+def start(tmp_path: Path) -> tuple[dict[date, Path], Config, Store]:
+    """Return the batches' files, a configuration with no sources, and its store."""
+    config = make_config(tmp_path / "var", sources=())
+    return deal(tmp_path), config, open_store(config.database_url)
+
+
 def subscribe(store: Store, *people: tuple[str, str, str, int]) -> None:
     """Add (address, zone, cadence, weekday) subscribers at 07:00 local."""
     joined = utc(date(2026, 5, 19), 23)
@@ -116,9 +122,7 @@ def subscribe(store: Store, *people: tuple[str, str, str, int]) -> None:
 def test_each_digest_goes_out_at_its_hour_with_the_batches_that_had_arrived(
     tmp_path: Path,
 ) -> None:
-    files = deal(tmp_path)
-    config = make_config(tmp_path / "var", sources=())
-    store = open_store(config.database_url)
+    files, config, store = start(tmp_path)
     subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0),
               ("utc@example.org", "UTC", "daily", 0),
               ("tokyo-thursdays@example.org", "Asia/Tokyo", "weekly", 3),
@@ -152,9 +156,7 @@ def test_a_late_batch_goes_out_when_it_arrives_in_the_digest_that_was_waiting_fo
     # Thursday's batch arrives at 09:05 UTC, after the UTC subscriber's hour; Friday's
     # at 23:05 UTC, after the Tokyo subscriber's Saturday hour (22:00 UTC on Friday).
     # Each waiting digest goes out with it, within the grace, and holds nothing else.
-    files = deal(tmp_path)
-    config = make_config(tmp_path / "var", sources=())
-    store = open_store(config.database_url)
+    files, config, store = start(tmp_path)
     subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0),
               ("utc@example.org", "UTC", "daily", 0))
     wed, thu, fri = BATCH_DAYS[:3]
@@ -180,9 +182,7 @@ def test_a_run_for_a_date_sends_the_batch_it_filed_under_that_date_to_every_zone
     # D and sends D's digest now, whatever the hour: it holds that batch also for those
     # whose hour comes before the batch hour (in Tokyo; at 00:00 UTC as in the demo).
     # Their next digests hold the next batches and no paper twice.
-    files = deal(tmp_path)
-    config = make_config(tmp_path / "var", sources=())
-    store = open_store(config.database_url)
+    files, config, store = start(tmp_path)
     subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0))
     store.add_subscriber("midnight@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
                          send_hour=0, max_papers=5)
@@ -223,9 +223,7 @@ def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> 
     # from Tokyo to New York. Their Thursday digests held Wednesday's batch; Friday's
     # holds Thursday's and Friday's (with today's settings alone, Thursday's digest
     # would seem to have held Thursday's batch, and it would have been in no window).
-    files = deal(tmp_path)
-    config = make_config(tmp_path / "var", sources=())
-    store = open_store(config.database_url)
+    files, config, store = start(tmp_path)
     subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0))
     store.add_subscriber("early@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
                          send_hour=1, max_papers=50, empty_digest="note")
