@@ -15,7 +15,7 @@ import json
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,27 +109,32 @@ _WRITTEN = re.compile(r"[^\W_]+")
 _PLAIN_GAP = re.compile(r"[^\W_]*(?:\s+[^\W_]*)*|\s*-\s*")
 
 
-def written_tokens(text: str) -> tuple[str, list[tuple[str, str, int, int]]]:
+def written_tokens(text: str) -> tuple[str, Iterator[tuple[str, str, int, int]]]:
     """Return the text as a reason quotes it (lower-cased, TeX commands out), and its
-    tokens as :func:`tokenize` finds them: (token, as written, start, end); a token that
-    is only part of a written word ('x' of 'x̃y') has no span (-1, -1).
+    tokens as :func:`tokenize` finds them, in order and as they are read (a search for
+    one term stops at its first occurrence): (token, as written, start, end); a token
+    that is only part of a written word ('x' of 'x̃y') has no span (-1, -1).
     """
     lowered = text.lower()
     if "\\" in lowered:
         lowered = _TEX_COMMAND.sub(" ", lowered)
+    return lowered, _tokens_of(lowered)
+
+
+def _tokens_of(lowered: str) -> Iterator[tuple[str, str, int, int]]:
     if lowered.isascii():  # the tokens are the written words themselves
-        return lowered, [(m.group(), m.group(), m.start(), m.end())
-                         for m in _ASCII_TOKEN.finditer(lowered)]
-    tokens: list[tuple[str, str, int, int]] = []
+        for m in _ASCII_TOKEN.finditer(lowered):
+            yield m.group(), m.group(), m.start(), m.end()
+        return
     for found in _WRITTEN.finditer(lowered):
         written = found.group()
         folded = fold_accents(written)
         parts = (_ASCII_TOKEN if folded.isascii() else _TOKEN).findall(folded)
         if len(parts) == 1 and parts[0] == folded:
-            tokens.append((folded, written, found.start(), found.end()))
+            yield folded, written, found.start(), found.end()
         else:
-            tokens.extend((part, part, -1, -1) for part in parts)
-    return lowered, tokens
+            for part in parts:
+                yield part, part, -1, -1
 
 
 def written_words(text: str) -> dict[str, str]:
@@ -143,14 +148,14 @@ def written_words(text: str) -> dict[str, str]:
         stems = map(_WORDS.__getitem__, reversed(tokens))
         pairs: Iterable[tuple[str | None, str]] = zip(stems, reversed(tokens), strict=True)
     else:
-        found = reversed(written_tokens(text)[1])
+        found = reversed(list(written_tokens(text)[1]))
         pairs = ((_WORDS[token], written) for token, written, _, _ in found)
     # From the end, so that the first occurrence is the one kept; stop words left out.
     return {stem: written for stem, written in pairs if stem is not None}
 
 
 def written_phrase(
-    written_text: tuple[str, list[tuple[str, str, int, int]]], bigram: str
+    written_text: tuple[str, Iterable[tuple[str, str, int, int]]], bigram: str
 ) -> str:
     """Return how a text (its :func:`written_tokens`) writes a two-word term: the first
     span whose words are apart by spaces and stop words only, as written ('graph
