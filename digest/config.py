@@ -250,7 +250,7 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
         send_at=parse_send_at(get("DIGEST_SEND_AT", "07:00")),
         list_id=get("DIGEST_LIST_ID", f"digest.{urlsplit(base_url).hostname or 'localhost'}"),
         contact=get("DIGEST_CONTACT", from_addr),
-        templates_dir=Path(get("DIGEST_TEMPLATES_DIR", str(TEMPLATES_DIR))),
+        templates_dir=_templates_dir(get("DIGEST_TEMPLATES_DIR", str(TEMPLATES_DIR))),
         # At most what a subscriber may choose (the forms and the CLI) and a digest
         # holds (the ranking takes 50): 60 was accepted and then refused by the form.
         max_papers=_int(get("DIGEST_MAX_PAPERS", "10"), "DIGEST_MAX_PAPERS", 1, 50),
@@ -269,6 +269,32 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
         semantic_weight=(_float(get("DIGEST_SEMANTIC_WEIGHT"), "DIGEST_SEMANTIC_WEIGHT")
                          if get("DIGEST_SEMANTIC_WEIGHT") else None),
     )
+
+
+def _templates_dir(value: str) -> Path:
+    """Return DIGEST_TEMPLATES_DIR, checked to hold every template digest renders.
+
+    The folder replaces the shipped one (nothing falls back to it): its email/ folder
+    for the mails and its web/ folder for the pages, as shipped. A template missing
+    from it failed only when the first digest was written (after the ranking), or when
+    the page was first asked for.
+    """
+    folder = Path(value).expanduser()
+    if folder == TEMPLATES_DIR:
+        return folder
+    hint = (f"copy the shipped templates folder ({TEMPLATES_DIR}) there and edit the "
+            "copies, or unset DIGEST_TEMPLATES_DIR")
+    if not folder.is_dir():
+        raise ConfigError(f"DIGEST_TEMPLATES_DIR={value} is not a folder", hint)
+    shipped = sorted(str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*")
+                     if p.is_file() and p.parts[-2] != "__pycache__")
+    missing = [name for name in shipped if not (folder / name).is_file()]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more"
+                                          if len(missing) > 6 else "")
+        raise ConfigError(f"DIGEST_TEMPLATES_DIR={value} lacks {len(missing)} of the "
+                          f"shipped templates: {shown}", hint)
+    return folder
 
 
 def parse_smtp_url(url: str) -> SmtpSettings | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from digest.cli import main
-from digest.config import config_from_values, load_config, parse_smtp_url
+from digest.config import TEMPLATES_DIR, config_from_values, load_config, parse_smtp_url
 from digest.errors import ConfigError, StoreError
 from digest.store import open_store
 
@@ -83,6 +84,28 @@ def test_malformed_values_name_the_variable_and_the_fix(
         config_from_values(values)
     assert fragment in str(err.value)
     assert err.value.exit_code == 78
+
+
+def test_a_templates_dir_without_the_email_templates_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    """A missing folder or template failed only when the first digest was written."""
+    values = {"DIGEST_VAR_DIR": str(tmp_path / "var"), "DIGEST_SECRET_KEY": "x" * 32}
+    with pytest.raises(ConfigError, match="is not a folder") as err:
+        config_from_values({**values, "DIGEST_TEMPLATES_DIR": str(tmp_path / "nowhere")})
+    assert err.value.exit_code == 78
+    copy = tmp_path / "mine"
+    shutil.copytree(TEMPLATES_DIR, copy)
+    (copy / "email" / "digest.html.j2").unlink()
+    (copy / "web" / "preferences.html").unlink()
+    with pytest.raises(ConfigError, match=r"lacks 2 of the shipped templates: "
+                                          r"email/digest.html.j2, web/preferences.html"):
+        config_from_values({**values, "DIGEST_TEMPLATES_DIR": str(copy)})
+    # A full copy is fine (as is one with templates of its own beside them).
+    shutil.copy(TEMPLATES_DIR / "email" / "digest.html.j2", copy / "email")
+    shutil.copy(TEMPLATES_DIR / "web" / "preferences.html", copy / "web")
+    (copy / "email" / "extra.txt.j2").write_text("mine\n")
+    assert config_from_values({**values, "DIGEST_TEMPLATES_DIR": str(copy)}).templates_dir == copy
 
 
 def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
