@@ -131,3 +131,34 @@ def test_the_cron_line_logs_when_each_firing_ran_and_how_it_ended(tmp_path: Path
     assert len(stamps) == 2, log
     assert re.findall(r"^== exit (\d+)$", log, re.M) == ["0", "0"], log
     assert "sent 0" in log and "another digest run holds the lock" in log
+
+
+@pytest.mark.skipif(shutil.which("logrotate") is None, reason="needs logrotate")
+def test_the_cron_log_is_rotated_by_the_shipped_logrotate_file(tmp_path: Path) -> None:
+    # The cron line appended to var/digest.log forever: 24 firings a day, no rotation.
+    [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
+              if ln.strip() and not ln.lstrip().startswith("#")]
+    cd = re.search(r"cd (\S+) ", line)
+    appended = re.search(r">> (\S+)", line)
+    assert cd and appended
+    rotated = (DEPLOY / "logrotate").read_text()
+    assert f"{cd.group(1)}/{appended.group(1)} {{" in rotated  # the file the line writes
+    srv = tmp_path / "srv"
+    (srv / "var").mkdir(parents=True)
+    log = srv / "var" / "digest.log"
+    log.write_text("== 2026-11-30T07:05:00Z digest run\n== exit 0\n")
+    config = tmp_path / "digest.logrotate"
+    config.write_text(rotated.replace(cd.group(1), str(srv)))
+    def rotate() -> None:
+        done = subprocess.run(
+            ["logrotate", "--force", "--state", str(tmp_path / "state"), str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert (done.returncode, done.stderr) == (0, "")
+
+    rotate()
+    assert not log.exists()  # the next firing's >> creates it afresh
+    log.write_text("== 2026-11-30T08:05:00Z digest run\n== exit 0\n")
+    rotate()
+    assert (srv / "var" / "digest.log.1").read_text().startswith("== 2026-11-30T08:05")
+    assert (srv / "var" / "digest.log.2.gz").exists()  # delaycompress: older ones gzipped
