@@ -83,13 +83,27 @@ def test_a_unit_ordered_after_the_network_also_pulls_it_in() -> None:
             assert "network-online.target" in " ".join(section.get("Wants", [])), name
 
 
-def test_the_scheduler_service_is_not_restarted_on_a_configuration_error() -> None:
+@pytest.mark.parametrize("name", ["digest-scheduler.service", "digest-web.service"])
+def test_a_service_is_not_restarted_on_a_configuration_error(
+    name: str, tmp_path: Path
+) -> None:
     # `digest schedule` exits 78 on a bad setting; Restart=on-failure every 30 s
     # restarted it for ever (the start limit never trips at that pace) and the unit
-    # never showed as failed.
-    service = unit("digest-scheduler.service")["Service"]
+    # never showed as failed. The web unit ran waitress-serve, which exits 1 on any
+    # error in create_app: restarted for ever too.
+    service = unit(name)["Service"]
     assert service["Restart"] == ["on-failure"]
     assert "78" in " ".join(service.get("RestartPreventExitStatus", [])).split()
+    # Its command, as installed, exits 78 on a bad setting.
+    [start] = service["ExecStart"]
+    program, *arguments = start.split()
+    assert program == "/srv/digest/.venv/bin/digest"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "DIGEST_VAR_DIR": str(tmp_path / "var"), "DIGEST_SMTP_URL": "smtp://relay:notaport"}
+    done = subprocess.run([str(Path(sys.executable).parent / "digest"), *arguments], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 78, done.stdout + done.stderr
+    assert "DIGEST_SMTP_URL" in done.stderr
 
 
 def cron_command(line: str) -> str:

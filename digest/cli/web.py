@@ -1,4 +1,4 @@
-"""The development web server: `digest serve`."""
+"""The web server: `digest serve` (waitress; deploy/digest-web.service runs it)."""
 
 from __future__ import annotations
 
