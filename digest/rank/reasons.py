@@ -25,7 +25,7 @@ from digest.rank.profiles import (
     centroid_rows,
     feedback_rows,
 )
-from digest.rank.vectors import Space, written_phrase, written_tokens, written_words
+from digest.rank.vectors import Space, WrittenText, written_text
 
 CLOSE = 0.25  # tf-idf cosine above which a paper is "close to" an example paper
 CLOSE_DENSE = 0.3  # LSA cosine below which a pair is not checked against CLOSE
@@ -316,27 +316,27 @@ class _Written:
     """Per batch paper (its column), its terms as it writes them (filled on first use):
     a reason names 'graphs, café', not the stems 'graph, cafe' the space counts.
 
-    Only the words written otherwise than their term are kept, and the two-word terms
-    looked up: a day's 2,000 papers in full (every word, every token) held ~110 MB in
-    each scoring process.
+    Only the words written otherwise than their term are kept, the two-word terms
+    looked up, and each paper's stems and spans to look them up in (vectors.WrittenText,
+    ~4 KB a paper): a day's 2,000 papers' every word and token as Python strings held
+    ~110 MB in each scoring process.
     """
 
     def __init__(self, papers: Sequence[Paper]) -> None:
         self.papers = papers
         self.forms: dict[int, dict[str, str]] = {}  # column -> term -> as written
+        self.texts: dict[int, WrittenText] = {}
 
     def of(self, column: int) -> dict[str, str]:
         """Return the paper's word terms written otherwise than the term itself."""
         paper = self.papers[column]
-        words = written_words(f"{paper.title}. {paper.abstract}")
+        words, self.texts[column] = written_text(f"{paper.title}. {paper.abstract}")
         forms = self.forms[column] = {t: w for t, w in words.items() if w != t}
         return forms
 
     def phrase(self, column: int, term: str) -> str:
         """Return how the paper writes a two-word term (kept for the next time)."""
-        paper = self.papers[column]
-        tokens = written_tokens(f"{paper.title}. {paper.abstract}")
-        form = self.forms[column][term] = written_phrase(tokens, term)
+        form = self.forms[column][term] = self.texts[column].phrase(term)
         return form
 
 
