@@ -84,8 +84,8 @@ def explain_all(
     flat = matched.ravel().tolist()
     sizes = counts.tolist()
     sources = whence.tolist()
-    vocabulary = context.space.terms
-    written = _written_of(papers)
+    written = _written_of(papers, context.space.terms)
+    shown, width = written.shown, len(context.space.terms)
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
     by_author = context.index.by_author
@@ -138,12 +138,9 @@ def explain_all(
                     label = (TERMS_OWN if source == OWN_WORDS
                              else TERMS_RELATED if source == RETRIEVED
                              else TERMS_SEEDS if seeds else TERMS_LIKED)
-                    forms = written.forms.get(j)
-                    if forms is None:
-                        forms = written.of(j)
-                    parts.append(label + ", ".join([
-                        forms.get(term) or (written.phrase(j, term) if " " in term else term)
-                        for term in [vocabulary[c] for c in words]]))
+                    base = j * width
+                    parts.append(label + ", ".join([shown.get(base + c) or written.show(j, c)
+                                                    for c in words]))
                 if len(parts) < 2 and wanted:
                     for category in papers[j].categories:  # the paper's first wanted one
                         if category in wanted:
@@ -316,39 +313,42 @@ class _Written:
     """Per batch paper (its column), its terms as it writes them (filled on first use):
     a reason names 'graphs, café', not the stems 'graph, cafe' the space counts.
 
-    Only the words written otherwise than their term are kept, the two-word terms
-    looked up, and each paper's stems and spans to look them up in (vectors.WrittenText,
-    ~4 KB a paper): a day's 2,000 papers' every word and token as Python strings held
-    ~110 MB in each scoring process.
+    Kept: each term shown (by paper column and vocabulary column), and each paper's
+    stems and spans to look its two-word terms up in (vectors.WrittenText, ~4 KB a
+    paper); a day's 2,000 papers' every word and token as Python strings held ~110 MB
+    in each scoring process.
     """
 
-    def __init__(self, papers: Sequence[Paper]) -> None:
+    def __init__(self, papers: Sequence[Paper], terms: Sequence[str]) -> None:
         self.papers = papers
-        self.forms: dict[int, dict[str, str]] = {}  # column -> term -> as written
+        self.terms = terms
+        self.shown: dict[int, str] = {}  # column * len(terms) + term column -> as written
+        self.words: dict[int, dict[str, str]] = {}  # column -> word term -> as written
         self.texts: dict[int, WrittenText] = {}
 
-    def of(self, column: int) -> dict[str, str]:
-        """Return the paper's word terms written otherwise than the term itself."""
-        paper = self.papers[column]
-        words, self.texts[column] = written_text(f"{paper.title}. {paper.abstract}")
-        forms = self.forms[column] = {t: w for t, w in words.items() if w != t}
-        return forms
-
-    def phrase(self, column: int, term: str) -> str:
-        """Return how the paper writes a two-word term (kept for the next time)."""
-        form = self.forms[column][term] = self.texts[column].phrase(term)
+    def show(self, column: int, term: int) -> str:
+        """Return how the paper writes a term (kept for the next time)."""
+        word = self.terms[term]
+        words = self.words.get(column)
+        if words is None:
+            paper = self.papers[column]
+            words, self.texts[column] = written_text(f"{paper.title}. {paper.abstract}")
+            self.words[column] = words = {t: w for t, w in words.items() if w != t}
+        form = (words.get(word) or word if " " not in word
+                else self.texts[column].phrase(word))
+        self.shown[column * len(self.terms) + term] = form
         return form
 
 
 _WRITTEN: dict[int, _Written] = {}
 
 
-def _written_of(papers: Sequence[Paper]) -> _Written:
-    """Return the written-forms table kept for a batch (one batch at a time)."""
+def _written_of(papers: Sequence[Paper], terms: Sequence[str]) -> _Written:
+    """Return the written-forms table kept for a batch and space (one at a time)."""
     cached = _WRITTEN.get(id(papers))
-    if cached is None or cached.papers is not papers:
+    if cached is None or cached.papers is not papers or cached.terms is not terms:
         _WRITTEN.clear()
-        cached = _WRITTEN[id(papers)] = _Written(papers)
+        cached = _WRITTEN[id(papers)] = _Written(papers, terms)
     return cached
 
 
