@@ -91,6 +91,7 @@ def explain_all(
     by_author = context.index.by_author
     example_authors = context.examples.authors
     example_categories = context.examples.categories
+    paper_categories = [p.categories for p in papers]
     out: list[list[str]] = []
     pair = 0
     for r, chosen in enumerate(picks):
@@ -100,6 +101,7 @@ def explain_all(
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
         positives = context.compiled.positive_examples[r]
+        labels = (TERMS_OWN, TERMS_SEEDS if seeds else TERMS_LIKED, TERMS_RELATED)
         # What the example papers share with a paper is tested on their sets; counted
         # (on how many seed and liked papers) only for a profile where some paper does.
         authors: AbstractSet[str] = _NONE
@@ -132,31 +134,30 @@ def explain_all(
                     line = close_lines[best, seed] = _close_line(context, best, seed)
                 parts.append(line)
             if len(parts) < 2:
-                if sizes[pair]:
-                    words = flat[TERMS * pair : TERMS * pair + sizes[pair]]
-                    source = sources[pair]
-                    label = (TERMS_OWN if source == OWN_WORDS
-                             else TERMS_RELATED if source == RETRIEVED
-                             else TERMS_SEEDS if seeds else TERMS_LIKED)
-                    base = j * width
-                    parts.append(label + ", ".join([shown.get(base + c) or written.show(j, c)
-                                                    for c in words]))
-                if len(parts) < 2 and wanted:
-                    for category in papers[j].categories:  # the paper's first wanted one
-                        if category in wanted:
-                            parts.append(f"in {category}")
-                            break
-                if (len(parts) < 2 and categories  # one example in a category says little
-                        and not categories.isdisjoint(papers[j].categories)):
-                    if shared is None:
-                        shared = _example_counts(context.examples, positives, seeds)
-                    part = _shared_part(((c, c) for c in papers[j].categories),
-                                        shared.seed_categories, shared.liked_categories,
-                                        least=2, weight=context.category_weight)
-                    if part:
-                        parts.append(f"in {part}")
-                if trend and len(parts) < 2 and papers[j].upvotes:
-                    parts.append(f"trending: {papers[j].upvotes} upvotes")
+                size = sizes[pair]
+                if size:
+                    base, at = j * width, TERMS * pair
+                    parts.append(labels[sources[pair]] + ", ".join([
+                        shown.get(base + c) or written.show(j, c)
+                        for c in flat[at : at + size]]))
+                if len(parts) < 2:
+                    listed = paper_categories[j]
+                    if wanted:
+                        for category in listed:  # the paper's first wanted one
+                            if category in wanted:
+                                parts.append(f"in {category}")
+                                break
+                    if (len(parts) < 2 and categories  # one example in a category says
+                            and not categories.isdisjoint(listed)):  # little
+                        if shared is None:
+                            shared = _example_counts(context.examples, positives, seeds)
+                        part = _shared_part(((c, c) for c in listed),
+                                            shared.seed_categories, shared.liked_categories,
+                                            least=2, weight=context.category_weight)
+                        if part:
+                            parts.append(f"in {part}")
+                    if trend and len(parts) < 2 and papers[j].upvotes:
+                        parts.append(f"trending: {papers[j].upvotes} upvotes")
             lines.append("; ".join(parts) if parts else "related to your interests")
             pair += 1
         out.append(lines)
