@@ -84,8 +84,8 @@ def explain_all(
     flat = matched.ravel().tolist()
     sizes = counts.tolist()
     sources = whence.tolist()
-    written = _written_of(papers, context.space.terms)
-    shown, width = written.shown, len(context.space.terms)
+    vocabulary = context.space.terms
+    written = _written_of(papers)
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
     by_author = context.index.by_author
@@ -136,10 +136,13 @@ def explain_all(
             if len(parts) < 2:
                 size = sizes[pair]
                 if size:
-                    base, at = j * width, TERMS * pair
+                    forms = written.forms.get(j)
+                    if forms is None:
+                        forms = written.of(j)
+                    at = TERMS * pair
                     parts.append(labels[sources[pair]] + ", ".join([
-                        shown.get(base + c) or written.show(j, c)
-                        for c in flat[at : at + size]]))
+                        forms.get(term) or (written.phrase(j, term) if " " in term else term)
+                        for term in [vocabulary[c] for c in flat[at : at + size]]]))
                 if len(parts) < 2:
                     listed = paper_categories[j]
                     if wanted:
@@ -314,42 +317,39 @@ class _Written:
     """Per batch paper (its column), its terms as it writes them (filled on first use):
     a reason names 'graphs, café', not the stems 'graph, cafe' the space counts.
 
-    Kept: each term shown (by paper column and vocabulary column), and each paper's
-    stems and spans to look its two-word terms up in (vectors.WrittenText, ~4 KB a
-    paper); a day's 2,000 papers' every word and token as Python strings held ~110 MB
-    in each scoring process.
+    Kept: the words written otherwise than their term, the two-word terms looked up, and
+    each paper's stems and spans to look those up in (vectors.WrittenText): ~13 MB in a
+    scoring process for a day's 2,000 papers and 50,000 profiles. Every word and token
+    as Python strings held ~110 MB.
     """
 
-    def __init__(self, papers: Sequence[Paper], terms: Sequence[str]) -> None:
+    def __init__(self, papers: Sequence[Paper]) -> None:
         self.papers = papers
-        self.terms = terms
-        self.shown: dict[int, str] = {}  # column * len(terms) + term column -> as written
-        self.words: dict[int, dict[str, str]] = {}  # column -> word term -> as written
+        self.forms: dict[int, dict[str, str]] = {}  # column -> term -> as written
         self.texts: dict[int, WrittenText] = {}
 
-    def show(self, column: int, term: int) -> str:
-        """Return how the paper writes a term (kept for the next time)."""
-        word = self.terms[term]
-        words = self.words.get(column)
-        if words is None:
-            paper = self.papers[column]
-            words, self.texts[column] = written_text(f"{paper.title}. {paper.abstract}")
-            self.words[column] = words = {t: w for t, w in words.items() if w != t}
-        form = (words.get(word) or word if " " not in word
-                else self.texts[column].phrase(word))
-        self.shown[column * len(self.terms) + term] = form
+    def of(self, column: int) -> dict[str, str]:
+        """Return the paper's word terms written otherwise than the term itself."""
+        paper = self.papers[column]
+        words, self.texts[column] = written_text(f"{paper.title}. {paper.abstract}")
+        forms = self.forms[column] = {t: w for t, w in words.items() if w != t}
+        return forms
+
+    def phrase(self, column: int, term: str) -> str:
+        """Return how the paper writes a two-word term (kept for the next time)."""
+        form = self.forms[column][term] = self.texts[column].phrase(term)
         return form
 
 
 _WRITTEN: dict[int, _Written] = {}
 
 
-def _written_of(papers: Sequence[Paper], terms: Sequence[str]) -> _Written:
-    """Return the written-forms table kept for a batch and space (one at a time)."""
+def _written_of(papers: Sequence[Paper]) -> _Written:
+    """Return the written-forms table kept for a batch (one batch at a time)."""
     cached = _WRITTEN.get(id(papers))
-    if cached is None or cached.papers is not papers or cached.terms is not terms:
+    if cached is None or cached.papers is not papers:
         _WRITTEN.clear()
-        cached = _WRITTEN[id(papers)] = _Written(papers, terms)
+        cached = _WRITTEN[id(papers)] = _Written(papers)
     return cached
 
 
