@@ -20,8 +20,7 @@ from digest.rank.vectors import (
     space_from_bytes,
     tokenize,
     update_space,
-    written_phrase,
-    written_tokens,
+    written_text,
     written_words,
 )
 from tests.fixtures.corpus import mini_texts
@@ -155,8 +154,10 @@ def test_written_forms_give_each_term_as_the_text_writes_it() -> None:
     assert "mathbb" not in " ".join(words.values())
     assert written_words("Graphs of Networks") == {"graph": "graphs", "network": "networks"}
 
+    written = written_text(text)[1]
+
     def phrase(term: str) -> str:
-        return written_phrase(written_tokens(text), term)
+        return written.phrase(term)
 
     assert phrase("graph network") == "graphs of networks"  # stop words between: as written
     assert phrase("training free") == "training-free"

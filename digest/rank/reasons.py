@@ -25,7 +25,7 @@ from digest.rank.profiles import (
     centroid_rows,
     feedback_rows,
 )
-from digest.rank.vectors import Space, written_phrase, written_tokens, written_words
+from digest.rank.vectors import Space, WrittenText, written_text
 
 CLOSE = 0.25  # tf-idf cosine above which a paper is "close to" an example paper
 CLOSE_DENSE = 0.3  # LSA cosine below which a pair is not checked against CLOSE
@@ -91,6 +91,7 @@ def explain_all(
     by_author = context.index.by_author
     example_authors = context.examples.authors
     example_categories = context.examples.categories
+    paper_categories = [p.categories for p in papers]
     out: list[list[str]] = []
     pair = 0
     for r, chosen in enumerate(picks):
@@ -100,6 +101,7 @@ def explain_all(
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
         positives = context.compiled.positive_examples[r]
+        labels = (TERMS_OWN, TERMS_SEEDS if seeds else TERMS_LIKED, TERMS_RELATED)
         # What the example papers share with a paper is tested on their sets; counted
         # (on how many seed and liked papers) only for a profile where some paper does.
         authors: AbstractSet[str] = _NONE
@@ -132,34 +134,33 @@ def explain_all(
                     line = close_lines[best, seed] = _close_line(context, best, seed)
                 parts.append(line)
             if len(parts) < 2:
-                if sizes[pair]:
-                    words = flat[TERMS * pair : TERMS * pair + sizes[pair]]
-                    source = sources[pair]
-                    label = (TERMS_OWN if source == OWN_WORDS
-                             else TERMS_RELATED if source == RETRIEVED
-                             else TERMS_SEEDS if seeds else TERMS_LIKED)
+                size = sizes[pair]
+                if size:
                     forms = written.forms.get(j)
                     if forms is None:
                         forms = written.of(j)
-                    parts.append(label + ", ".join([
+                    at = TERMS * pair
+                    parts.append(labels[sources[pair]] + ", ".join([
                         forms.get(term) or (written.phrase(j, term) if " " in term else term)
-                        for term in [vocabulary[c] for c in words]]))
-                if len(parts) < 2 and wanted:
-                    for category in papers[j].categories:  # the paper's first wanted one
-                        if category in wanted:
-                            parts.append(f"in {category}")
-                            break
-                if (len(parts) < 2 and categories  # one example in a category says little
-                        and not categories.isdisjoint(papers[j].categories)):
-                    if shared is None:
-                        shared = _example_counts(context.examples, positives, seeds)
-                    part = _shared_part(((c, c) for c in papers[j].categories),
-                                        shared.seed_categories, shared.liked_categories,
-                                        least=2, weight=context.category_weight)
-                    if part:
-                        parts.append(f"in {part}")
-                if trend and len(parts) < 2 and papers[j].upvotes:
-                    parts.append(f"trending: {papers[j].upvotes} upvotes")
+                        for term in [vocabulary[c] for c in flat[at : at + size]]]))
+                if len(parts) < 2:
+                    listed = paper_categories[j]
+                    if wanted:
+                        for category in listed:  # the paper's first wanted one
+                            if category in wanted:
+                                parts.append(f"in {category}")
+                                break
+                    if (len(parts) < 2 and categories  # one example in a category says
+                            and not categories.isdisjoint(listed)):  # little
+                        if shared is None:
+                            shared = _example_counts(context.examples, positives, seeds)
+                        part = _shared_part(((c, c) for c in listed),
+                                            shared.seed_categories, shared.liked_categories,
+                                            least=2, weight=context.category_weight)
+                        if part:
+                            parts.append(f"in {part}")
+                    if trend and len(parts) < 2 and papers[j].upvotes:
+                        parts.append(f"trending: {papers[j].upvotes} upvotes")
             lines.append("; ".join(parts) if parts else "related to your interests")
             pair += 1
         out.append(lines)
@@ -316,27 +317,27 @@ class _Written:
     """Per batch paper (its column), its terms as it writes them (filled on first use):
     a reason names 'graphs, café', not the stems 'graph, cafe' the space counts.
 
-    Only the words written otherwise than their term are kept, and the two-word terms
-    looked up: a day's 2,000 papers in full (every word, every token) held ~110 MB in
-    each scoring process.
+    Kept: the words written otherwise than their term, the two-word terms looked up, and
+    each paper's stems and spans to look those up in (vectors.WrittenText): ~13 MB in a
+    scoring process for a day's 2,000 papers and 50,000 profiles. Every word and token
+    as Python strings held ~110 MB.
     """
 
     def __init__(self, papers: Sequence[Paper]) -> None:
         self.papers = papers
         self.forms: dict[int, dict[str, str]] = {}  # column -> term -> as written
+        self.texts: dict[int, WrittenText] = {}
 
     def of(self, column: int) -> dict[str, str]:
         """Return the paper's word terms written otherwise than the term itself."""
         paper = self.papers[column]
-        words = written_words(f"{paper.title}. {paper.abstract}")
+        words, self.texts[column] = written_text(f"{paper.title}. {paper.abstract}")
         forms = self.forms[column] = {t: w for t, w in words.items() if w != t}
         return forms
 
     def phrase(self, column: int, term: str) -> str:
         """Return how the paper writes a two-word term (kept for the next time)."""
-        paper = self.papers[column]
-        tokens = written_tokens(f"{paper.title}. {paper.abstract}")
-        form = self.forms[column][term] = written_phrase(tokens, term)
+        form = self.forms[column][term] = self.texts[column].phrase(term)
         return form
 
 
