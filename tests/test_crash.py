@@ -6,11 +6,10 @@ or while a message is on the wire. After the kills, clean runs finish the work. 
 every subscriber must have received exactly one digest per day, except rows the ledger
 calls ``unknown`` (killed between the payload and the 250), which got at most one.
 
-Importing the package costs seconds of CPU (scikit-learn), so the runs are forked from
-one pre-imported parent (a "zygote", like multiprocessing's forkserver) instead of being
-started from scratch; each child still opens its own database connections, takes the
-run lock itself and dies alone. One final run goes through `python -m digest` to prove
-the real entry point does the same.
+The runs are forked from a pre-imported parent (the session's ``zygote``, see
+tests/fixtures/zygote.py); each child still opens its own database connections, takes
+the run lock itself and dies alone. One final run goes through `python -m digest` to
+prove the real entry point does the same.
 """
 
 from __future__ import annotations
@@ -24,11 +23,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -38,6 +35,7 @@ from digest.models import Profile
 from digest.store import open_store
 from tests.fixtures.config import SECRET, make_config
 from tests.fixtures.smtp_server import SmtpTestServer
+from tests.fixtures.zygote import Zygote, clean_env
 
 # A batch every third day, so that each digest day ranks its own papers (~11 each).
 # Enough days that the kills land on days with work to do: a day takes kills until a
@@ -47,113 +45,6 @@ SUBSCRIBERS = 30
 KILLS = 24
 SEED = 20260525
 DATA_DELAY = 0.01  # seconds the server sits on each accepted message before its 250
-
-# The zygote: import once, then fork one child per command; each child runs the CLI.
-ZYGOTE = r"""
-import os, sys
-import digest.cli
-import digest.rank  # `digest run` imports the ranker when it ranks: preload it too
-from digest.cli import main
-print("ready", flush=True)
-for line in sys.stdin:
-    words = line.split()
-    if not words:
-        continue
-    if words[0] == "wait":
-        _, status = os.waitpid(int(words[1]), 0)
-        print(f"status {status}", flush=True)
-        continue
-    log, args = words[1], words[2:]
-    pid = os.fork()
-    if pid == 0:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        code = 0
-        try:
-            main(args=args, prog_name="digest")
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-            code = 70
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    print(f"pid {pid}", flush=True)
-"""
-
-
-@dataclass
-class Outcome:
-    """How one child process ended."""
-
-    killed: bool
-    code: int
-    output: str
-
-
-class Zygote:
-    """A pre-imported parent process that forks `digest` CLI runs on request.
-
-    Each run reads its configuration from an env file (``digest --env-file``), so one
-    zygote serves every test; the zygote's own environment holds no DIGEST_* variable.
-    """
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.count = 0
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", ZYGOTE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            cwd=cwd,
-            text=True,
-        )
-        assert self._read() == "ready"
-
-    def _read(self) -> str:
-        out: IO[str] | None = self.proc.stdout
-        assert out is not None
-        line = out.readline()
-        if not line:
-            raise RuntimeError("the zygote died")
-        return line.strip()
-
-    def _write(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def spawn(self, env_file: Path, *args: str) -> tuple[int, Path]:
-        """Fork a child running `digest --env-file ENV_FILE ARGS`; return its pid and log."""
-        self.count += 1
-        log = env_file.parent / f"run-{self.count:03d}.txt"
-        self._write(f"run {log} --env-file {env_file} {' '.join(args)}")
-        reply = self._read()
-        assert reply.startswith("pid "), reply
-        return int(reply.split()[1]), log
-
-    def wait(self, pid: int, log: Path) -> Outcome:
-        """Reap a child; say whether a signal killed it, its exit code and its output."""
-        self._write(f"wait {pid}")
-        status = int(self._read().split()[1])
-        output = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-        if os.WIFSIGNALED(status):
-            return Outcome(True, -os.WTERMSIG(status), output)
-        return Outcome(False, os.WEXITSTATUS(status), output)
-
-    def run(self, env_file: Path, *args: str) -> Outcome:
-        """Run `digest ARGS` to the end."""
-        pid, log = self.spawn(env_file, *args)
-        return self.wait(pid, log)
-
-    def close(self) -> None:
-        """Stop the zygote."""
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 def alive(pid: int) -> bool:
@@ -178,11 +69,6 @@ def slow_down_data(server: SmtpTestServer, delay: float) -> None:
     server.handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
 
 
-def clean_env() -> dict[str, str]:
-    """Return our environment without any DIGEST_* variable."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-
-
 def digest_settings(var_dir: Path, smtp_url: str) -> dict[str, str]:
     """Return the DIGEST_* settings of the test's installation."""
     return {
@@ -201,14 +87,6 @@ def write_env_file(folder: Path, settings: dict[str, str]) -> Path:
     path = folder / "digest.env"
     path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module", name="zygote")
-def zygote_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zygote]:
-    """Start one pre-imported zygote for the tests of a module."""
-    parent = Zygote(clean_env(), tmp_path_factory.mktemp("zygote"))
-    yield parent
-    parent.close()
 
 
 def seed_database(var_dir: Path, days: list[date], subscribers: int) -> dict[str, int]:
