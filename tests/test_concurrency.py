@@ -1,6 +1,6 @@
 """Two `digest run` processes at once: one sends, the other exits 0 saying so; no duplicate.
 
-The processes are forked from a pre-imported parent (see tests/test_crash.py for why);
+The processes are forked from the session's pre-imported parent (tests/fixtures/zygote.py);
 each takes the run lock itself, exactly like two cron firings that overlap.
 """
 
@@ -17,14 +17,8 @@ from typing import Any
 from digest.store import open_store
 from tests.fixtures.config import make_config
 from tests.fixtures.smtp_server import SmtpTestServer
-from tests.test_crash import (
-    Zygote,
-    alive,
-    digest_settings,
-    seed_database,
-    write_env_file,
-    zygote_fixture,  # noqa: F401  (the `zygote` fixture)
-)
+from tests.fixtures.zygote import Zygote
+from tests.test_crash import alive, digest_settings, seed_database, write_env_file
 
 DAY = date(2026, 5, 25)
 SUBSCRIBERS = 12
