@@ -48,6 +48,36 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
+def test_saving_a_feed_again_writes_only_what_changed(tmp_path: Path) -> None:
+    # An hourly run reads the same feed again: every known paper was rewritten (and its
+    # updated_at moved) though nothing about it had changed.
+    store = open_store(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    first = [paper("arxiv:1", upvotes=3), paper("arxiv:2", categories=("cs.CL",))]
+    assert store.save_papers(first, batch_day=DAY, now=NOW) == (2, 0)
+    later = datetime(2026, 5, 25, 7, 0, tzinfo=UTC)
+    again = [
+        paper("arxiv:1", upvotes=3),  # unchanged
+        paper("arxiv:2", categories=("cs.LG",)),  # cross-listed since
+        paper("arxiv:3", categories=("cs.IR",)),
+        paper("arxiv:3", categories=("cs.DL",), upvotes=1),  # twice in one feed
+        paper("arxiv:2", categories=("cs.AI",)),  # and a known one twice
+    ]
+    assert store.save_papers(again, batch_day=date(2026, 5, 26), now=later) == (1, 1)
+    with store.engine.connect() as conn:
+        rows = {r.key: r for r in conn.execute(text("SELECT * FROM papers ORDER BY key"))}
+    assert list(rows) == ["arxiv:1", "arxiv:2", "arxiv:3"]
+    stamps = {key: str(row.updated_at) for key, row in rows.items()}
+    assert stamps["arxiv:1"].startswith("2026-05-25 06:00")  # untouched
+    assert stamps["arxiv:2"].startswith("2026-05-25 07:00")
+    found = store.get_papers(["arxiv:2", "arxiv:3"])
+    assert found["arxiv:2"].categories == ("cs.CL", "cs.LG", "cs.AI")
+    assert found["arxiv:3"].categories == ("cs.IR", "cs.DL")
+    assert found["arxiv:3"].upvotes == 1
+    assert [(p.key, d) for p, d in store.batch(DAY, date(2026, 5, 26))] == [
+        ("arxiv:1", DAY), ("arxiv:2", DAY), ("arxiv:3", date(2026, 5, 26))]
+    assert store.save_papers(again, batch_day=date(2026, 5, 27), now=later) == (0, 0)
+
+
 def test_known_paper_keeps_its_batch_day_and_merges_signals(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'p.sqlite3'}")
     first = paper("arxiv:2401.00001", categories=("cs.CL",), abstract="short")
