@@ -30,6 +30,8 @@ A separate subprocess times the per-subscriber LinearSVC recipe of arxiv-sanity 
 1-2 grams, sublinear tf; LinearSVC C=0.01, class_weight=balanced, fitted per subscriber
 on their seeds against the rest of the history) on a sample, extrapolated to each N.
 The corpus is read from DIGEST_CORPUS (default ../shared/data/corpus/...); never commit it.
+BENCH_PROFILE_SEND=DIR runs each `digest send` process under cProfile (DIR/send-N.prof;
+wall-clock times, so a loaded box shows as waits).
 """
 
 from __future__ import annotations
@@ -605,9 +607,14 @@ def send_with_workers(config: Any, port: int, args: argparse.Namespace) -> tuple
     })
     command = [sys.executable, "-m", "digest", "--env-file", os.devnull, "send", "--json",
                "--workers", str(args.workers)]
+    profiles = os.environ.get("BENCH_PROFILE_SEND")  # a folder: each sender under cProfile
     workers = [
-        subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        for _ in range(args.send_processes)
+        subprocess.Popen(
+            command if not profiles else [
+                command[0], "-m", "cProfile", "-o", f"{profiles}/send-{number}.prof",
+                *command[1:]],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for number in range(args.send_processes)
     ]
     sent = failed = 0
     for worker in workers:
