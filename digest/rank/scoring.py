@@ -177,7 +177,19 @@ class RankOptions:
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
+# ASCII text folded as bytes: upper case lowered and every other byte but a letter or a
+# digit a space (what lower() and _NOT_ALNUM do to ASCII), one C-level table lookup a
+# byte: a title folds ~3x faster than through the regex (folded: every profile's text,
+# every rank call, and every history paper's title).
+_ASCII_FOLD = bytes(
+    c + 32 if 65 <= c <= 90 else c if c >= 128 or chr(c).isalnum() else 32 for c in range(256)
+)
+
+
 def _folded(text: str) -> str:
+    """Return a text lower-cased, each run of non-alphanumerics one space, space-framed."""
+    if text.isascii():
+        return (b" " + b" ".join(text.encode().translate(_ASCII_FOLD).split()) + b" ").decode()
     return " " + " ".join(_NOT_ALNUM.sub(" ", text.lower()).split()) + " "
 
 
@@ -592,13 +604,20 @@ def title_parts(text: str) -> dict[str, str]:
     database (papers older than the history it ranks with); the ranker among the
     papers it knows (named_seeds).
     """
-    parts = [text, *TEXT_PARTS.split(text)] if ";" in text or "\n" in text else [text]
     found: dict[str, str] = {}
-    for part in parts:
-        folded = _folded(part)
-        if folded.count(" ") - 1 >= TITLE_MIN_WORDS and folded not in found:
+    for folded, part in _folded_parts(text):
+        if folded not in found:
             found[folded] = " ".join(part.split())
     return found
+
+
+def _folded_parts(text: str) -> Iterator[tuple[str, str]]:
+    """Yield (folded, part) for the parts of title_parts, repeats included."""
+    parts = [text, *TEXT_PARTS.split(text)] if ";" in text or "\n" in text else [text]
+    for part in parts:
+        folded = _folded(part)
+        if folded.count(" ") - 1 >= TITLE_MIN_WORDS:
+            yield folded, part
 
 
 def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
@@ -613,8 +632,10 @@ def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
     text = profile.interests
     if not titles or not text.strip():
         return profile
+    # The folded parts only (title_parts also writes each part out): called for every
+    # profile of every rank call.
     named = [key for key in dict.fromkeys(titles.get(folded, "")
-                                          for folded in title_parts(text))
+                                          for folded, _ in _folded_parts(text))
              if key and key not in profile.seeds and key not in profile.disliked]
     if not named:
         return profile
