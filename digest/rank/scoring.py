@@ -411,7 +411,11 @@ def _build_world(
         inverse=inverse,
         scale=scale,
         known=known,
-        bank=ExampleBank(space, lsa),
+        # The pool's first rows are the background's: example papers among them (as
+        # the history knows them) are copied from there.
+        bank=ExampleBank(space, lsa, transformed=pool,
+                         row_of={p.key: i for i, p in enumerate(background)
+                                 if known.get(p.key) is p}),
         example_meta=ExampleMetadata(target_papers, shares, options.example_category_lift),
         target_papers=target_papers,
         pool_meta=pool_meta,
