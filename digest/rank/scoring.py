@@ -365,7 +365,9 @@ def _build_world(
         # runs beside the Gram matrix and the Python-side tables below.
         fitting = side.submit(fit) if options.lsa_dims > 0 and cores > 1 else None
         pool_gram, similarity = _gram(pool, n_bg, workers=1 if fitting else cores)
-        gram = np.ascontiguousarray(pool_gram[:, in_pool])
+        # Two runs of columns (the batch, the calibration rows) copied as two slices:
+        # the same array as pool_gram[:, in_pool] gathers, in 0.01 s instead of 0.14-0.42.
+        gram = _columns(pool_gram, in_pool)
         known = {p.key: p for p in history}
         known.update({p.key: p for p in papers})
         target_papers = ([papers[i] for i in range(n_batch)]
