@@ -367,7 +367,7 @@ def _build_world(
         pool_gram, similarity = _gram(pool, n_bg, workers=1 if fitting else cores)
         # Two runs of columns (the batch, the calibration rows) copied as two slices:
         # the same array as pool_gram[:, in_pool] gathers, in 0.01 s instead of 0.14-0.42.
-        gram = _columns(pool_gram, in_pool)
+        gram = np.ascontiguousarray(_columns(pool_gram, in_pool))
         known = {p.key: p for p in history}
         known.update({p.key: p for p in papers})
         target_papers = ([papers[i] for i in range(n_batch)]
