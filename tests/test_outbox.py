@@ -398,6 +398,18 @@ def test_map_forked_then_raises_what_the_work_raised_and_a_child_death() -> None
         map_forked_then(die_in_child, int, list(range(10)), 2, died=died)
 
 
+def test_forked_processes_exit_while_the_parent_goes_on_and_before_the_next_fork() -> None:
+    from digest import forking
+
+    assert map_forked_then(_square, int, list(range(6)), 2, died=RuntimeError) == [
+        n * n for n in range(6)]
+    exiting = forking._EXITING
+    assert exiting is not None  # the processes exit beside the caller
+    assert map_forked(_square, [1, 2, 3], 2, died=RuntimeError) == [1, 4, 9]
+    assert not exiting.is_alive()  # joined before that fork
+    forking._join_exiting()
+
+
 KILLED_PARENT = r"""
 import os, sys, time
 from digest.forking import map_forked
