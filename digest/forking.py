@@ -265,9 +265,9 @@ def _exit_later(pool: ProcessPoolExecutor) -> None:
     """Let the pool's processes exit while this one goes on; joined before the next fork.
 
     A forked process's exit undoes its mappings of the parent's memory: the parent
-    waited ~40-85 ms for it on every page of 5,000 profiles (1-1.7 s at 100,000), with
-    the results already in. A thread waits instead (the next fork joins it first: no
-    thread of ours but the forking one runs when a process is forked).
+    waited for it with the results already in, ~85 ms a page of 5,000 bench profiles
+    (0.68 s over 8 pages, other jobs on the box). A thread waits instead (the next fork
+    joins it first: no thread of ours but the forking one runs when a process is forked).
     """
     global _EXITING
     _EXITING = threading.Thread(target=pool.shutdown, name="digest-forked-exit")
