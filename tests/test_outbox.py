@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 import zlib
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -23,7 +24,7 @@ from sqlalchemy import inspect, text
 from digest import mail, pipeline, render
 from digest.config import Config
 from digest.errors import DigestError
-from digest.forking import map_forked
+from digest.forking import map_forked, map_forked_then
 from digest.models import Digest, OutgoingMessage, Profile, ScoredPaper, Subscriber
 from digest.pipeline import planning
 from digest.pipeline.planning import write_all
@@ -345,6 +346,68 @@ def test_a_killed_child_fails_the_whole_map() -> None:
 
     with pytest.raises(DigestError, match="a process died"):
         map_forked(die_in_child, list(range(10)), 2, died=died)
+
+
+def _square_with_pid(n: int) -> tuple[int, int]:
+    return n * n, os.getpid()
+
+
+def test_map_forked_then_keeps_the_order_and_takes_in_every_result_here() -> None:
+    parent = os.getpid()
+    items = list(range(23))
+    taken_in: list[tuple[int, int]] = []
+
+    def then(result: tuple[int, int]) -> int:
+        assert os.getpid() == parent
+        taken_in.append(result)
+        return result[0] + 1
+
+    for processes in (1, 2, 3):
+        taken_in.clear()
+        done = map_forked_then(_square_with_pid, then, items, processes, died=RuntimeError)
+        assert done == [n * n + 1 for n in items]
+        assert sorted(n for n, _ in taken_in) == [n * n for n in items]  # once each
+    assert map_forked_then(_square, str, [], 2, died=RuntimeError) == []
+
+
+def test_map_forked_then_shares_the_items_between_the_processes() -> None:
+    def slow(n: int) -> int:
+        time.sleep(0.02)
+        return os.getpid()
+
+    pids = map_forked_then(slow, int, list(range(20)), 2, died=RuntimeError)
+    assert len(set(pids)) == 2 and pids[-1] == os.getpid()  # this one from the back
+
+
+def test_map_forked_then_raises_what_the_work_raised_and_a_child_death() -> None:
+    items = list(range(23))
+    with pytest.raises(ValueError, match="five"):
+        map_forked_then(_fail_at_five, int, items, 2, died=RuntimeError)
+    parent = os.getpid()
+
+    def die_in_child(n: int) -> int:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.01)
+        return n
+
+    def died() -> DigestError:
+        return DigestError("a process died", "run again")
+
+    with pytest.raises(DigestError, match="a process died"):
+        map_forked_then(die_in_child, int, list(range(10)), 2, died=died)
+
+
+def test_forked_processes_exit_while_the_parent_goes_on_and_before_the_next_fork() -> None:
+    from digest import forking
+
+    assert map_forked_then(_square, int, list(range(6)), 2, died=RuntimeError) == [
+        n * n for n in range(6)]
+    exiting = forking._EXITING
+    assert exiting is not None  # the processes exit beside the caller
+    assert map_forked(_square, [1, 2, 3], 2, died=RuntimeError) == [1, 4, 9]
+    assert not exiting.is_alive()  # joined before that fork
+    forking._join_exiting()
 
 
 KILLED_PARENT = r"""

@@ -202,3 +202,45 @@ def test_the_collector_pause_restores_what_it_found() -> None:
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("text", [
+    "".join(chr(c) for c in range(128)),
+    "Attention Is  All_You-Need;\n\tDEEP residual\x1clearning (ResNet-50) v2.0",
+    "Über naïve café: ÀÉÎ; ǅemal İstanbul straße x²",
+])
+def test_ascii_text_folds_as_the_regex_folds_it(text: str) -> None:
+    assert scoring._folded(text) == (
+        " " + " ".join(scoring._NOT_ALNUM.sub(" ", text.lower()).split()) + " ")
+
+
+def test_the_corpus_titles_fold_as_the_regex_folds_them(papers: list[Paper]) -> None:
+    for paper in papers:
+        for text in (paper.title, paper.abstract):
+            assert scoring._folded(text) == (
+                " " + " ".join(scoring._NOT_ALNUM.sub(" ", text.lower()).split()) + " ")
+
+
+def test_example_rows_copied_from_the_pool_are_the_transformed_ones(
+    papers: list[Paper],
+) -> None:
+    from digest.models import Profile
+    from digest.rank.profiles import ExampleBank
+
+    space = update_space(None, papers)
+    background = space.transform(paper_text(p) for p in papers[:100])
+    model = lsa.fit_lsa(background, 32, iterations=2)
+    known = {p.key: p for p in papers}
+    plain = ExampleBank(space, model)
+    copying = ExampleBank(space, model, transformed=background,
+                          row_of={p.key: i for i, p in enumerate(papers[:100])})
+    pages = [[Profile(seeds=(papers[150].key, papers[3].key), liked=(papers[99].key,)),
+              Profile(disliked=(papers[120].key, papers[0].key))],
+             [Profile(seeds=(papers[3].key, papers[40].key, papers[160].key))],
+             [Profile(seeds=(papers[170].key,))]]  # none of the background's
+    for page in pages:
+        one, two = plain.add(page, known), copying.add(page, known)
+        assert one.keys == two.keys
+        for name in ("data", "indices", "indptr"):
+            assert np.array_equal(getattr(one.rows, name), getattr(two.rows, name)), name
+        assert np.array_equal(one.dense, two.dense)
