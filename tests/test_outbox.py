@@ -372,7 +372,7 @@ def test_map_forked_then_keeps_the_order_and_takes_in_every_result_here() -> Non
 
 def test_map_forked_then_shares_the_items_between_the_processes() -> None:
     def slow(n: int) -> int:
-        time.sleep(0.02)
+        time.sleep(0.05)  # 1 s in all: room for the forked process to start on a busy box
         return os.getpid()
 
     pids = map_forked_then(slow, int, list(range(20)), 2, died=RuntimeError)
