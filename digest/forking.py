@@ -163,35 +163,22 @@ def map_forked(
     used in them. An exception in ``func`` is raised here; a child that dies (killed,
     out of memory) raises ``died()`` rather than returning partial results.
     """
-    global _WORK, _LIMIT
     processes = min(processes, len(items))
     if processes <= 1:
         with limit():
             return [func(item) for item in items]
     shares = [list(items[i::processes]) for i in range(processes)]
     context = multiprocessing.get_context("fork")
-    with FORK_LOCK:
-        _join_exiting()
-        _WORK, _LIMIT = func, limit
-        # Objects that exist at the fork are left out of every garbage collection until
-        # the children are done: a child's collection would otherwise write into each of
-        # them and so copy every page of the parent's heap it inherited.
-        gc.freeze()
-        release_free_heap()
+    with _forking(func, limit), ProcessPoolExecutor(
+            processes - 1, mp_context=context, initializer=_die_with_parent,
+            initargs=(os.getpid(),)) as pool:
+        futures = [pool.submit(_run_share, share) for share in shares[1:]]
+        with limit():
+            mine = [func(item) for item in shares[0]]
         try:
-            with ProcessPoolExecutor(processes - 1, mp_context=context,
-                                     initializer=_die_with_parent,
-                                     initargs=(os.getpid(),)) as pool:
-                futures = [pool.submit(_run_share, share) for share in shares[1:]]
-                with limit():
-                    mine = [func(item) for item in shares[0]]
-                try:
-                    theirs = [future.result() for future in futures]
-                except BrokenProcessPool as err:
-                    raise died() from err
-        finally:
-            _WORK, _LIMIT = None, nullcontext
-            gc.unfreeze()
+            theirs = [future.result() for future in futures]
+        except BrokenProcessPool as err:
+            raise died() from err
     results: list[R] = [None] * len(items)  # type: ignore[list-item]  # all filled below
     for offset, share in enumerate([mine, *theirs]):
         results[offset::processes] = share
@@ -221,7 +208,6 @@ def map_forked_then(
     and then took in every result. ``limit`` as in map_forked; a forked process enters
     it once for all its items.
     """
-    global _WORK, _ITEMS, _LIMIT, _CLAIMS
     count = len(items)
     processes = min(processes, count)
     if processes <= 1:
@@ -229,36 +215,55 @@ def map_forked_then(
             return [then(func(item)) for item in items]
     results: list[Any] = [None] * count
     context = multiprocessing.get_context("fork")
+    with _forking(func, limit, items, claims=context.Array("q", [0, count])) as claims:
+        pool = ProcessPoolExecutor(processes - 1, mp_context=context,
+                                   initializer=_start_claiming, initargs=(os.getpid(),))
+        try:
+            # One claim each, at most: a claim finding nothing left returns None.
+            futures = [pool.submit(_run_claimed) for _ in range(count)]
+            try:
+                _take_turns(func, then, items, futures, results, limit)
+            except BrokenProcessPool as err:
+                raise died() from err
+            finally:  # after an error, no process claims another item
+                if claims.get_lock().acquire(timeout=1.0):  # else a dead one holds it
+                    claims[0] = claims[1]
+                    claims.get_lock().release()
+                for future in futures:
+                    future.cancel()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        _exit_later(pool)
+    return results
+
+
+@contextmanager
+def _forking(
+    func: Callable[[Any], Any],
+    limit: Callable[[], AbstractContextManager[Any]],
+    items: Sequence[Any] = (),
+    *,
+    claims: Any = None,
+) -> Iterator[Any]:
+    """Hold the fork lock with what forked processes read set (yields ``claims``).
+
+    The processes of the last map_forked_then have exited first. Objects that exist at
+    the fork are left out of every garbage collection until the children are done: a
+    child's collection would otherwise write into each of them and so copy every page
+    of the parent's heap it inherited.
+    """
+    global _WORK, _ITEMS, _LIMIT, _CLAIMS
     with FORK_LOCK:
         _join_exiting()
-        _WORK, _ITEMS, _LIMIT = func, items, limit
-        _CLAIMS = context.Array("q", [0, count])
-        gc.freeze()  # as in map_forked
+        _WORK, _ITEMS, _LIMIT, _CLAIMS = func, items, limit, claims
+        gc.freeze()
         release_free_heap()
         try:
-            pool = ProcessPoolExecutor(processes - 1, mp_context=context,
-                                       initializer=_start_claiming, initargs=(os.getpid(),))
-            try:
-                # One claim each, at most: a claim finding nothing left returns None.
-                futures = [pool.submit(_run_claimed) for _ in range(count)]
-                try:
-                    _take_turns(func, then, items, futures, results, limit)
-                except BrokenProcessPool as err:
-                    raise died() from err
-                finally:  # after an error, no process claims another item
-                    if _CLAIMS.get_lock().acquire(timeout=1.0):  # else a dead one holds it
-                        _CLAIMS[0] = _CLAIMS[1]
-                        _CLAIMS.get_lock().release()
-                    for future in futures:
-                        future.cancel()
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-            _exit_later(pool)
+            yield claims
         finally:
             _WORK, _ITEMS, _LIMIT, _CLAIMS = None, (), nullcontext, None
             gc.unfreeze()
-    return results
 
 
 def _exit_later(pool: ProcessPoolExecutor) -> None:
