@@ -328,24 +328,19 @@ class RankTimer:
     def __enter__(self) -> RankTimer:
         timer = self
         original = self._original
-        build_world, map_chunks = self._build_world, self._map
+        def timed(func: Any, field: str) -> Any:
+            """Return ``func`` adding its wall time to the timer's ``field``."""
+            def call(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    setattr(timer, field,
+                            getattr(timer, field) + time.perf_counter() - started)
+            return call
 
-        def timed_world(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return build_world(*args, **kwargs)
-            finally:
-                timer.preparing += time.perf_counter() - started
-
-        def timed_map(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return map_chunks(*args, **kwargs)
-            finally:
-                timer.chunks += time.perf_counter() - started
-
-        setattr(rank_module, "build_world", timed_world)  # noqa: B010
-        setattr(scoring, "map_forked_then", timed_map)  # noqa: B010
+        setattr(rank_module, "build_world", timed(self._build_world, "preparing"))  # noqa: B010
+        setattr(scoring, "map_forked_then", timed(self._map, "chunks"))  # noqa: B010
 
         class TimedRanker(original):  # type: ignore[misc, valid-type]
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -353,8 +348,9 @@ class RankTimer:
                 try:
                     super().__init__(*args, **kwargs)
                 finally:
-                    timer.seconds += time.perf_counter() - started
-                    timer.preparing += time.perf_counter() - started
+                    elapsed = time.perf_counter() - started
+                    timer.seconds += elapsed
+                    timer.preparing += elapsed
 
             def rank(self, *args: Any, **kwargs: Any) -> Any:
                 started = time.perf_counter()
