@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from digest.errors import SchemaError, UsageError
 from digest.models import Paper, Profile
@@ -190,3 +190,37 @@ def test_papers_are_found_by_their_lowered_title_through_an_index(store: Store) 
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_papers_title_lower'"
         )).scalar()
     assert definition is not None and "lower(title)" in definition
+
+
+def test_a_paper_filed_by_a_racing_save_is_merged_not_an_error(url: str) -> None:
+    # A manual `digest ingest` beside a cron run over the same feed: the other process
+    # files arxiv:2 after this save has read it as new and before it inserts it. The
+    # save failed on the primary key (nothing of the feed filed); now it reads again
+    # and merges its copy into the paper the other one filed.
+    store, racer = open_store(url), open_store(url)
+    raced: list[str] = []
+
+    def file_it_first(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO papers") and not raced:
+            raced.append(statement)
+            racer.save_papers([paper("arxiv:2", categories=("cs.CL",))],
+                              batch_day=DAY, now=NOW)
+
+    event.listen(store.engine, "before_cursor_execute", file_it_first)
+    try:
+        later = date(2026, 5, 26)
+        saved = store.save_papers(
+            [paper("arxiv:1"), paper("arxiv:2", categories=("cs.LG",), upvotes=4)],
+            batch_day=later, now=NOW)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", file_it_first)
+    assert raced, "the racing save never ran"
+    assert saved == (1, 1)
+    rows = {p.key: (p, day) for p, day in store.batch(DAY, later)}
+    assert sorted(rows) == ["arxiv:1", "arxiv:2"]
+    merged, day = rows["arxiv:2"]
+    assert day == DAY  # the racer filed it first: its batch day stands
+    assert merged.categories == ("cs.CL", "cs.LG") and merged.upvotes == 4
+    assert rows["arxiv:1"][1] == later
+    store.close()
+    racer.close()

@@ -6,11 +6,16 @@ from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from digest.models import Paper
 from digest.store.base import StoreBase
 from digest.store.rows import _merge_stored, _paper_from_row, _paper_values, in_chunks
 from digest.store.tables import papers
+
+# A racing save is retried: each retry reads the racer's committed papers as known.
+_SAVE_ATTEMPTS = 3
 
 
 class PaperMixin(StoreBase):
@@ -35,36 +40,57 @@ class PaperMixin(StoreBase):
         """
         given = list(items)
         keys = list(dict.fromkeys(paper.key for paper in given))
-        with self.begin() as conn:
-            stored: dict[str, Paper] = {}
-            for chunk in in_chunks(keys):
-                for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
-                    stored[row.key] = _paper_from_row(row)
-            fresh: dict[str, Paper] = {}  # new keys, in the order given
-            known: dict[str, Paper] = {}  # known keys, merged
-            for paper in given:
-                if paper.key in fresh:
-                    fresh[paper.key] = _merge_stored(fresh[paper.key], paper)
-                elif paper.key in stored:
-                    earlier = known.get(paper.key) or stored[paper.key]
-                    known[paper.key] = _merge_stored(earlier, paper)
-                else:
-                    fresh[paper.key] = paper
-            changed = [
-                {"known_key": key, "updated_at": now, **values}
-                for key, merged in known.items()
-                if (values := _paper_values(merged)) != _paper_values(stored[key])
-            ]
-            if fresh:
-                conn.execute(insert(papers), [
-                    {"key": paper.key, "batch_day": batch_day, "stored_at": now,
-                     "updated_at": now, **_paper_values(paper)}
-                    for paper in fresh.values()
-                ])
-            if changed:
-                conn.execute(
-                    update(papers).where(papers.c.key == bindparam("known_key")), changed
-                )
+        for attempt in range(_SAVE_ATTEMPTS):
+            try:
+                with self.begin() as conn:
+                    return self._save_papers(conn, given, keys, batch_day, now)
+            except IntegrityError:
+                # Another process (a manual `digest ingest` beside a cron run, on
+                # PostgreSQL) filed one of these new papers between this one's read
+                # and its insert. Nothing was written; read again: that paper is known
+                # now, and the feed's copy is merged into it like any known paper's.
+                if attempt == _SAVE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _save_papers(
+        self, conn: Connection, given: list[Paper], keys: list[str], batch_day: date,
+        now: datetime,
+    ) -> tuple[int, int]:
+        """One attempt of save_papers in the transaction ``conn``."""
+        stored: dict[str, Paper] = {}
+        for chunk in in_chunks(keys):
+            for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
+                stored[row.key] = _paper_from_row(row)
+        fresh: dict[str, Paper] = {}  # new keys, in the order given
+        known: dict[str, Paper] = {}  # known keys, merged
+        for paper in given:
+            if paper.key in fresh:
+                fresh[paper.key] = _merge_stored(fresh[paper.key], paper)
+            elif paper.key in stored:
+                earlier = known.get(paper.key) or stored[paper.key]
+                known[paper.key] = _merge_stored(earlier, paper)
+            else:
+                fresh[paper.key] = paper
+        changed = [
+            {"known_key": key, "updated_at": now, **values}
+            for key, merged in known.items()
+            if (values := _paper_values(merged)) != _paper_values(stored[key])
+        ]
+        # Rows are written in key order: two saves of overlapping feeds lock their
+        # rows in the same order, so on PostgreSQL one waits for the other instead of
+        # the two deadlocking.
+        if fresh:
+            conn.execute(insert(papers), [
+                {"key": paper.key, "batch_day": batch_day, "stored_at": now,
+                 "updated_at": now, **_paper_values(paper)}
+                for _, paper in sorted(fresh.items())
+            ])
+        if changed:
+            changed.sort(key=lambda row: str(row["known_key"]))
+            conn.execute(
+                update(papers).where(papers.c.key == bindparam("known_key")), changed
+            )
         return len(fresh), len(changed)
 
     def get_papers(self, keys: Iterable[str]) -> dict[str, Paper]:
