@@ -251,3 +251,33 @@ def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> 
     assert sent == {key: when for key, (when, _) in expected.items()}
     check_windows(config, store, {key: days for key, (_, days) in expected.items()})
     store.close()
+
+
+def test_a_forced_run_sends_each_subscriber_the_digest_of_their_own_today(
+    tmp_path: Path,
+) -> None:
+    # `digest run --force` at 20:00 UTC on Wednesday: in Tokyo it is Thursday 05:00, in
+    # Los Angeles Wednesday 13:00. Tokyo gets its Thursday digest now (and nothing at
+    # its hour, 22:00 UTC); Los Angeles had Wednesday's at its hour: nothing now. With
+    # the UTC date, Tokyo got a digest dated Wednesday now and Thursday's two hours on.
+    files, config, store = start(tmp_path)
+    subscribe(store, ("tokyo@example.org", "Asia/Tokyo", "daily", 0),
+              ("la@example.org", "America/Los_Angeles", "daily", 0))
+    wed, thu = BATCH_DAYS[:2]
+    arrivals = {wed: utc(wed, 0, 5), thu: utc(thu, 0, 5)}
+    before = hourly(config, store, files, arrivals, until=utc(wed, 19, 5))
+    assert before == {("la@example.org", wed): utc(wed, 14, 5)}
+    forced = pipeline.run(replace(config, sources=parse_sources(f"jsonl:{files[wed]}")),
+                          now=utc(wed, 20), force=True, store=store)
+    emails = {s.id: s.email for s in store.list_subscribers()}
+    assert [(emails[d.subscriber_id], d.day, d.status) for d in forced.deliveries] == [
+        ("tokyo@example.org", thu, "sent")]
+    after = hourly(config, store, files, arrivals, start=utc(wed, 21, 5),
+                   until=utc(thu, 23, 5))
+    assert after == {("la@example.org", thu): utc(thu, 14, 5),
+                     ("tokyo@example.org", date(2026, 5, 22)): utc(thu, 22, 5)}
+    check_windows(config, store, {("la@example.org", wed): (wed,),
+                                  ("la@example.org", thu): (thu,),
+                                  ("tokyo@example.org", thu): (wed,),
+                                  ("tokyo@example.org", date(2026, 5, 22)): (thu,)})
+    store.close()

@@ -111,7 +111,8 @@ def ingest(ctx: click.Context, day_text: str | None, as_json: bool) -> None:
 @click.option("--date", "day_text", help="Send this day's digest to every active subscriber now.")
 @click.option("--subscriber", "only", help="Only this subscriber (email).")
 @click.option("--dry-run", is_flag=True, help="Rank and render, write previews, send nothing.")
-@click.option("--force", is_flag=True, help="Ignore send hours: today's digest to everyone now.")
+@click.option("--force", is_flag=True,
+              help="Ignore send hours: everyone's digest of their local today, now.")
 @click.option("--no-ingest", is_flag=True, help="Use stored papers; fetch nothing.")
 @click.option("--wait", is_flag=True, help="Wait for another run's lock instead of exiting.")
 @click.option(

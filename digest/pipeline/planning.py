@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from digest.config import Config
-from digest.due import due_days, newest_batch_day
+from digest.due import due_days, newest_batch_day, zone
 from digest.errors import DeliveryError, DigestError, UsageError
 from digest.forking import map_forked
 from digest.models import (
@@ -140,7 +140,11 @@ def _plan_page(
         if email_hash(sub.email) in suppressed:
             continue
         if force:
-            days = [day or now.date()]
+            # "Today" is the subscriber's: in Tokyo at 20:00 UTC, tomorrow's UTC date.
+            # With the UTC date, a subscriber east of UTC who had not had their local
+            # day's digest yet got a digest dated the day before, then their own hours
+            # later; one west of it got the next day's a day early.
+            days = [day or now.astimezone(zone(sub.timezone)).date()]
         else:
             window = [now.date() + timedelta(days=k) for k in range(-(grace.days + 3), 2)]
             done = {
