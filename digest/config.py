@@ -109,6 +109,14 @@ class Config:
     # DIGEST_SEMANTIC_WEIGHT overrides the ranker's default weight.
     semantic: bool = False
     semantic_weight: float | None = None
+    # The sign-up form's confirmation mails, per hour (0: no cap): from one client
+    # address (an IPv6 /64), and from the whole site. Anyone may type anyone's address,
+    # so without a cap a script makes the relay mail thousands of strangers.
+    signup_per_client: int = 20
+    signup_per_hour: int = 300
+    # Reverse proxies in front of `digest serve` whose X-Forwarded-For is believed
+    # (0: the connection's address is the client's; a header is not believed).
+    trusted_proxies: int = 0
 
     @property
     def list_name(self) -> str:
@@ -268,6 +276,11 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
         semantic=_flag(get("DIGEST_SEMANTIC", "0"), "DIGEST_SEMANTIC"),
         semantic_weight=(_float(get("DIGEST_SEMANTIC_WEIGHT"), "DIGEST_SEMANTIC_WEIGHT")
                          if get("DIGEST_SEMANTIC_WEIGHT") else None),
+        signup_per_client=_int(get("DIGEST_SIGNUP_PER_CLIENT", "20"),
+                               "DIGEST_SIGNUP_PER_CLIENT", 0, 1_000_000),
+        signup_per_hour=_int(get("DIGEST_SIGNUP_PER_HOUR", "300"),
+                             "DIGEST_SIGNUP_PER_HOUR", 0, 1_000_000),
+        trusted_proxies=_int(get("DIGEST_TRUSTED_PROXIES", "0"), "DIGEST_TRUSTED_PROXIES", 0, 5),
     )
 
 

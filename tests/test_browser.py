@@ -113,6 +113,13 @@ def test_sign_up_confirm_receive_vote_and_unsubscribe(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the form scrolls sideways on a phone ({width}px)"
     shot(page, "1-signup")
+    # The field for scripts (a person who fills it in is not mailed) is off screen,
+    # out of the tab order, and hidden from screen readers.
+    box = page.locator("#homepage").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 0, box
+    assert page.get_attribute("#homepage", "tabindex") == "-1"
+    assert page.locator("#homepage").evaluate(
+        "e => e.closest('[aria-hidden=true]') !== null")
     page.get_by_label("Email", exact=True).fill(EMAIL)
     page.get_by_label("Your interests, in your own words").fill(
         "LLM agents that use tools, plan and reflect; agent memory and skills")

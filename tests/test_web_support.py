@@ -56,8 +56,10 @@ class Site:
         assert match, f"no CSRF token on {path} ({response.status_code})"
         return match.group(1)
 
-    def signup(self, email: str, **fields: Any) -> Any:
-        """Submit the sign-up form; fields override a small valid profile."""
+    def signup(self, email: str, *, remote: str = "127.0.0.1",
+               headers: dict[str, str] | None = None, **fields: Any) -> Any:
+        """Submit the sign-up form from the client address ``remote``; fields override a
+        small valid profile."""
         data: dict[str, Any] = {
             "csrf_token": self.csrf(),
             "email": email,
@@ -70,7 +72,8 @@ class Site:
             "max_papers": "7",
         }
         data.update(fields)
-        return self.client.post("/subscribe", data=data, content_type="multipart/form-data")
+        return self.client.post("/subscribe", data=data, content_type="multipart/form-data",
+                                environ_base={"REMOTE_ADDR": remote}, headers=headers or {})
 
     def add(self, email: str, status: str = "active", **profile: Any) -> Subscriber:
         """Store a subscriber directly."""

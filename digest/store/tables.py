@@ -237,6 +237,16 @@ source_specs = Table(
 # address we know changes nothing of its row before the owner's click (a stranger may
 # type anyone's address). The confirmation link carries the id; confirming applies the
 # settings and drops every request of the address; unconfirmed ones expire with the link.
+# The sign-up form's confirmation mails of the last day, for its hourly caps: the
+# client's address as a keyed hash (no address is kept), and when.
+signup_mails = Table(
+    "signup_mails",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client", String(64), nullable=False, index=True),
+    Column("sent_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 signup_requests = Table(
     "signup_requests",
     metadata,

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from digest.models import Profile
 from digest.store.base import StoreBase
@@ -17,12 +17,15 @@ from digest.store.tables import (
     deliveries,
     feedback,
     sent_papers,
+    signup_mails,
     signup_requests,
     subscribers,
     suppressions,
 )
 
 ConfirmOutcome = Literal["confirmed", "active", "stale", "gone"]
+# Whether the sign-up form may mail now: yes, or which hourly cap is reached.
+SignupAllowance = Literal["ok", "client", "site"]
 
 # The subscriber columns a sign-up request may set (its schedule); nothing else of the
 # row, whatever the stored JSON holds.
@@ -56,6 +59,35 @@ class WebMixin(StoreBase):
                 .values(confirm_sent_at=now)
             ).rowcount
         return bool(changed)
+
+    def claim_signup(
+        self, client: str, *, now: datetime, per_client: int, per_hour: int
+    ) -> SignupAllowance:
+        """Count a sign-up of ``client`` now, unless an hourly cap is reached (0: none).
+
+        Return "ok" when counted, else "client" (this client's sign-ups in the last
+        hour reached ``per_client``) or "site" (everyone's reached ``per_hour``).
+        Sign-ups older than a day are forgotten. On SQLite the count and the insert
+        hold the write lock together; on PostgreSQL two at the same instant may both
+        pass at the cap, one over it.
+        """
+        hour = now - timedelta(hours=1)
+        with self.begin() as conn:
+            conn.execute(delete(signup_mails).where(
+                signup_mails.c.sent_at < now - timedelta(days=1)))
+            recent = signup_mails.c.sent_at > hour
+            if per_client:
+                mine = conn.execute(select(func.count()).select_from(signup_mails).where(
+                    recent, signup_mails.c.client == client)).scalar_one()
+                if mine >= per_client:
+                    return "client"
+            if per_hour:
+                everyone = conn.execute(
+                    select(func.count()).select_from(signup_mails).where(recent)).scalar_one()
+                if everyone >= per_hour:
+                    return "site"
+            conn.execute(insert(signup_mails).values(client=client, sent_at=now))
+        return "ok"
 
     def release_confirmation(self, subscriber_id: int) -> None:
         """Forget the last confirmation mail (it could not be sent), so a retry may send one."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
@@ -13,8 +14,18 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-from flask import Flask, Response, abort, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    make_response,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest import render, tokens
 from digest.addresses import normalize_email
@@ -26,6 +37,10 @@ from digest.web import forms, signup
 
 MAX_CONTENT_LENGTH = 1024 * 1024  # the whole request, BibTeX upload included
 MAX_TOKEN = 512  # longer than any token we sign; refuse before doing any crypto
+# A field of the sign-up form that people never see (styles move it off screen) and
+# scripts that fill every field do: a sign-up with it filled in is answered as any
+# other and mails nobody.
+HONEYPOT = "homepage"
 
 PROFILE_FIELDS = (
     "interests", "keywords", "exclude", "authors", "seeds",
@@ -99,7 +114,11 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.extensions["digest"] = {"config": cfg, "store": db}
+    if cfg.trusted_proxies:
+        # The client's address from X-Forwarded-For, as far as the proxies go.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.trusted_proxies)  # type: ignore[method-assign]
     list_name = cfg.list_name
+    client_key = hmac.new(cfg.secret_key.encode(), b"digest.web.client", hashlib.sha256)
 
     # -- security ---------------------------------------------------------------------
 
@@ -115,6 +134,20 @@ def create_app(
         given = request.form.get("csrf_token", "")
         if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
             abort(400, "This form has expired. Go back, reload the page and try again.")
+
+    def client() -> str:
+        """Return a keyed hash of the client's address (an IPv6 address's /64)."""
+        address = request.remote_addr or ""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            text = address
+        else:
+            text = str(ipaddress.ip_network(f"{ip}/64", strict=False) if ip.version == 6
+                       else ip)
+        key = client_key.copy()
+        key.update(text.encode())
+        return key.hexdigest()[:32]
 
     def checked(token: str) -> str:
         if len(token) > MAX_TOKEN:
@@ -184,9 +217,12 @@ def create_app(
         return form_page({"max_papers": str(min(cfg.max_papers, forms.MAX_PAPERS))}, [], {})
 
     @app.post("/subscribe")
-    def subscribe() -> tuple[str, int]:
+    def subscribe() -> tuple[str, int] | Response:
         check_csrf()
         values = {name: request.form.get(name, "") for name in ("email", *PROFILE_FIELDS)}
+        if request.form.get(HONEYPOT, ""):
+            log.info("sign-up with the hidden field filled in: nothing stored or mailed")
+            return page("check_email.html", email=values["email"].strip())
         chosen = request.form.getlist("categories")
         errors: dict[str, str] = {}
         email = ""
@@ -202,6 +238,19 @@ def create_app(
             errors = {**err.errors, **errors}
         if errors:
             return form_page(values, chosen, errors, 400)
+        capped = db.claim_signup(client(), now=clock(), per_client=cfg.signup_per_client,
+                                 per_hour=cfg.signup_per_hour)
+        if capped != "ok":
+            log.warning("sign-up refused: the %s cap of sign-ups an hour is reached",
+                        "client's" if capped == "client" else "site's")
+            text = ("There have been too many sign-ups from your network in the last hour."
+                    if capped == "client" else
+                    "There have been too many sign-ups in the last hour.")
+            response = make_response(message(
+                "Please try again later", f"{text} Nothing was stored and no email was "
+                "sent. Please try again in an hour.", 429))
+            response.headers["Retry-After"] = "3600"
+            return response
         signup.request_subscription(cfg, db, email, profile, schedule, now=clock(),
                                     send=deliver)
         return page("check_email.html", email=email)
