@@ -88,3 +88,21 @@ def test_the_steady_rate_is_read_from_the_second_half_of_the_arrivals() -> None:
     assert steady_rate(arrivals) == 10.0
     assert steady_rate(arrivals[:19]) is None  # too few to tell
     assert steady_rate([1.0] * 40) is None  # no time passed
+
+
+def test_a_tiny_ledger_benchmark_plans_the_half_not_yet_sent(tmp_path: Path) -> None:
+    out = tmp_path / "ledger.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ledger.py"), "--subscribers", "300",
+         "--days", "3", "--out", str(out)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "the plan phase's ledger reads in all" in done.stdout
+    result = json.loads(out.read_text())
+    # Half of them had today's digest already (an earlier zone's run): the rest is due.
+    assert (result["subscribers"], result["planned"], result["pages"]) == (300, 150, 1)
+    for field in ("build_s", "index_build_s", "due_s", "last_sent_s", "sent_papers_s",
+                  "unsettled_s", "reads_s"):
+        assert isinstance(result[field], float | int), field

@@ -50,7 +50,7 @@ class _Plan:
 
     subscriber: Subscriber
     day: date
-    existing: Delivery | None = None
+    existing: Delivery | None = None  # read without its papers (deliveries_for_day)
     # Earlier due days with no row, folded into this digest (a run after downtime):
     # one email covering their papers instead of one a day, each repeating the last.
     merged: tuple[date, ...] = ()
@@ -133,7 +133,7 @@ def _plan_page(
 
     def ledger(d: date) -> dict[int, Delivery]:
         if d not in ledger_cache:
-            ledger_cache[d] = db.deliveries_for_day(d, subscriber_ids=ids)
+            ledger_cache[d] = db.deliveries_for_day(d, subscriber_ids=ids, papers=False)
         return ledger_cache[d]
 
     for sub in subscribers:
@@ -215,7 +215,7 @@ def choose_papers(
     """
     if not plans:
         return [], 0, []
-    last_days = db.last_delivered_days()
+    last_days = db.last_delivered_days([p.subscriber.id for p in plans])
     sent_at = _last_sent_at(db, plans, last_days)
     windows: list[tuple[date, date]] = []
     latest_by_upper: dict[date, date | None] = {}
@@ -272,7 +272,10 @@ def choose_papers(
         # makes them seed papers as it does the ones the history holds.
         referenced |= db.keys_titled(_lowered_titles(profiles))
     extra = list(db.get_papers(ranker.unknown(referenced)).values())
-    sent = db.sent_keys(ids, batch_days)
+    # A paper filed on day B went out, if at all, in a digest of day B - 1 or later (a
+    # digest holds the batches up to the day after its own at most: 23:00 at UTC-12):
+    # earlier digests need not be read. Two days' margin.
+    sent = db.sent_keys(ids, batch_days, since=first - timedelta(days=2))
     for sub_id, keys in _taken(db, plans, now=now, supersede=supersede).items():
         # Only this pool's papers: the sets are counted against it below.
         sent[sub_id] = sent.get(sub_id, set()) | (keys & batch_days.keys())
@@ -318,7 +321,7 @@ def _last_sent_at(
             by_day.setdefault(last, set()).add(plan.subscriber.id)
     found: dict[int, datetime] = {}
     for day, ids in by_day.items():
-        rows = db.deliveries_for_day(day, subscriber_ids=(min(ids), max(ids)))
+        rows = db.deliveries_for_day(day, subscriber_ids=(min(ids), max(ids)), papers=False)
         for sub_id in ids:
             row = rows.get(sub_id)
             if row is not None and row.status == "sent" and row.updated_at is not None:

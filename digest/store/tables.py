@@ -109,6 +109,10 @@ deliveries = Table(
     Column("claimed_until", DateTime(timezone=True)),
     UniqueConstraint("subscriber_id", "day", name="uq_delivery_subscriber_day"),
 )
+# Each subscriber's latest sent digest, for a chunk of subscribers at a time
+# (Store.last_delivered_days): covering, no row is read.
+Index("ix_deliveries_subscriber_status_day", deliveries.c.subscriber_id,
+      deliveries.c.status, deliveries.c.day)
 
 # Digests written in the plan phase, ahead of their send: one per planned ledger row
 # (same transaction), so the send phase only delivers bytes. A row whose ledger row is
@@ -147,6 +151,10 @@ sent_papers = Table(
     Column("paper_key", String(200), primary_key=True),
     Column("day", Date, nullable=False),
 )
+
+# What the plan phase reads for each chunk of subscribers: the papers their recent
+# digests mailed (Store.sent_keys).
+Index("ix_sent_papers_subscriber_day", sent_papers.c.subscriber_id, sent_papers.c.day)
 
 feedback = Table(
     "feedback",
