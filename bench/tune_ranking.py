@@ -1,6 +1,8 @@
 """Compare variants of our ranker on a tuning split (seed 1), baselines alongside.
 
-Usage: .venv/bin/python bench/tune_ranking.py [DAYS] [SUBSCRIBERS]
+Usage: .venv/bin/python bench/tune_ranking.py [DAYS] [SUBSCRIBERS] [NAME=FIELD:VALUE,...]...
+NO_BASELINES=1 skips the baselines; METADATA=1 also runs each variant with the papers'
+categories and authors (the ours+seed-metadata setting), as NAME+meta.
 Tuning uses seed 1 (other test days and subscribers than the reported seed-0 run).
 """
 
@@ -53,6 +55,17 @@ def main() -> None:
         start = time.time()
         report = run_methods(setup, {name: method}, config)
         print(format_table(report).split("\n", 1)[1], f"  ({time.time() - start:.0f}s)")
+    # METADATA=1: each variant again with the papers' categories and authors (the
+    # ``ours+seed-metadata`` row of digest eval), labelled NAME+meta.
+    if os.environ.get("METADATA"):
+        for name, method in variants.items():
+            if name == "ours+thr":
+                continue
+            start = time.time()
+            report = run_methods(setup, {"ours+seed-metadata": method}, config)
+            table = format_table(report).split("\n", 1)[1]
+            print(table.replace("ours+seed-metadata", f"{name}+meta".ljust(18)),
+                  f"  ({time.time() - start:.0f}s)")
 
 
 if __name__ == "__main__":
