@@ -11,10 +11,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, inspect, select, text
+from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -294,32 +293,16 @@ class StoreBase:
         self._add_new_tables()
 
     def _add_new_tables(self) -> None:
-        """Create the tables and indexes added to this schema version since the
-        database was made.
+        """Create the tables added to this schema version since the database was made.
 
-        Within one version the schema only gains tables and indexes (never a changed
-        column), so a database from an earlier release gets them the first time it is
-        opened. An index on a large table takes a while to build, once: 18 s for the two
-        the plan phase reads through, on 100,000 subscribers' 14 days of digests (14.5
-        million sent papers) on SQLite.
+        Within one version the schema only gains tables (never a changed column), so a
+        database from an earlier release gets them the first time it is opened.
         """
         with self.begin() as conn:
             have = set(inspect(conn).get_table_names())
             missing = [table for table in metadata.sorted_tables if table.name not in have]
             if missing:
                 metadata.create_all(conn, tables=missing)
-            # Named first, then created if missing: on PostgreSQL even CREATE INDEX IF
-            # NOT EXISTS takes a lock on the table that waits for its writers (and
-            # holds up the next ones), and every command opens the store.
-            if self.engine.dialect.name == "postgresql":
-                named = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-            else:
-                named = "SELECT name FROM sqlite_master WHERE type = 'index'"
-            indexes = set(conn.execute(text(named)).scalars())
-            for table in metadata.sorted_tables:
-                for index in table.indexes:
-                    if table not in missing and index.name not in indexes:
-                        conn.execute(CreateIndex(index, if_not_exists=True))
 
     def _insert_ignore(self, table: Table) -> Any:
         """Return an INSERT that skips rows whose primary key already exists."""

@@ -109,10 +109,6 @@ deliveries = Table(
     Column("claimed_until", DateTime(timezone=True)),
     UniqueConstraint("subscriber_id", "day", name="uq_delivery_subscriber_day"),
 )
-# Each subscriber's latest sent digest, for a chunk of subscribers at a time
-# (Store.last_delivered_days): covering, no row is read.
-Index("ix_deliveries_subscriber_status_day", deliveries.c.subscriber_id,
-      deliveries.c.status, deliveries.c.day)
 
 # Digests written in the plan phase, ahead of their send: one per planned ledger row
 # (same transaction), so the send phase only delivers bytes. A row whose ledger row is
@@ -151,10 +147,6 @@ sent_papers = Table(
     Column("paper_key", String(200), primary_key=True),
     Column("day", Date, nullable=False),
 )
-
-# What the plan phase reads for each chunk of subscribers: the papers their recent
-# digests mailed (Store.sent_keys).
-Index("ix_sent_papers_subscriber_day", sent_papers.c.subscriber_id, sent_papers.c.day)
 
 feedback = Table(
     "feedback",
@@ -241,10 +233,6 @@ source_specs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# What a sign-up asked for, kept until the address owner confirms it: a sign-up for an
-# address we know changes nothing of its row before the owner's click (a stranger may
-# type anyone's address). The confirmation link carries the id; confirming applies the
-# settings and drops every request of the address; unconfirmed ones expire with the link.
 # The sign-up form's confirmation mails of the last day, for its hourly caps: the
 # client's address as a keyed hash (no address is kept), and when.
 signup_mails = Table(
@@ -255,6 +243,10 @@ signup_mails = Table(
     Column("sent_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
+# What a sign-up asked for, kept until the address owner confirms it: a sign-up for an
+# address we know changes nothing of its row before the owner's click (a stranger may
+# type anyone's address). The confirmation link carries the id; confirming applies the
+# settings and drops every request of the address; unconfirmed ones expire with the link.
 signup_requests = Table(
     "signup_requests",
     metadata,
