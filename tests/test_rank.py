@@ -465,21 +465,32 @@ def test_a_batch_with_no_usable_words_ranks_nothing_instead_of_failing(
     assert later.rankings[0]
 
 
-def test_a_text_profile_finds_its_topic_in_words_it_did_not_type() -> None:
-    # Hand-made: in the papers "grasping" lives among "gripper", "dexterous", "robot"
-    # words; today's robot paper never says "grasping", and no paper shares a word with
-    # the query. Through the LSA space (the query and the papers its words retrieve)
-    # the profile still finds it; on words alone it has nothing to go on.
-    robot = ["gripper", "dexterous", "fingers", "tactile", "robot", "arm", "contact"]
-    language = ["tokens", "translation", "corpus", "grammar", "parser", "lexicon", "prompt"]
-    vision = ["pixels", "segmentation", "camera", "images", "depth", "detector", "frames"]
-    rng = np.random.default_rng(3)
+# Three fields' words for the hand-made batches below: no word is shared between them.
+ROBOT = ["gripper", "dexterous", "fingers", "tactile", "robot", "arm", "contact"]
+LANGUAGE = ["tokens", "translation", "corpus", "grammar", "parser", "lexicon", "prompt"]
+VISION = ["pixels", "segmentation", "camera", "images", "depth", "detector", "frames"]
+
+
+def field_papers(seed: int) -> Callable[..., Paper]:
+    """Return a maker of papers of twelve words drawn from one field's (``seed``-drawn),
+    with ``extra`` words before the title's and the abstract's."""
+    rng = np.random.default_rng(seed)
 
     def paper(key: str, words: list[str], extra: str = "") -> Paper:
         picked = " ".join(rng.choice(words, size=12))
         return Paper(key=key, title=f"{extra} {' '.join(words[:2])}".strip(),
                      abstract=f"{extra} {picked}".strip())
 
+    return paper
+
+
+def test_a_text_profile_finds_its_topic_in_words_it_did_not_type() -> None:
+    # Hand-made: in the papers "grasping" lives among "gripper", "dexterous", "robot"
+    # words; today's robot paper never says "grasping", and no paper shares a word with
+    # the query. Through the LSA space (the query and the papers its words retrieve)
+    # the profile still finds it; on words alone it has nothing to go on.
+    robot, language, vision = ROBOT, LANGUAGE, VISION
+    paper = field_papers(seed=3)
     history = [paper(f"h:r{i}", robot, "grasping") for i in range(12)]
     history += [paper(f"h:l{i}", language) for i in range(12)]
     history += [paper(f"h:v{i}", vision) for i in range(12)]
@@ -505,16 +516,8 @@ def test_a_paper_among_the_matching_papers_rises_though_it_shares_no_query_word(
     # fourth scores nothing, like the language and vision papers; smoothed over its
     # nearest papers (RankOptions.smooth_weight) it takes a share of its neighbours'
     # scores and is listed after them, before every paper of another field.
-    robot = ["gripper", "dexterous", "fingers", "tactile", "robot", "arm", "contact"]
-    language = ["tokens", "translation", "corpus", "grammar", "parser", "lexicon", "prompt"]
-    vision = ["pixels", "segmentation", "camera", "images", "depth", "detector", "frames"]
-    rng = np.random.default_rng(5)
-
-    def paper(key: str, words: list[str], extra: str = "") -> Paper:
-        picked = " ".join(rng.choice(words, size=12))
-        return Paper(key=key, title=f"{extra} {' '.join(words[:2])}".strip(),
-                     abstract=f"{extra} {picked}".strip())
-
+    robot, language, vision = ROBOT, LANGUAGE, VISION
+    paper = field_papers(seed=5)
     history = [paper(f"h:r{i}", robot, "grasping" if i % 2 else "") for i in range(12)]
     history += [paper(f"h:l{i}", language) for i in range(12)]
     history += [paper(f"h:v{i}", vision) for i in range(12)]
