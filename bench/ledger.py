@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from digest.config import config_from_values  # noqa: E402
 from digest.pipeline.planning import (  # noqa: E402
     RANK_CHUNK,
-    _last_sent_at,
+    _last_planned_at,
     _taken,
     plan_pages,
 )
@@ -118,7 +118,7 @@ def main() -> int:
         planned += len(plans)
         ids = [p.subscriber.id for p in plans]
         clock = time.perf_counter()
-        _last_sent_at(db, plans, db.last_delivered_days(ids))
+        _last_planned_at(db, plans, db.last_delivered_days(ids))
         timings["last_sent"] += time.perf_counter() - clock
         clock = time.perf_counter()
         db.sent_keys(ids, keys, since=today - timedelta(days=2))

@@ -278,6 +278,7 @@ class Delivery:
     # re-renders exactly this digest.
     picks: tuple[tuple[str, float, str], ...] = ()
     next_attempt_at: datetime | None = None
+    created_at: datetime | None = None  # when the row was planned (its window fixed)
 
 
 @dataclass(frozen=True)

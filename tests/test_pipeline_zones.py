@@ -253,6 +253,40 @@ def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> 
     store.close()
 
 
+def test_a_digest_sent_a_day_late_and_then_a_zone_further_west_misses_no_batch(
+    tmp_path: Path,
+) -> None:
+    # 23:00 UTC: Wednesday's digest is planned at Wednesday 23:05 with Wednesday's batch,
+    # but goes out only on Thursday at 04:05 (the relay was down: a delivery worker sends
+    # it then). Its owner then moves to New York, where 23:00 is 03:00 UTC the next day:
+    # with today's settings Wednesday's digest maps to Thursday's batch, and bounded by
+    # its send time (Thursday) the next window started on Friday. Thursday's batch was
+    # in no digest. Bounded by its planning (Wednesday) it is in the next one.
+    files, config, store = start(tmp_path)
+    sub = store.add_subscriber("late@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                               send_hour=23, max_papers=50, empty_digest="note")
+    wed, thu, fri = BATCH_DAYS[:3]
+
+    def run(day: date, now: datetime, **kw: Any) -> Any:
+        return pipeline.run(replace(config, sources=parse_sources(f"jsonl:{files[day]}")),
+                            now=now, store=store, **kw)
+
+    run(wed, utc(wed, 0, 5), send=False)
+    run(wed, utc(wed, 23, 5), send=False)
+    row = store.get_delivery(sub.id, wed)
+    assert row is not None and row.status == "planned"
+    run(thu, utc(thu, 0, 5), send=False)  # files Thursday's batch; sends nothing
+    late = pipeline.send_pending(config, now=utc(thu, 4, 5), store=store)
+    assert [(d.day, d.status) for d in late.deliveries] == [(wed, "sent")]
+    store.update_subscriber(sub.id, now=utc(thu, 5), timezone="America/New_York")
+    run(fri, utc(fri, 0, 5))
+    report = run(fri, utc(fri, 3, 5))  # Thursday 23:05 in New York
+    assert [(d.day, d.status) for d in report.deliveries] == [(thu, "sent")]
+    check_windows(config, store, {("late@example.org", wed): (wed,),
+                                  ("late@example.org", thu): (thu, fri)})
+    store.close()
+
+
 def test_a_forced_run_sends_each_subscriber_the_digest_of_their_own_today(
     tmp_path: Path,
 ) -> None:

@@ -216,7 +216,7 @@ def choose_papers(
     if not plans:
         return [], 0, []
     last_days = db.last_delivered_days([p.subscriber.id for p in plans])
-    sent_at = _last_sent_at(db, plans, last_days)
+    planned_at = _last_planned_at(db, plans, last_days)
     windows: list[tuple[date, date]] = []
     latest_by_upper: dict[date, date | None] = {}
     for plan in plans:
@@ -230,13 +230,16 @@ def choose_papers(
             # The day after the newest batch the last digest sent could hold: an empty
             # window waits for its own batch (a late one), never sweeps in the next.
             held = newest_batch_day(sub, last, batch_hour=config.batch_hour)
-            when = sent_at.get(sub.id)
+            when = planned_at.get(sub.id)
             if when is not None:
-                # Nor more than had arrived when it was sent: after a change to a later
-                # hour or a zone further west (01:00 -> 07:00 UTC), the mapping of
-                # that day with today's settings is a day on, and the batch between
-                # would be in no digest's window. (Still one if that digest went out
-                # a UTC day after its instant: the ledger does not keep the window.)
+                # Nor more than had arrived when it was planned (its window was fixed
+                # then): after a change to a later hour or a zone further west (01:00
+                # -> 07:00 UTC), the mapping of that day with today's settings is a day
+                # on, and the batch between would be in no digest's window. The plan
+                # time, not the send time: a digest planned at its hour and sent a UTC
+                # day later (SMTP retries) held no more than at its planning. (Still a
+                # gap if it was also planned a UTC day late, after the host was down:
+                # the ledger does not keep the window.)
                 held = min(held, (when - timedelta(hours=config.batch_hour)).date())
             lower = max(held + timedelta(days=1), lower_bound)
         else:
@@ -309,11 +312,11 @@ def choose_papers(
     return chosen, len(batch), looked
 
 
-def _last_sent_at(
+def _last_planned_at(
     db: Store, plans: Sequence[_Plan], last_days: dict[int, date]
 ) -> dict[int, datetime]:
-    """Return {subscriber id: when their last sent digest was sent}, for the plans that
-    follow one (a query per distinct day, on the chunk's range of ids)."""
+    """Return {subscriber id: when their last sent digest was planned}, for the plans
+    that follow one (a query per distinct day, on the chunk's range of ids)."""
     by_day: dict[date, set[int]] = {}
     for plan in plans:
         last = last_days.get(plan.subscriber.id)
@@ -324,8 +327,8 @@ def _last_sent_at(
         rows = db.deliveries_for_day(day, subscriber_ids=(min(ids), max(ids)), papers=False)
         for sub_id in ids:
             row = rows.get(sub_id)
-            if row is not None and row.status == "sent" and row.updated_at is not None:
-                found[sub_id] = row.updated_at
+            if row is not None and row.status == "sent" and row.created_at is not None:
+                found[sub_id] = row.created_at
     return found
 
 

@@ -143,7 +143,7 @@ class DeliveryMixin(StoreBase):
         else:
             c = deliveries.c
             query = select(c.subscriber_id, c.status, c.message_id, c.attempts, c.error,
-                           c.updated_at, c.next_attempt_at)
+                           c.updated_at, c.next_attempt_at, c.created_at)
         query = query.where(deliveries.c.day == day)
         if subscriber_ids is not None:
             low, high = subscriber_ids
@@ -155,8 +155,10 @@ class DeliveryMixin(StoreBase):
             return {
                 sub_id: Delivery(subscriber_id=sub_id, day=day, status=status,
                                  message_id=message_id, attempts=attempts, error=error,
-                                 updated_at=_utc(updated), next_attempt_at=_utc(next_at))
-                for sub_id, status, message_id, attempts, error, updated, next_at in rows
+                                 updated_at=_utc(updated), next_attempt_at=_utc(next_at),
+                                 created_at=_utc(created))
+                for sub_id, status, message_id, attempts, error, updated, next_at, created
+                in rows
             }
 
     def last_delivered_days(

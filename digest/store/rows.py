@@ -112,6 +112,7 @@ def _delivery_from_row(row: Row[Any]) -> Delivery:
         updated_at=_utc(row.updated_at),
         picks=picks,
         next_attempt_at=_utc(row.next_attempt_at),
+        created_at=_utc(row.created_at),
     )
 
 
