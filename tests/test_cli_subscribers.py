@@ -37,6 +37,14 @@ def test_add_activates_at_once_and_prints_a_summary(added: Config) -> None:
     assert (sub.send_hour, sub.timezone) == (6, "Europe/Berlin")
 
 
+def test_add_reads_a_seed_given_as_a_pdf_link_or_an_arxiv_doi(config: Config) -> None:
+    result = run(config, "subscribe", "b@example.org", "--seed",
+                 "https://arxiv.org/pdf/2401.01234v2.pdf", "--seed", "10.48550/arXiv.2402.00001")
+    assert result.exit_code == 0, result.output
+    sub = open_store(config.database_url).find_subscriber("b@example.org")
+    assert sub is not None and sub.profile.seeds == ("arxiv:2401.01234", "arxiv:2402.00001")
+
+
 def test_add_refuses_duplicates_bad_input_and_empty_profiles(added: Config) -> None:
     again = run(added, "subscribers", "add", "ada@example.org", "--interests", "x")
     assert again.exit_code == 2 and "already subscribed" in again.output

@@ -84,6 +84,19 @@ def test_split_items_and_seed_keys() -> None:
     assert keys == ["arxiv:2401.01234", "arxiv:2312.00001"] and bad == ["nonsense"]
 
 
+def test_seed_links_to_an_arxiv_pdf_are_read() -> None:
+    # The link a reader has at hand is often the PDF's: "2401.01234.pdf" once matched
+    # no id ("." after the number), and the form refused the link as holding none.
+    keys, bad = forms.seed_keys(
+        "https://arxiv.org/pdf/2401.01234.pdf\nhttps://arxiv.org/pdf/2312.00001v2.PDF\n"
+        "arxiv.org/pdf/hep-th/9711200.pdf")
+    assert keys == ["arxiv:2401.01234", "arxiv:2312.00001", "arxiv:hep-th/9711200"]
+    assert bad == []
+    profile, _ = forms.parse_profile_form(
+        values(seeds="https://arxiv.org/pdf/2401.01234v1.pdf"), [])
+    assert profile.seeds == ("arxiv:2401.01234",)
+
+
 def values(**overrides: str) -> dict[str, str]:
     base = {"interests": "robots", "send_hour": "7", "timezone": "UTC", "cadence": "daily",
             "weekday": "0", "max_papers": "10"}

@@ -16,7 +16,6 @@ from digest.cli.base import echo_json, get_config, main, now_utc
 from digest.cli.core import open_db
 from digest.config import Config
 from digest.errors import UsageError
-from digest.ingest.keys import arxiv_key
 from digest.models import Profile, Subscriber
 from digest.store import Store, email_hash
 from digest.web import forms, signup
@@ -83,7 +82,8 @@ def build_entry(
         )
     seed_keys: list[str] = []
     for seed in seeds:
-        key = arxiv_key(seed)
+        # As the form reads them: an id, an abs or PDF link, or an arXiv DOI.
+        key = forms.seed_key(seed)
         if key is None:
             raise UsageError(f"{seed!r} holds no arXiv id", "give an id like 2401.01234 or its URL")
         seed_keys.append(key)
