@@ -202,14 +202,25 @@ def seed_keys(text: str) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(keys)), bad
 
 
+# What Semantic Scholar ("ArXiv") and DBLP ("CoRR") write as the journal of an arXiv
+# paper, whose id they give only as the volume: volume = {abs/2205.00363}.
+_ARXIV_JOURNALS = frozenset({"arxiv", "corr"})
+
+
 def bibtex_arxiv_keys(text: str) -> list[str]:
     """Return the arXiv keys cited by a BibTeX file (eprint, arxiv, doi, url, journal fields)."""
     keys: list[str] = []
     for fields in _bibtex_entries(text):
-        for name in ("eprint", "arxiv", "arxivid", "doi", "url", "journal", "note", "howpublished"):
+        journal = fields.get("journal", "").strip().lower()
+        for name in ("eprint", "arxiv", "arxivid", "doi", "url", "journal", "note", "howpublished",
+                     "volume"):
             value = fields.get(name, "")
             key = seed_key(value)
-            if key and (name != "journal" or "arxiv" in value.lower()):
+            if name == "journal" and "arxiv" not in value.lower():
+                continue
+            if name == "volume" and journal not in _ARXIV_JOURNALS:
+                continue
+            if key:
                 keys.append(key)
                 break
     return list(dict.fromkeys(keys))
