@@ -114,6 +114,8 @@ def render_digest(
         "day": digest.day,
         "papers": papers,
         "batch_size": digest.batch_size,
+        # A weekly digest picks from its whole week's papers, not today's.
+        "weekly": digest.subscriber.cadence == "weekly",
         "name": one_line(digest.subscriber.name),
         "preferences_url": safe_url(links.preferences),
         "unsubscribe_url": safe_url(links.unsubscribe),
@@ -153,7 +155,9 @@ def render_empty_note(
     list_name: str = "Research Digest",
 ) -> RenderedEmail:
     """Render the short "nothing relevant today" note sent when a digest has no papers."""
-    subject = f"Nothing matched your interests on {long_date(digest.day)}"
+    weekly = digest.subscriber.cadence == "weekly"
+    when = "in the week to" if weekly else "on"
+    subject = f"Nothing matched your interests {when} {long_date(digest.day)}"
     preheader = (
         f"We looked at {digest.batch_size} new papers and none matched your profile."
         if digest.batch_size
@@ -165,6 +169,7 @@ def render_empty_note(
         "list_name": one_line(list_name),
         "day": digest.day,
         "batch_size": digest.batch_size,
+        "weekly": weekly,
         "name": one_line(digest.subscriber.name),
         "preferences_url": safe_url(links.preferences),
         "unsubscribe_url": safe_url(links.unsubscribe),
@@ -582,6 +587,7 @@ class _Shape:
     count: int
     batch_size: int
     present: tuple[bool, ...]  # for each of _PAGE_HOLES: is there a value
+    weekly: bool = False
 
     @classmethod
     def of(cls, page: jinja2.Template, context: Mapping[str, object], count: int) -> _Shape:
@@ -593,6 +599,7 @@ class _Shape:
             count=count,
             batch_size=int(context["batch_size"]),  # type: ignore[call-overload]
             present=tuple(bool(context[name]) for name in _PAGE_HOLES),
+            weekly=bool(context["weekly"]),
         )
 
     def render(self, rows: Markup) -> str:
@@ -604,6 +611,7 @@ class _Shape:
             # Only the count: a page that printed a paper's fields would fail here.
             "papers": [None] * self.count,
             "batch_size": self.batch_size,
+            "weekly": self.weekly,
             "paper_rows": [rows],
         }
         for name, present in zip(_PAGE_HOLES, self.present, strict=True):

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -35,6 +36,14 @@ def test_add_activates_at_once_and_prints_a_summary(added: Config) -> None:
     assert sub is not None and sub.status == "active"
     assert sub.profile.seeds == ("arxiv:2401.01234",)
     assert (sub.send_hour, sub.timezone) == (6, "Europe/Berlin")
+
+
+def test_add_reads_a_seed_given_as_a_pdf_link_or_an_arxiv_doi(config: Config) -> None:
+    result = run(config, "subscribe", "b@example.org", "--seed",
+                 "https://arxiv.org/pdf/2401.01234v2.pdf", "--seed", "10.48550/arXiv.2402.00001")
+    assert result.exit_code == 0, result.output
+    sub = open_store(config.database_url).find_subscriber("b@example.org")
+    assert sub is not None and sub.profile.seeds == ("arxiv:2401.01234", "arxiv:2402.00001")
 
 
 def test_add_refuses_duplicates_bad_input_and_empty_profiles(added: Config) -> None:
@@ -112,6 +121,36 @@ def test_add_with_confirm_creates_a_pending_subscriber_and_mails_the_opt_in(
     assert db.find_subscriber("c@example.org").status == "pending"  # type: ignore[union-attr]
     mails = list((config.maildir / "new").iterdir())  # the Maildir transport by default
     assert len(mails) == 1 and "/confirm/" in mails[0].read_text()
+
+
+def test_add_with_confirm_says_when_the_opt_in_could_not_be_sent_and_can_send_it_again(
+    config: Config, smtp_server: Any,
+) -> None:
+    # The relay refused the confirmation mail: the command said "confirmation mail
+    # sent" and exited 0, and running it again was refused as "already subscribed", so
+    # the person never got a link. The name given was dropped as well.
+    config = replace(config, smtp=smtp_server.settings())
+    args = ("subscribe", "c@example.org", "--interests", "x", "--name", "Cécile Roy",
+            "--confirm")
+    smtp_server.fail("data", "451 4.3.0 Try again later")
+    failed = run(config, *args)
+    assert failed.exit_code == 1, failed.output
+    assert "could not be sent" in failed.output and "mail sent" not in failed.output
+    assert smtp_server.by_recipient("c@example.org") == []
+    again = run(config, *args)
+    assert again.exit_code == 0, again.output
+    assert "confirmation mail sent" in again.output
+    [received] = smtp_server.by_recipient("c@example.org")
+    assert "/confirm/" in received.data.decode()
+    sub = open_store(config.database_url).find_subscriber("c@example.org")
+    assert sub is not None and sub.status == "pending" and sub.name == "Cécile Roy"
+    # Within the hour no second mail goes out, and the command says so.
+    held = run(config, *args)
+    assert held.exit_code == 0 and "no mail sent" in held.output
+    assert len(smtp_server.by_recipient("c@example.org")) == 1
+    # Without --confirm a pending address is not called subscribed.
+    plain = run(config, "subscribe", "c@example.org", "--interests", "x")
+    assert plain.exit_code == 2 and "not confirmed yet" in plain.output
 
 
 def test_a_removed_address_is_not_re_added_without_force(added: Config) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -154,6 +155,30 @@ def test_confirmation_matches_golden_files(env: jinja2.Environment) -> None:
         env=env,
     )
     check_rendered("confirm", rendered)
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_weekly_digest_does_not_call_its_week_of_papers_today(
+    env: jinja2.Environment, reuse: bool
+) -> None:
+    # A weekly digest picks from the papers of its whole week (batch_size counts them),
+    # but said "picked for you from 1200 new today"; its quiet-week note spoke of
+    # "today's papers".
+    digest, links = sample_digest(2)
+    weekly = replace(digest, batch_size=1200,
+                     subscriber=replace(digest.subscriber, cadence="weekly"))
+    rendered = render_digest(weekly, links, env=env, reuse=reuse)
+    for part in (rendered.text, rendered.html):
+        flat = " ".join(part.split())
+        assert "from 1200 new this week." in flat and "today" not in flat
+    note = render_empty_note(replace(weekly, papers=()), links, env=env)
+    assert note.subject == "Nothing matched your interests in the week to Mon 25 May 2026"
+    for part in (note.text, note.html):
+        flat = " ".join(part.split())
+        assert "in this week's papers" in flat and "today" not in flat
+    # A daily digest still speaks of today.
+    daily = render_digest(digest, links, env=env, reuse=reuse)
+    assert "new today." in " ".join(daily.text.split())
 
 
 def test_subject_has_the_date_and_count() -> None:

@@ -452,3 +452,23 @@ def test_a_new_line_with_commas_is_still_split_into_keywords(site: Site) -> None
     fresh = site.db.get_subscriber(sub.id)
     assert fresh is not None
     assert fresh.profile.keywords == ("graph neural networks, GNN", "sim2real", "robots")
+
+
+def test_pause_or_resume_that_changes_nothing_does_not_claim_it_did(site: Site) -> None:
+    # The preferences page was open while the mail client's one-click unsubscribe went
+    # through; "Pause" on it said "Your digest is paused" while it stayed unsubscribed.
+    # A pending address's "resume" said "Your digest is on again" while still pending.
+    sub = site.add("a@example.org")
+    path = prefs(sub.id)
+    csrf = site.csrf(path)
+    site.app.test_client().post(tokens.unsubscribe_url("", SECRET, sub.id),
+                                data={"List-Unsubscribe": "One-Click"})
+    paused = site.client.post(path + "/pause", data={"csrf_token": csrf})
+    assert site.db.get_subscriber(sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+    assert "is paused" not in body(paused)
+    assert "Nothing changed: your digest is unsubscribed" in body(paused)
+    pending = site.add("p@example.org", status="pending")
+    resumed = post(site, prefs(pending.id) + "/resume", csrf_from=prefs(pending.id))
+    assert site.db.get_subscriber(pending.id).status == "pending"  # type: ignore[union-attr]
+    assert "on again" not in body(resumed)
+    assert "Nothing changed: your digest is waiting for you to confirm" in body(resumed)

@@ -55,6 +55,23 @@ def test_bibtex_yields_arxiv_keys_from_every_usual_field() -> None:
     ]
 
 
+def test_bibtex_from_semantic_scholar_and_dblp_names_the_paper_in_its_volume() -> None:
+    # Semantic Scholar writes an arXiv paper as journal={ArXiv}, volume={abs/<id>}, older
+    # DBLP entries as journal={CoRR}, volume={abs/<id>}, neither with an eprint or arXiv
+    # URL: such entries were skipped, and a file of only those was refused.
+    text = """@article{Liu2022VisualSR,
+      title={Visual Spatial Reasoning}, author={Fangyu Liu and Nigel Collier},
+      journal={ArXiv}, year={2022}, volume={abs/2205.00363},
+      url={https://api.semanticscholar.org/CorpusID:248496506}
+    }
+    @article{DBLP:journals/corr/VaswaniSPUJGKP17,
+      author = {Ashish Vaswani}, title = {Attention Is All You Need},
+      journal = {CoRR}, volume = {abs/1706.03762}, year = {2017}
+    }
+    @article{nature, journal = {Nature}, volume = {abs/2401.01234}}"""
+    assert forms.bibtex_arxiv_keys(text) == ["arxiv:2205.00363", "arxiv:1706.03762"]
+
+
 def test_an_at_sign_inside_a_field_starts_no_entry() -> None:
     # A Mendeley export's abstract with an e-mail address, before the eprint field: the
     # "@" once cut the entry there, and its arXiv id was lost.
@@ -82,6 +99,19 @@ def test_split_items_and_seed_keys() -> None:
         "Hinton, Geoffrey", "LeCun, Yann"]
     keys, bad = forms.seed_keys("2401.01234 https://arxiv.org/abs/2312.00001v2, nonsense")
     assert keys == ["arxiv:2401.01234", "arxiv:2312.00001"] and bad == ["nonsense"]
+
+
+def test_seed_links_to_an_arxiv_pdf_are_read() -> None:
+    # The link a reader has at hand is often the PDF's: "2401.01234.pdf" once matched
+    # no id ("." after the number), and the form refused the link as holding none.
+    keys, bad = forms.seed_keys(
+        "https://arxiv.org/pdf/2401.01234.pdf\nhttps://arxiv.org/pdf/2312.00001v2.PDF\n"
+        "arxiv.org/pdf/hep-th/9711200.pdf")
+    assert keys == ["arxiv:2401.01234", "arxiv:2312.00001", "arxiv:hep-th/9711200"]
+    assert bad == []
+    profile, _ = forms.parse_profile_form(
+        values(seeds="https://arxiv.org/pdf/2401.01234v1.pdf"), [])
+    assert profile.seeds == ("arxiv:2401.01234",)
 
 
 def values(**overrides: str) -> dict[str, str]:

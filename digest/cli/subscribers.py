@@ -15,8 +15,7 @@ from digest.addresses import normalize_email
 from digest.cli.base import echo_json, get_config, main, now_utc
 from digest.cli.core import open_db
 from digest.config import Config
-from digest.errors import UsageError
-from digest.ingest.keys import arxiv_key
+from digest.errors import DeliveryError, UsageError
 from digest.models import Profile, Subscriber
 from digest.store import Store, email_hash
 from digest.web import forms, signup
@@ -83,7 +82,8 @@ def build_entry(
         )
     seed_keys: list[str] = []
     for seed in seeds:
-        key = arxiv_key(seed)
+        # As the form reads them: an id, an abs or PDF link, or an arXiv DOI.
+        key = forms.seed_key(seed)
         if key is None:
             raise UsageError(f"{seed!r} holds no arXiv id", "give an id like 2401.01234 or its URL")
         seed_keys.append(key)
@@ -225,11 +225,19 @@ def add(
         empty_digest=empty_digest, popularity=popularity,
     )
     db = open_db(config)
+    mailed: signup.SignupMail | None = None
     try:
         existing = db.find_subscriber(entry.email)
-        if existing is not None:
-            suppressed = db.suppression(entry.email)
+        suppressed = db.suppression(entry.email) if existing is not None else None
+        # A pending address asked again with --confirm gets a new link (its first mail may
+        # never have gone out), as a second sign-up on the web page would.
+        resend = (existing is not None and suppressed is None and send_confirm
+                  and existing.status == "pending")
+        if existing is not None and not resend:
             if suppressed is None:
+                if existing.status == "pending":
+                    raise UsageError(f"{entry.email} has signed up but not confirmed yet",
+                                     "add --confirm to mail them a new confirmation link")
                 raise UsageError(f"{entry.email} is already subscribed",
                                  "see `digest subscribers show EMAIL`")
             if not force:
@@ -248,8 +256,17 @@ def add(
                            f"it was: {suppressed[0]}); their profile and schedule are unchanged")
             return
         if send_confirm:
-            signup.request_subscription(config, db, entry.email, entry.profile, entry.schedule,
-                                        now=now_utc(), send=signup.smtp_send(config))
+            mailed = signup.request_subscription(
+                config, db, entry.email, entry.profile, entry.schedule, now=now_utc(),
+                send=signup.smtp_send(config), name=entry.name,
+            )
+            if mailed.outcome == "failed":
+                raise DeliveryError(
+                    f"{entry.email} is pending, but the confirmation mail could not be sent: "
+                    f"{mailed.error}",
+                    "nothing retries it: fix the mail settings (DIGEST_SMTP_URL), then run "
+                    "this command again to mail a new link",
+                )
             sub = _require(db, entry.email)
         else:
             if db.is_suppressed(entry.email):
@@ -265,7 +282,10 @@ def add(
     if as_json:
         echo_json(subscriber_dict(sub))
         return
-    state = "pending, confirmation mail sent" if sub.status == "pending" else sub.status
+    state: str = sub.status
+    if mailed is not None:
+        state = ("pending, confirmation mail sent" if mailed.outcome == "sent" else
+                 "pending, no mail sent: one went out less than an hour ago")
     click.echo(f"added {sub.email} (id {sub.id}, {state}), {sub.cadence} at "
                f"{sub.send_hour:02d}:00 {sub.timezone}")
 

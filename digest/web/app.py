@@ -75,6 +75,14 @@ ERROR_TEXT = {
     503: "The service is busy. Please try again in a few minutes.",
 }
 
+# What a subscriber's status means, as the preferences page says it.
+STATUS_TEXT = {
+    "active": "on",
+    "paused": "paused",
+    "unsubscribed": "unsubscribed",
+    "pending": "waiting for you to confirm (see the email we sent)",
+}
+
 log = logging.getLogger("digest.web")
 
 
@@ -391,7 +399,8 @@ def create_app(
     def pause(token: str) -> tuple[str, int]:
         check_csrf()
         sub, token = prefs_subscriber(token)
-        db.change_status(sub.id, "paused", now=clock(), expect=("active",))
+        if not db.change_status(sub.id, "paused", now=clock(), expect=("active",)):
+            return _unchanged(sub, token)
         return _after_status(sub, token, "Your digest is paused. Resume it here any time.")
 
     @app.post("/preferences/<token>/resume")
@@ -400,7 +409,9 @@ def create_app(
         sub, token = prefs_subscriber(token)
         # A preferences link only ever reached a confirmed address, so resuming after an
         # unsubscribe needs no new opt-in; a pending address must still confirm.
-        db.change_status(sub.id, "active", now=clock(), expect=("paused", "unsubscribed"))
+        if not db.change_status(sub.id, "active", now=clock(),
+                                expect=("paused", "unsubscribed")):
+            return _unchanged(sub, token)
         if db.is_suppressed(sub.email):
             # The pipeline sends nothing to a suppressed address, whatever its status.
             return _after_status(
@@ -413,6 +424,15 @@ def create_app(
         fresh = db.get_subscriber(sub.id)
         assert fresh is not None
         return prefs_page(fresh, token, notice=notice)
+
+    def _unchanged(sub: Subscriber, token: str) -> tuple[str, int]:
+        # The page was out of date (unsubscribed from the mail client meanwhile, a second
+        # tab) or the address never confirmed: say what the digest is, not what was asked.
+        fresh = db.get_subscriber(sub.id)
+        if fresh is None:
+            abort(404)
+        state = STATUS_TEXT.get(fresh.status, fresh.status)
+        return prefs_page(fresh, token, notice=f"Nothing changed: your digest is {state}.")
 
     @app.get("/preferences/<token>/export")
     def export(token: str) -> Response:

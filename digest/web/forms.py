@@ -177,6 +177,16 @@ def tidy_interests(text: str) -> str:
     return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
+_PDF_SUFFIX = re.compile(r"\.pdf\b", re.IGNORECASE)
+
+
+def seed_key(text: str) -> str | None:
+    """Return the arXiv key of one seed: an id, an abs or PDF link, or an arXiv DOI."""
+    # arxiv.org/pdf/2310.06825.pdf: the id pattern will not match with ".pdf" glued on.
+    value = _PDF_SUFFIX.sub("", text)
+    return arxiv_doi_key(value) or (arxiv_key(value) if value else None)
+
+
 def seed_keys(text: str) -> tuple[list[str], list[str]]:
     """Return (arXiv keys, entries that hold no arXiv id) from a seeds textarea."""
     keys: list[str] = []
@@ -184,7 +194,7 @@ def seed_keys(text: str) -> tuple[list[str], list[str]]:
     for entry in re.split(r"[\s,;]+", text):
         if not entry:
             continue
-        key = arxiv_key(entry) or arxiv_doi_key(entry)
+        key = seed_key(entry)
         if key:
             keys.append(key)
         else:
@@ -192,15 +202,25 @@ def seed_keys(text: str) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(keys)), bad
 
 
+# What Semantic Scholar ("ArXiv") and DBLP ("CoRR") write as the journal of an arXiv
+# paper, whose id they give only as the volume: volume = {abs/2205.00363}.
+_ARXIV_JOURNALS = frozenset({"arxiv", "corr"})
+
+
 def bibtex_arxiv_keys(text: str) -> list[str]:
     """Return the arXiv keys cited by a BibTeX file (eprint, arxiv, doi, url, journal fields)."""
     keys: list[str] = []
     for fields in _bibtex_entries(text):
-        for name in ("eprint", "arxiv", "arxivid", "doi", "url", "journal", "note", "howpublished"):
-            # arxiv.org/pdf/2310.06825.pdf: the id pattern will not match with ".pdf" glued on.
-            value = re.sub(r"\.pdf\b", "", fields.get(name, ""), flags=re.IGNORECASE)
-            key = arxiv_doi_key(value) or (arxiv_key(value) if value else None)
-            if key and (name != "journal" or "arxiv" in value.lower()):
+        journal = fields.get("journal", "").strip().lower()
+        for name in ("eprint", "arxiv", "arxivid", "doi", "url", "journal", "note", "howpublished",
+                     "volume"):
+            value = fields.get(name, "")
+            key = seed_key(value)
+            if name == "journal" and "arxiv" not in value.lower():
+                continue
+            if name == "volume" and journal not in _ARXIV_JOURNALS:
+                continue
+            if key:
                 keys.append(key)
                 break
     return list(dict.fromkeys(keys))

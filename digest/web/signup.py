@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from digest import mail, render, tokens
 from digest.config import Config
@@ -91,6 +91,15 @@ def _message(
     )
 
 
+@dataclass(frozen=True)
+class SignupMail:
+    """What became of a sign-up's mail: sent, held back (one went out within the hour)
+    or failed (``error`` says why; a retry may send at once)."""
+
+    outcome: Literal["sent", "recent", "failed"]
+    error: str = ""
+
+
 def request_subscription(
     config: Config,
     db: Store,
@@ -100,7 +109,8 @@ def request_subscription(
     *,
     now: datetime,
     send: Send,
-) -> None:
+    name: str = "",
+) -> SignupMail:
     """Mail a confirmation link for a sign-up (at most one mail an hour per address).
 
     A new address gets a pending row. An address we know keeps its row untouched: the
@@ -109,13 +119,15 @@ def request_subscription(
     so, with its preferences link, and nothing is stored (unless mail to it is stopped
     after a bounce: confirming again is how its owner lifts that). Whatever the
     address's state, the caller shows the same page: the answer must not reveal who
-    is subscribed.
+    is subscribed (the web page ignores what this returns; the CLI reports it). ``name``
+    is the display name of a new row (the CLI's --name).
     """
     sub = db.find_subscriber(email)
     if sub is None:
         try:
             sub = db.add_subscriber(
-                email, profile, now=now, status="pending", send_hour=schedule.send_hour,
+                email, profile, now=now, name=name, status="pending",
+                send_hour=schedule.send_hour,
                 timezone=schedule.timezone, cadence=schedule.cadence,
                 weekday=schedule.weekday, max_papers=schedule.max_papers,
                 empty_digest=schedule.empty_digest, popularity=schedule.popularity,
@@ -125,7 +137,7 @@ def request_subscription(
             if sub is None:
                 raise
     if not db.claim_confirmation(sub.id, now=now, interval=CONFIRM_INTERVAL):
-        return
+        return SignupMail("recent")
     if sub.status in ("active", "paused") and not db.is_suppressed(sub.email):
         message = already_subscribed_message(config, sub, now=now)
     else:
@@ -138,7 +150,9 @@ def request_subscription(
         send(message)
     except DigestError as err:
         db.release_confirmation(sub.id)
-        log.error("confirmation mail to subscriber %s failed: %s", sub.id, err)
+        log.error("confirmation mail to subscriber %s failed: %s", sub.id, err.message)
+        return SignupMail("failed", err.message)
+    return SignupMail("sent")
 
 
 @dataclass(frozen=True)
