@@ -301,6 +301,22 @@ def test_one_click_unsubscribe_works_without_cookie_or_csrf_and_is_replay_safe(
     assert plans == []
 
 
+@pytest.mark.parametrize("body_text", ["List-Unsubscribe=One-Click\r\n",
+                                       "List-Unsubscribe=One-Click\n",
+                                       "List-Unsubscribe=+One-Click+"])
+def test_one_click_unsubscribe_takes_the_value_with_spacing_around_it(
+    site: Site, body_text: str
+) -> None:
+    """A provider whose POST body ends in a line break (or pads the value) unsubscribes
+    too: a 400 there leaves the reader subscribed, and the next digest reported as spam."""
+    sub = site.add("a@example.org")
+    path = tokens.unsubscribe_url("", SECRET, sub.id)
+    bare = site.app.test_client(use_cookies=False)
+    response = bare.post(path, data=body_text, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert site.db.get_subscriber(sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+
+
 def test_unsubscribe_post_from_the_page_needs_csrf(site: Site) -> None:
     sub = site.add("a@example.org")
     path = tokens.unsubscribe_url("", SECRET, sub.id)

@@ -312,8 +312,9 @@ def create_app(
     @app.post("/unsubscribe/<token>")
     def unsubscribe(token: str) -> tuple[str, int]:
         # RFC 8058: the mailbox provider POSTs "List-Unsubscribe=One-Click" with no
-        # cookie, so no CSRF token either; the signed token is the whole authority.
-        if request.form.get("List-Unsubscribe") != "One-Click":
+        # cookie, so no CSRF token either; the signed token is the whole authority. The
+        # value's spacing is not checked: a body ending in a line break is still a click.
+        if request.form.get("List-Unsubscribe", "").strip() != "One-Click":
             check_csrf()
         sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
         signup.unsubscribe(db, sub_id, now=clock())
