@@ -299,6 +299,37 @@ def test_signing_up_again_and_confirming_lifts_the_stop(site: Site) -> None:
     assert "stopped" not in body(site.client.get(prefs(sub.id)))
 
 
+def test_the_confirm_link_lifts_the_stop_after_a_later_preferences_save(site: Site) -> None:
+    # Signed up again to lift the stop, then saved the preferences before clicking the
+    # link: the link's settings are older than the save and stay unapplied, but the click
+    # still proves the mailbox works. It said "already confirmed" and the stop stayed.
+    sub = blocked_sub(site)
+    site.signup("bounced@example.org")
+    link = link_in(site.outbox[-1], "confirm")
+    site.clock.advance(minutes=5)
+    post(site, prefs(sub.id), {"interests": "saved after the sign-up"})
+    site.clock.advance(minutes=5)
+    post(site, link)
+    assert not site.db.is_suppressed(sub.email)
+    fresh = site.db.get_subscriber(sub.id)
+    assert fresh is not None and fresh.status == "active"
+    assert fresh.profile.interests == "saved after the sign-up"
+    assert "stopped" not in body(site.client.get(prefs(sub.id)))
+
+
+def test_an_old_confirm_link_does_not_lift_a_stop_set_after_it_was_used(site: Site) -> None:
+    # A link already used (its sign-up request gone) proves nothing about the mailbox now.
+    sub = site.add("bounced@example.org", status="pending")
+    site.signup("bounced@example.org")
+    link = link_in(site.outbox[-1], "confirm")
+    post(site, link)
+    site.clock.advance(hours=1)
+    site.db.suppress(sub.email, reason="hard bounce 5.1.1", now=site.clock())
+    site.clock.advance(hours=1)
+    post(site, link)
+    assert site.db.is_suppressed(sub.email)
+
+
 def test_an_address_without_a_stop_shows_its_schedule(site: Site) -> None:
     sub = site.add("ok@example.org")
     html = body(site.client.get(prefs(sub.id)))

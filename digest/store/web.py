@@ -137,8 +137,11 @@ class WebMixin(StoreBase):
         before a pause or an unsubscribe, or one already used) must not undo that change.
         Confirming applies the request's settings (keeping the thumbs recorded before) and
         drops every request of the address.
-        Return "confirmed", "active" (already on: nothing to do), "stale" (the link is
-        older than the subscriber's last change) or "gone" (no such subscriber).
+        An active subscriber's own pending request older than their last change lifts the
+        suppression of the address all the same (the click proves the mailbox) and is
+        dropped, its settings unapplied.
+        Return "confirmed", "active" (already on: nothing else to do), "stale" (the link
+        is older than the subscriber's last change) or "gone" (no such subscriber).
         """
         with self.begin() as conn:
             row = conn.execute(
@@ -164,6 +167,13 @@ class WebMixin(StoreBase):
                 changed is None or (_utc(asked.created_at) or now) >= changed
             )
             if row.status != "pending" and not fresh:
+                if asked is not None and row.status == "active":
+                    # The request's settings are older than a change made since (kept),
+                    # but the click of its link proves the mailbox works: the address
+                    # was signed up again to lift a stop, then its preferences saved.
+                    conn.execute(delete(signup_requests)
+                                 .where(signup_requests.c.email_hash == hashed))
+                    conn.execute(delete(suppressions).where(suppressions.c.email_hash == hashed))
                 return "active" if row.status == "active" else "stale"
             values: dict[str, Any] = {"status": "active", "confirmed_at": now, "updated_at": now}
             if asked is not None:
