@@ -27,6 +27,8 @@ _XML_DECL = re.compile(r"<\?xml[^>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BARE_AMP = re.compile(r"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+# How a feed (RSS 2.0, RSS 1.0, Atom) or a JSON answer begins, lower-cased.
+_FEED_STARTS = (b"<?xml", b"<rss", b"<rdf:rdf", b"<feed", b"[", b"{")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,10 @@ def looks_like_html_page(body: bytes, content_type: str = "") -> bool:
         head = head[3:].lstrip()
     if head.startswith((b"<!doctype html", b"<html")):
         return True
-    return "text/html" in content_type.lower() and not head.startswith((b"<?xml", b"<rss"))
+    # A header saying HTML is believed only of a body that does not begin as a feed or
+    # as JSON does: servers and proxies label feeds text/html, and bioRxiv's begins with
+    # <rdf:RDF> rather than an XML declaration.
+    return "text/html" in content_type.lower() and not head.startswith(_FEED_STARTS)
 
 
 def parse_feed(body: bytes, *, where: str, content_type: str = "") -> Feed:
