@@ -51,6 +51,13 @@ SOURCE_URL_PARAMETERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# Those of them digest pages with, read as whole numbers: the least value each takes.
+SOURCE_URL_NUMBERS: dict[str, dict[str, int]] = {
+    "arxiv-api": {"start": 0, "max_results": 1},
+    "hf-daily": {"p": 0},
+}
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     """Where and how to deliver over SMTP. The password never appears in repr()."""
@@ -546,8 +553,20 @@ def _check_url_parameters(spec: SourceSpec) -> None:
         query = location  # a bare API query: search_query=...&sortBy=...
     else:
         return
+    numbers = SOURCE_URL_NUMBERS.get(spec.kind, {})
     for part in query.split("&"):
-        name = unquote(part.partition("=")[0].replace("+", " ")).strip()
+        key, _, raw = part.partition("=")
+        name = unquote(key.replace("+", " ")).strip()
+        if name in numbers:
+            # digest pages with these: a word failed inside the run as a bug of digest.
+            value = unquote(raw.replace("+", " ")).strip()
+            least = numbers[name]
+            if not (value.isdigit() and int(value) >= least):
+                raise ConfigError(
+                    f"{spec.kind} URL parameter {name}={value!r} is not a whole number "
+                    f"of {least} or more",
+                    f"e.g. {name}={least}, or leave it out",
+                )
         if not name or name.lower() in known:
             continue
         close = difflib.get_close_matches(name.lower(), list(known), n=1)

@@ -252,3 +252,35 @@ def test_sources_added_with_the_cli_are_ingested_by_the_run(tmp_path: Path) -> N
     sources = json.loads(result.output)
     # Only the added source: the sample batch is the default only when nothing is set.
     assert [(s["source"], s["new"]) for s in sources] == [("mine", 1)]
+
+
+def test_add_refuses_categories_joined_wrongly_and_paths_that_are_no_file(
+    tmp_path: Path, feed_server: FeedServer,
+) -> None:
+    """Hand-made arguments: each was stored with exit 0, then failed every run after.
+
+    A location of arxiv-rss that is not category codes, and any location of hf-daily or
+    arxiv-api that is not a URL or a query, is read as a file; categories joined with a
+    comma or a space, or a date typed for hf-daily, were stored as file names that
+    every run then reported as unreadable (and the first one stopped the sample batch).
+    """
+    config = plain(tmp_path)
+    for args, says in (
+        (("arxiv-rss", "cs.LG,cs.CL"), "join category codes with +"),
+        (("arxiv-rss", "cs.LG cs.CL"), "join category codes with +"),
+        (("arxiv-rss", "cs.LG;cs.CL"), "join category codes with +"),
+        (("hf-daily", "2026-06-01"), "is no file here"),
+        (("arxiv-api", "./saved-answer.xml"), "is no file here"),
+        (("arxiv-rss", "ftp://example.org/rss/cs.LG"), "not an http(s) URL"),
+        (("hf-daily", "ftp://example.org/daily_papers"), "not an http(s) URL"),
+        (("jsonl", "https://example.org/papers.jsonl"), "jsonl sources are local files"),
+    ):
+        refused = run(config, "sources", "add", *args)
+        assert refused.exit_code == 2 and says in refused.output, (args, refused.output)
+    assert [r["origin"] for r in listed(config)] == ["default"]
+    # A feed URL or a saved capture that exists is still taken as it is.
+    capture = Path(feed_server.root) / COMBINED
+    assert run(config, "sources", "add", "arxiv-rss", str(capture)).exit_code == 0
+    assert run(config, "sources", "add", "arxiv-rss", feed_server.url(COMBINED)).exit_code == 0
+    assert run(config, "sources", "add", "arxiv-api", "search_query=cat:cs.LG").exit_code == 0
+    assert len(listed(config)) == 3

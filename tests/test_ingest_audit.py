@@ -166,6 +166,36 @@ def test_a_latin1_body_is_still_read_as_latin1() -> None:
     assert feed.problem is not None and "not UTF-8; read as Latin-1" in feed.problem
 
 
+OUP = "captured/other_scholarly/oxford_20250413.xml"
+
+
+def test_a_feed_whose_charset_only_the_http_header_names_is_read_in_it(
+    feed_server: FeedServer,
+) -> None:
+    """The real OUP capture (it has no XML declaration), saved as windows-1252 here.
+
+    Served as ``text/xml; charset=windows-1252``, a body a server states correctly. The
+    header was ignored: the body was taken for malformed UTF-8, read as Latin-1, and the
+    source reported partial every run, with "’" stored as the control character U+0092
+    (an invisible or boxed character in the digest).
+    """
+    capture = (FEEDS_DIR / OUP).read_bytes()
+    assert not capture.startswith(b"<?xml") and "LM’s".encode() in capture
+    body = capture.decode("utf-8").encode("windows-1252")
+    feed_server.route("oup.xml", body=body, content_type="text/xml; charset=windows-1252")
+    # The same bytes labelled UTF-8 (wrongly) are still read as well as they can be.
+    feed_server.route("oup-mislabelled.xml", body=body,
+                      content_type="text/xml; charset=utf-8")
+    specs = [SourceSpec(name=name, kind="rss", location=feed_server.url(f"{name}.xml"))
+             for name in ("oup", "oup-mislabelled")]
+    labelled, mislabelled = collect(specs, day=date(2025, 4, 14), user_agent=UA,
+                                    fetch=HttpFetcher(user_agent=UA, sleep=lambda _: None))
+    assert (labelled.status, labelled.error, len(labelled.papers)) == ("ok", None, 4)
+    abstracts = " ".join(p.abstract for p in labelled.papers)
+    assert "RNALoc-LM’s potential" in abstracts and "\x92" not in abstracts
+    assert mislabelled.status == "partial" and len(mislabelled.papers) == 4
+
+
 def test_a_jsonl_line_that_is_not_utf8_is_left_out_and_named(tmp_path: Path) -> None:
     # Two real records of the sample batch; the first saved as Latin-1 here.
     first, second = SAMPLE_BATCH.read_text(encoding="utf-8").splitlines()[:2]

@@ -149,3 +149,38 @@ def test_ingest_stores_them_and_sources_list_reports_their_health(
     assert (health["name"], health["origin"], health["status"]) == (spec.name, "config", "ok")
     assert (health["papers"], health["new"], health["error"]) == (count, count, None)
     assert health["last_ok_at"] == health["last_run_at"] is not None
+
+
+def test_a_paper_named_by_its_arxiv_doi_is_the_arxiv_papers_row(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    """A real arXiv capture, then hand-made sources naming its papers by arXiv DOI.
+
+    arXiv gives every paper the DOI 10.48550/arXiv.<id>, and feeds and library exports
+    often name a preprint by it alone. Such an entry was keyed doi:10.48550/arxiv.<id>,
+    a second row beside arxiv:<id>: the same paper stored twice, and mailed twice.
+    """
+    captured = "captured/arxiv_rss/arxiv_rss_cs.LG_2026-04-27_first3items.xml"
+    specs = (
+        SourceSpec(name="arxiv", kind="arxiv-rss", location=feed_server.url(captured)),
+        SourceSpec(name="group", kind="rss",
+                   location=feed_server.url("handmade/atom_arxiv_dois.xml")),
+        SourceSpec(name="export", kind="jsonl",
+                   location=str(FEEDS_DIR / "handmade" / "jsonl_arxiv_dois.jsonl")),
+    )
+    config = make_config(tmp_path / "var", sources=specs, sources_explicit=True)
+    ingested = CliRunner().invoke(main, ["ingest", "--date", "2026-04-27", "--json"],
+                                  obj={"config": config})
+    assert ingested.exit_code == 0, ingested.output
+    assert [(r["source"], r["papers"], r["new"]) for r in json.loads(ingested.output)] == [
+        ("arxiv", 3, 3), ("group", 3, 1), ("export", 2, 0)]
+    db = open_store(config.database_url)
+    try:
+        assert db.count_papers() == 4
+        stored = db.get_papers(["arxiv:2604.21952", "arxiv:2604.21953", "arxiv:2604.21956",
+                                "doi:10.1186/s12859-025-06113-4"])
+    finally:
+        db.close()
+    assert len(stored) == 4
+    assert stored["arxiv:2604.21953"].url == "https://arxiv.org/abs/2604.21953"
+    assert stored["arxiv:2604.21956"].url == "https://arxiv.org/abs/2604.21956"

@@ -45,6 +45,28 @@ def test_html_page_with_an_xml_content_type_is_still_an_error(feed_server: FeedS
     assert result.status == "error" and "HTML page" in (result.error or "")
 
 
+def test_a_feed_or_json_served_as_text_html_is_read_for_what_it_is(
+    feed_server: FeedServer,
+) -> None:
+    """Real captures served with a wrong Content-Type (a misconfigured server or proxy).
+
+    bioRxiv's feed begins with <rdf:RDF> (no XML declaration), Hugging Face's answer
+    with "[": served as text/html, each was refused as "an HTML page, not a feed", though
+    an RSS 2.0 body (<rss ...>) with the same header was read.
+    """
+    for kind, path, count in (
+        ("rss", "captured/other_scholarly/biorxiv_20250413.xml", 30),
+        ("hf-daily", "captured/hf_daily_papers/hf_daily_papers_2026-06-12_30papers.json", 30),
+        ("rss", "captured/other_scholarly/bmc_20250413.xml", 5),
+    ):
+        feed_server.fault(path, content_type="text/html; charset=utf-8")
+        result = one(feed_server, kind, path)
+        assert (result.status, len(result.papers)) == ("ok", count), (path, result.error)
+    # A real HTML page with that header is still refused, as is one with a feed's header.
+    page = one(feed_server, "rss", f"{HANDMADE}/html_error_page.html")
+    assert page.status == "error" and "HTML page" in (page.error or "")
+
+
 def test_xml_bomb_is_refused(feed_server: FeedServer) -> None:
     result = one(feed_server, "rss", f"{HANDMADE}/xml_bomb.xml")
     assert result.status == "error"

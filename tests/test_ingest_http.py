@@ -194,3 +194,22 @@ def test_non_http_error_from_httpx_becomes_a_source_error() -> None:
     fetch = fetcher(time, transport=httpx.MockTransport(broken), retries=0)
     with pytest.raises(SourceError):
         fetch("http://example.invalid/feed")
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1/feed.xml", "http://[::1/feed.xml",
+                                 "http://127.0.0.1:99999/feed.xml"])
+def test_a_url_that_cannot_be_fetched_fails_at_once_saying_so(url: str) -> None:
+    """Hand-made URLs (a typo in DIGEST_SOURCES): no server can ever answer them.
+
+    An ftp:// URL was retried like a server that is down (2 + 4 + 8 s of backoff, then
+    "the server is down or overloaded"); an unclosed IPv6 bracket or a port past 65535
+    ended in "unexpected ValueError ... this is a bug in digest".
+    """
+    time = FakeTime()
+    spec = SourceSpec(name="s", kind="rss", location=url)
+    [result] = collect([spec], day=MONDAY, user_agent=UA, fetch=fetcher(time))
+    assert result.status == "error"
+    assert "cannot be fetched" in (result.error or "") and "bug in digest" not in (
+        result.error or "")
+    assert "http(s)" in (result.error or "")
+    assert time.sleeps == []

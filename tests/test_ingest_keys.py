@@ -115,3 +115,20 @@ def test_text_helpers() -> None:
     assert split_authors("Grigoriy Gogoshin and Andrei S. Rodin") == (
         "Grigoriy Gogoshin", "Andrei S. Rodin")
     assert split_authors("  ") == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["10.48550/arXiv.2401.01234", "https://doi.org/10.48550/arXiv.2401.01234",
+     "doi:10.48550/ARXIV.2401.01234", "https://doi.org/10.48550/arxiv.2401.01234v2"],
+)
+def test_an_arxiv_doi_is_the_arxiv_key(text: str) -> None:
+    assert arxiv_key(text) == "arxiv:2401.01234"
+    assert paper_key(doi=text, source="s") == "arxiv:2401.01234"
+
+
+def test_other_dois_holding_dotted_numbers_are_no_arxiv_ids() -> None:
+    assert arxiv_key("10.1101/2025.04.07.647590") is None
+    assert paper_key(doi="10.1101/2025.04.07.647590", source="s") == (
+        "doi:10.1101/2025.04.07.647590")
+    assert arxiv_key("10.48550/arXiv.hep-th/9901001") == "arxiv:hep-th/9901001"

@@ -213,6 +213,44 @@ def test_arxiv_api_paginates_politely(feed_server: FeedServer) -> None:
     assert sleeps == [3.0]
 
 
+def without_entries(capture: bytes) -> bytes:
+    """Return an API page with its entries cut out, its OpenSearch totals kept.
+
+    Made here from a real capture (not stored): what arXiv's API answers at times for a
+    page inside the results (arxiv.py retries it as UnexpectedEmptyPageError).
+    """
+    head, _, rest = capture.partition(b"<entry>")
+    return head + rest.rpartition(b"</entry>")[2]
+
+
+def test_arxiv_api_asks_again_for_a_page_that_came_back_empty(
+    feed_server: FeedServer,
+) -> None:
+    second = f"{API_DIR}/arxiv_api_2026_search_testing_page_s10_m10.xml"
+    empty = without_entries((feed_server.root / second).read_bytes())
+    assert b"<entry>" not in empty and b"<opensearch:totalResults>214881<" in empty
+    feed_server.route("api/query", file=f"{API_DIR}/arxiv_api_2026_search_testing_page_s0_m10.xml",
+                      query={"start": "0"})
+    feed_server.route("api/query", body=empty, query={"start": "10"})
+    location = feed_server.url("api/query", "search_query=all:testing&max_results=10")
+    spec = SourceSpec(name="api", kind="arxiv-api", location=location,
+                      options=(("limit", "20"),))
+
+    # Empty every time it is asked: what came is kept, and the source says it is short.
+    [result] = collect([spec], day=THURSDAY, user_agent=UA, fetch=fetcher())
+    assert result.status == "partial" and len(result.papers) == 10
+    assert "empty page at start=10 of 214881 results" in (result.error or "")
+    assert [r.query["start"] for r in feed_server.requests] == ["0", "10", "10", "10"]
+
+    # Empty once: asked again, the day's twenty papers are all read (it was ok, 10).
+    feed_server.requests.clear()
+    feed_server.route("api/query", file=second, query={"start": "10"})
+    feed_server.fault("api/query", body=empty, query={"start": "10"}, times=1)
+    [again] = collect([spec], day=THURSDAY, user_agent=UA, fetch=fetcher())
+    assert (again.status, again.error, len(again.papers)) == ("ok", None, 20)
+    assert [r.query["start"] for r in feed_server.requests] == ["0", "10", "10"]
+
+
 # --- Hugging Face ---------------------------------------------------------------------
 
 

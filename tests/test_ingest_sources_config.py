@@ -217,6 +217,33 @@ def test_a_misspelt_parameter_in_a_source_url_is_a_configuration_error(
     assert hinted in caught.value.hint
 
 
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        # Each was accepted. The words and the 0 then made every run record the source
+        # as "unexpected ValueError (AssertionError) ... this is a bug in digest"; a
+        # negative start was sent to arXiv as it was.
+        (f"arxiv-api:{ARXIV_API}&max_results=fifty", "max_results='fifty'"),
+        (f"arxiv-api:{ARXIV_API}&max_results=0", "max_results='0'"),
+        ("arxiv-api:search_query=cat:cs.LG&start=first", "start='first'"),
+        (f"arxiv-api:{ARXIV_API}&start=-10", "start='-10'"),
+        (f"hf-daily:{HF_DAILY}?p=two", "p='two'"),
+    ],
+    ids=["max_results-word", "max_results-0", "start-word", "start-negative", "p-word"],
+)
+def test_a_paging_parameter_that_is_no_number_is_a_configuration_error(
+    tmp_path: Path, entry: str, said: str,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_values(values(tmp_path, DIGEST_SOURCES=entry))
+    assert caught.value.exit_code == 78
+    assert said in caught.value.message and "whole number" in caught.value.message
+    config = make_config(tmp_path / "var", sources_explicit=False)
+    added = CliRunner().invoke(main, ["sources", "add", *entry.split(":", 1)],
+                               obj={"config": config})
+    assert added.exit_code == 2 and said in added.output
+
+
 def test_other_url_parameters_are_left_alone(tmp_path: Path) -> None:
     entries = [
         "rss:https://example.org/feed?limt=1&format=rss",  # a feed's own: nothing to miss

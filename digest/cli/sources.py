@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,7 +12,7 @@ from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
 from digest.cli.core import open_db
 from digest.config import SOURCE_OPTIONS, Config, check_source_options, split_source
 from digest.errors import ConfigError, UsageError
-from digest.ingest.arxiv import arxiv_rss_url
+from digest.ingest.arxiv import arxiv_api_url, arxiv_rss_url
 from digest.ingest.base import local_path
 from digest.models import SourceResult, SourceSpec
 from digest.sources_config import effective_sources
@@ -44,22 +43,37 @@ def _check_location(spec: SourceSpec) -> None:
     A stored source is read by every run from then on (and the first one replaces the
     sample batch); one that cannot work would only show up as an error in each run.
     """
-    if spec.kind in ("rss", "jsonl"):
-        path = local_path(spec.location)
-        if path is not None and not path.is_file():
-            what = "a feed URL (https://...) or " if spec.kind == "rss" else ""
-            raise UsageError(f"{spec.location!r} is no file here",
-                             f"give {what}the path of a file that exists")
-        if path is None and not spec.location.startswith(("http://", "https://")):
-            raise UsageError(f"{spec.location!r} is not an http(s) URL",
-                             "give the feed's https:// address")
-    if spec.kind == "arxiv-rss" and arxiv_rss_url(spec.location) != spec.location.strip():
+    location = spec.location.strip()
+    if spec.kind == "arxiv-rss" and arxiv_rss_url(location) != location:
         # Category codes (a feed URL or file of its own is read as it is).
         known = forms.category_codes()
-        unknown = [c for c in spec.location.split("+") if c.strip() not in known]
+        unknown = [c for c in location.split("+") if c.strip() not in known]
         if unknown:
             raise UsageError(f"unknown arXiv category {unknown[0]!r}",
                              "join category codes with +, e.g. cs.LG+cs.CL")
+        return
+    if spec.kind == "arxiv-api":
+        location = arxiv_api_url(location)  # a bare query becomes an export.arxiv.org URL
+    # Whatever is left is read as a URL, or else as a file: the reader of every kind
+    # takes a location without a scheme for a path.
+    path = local_path(location)
+    if spec.kind == "jsonl" and path is None:
+        raise UsageError(f"{location!r} is a URL; jsonl sources are local files",
+                         "give the path of a .jsonl or .jsonl.gz file that exists")
+    if path is not None and not path.is_file():
+        if spec.kind == "arxiv-rss":
+            # cs.LG,cs.CL or "cs.LG cs.CL": no category list, so read as a file name.
+            raise UsageError(f"{location!r} is neither arXiv category codes nor a file here",
+                             "join category codes with +, e.g. cs.LG+cs.CL, or give a feed "
+                             "URL (https://...) or the path of a file that exists")
+        what = "" if spec.kind == "jsonl" else "a URL (https://...) or "
+        also = (" (leave LOCATION out for Hugging Face's daily list)"
+                if spec.kind == "hf-daily" else "")
+        raise UsageError(f"{location!r} is no file here",
+                         f"give {what}the path of a file that exists{also}")
+    if path is None and not location.startswith(("http://", "https://")):
+        raise UsageError(f"{location!r} is not an http(s) URL",
+                         "give the source's https:// address")
 
 
 @main.group()
@@ -90,9 +104,10 @@ def add(ctx: click.Context, kind: str, location: str, name: str | None,
             raise UsageError(f"--option {item!r} is not KEY=VALUE", "e.g. --option cross=1")
         extra[key.strip()] = value.strip()
     location = spec.location
-    if kind == "jsonl":
+    path = local_path(location) if kind == "jsonl" else None
+    if path is not None:
         # Runs start from cron or systemd in another folder; keep the file findable.
-        location = str(Path(location).expanduser().resolve())
+        location = str(path.resolve())
     spec = replace(spec, name=(name or "").strip() or f"{kind}:{location}", location=location,
                    options=tuple(sorted(extra.items())))
     _check(spec)

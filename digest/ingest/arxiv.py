@@ -28,6 +28,8 @@ from digest.models import AnnounceType, Paper, SourceSpec
 ARXIV_RSS = "https://rss.arxiv.org/rss/"
 ARXIV_API = "https://export.arxiv.org/api/query"
 _CATEGORIES = re.compile(r"[A-Za-z-]+(?:\.[A-Za-z-]+)?(?:\+[A-Za-z-]+(?:\.[A-Za-z-]+)?)*")
+# Times one page of API results is asked for when it keeps coming back empty.
+EMPTY_PAGE_TRIES = 3
 _ANNOUNCE_TYPES: dict[str, AnnounceType] = {
     "new": "new", "cross": "cross", "replace": "replace", "replace-cross": "replace-cross",
 }
@@ -135,14 +137,31 @@ def read_arxiv_api(spec: SourceSpec, day: date, fetch: Fetch, validators: Valida
     entries = skipped = 0
     problems: list[str] = []
     first: FetchResponse | None = None
+    expected: int | None = None  # the results the first page announced
     while len(papers) + skipped < limit:
         page_url = with_query(url, start=str(start), max_results=str(page_size))
         response = fetch(page_url, etag=validators[0] if first is None else None,
                          last_modified=validators[1] if first is None else None)
         if first is None and response.not_modified:
             return not_modified(response, validators)
-        first = first or response
         feed = _api_page(response)
+        if first is not None and expected is not None and start < expected:
+            # arXiv's API answers an empty page inside the results at times; asked
+            # again (the fetcher spaces the requests) it usually gives the page.
+            for _ in range(EMPTY_PAGE_TRIES - 1):
+                if feed.entries:
+                    break
+                feed = _api_page(fetch(page_url))
+            if not feed.entries:
+                problems.append(
+                    f"arXiv answered an empty page at start={start} of {expected} results "
+                    f"{EMPTY_PAGE_TRIES} times; the {len(papers)} papers before it were "
+                    "kept, the rest not read (hint: the API does this at times; the next "
+                    "run tries again)")
+                break
+        first = first or response
+        if expected is None:
+            expected = feed.total_results
         page, page_skipped = _api_papers(feed, spec.name)
         known = {p.key for p in papers}
         fresh = [p for p in page if p.key not in known]

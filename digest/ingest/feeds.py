@@ -7,6 +7,7 @@ second line, for bodies that are not well-formed, and a regex salvage the third.
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ _XML_DECL = re.compile(r"<\?xml[^>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BARE_AMP = re.compile(r"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+# How a feed (RSS 2.0, RSS 1.0, Atom) or a JSON answer begins, lower-cased.
+_FEED_STARTS = (b"<?xml", b"<rss", b"<rdf:rdf", b"<feed", b"[", b"{")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,10 @@ def looks_like_html_page(body: bytes, content_type: str = "") -> bool:
         head = head[3:].lstrip()
     if head.startswith((b"<!doctype html", b"<html")):
         return True
-    return "text/html" in content_type.lower() and not head.startswith((b"<?xml", b"<rss"))
+    # A header saying HTML is believed only of a body that does not begin as a feed or
+    # as JSON does: servers and proxies label feeds text/html, and bioRxiv's begins with
+    # <rdf:RDF> rather than an XML declaration.
+    return "text/html" in content_type.lower() and not head.startswith(_FEED_STARTS)
 
 
 def parse_feed(body: bytes, *, where: str, content_type: str = "") -> Feed:
@@ -80,6 +86,7 @@ def parse_feed(body: bytes, *, where: str, content_type: str = "") -> Feed:
         )
     if not body.strip():
         raise SourceError(f"{where}: the response body is empty", "check the URL")
+    body = _in_http_charset(body, content_type)
     try:
         root = SafeET.fromstring(body)
     except defusedxml.DefusedXmlException as err:
@@ -87,6 +94,37 @@ def parse_feed(body: bytes, *, where: str, content_type: str = "") -> Feed:
     except ParseError as err:
         return _recover(body, where=where, reason=str(err))
     return _feed_from_root(root, where=where)
+
+
+def _in_http_charset(body: bytes, content_type: str) -> bytes:
+    """Return the body as UTF-8 when only the Content-Type header names its charset.
+
+    Without a BOM or an XML declaration naming an encoding, an XML parser takes the
+    bytes for UTF-8; a feed served as ``text/xml; charset=windows-1252`` was then
+    malformed and read as Latin-1 (its curly quotes became control characters). The
+    header is believed only of a body that is not valid UTF-8: servers that label every
+    answer ISO-8859-1 by default would otherwise turn a UTF-8 feed into mojibake.
+    """
+    found = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", content_type, re.IGNORECASE)
+    if not found or body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return body
+    if re.match(rb"\s*<\?xml[^>]*encoding=", body):
+        return body  # the body names its own encoding
+    try:
+        codec = codecs.lookup(found.group(1)).name
+    except LookupError:
+        return body
+    if codec.startswith(("utf-", "utf_")):
+        return body  # UTF-8 is what the parser assumes; UTF-16/32 need a BOM to be sure
+    try:
+        body.decode("utf-8")
+        return body
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode(codec).encode("utf-8")
+    except UnicodeDecodeError:
+        return body
 
 
 def _refused(where: str, err: Exception) -> SourceError:

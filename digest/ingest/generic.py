@@ -17,7 +17,7 @@ from digest.ingest.base import (
 )
 from digest.ingest.feeds import FeedEntry, parse_feed
 from digest.ingest.http import Fetch
-from digest.ingest.keys import normalize_doi, paper_key, parse_arxiv_id
+from digest.ingest.keys import arxiv_doi_key, normalize_doi, paper_key, parse_arxiv_id
 from digest.ingest.text import (
     html_to_text,
     split_authors,
@@ -73,6 +73,8 @@ def generic_paper(entry: FeedEntry, *, source: str) -> Paper | None:
     arxiv = parse_arxiv_id(arxiv_text) if arxiv_text else None
     doi = (normalize_doi(entry.doi) if entry.doi else None) or doi_from_url(entry.link) \
         or (doi_from_url(entry.guid) if entry.guid.startswith("http") else None)
+    if arxiv is None and doi:
+        arxiv = parse_arxiv_id(doi) if arxiv_doi_key(doi) else None  # 10.48550/arXiv.<id>
     entry_id = entry.guid or entry.link or title
     key = paper_key(arxiv=arxiv[0] if arxiv else None, doi=doi, source=source,
                     entry_id=entry_id)

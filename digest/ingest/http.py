@@ -154,7 +154,7 @@ def http_fetch(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    host = urlsplit(url).hostname or ""
+    host = _fetchable_host(url)
     polite = politeness or Politeness()
     deadline_at = clock() + deadline
     # An attempt with less time than this could not even connect; not worth starting.
@@ -235,10 +235,30 @@ def _attempt(
     except httpx.RemoteProtocolError as err:
         # Typically the connection closed before the declared Content-Length arrived.
         raise _Retry(f"incomplete response: {err}") from err
+    except httpx.UnsupportedProtocol as err:  # a TransportError that no retry mends
+        raise SourceError(f"{url}: this URL cannot be fetched ({err})",
+                          "give the source an http(s) URL") from err
     except httpx.TransportError as err:
         raise _Retry(f"network error: {err}") from err
     except httpx.HTTPError as err:
         raise SourceError(f"{url}: {err}", "check the URL") from err
+
+
+def _fetchable_host(url: str) -> str:
+    """Return the URL's host; raise SourceError for a URL no request could ever reach.
+
+    Such a URL is a typo in the configuration, not a server having a bad day: retrying
+    it cost the backoff and ended in "the server is down", or it failed as a bug.
+    """
+    hint = "give the source an http(s) URL, e.g. https://host/feed.xml"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port past 65535 or not a number
+    except ValueError as err:  # also an unclosed "[" of an IPv6 address
+        raise SourceError(f"{url}: this URL cannot be fetched ({err})", hint) from err
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise SourceError(f"{url}: this URL cannot be fetched (only http(s) URLs can)", hint)
+    return parts.hostname
 
 
 def _too_big(url: str, max_bytes: int) -> SourceError:

@@ -14,8 +14,13 @@ _ARXIV_DOI = re.compile(r"10\.48550/arxiv\.([\w./-]+)", re.IGNORECASE)
 
 
 def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
-    """Find an arXiv id in an id, ``arXiv:`` string or URL; return (id, version)."""
+    """Find an arXiv id in an id, ``arXiv:`` string, URL or arXiv DOI; return (id, version)."""
     text = text.strip()
+    doi = _ARXIV_DOI.search(text)
+    if doi:
+        # 10.48550/arXiv.2401.01234: the id follows a dot, which the patterns below
+        # refuse in front of an id (so that 10.1101/2025.04.07 is no arXiv id).
+        text = doi.group(1)
     for pattern in (_NEW_ID, _OLD_ID):
         match = pattern.search(text)
         if match:
@@ -58,7 +63,7 @@ def paper_key(*, arxiv: str | None = None, doi: str | None = None, source: str =
         if key:
             return key
     if doi:
-        key = doi_key(doi)
+        key = arxiv_doi_key(doi) or doi_key(doi)
         if key:
             return key
     return f"{source}:{entry_id.strip()}"
