@@ -84,6 +84,30 @@ def test_add_keeps_a_jsonl_path_absolute(tmp_path: Path, monkeypatch: Any) -> No
     assert row["location"] == str(tmp_path / "papers.jsonl")
 
 
+def test_add_keeps_a_feed_file_path_absolute_for_every_kind(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # cron and systemd start runs in another folder: a relative path stored as typed
+    # failed there ("cannot read feed.xml") though `sources add` had accepted it.
+    monkeypatch.chdir(tmp_path)
+    for name in ("feed.xml", "api.xml", "daily.json", "rss.xml"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    config = plain(tmp_path / "cfg")
+    for kind, location in (("rss", "feed.xml"), ("arxiv-api", "api.xml"),
+                           ("hf-daily", "daily.json"), ("arxiv-rss", "rss.xml")):
+        added = run(config, "sources", "add", kind, location)
+        assert added.exit_code == 0, added.output
+    rows = {r["kind"]: r["location"] for r in listed(config)}
+    assert rows == {"rss": str(tmp_path / "feed.xml"), "arxiv-api": str(tmp_path / "api.xml"),
+                    "hf-daily": str(tmp_path / "daily.json"),
+                    "arxiv-rss": str(tmp_path / "rss.xml")}
+    # Category codes and URLs are kept as typed.
+    assert run(config, "sources", "add", "arxiv-rss", "cs.LG").exit_code == 0
+    assert run(config, "sources", "add", "rss", "https://example.org/feed.xml").exit_code == 0
+    locations = {r["location"] for r in listed(config)}
+    assert {"cs.LG", "https://example.org/feed.xml"} <= locations
+
+
 def test_add_refuses_bad_input_with_a_usage_error(tmp_path: Path) -> None:
     config = plain(tmp_path)
     unknown_kind = run(config, "sources", "add", "feed", "https://example.org")

@@ -104,9 +104,10 @@ def add(ctx: click.Context, kind: str, location: str, name: str | None,
             raise UsageError(f"--option {item!r} is not KEY=VALUE", "e.g. --option cross=1")
         extra[key.strip()] = value.strip()
     location = spec.location
-    path = local_path(location) if kind == "jsonl" else None
-    if path is not None:
-        # Runs start from cron or systemd in another folder; keep the file findable.
+    path = local_path(location)
+    if path is not None and (kind == "jsonl" or path.is_file()):
+        # Runs start from cron or systemd in another folder; keep the file findable
+        # (a file of any kind: category codes and bare API queries are no files here).
         location = str(path.resolve())
     spec = replace(spec, name=(name or "").strip() or f"{kind}:{location}", location=location,
                    options=tuple(sorted(extra.items())))
