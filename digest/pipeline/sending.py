@@ -308,10 +308,11 @@ def _send_one(
             # and every other would fail alike. Spending an attempt of each row per run
             # lost a day's digests to an outage of some hours (5 attempts, then
             # perm_failed); the run stops instead (75: try later), losing nothing.
+            # (The Maildir transport fails so when it cannot write: its message says so.)
             connection.reset()
-            _give_back(db, row, err, now=now, tally=tally,
-                       why=f"the SMTP server could not be reached: {err.message}",
-                       exit_code=75)
+            why = (f"the SMTP server could not be reached: {err.message}"
+                   if config.smtp is not None else err.message)
+            _give_back(db, row, err, now=now, tally=tally, why=why, exit_code=75)
             return None
         if err.code is None or err.code == 421:
             # A network error or a closing server: reconnect for the next message. A
