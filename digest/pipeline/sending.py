@@ -288,7 +288,18 @@ def _send_one(
             tally.deliveries.append(Delivery(sub.id, row.day, "perm_failed", error=err.message))
         return sent
     if config.smtp is None:
-        write_preview(config, sub, row.day, html if html is not None else html_part(wire))
+        try:
+            write_preview(config, sub, row.day, html if html is not None else html_part(wire))
+        except OSError as err:
+            # A full disk or a folder this user cannot write: nothing of this row has
+            # started, so it stays planned; the run stops with what to fix (75), as it
+            # does when the Maildir beside the previews cannot be written.
+            with tally.lock:
+                if not tally.aborted:
+                    tally.aborted = (f"cannot write the HTML preview under "
+                                     f"{config.preview_dir}: {err}")
+                    tally.abort_exit = 75
+            return sent
     # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
     if not db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent):
         with tally.lock:
