@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -33,6 +33,21 @@ def next_fire(config: Config, now: datetime) -> datetime | None:
     """Return when the scheduler will next fire after ``now``."""
     fire: datetime | None = make_trigger(config).get_next_fire_time(None, now)
     return fire
+
+
+def next_fires(config: Config, now: datetime, count: int) -> list[datetime]:
+    """Return the scheduler's next ``count`` fire times after ``now``."""
+    fires: list[datetime] = []
+    at = now
+    while len(fires) < count:
+        fire = next_fire(config, at)
+        if fire is None:
+            break
+        fires.append(fire)
+        # Step on in UTC: a fire time is local, and adding to the second of a repeated
+        # hour (the autumn change) lands in its first occurrence again, an hour back.
+        at = fire.astimezone(UTC) + timedelta(seconds=1)
+    return fires
 
 
 def build_scheduler(config: Config, job: Callable[[], object]) -> BlockingScheduler:

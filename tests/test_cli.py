@@ -277,3 +277,20 @@ def test_plan_with_run_then_deliver_with_send_workers(tmp_path: Path, smtp_serve
     ]
     again = json.loads(invoke(config, "send", "--json").output)
     assert again["sent"] == 0
+
+
+def test_schedule_show_lists_each_fire_once_over_the_autumn_change(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On the fall-back night 01:30 London happens twice (BST, then GMT). Stepping on from
+    # the second 01:30 in local time landed in the first one again, so --show printed
+    # 01:30+00:00 over and over instead of the hours after it.
+    from dataclasses import replace
+
+    london = replace(config, timezone="Europe/London", send_at=(7, 30))
+    monkeypatch.setattr("digest.cli.core.now_utc",
+                        lambda: datetime(2026, 10, 25, 0, 0, tzinfo=UTC))
+    result = invoke(london, "schedule", "--show", "4")
+    assert result.exit_code == 0, result.output
+    fires = [datetime.fromisoformat(line).astimezone(UTC) for line in result.output.split()]
+    assert fires == [datetime(2026, 10, 25, h, 30, tzinfo=UTC) for h in range(4)]

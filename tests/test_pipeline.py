@@ -497,3 +497,50 @@ def test_digests_and_quiet_notes_say_how_many_new_papers_were_looked_at(
                   if f"(we looked at {n} new ones)" in " ".join(text.split()))
     assert said == [106, 107]
     assert any("We looked at 107 new papers and none matched" in h for _, _, h in notes)
+
+
+def test_a_maildir_that_cannot_be_written_stops_the_run_and_loses_nothing(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    # A Maildir this run cannot write into (here its tmp/ is a file; a full disk or a
+    # folder of another user alike): nothing reaches it, so nothing may count as sent
+    # or be left "sending", to become "unknown" (never resent) on the next run.
+    config.maildir.mkdir(parents=True)
+    (config.maildir / "tmp").write_text("not a folder")
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert report.sent == 0 and report.failed == 0 and report.unknown == 0
+    assert report.aborted and "Maildir" in report.aborted
+    assert report.abort_exit == 75
+    store = open_store(config.database_url)
+    assert store.delivery_counts(DAY1) == {"planned": 3}
+    assert all(row.attempts == 0 for row, _ in store.list_deliveries(day=DAY1))
+    store.close()
+    # Once the Maildir is fixed, the next run delivers every digest, each once.
+    (config.maildir / "tmp").unlink()
+    again = pipeline.run(config, now=NOW1 + timedelta(hours=1), day=DAY1)
+    assert (again.sent, again.unknown) == (3, 0)
+    assert len(maildir_messages(config)) == 3
+
+
+def test_previews_that_cannot_be_written_stop_the_run_with_the_reason_and_lose_nothing(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    # The HTML previews beside the Maildir cannot be written (a full disk; here a file
+    # where their folder belongs): the run stops saying so, with every digest still
+    # planned, rather than a traceback.
+    config.preview_dir.parent.mkdir(parents=True, exist_ok=True)
+    config.preview_dir.write_text("not a folder")
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert (report.sent, report.failed, report.unknown) == (0, 0, 0)
+    assert report.aborted and "preview" in report.aborted
+    assert report.abort_exit == 75
+    store = open_store(config.database_url)
+    assert store.delivery_counts(DAY1) == {"planned": 3}
+    store.close()
+    config.preview_dir.unlink()
+    assert pipeline.run(config, now=NOW1 + timedelta(hours=1), day=DAY1).sent == 3
+    assert len(maildir_messages(config)) == 3

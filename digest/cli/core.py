@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -279,13 +279,8 @@ def schedule(ctx: click.Context, show: int | None) -> None:
 
     config = get_config(ctx)
     if show:
-        at = now_utc()
-        for _ in range(show):
-            fire = sched.next_fire(config, at)
-            if fire is None:
-                break
-            click.echo(fire.isoformat())
-            at = fire + timedelta(seconds=1)
+        for at in sched.next_fires(config, now_utc(), show):
+            click.echo(at.isoformat())
         return
     logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
     log = logging.getLogger("digest.schedule")

@@ -11,6 +11,7 @@ from typing import Self
 
 from digest.errors import DeliveryError
 from digest.mail.message import envelope, message_to_bytes
+from digest.mail.smtp import SendError
 
 
 class MaildirTransport:
@@ -30,14 +31,29 @@ class MaildirTransport:
         if not recipients:
             raise DeliveryError("the message has no recipient", "set a To header",
                                 permanent=True)
-        if self._box is None:
-            # mailbox.Maildir(create=True) skips cur/new/tmp when the folder already
-            # exists (say, made empty by `digest init`), so make them here.
-            for sub in ("cur", "new", "tmp"):
-                (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._box = mailbox.Maildir(self.path, create=False)
-        # Files in a Maildir use the local line ending, not the wire's CRLF.
-        key = self._box.add(wire.replace(b"\r\n", b"\n"))
+        try:
+            if self._box is None:
+                # mailbox.Maildir(create=True) skips cur/new/tmp when the folder already
+                # exists (say, made empty by `digest init`), so make them here.
+                for sub in ("cur", "new", "tmp"):
+                    (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._box = mailbox.Maildir(self.path, create=False)
+            # Files in a Maildir use the local line ending, not the wire's CRLF.
+            key = self._box.add(wire.replace(b"\r\n", b"\n"))
+        except OSError as err:
+            # A full disk, a folder of another user, a file where a folder belongs:
+            # Maildir.add writes into tmp/ and links into new/ last, so nothing was
+            # delivered. Raised as SMTP's unreachable server is (stage "connect"): the
+            # row goes back unspent and the run stops, rather than a traceback that
+            # left the row "sending", to become "unknown" and never be resent.
+            self._box = None
+            raise SendError(
+                f"cannot write into the Maildir {self.path}: {err}",
+                "nothing was delivered; make the folder (with its cur/, new/ and tmp/) "
+                "writable by this user and check the free space, then run again",
+                permanent=False,
+                stage="connect",
+            ) from err
         return f"250 delivered to maildir {self.path} as {key}"
 
     def close(self) -> None:

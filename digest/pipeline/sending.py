@@ -288,7 +288,18 @@ def _send_one(
             tally.deliveries.append(Delivery(sub.id, row.day, "perm_failed", error=err.message))
         return sent
     if config.smtp is None:
-        write_preview(config, sub, row.day, html if html is not None else html_part(wire))
+        try:
+            write_preview(config, sub, row.day, html if html is not None else html_part(wire))
+        except OSError as err:
+            # A full disk or a folder this user cannot write: nothing of this row has
+            # started, so it stays planned; the run stops with what to fix (75), as it
+            # does when the Maildir beside the previews cannot be written.
+            with tally.lock:
+                if not tally.aborted:
+                    tally.aborted = (f"cannot write the HTML preview under "
+                                     f"{config.preview_dir}: {err}")
+                    tally.abort_exit = 75
+            return sent
     # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
     if not db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent):
         with tally.lock:
@@ -308,10 +319,11 @@ def _send_one(
             # and every other would fail alike. Spending an attempt of each row per run
             # lost a day's digests to an outage of some hours (5 attempts, then
             # perm_failed); the run stops instead (75: try later), losing nothing.
+            # (The Maildir transport fails so when it cannot write: its message says so.)
             connection.reset()
-            _give_back(db, row, err, now=now, tally=tally,
-                       why=f"the SMTP server could not be reached: {err.message}",
-                       exit_code=75)
+            why = (f"the SMTP server could not be reached: {err.message}"
+                   if config.smtp is not None else err.message)
+            _give_back(db, row, err, now=now, tally=tally, why=why, exit_code=75)
             return None
         if err.code is None or err.code == 421:
             # A network error or a closing server: reconnect for the next message. A
