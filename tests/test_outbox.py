@@ -124,6 +124,50 @@ def test_the_plan_writes_each_digest_and_the_send_delivers_exactly_those_bytes(
     assert store.stored_messages((i, DAY) for i in ids.values()) == {}  # purged once sent
 
 
+def test_a_long_paced_send_stamps_each_claim_row_and_message_with_its_own_time(
+    planned: Any, smtp_server: SmtpTestServer
+) -> None:
+    """A send paced to a relay's rate runs for hours. Stamped with the phase's start, its
+    rows in ``sending`` looked an hour old to another worker's stale-row check (made
+    ``unknown`` mid-send) and every message carried the start as its Date."""
+    config, store, ids = planned
+    messages = [0]
+
+    def clock() -> datetime:  # 40 minutes pass with each message (a slow relay's pace)
+        return SEND + timedelta(minutes=40 * messages[0])
+
+    marked: list[int] = []
+
+    class Watched:
+        """The real SMTP transport; before each message, another worker starts."""
+
+        def __init__(self) -> None:
+            self.real = mail.open_transport(config.smtp, config.maildir)
+
+        def __enter__(self) -> Watched:
+            self.real.__enter__()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.real.__exit__(None, None, None)
+
+        def send_wire(self, sender: str, recipients: Any, wire: bytes) -> str:
+            at = clock()
+            marked.append(store.mark_stale_sending(
+                now=at, older_than=at - pipeline.STALE_SENDING, alive=lambda _worker: True))
+            reply = self.real.send_wire(sender, recipients, wire)
+            messages[0] += 1
+            return reply
+
+    report = pipeline.send_pending(config, now=SEND, store=store, clock=clock,
+                                   transport=Watched)  # type: ignore[arg-type]
+    assert (report.sent, report.unknown, report.failed) == (3, 0, 0)
+    assert marked == [0, 0, 0]
+    assert {store.get_delivery(i, DAY).status for i in ids.values()} == {"sent"}  # type: ignore[union-attr]
+    dates = sorted(got.message["Date"].datetime for got in smtp_server.messages)
+    assert len(set(dates)) == 3 and dates[-1] - dates[0] >= timedelta(hours=1)
+
+
 def without_count(texts: tuple[str, ...]) -> tuple[str, ...]:
     """Return the texts without the intro's "from N new today"."""
     return tuple(re.sub(r" from \d+ new today", "", t) for t in texts)

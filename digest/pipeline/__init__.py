@@ -202,7 +202,7 @@ def _run_locked(
             config, db,
             days=sorted(planned_days),
             subscriber_ids=planned_ids if only else None,
-            env=env, now=now, tally=tally, transport=transport, pacer=pacer,
+            env=env, clock=clock, tally=tally, transport=transport, pacer=pacer,
             workers=workers, send_chunk=send_chunk,
         )
     report = RunReport(
@@ -278,7 +278,8 @@ def send_pending(
         tally.unknown = db.mark_stale_sending(now=now, older_than=now - STALE_SENDING)
         _send_all(
             config, db, days=None, subscriber_ids=None,
-            env=render.make_environment(config.templates_dir), now=now, tally=tally,
+            env=render.make_environment(config.templates_dir), clock=clock or (lambda: now),
+            tally=tally,
             transport=transport or (lambda: mail.open_transport(config.smtp, config.maildir)),
             pacer=pacer or Pacer(config.send_rate), workers=max(1, workers or config.connections),
             send_chunk=max(1, send_chunk),

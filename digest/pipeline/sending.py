@@ -100,7 +100,7 @@ def _send_all(
     days: Sequence[date] | None,
     subscriber_ids: Sequence[int] | None,
     env: Any,
-    now: datetime,
+    clock: Clock,
     tally: _Tally,
     transport: TransportFactory,
     pacer: Pacer,
@@ -112,6 +112,11 @@ def _send_all(
     Each of ``workers`` threads holds one SMTP connection and leases rows in chunks, so
     the same loop serves one process or many (``digest send --worker`` on many
     machines): a row is transmitted only by the worker that moved it to ``sending``.
+    ``clock`` is read for each claim and each message: a send phase paced to a relay's
+    rate runs for hours, and stamped with its start, its later claims were expired
+    leases when made (other workers' to take), its rows in ``sending`` looked an hour
+    old to another worker's stale-row check (reported ``unknown`` mid-send), and its
+    messages carried the phase's start as their Date.
     """
     suppressed = db.suppressed_hashes()
     prefix = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
@@ -126,7 +131,7 @@ def _send_all(
             with db.pinned_connection(), _Connection(transport) as connection:
                 while not tally.aborted:
                     rows = db.claim_deliveries(
-                        name, now=now, lease=timedelta(seconds=config.lease_seconds),
+                        name, now=clock(), lease=timedelta(seconds=config.lease_seconds),
                         limit=send_chunk,
                         max_attempts=config.max_attempts, days=days,
                         subscriber_ids=subscriber_ids,
@@ -158,16 +163,16 @@ def _send_all(
                         sent = _send_one(
                             config, db, row, subs.get(row.subscriber_id), papers,
                             ready[(row.subscriber_id, row.day)], sent,
-                            worker=name, env=env, now=now, tally=tally,
+                            worker=name, env=env, now=clock(), tally=tally,
                             connection=connection, pacer=pacer, suppressed=suppressed,
                         )
                     if sent is not None:
-                        db.mark_sent(*sent, now=now)
+                        db.mark_sent(*sent, now=clock())
                         sent = None
         finally:
             try:
                 if sent is not None:
-                    db.mark_sent(*sent, now=now)
+                    db.mark_sent(*sent, now=clock())
             finally:
                 db.release_claims(name)
 
