@@ -58,7 +58,7 @@ from digest.rank.metadata import (
     pool_metadata,
     rarity,
 )
-from digest.rank.policy import select_many
+from digest.rank.policy import keep_followed, select_many
 from digest.rank.precision import SCORES
 from digest.rank.profiles import (
     TEXT_PARTS,
@@ -924,6 +924,9 @@ def _score_chunk(
         ranked[lifted] = (1.0 - share) * ranked[lifted] + share * top[:, None] * world.trend
     picks = select_many(ranked, passing, world.similarity, np.asarray(limits),
                         diversity=options.diversity)
+    if boost.vouched_rows.size:
+        picks = keep_followed(picks, ranked, passing, boost.vouched_rows, boost.vouched_cols,
+                              np.asarray(limits))
     context = Context(
         space=world.space, compiled=compiled, examples=examples, docs=world.docs,
         doc_keys=world.doc_keys,
