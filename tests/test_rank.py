@@ -132,7 +132,7 @@ def test_a_followed_author_is_found_however_the_accents_are_typed(
         assert ranking[0].reason == "by François Łukasiewicz"  # as the paper spells it
     assert rankings[3][0].reason == "by Søren Ørsted"
     assert normalize_name("Jürgen Schmidhuber") == normalize_name("Jurgen Schmidhuber")
-    assert normalize_name("J.  Smith") == "j. smith"
+    assert normalize_name("J.  Smith") == "j smith"
     assert normalize_name("李飞飞") == "李飞飞"
 
 
