@@ -303,3 +303,27 @@ def test_profile_from_dict_stays_lenient_unless_strict() -> None:
     assert Profile.from_dict(
         {"interests": ["a", "b"], "seeds": "2401.01234", "keywords": None}, strict=True
     ) == Profile(interests="a\nb", seeds=("2401.01234",))
+
+
+# 5. The papers and history files (hand-made lines beside the real sample day).
+
+
+@pytest.mark.parametrize("option", ["--papers", "--history"])
+@pytest.mark.parametrize("bad", [{"title": "A paper with no id"}, {"id": "2601.00001"},
+                                 "not json", [1, 2]])
+def test_a_bad_line_in_the_papers_or_history_is_a_usage_error_naming_file_and_line(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]], option: str, bad: object,
+) -> None:
+    batch_path, history_path, _ = day
+    source = batch_path if option == "--papers" else history_path
+    lines = source.read_text(encoding="utf-8").splitlines()
+    broken = tmp_path / "broken.jsonl"
+    _write(broken, lines[0], bad, *lines[1:])
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "robots"})
+    paths = {"--papers": batch_path, "--history": history_path, option: broken}
+    result = CliRunner().invoke(main, [
+        "rank", "--papers", str(paths["--papers"]), "--profiles", str(profiles),
+        "--history", str(paths["--history"])])
+    assert result.exit_code == 2, (result.output, result.stderr)
+    assert f"{broken}:2" in result.stderr
+    assert "Traceback" not in result.output

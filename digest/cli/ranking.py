@@ -12,7 +12,7 @@ import click
 
 from digest.cli.base import main, warn
 from digest.errors import SourceError, UsageError
-from digest.ingest.jsonl import iter_records, load_jsonl
+from digest.ingest.jsonl import iter_records, paper_from_record
 from digest.ingest.keys import arxiv_doi_key, arxiv_key, doi_key
 from digest.models import Paper, Profile, json_kind
 
@@ -111,6 +111,24 @@ def _warn_missing(profile_id: str, missing: list[tuple[str, list[str]]]) -> None
          f"{shown}")
 
 
+def read_papers(path: Path) -> list[Paper]:
+    """Read the papers of a --papers or --history file (corpus-schema JSON lines).
+
+    A line that is not a JSON object, or a record without an id or a title, is a
+    UsageError naming the file and the line: the command's input, not a source's.
+    """
+    papers: list[Paper] = []
+    try:
+        for number, record in iter_records(path, what="a paper"):
+            try:
+                papers.append(paper_from_record(record))
+            except SourceError as err:
+                raise UsageError(f"{path}:{number}: {err.message}", err.hint) from err
+    except SourceError as err:
+        raise UsageError(err.message, err.hint) from err
+    return papers
+
+
 def semantic_options(command: Callable[..., None]) -> Callable[..., None]:
     """Add --semantic, --semantic-weight and --semantic-cache to a command."""
     command = click.option(
@@ -154,8 +172,8 @@ def rank_command(
     from digest.rank import RankOptions, rank
 
     weight = semantic_setting(semantic, semantic_weight)
-    batch = load_jsonl(papers_path)
-    history = load_jsonl(history_path) if history_path else []
+    batch = read_papers(papers_path)
+    history = read_papers(history_path) if history_path else []
     known = {p.key: p for p in [*history, *batch]}
     profiles = read_profiles(profiles_path, known)
     options = RankOptions(semantic_weight=weight,

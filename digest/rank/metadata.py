@@ -26,17 +26,32 @@ _PLAIN_LETTERS = str.maketrans({"ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "�
                                 "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
 
 
+# What may follow a comma in a name that is no "Last, First": 'Guy Steele, Jr.'.
+_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
+# Dots of initials and hyphens of given names: arXiv lists one person as 'Vishal M.
+# Patel' and 'Vishal M Patel', 'Yih-Chung Tham' and 'Yih Chung Tham'.
+_NAME_MARKS = str.maketrans({".": " ", "-": " ", "\u2010": " "})
+
+
 def normalize_name(name: str) -> str:
     """Return an author name folded for matching.
 
-    Case, spacing and accents do not matter: 'J.  Smith' == 'j. smith', 'Francois
-    Durand' == 'François Durand' (composed or decomposed), 'Lukasz' == 'Łukasz'. A
-    subscriber types the name of the author they follow as their keyboard allows.
+    Case, spacing, accents, the dots of initials and hyphens do not matter: 'J.  Smith'
+    == 'j smith', 'Francois Durand' == 'François Durand' (composed or decomposed),
+    'Lukasz' == 'Łukasz', 'Yih-Chung Tham' == 'Yih Chung Tham'; nor does the order of
+    'Last, First' ('Wu, Jiajun' == 'Jiajun Wu'). A subscriber types the name of the
+    author they follow as their keyboard, or their reference list, has it.
     """
     folded = name.lower()
     if not folded.isascii():
         folded = fold_accents(folded.translate(_PLAIN_LETTERS))
-    return " ".join(folded.replace(".", ". ").split())
+    last, comma, first = folded.partition(",")
+    if comma and "," not in first and last.strip() and first.strip():
+        if " ".join(first.translate(_NAME_MARKS).split()) in _SUFFIXES:
+            folded = f"{last} {first}"
+        else:
+            folded = f"{first} {last}"
+    return " ".join(folded.translate(_NAME_MARKS).split())
 
 
 def category_features(paper: Paper) -> dict[str, float]:

@@ -109,3 +109,46 @@ def select_many(
         free[at, pick] = False
         np.maximum(closest, similarity[pool, picked[:, None]], out=closest)
     return [[j for j in row if j >= 0] for row in chosen.tolist()]
+
+
+def keep_followed(
+    picks: list[list[int]],
+    scores: np.ndarray,
+    passing: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    limits: np.ndarray,
+) -> list[list[int]]:
+    """Return the picks with every passing paper of a followed author in its row's list.
+
+    ``rows`` and ``cols`` are the (profile, paper) entries a followed author vouches
+    for. A followed author's paper is always shown: the author boost lifts it, but a
+    profile whose seed papers score the day's papers of their field higher can fill a
+    short list before it. Such a paper takes the place of the last pick by no followed
+    author, and stands before the first pick that scores lower than it. Rows where
+    every vouched paper was picked are left as they are.
+    """
+    wanted: dict[int, list[int]] = {}
+    for r, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        if passing[r, j]:
+            wanted.setdefault(r, []).append(j)
+    for r, theirs in wanted.items():
+        chosen = picks[r]
+        missing = sorted((j for j in set(theirs) if j not in chosen),
+                         key=lambda j: (-float(scores[r, j]), j))
+        if not missing:
+            continue
+        vouched = set(theirs)
+        kept = list(chosen)
+        for j in missing:
+            if len(kept) >= int(limits[r]):
+                others = [i for i, k in enumerate(kept) if k not in vouched]
+                if not others:
+                    break
+                del kept[others[-1]]
+            value = float(scores[r, j])
+            at = next((i for i, k in enumerate(kept) if float(scores[r, k]) < value),
+                      len(kept))
+            kept.insert(at, j)
+        picks[r] = kept
+    return picks

@@ -58,7 +58,7 @@ from digest.rank.metadata import (
     pool_metadata,
     rarity,
 )
-from digest.rank.policy import select_many
+from digest.rank.policy import keep_followed, select_many
 from digest.rank.precision import SCORES
 from digest.rank.profiles import (
     TEXT_PARTS,
@@ -216,15 +216,36 @@ def _folded(text: str) -> str:
 
 def _word_form(word: str) -> str:
     """Return a word without its plural, -ing or -ed ending ('benchmarks',
-    'benchmarking', 'benchmarked' -> 'benchmark'; 'LLMs' -> 'llm'; 'studies' -> 'study').
+    'benchmarking', 'benchmarked' -> 'benchmark'; 'LLMs' -> 'llm'; 'studies', 'studied'
+    -> 'study'; 'approaches' -> 'approach'; 'embeddings', 'embedded' -> 'embed';
+    'generates', 'generated', 'generating' -> 'generate').
     """
     if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-3] + "y" if word.endswith("ies") and len(word) > 5 else word[:-1]
+        word = word[:-3] + "y" if word.endswith("ies") and len(word) > 5 else word[:-1]
+    if word.endswith("e") and len(word) >= 4 and word[:-1].endswith(_SIBILANTS):
+        return word[:-1]  # 'approache(s)', 'classe(s)', 'cache' -> 'approach', 'class', 'cach'
     if len(word) >= 7 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) >= 6 and word.endswith("ed"):
-        return word[:-2]
-    return word
+        stem = word[:-3]
+    elif len(word) >= 6 and word.endswith("ed"):
+        if word.endswith("ied"):
+            return word[:-3] + "y"  # 'studied' -> 'study'
+        stem = word[:-2]
+    else:
+        return word
+    if len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
+        return stem[:-1]  # 'embedd', 'plann' -> 'embed', 'plan'; not 'install', 'process'
+    if stem.endswith(_DROPPED_E) and not stem.endswith(("eat", "oat", "ck")):
+        return stem + "e"  # 'generat', 'reduc', 'solv' -> 'generate', 'reduce', 'solve'
+    return stem
+
+
+# Endings after which a plural's or a verb's "e" is part of the ending ('approaches',
+# 'boxes', 'caches'): dropped, so that the word and its plural meet.
+_SIBILANTS = ("ch", "sh", "x", "ss")
+# Stems an -ed or -ing ending leaves that lost the "e" of their word: 'generated',
+# 'optimizing', 'enabled', 'reduced', 'solving', 'captured', 'reversed', 'encoded' (not
+# 'treated', 'floated', 'attacked': their words have no "e").
+_DROPPED_E = ("at", "iz", "yz", "bl", "c", "v", "ur", "rs", "od")
 
 
 class _Forms(dict[str, str]):
@@ -924,6 +945,9 @@ def _score_chunk(
         ranked[lifted] = (1.0 - share) * ranked[lifted] + share * top[:, None] * world.trend
     picks = select_many(ranked, passing, world.similarity, np.asarray(limits),
                         diversity=options.diversity)
+    if boost.vouched_rows.size:
+        picks = keep_followed(picks, ranked, passing, boost.vouched_rows, boost.vouched_cols,
+                              np.asarray(limits))
     context = Context(
         space=world.space, compiled=compiled, examples=examples, docs=world.docs,
         doc_keys=world.doc_keys,

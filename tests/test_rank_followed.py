@@ -1,0 +1,80 @@
+"""Followed authors: their papers are always in the list, however their names are typed.
+
+Real data: corpus_mini (tests/data/rank), its last day as the batch and the days before
+it as the history. Hand-made: the name forms of one invented author.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.models import Paper, Profile
+from digest.rank import RankOptions, rank
+from tests.fixtures.corpus import mini_day
+
+
+@pytest.fixture(scope="module")
+def day() -> tuple[list[Paper], list[Paper]]:
+    return mini_day()
+
+
+# Real data.
+
+
+def test_a_followed_authors_paper_is_listed_beside_seed_papers_that_score_higher(
+    day: tuple[list[Paper], list[Paper]],
+) -> None:
+    # A reader of language-model papers (six seed papers) who also follows someone: the
+    # seed papers' model scores the day's language-model papers above the author boost,
+    # and the followed author's paper fell off a short list.
+    batch, history = day
+    seeds = tuple(p.key for p in history if "language model" in
+                  f"{p.title} {p.abstract}".lower())[:6]
+    assert len(seeds) == 6
+    theirs = [p for p in batch if p.authors]
+    profiles = [Profile(seeds=seeds, authors=(p.authors[0],)) for p in theirs]
+    rankings = rank(batch, profiles, history=history, top_k=3,
+                    options=RankOptions(processes=1)).rankings
+    for paper, ranking in zip(theirs, rankings, strict=True):
+        listed = [s.paper.key for s in ranking]
+        assert paper.key in listed, (paper.authors[0], listed)
+        assert len(listed) == 3
+        assert ranking[listed.index(paper.key)].reason.startswith("by ")
+
+
+# Hand-made: the forms people type a name in.
+
+
+def _by(name_on_paper: str, typed: tuple[str, ...]) -> list[list[str]]:
+    """Return the reasons each typed name's profile gets for a one-paper-by-them day."""
+    papers = [Paper(key="arxiv:2601.00001", title="Tropical sheaf cohomology of quivers",
+                    authors=("Ada Byron", name_on_paper)),
+              *(Paper(key=f"arxiv:2601.{i:05d}", title=f"Graph neural networks {i}",
+                      authors=(f"Someone Else {i}",)) for i in range(2, 12))]
+    rankings = rank(papers, [Profile(authors=(name,)) for name in typed], top_k=3,
+                    options=RankOptions(processes=1)).rankings
+    return [[s.reason for s in ranking if s.paper.key == "arxiv:2601.00001"]
+            for ranking in rankings]
+
+
+def test_a_followed_author_typed_last_name_first_is_found() -> None:
+    # "Last, First" is how BibTeX, library catalogues and many reference lists write
+    # names; the preferences form keeps the comma, and the profile matched nobody.
+    typed = ("Wu, Jiajun", "Wu,Jiajun", "WU, JIAJUN")
+    assert _by("Jiajun Wu", typed) == [["by Jiajun Wu"]] * 3
+
+
+def test_a_followed_author_is_found_with_or_without_the_dots_of_initials() -> None:
+    # arXiv lists the same person as "Vishal M. Patel" on one paper and "Vishal M Patel"
+    # on another (both in the corpus); a hyphenated given name likewise.
+    assert _by("Vishal M Patel", ("Vishal M. Patel", "Patel, Vishal M.")) == [
+        ["by Vishal M Patel"]] * 2
+    assert _by("S. M. A. Sharif", ("S M A Sharif", "S.M.A. Sharif")) == [
+        ["by S. M. A. Sharif"]] * 2
+    assert _by("Yih-Chung Tham", ("Yih Chung Tham",)) == [["by Yih-Chung Tham"]]
+    assert _by("Guy Steele, Jr.", ("Guy Steele Jr.", "Guy Steele, Jr.")) == [
+        ["by Guy Steele, Jr."]] * 2
+
+
+def test_a_different_author_with_the_same_last_name_is_not_followed() -> None:
+    assert _by("Jiajun Wu", ("Wu, Jiayi", "Jiayi Wu", "Wu")) == [[], [], []]
