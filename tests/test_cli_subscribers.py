@@ -204,6 +204,17 @@ def test_export_json_and_csv_round_trip_through_import(added: Config, tmp_path: 
     assert sub.profile.seeds == ("arxiv:2401.01234",) and sub.timezone == "Europe/Berlin"
 
 
+def test_export_takes_json_as_every_subscribers_command_does(added: Config) -> None:
+    # The README: "digest subscribers add|list|show|export|remove  # --json everywhere";
+    # export answered "No such option '--json'" (exit 2).
+    result = run(added, "subscribers", "export", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.output == run(added, "subscribers", "export").output
+    assert json.loads(result.output)[0]["email"] == "ada@example.org"
+    both = run(added, "subscribers", "export", "--json", "--csv")
+    assert both.exit_code == 2 and "exclude each other" in both.output
+
+
 def test_csv_export_and_import_keep_who_left_paused_or_never_confirmed(
     config: Config, tmp_path: Path,
 ) -> None:

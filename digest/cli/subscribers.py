@@ -373,11 +373,18 @@ def show(ctx: click.Context, email: str, as_json: bool) -> None:
 @subscribers.command()
 @click.argument("emails", nargs=-1)
 @click.option("--csv", "as_csv", is_flag=True, help="Write the CSV that `import` reads.")
+# JSON is the default; --json is taken too, as by every other subscribers command.
+@click.option("--json", "as_json", is_flag=True, help="Write JSON (the default).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of stdout.")
 @click.pass_context
-def export(ctx: click.Context, emails: tuple[str, ...], as_csv: bool, output: Path | None) -> None:
+def export(
+    ctx: click.Context, emails: tuple[str, ...], as_csv: bool, as_json: bool,
+    output: Path | None,
+) -> None:
     """Export subscribers (all, or the given addresses) as JSON, or as CSV with --csv."""
+    if as_csv and as_json:
+        raise UsageError("--csv and --json exclude each other", "give one of them")
     db = open_db(get_config(ctx))
     try:
         subs = [_require(db, e) for e in emails] if emails else db.list_subscribers()
