@@ -287,6 +287,9 @@ def schedule(ctx: click.Context, show: int | None) -> None:
             click.echo(fire.isoformat())
             at = fire + timedelta(seconds=1)
         return
+    # A setting no firing can run with stops the service now (78: systemd does not
+    # restart it), rather than an error logged at every hour that ranks someone.
+    pipeline.check_ranking(config)
     logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
     log = logging.getLogger("digest.schedule")
 
