@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import mailbox
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -212,6 +213,27 @@ def test_configuration_error_names_the_variable_and_exits_78(
     result = CliRunner().invoke(main, ["status"])
     assert result.exit_code == 78
     assert "DIGEST_SMTP_URL" in result.output and "hint:" in result.output
+
+
+def test_an_env_file_named_on_purpose_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `digest --env-file /srv/digest/.evn run` (a typo) once ran on a fresh var/ in the
+    # working directory, the sample batch and the Maildir, and exited 0.
+    monkeypatch.chdir(tmp_path)
+    missing = CliRunner().invoke(main, ["--env-file", str(tmp_path / "nope.env"), "status"])
+    assert missing.exit_code == 2, missing.output
+    assert "nope.env" in missing.output and "--env-file" in missing.output
+    assert not (tmp_path / "var").exists()
+    given = tmp_path / "digest.env"
+    given.write_text(f"DIGEST_VAR_DIR={tmp_path / 'elsewhere'}\n")
+    found = CliRunner().invoke(main, ["--env-file", str(given), "status"])
+    assert found.exit_code == 0, found.output
+    assert str(tmp_path / "elsewhere") in found.output
+    # No .env and no --env-file: the embedded default, as before; so is /dev/null.
+    assert CliRunner().invoke(main, ["status"]).exit_code == 0
+    assert CliRunner().invoke(main, ["--env-file", os.devnull, "status"]).exit_code == 0
+    assert CliRunner().invoke(main, ["--env-file", str(tmp_path), "status"]).exit_code == 2
 
 
 def test_schedule_shows_the_next_fire_times(config: Config) -> None:

@@ -196,6 +196,19 @@ def test_remove_forgets_a_stored_source_and_its_health(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no stored source is named 'hf'" in missing.output
 
 
+def test_remove_names_the_stored_name_of_a_source_added_by_its_kind(tmp_path: Path) -> None:
+    # The README's `digest sources add hf-daily` stores hf-daily:<its URL>; the natural
+    # `digest sources remove hf-daily` said only "see `digest sources list`".
+    config = plain(tmp_path)
+    added = run(config, "sources", "add", "hf-daily")
+    assert added.exit_code == 0, added.output
+    [row] = [r for r in listed(config) if r["kind"] == "hf-daily"]
+    refused = run(config, "sources", "remove", "hf-daily")
+    assert refused.exit_code == 2
+    assert f"it is stored as '{row['name']}'" in refused.output
+    assert run(config, "sources", "remove", row["name"]).exit_code == 0
+
+
 def test_remove_explains_that_a_configured_source_lives_in_the_config(tmp_path: Path) -> None:
     configured = SourceSpec("arxiv-rss:cs.LG", "arxiv-rss", "cs.LG")
     config = make_config(tmp_path / "var", sources=(configured,), sources_explicit=True)

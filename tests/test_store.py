@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from digest.errors import SchemaError, UsageError
+from digest.errors import ConfigError, SchemaError, UsageError
 from digest.models import Paper, Profile
 from digest.store import SCHEMA_VERSION, open_store
 
@@ -281,3 +281,12 @@ def test_an_in_memory_database_has_no_writer_lock() -> None:
     assert memory._writer is None
     memory.add_subscriber("c@example.org", Profile(interests="x"), now=NOW)
     memory.close()
+
+
+def test_a_url_whose_driver_is_missing_names_the_install_from_the_checkout() -> None:
+    # The hint said `pip install 'digest[postgres]'`: the project is installed from its
+    # checkout, and that line asks a package index for another project's package.
+    with pytest.raises(ConfigError) as caught:
+        open_store("postgresql+nosuchdriver://u:p@127.0.0.1/db")
+    assert "pip install -e '.[postgres]'" in caught.value.hint
+    assert "digest[postgres]" not in caught.value.hint

@@ -6,9 +6,11 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from digest import __version__
 from digest.config import Config, load_config
@@ -41,6 +43,12 @@ class DigestGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, env_file: str) -> None:
     """Daily research-paper digests: ingest, rank, render, deliver."""
+    # A missing .env is the embedded default; a file named on purpose and missing (a
+    # typo) would silently run on a fresh var/ here, the sample batch and the Maildir.
+    # (/dev/null, an empty configuration, is taken: bench/run.py passes it.)
+    given = ctx.get_parameter_source("env_file") is not ParameterSource.DEFAULT
+    if given and (not Path(env_file).exists() or Path(env_file).is_dir()):
+        raise click.BadParameter(f"{env_file!r} is not a file", param_hint="'--env-file'")
     ctx.ensure_object(dict)
     ctx.obj["env_file"] = env_file
 

@@ -282,6 +282,9 @@ def schedule(ctx: click.Context, show: int | None) -> None:
         for at in sched.next_fires(config, now_utc(), show):
             click.echo(at.isoformat())
         return
+    # A setting no firing can run with stops the service now (78: systemd does not
+    # restart it), rather than an error logged at every hour that ranks someone.
+    pipeline.check_ranking(config)
     logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
     log = logging.getLogger("digest.schedule")
 

@@ -180,7 +180,7 @@ def bounces() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def scan(ctx: click.Context, maildir: Path | None, imap_url: str | None, as_json: bool) -> None:
-    """Read DSN bounces and ARF complaints from a mailbox and apply the suppression policy."""
+    """Read bounces (DSN, qmail, Exim) and ARF complaints from a mailbox; suppress per policy."""
     if (maildir is None) == (imap_url is None):
         raise UsageError("give exactly one of --maildir PATH or --imap URL", "")
     if maildir is not None:

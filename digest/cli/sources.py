@@ -178,6 +178,7 @@ def remove(ctx: click.Context, name: str) -> None:
     db = open_db(config)
     try:
         removed = db.remove_source(name)
+        stored = [] if removed else db.list_sources()
     finally:
         db.close()
     if removed:
@@ -186,6 +187,13 @@ def remove(ctx: click.Context, name: str) -> None:
     if any(s.name == name for s in config.sources):
         raise UsageError(f"{name!r} comes from the configuration, not from `sources add`",
                          "remove it from DIGEST_SOURCES or DIGEST_SOURCES_FILE")
+    # `sources add hf-daily` stores hf-daily:<its URL>: name what was meant.
+    meant = [s.name for s in stored if s.kind == name or s.name.startswith(f"{name}:")
+             or s.name.split("?", 1)[0] == name]
+    if meant:
+        raise UsageError(f"no stored source is named {name!r}",
+                         "it is stored as " + " or ".join(repr(m) for m in meant)
+                         + ": remove it by that name")
     raise UsageError(f"no stored source is named {name!r}", "see `digest sources list`")
 
 

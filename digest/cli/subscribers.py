@@ -65,6 +65,7 @@ def build_entry(
     status: str = "",
     empty_digest: str = "skip",
     popularity: float = 0.0,
+    require_profile: bool = True,
 ) -> Entry:
     """Validate one subscriber's fields; raise UsageError saying what is wrong."""
     address = normalize_email(email)
@@ -104,11 +105,8 @@ def build_entry(
         authors=tuple(dict.fromkeys(authors)),
         seeds=tuple(dict.fromkeys(seed_keys)),
     )
-    if profile.is_empty():
-        raise UsageError(
-            f"the profile of {address} is empty",
-            "give interests, keywords, categories, authors or seeds",
-        )
+    if require_profile:
+        require_some_profile(address, profile)
     if empty_digest not in forms.EMPTY_DIGEST:
         raise UsageError(f"empty_digest must be skip or note, not {empty_digest!r}",
                          "skip: no email on a day with nothing relevant; note: a short one")
@@ -126,6 +124,15 @@ def build_entry(
     )
     clean_name = " ".join(name.replace("\r", " ").replace("\n", " ").split())
     return Entry(address, clean_name, profile, schedule, status)
+
+
+def require_some_profile(address: str, profile: Profile) -> None:
+    """Raise UsageError when a profile gives the ranker nothing to go on."""
+    if profile.is_empty():
+        raise UsageError(
+            f"the profile of {address} is empty",
+            "give interests, keywords, categories, authors or seeds",
+        )
 
 
 def add_entry(db: Store, entry: Entry, *, status: str = "active") -> Subscriber:
@@ -223,6 +230,9 @@ def add(
         exclude=excludes, categories=categories, authors=authors, seeds=seeds, hour=hour,
         timezone=tz, cadence=cadence, weekday=weekday, max_papers=max_papers,
         empty_digest=empty_digest, popularity=popularity,
+        # Checked below for a new address: an address already here keeps its profile
+        # (`digest subscribe EMAIL --force` lifts a suppression with no profile typed).
+        require_profile=False,
     )
     db = open_db(config)
     mailed: signup.SignupMail | None = None
@@ -255,6 +265,7 @@ def add(
                 click.echo(f"lifted the suppression of {sub.email} (id {sub.id}, {sub.status}; "
                            f"it was: {suppressed[0]}); their profile and schedule are unchanged")
             return
+        require_some_profile(entry.email, entry.profile)
         if send_confirm:
             mailed = signup.request_subscription(
                 config, db, entry.email, entry.profile, entry.schedule, now=now_utc(),
@@ -362,11 +373,18 @@ def show(ctx: click.Context, email: str, as_json: bool) -> None:
 @subscribers.command()
 @click.argument("emails", nargs=-1)
 @click.option("--csv", "as_csv", is_flag=True, help="Write the CSV that `import` reads.")
+# JSON is the default; --json is taken too, as by every other subscribers command.
+@click.option("--json", "as_json", is_flag=True, help="Write JSON (the default).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of stdout.")
 @click.pass_context
-def export(ctx: click.Context, emails: tuple[str, ...], as_csv: bool, output: Path | None) -> None:
+def export(
+    ctx: click.Context, emails: tuple[str, ...], as_csv: bool, as_json: bool,
+    output: Path | None,
+) -> None:
     """Export subscribers (all, or the given addresses) as JSON, or as CSV with --csv."""
+    if as_csv and as_json:
+        raise UsageError("--csv and --json exclude each other", "give one of them")
     db = open_db(get_config(ctx))
     try:
         subs = [_require(db, e) for e in emails] if emails else db.list_subscribers()

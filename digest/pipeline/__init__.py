@@ -31,6 +31,7 @@ from digest.pipeline.planning import (
     _plan_chunk,
     _preview_chunk,
     _sendable,
+    check_ranking,
     choose_papers,
     plan_due,
     plan_pages,
@@ -63,6 +64,7 @@ __all__ = [
     "Pacer",
     "ScoredPaper",
     "TransportFactory",
+    "check_ranking",
     "choose_papers",
     "compose",
     "digest_links",
@@ -107,6 +109,8 @@ def run(
     active gets that day's digest now, regardless of hour. A ledger row per (subscriber,
     day) makes a repeat send nothing new.
     """
+    # DIGEST_SEMANTIC=1 without its extra fails every run, not only one that ranks.
+    check_ranking(config)
     own_store = store is None
     db = store or open_store(config.database_url)
     try:

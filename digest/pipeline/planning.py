@@ -373,6 +373,14 @@ def _lowered_titles(profiles: Sequence[Profile]) -> set[str]:
     return out
 
 
+def check_ranking(config: Config) -> None:
+    """Raise ConfigError when the configured ranking cannot run here (the semantic extra).
+
+    Checked when a run or the scheduler starts, not first at the hour that ranks someone.
+    """
+    rank_options(config)
+
+
 def rank_options(config: Config) -> RankOptions:
     """Return the ranker's options for this configuration (semantic ranking or not)."""
     from digest.rank import RankOptions, semantic

@@ -102,7 +102,8 @@ def open_store(url: str, *, create: bool = True) -> Store:
         raise ConfigError(
             f"DIGEST_DATABASE_URL is not a usable database URL: {err}",
             "use sqlite:///var/digest.sqlite3 or postgresql+psycopg://user:pass@host/db "
-            "(PostgreSQL needs `pip install 'digest[postgres]'`)",
+            "(PostgreSQL needs the postgres extra: `pip install -e '.[postgres]'` in the "
+            "checkout)",
         ) from err
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
