@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -164,7 +165,7 @@ def test_an_unusable_var_dir_is_a_configuration_error_naming_it(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIGEST_VAR_DIR", str(var))
     monkeypatch.delenv("DIGEST_SECRET_KEY", raising=False)
-    result = CliRunner().invoke(main, ["--env-file", "none", "status"])
+    result = CliRunner().invoke(main, ["--env-file", os.devnull, "status"])
     assert result.exit_code == 78, result.output
     assert "DIGEST_VAR_DIR" in result.output and "hint:" in result.output
     assert "Traceback" not in result.output
