@@ -42,6 +42,19 @@ def test_a_postfix_user_unknown_dsn_is_a_hard_bounce() -> None:
     assert bounce.report_id.startswith("<20260525090102.4F2A31C0042@mx.example.net>")
 
 
+def test_a_bounce_at_a_forwarding_target_names_the_subscribed_address(store: Store) -> None:
+    # Hand-made from the Postfix sample: bob@example.net forwards to an address that no
+    # longer exists. The DSN's Final-Recipient is that target, its Original-Recipient the
+    # address we mailed; suppressing the target stopped nothing, and every digest bounced.
+    raw = sample("postfix_user_unknown.eml").decode().replace(
+        "Final-Recipient: rfc822; Bob@Example.net",
+        "Final-Recipient: rfc822; robert.b@forward.example.com")
+    bounce = parse_bounce(raw.encode())
+    assert bounce is not None and bounce.recipient == "bob@example.net"
+    assert apply_bounce(store, bounce, source="t", now=NOW)[1] is not None
+    assert store.is_suppressed("bob@example.net")
+
+
 def test_a_real_exchange_bounce_with_a_folded_recipient_is_hard() -> None:
     bounce = parse_bounce(sample("real_exchange_non_existing_mailbox.eml"))
     assert bounce is not None and bounce.kind == "hard" and bounce.status == "5.1.1"

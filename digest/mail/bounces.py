@@ -197,8 +197,11 @@ def _recipient_block(block: Message) -> Bounce | None:
     action = _field(block, "Action").lower()
     if action != "failed":
         return None  # delayed, delivered, relayed, expanded: not a bounce
-    recipient = _address_field(_field(block, "Final-Recipient")) or _address_field(
-        _field(block, "Original-Recipient")
+    # Original-Recipient is the address we mailed (RFC 3464 2.3.1); Final-Recipient is
+    # where the last MTA tried, a forwarding target when our subscriber's address
+    # forwards. Suppressing that target would leave our address bouncing every day.
+    recipient = _address_field(_field(block, "Original-Recipient")) or _address_field(
+        _field(block, "Final-Recipient")
     )
     if not recipient:
         return None
