@@ -277,6 +277,27 @@ def test_a_535_stops_the_run_with_exit_78_and_loses_nothing(
     assert received(server) == Counter({e: 1 for e in EMAILS})
 
 
+def test_a_temporary_auth_failure_454_gives_the_rows_back_with_exit_75(
+    setup: Setup, make_smtp_server: Callable[..., SmtpTestServer]
+) -> None:
+    # "454 4.7.0 Temporary authentication failure" (the provider's auth backend down):
+    # reported as wrong credentials with exit 78, which systemd's RestartPreventExitStatus
+    # takes as a setting to fix, and the operator was sent to check a right password.
+    server = make_smtp_server(auth=("digest", "right"),
+                              auth_refusal="454 4.7.0 Temporary authentication failure")
+    flaky = replace(setup.config, smtp=server.settings(username="digest", password="wrong"))
+    runner = CliRunner()
+    args = ["run", "--date", DAY.isoformat(), "--no-ingest"]
+    result = runner.invoke(main, args, obj={"config": flaky})
+    assert result.exit_code == 75, result.output
+    assert "454" in result.output and "password" not in result.output
+    assert server.messages == [] and server.connections == 1  # stopped at the first refusal
+    assert set(setup.statuses().values()) == {"planned"}  # no attempt spent
+    right = replace(setup.config, smtp=server.settings(username="digest", password="right"))
+    assert runner.invoke(main, args, obj={"config": right}).exit_code == 0
+    assert received(server) == Counter({e: 1 for e in EMAILS})
+
+
 # -- hourly firings across daylight-saving changes ----------------------------------------
 
 

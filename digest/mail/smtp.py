@@ -10,7 +10,8 @@ Reply classes (RFC 5321, and what the pipeline does with them):
 - 421 (service closing) at any stage: temporary; the connection is closed and the
   next ``send`` opens a new one.
 - 535 / 534 / 530 and a server that offers no AUTH: ``AuthenticationError``; no message
-  can go out with this configuration, so the run should stop.
+  can go out with this configuration, so the run should stop. A 4xx to AUTH (454
+  "temporary authentication failure") is a ``SendError`` of stage "auth": try later.
 - No reply after the whole payload was sent (connection dropped, timeout): the server
   may or may not have accepted the message. ``SendError.after_data`` is True and the
   ledger must say "unknown", never resend on its own.
@@ -297,6 +298,18 @@ class SmtpTransport:
                 stage = "auth"
                 conn.login(s.username, s.password or "")
         except smtplib.SMTPAuthenticationError as err:
+            if 400 <= err.smtp_code < 500:
+                # 454 "temporary authentication failure": the server could not check
+                # the credentials now, not that they are wrong. Nothing was sent; the
+                # run stops and the next one tries again (exit 75, not 78).
+                raise SendError(
+                    f"SMTP server {s.host} could not check the credentials now: "
+                    f"{err.smtp_code} {_text(err.smtp_error)}",
+                    "a temporary failure at the server; the next run tries again",
+                    code=err.smtp_code,
+                    permanent=False,
+                    stage="auth",
+                ) from err
             raise AuthenticationError(
                 f"SMTP server {s.host} refused the credentials: "
                 f"{err.smtp_code} {_text(err.smtp_error)}",

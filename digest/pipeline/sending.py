@@ -319,15 +319,16 @@ def _send_one(
                    why=f"SMTP authentication failed: {err.message}", exit_code=err.exit_code)
         return None
     except DeliveryError as err:
-        if isinstance(err, mail.SendError) and err.stage in ("connect", "tls"):
-            # The server could not be reached or greeted: not this message's failure,
+        if isinstance(err, mail.SendError) and err.stage in ("connect", "tls", "auth"):
+            # The server could not be reached, greeted or log us in (a temporary auth
+            # failure; wrong credentials are AuthenticationError): not this message's failure,
             # and every other would fail alike. Spending an attempt of each row per run
             # lost a day's digests to an outage of some hours (5 attempts, then
             # perm_failed); the run stops instead (75: try later), losing nothing.
             # (The Maildir transport fails so when it cannot write: its message says so.)
             connection.reset()
             why = (f"the SMTP server could not be reached: {err.message}"
-                   if config.smtp is not None else err.message)
+                   if config.smtp is not None and err.stage != "auth" else err.message)
             _give_back(db, row, err, now=now, tally=tally, why=why, exit_code=75)
             return None
         if err.code is None or err.code == 421:
