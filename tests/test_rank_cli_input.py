@@ -180,6 +180,29 @@ def test_seed_ids_not_found_are_named_in_one_warning_per_profile(
     assert seed not in warnings[0]
 
 
+def test_a_field_that_is_no_profile_field_is_named_once_with_the_likely_one(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # {"interest": ...} or "negative_keywords" ranked as if absent, silently: the
+    # profile got papers it had excluded, or none at all.
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "p1", "interest": "robot grasping", "keywords": ["robots"]},
+        {"id": "p2", "interest": "language models", "negative_keywords": ["survey"]},
+        {"id": "p3", "interests": "robots", "label": "cs.RO"},
+    )
+    result = _rank(day, profiles)
+    assert result.exit_code == 0, result.output
+    assert len(_lines(result)) == 3  # still ranked: a warning, not an error
+    warnings = result.stderr.splitlines()
+    assert len(warnings) == 3, warnings
+    interest = next(w for w in warnings if "'interest'" in w)
+    assert f"{profiles}:1" in interest and "2 lines" in interest
+    assert "did you mean 'interests'" in interest
+    assert any("'negative_keywords'" in w and f"{profiles}:2" in w for w in warnings)
+    assert any("'label'" in w for w in warnings)
+
+
 def test_a_seed_in_the_batch_is_found_and_not_warned_about(
     tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
 ) -> None:

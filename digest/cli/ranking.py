@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -56,9 +58,35 @@ def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profil
         raise UsageError(err.message, err.hint) from err
 
 
+_PROFILE_FIELDS = ("id", *(f.name for f in dataclasses.fields(Profile)))
+
+
+def _warn_unknown_fields(path: Path, lines: dict[str, list[int]]) -> None:
+    """Warn once for each field no profile has (a typo ranks as if it were absent)."""
+    for name, numbers in lines.items():
+        close = difflib.get_close_matches(name.lower(), _PROFILE_FIELDS, n=1, cutoff=0.6)
+        likely = f"; did you mean '{close[0]}'?" if close else ""
+        lines = f"{len(numbers)} lines from here" if len(numbers) > 1 else "this line"
+        warn(f"{path}:{numbers[0]}: '{name}' is no profile field, ignored on {lines}"
+             f"{likely} (the fields: {', '.join(_PROFILE_FIELDS)})")
+
+
 def _read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
     out: list[tuple[str, Profile]] = []
+    unknown_fields: dict[str, list[int]] = {}
+    _read_profile_lines(path, known, out, unknown_fields)
+    _warn_unknown_fields(path, unknown_fields)
+    return out
+
+
+def _read_profile_lines(
+    path: Path, known: dict[str, Paper], out: list[tuple[str, Profile]],
+    unknown_fields: dict[str, list[int]],
+) -> None:
     for number, record in iter_records(path, what="a profile", hint=_PROFILE_HINT):
+        for name in record:
+            if name not in _PROFILE_FIELDS:
+                unknown_fields.setdefault(str(name), []).append(number)
         if "id" not in record:
             raise UsageError(f"{path}:{number}: profile has no 'id'", "add an \"id\" to each line")
         raw_id = record["id"]
@@ -97,7 +125,6 @@ def _read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profi
         out.append((profile_id, replace(profile, seeds=resolved["seeds"],
                                         liked=resolved["liked"],
                                         disliked=resolved["disliked"])))
-    return out
 
 
 def _warn_missing(profile_id: str, missing: list[tuple[str, list[str]]]) -> None:
