@@ -66,8 +66,8 @@ def _warn_unknown_fields(path: Path, lines: dict[str, list[int]]) -> None:
     for name, numbers in lines.items():
         close = difflib.get_close_matches(name.lower(), _PROFILE_FIELDS, n=1, cutoff=0.6)
         likely = f"; did you mean '{close[0]}'?" if close else ""
-        lines = f"{len(numbers)} lines from here" if len(numbers) > 1 else "this line"
-        warn(f"{path}:{numbers[0]}: '{name}' is no profile field, ignored on {lines}"
+        where = f"{len(numbers)} lines from here" if len(numbers) > 1 else "this line"
+        warn(f"{path}:{numbers[0]}: '{name}' is no profile field, ignored on {where}"
              f"{likely} (the fields: {', '.join(_PROFILE_FIELDS)})")
 
 
