@@ -414,3 +414,33 @@ def test_serve_help() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
     assert "--host" in result.output and "--port" in result.output
+
+
+def test_import_update_of_a_few_columns_needs_no_profile_columns(
+    config: Config, tmp_path: Path,
+) -> None:
+    # `import --update` "changes only the columns the file has", but a file of
+    # email,status (pausing people in bulk) or email,hour was refused whole: "the
+    # profile of ... is empty", though the stored profile would stay.
+    run(config, "subscribers", "add", "k@example.org", "--interests", "protein design")
+    run(config, "subscribers", "add", "m@example.org", "--keyword", "enzymes", "--hour", "6")
+    result = run(config, "subscribers", "import", "--update", write(
+        tmp_path, "email,status,hour\nk@example.org,paused,9\nm@example.org,,\n"))
+    assert result.exit_code == 0, result.output
+    assert "updated 2" in result.output
+    db = open_store(config.database_url)
+    k, m = db.find_subscriber("k@example.org"), db.find_subscriber("m@example.org")
+    assert k is not None and m is not None
+    assert (k.status, k.send_hour, k.profile.interests) == ("paused", 9, "protein design")
+    assert (m.status, m.profile.keywords) == ("active", ("enzymes",))
+    # A new address in such a file still needs a profile, and so does an update that
+    # empties every profile column the stored profile has: the whole file is refused.
+    refused = run(config, "subscribers", "import", "--update", write(
+        tmp_path, "email,status,interests\nk@example.org,active,\nn@example.org,active,\n"))
+    assert refused.exit_code == 2
+    assert "line 2: the profile of k@example.org would be empty" in refused.output
+    assert "line 3: the profile of n@example.org is empty" in refused.output
+    assert db.find_subscriber("n@example.org") is None
+    kept = db.find_subscriber("k@example.org")
+    assert kept is not None and (kept.status, kept.profile.interests) == (
+        "paused", "protein design")

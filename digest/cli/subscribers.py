@@ -465,18 +465,39 @@ def import_(
     result = {"added": 0, "updated": 0, "existing": 0, "suppressed": 0, "dry_run": dry_run}
     db = open_db(config)
     try:
-        for entry in entries:
+        # Decide every row before writing any, so that a row refused here (a profile
+        # that would be empty) leaves the whole file unimported, as a malformed row does.
+        actions: list[tuple[str, Entry, Subscriber | None, dict[str, Any]]] = []
+        problems: list[str] = []
+        for number, entry in entries:
             found = db.find_subscriber(entry.email)
             if found is not None:
                 if not update:
                     result["existing"] += 1
                     continue
-                if not dry_run:
-                    db.update_subscriber(found.id, now=now_utc(),
-                                         **_update_fields(found, entry, columns))
-                result["updated"] += 1
+                fields = _update_fields(found, entry, columns)
+                if fields["profile"].is_empty():
+                    problems.append(f"line {number}: the profile of {entry.email} would be "
+                                    "empty")
+                    continue
+                actions.append(("update", entry, found, fields))
             elif db.is_suppressed(entry.email) and not include_suppressed:
                 result["suppressed"] += 1
+            elif entry.profile.is_empty():
+                # A new subscriber needs a profile; an update only the columns it has.
+                problems.append(f"line {number}: the profile of {entry.email} is empty")
+            else:
+                actions.append(("add", entry, None, {}))
+        if problems:
+            raise UsageError(_bad_rows(problems),
+                             "give those rows interests, keywords, categories, authors or "
+                             "seeds, then run the import again")
+        for action, entry, found, fields in actions:
+            if action == "update":
+                assert found is not None
+                if not dry_run:
+                    db.update_subscriber(found.id, now=now_utc(), **fields)
+                result["updated"] += 1
             else:
                 if not dry_run:
                     db.unsuppress(entry.email)
@@ -494,10 +515,15 @@ def import_(
     )
 
 
-def read_csv(config: Config, source: TextIO) -> tuple[list[Entry], frozenset[str]]:
+def read_csv(
+    config: Config, source: TextIO
+) -> tuple[list[tuple[int, Entry]], frozenset[str]]:
     """Read and validate every row; raise UsageError listing the bad rows (nothing imported).
 
-    Return the entries and the columns the file has (an update changes only those).
+    Return the entries with their line numbers, and the columns the file has (an update
+    changes only those). Whether a profile may be empty depends on the database (a new
+    subscriber needs one; an update keeps the fields the file has no column for): the
+    import checks that.
     """
     reader = csv.DictReader(source)
     header = [h.strip().lower() for h in reader.fieldnames or ()]
@@ -508,14 +534,14 @@ def read_csv(config: Config, source: TextIO) -> tuple[list[Entry], frozenset[str
     if unknown:
         raise UsageError(f"unknown CSV column {unknown[0]!r}",
                          "known columns: " + ",".join(IMPORT_COLUMNS))
-    entries: list[Entry] = []
+    entries: list[tuple[int, Entry]] = []
     problems: list[str] = []
     seen: set[str] = set()
     for number, raw in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()
                if isinstance(v, str)}
         try:
-            entry = build_entry(config, **_row_fields(row))
+            entry = build_entry(config, **_row_fields(row), require_profile=False)
         except UsageError as err:
             problems.append(f"line {number}: {err.message}")
             continue
@@ -527,13 +553,17 @@ def read_csv(config: Config, source: TextIO) -> tuple[list[Entry], frozenset[str
             problems.append(f"line {number}: {entry.email} appears twice")
             continue
         seen.add(entry.email)
-        entries.append(entry)
+        entries.append((number, entry))
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
-                                           else "")
-        raise UsageError(f"{len(problems)} bad rows, nothing imported: {shown}",
-                         "fix the rows and run the import again")
+        raise UsageError(_bad_rows(problems), "fix the rows and run the import again")
     return entries, frozenset(header)
+
+
+def _bad_rows(problems: list[str]) -> str:
+    """Return the message naming an import's bad rows (the first five)."""
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
+                                       else "")
+    return f"{len(problems)} bad rows, nothing imported: {shown}"
 
 
 # Subscriber fields an import row sets, and the CSV column each comes from.
