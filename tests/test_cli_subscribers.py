@@ -444,3 +444,31 @@ def test_import_update_of_a_few_columns_needs_no_profile_columns(
     kept = db.find_subscriber("k@example.org")
     assert kept is not None and (kept.status, kept.profile.interests) == (
         "paused", "protein design")
+
+
+def test_import_names_a_file_that_is_not_utf8_and_reads_it_with_its_encoding(
+    config: Config, tmp_path: Path,
+) -> None:
+    # Excel's "CSV (Comma delimited)" on Windows writes Windows-1252: the import
+    # stopped with a UnicodeDecodeError traceback and no word of what to do.
+    path = tmp_path / "excel.csv"
+    path.write_bytes("email,name,interests\r\nb@example.org,Cécile Roy,optics\r\n"
+                     .encode("cp1252"))
+    refused = run(config, "subscribers", "import", str(path))
+    assert refused.exit_code == 2, refused.output
+    assert "line 2 of the file is not utf-8" in refused.output
+    assert "--encoding cp1252" in refused.output
+    assert open_store(config.database_url).list_subscribers() == []
+    result = run(config, "subscribers", "import", str(path), "--encoding", "cp1252")
+    assert result.exit_code == 0, result.output
+    sub = open_store(config.database_url).find_subscriber("b@example.org")
+    assert sub is not None and sub.name == "Cécile Roy"
+    # Excel's "CSV UTF-8" begins with a byte order mark: the header is still read.
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + "Email,Name,Interests\r\nc@example.org,Zoë,x\r\n"
+                    .encode())
+    assert run(config, "subscribers", "import", str(bom)).exit_code == 0
+    zoe = open_store(config.database_url).find_subscriber("c@example.org")
+    assert zoe is not None and zoe.name == "Zoë"
+    unknown = run(config, "subscribers", "import", str(bom), "--encoding", "klingon")
+    assert unknown.exit_code == 2 and "unknown encoding" in unknown.output

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import click
 
@@ -444,7 +445,10 @@ def remove(ctx: click.Context, email: str, yes: bool, as_json: bool) -> None:
 
 
 @subscribers.command("import")
-@click.argument("source", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("source", type=click.File("rb"))
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="The file's character encoding, e.g. cp1252 for Excel's 'CSV (Comma "
+                   "delimited)' on Windows.")
 @click.option("--update", is_flag=True, help="Update existing subscribers instead of skipping.")
 @click.option("--include-suppressed", is_flag=True,
               help="Also add addresses that were deleted earlier (only if they asked you).")
@@ -452,8 +456,8 @@ def remove(ctx: click.Context, email: str, yes: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def import_(
-    ctx: click.Context, source: TextIO, update: bool, include_suppressed: bool, dry_run: bool,
-    as_json: bool,
+    ctx: click.Context, source: BinaryIO, encoding: str, update: bool,
+    include_suppressed: bool, dry_run: bool, as_json: bool,
 ) -> None:
     """Import subscribers from CSV (header row email,interests,...; lists ;-separated).
 
@@ -461,7 +465,8 @@ def import_(
     subscribers so; without one, or empty, a row is active.
     """
     config = get_config(ctx)
-    entries, columns = read_csv(config, source)
+    text = decode_file(source.read(), encoding)
+    entries, columns = read_csv(config, io.StringIO(text, newline=""))
     result = {"added": 0, "updated": 0, "existing": 0, "suppressed": 0, "dry_run": dry_run}
     db = open_db(config)
     try:
@@ -513,6 +518,27 @@ def import_(
         f"{prefix}added {result['added']}, updated {result['updated']}; skipped "
         f"{result['existing']} existing (use --update) and {result['suppressed']} suppressed"
     )
+
+
+def decode_file(data: bytes, encoding: str) -> str:
+    """Return an import file's text; raise UsageError naming the line that is not ``encoding``.
+
+    A UTF-8 file may begin with a byte order mark (Excel's 'CSV UTF-8' writes one).
+    """
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError as err:
+        raise UsageError(f"unknown encoding {encoding!r}", "e.g. utf-8 or cp1252") from err
+    try:
+        return data.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UsageError(
+            f"line {line} of the file is not {encoding} (byte 0x{data[err.start]:02x}); "
+            "nothing imported",
+            "give the file's encoding, e.g. --encoding cp1252 for Excel's 'CSV (Comma "
+            "delimited)' on Windows, or save it as 'CSV UTF-8'",
+        ) from err
 
 
 def read_csv(
