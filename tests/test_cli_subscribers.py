@@ -472,3 +472,32 @@ def test_import_names_a_file_that_is_not_utf8_and_reads_it_with_its_encoding(
     assert zoe is not None and zoe.name == "Zoë"
     unknown = run(config, "subscribers", "import", str(bom), "--encoding", "klingon")
     assert unknown.exit_code == 2 and "unknown encoding" in unknown.output
+
+
+def test_import_reads_a_spreadsheets_rows_and_names_their_real_lines(
+    config: Config, tmp_path: Path,
+) -> None:
+    # A spreadsheet's empty rows (only commas) refused the whole file as "'' is not an
+    # email address"; the fields of a row past the header's (a comma in a name, not
+    # quoted) were dropped without a word; and a problem was named by its row, not its
+    # line, once a quoted field held a line break.
+    text = ("email,name,interests\r\n"
+            'a@example.org,"Roy, Cécile","protein folding\r\nand design"\r\n'
+            ",,\r\n"
+            "\r\n"
+            "b@example.org,Roy, Cécile,optics\r\n"
+            "c@example.org,,x\r\n")
+    refused = run(config, "subscribers", "import", write(tmp_path, text))
+    assert refused.exit_code == 2
+    assert "1 bad rows" in refused.output
+    assert "line 6: 4 fields, the header has 3" in refused.output
+    assert open_store(config.database_url).list_subscribers() == []
+    fixed = text.replace("Roy, Cécile,optics", '"Roy, Cécile",optics')
+    result = run(config, "subscribers", "import", write(tmp_path, fixed), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["added"] == 3
+    db = open_store(config.database_url)
+    a, b = db.find_subscriber("a@example.org"), db.find_subscriber("b@example.org")
+    assert a is not None and b is not None
+    assert (a.name, a.profile.interests) == ("Roy, Cécile", "protein folding\nand design")
+    assert (b.name, b.profile.interests) == ("Roy, Cécile", "optics")

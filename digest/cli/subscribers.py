@@ -551,8 +551,8 @@ def read_csv(
     subscriber needs one; an update keeps the fields the file has no column for): the
     import checks that.
     """
-    reader = csv.DictReader(source)
-    header = [h.strip().lower() for h in reader.fieldnames or ()]
+    reader = csv.reader(source)
+    header = [h.strip().lower() for h in next(reader, [])]
     if "email" not in header:
         raise UsageError("the CSV has no email column",
                          "the first line must be a header: " + ",".join(IMPORT_COLUMNS))
@@ -563,23 +563,34 @@ def read_csv(
     entries: list[tuple[int, Entry]] = []
     problems: list[str] = []
     seen: set[str] = set()
-    for number, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()
-               if isinstance(v, str)}
+    # A row's line in the file: a quoted field may hold line breaks, so rows and lines
+    # are not counted alike.
+    next_line = reader.line_num + 1
+    for values in reader:
+        line, next_line = next_line, reader.line_num + 1
+        if not any(v.strip() for v in values):
+            continue  # a blank line, or a spreadsheet's empty row (only separators)
+        if len(values) > len(header) and any(v.strip() for v in values[len(header):]):
+            # The fields past the header's would be dropped: most often a comma in a
+            # name or the interests, unquoted.
+            problems.append(f"line {line}: {len(values)} fields, the header has "
+                            f"{len(header)} (quote a field that holds a comma)")
+            continue
+        row = {name: value.strip() for name, value in zip(header, values, strict=False)}
         try:
             entry = build_entry(config, **_row_fields(row), require_profile=False)
         except UsageError as err:
-            problems.append(f"line {number}: {err.message}")
+            problems.append(f"line {line}: {err.message}")
             continue
         except ValueError:
-            problems.append(f"line {number}: hour, weekday, max_papers and popularity must "
+            problems.append(f"line {line}: hour, weekday, max_papers and popularity must "
                             "be numbers")
             continue
         if entry.email in seen:
-            problems.append(f"line {number}: {entry.email} appears twice")
+            problems.append(f"line {line}: {entry.email} appears twice")
             continue
         seen.add(entry.email)
-        entries.append((number, entry))
+        entries.append((line, entry))
     if problems:
         raise UsageError(_bad_rows(problems), "fix the rows and run the import again")
     return entries, frozenset(header)
