@@ -501,3 +501,24 @@ def test_import_reads_a_spreadsheets_rows_and_names_their_real_lines(
     assert a is not None and b is not None
     assert (a.name, a.profile.interests) == ("Roy, Cécile", "protein folding\nand design")
     assert (b.name, b.profile.interests) == ("Roy, Cécile", "optics")
+
+
+def test_import_reads_a_semicolon_separated_file_and_names_a_json_one(
+    config: Config, tmp_path: Path,
+) -> None:
+    # Excel writes ";" between fields where the decimal mark is a comma: such a file
+    # was refused as "the CSV has no email column", though its header has one; the
+    # JSON that `export` writes by default was refused so too.
+    text = ('\ufeffEmail;Interests;Keywords;Popularity\r\n'
+            'a@example.org;"protein folding; design";"alphafold;structure";0,3\r\n'
+            ';;;\r\n')
+    result = run(config, "subscribers", "import", write(tmp_path, text), "--json")
+    assert result.exit_code == 0, result.output
+    a = open_store(config.database_url).find_subscriber("a@example.org")
+    assert a is not None and a.profile.interests == "protein folding; design"
+    assert a.profile.keywords == ("alphafold", "structure") and a.popularity == 0.3
+    exported = tmp_path / "all.json"
+    assert run(config, "subscribers", "export", "-o", str(exported)).exit_code == 0
+    refused = run(config, "subscribers", "import", str(exported))
+    assert refused.exit_code == 2
+    assert "the file is JSON" in refused.output and "export --csv" in refused.output

@@ -551,7 +551,11 @@ def read_csv(
     subscriber needs one; an update keeps the fields the file has no column for): the
     import checks that.
     """
-    reader = csv.reader(source)
+    text = source.read()
+    if text.lstrip().startswith(("[", "{")):
+        raise UsageError("the file is JSON; import reads CSV",
+                         "write the CSV with `digest subscribers export --csv -o FILE`")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_separator(text))
     header = [h.strip().lower() for h in next(reader, [])]
     if "email" not in header:
         raise UsageError("the CSV has no email column",
@@ -594,6 +598,20 @@ def read_csv(
     if problems:
         raise UsageError(_bad_rows(problems), "fix the rows and run the import again")
     return entries, frozenset(header)
+
+
+def _separator(text: str) -> str:
+    """Return the field separator the header line uses.
+
+    A comma, or what spreadsheets write in locales whose decimal mark is a comma (a
+    semicolon), or a tab: the one that makes a header field of "email".
+    """
+    first = text.partition("\n")[0]
+    for separator in (",", ";", "\t"):
+        names = next(csv.reader([first], delimiter=separator), [])
+        if "email" in (name.strip().lower() for name in names):
+            return separator
+    return ","
 
 
 def _bad_rows(problems: list[str]) -> str:
@@ -652,7 +670,8 @@ def _row_fields(row: dict[str, str]) -> dict[str, Any]:
         "max_papers": number("max_papers"),
         "status": row.get("status", "").lower(),
         "empty_digest": row.get("empty_digest", "").lower() or "skip",
-        "popularity": float(row.get("popularity") or 0),
+        # "0,3" as a spreadsheet writes it where the decimal mark is a comma.
+        "popularity": float((row.get("popularity") or "0").replace(",", ".")),
     }
 
 
