@@ -522,3 +522,31 @@ def test_import_reads_a_semicolon_separated_file_and_names_a_json_one(
     refused = run(config, "subscribers", "import", str(exported))
     assert refused.exit_code == 2
     assert "the file is JSON" in refused.output and "export --csv" in refused.output
+
+
+def test_csv_export_and_import_keep_the_thumbs(config: Config, tmp_path: Path) -> None:
+    # "export --csv: what import reads" had no column for the thumbs a subscriber gave
+    # from the email: moved to a new instance, their ranking lost every example paper.
+    run(config, "subscribers", "add", "t@example.org", "--interests", "protein design")
+    db = open_store(config.database_url)
+    sub = db.find_subscriber("t@example.org")
+    assert sub is not None and sub.created_at is not None
+    db.update_subscriber(sub.id, now=sub.created_at,
+                         profile=replace(sub.profile, liked=("arxiv:2401.00001",)))
+    db.record_vote(sub.id, "arxiv:2401.00002", 1, now=sub.created_at)
+    db.record_vote(sub.id, "doi:10.1101/2024.01.01.000001", -1, now=sub.created_at)
+    out = tmp_path / "out.csv"
+    assert run(config, "subscribers", "export", "--csv", "-o", str(out)).exit_code == 0
+    other = replace(config, database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    result = run(other, "subscribers", "import", str(out))
+    assert result.exit_code == 0, result.output
+    moved = open_store(other.database_url).find_subscriber("t@example.org")
+    assert moved is not None
+    assert moved.profile.liked == ("arxiv:2401.00001", "arxiv:2401.00002")
+    assert moved.profile.disliked == ("doi:10.1101/2024.01.01.000001",)
+    # --update keeps the thumbs a subscriber gave here, whatever the file says.
+    again = run(other, "subscribers", "import", "--update", write(
+        tmp_path, "email,liked\nt@example.org,2402.00009\n"))
+    assert again.exit_code == 0, again.output
+    kept = open_store(other.database_url).find_subscriber("t@example.org")
+    assert kept is not None and kept.profile.liked == moved.profile.liked

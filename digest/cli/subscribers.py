@@ -24,11 +24,11 @@ from digest.web import forms, signup
 IMPORT_COLUMNS = (
     "email", "name", "interests", "keywords", "exclude", "categories", "authors", "seeds",
     "hour", "timezone", "cadence", "weekday", "max_papers", "status", "empty_digest",
-    "popularity",
+    "popularity", "liked", "disliked",
 )
 # What an imported row may be; empty or no status column: active (operator-trusted).
 IMPORT_STATUSES = ("active", "paused", "unsubscribed", "pending")
-LIST_COLUMNS = ("keywords", "exclude", "categories", "authors", "seeds")
+LIST_COLUMNS = ("keywords", "exclude", "categories", "authors", "seeds", "liked", "disliked")
 
 
 @main.group()
@@ -58,6 +58,8 @@ def build_entry(
     categories: tuple[str, ...] = (),
     authors: tuple[str, ...] = (),
     seeds: tuple[str, ...] = (),
+    liked: tuple[str, ...] = (),
+    disliked: tuple[str, ...] = (),
     hour: int | None = None,
     timezone: str | None = None,
     cadence: str = "daily",
@@ -82,13 +84,9 @@ def build_entry(
         raise UsageError(
             f"unknown arXiv category {unknown[0]!r}", "use codes like cs.CL or math.PR"
         )
-    seed_keys: list[str] = []
-    for seed in seeds:
-        # As the form reads them: an id, an abs or PDF link, or an arXiv DOI.
-        key = forms.seed_key(seed)
-        if key is None:
-            raise UsageError(f"{seed!r} holds no arXiv id", "give an id like 2401.01234 or its URL")
-        seed_keys.append(key)
+    seed_keys = _paper_keys(seeds)
+    # A thumb may be on a paper not on arXiv: its stored key (doi:..., rss:...) as is.
+    liked_keys, disliked_keys = (_paper_keys(given, stored=True) for given in (liked, disliked))
     if cadence not in ("daily", "weekly"):
         raise UsageError(f"cadence must be daily or weekly, not {cadence!r}", "")
     if hour is not None and not 0 <= hour <= 23:
@@ -105,6 +103,9 @@ def build_entry(
         categories=tuple(dict.fromkeys(categories)),
         authors=tuple(dict.fromkeys(authors)),
         seeds=tuple(dict.fromkeys(seed_keys)),
+        # The thumbs an export carries (`export --csv`): the examples they were.
+        liked=tuple(dict.fromkeys(liked_keys)),
+        disliked=tuple(dict.fromkeys(disliked_keys)),
     )
     if require_profile:
         require_some_profile(address, profile)
@@ -125,6 +126,24 @@ def build_entry(
     )
     clean_name = " ".join(name.replace("\r", " ").replace("\n", " ").split())
     return Entry(address, clean_name, profile, schedule, status)
+
+
+def _paper_keys(given: tuple[str, ...], *, stored: bool = False) -> list[str]:
+    """Return the paper keys of seed or thumbed papers; raise UsageError for one that is none.
+
+    With ``stored``, a paper key as the database keeps it (``doi:...``) is taken too.
+    """
+    keys: list[str] = []
+    for paper in given:
+        # As the form reads them: an id, an abs or PDF link, or an arXiv DOI.
+        key = forms.seed_key(paper)
+        if key is None and stored and ":" in paper and not paper.startswith("http"):
+            key = paper
+        if key is None:
+            raise UsageError(f"{paper!r} holds no arXiv id",
+                             "give an id like 2401.01234 or its URL")
+        keys.append(key)
+    return keys
 
 
 def require_some_profile(address: str, profile: Profile) -> None:
@@ -390,10 +409,11 @@ def export(
     try:
         subs = [_require(db, e) for e in emails] if emails else db.list_subscribers()
         records = [] if as_csv else [db.export_subscriber(s.id) for s in subs]
+        votes = db.votes([s.id for s in subs]) if as_csv else {}
     finally:
         db.close()
     if as_csv:
-        text = _to_csv(subs)
+        text = _to_csv(subs, votes)
     else:
         text = json.dumps([r for r in records if r], ensure_ascii=False, indent=2,
                           sort_keys=True) + "\n"
@@ -404,18 +424,25 @@ def export(
         click.echo(f"wrote {len(subs)} subscribers to {output}", err=True)
 
 
-def _to_csv(subs: list[Subscriber]) -> str:
+def _to_csv(subs: list[Subscriber], votes: dict[int, dict[str, int]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(IMPORT_COLUMNS)
     for s in subs:
         p = s.profile
+        # The thumbs from the email, with the profile's own examples, as the ranker
+        # takes them: a later thumb on the same paper wins.
+        mine = votes.get(s.id, {})
+        liked = [k for k in dict.fromkeys((*p.liked, *mine)) if mine.get(k, 1) > 0]
+        disliked = [k for k in dict.fromkeys((*p.disliked, *mine)) if mine.get(k, -1) < 0]
         writer.writerow([
             s.email, s.name, p.interests, ";".join(p.keywords), ";".join(p.exclude),
             ";".join(p.categories), ";".join(p.authors),
             ";".join(k.removeprefix("arxiv:") for k in p.seeds),
             s.send_hour, s.timezone, s.cadence, s.weekday, s.max_papers, s.status,
             s.empty_digest, s.popularity,
+            ";".join(k.removeprefix("arxiv:") for k in liked),
+            ";".join(k.removeprefix("arxiv:") for k in disliked),
         ])
     return buffer.getvalue()
 
