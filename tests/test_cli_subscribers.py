@@ -414,3 +414,139 @@ def test_serve_help() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
     assert "--host" in result.output and "--port" in result.output
+
+
+def test_import_update_of_a_few_columns_needs_no_profile_columns(
+    config: Config, tmp_path: Path,
+) -> None:
+    # `import --update` "changes only the columns the file has", but a file of
+    # email,status (pausing people in bulk) or email,hour was refused whole: "the
+    # profile of ... is empty", though the stored profile would stay.
+    run(config, "subscribers", "add", "k@example.org", "--interests", "protein design")
+    run(config, "subscribers", "add", "m@example.org", "--keyword", "enzymes", "--hour", "6")
+    result = run(config, "subscribers", "import", "--update", write(
+        tmp_path, "email,status,hour\nk@example.org,paused,9\nm@example.org,,\n"))
+    assert result.exit_code == 0, result.output
+    assert "updated 2" in result.output
+    db = open_store(config.database_url)
+    k, m = db.find_subscriber("k@example.org"), db.find_subscriber("m@example.org")
+    assert k is not None and m is not None
+    assert (k.status, k.send_hour, k.profile.interests) == ("paused", 9, "protein design")
+    assert (m.status, m.profile.keywords) == ("active", ("enzymes",))
+    # A new address in such a file still needs a profile, and so does an update that
+    # empties every profile column the stored profile has: the whole file is refused.
+    refused = run(config, "subscribers", "import", "--update", write(
+        tmp_path, "email,status,interests\nk@example.org,active,\nn@example.org,active,\n"))
+    assert refused.exit_code == 2
+    assert "line 2: the profile of k@example.org would be empty" in refused.output
+    assert "line 3: the profile of n@example.org is empty" in refused.output
+    assert db.find_subscriber("n@example.org") is None
+    kept = db.find_subscriber("k@example.org")
+    assert kept is not None and (kept.status, kept.profile.interests) == (
+        "paused", "protein design")
+
+
+def test_import_names_a_file_that_is_not_utf8_and_reads_it_with_its_encoding(
+    config: Config, tmp_path: Path,
+) -> None:
+    # Excel's "CSV (Comma delimited)" on Windows writes Windows-1252: the import
+    # stopped with a UnicodeDecodeError traceback and no word of what to do.
+    path = tmp_path / "excel.csv"
+    path.write_bytes("email,name,interests\r\nb@example.org,Cécile Roy,optics\r\n"
+                     .encode("cp1252"))
+    refused = run(config, "subscribers", "import", str(path))
+    assert refused.exit_code == 2, refused.output
+    assert "line 2 of the file is not utf-8" in refused.output
+    assert "--encoding cp1252" in refused.output
+    assert open_store(config.database_url).list_subscribers() == []
+    result = run(config, "subscribers", "import", str(path), "--encoding", "cp1252")
+    assert result.exit_code == 0, result.output
+    sub = open_store(config.database_url).find_subscriber("b@example.org")
+    assert sub is not None and sub.name == "Cécile Roy"
+    # Excel's "CSV UTF-8" begins with a byte order mark: the header is still read.
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + "Email,Name,Interests\r\nc@example.org,Zoë,x\r\n"
+                    .encode())
+    assert run(config, "subscribers", "import", str(bom)).exit_code == 0
+    zoe = open_store(config.database_url).find_subscriber("c@example.org")
+    assert zoe is not None and zoe.name == "Zoë"
+    unknown = run(config, "subscribers", "import", str(bom), "--encoding", "klingon")
+    assert unknown.exit_code == 2 and "unknown encoding" in unknown.output
+
+
+def test_import_reads_a_spreadsheets_rows_and_names_their_real_lines(
+    config: Config, tmp_path: Path,
+) -> None:
+    # A spreadsheet's empty rows (only commas) refused the whole file as "'' is not an
+    # email address"; the fields of a row past the header's (a comma in a name, not
+    # quoted) were dropped without a word; and a problem was named by its row, not its
+    # line, once a quoted field held a line break.
+    text = ("email,name,interests\r\n"
+            'a@example.org,"Roy, Cécile","protein folding\r\nand design"\r\n'
+            ",,\r\n"
+            "\r\n"
+            "b@example.org,Roy, Cécile,optics\r\n"
+            "c@example.org,,x\r\n")
+    refused = run(config, "subscribers", "import", write(tmp_path, text))
+    assert refused.exit_code == 2
+    assert "1 bad rows" in refused.output
+    assert "line 6: 4 fields, the header has 3" in refused.output
+    assert open_store(config.database_url).list_subscribers() == []
+    fixed = text.replace("Roy, Cécile,optics", '"Roy, Cécile",optics')
+    result = run(config, "subscribers", "import", write(tmp_path, fixed), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["added"] == 3
+    db = open_store(config.database_url)
+    a, b = db.find_subscriber("a@example.org"), db.find_subscriber("b@example.org")
+    assert a is not None and b is not None
+    assert (a.name, a.profile.interests) == ("Roy, Cécile", "protein folding\nand design")
+    assert (b.name, b.profile.interests) == ("Roy, Cécile", "optics")
+
+
+def test_import_reads_a_semicolon_separated_file_and_names_a_json_one(
+    config: Config, tmp_path: Path,
+) -> None:
+    # Excel writes ";" between fields where the decimal mark is a comma: such a file
+    # was refused as "the CSV has no email column", though its header has one; the
+    # JSON that `export` writes by default was refused so too.
+    text = ('\ufeffEmail;Interests;Keywords;Popularity\r\n'
+            'a@example.org;"protein folding; design";"alphafold;structure";0,3\r\n'
+            ';;;\r\n')
+    result = run(config, "subscribers", "import", write(tmp_path, text), "--json")
+    assert result.exit_code == 0, result.output
+    a = open_store(config.database_url).find_subscriber("a@example.org")
+    assert a is not None and a.profile.interests == "protein folding; design"
+    assert a.profile.keywords == ("alphafold", "structure") and a.popularity == 0.3
+    exported = tmp_path / "all.json"
+    assert run(config, "subscribers", "export", "-o", str(exported)).exit_code == 0
+    refused = run(config, "subscribers", "import", str(exported))
+    assert refused.exit_code == 2
+    assert "the file is JSON" in refused.output and "export --csv" in refused.output
+
+
+def test_csv_export_and_import_keep_the_thumbs(config: Config, tmp_path: Path) -> None:
+    # "export --csv: what import reads" had no column for the thumbs a subscriber gave
+    # from the email: moved to a new instance, their ranking lost every example paper.
+    run(config, "subscribers", "add", "t@example.org", "--interests", "protein design")
+    db = open_store(config.database_url)
+    sub = db.find_subscriber("t@example.org")
+    assert sub is not None and sub.created_at is not None
+    db.update_subscriber(sub.id, now=sub.created_at,
+                         profile=replace(sub.profile, liked=("arxiv:2401.00001",)))
+    db.record_vote(sub.id, "arxiv:2401.00002", 1, now=sub.created_at)
+    db.record_vote(sub.id, "doi:10.1101/2024.01.01.000001", -1, now=sub.created_at)
+    out = tmp_path / "out.csv"
+    assert run(config, "subscribers", "export", "--csv", "-o", str(out)).exit_code == 0
+    other = replace(config, database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    result = run(other, "subscribers", "import", str(out))
+    assert result.exit_code == 0, result.output
+    moved = open_store(other.database_url).find_subscriber("t@example.org")
+    assert moved is not None
+    assert moved.profile.liked == ("arxiv:2401.00001", "arxiv:2401.00002")
+    assert moved.profile.disliked == ("doi:10.1101/2024.01.01.000001",)
+    # --update keeps the thumbs a subscriber gave here, whatever the file says.
+    again = run(other, "subscribers", "import", "--update", write(
+        tmp_path, "email,liked\nt@example.org,2402.00009\n"))
+    assert again.exit_code == 0, again.output
+    kept = open_store(other.database_url).find_subscriber("t@example.org")
+    assert kept is not None and kept.profile.liked == moved.profile.liked

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import click
 
@@ -23,11 +24,11 @@ from digest.web import forms, signup
 IMPORT_COLUMNS = (
     "email", "name", "interests", "keywords", "exclude", "categories", "authors", "seeds",
     "hour", "timezone", "cadence", "weekday", "max_papers", "status", "empty_digest",
-    "popularity",
+    "popularity", "liked", "disliked",
 )
 # What an imported row may be; empty or no status column: active (operator-trusted).
 IMPORT_STATUSES = ("active", "paused", "unsubscribed", "pending")
-LIST_COLUMNS = ("keywords", "exclude", "categories", "authors", "seeds")
+LIST_COLUMNS = ("keywords", "exclude", "categories", "authors", "seeds", "liked", "disliked")
 
 
 @main.group()
@@ -57,6 +58,8 @@ def build_entry(
     categories: tuple[str, ...] = (),
     authors: tuple[str, ...] = (),
     seeds: tuple[str, ...] = (),
+    liked: tuple[str, ...] = (),
+    disliked: tuple[str, ...] = (),
     hour: int | None = None,
     timezone: str | None = None,
     cadence: str = "daily",
@@ -81,13 +84,9 @@ def build_entry(
         raise UsageError(
             f"unknown arXiv category {unknown[0]!r}", "use codes like cs.CL or math.PR"
         )
-    seed_keys: list[str] = []
-    for seed in seeds:
-        # As the form reads them: an id, an abs or PDF link, or an arXiv DOI.
-        key = forms.seed_key(seed)
-        if key is None:
-            raise UsageError(f"{seed!r} holds no arXiv id", "give an id like 2401.01234 or its URL")
-        seed_keys.append(key)
+    seed_keys = _paper_keys(seeds)
+    # A thumb may be on a paper not on arXiv: its stored key (doi:..., rss:...) as is.
+    liked_keys, disliked_keys = (_paper_keys(given, stored=True) for given in (liked, disliked))
     if cadence not in ("daily", "weekly"):
         raise UsageError(f"cadence must be daily or weekly, not {cadence!r}", "")
     if hour is not None and not 0 <= hour <= 23:
@@ -104,6 +103,9 @@ def build_entry(
         categories=tuple(dict.fromkeys(categories)),
         authors=tuple(dict.fromkeys(authors)),
         seeds=tuple(dict.fromkeys(seed_keys)),
+        # The thumbs an export carries (`export --csv`): the examples they were.
+        liked=tuple(dict.fromkeys(liked_keys)),
+        disliked=tuple(dict.fromkeys(disliked_keys)),
     )
     if require_profile:
         require_some_profile(address, profile)
@@ -124,6 +126,24 @@ def build_entry(
     )
     clean_name = " ".join(name.replace("\r", " ").replace("\n", " ").split())
     return Entry(address, clean_name, profile, schedule, status)
+
+
+def _paper_keys(given: tuple[str, ...], *, stored: bool = False) -> list[str]:
+    """Return the paper keys of seed or thumbed papers; raise UsageError for one that is none.
+
+    With ``stored``, a paper key as the database keeps it (``doi:...``) is taken too.
+    """
+    keys: list[str] = []
+    for paper in given:
+        # As the form reads them: an id, an abs or PDF link, or an arXiv DOI.
+        key = forms.seed_key(paper)
+        if key is None and stored and ":" in paper and not paper.startswith("http"):
+            key = paper
+        if key is None:
+            raise UsageError(f"{paper!r} holds no arXiv id",
+                             "give an id like 2401.01234 or its URL")
+        keys.append(key)
+    return keys
 
 
 def require_some_profile(address: str, profile: Profile) -> None:
@@ -389,10 +409,11 @@ def export(
     try:
         subs = [_require(db, e) for e in emails] if emails else db.list_subscribers()
         records = [] if as_csv else [db.export_subscriber(s.id) for s in subs]
+        votes = db.votes([s.id for s in subs]) if as_csv else {}
     finally:
         db.close()
     if as_csv:
-        text = _to_csv(subs)
+        text = _to_csv(subs, votes)
     else:
         text = json.dumps([r for r in records if r], ensure_ascii=False, indent=2,
                           sort_keys=True) + "\n"
@@ -403,18 +424,25 @@ def export(
         click.echo(f"wrote {len(subs)} subscribers to {output}", err=True)
 
 
-def _to_csv(subs: list[Subscriber]) -> str:
+def _to_csv(subs: list[Subscriber], votes: dict[int, dict[str, int]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(IMPORT_COLUMNS)
     for s in subs:
         p = s.profile
+        # The thumbs from the email, with the profile's own examples, as the ranker
+        # takes them: a later thumb on the same paper wins.
+        mine = votes.get(s.id, {})
+        liked = [k for k in dict.fromkeys((*p.liked, *mine)) if mine.get(k, 1) > 0]
+        disliked = [k for k in dict.fromkeys((*p.disliked, *mine)) if mine.get(k, -1) < 0]
         writer.writerow([
             s.email, s.name, p.interests, ";".join(p.keywords), ";".join(p.exclude),
             ";".join(p.categories), ";".join(p.authors),
             ";".join(k.removeprefix("arxiv:") for k in p.seeds),
             s.send_hour, s.timezone, s.cadence, s.weekday, s.max_papers, s.status,
             s.empty_digest, s.popularity,
+            ";".join(k.removeprefix("arxiv:") for k in liked),
+            ";".join(k.removeprefix("arxiv:") for k in disliked),
         ])
     return buffer.getvalue()
 
@@ -444,7 +472,10 @@ def remove(ctx: click.Context, email: str, yes: bool, as_json: bool) -> None:
 
 
 @subscribers.command("import")
-@click.argument("source", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("source", type=click.File("rb"))
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="The file's character encoding, e.g. cp1252 for Excel's 'CSV (Comma "
+                   "delimited)' on Windows.")
 @click.option("--update", is_flag=True, help="Update existing subscribers instead of skipping.")
 @click.option("--include-suppressed", is_flag=True,
               help="Also add addresses that were deleted earlier (only if they asked you).")
@@ -452,8 +483,8 @@ def remove(ctx: click.Context, email: str, yes: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def import_(
-    ctx: click.Context, source: TextIO, update: bool, include_suppressed: bool, dry_run: bool,
-    as_json: bool,
+    ctx: click.Context, source: BinaryIO, encoding: str, update: bool,
+    include_suppressed: bool, dry_run: bool, as_json: bool,
 ) -> None:
     """Import subscribers from CSV (header row email,interests,...; lists ;-separated).
 
@@ -461,22 +492,44 @@ def import_(
     subscribers so; without one, or empty, a row is active.
     """
     config = get_config(ctx)
-    entries, columns = read_csv(config, source)
+    text = decode_file(source.read(), encoding)
+    entries, columns = read_csv(config, io.StringIO(text, newline=""))
     result = {"added": 0, "updated": 0, "existing": 0, "suppressed": 0, "dry_run": dry_run}
     db = open_db(config)
     try:
-        for entry in entries:
+        # Decide every row before writing any, so that a row refused here (a profile
+        # that would be empty) leaves the whole file unimported, as a malformed row does.
+        actions: list[tuple[str, Entry, Subscriber | None, dict[str, Any]]] = []
+        problems: list[str] = []
+        for number, entry in entries:
             found = db.find_subscriber(entry.email)
             if found is not None:
                 if not update:
                     result["existing"] += 1
                     continue
-                if not dry_run:
-                    db.update_subscriber(found.id, now=now_utc(),
-                                         **_update_fields(found, entry, columns))
-                result["updated"] += 1
+                fields = _update_fields(found, entry, columns)
+                if fields["profile"].is_empty():
+                    problems.append(f"line {number}: the profile of {entry.email} would be "
+                                    "empty")
+                    continue
+                actions.append(("update", entry, found, fields))
             elif db.is_suppressed(entry.email) and not include_suppressed:
                 result["suppressed"] += 1
+            elif entry.profile.is_empty():
+                # A new subscriber needs a profile; an update only the columns it has.
+                problems.append(f"line {number}: the profile of {entry.email} is empty")
+            else:
+                actions.append(("add", entry, None, {}))
+        if problems:
+            raise UsageError(_bad_rows(problems),
+                             "give those rows interests, keywords, categories, authors or "
+                             "seeds, then run the import again")
+        for action, entry, found, fields in actions:
+            if action == "update":
+                assert found is not None
+                if not dry_run:
+                    db.update_subscriber(found.id, now=now_utc(), **fields)
+                result["updated"] += 1
             else:
                 if not dry_run:
                     db.unsuppress(entry.email)
@@ -494,13 +547,43 @@ def import_(
     )
 
 
-def read_csv(config: Config, source: TextIO) -> tuple[list[Entry], frozenset[str]]:
+def decode_file(data: bytes, encoding: str) -> str:
+    """Return an import file's text; raise UsageError naming the line that is not ``encoding``.
+
+    A UTF-8 file may begin with a byte order mark (Excel's 'CSV UTF-8' writes one).
+    """
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError as err:
+        raise UsageError(f"unknown encoding {encoding!r}", "e.g. utf-8 or cp1252") from err
+    try:
+        return data.decode("utf-8-sig" if codec == "utf-8" else codec)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UsageError(
+            f"line {line} of the file is not {encoding} (byte 0x{data[err.start]:02x}); "
+            "nothing imported",
+            "give the file's encoding, e.g. --encoding cp1252 for Excel's 'CSV (Comma "
+            "delimited)' on Windows, or save it as 'CSV UTF-8'",
+        ) from err
+
+
+def read_csv(
+    config: Config, source: TextIO
+) -> tuple[list[tuple[int, Entry]], frozenset[str]]:
     """Read and validate every row; raise UsageError listing the bad rows (nothing imported).
 
-    Return the entries and the columns the file has (an update changes only those).
+    Return the entries with their line numbers, and the columns the file has (an update
+    changes only those). Whether a profile may be empty depends on the database (a new
+    subscriber needs one; an update keeps the fields the file has no column for): the
+    import checks that.
     """
-    reader = csv.DictReader(source)
-    header = [h.strip().lower() for h in reader.fieldnames or ()]
+    text = source.read()
+    if text.lstrip().startswith(("[", "{")):
+        raise UsageError("the file is JSON; import reads CSV",
+                         "write the CSV with `digest subscribers export --csv -o FILE`")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_separator(text))
+    header = [h.strip().lower() for h in next(reader, [])]
     if "email" not in header:
         raise UsageError("the CSV has no email column",
                          "the first line must be a header: " + ",".join(IMPORT_COLUMNS))
@@ -508,32 +591,61 @@ def read_csv(config: Config, source: TextIO) -> tuple[list[Entry], frozenset[str
     if unknown:
         raise UsageError(f"unknown CSV column {unknown[0]!r}",
                          "known columns: " + ",".join(IMPORT_COLUMNS))
-    entries: list[Entry] = []
+    entries: list[tuple[int, Entry]] = []
     problems: list[str] = []
     seen: set[str] = set()
-    for number, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()
-               if isinstance(v, str)}
+    # A row's line in the file: a quoted field may hold line breaks, so rows and lines
+    # are not counted alike.
+    next_line = reader.line_num + 1
+    for values in reader:
+        line, next_line = next_line, reader.line_num + 1
+        if not any(v.strip() for v in values):
+            continue  # a blank line, or a spreadsheet's empty row (only separators)
+        if len(values) > len(header) and any(v.strip() for v in values[len(header):]):
+            # The fields past the header's would be dropped: most often a comma in a
+            # name or the interests, unquoted.
+            problems.append(f"line {line}: {len(values)} fields, the header has "
+                            f"{len(header)} (quote a field that holds a comma)")
+            continue
+        row = {name: value.strip() for name, value in zip(header, values, strict=False)}
         try:
-            entry = build_entry(config, **_row_fields(row))
+            entry = build_entry(config, **_row_fields(row), require_profile=False)
         except UsageError as err:
-            problems.append(f"line {number}: {err.message}")
+            problems.append(f"line {line}: {err.message}")
             continue
         except ValueError:
-            problems.append(f"line {number}: hour, weekday, max_papers and popularity must "
+            problems.append(f"line {line}: hour, weekday, max_papers and popularity must "
                             "be numbers")
             continue
         if entry.email in seen:
-            problems.append(f"line {number}: {entry.email} appears twice")
+            problems.append(f"line {line}: {entry.email} appears twice")
             continue
         seen.add(entry.email)
-        entries.append(entry)
+        entries.append((line, entry))
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
-                                           else "")
-        raise UsageError(f"{len(problems)} bad rows, nothing imported: {shown}",
-                         "fix the rows and run the import again")
+        raise UsageError(_bad_rows(problems), "fix the rows and run the import again")
     return entries, frozenset(header)
+
+
+def _separator(text: str) -> str:
+    """Return the field separator the header line uses.
+
+    A comma, or what spreadsheets write in locales whose decimal mark is a comma (a
+    semicolon), or a tab: the one that makes a header field of "email".
+    """
+    first = text.partition("\n")[0]
+    for separator in (",", ";", "\t"):
+        names = next(csv.reader([first], delimiter=separator), [])
+        if "email" in (name.strip().lower() for name in names):
+            return separator
+    return ","
+
+
+def _bad_rows(problems: list[str]) -> str:
+    """Return the message naming an import's bad rows (the first five)."""
+    shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
+                                       else "")
+    return f"{len(problems)} bad rows, nothing imported: {shown}"
 
 
 # Subscriber fields an import row sets, and the CSV column each comes from.
@@ -585,7 +697,8 @@ def _row_fields(row: dict[str, str]) -> dict[str, Any]:
         "max_papers": number("max_papers"),
         "status": row.get("status", "").lower(),
         "empty_digest": row.get("empty_digest", "").lower() or "skip",
-        "popularity": float(row.get("popularity") or 0),
+        # "0,3" as a spreadsheet writes it where the decimal mark is a comma.
+        "popularity": float((row.get("popularity") or "0").replace(",", ".")),
     }
 
 
