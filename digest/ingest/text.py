@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import fields, replace
+from typing import Any
+
+from digest.models import Paper
 
 # Only real HTML tags count as markup: "$a<b$ and $c > d$" must never look like a tag, so a
 # tag name has to be followed by ">", "/>" or whitespace plus attributes.
@@ -23,6 +27,29 @@ _BOX_TITLE = re.compile(
 # "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
 _ABSTRACT_LABEL = re.compile(r"^(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)")
 _INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
+
+
+def without_nul(text: str) -> str:
+    """Drop NUL characters, which PostgreSQL refuses in text (SQLite stores them)."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def storable(paper: Paper) -> Paper:
+    """Return the paper with NUL characters dropped from every text field.
+
+    JSON may carry one (``"\\u0000"`` in a Hugging Face answer or a JSON-lines file);
+    XML cannot. On PostgreSQL a single one failed the save of its source's whole batch.
+    """
+    changed: dict[str, Any] = {}
+    for item in fields(paper):
+        value = getattr(paper, item.name)
+        if isinstance(value, str) and "\x00" in value:
+            changed[item.name] = without_nul(value)
+        elif isinstance(value, tuple) and any("\x00" in v for v in value if isinstance(v, str)):
+            changed[item.name] = tuple(
+                without_nul(v) if isinstance(v, str) else v for v in value
+            )
+    return replace(paper, **changed) if changed else paper
 
 
 def squash(text: str | None) -> str:
