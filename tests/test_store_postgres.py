@@ -6,7 +6,7 @@ DIGEST_TEST_POSTGRES_URL is unset (`.ci/run` starts a server and sets it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -224,3 +224,33 @@ def test_a_paper_filed_by_a_racing_save_is_merged_not_an_error(url: str) -> None
     assert rows["arxiv:1"][1] == later
     store.close()
     racer.close()
+
+
+def race_before(store: Store, prefix: str, racer: Callable[[], object]) -> list[str]:
+    """Run ``racer`` (another store's commit) once, just before ``store`` runs an
+    SQL statement that starts with ``prefix``; return the statements it ran before."""
+    raced: list[str] = []
+
+    def first(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith(prefix) and not raced:
+            raced.append(statement)
+            racer()
+
+    event.listen(store.engine, "before_cursor_execute", first)
+    return raced
+
+
+def test_two_votes_on_one_paper_at_once_both_count_the_later_winning(url: str) -> None:
+    # The same thumbs form sent twice at once (a double click, two tabs): each request
+    # deleted the earlier vote (none), then inserted; on PostgreSQL the second insert
+    # failed on the primary key, and the web page answered 500.
+    store, racer = open_store(url), open_store(url)
+    sub = store.add_subscriber("v@example.org", Profile(interests="x"), now=NOW)
+    raced = race_before(store, "INSERT INTO feedback",
+                        lambda: racer.record_vote(sub.id, "arxiv:1", -1, now=NOW))
+    store.record_vote(sub.id, "arxiv:1", 1, now=NOW + timedelta(seconds=1))
+    assert raced, "the racing vote never ran"
+    assert store.votes() == {sub.id: {"arxiv:1": 1}}
+    store.close()
+    racer.close()
+
