@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, text
 
 from digest.errors import SchemaError, UsageError
-from digest.models import Paper, Profile
+from digest.models import Paper, Profile, SourceResult
 from digest.store import SCHEMA_VERSION, Store, open_store
 from tests.fixtures.config import fresh_postgres_url
 
@@ -251,6 +251,22 @@ def test_two_votes_on_one_paper_at_once_both_count_the_later_winning(url: str) -
     store.record_vote(sub.id, "arxiv:1", 1, now=NOW + timedelta(seconds=1))
     assert raced, "the racing vote never ran"
     assert store.votes() == {sub.id: {"arxiv:1": 1}}
+    store.close()
+    racer.close()
+
+
+def test_a_new_source_recorded_by_two_runs_at_once_is_one_row(url: str) -> None:
+    # A manual `digest ingest` beside the cron run, both reading a source added since
+    # the last run: each found no health row and inserted one; on PostgreSQL the second
+    # run stopped on the primary key after filing the source's papers.
+    store, racer = open_store(url), open_store(url)
+    raced = race_before(store, "INSERT INTO source_state", lambda: racer.record_source(
+        SourceResult("rss:new", "error", error="timed out"), now=NOW))
+    store.record_source(SourceResult("rss:new", "ok"), now=NOW + timedelta(seconds=1))
+    assert raced, "the racing run never recorded the source"
+    [health] = store.source_health()
+    assert health["source"] == "rss:new" and health["status"] == "ok"
+    assert health["last_ok_at"] == (NOW + timedelta(seconds=1)).isoformat()
     store.close()
     racer.close()
 
