@@ -270,3 +270,16 @@ def test_a_new_source_recorded_by_two_runs_at_once_is_one_row(url: str) -> None:
     store.close()
     racer.close()
 
+
+def test_the_ranker_state_saved_by_two_planners_at_once_is_one_row(url: str) -> None:
+    # Two planners on a first day (README: "planning twice is harmless"): each deleted
+    # the state (none yet) and inserted its own; on PostgreSQL the second stopped on
+    # the primary key before planning anything.
+    store, racer = open_store(url), open_store(url)
+    raced = race_before(store, "INSERT INTO ranker_state",
+                        lambda: racer.save_ranker_state(b"theirs", now=NOW))
+    store.save_ranker_state(b"mine", now=NOW)
+    assert raced, "the racing planner never saved"
+    assert store.load_ranker_state() == b"mine"
+    store.close()
+    racer.close()
