@@ -52,3 +52,33 @@ def test_a_nul_character_in_a_json_sources_text_is_dropped_and_the_paper_filed(
     assert nul.authors == ("Ada Lovelace",) and nul.ai_summary == "s"
     [health] = store.source_health()
     assert health["source"] == "jsonl:papers" and health["status"] == "ok"
+
+
+def test_an_over_long_key_or_source_name_is_shortened_to_a_stable_key_that_fits(
+    config: Config, store: Store, tmp_path: Path
+) -> None:
+    # A paper with neither arXiv id nor DOI is keyed "<source name>:<entry id>", and a
+    # source's name is "kind:location": a long feed URL and a long entry id passed the
+    # 200 characters of papers.key, a long arXiv API query the 300 of papers.source.
+    # SQLite stored them; PostgreSQL refused the source's whole batch ("value too long
+    # for type character varying(200)") and the run stopped.
+    spec = jsonl_source(tmp_path, [
+        {"id": "2401.00001", "title": "An arXiv paper"},
+        {"id": "https://blog.example.org/2026/05/" + "a-long-slug-" * 20, "title": "A post"},
+    ])
+    from dataclasses import replace
+
+    spec = replace(spec, name="jsonl:" + "search_query=" + "cat:cs.LG+OR+" * 25)
+    assert len(spec.name) > 300
+    run_ingest(config, store, spec)
+    filed = [paper for paper, _day in store.batch(DAY, DAY)]
+    assert len(filed) == 2
+    assert all(len(p.key) <= 200 and len(p.source) <= 300 for p in filed)
+    assert "arxiv:2401.00001" in {p.key for p in filed}
+    [post] = [p for p in filed if p.title == "A post"]
+    assert post.key.startswith(f"{spec.name[:100]}")
+    # The same entry read again is the same paper, not a new one.
+    run_ingest(config, store, spec)
+    assert store.count_batch(DAY) == 2
+    [health] = store.source_health()
+    assert health["status"] == "ok" and health["new"] == 0
