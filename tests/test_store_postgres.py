@@ -283,3 +283,21 @@ def test_the_ranker_state_saved_by_two_planners_at_once_is_one_row(url: str) -> 
     assert store.load_ranker_state() == b"mine"
     store.close()
     racer.close()
+
+
+def test_a_bounce_whose_report_holds_a_nul_character_is_recorded(store: Store) -> None:
+    # A failure report is a stranger's server's text: its diagnostic may hold a NUL,
+    # which PostgreSQL refuses in text ("cannot contain NUL"), and the mailbox scan
+    # stopped at that report, every later one unread.
+    assert store.record_bounce(
+        "x@example.org", kind="hard", status="5.1.1", action="failed",
+        diagnostic="550 5.1.1 no such user\x00\x00", report_id="<r1\x00@mx>",
+        source="imap\x00", at=NOW, now=NOW,
+    )
+    [row] = store.list_bounces()
+    assert row["diagnostic"] == "550 5.1.1 no such user" and row["source"] == "imap"
+    assert not store.record_bounce(  # the same report again: recorded once
+        "x@example.org", kind="hard", status="5.1.1", action="failed",
+        diagnostic="550 5.1.1 no such user\x00\x00", report_id="<r1\x00@mx>",
+        source="imap\x00", at=NOW, now=NOW,
+    )
