@@ -16,6 +16,12 @@ DeliveryStatus = Literal[
 SourceStatus = Literal["ok", "quiet", "stale", "partial", "not_modified", "error"]
 
 
+# What the store's columns hold of a paper (PostgreSQL enforces them; SQLite does not).
+PAPER_KEY_MAX = 200
+PAPER_SOURCE_MAX = 300
+PAPER_DOI_MAX = 300
+
+
 @dataclass(frozen=True)
 class Paper:
     """One paper, whatever source it came from.

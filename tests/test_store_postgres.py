@@ -6,7 +6,7 @@ DIGEST_TEST_POSTGRES_URL is unset (`.ci/run` starts a server and sets it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, text
 
 from digest.errors import SchemaError, UsageError
-from digest.models import Paper, Profile
+from digest.models import Paper, Profile, SourceResult
 from digest.store import SCHEMA_VERSION, Store, open_store
 from tests.fixtures.config import fresh_postgres_url
 
@@ -224,3 +224,80 @@ def test_a_paper_filed_by_a_racing_save_is_merged_not_an_error(url: str) -> None
     assert rows["arxiv:1"][1] == later
     store.close()
     racer.close()
+
+
+def race_before(store: Store, prefix: str, racer: Callable[[], object]) -> list[str]:
+    """Run ``racer`` (another store's commit) once, just before ``store`` runs an
+    SQL statement that starts with ``prefix``; return the statements it ran before."""
+    raced: list[str] = []
+
+    def first(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith(prefix) and not raced:
+            raced.append(statement)
+            racer()
+
+    event.listen(store.engine, "before_cursor_execute", first)
+    return raced
+
+
+def test_two_votes_on_one_paper_at_once_both_count_the_later_winning(url: str) -> None:
+    # The same thumbs form sent twice at once (a double click, two tabs): each request
+    # deleted the earlier vote (none), then inserted; on PostgreSQL the second insert
+    # failed on the primary key, and the web page answered 500.
+    store, racer = open_store(url), open_store(url)
+    sub = store.add_subscriber("v@example.org", Profile(interests="x"), now=NOW)
+    raced = race_before(store, "INSERT INTO feedback",
+                        lambda: racer.record_vote(sub.id, "arxiv:1", -1, now=NOW))
+    store.record_vote(sub.id, "arxiv:1", 1, now=NOW + timedelta(seconds=1))
+    assert raced, "the racing vote never ran"
+    assert store.votes() == {sub.id: {"arxiv:1": 1}}
+    store.close()
+    racer.close()
+
+
+def test_a_new_source_recorded_by_two_runs_at_once_is_one_row(url: str) -> None:
+    # A manual `digest ingest` beside the cron run, both reading a source added since
+    # the last run: each found no health row and inserted one; on PostgreSQL the second
+    # run stopped on the primary key after filing the source's papers.
+    store, racer = open_store(url), open_store(url)
+    raced = race_before(store, "INSERT INTO source_state", lambda: racer.record_source(
+        SourceResult("rss:new", "error", error="timed out"), now=NOW))
+    store.record_source(SourceResult("rss:new", "ok"), now=NOW + timedelta(seconds=1))
+    assert raced, "the racing run never recorded the source"
+    [health] = store.source_health()
+    assert health["source"] == "rss:new" and health["status"] == "ok"
+    assert health["last_ok_at"] == (NOW + timedelta(seconds=1)).isoformat()
+    store.close()
+    racer.close()
+
+
+def test_the_ranker_state_saved_by_two_planners_at_once_is_one_row(url: str) -> None:
+    # Two planners on a first day (README: "planning twice is harmless"): each deleted
+    # the state (none yet) and inserted its own; on PostgreSQL the second stopped on
+    # the primary key before planning anything.
+    store, racer = open_store(url), open_store(url)
+    raced = race_before(store, "INSERT INTO ranker_state",
+                        lambda: racer.save_ranker_state(b"theirs", now=NOW))
+    store.save_ranker_state(b"mine", now=NOW)
+    assert raced, "the racing planner never saved"
+    assert store.load_ranker_state() == b"mine"
+    store.close()
+    racer.close()
+
+
+def test_a_bounce_whose_report_holds_a_nul_character_is_recorded(store: Store) -> None:
+    # A failure report is a stranger's server's text: its diagnostic may hold a NUL,
+    # which PostgreSQL refuses in text ("cannot contain NUL"), and the mailbox scan
+    # stopped at that report, every later one unread.
+    assert store.record_bounce(
+        "x@example.org", kind="hard", status="5.1.1", action="failed",
+        diagnostic="550 5.1.1 no such user\x00\x00", report_id="<r1\x00@mx>",
+        source="imap\x00", at=NOW, now=NOW,
+    )
+    [row] = store.list_bounces()
+    assert row["diagnostic"] == "550 5.1.1 no such user" and row["source"] == "imap"
+    assert not store.record_bounce(  # the same report again: recorded once
+        "x@example.org", kind="hard", status="5.1.1", action="failed",
+        diagnostic="550 5.1.1 no such user\x00\x00", report_id="<r1\x00@mx>",
+        source="imap\x00", at=NOW, now=NOW,
+    )

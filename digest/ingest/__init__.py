@@ -16,6 +16,7 @@ from digest.ingest.jsonl import load_jsonl, paper_from_record
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, paper_key, parse_arxiv_id
 from digest.ingest.merge import merge
 from digest.ingest.sources import read_source, to_result
+from digest.ingest.text import without_nul
 from digest.models import SourceResult, SourceSpec
 
 __all__ = [
@@ -85,6 +86,9 @@ def collect_one(
             error=f"unexpected {type(err).__name__} while reading the source: {err} "
             "(hint: this is a bug in digest; please report it with the source's URL)",
         )
+    if result.error is not None:
+        # An error may quote what the source sent; the store keeps it as text.
+        result = replace(result, error=without_nul(result.error))
     return replace(result, duration_s=clock() - started)
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+from dataclasses import fields, replace
+from typing import Any
+
+from digest.models import PAPER_DOI_MAX, PAPER_KEY_MAX, PAPER_SOURCE_MAX, Paper
 
 # Only real HTML tags count as markup: "$a<b$ and $c > d$" must never look like a tag, so a
 # tag name has to be followed by ">", "/>" or whitespace plus attributes.
@@ -23,6 +28,54 @@ _BOX_TITLE = re.compile(
 # "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
 _ABSTRACT_LABEL = re.compile(r"^(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)")
 _INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
+
+
+def without_nul(text: str) -> str:
+    """Drop NUL characters, which PostgreSQL refuses in text (SQLite stores them)."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def fitting_key(key: str) -> str:
+    """Return ``key``, or when it is longer than the store keeps, its head and a hash.
+
+    A paper with neither arXiv id nor DOI is keyed ``<source name>:<entry id>``, and a
+    long feed URL plus a long entry id pass PAPER_KEY_MAX. The hash of the whole key
+    keeps it the same paper each time it is read, and apart from its neighbours.
+    """
+    if len(key) <= PAPER_KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return f"{key[: PAPER_KEY_MAX - len(digest) - 1]}#{digest}"
+
+
+def storable(paper: Paper) -> Paper:
+    """Return the paper as the store can keep it on any database.
+
+    NUL characters are dropped from every text field: JSON may carry one (``"\\u0000"``
+    in a Hugging Face answer or a JSON-lines file); XML cannot. An over-long key is
+    shortened (fitting_key), an over-long source name cut (it is only a label), and a
+    DOI longer than any DOI left out. On PostgreSQL, which enforces what SQLite does
+    not, one such paper failed the save of its source's whole batch.
+    """
+    changed: dict[str, Any] = {}
+    for item in fields(paper):
+        value = getattr(paper, item.name)
+        if isinstance(value, str) and "\x00" in value:
+            changed[item.name] = without_nul(value)
+        elif isinstance(value, tuple) and any("\x00" in v for v in value if isinstance(v, str)):
+            changed[item.name] = tuple(
+                without_nul(v) if isinstance(v, str) else v for v in value
+            )
+    key = fitting_key(changed.get("key", paper.key))
+    if key != paper.key:
+        changed["key"] = key
+    source = changed.get("source", paper.source)
+    if len(source) > PAPER_SOURCE_MAX:
+        changed["source"] = source[:PAPER_SOURCE_MAX]
+    doi = changed.get("doi", paper.doi)
+    if doi is not None and len(doi) > PAPER_DOI_MAX:
+        changed["doi"] = None
+    return replace(paper, **changed) if changed else paper
 
 
 def squash(text: str | None) -> str:

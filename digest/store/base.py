@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
@@ -303,6 +303,25 @@ class StoreBase:
             missing = [table for table in metadata.sorted_tables if table.name not in have]
             if missing:
                 metadata.create_all(conn, tables=missing)
+
+    def _upsert(self, table: Table, values: Mapping[str, Any], *, key: Sequence[str]) -> Any:
+        """Return an INSERT of ``values`` that, when a row with this ``key`` exists,
+        sets that row's other columns from ``values`` instead.
+
+        One statement, not a read (or a delete) then an insert: PostgreSQL runs writers
+        side by side (READ COMMITTED), so two that both found no row both inserted and
+        the second failed on the key. SQLite's BEGIN IMMEDIATE serialised them.
+        """
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            statement: Any = pg_insert(table).values(**values)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(table).values(**values)
+        changed = {name: statement.excluded[name] for name in values if name not in key}
+        return statement.on_conflict_do_update(index_elements=list(key), set_=changed)
 
     def _insert_ignore(self, table: Table) -> Any:
         """Return an INSERT that skips rows whose primary key already exists."""

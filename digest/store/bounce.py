@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.models import DeliveryStatus
 from digest.store.base import StoreBase
-from digest.store.rows import _iso, _utc, email_hash
+from digest.store.rows import _iso, _no_nul, _utc, email_hash
 from digest.store.tables import bounces, deliveries, subscribers, suppressions
 
 
@@ -66,18 +66,22 @@ class BounceMixin(StoreBase):
         at: datetime,
         now: datetime,
     ) -> bool:
-        """Record one bounce or complaint; return False if this report was recorded before."""
+        """Record one bounce or complaint; return False if this report was recorded before.
+
+        The report's text is a stranger's server's: a NUL character in it is dropped
+        (PostgreSQL refuses one in text, and the mailbox scan stopped at that report).
+        """
         try:
             with self.begin() as conn:
                 conn.execute(
                     insert(bounces).values(
-                        report_id=report_id[:500],
+                        report_id=_no_nul(report_id)[:500],
                         email_hash=email_hash(email),
                         kind=kind,
-                        status=status[:20],
-                        action=action[:50],
-                        diagnostic=diagnostic,
-                        source=source[:500],
+                        status=_no_nul(status)[:20],
+                        action=_no_nul(action)[:50],
+                        diagnostic=_no_nul(diagnostic),
+                        source=_no_nul(source)[:500],
                         bounced_at=at,
                         recorded_at=now,
                     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 
 from digest.store.base import StoreBase
 from digest.store.tables import ranker_state
@@ -24,5 +24,5 @@ class RankerMixin(StoreBase):
     def save_ranker_state(self, data: bytes, *, now: datetime) -> None:
         """Replace the stored vectorizer state."""
         with self.begin() as conn:
-            conn.execute(delete(ranker_state).where(ranker_state.c.id == 1))
-            conn.execute(insert(ranker_state).values(id=1, data=data, updated_at=now))
+            conn.execute(self._upsert(ranker_state, {"id": 1, "data": data, "updated_at": now},
+                                      key=("id",)))

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from digest.errors import UsageError
@@ -108,17 +108,8 @@ class SourceMixin(StoreBase):
             values["etag"] = result.etag
             values["last_modified"] = result.last_modified
         with self.begin() as conn:
-            exists = conn.execute(
-                select(source_state.c.source).where(source_state.c.source == result.source)
-            ).first()
-            if exists:
-                conn.execute(
-                    update(source_state)
-                    .where(source_state.c.source == result.source)
-                    .values(**values)
-                )
-            else:
-                conn.execute(insert(source_state).values(source=result.source, **values))
+            conn.execute(self._upsert(source_state, {"source": result.source, **values},
+                                      key=("source",)))
         return result
 
     def source_health(self) -> list[dict[str, Any]]:

@@ -192,17 +192,10 @@ class SubscriberMixin(StoreBase):
         """Record a thumbs up (+1) or down (-1); the latest vote on a paper wins."""
         if vote not in (1, -1):
             raise UsageError(f"a vote is +1 or -1, not {vote}", "")
+        values = {"subscriber_id": subscriber_id, "paper_key": paper_key, "vote": vote,
+                  "created_at": now}
         with self.begin() as conn:
-            conn.execute(
-                delete(feedback).where(
-                    feedback.c.subscriber_id == subscriber_id, feedback.c.paper_key == paper_key
-                )
-            )
-            conn.execute(
-                insert(feedback).values(
-                    subscriber_id=subscriber_id, paper_key=paper_key, vote=vote, created_at=now
-                )
-            )
+            conn.execute(self._upsert(feedback, values, key=("subscriber_id", "paper_key")))
 
     def votes(self, subscriber_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
         """Return {subscriber id: {paper key: vote}}."""

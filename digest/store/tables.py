@@ -21,6 +21,8 @@ from sqlalchemy import (
     func,
 )
 
+from digest.models import PAPER_DOI_MAX, PAPER_KEY_MAX, PAPER_SOURCE_MAX
+
 SCHEMA_VERSION = 1
 
 metadata = MetaData()
@@ -35,18 +37,18 @@ meta = Table(
 papers = Table(
     "papers",
     metadata,
-    Column("key", String(200), primary_key=True),
+    Column("key", String(PAPER_KEY_MAX), primary_key=True),
     Column("title", Text, nullable=False),
     Column("abstract", Text, nullable=False, default=""),
     Column("authors", JSON, nullable=False),
     Column("categories", JSON, nullable=False),
     Column("url", Text, nullable=False, default=""),
     Column("pdf_url", Text, nullable=False, default=""),
-    Column("source", String(300), nullable=False, default=""),
+    Column("source", String(PAPER_SOURCE_MAX), nullable=False, default=""),
     Column("published", Date),
     Column("announce_type", String(20), nullable=False, default="new"),
     Column("version", Integer),
-    Column("doi", String(300)),
+    Column("doi", String(PAPER_DOI_MAX)),
     Column("comment", Text),
     Column("upvotes", Integer),
     Column("ai_summary", Text),
@@ -144,7 +146,7 @@ sent_papers = Table(
         ForeignKey("subscribers.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("paper_key", String(200), primary_key=True),
+    Column("paper_key", String(PAPER_KEY_MAX), primary_key=True),
     Column("day", Date, nullable=False),
 )
 
@@ -157,7 +159,7 @@ feedback = Table(
         ForeignKey("subscribers.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("paper_key", String(200), primary_key=True),
+    Column("paper_key", String(PAPER_KEY_MAX), primary_key=True),
     Column("vote", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
