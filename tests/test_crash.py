@@ -255,6 +255,43 @@ def test_sigkill_at_random_points_then_rerun_delivers_exactly_once_outside_unkno
     )
 
 
+@pytest.mark.timeout(300)
+def test_sigterm_while_sending_finishes_the_messages_in_flight_and_loses_nothing(
+    tmp_path: Path, smtp_server: SmtpTestServer, zygote: Zygote
+) -> None:
+    # systemd stopping or restarting the service sends SIGTERM. Its default action killed
+    # the run mid-message: the message in flight (and the one before it, recorded with
+    # the next start) became "unknown", never resent: a digest lost at each restart.
+    var_dir = tmp_path / "var"
+    day, count = DAYS[0], 8
+    ids = seed_database(var_dir, [day], count)
+    slow_down_data(smtp_server, 0.5)  # each 250 comes half a second after the message
+    url = f"smtp://127.0.0.1:{smtp_server.port}?starttls=off&timeout=10"
+    env_file = write_env_file(tmp_path / "runs", digest_settings(var_dir, url))
+    args = ("run", "--date", day.isoformat(), "--no-ingest")
+    pid, log = zygote.spawn(env_file, *args)
+    deadline = time.monotonic() + 120
+    while len(smtp_server.messages) < 2:  # the second is on the server, its 250 not yet
+        assert time.monotonic() < deadline, log.read_text(encoding="utf-8")
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGTERM)
+    outcome = zygote.wait(pid, log)
+    assert not outcome.killed and outcome.code == 75, outcome.output
+    assert "SIGTERM" in outcome.output
+    store = open_store(make_config(var_dir).database_url)
+    try:
+        statuses = Counter(r.status for r in store.deliveries_for_day(day).values())
+    finally:
+        store.close()
+    received = len(smtp_server.messages)
+    assert statuses["sent"] == received >= 2, statuses  # the one in flight is recorded
+    assert statuses["planned"] == count - received > 0, statuses
+    assert statuses["unknown"] == statuses["sending"] == 0, statuses
+    again = zygote.run(env_file, *args)
+    assert not again.killed and again.code == 0, again.output
+    assert received_by_day(smtp_server) == Counter({(email, day): 1 for email in ids})
+
+
 def test_leases_of_a_dead_worker_on_this_host_are_released(tmp_path: Path) -> None:
     import socket
 

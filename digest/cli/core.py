@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -136,18 +140,19 @@ def run(
     now = now_utc()
     day = parse_day(day_text, now.date()) if day_text else None
     try:
-        report = pipeline.run(
-            config,
-            now=now,
-            day=day,
-            only=only,
-            dry_run=dry_run,
-            force=force,
-            do_ingest=not no_ingest,
-            clock=now_utc,
-            wait_for_lock=wait,
-            send=not no_send,
-        )
+        with finish_sending_on_sigterm():
+            report = pipeline.run(
+                config,
+                now=now,
+                day=day,
+                only=only,
+                dry_run=dry_run,
+                force=force,
+                do_ingest=not no_ingest,
+                clock=now_utc,
+                wait_for_lock=wait,
+                send=not no_send,
+            )
     except LockedError as err:
         # Exit 0: the other run does the work; cron must not treat this as a failure.
         click.echo(f"{err.message}; nothing to do ({err.hint})", err=True)
@@ -161,6 +166,36 @@ def run(
         if dry_run and config.preview_dir.exists():
             click.echo(f"previews in {config.preview_dir}")
     ctx.exit(exit_code(report))
+
+
+@contextmanager
+def finish_sending_on_sigterm() -> Iterator[None]:
+    """While inside, a SIGTERM during a send phase lets the messages in flight finish.
+
+    systemd stops or restarts a service, and `docker stop` a container, with SIGTERM.
+    Its default action killed the process mid-message, and the message in flight (with
+    the one before it, recorded with the next one's start) became "unknown": never
+    resent, so a digest could be lost at each restart. Now the send phase ends after
+    those messages are recorded (the run's exit is 75, the rest planned for the next
+    run); a second SIGTERM, or one while nothing is being sent, ends the process at
+    once, as before (a plan phase killed is safe: what it planned stays planned).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be set in the main thread
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends it at once
+        if pipeline.request_stop():
+            click.echo("SIGTERM: stopping after the messages being sent", err=True)
+            return
+        os.kill(os.getpid(), signal.SIGTERM)  # nothing on the wire: end now
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()
@@ -178,7 +213,9 @@ def send(
     config = get_config(ctx)
     code = 0
     while True:
-        report = pipeline.send_pending(config, now=now_utc(), clock=now_utc, workers=workers)
+        with finish_sending_on_sigterm():
+            report = pipeline.send_pending(config, now=now_utc(), clock=now_utc,
+                                           workers=workers)
         if as_json:
             echo_json(report.to_dict())
         elif report.sent or report.failed or report.unknown or not follow:
@@ -290,6 +327,11 @@ def schedule(ctx: click.Context, show: int | None) -> None:
 
     def job() -> None:
         scheduled_run(config, log, clock=sched.utc_now)
+        if pipeline.stop_requested():
+            # SIGTERM came while this firing was sending (finish_sending_on_sigterm): it
+            # has ended after its messages in flight; so does the service.
+            log.info("stopping: SIGTERM during the send phase")
+            scheduler.shutdown(wait=False)
 
     scheduler = sched.build_scheduler(config, job)
     fire = sched.next_fire(config, sched.utc_now())
@@ -298,7 +340,8 @@ def schedule(ctx: click.Context, show: int | None) -> None:
         f"next run {fire.isoformat() if fire else 'never'}; mail to {config.delivery}"
     )
     try:
-        scheduler.start()
+        with finish_sending_on_sigterm():
+            scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         click.echo("scheduler stopped")
 

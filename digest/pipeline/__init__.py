@@ -44,7 +44,10 @@ from digest.pipeline.sending import (
     TransportFactory,
     _send_all,
     _Tally,
+    clear_stop,
     preview_delivery,
+    request_stop,
+    stop_requested,
 )
 from digest.sources_config import effective_sources
 from digest.store import Store, open_store
@@ -66,6 +69,7 @@ __all__ = [
     "TransportFactory",
     "check_ranking",
     "choose_papers",
+    "clear_stop",
     "compose",
     "digest_links",
     "ingest_sources",
@@ -74,8 +78,10 @@ __all__ = [
     "preview_delivery",
     "preview_path",
     "render",
+    "request_stop",
     "run",
     "send_pending",
+    "stop_requested",
     "write_preview",
 ]
 

@@ -92,6 +92,47 @@ class Pacer:
 
 # -- send ---------------------------------------------------------------------------------
 
+# A stop asked for from outside (the CLI's SIGTERM handler: systemd stopping or restarting
+# the service, `docker stop`, `kill`): each send worker finishes the message it is
+# sending, records it and gives back its claims, and the phase ends as an aborted run
+# (75), the rows not started left planned. Killed mid-message instead, the message in
+# flight and the one sent before it (recorded with the next one's start) became
+# "unknown": never resent, so possibly a digest lost each restart.
+_STOP = threading.Event()
+_ACTIVE = [0]  # send phases running in this process
+_ACTIVE_LOCK = threading.Lock()
+STOPPED = "stopped on request (SIGTERM) after the messages in flight; the rest stay planned"
+
+
+def request_stop() -> bool:
+    """Ask every send phase of this process to end after the messages in flight.
+
+    Return True when one is running (it ends shortly), False when none is (the caller
+    may end the process at once: nothing is on the wire).
+    """
+    _STOP.set()
+    with _ACTIVE_LOCK:
+        return _ACTIVE[0] > 0
+
+
+def stop_requested() -> bool:
+    """Return True once request_stop was called (and not cleared)."""
+    return _STOP.is_set()
+
+
+def clear_stop() -> None:
+    """Forget a stop request (for a process that goes on sending afterwards)."""
+    _STOP.clear()
+
+
+def _stopping(tally: _Tally) -> bool:
+    """Return True when the phase must end: aborted, or a stop was requested."""
+    if _STOP.is_set() and not tally.aborted:
+        with tally.lock:
+            if not tally.aborted:
+                tally.aborted, tally.abort_exit = STOPPED, 75
+    return bool(tally.aborted)
+
 
 def _send_all(
     config: Config,
@@ -129,7 +170,7 @@ def _send_all(
         sent: _Sent | None = None
         try:
             with db.pinned_connection(), _Connection(transport) as connection:
-                while not tally.aborted:
+                while not _stopping(tally):
                     rows = db.claim_deliveries(
                         name, now=clock(), lease=timedelta(seconds=config.lease_seconds),
                         limit=send_chunk,
@@ -158,7 +199,7 @@ def _send_all(
                     if missing:
                         papers.update(db.get_papers(missing))
                     for row in rows:
-                        if tally.aborted:
+                        if _stopping(tally):
                             return
                         sent = _send_one(
                             config, db, row, subs.get(row.subscriber_id), papers,
@@ -176,7 +217,13 @@ def _send_all(
             finally:
                 db.release_claims(name)
 
-    _run_workers(worker, workers, tally)
+    with _ACTIVE_LOCK:
+        _ACTIVE[0] += 1
+    try:
+        _run_workers(worker, workers, tally)
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE[0] -= 1
     # The messages of rows now final (sent, skipped, failed) are of no further use.
     db.purge_outbox()
 
