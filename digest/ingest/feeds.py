@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
@@ -383,29 +384,57 @@ def _from_feedparser(entry: Any) -> FeedEntry:
     )
 
 
-_BLOCK_RE = re.compile(r"<(?:\w+:)?(item|entry)\b[^>]*>(.*?)</(?:\w+:)?\1>", re.S | re.I)
+def _elements(text: str, names: str) -> Iterator[tuple[int, int]]:
+    """Yield the (start, end) of each element's content, as this regular expression finds
+    them: ``<(?:\\w+:)?(names)\\b[^>]*>(.*?)</(?:\\w+:)?\\1>`` (ignoring case, "." matching
+    line breaks), but in linear time.
+
+    The expression searched to the end of the text from every opening tag that is never
+    closed: quadratic in a hostile feed's tag soup. An opening tag with no ">" or no
+    closing tag after it means no later one of that name has one either.
+    """
+    opener = re.compile(rf"<(?:\w+:)?({names})\b", re.IGNORECASE)
+    unclosed: set[str] = set()
+    pos = 0
+    while (found := opener.search(text, pos)) is not None:
+        name = found.group(1).lower()
+        pos = found.end()
+        if name in unclosed:
+            continue
+        content = text.find(">", found.end()) + 1
+        if content == 0:
+            return
+        closer = re.compile(rf"</(?:\w+:)?{re.escape(name)}>", re.IGNORECASE)
+        closed = closer.search(text, content)
+        if closed is None:
+            unclosed.add(name)
+            continue
+        yield content, closed.start()
+        pos = closed.end()
+
+
+# The "<link ... href=...>" of an Atom entry: "[^<>]" keeps each attempt within its tag
+# ("[^>]" ran on through the text from every "<link" without a ">").
+_LINK_HREF = re.compile(r"<(?:\w+:)?link\b[^<>]*href=\"([^\"]+)\"")
 
 
 def _salvage(text: str) -> list[FeedEntry]:
-    """Pull complete <item>/<entry> blocks out of tag soup with regular expressions."""
+    """Pull complete <item>/<entry> blocks out of tag soup, element by element."""
     entries = []
-    for match in _BLOCK_RE.finditer(text):
-        block = match.group(2)
+    for start, end in _elements(text, "item|entry"):
+        block = text[start:end]
 
         def field(*names: str, block: str = block) -> str | None:
             for name in names:
-                found = re.search(
-                    rf"<(?:\w+:)?{name}\b[^>]*>(.*?)</(?:\w+:)?{name}>", block, re.S | re.I
-                )
-                if found:
-                    raw = found.group(1)
+                for first, last in _elements(block, name):
+                    raw = block[first:last]
                     cdata = re.fullmatch(r"\s*<!\[CDATA\[(.*)\]\]>\s*", raw, re.S)
                     return cdata.group(1) if cdata else html.unescape(raw)
             return None
 
         link = field("link") or ""
         if not link:
-            href = re.search(r"<(?:\w+:)?link\b[^>]*href=\"([^\"]+)\"", block)
+            href = _LINK_HREF.search(block)
             link = href.group(1) if href else ""
         entries.append(
             FeedEntry(
