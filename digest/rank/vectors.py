@@ -107,7 +107,11 @@ def tokenize(text: str) -> list[str]:
 _WRITTEN = re.compile(r"[^\W_]+")
 # What may stand between the two words of a bigram for the text between them to be
 # shown as written ("graphs of networks"): stop words and spaces, no punctuation.
-_PLAIN_GAP = re.compile(r"[^\W_]*(?:\s+[^\W_]*)*|\s*-\s*")
+# Written as letters, digits and spaces in any order: "[^\W_]*(?:\s+[^\W_]*)*" says
+# the same, but a run of spaces could be split among its repeats in 2^n ways, tried one
+# by one when the gap then failed (a feed's title with 40 TeX commands in a row, each
+# left a space, stalled the ranking for days).
+_PLAIN_GAP = re.compile(r"(?:[^\W_]|\s)*|\s*-\s*")
 
 
 def written_tokens(text: str) -> tuple[str, Iterator[tuple[str, str, int, int]]]:
