@@ -32,7 +32,10 @@ MAX_TERMS = 250_000
 MIN_DF = 1.5  # a new term needs two papers; a kept one fades out slowly
 DECAY = 0.995  # per update: a term unseen for a year keeps ~16% of its weight
 
-_TOKEN = re.compile(r"(?u)\b[a-z][a-z0-9]+\b|\b\d+[a-z]+[a-z0-9]*\b")
+# "\d+[a-z][a-z0-9]*", not "\d+[a-z]+[a-z0-9]*" (the same words): the two runs could
+# share the letters of a long word in as many ways as it has letters, all tried when
+# the word did not end there ("1aaa..._"), quadratic in a feed's one huge word.
+_TOKEN = re.compile(r"(?u)\b[a-z][a-z0-9]+\b|\b\d+[a-z][a-z0-9]*\b")
 # The same pattern for ASCII text, where ASCII word boundaries and digits are exactly
 # the Unicode ones (a third faster: no Unicode tables).
 _ASCII_TOKEN = re.compile(_TOKEN.pattern.removeprefix("(?u)"), re.ASCII)
