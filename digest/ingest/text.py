@@ -21,7 +21,7 @@ _BOX_TITLE = re.compile(
     r"<div\s[^<>]*class=\"[^\"]*boxTitle[^\"]*\"[^<>]*>([^<>]*)</div>", re.IGNORECASE
 )
 # "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
-_ABSTRACT_LABEL = re.compile(r"^(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)")
+_ABSTRACT_LABELS = re.compile(r"(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)+")
 _INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
 
 
@@ -54,11 +54,10 @@ def strip_arxiv_prefix(text: str) -> str:
 def strip_abstract_label(text: str) -> str:
     """Remove leading "Abstract" / "Summary:" labels that publishers put before the text."""
     text = squash(text)
-    while True:
-        stripped = _ABSTRACT_LABEL.sub("", text, count=1)
-        if stripped == text:
-            return text
-        text = stripped
+    # All leading labels in one match: cutting them off one by one copied the rest of
+    # the text each time, quadratic in a hostile feed's description of labels.
+    found = _ABSTRACT_LABELS.match(text)
+    return text[found.end() :] if found else text
 
 
 def split_authors(text: str | None) -> tuple[str, ...]:
