@@ -184,6 +184,17 @@ def test_tag_soup_of_unclosed_elements_is_read_in_linear_time(soup: str) -> None
     assert feed.problem is not None and "malformed XML" in feed.problem
 
 
+# XML declarations with no ">" after them: removing declarations before the repair
+# searched to the end of the body from each one (200 KB took 20 s). A guard, not a
+# benchmark.
+@pytest.mark.timeout(60)
+def test_unterminated_xml_declarations_are_dropped_in_linear_time() -> None:
+    body = ("<rss><channel><item><title>Kept</title><guid>g</guid></item>"
+            + "<?xml" * 150_000).encode()
+    feed = parse_feed(body, where="test")
+    assert feed.problem is not None and "malformed XML" in feed.problem
+
+
 def test_salvaged_entries_still_take_the_first_closed_element() -> None:
     body = (b"<rss><channel><item><title>Half <item><title>First</title>"
             b"<link href=\"https://example.org/a\"/><guid>g1</guid></item>"
