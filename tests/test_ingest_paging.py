@@ -104,6 +104,17 @@ def test_a_description_of_endless_labels_is_stripped_quickly() -> None:
     assert strip_abstract_label(labels) == "Abstract"  # a last word, not a label
 
 
+# An unclosed <div> tag of many class attributes in a feed's description: finding the
+# structured-abstract headings tried each attribute against each other (20,000 took
+# 46 s). A guard, not a benchmark.
+@pytest.mark.timeout(60)
+def test_a_div_of_endless_class_attributes_is_read_quickly() -> None:
+    soup = "<p>Cells</p><div a " + 'class="boxTitle" ' * 40_000
+    assert html_to_text(soup).startswith("Cells <div a class=")
+    heading = '<div id="x" class="box boxTitle big">Results</div>Cells divide.'
+    assert html_to_text(heading) == "Results: Cells divide."
+
+
 def test_abstract_labels_are_stripped_only_as_labels() -> None:
     assert strip_abstract_label("Abstract Summary: Cells") == "Cells"
     assert strip_abstract_label("Abstract: Motivation: M") == "Motivation: M"
