@@ -231,3 +231,18 @@ def test_a_gap_of_many_tex_commands_between_two_words_is_judged_quickly() -> Non
     ranking = rank(batch, [profile]).rankings[0]
     [picked] = [s for s in ranking if s.paper.key == hostile.key]
     assert "language models" in picked.reason
+
+
+# A paper that writes a term's two words apart, with punctuation between, over and over:
+# finding each place counted the words before it from the start again (quadratic:
+# 20,000 places took 2.5 s). A guard, not a benchmark.
+@pytest.mark.timeout(60)
+def test_a_term_written_apart_many_times_is_quoted_quickly() -> None:
+    hostile = Paper(key="arxiv:2699.00001", title="Large language, models",
+                    abstract="language, models. " * 120_000,
+                    url="https://arxiv.org/abs/2699.00001")
+    batch = [*load_jsonl(SAMPLE_BATCH)[:50], hostile]
+    profile = Profile(interests="large language models", keywords=("language models",))
+    ranking = rank(batch, [profile]).rankings[0]
+    [picked] = [s for s in ranking if s.paper.key == hostile.key]
+    assert "language models" in picked.reason

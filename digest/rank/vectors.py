@@ -220,8 +220,13 @@ class WrittenText:
         at = self.stems.find(needle)
         joined = ""
         spans = self.spans
+        index = counted = 0
         while at >= 0:
-            index = self.stems.count(" ", 0, at)  # the first word's place among the stems
+            # The first word's place among the stems, counted on from the last place
+            # (from the start each time, a text writing the term apart often was
+            # quadratic).
+            index += self.stems.count(" ", counted, at)
+            counted = at
             start, gap, after, end = spans[2 * index : 2 * index + 4]
             if start >= 0 and after >= 0 and _PLAIN_GAP.fullmatch(self.lowered[gap:after]):
                 return self.lowered[start:end]
