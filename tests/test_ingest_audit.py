@@ -166,6 +166,45 @@ def test_a_latin1_body_is_still_read_as_latin1() -> None:
     assert feed.problem is not None and "not UTF-8; read as Latin-1" in feed.problem
 
 
+# A hostile feed's tag soup: elements opened and never closed. Reading what could be
+# salvaged from it was quadratic (each unclosed <item> or <title> was searched to the end
+# of the body: 100 KB took 12 s, the 20 MB a fetch allows would hold the run for days).
+# The timeout is a guard with a wide margin, not a benchmark.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "soup",
+    [
+        "<rss><channel>" + "<item><title>" * 32_000,
+        "<rss><channel><item><guid>g</guid>" + "<title><link " * 16_000 + "</item>",
+    ],
+    ids=["unclosed-items", "unclosed-fields"],
+)
+def test_tag_soup_of_unclosed_elements_is_read_in_linear_time(soup: str) -> None:
+    feed = parse_feed(soup.encode(), where="test")
+    assert feed.problem is not None and "malformed XML" in feed.problem
+
+
+# XML declarations with no ">" after them: removing declarations before the repair
+# searched to the end of the body from each one (200 KB took 20 s). A guard, not a
+# benchmark.
+@pytest.mark.timeout(60)
+def test_unterminated_xml_declarations_are_dropped_in_linear_time() -> None:
+    body = ("<rss><channel><item><title>Kept</title><guid>g</guid></item>"
+            + "<?xml" * 150_000).encode()
+    feed = parse_feed(body, where="test")
+    assert feed.problem is not None and "malformed XML" in feed.problem
+
+
+def test_salvaged_entries_still_take_the_first_closed_element() -> None:
+    body = (b"<rss><channel><item><title>Half <item><title>First</title>"
+            b"<link href=\"https://example.org/a\"/><guid>g1</guid></item>"
+            b"<entry><title>Second</title><link>https://example.org/b</link><id>g2</id>"
+            b"</entry> & </channel>")
+    feed = parse_feed(body, where="test")
+    assert [(e.title, e.link) for e in feed.entries][-1] == ("Second", "https://example.org/b")
+    assert feed.problem is not None
+
+
 OUP = "captured/other_scholarly/oxford_20250413.xml"
 
 

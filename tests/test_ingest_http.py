@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import tracemalloc
+import zlib
 from datetime import date
 
 import httpx
@@ -130,6 +133,49 @@ def test_gzip_bomb_is_capped_on_decoded_size(feed_server: FeedServer) -> None:
     feed_server.fault(FEED, body=b"<rss>" + b" " * 5_000_000 + b"</rss>", gzip=True)
     status, error, _ = read(feed_server, fetcher(time, max_bytes=1_000_000))
     assert status == "error" and "cap" in error
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    return b"".join([*(packer.compress(block) for _ in range(size >> 20)), packer.flush()])
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip"])
+def test_compressed_bomb_never_inflates_far_past_the_cap(
+    feed_server: FeedServer, encoding: str
+) -> None:
+    # 64 MB of zeros, gzipped once (~64 KB on the wire) or twice (~300 bytes): the body
+    # must be refused having decoded about the cap, not the whole bomb at once. (Two
+    # layers, ~2 KB on the wire, made a run with a 1 MB cap allocate 2 GB.)
+    inner = _gzip_of_zeros(64 << 20)
+    body = inner if encoding == "gzip" else gzip.compress(inner)
+    feed_server.fault(FEED, body=body, headers={"Content-Encoding": encoding})
+    tracemalloc.start()
+    try:
+        status, error, _ = read(feed_server, fetcher(FakeTime(), max_bytes=1_000_000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == "error"
+    assert "cap" in error or "encoding" in error
+    assert peak < 16 << 20, f"decoding allocated {peak:,} bytes for a 1 MB cap"
+
+
+def test_deflate_bodies_are_still_read(feed_server: FeedServer) -> None:
+    # Servers send both kinds of "deflate": zlib-wrapped (RFC 9110) and raw.
+    original = (feed_server.root / FEED).read_bytes()
+    for wbits in (zlib.MAX_WBITS, -zlib.MAX_WBITS):
+        packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        body = packer.compress(original) + packer.flush()
+        feed_server.fault(FEED, body=body, headers={"Content-Encoding": "deflate"})
+        assert read(feed_server, fetcher(FakeTime())) == ("ok", "", 3)
+
+
+def test_a_corrupt_gzip_body_is_an_error_of_the_source(feed_server: FeedServer) -> None:
+    feed_server.fault(FEED, body=b"\x1f\x8b not gzip at all", headers={"Content-Encoding": "gzip"})
+    status, error, _ = read(feed_server, fetcher(FakeTime()))
+    assert status == "error" and "bug in digest" not in error
 
 
 def test_truncated_transfer_is_retried_then_reported(feed_server: FeedServer) -> None:

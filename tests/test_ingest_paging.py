@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
+
 from digest.ingest import HttpFetcher, collect
 from digest.ingest.text import html_to_text, strip_abstract_label
 from digest.models import SourceResult, SourceSpec
@@ -90,6 +92,27 @@ def test_oup_abstracts_lose_the_abstract_label_and_keep_section_headings(
         assert not paper.abstract.startswith(("Abstract", "Summary"))
     motivation = [p for p in result.papers if p.abstract.startswith("Motivation: ")]
     assert len(motivation) == 3 and all("Results: " in p.abstract for p in motivation)
+
+
+# A feed's description of nothing but labels: each was cut off with a fresh copy of
+# the rest, quadratic (1 MB took 40 s; the 20 MB a fetch allows, hours of the run).
+# The timeout is a guard, not a benchmark.
+@pytest.mark.timeout(60)
+def test_a_description_of_endless_labels_is_stripped_quickly() -> None:
+    labels = "Abstract: Summary: Abstract " * 160_000
+    assert strip_abstract_label(labels + "Cells divide.") == "Cells divide."
+    assert strip_abstract_label(labels) == "Abstract"  # a last word, not a label
+
+
+# An unclosed <div> tag of many class attributes in a feed's description: finding the
+# structured-abstract headings tried each attribute against each other (20,000 took
+# 46 s). A guard, not a benchmark.
+@pytest.mark.timeout(60)
+def test_a_div_of_endless_class_attributes_is_read_quickly() -> None:
+    soup = "<p>Cells</p><div a " + 'class="boxTitle" ' * 40_000
+    assert html_to_text(soup).startswith("Cells <div a class=")
+    heading = '<div id="x" class="box boxTitle big">Results</div>Cells divide.'
+    assert html_to_text(heading) == "Results: Cells divide."
 
 
 def test_abstract_labels_are_stripped_only_as_labels() -> None:

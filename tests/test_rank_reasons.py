@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digest.config import SAMPLE_BATCH
 from digest.evaluate import load_corpus
-from digest.models import Profile
+from digest.ingest import load_jsonl
+from digest.models import Paper, Profile
 from digest.rank import rank
 from digest.rank.policy import select, select_many
 from digest.rank.profiles import compile_profiles, feedback
@@ -211,3 +213,36 @@ def test_a_reason_names_terms_as_the_paper_writes_them_and_one_form_of_a_word() 
     assert all(term in written for term in terms), terms  # as written: 'café', 'graphs'
     assert not {"cafe", "graph", "menu"} & set(terms), terms  # ('café' is new: no term)
     assert sum(term.startswith("enhanc") for term in terms) <= 1, terms
+
+
+# A feed's title or abstract with a run of TeX commands between two words: each command
+# becomes a space, and telling whether that gap was "plain" (to quote the words as
+# written) took time doubling with every command (22 took 2 s, 40 would take days),
+# stalling the whole run's ranking. The timeout is a guard, not a benchmark.
+@pytest.mark.timeout(60)
+def test_a_gap_of_many_tex_commands_between_two_words_is_judged_quickly() -> None:
+    commands = "\\x" * 40
+    hostile = Paper(key="arxiv:2699.00001",
+                    title=f"Large language {commands}, models for planning agents",
+                    abstract=f"We study large language {commands}, models that plan.",
+                    url="https://arxiv.org/abs/2699.00001")
+    batch = [*load_jsonl(SAMPLE_BATCH)[:80], hostile]
+    profile = Profile(interests="large language models", keywords=("language models",))
+    ranking = rank(batch, [profile]).rankings[0]
+    [picked] = [s for s in ranking if s.paper.key == hostile.key]
+    assert "language models" in picked.reason
+
+
+# A paper that writes a term's two words apart, with punctuation between, over and over:
+# finding each place counted the words before it from the start again (quadratic:
+# 20,000 places took 2.5 s). A guard, not a benchmark.
+@pytest.mark.timeout(60)
+def test_a_term_written_apart_many_times_is_quoted_quickly() -> None:
+    hostile = Paper(key="arxiv:2699.00001", title="Large language, models",
+                    abstract="language, models. " * 120_000,
+                    url="https://arxiv.org/abs/2699.00001")
+    batch = [*load_jsonl(SAMPLE_BATCH)[:50], hostile]
+    profile = Profile(interests="large language models", keywords=("language models",))
+    ranking = rank(batch, [profile]).rankings[0]
+    [picked] = [s for s in ranking if s.paper.key == hostile.key]
+    assert "language models" in picked.reason

@@ -50,6 +50,18 @@ def test_tokenize_stems_and_drops_stop_words_like_the_plain_loop(papers: list[Pa
     assert tokenize("Naïve studies of policies and graphs") == ["naive", "policy", "graph"]
 
 
+# A feed's abstract may hold one huge "word": a digit, letters, then an underscore (no
+# word boundary at its end). The token pattern tried every split of the letters between
+# two of its parts from that start: quadratic, 20,000 letters took 2 s, the megabytes a
+# feed may carry hours. The timeout is a guard, not a benchmark.
+@pytest.mark.timeout(60)
+def test_a_huge_word_that_is_no_token_is_skipped_quickly() -> None:
+    huge = "1" + "a" * 300_000 + "_"
+    assert tokenize(f"graphs {huge} networks") == ["graph", "network"]
+    assert tokenize(f"graphs {huge.upper()}é networks") == ["graph", "network"]
+    assert tokenize("3d models of 2nd gpt4 2x_ runs") == ["3d", "model", "2nd", "gpt4", "runs"]
+
+
 def test_tex_commands_are_markup_not_terms() -> None:
     """A reason said "matches: function, mathbb, characteristic" and "bound, ge, tight"."""
     assert tokenize(r"Bounds on $\mathbb{R}^n$ with $x \ge y$ and \mathrm{SO}(3) kernels"

@@ -94,6 +94,19 @@ def test_signup_without_csrf_token_is_refused(site: Site) -> None:
     assert site.db.find_subscriber("a@example.org") is None and site.outbox == []
 
 
+def test_a_non_ascii_csrf_token_is_refused_like_any_wrong_one(site: Site, caplog) -> None:  # type: ignore[no-untyped-def]
+    # hmac.compare_digest raises TypeError on non-ASCII text: such a token was a 500
+    # with a logged traceback, which anyone could repeat to flood the error log.
+    site.csrf()
+    with caplog.at_level("ERROR", logger="digest.web"):
+        for path in ("/subscribe", tokens.preferences_url("", SECRET, 1) + "/pause"):
+            response = site.client.post(path, data={"csrf_token": "é" * 43,
+                                                    "email": "a@example.org"})
+            assert response.status_code == 400, path
+            assert "This form has expired" in body(response)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_signup_rejects_a_bad_address_and_an_empty_profile(site: Site) -> None:
     response = site.signup("not an address")
     assert response.status_code == 400 and "enter one email address" in body(response)

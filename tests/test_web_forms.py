@@ -207,3 +207,15 @@ def test_top_terms_favour_liked_and_drop_disliked_words() -> None:
 def test_bibtex_keeps_percent_signs_inside_fields() -> None:
     bib = "@misc{a, url = {https://arxiv.org/abs/2401.01234?x=%20}}"
     assert forms.bibtex_arxiv_keys(bib) == ["arxiv:2401.01234"]
+
+
+# Anyone can upload a BibTeX file on the sign-up form (the per-client cap is checked
+# after the form is read). Blank lines made the comment stripping quadratic: 40 KB of
+# them took 8 s, the 512 KiB allowed ~20 min of one server thread. The timeout is a
+# guard with a wide margin (the file reads in well under a second), not a benchmark.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("filler", ["\n", " \n", "\t\r\n", "\n%"])
+def test_bibtex_of_the_largest_size_made_of_blank_lines_reads_quickly(filler: str) -> None:
+    entry = "@misc{a, eprint = {2401.01234}}\n"
+    padding = filler * ((forms.MAX_BIBTEX - len(entry)) // len(filler))
+    assert forms.bibtex_arxiv_keys(padding + "\n" + entry) == ["arxiv:2401.01234"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
@@ -24,7 +25,6 @@ from digest.errors import SourceError
 from digest.ingest.text import squash
 
 _BLOCKS = frozenset({"p", "div", "br", "li", "h1", "h2", "h3", "h4", "tr", "blockquote"})
-_XML_DECL = re.compile(r"<\?xml[^>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BARE_AMP = re.compile(r"&(?!#\d+;|#x[0-9a-fA-F]+;|[A-Za-z][A-Za-z0-9]*;)")
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
@@ -141,7 +141,7 @@ def _recover(body: bytes, *, where: str, reason: str) -> Feed:
         # Never hand a body with entity declarations to a lenient parser.
         raise _refused(where, ValueError("entity declaration"))
     text, decoding = _decode(body)
-    repaired = _BARE_AMP.sub("&amp;", _CONTROL.sub("", _XML_DECL.sub("", text))).strip()
+    repaired = _BARE_AMP.sub("&amp;", _CONTROL.sub("", _drop_xml_declarations(text))).strip()
     how = f"{decoding}; " if decoding else ""
     try:
         root = SafeET.fromstring(repaired.encode("utf-8"))
@@ -167,6 +167,25 @@ def _recover(body: bytes, *, where: str, reason: str) -> Feed:
         problem=f"malformed XML ({reason}); {how}recovered {len(entries)} entries "
         "leniently, some may be missing or incomplete",
     )
+
+
+def _drop_xml_declarations(text: str) -> str:
+    """Remove every ``<?xml ...>``, as ``re.sub(r"<\\?xml[^>]*>", "", text)`` would.
+
+    In linear time: the expression searched to the end of the text from each "<?xml"
+    with no ">" after it, quadratic in a hostile body of them. Once one has no ">"
+    after it, no later one has.
+    """
+    kept: list[str] = []
+    pos = 0
+    while (start := text.find("<?xml", pos)) >= 0:
+        end = text.find(">", start + 5)
+        if end < 0:
+            break
+        kept.append(text[pos:start])
+        pos = end + 1
+    kept.append(text[pos:])
+    return "".join(kept)
 
 
 def _with_problem(feed: Feed, problem: str) -> Feed:
@@ -383,29 +402,57 @@ def _from_feedparser(entry: Any) -> FeedEntry:
     )
 
 
-_BLOCK_RE = re.compile(r"<(?:\w+:)?(item|entry)\b[^>]*>(.*?)</(?:\w+:)?\1>", re.S | re.I)
+def _elements(text: str, names: str) -> Iterator[tuple[int, int]]:
+    """Yield the (start, end) of each element's content, as this regular expression finds
+    them: ``<(?:\\w+:)?(names)\\b[^>]*>(.*?)</(?:\\w+:)?\\1>`` (ignoring case, "." matching
+    line breaks), but in linear time.
+
+    The expression searched to the end of the text from every opening tag that is never
+    closed: quadratic in a hostile feed's tag soup. An opening tag with no ">" or no
+    closing tag after it means no later one of that name has one either.
+    """
+    opener = re.compile(rf"<(?:\w+:)?({names})\b", re.IGNORECASE)
+    unclosed: set[str] = set()
+    pos = 0
+    while (found := opener.search(text, pos)) is not None:
+        name = found.group(1).lower()
+        pos = found.end()
+        if name in unclosed:
+            continue
+        content = text.find(">", found.end()) + 1
+        if content == 0:
+            return
+        closer = re.compile(rf"</(?:\w+:)?{re.escape(name)}>", re.IGNORECASE)
+        closed = closer.search(text, content)
+        if closed is None:
+            unclosed.add(name)
+            continue
+        yield content, closed.start()
+        pos = closed.end()
+
+
+# The "<link ... href=...>" of an Atom entry: "[^<>]" keeps each attempt within its tag
+# ("[^>]" ran on through the text from every "<link" without a ">").
+_LINK_HREF = re.compile(r"<(?:\w+:)?link\b[^<>]*href=\"([^\"]+)\"")
 
 
 def _salvage(text: str) -> list[FeedEntry]:
-    """Pull complete <item>/<entry> blocks out of tag soup with regular expressions."""
+    """Pull complete <item>/<entry> blocks out of tag soup, element by element."""
     entries = []
-    for match in _BLOCK_RE.finditer(text):
-        block = match.group(2)
+    for start, end in _elements(text, "item|entry"):
+        block = text[start:end]
 
         def field(*names: str, block: str = block) -> str | None:
             for name in names:
-                found = re.search(
-                    rf"<(?:\w+:)?{name}\b[^>]*>(.*?)</(?:\w+:)?{name}>", block, re.S | re.I
-                )
-                if found:
-                    raw = found.group(1)
+                for first, last in _elements(block, name):
+                    raw = block[first:last]
                     cdata = re.fullmatch(r"\s*<!\[CDATA\[(.*)\]\]>\s*", raw, re.S)
                     return cdata.group(1) if cdata else html.unescape(raw)
             return None
 
         link = field("link") or ""
         if not link:
-            href = re.search(r"<(?:\w+:)?link\b[^>]*href=\"([^\"]+)\"", block)
+            href = _LINK_HREF.search(block)
             link = href.group(1) if href else ""
         entries.append(
             FeedEntry(

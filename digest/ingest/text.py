@@ -22,11 +22,13 @@ _BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|h[1-6]|tr|blockquote)(?:\s[^<>]*)?/?
 _ARXIV_PREFIX = re.compile(
     r"^\s*arXiv:\S+\s+Announce\s+Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.IGNORECASE
 )
-_BOX_TITLE = re.compile(
-    r"<div\s[^<>]*class=\"[^\"]*boxTitle[^\"]*\"[^<>]*>([^<>]*)</div>", re.IGNORECASE
-)
+# A <div> holding only text, then whether its attributes name the class boxTitle: one
+# expression for both tried every class attribute of an unclosed tag against every
+# other, quadratic in a hostile description.
+_TEXT_DIV = re.compile(r"<div\s([^<>]*)>([^<>]*)</div>", re.IGNORECASE)
+_BOX_CLASS = re.compile(r"class=\"[^\"]*boxTitle[^\"]*\"", re.IGNORECASE)
 # "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
-_ABSTRACT_LABEL = re.compile(r"^(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)")
+_ABSTRACT_LABELS = re.compile(r"(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)+")
 _INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
 
 
@@ -93,10 +95,17 @@ def html_to_text(text: str) -> str:
     if not looks_like_html(text):
         return squash(text)
     # Structured-abstract headings (Silverchair/OUP) read as "Results: ..." once tags go.
-    text = _BOX_TITLE.sub(lambda m: f" {m.group(1).strip()}: ", text)
+    text = _TEXT_DIV.sub(_box_title, text)
     text = _BLOCK_TAG.sub(" ", text)
     text = _TAG.sub("", text)
     return squash(html.unescape(text))
+
+
+def _box_title(div: re.Match[str]) -> str:
+    """Return a structured-abstract heading as "Heading: "; any other div as it is."""
+    if _BOX_CLASS.search(div.group(1)) is None:
+        return div.group()
+    return f" {div.group(2).strip()}: "
 
 
 def strip_arxiv_prefix(text: str) -> str:
@@ -107,11 +116,10 @@ def strip_arxiv_prefix(text: str) -> str:
 def strip_abstract_label(text: str) -> str:
     """Remove leading "Abstract" / "Summary:" labels that publishers put before the text."""
     text = squash(text)
-    while True:
-        stripped = _ABSTRACT_LABEL.sub("", text, count=1)
-        if stripped == text:
-            return text
-        text = stripped
+    # All leading labels in one match: cutting them off one by one copied the rest of
+    # the text each time, quadratic in a hostile feed's description of labels.
+    found = _ABSTRACT_LABELS.match(text)
+    return text[found.end() :] if found else text
 
 
 def split_authors(text: str | None) -> tuple[str, ...]:

@@ -32,7 +32,10 @@ MAX_TERMS = 250_000
 MIN_DF = 1.5  # a new term needs two papers; a kept one fades out slowly
 DECAY = 0.995  # per update: a term unseen for a year keeps ~16% of its weight
 
-_TOKEN = re.compile(r"(?u)\b[a-z][a-z0-9]+\b|\b\d+[a-z]+[a-z0-9]*\b")
+# "\d+[a-z][a-z0-9]*", not "\d+[a-z]+[a-z0-9]*" (the same words): the two runs could
+# share the letters of a long word in as many ways as it has letters, all tried when
+# the word did not end there ("1aaa..._"), quadratic in a feed's one huge word.
+_TOKEN = re.compile(r"(?u)\b[a-z][a-z0-9]+\b|\b\d+[a-z][a-z0-9]*\b")
 # The same pattern for ASCII text, where ASCII word boundaries and digits are exactly
 # the Unicode ones (a third faster: no Unicode tables).
 _ASCII_TOKEN = re.compile(_TOKEN.pattern.removeprefix("(?u)"), re.ASCII)
@@ -107,7 +110,11 @@ def tokenize(text: str) -> list[str]:
 _WRITTEN = re.compile(r"[^\W_]+")
 # What may stand between the two words of a bigram for the text between them to be
 # shown as written ("graphs of networks"): stop words and spaces, no punctuation.
-_PLAIN_GAP = re.compile(r"[^\W_]*(?:\s+[^\W_]*)*|\s*-\s*")
+# Written as letters, digits and spaces in any order: "[^\W_]*(?:\s+[^\W_]*)*" says
+# the same, but a run of spaces could be split among its repeats in 2^n ways, tried one
+# by one when the gap then failed (a feed's title with 40 TeX commands in a row, each
+# left a space, stalled the ranking for days).
+_PLAIN_GAP = re.compile(r"(?:[^\W_]|\s)*|\s*-\s*")
 
 
 def written_tokens(text: str) -> tuple[str, Iterator[tuple[str, str, int, int]]]:
@@ -213,8 +220,13 @@ class WrittenText:
         at = self.stems.find(needle)
         joined = ""
         spans = self.spans
+        index = counted = 0
         while at >= 0:
-            index = self.stems.count(" ", 0, at)  # the first word's place among the stems
+            # The first word's place among the stems, counted on from the last place
+            # (from the start each time, a text writing the term apart often was
+            # quadratic).
+            index += self.stems.count(" ", counted, at)
+            counted = at
             start, gap, after, end = spans[2 * index : 2 * index + 4]
             if start >= 0 and after >= 0 and _PLAIN_GAP.fullmatch(self.lowered[gap:after]):
                 return self.lowered[start:end]

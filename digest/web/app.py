@@ -140,7 +140,9 @@ def create_app(
     def check_csrf() -> None:
         expected = session.get("csrf")
         given = request.form.get("csrf_token", "")
-        if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+        # Compared as bytes: compare_digest refuses non-ASCII text with a TypeError (a 500).
+        if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(),
+                                                                    given.encode()):
             abort(400, "This form has expired. Go back, reload the page and try again.")
 
     def client() -> str:
