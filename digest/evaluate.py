@@ -165,8 +165,16 @@ def _interval(value: float, samples: np.ndarray) -> tuple[float, float, float]:
 
 
 def metrics(ranked: Sequence[str], relevant: set[str]) -> dict[str, float]:
-    """Return nDCG@10, P@10, R@20 and MRR of one ranked list (binary relevance)."""
-    gains = [1.0 if key in relevant else 0.0 for key in ranked[:20]]
+    """Return nDCG@10, P@10, R@20 and MRR of one ranked list (binary relevance).
+
+    A paper listed again gains nothing at its later places: it tells the reader nothing
+    new, and counted twice it would take nDCG@10 and R@20 above 1.
+    """
+    seen: set[str] = set()
+    gains = []
+    for key in ranked[:20]:
+        gains.append(1.0 if key in relevant and key not in seen else 0.0)
+        seen.add(key)
     dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains[:10]))
     ideal = sum(1.0 / math.log2(i + 2) for i in range(min(10, len(relevant))))
     first = next((i for i, g in enumerate(gains) if g), None)

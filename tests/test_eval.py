@@ -43,6 +43,16 @@ def test_metrics_of_a_known_list() -> None:
     assert metrics(["x"], {"a"})["mrr"] == 0.0
 
 
+def test_metrics_count_a_paper_listed_twice_once() -> None:
+    # Hand-made: the relevant "a" listed three times is one relevant paper at rank 1.
+    got = metrics(["a", "a", "x", "a"], {"a"})
+    assert got == {"ndcg@10": 1.0, "p@10": 0.1, "r@20": 1.0, "mrr": 1.0}
+    # The repeat holds its place: "b" at rank 3 is discounted as rank 3.
+    got = metrics(["a", "a", "b"], {"a", "b"})
+    assert got["ndcg@10"] == pytest.approx((1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+    assert got["p@10"] == pytest.approx(0.2) and got["r@20"] == 1.0
+
+
 def test_profiles_never_name_the_label_they_are_judged_on() -> None:
     papers = load_corpus(MINI)
     half = len(papers) // 2
