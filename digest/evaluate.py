@@ -14,6 +14,13 @@ method sees the papers (batch, history, seeds) with their categories and authors
 removed: titles and abstracts only. The one exception is the extra row
 ``ours+seed-metadata``, which shows what the production ranker makes of the full
 metadata; it is reported beside the headline, never as it.
+
+Nor through another subscriber: each kind is ranked with the background papers and the
+example papers of its own kind only. An author subscriber's seeds are the author's
+latest papers, the very papers a cold-start or thumbs subscriber standing for that
+author types the titles of; in one history with them, every typed title named its paper
+and made it a seed (our ranker looks titles up), so half the text-only subscribers were
+not cold at all, and with the metadata their seeds carried the label.
 """
 
 from __future__ import annotations
@@ -304,12 +311,15 @@ def ours(options: RankOptions | None = None, *, threshold: bool = True) -> Ranke
 def give_thumbs(
     subscribers: list[Subscriber],
     warmup: Sequence[Sequence[Paper]],
-    history: Sequence[Paper],
+    background: Sequence[Paper],
+    known: dict[str, Paper],
 ) -> list[Subscriber]:
     """Let thumbs subscribers rate their first digests: 5 thumbs up (relevant) or down.
 
-    The digests are ranked on text-only papers (``history`` too), like every method; the
-    subscriber judges them by the hidden label, so ``warmup`` keeps the full papers.
+    The digests are ranked on text-only papers, like every method, with the
+    ``background`` and the thumbs subscribers' ratings so far as the history (see
+    history_for); the subscriber judges them by the hidden label, so ``warmup`` keeps
+    the full papers.
     """
     out = list(subscribers)
     todo = [i for i, s in enumerate(out) if s.kind == "thumbs"]
@@ -317,6 +327,7 @@ def give_thumbs(
         if not todo:
             break
         profiles = [out[i].profile for i in todo]
+        history = text_only(history_for("thumbs", background, out, known))
         rankings = rank(text_only(batch), profiles, history=history, top_k=10).rankings
         still = []
         for i, ranking in zip(todo, rankings, strict=True):
@@ -337,10 +348,11 @@ def give_thumbs(
 
 @dataclass(frozen=True)
 class Setup:
-    """The replay plan: subscribers, and per test day the batch, history and labels."""
+    """The replay plan: subscribers, and per test day the batch and each kind's history."""
 
     subscribers: list[Subscriber]
-    days: list[tuple[date, list[Paper], list[Paper]]]  # (day, batch, history)
+    # (day, batch, {kind: history}); see history_for
+    days: list[tuple[date, list[Paper], dict[str, list[Paper]]]]
 
 
 def prepare(papers: Sequence[Paper], config: EvalConfig) -> Setup:
@@ -357,18 +369,18 @@ def prepare(papers: Sequence[Paper], config: EvalConfig) -> Setup:
     future = [p for d in test for p in days[d]]
     known = {p.key: p for p in papers}
     subscribers = make_subscribers(past, future, config)
-    warm_history = [p for d in past_dates[-config.background_days - 3 : -3] for p in days[d]]
-    subscribers = give_thumbs(
-        subscribers,
-        [days[d] for d in past_dates[-3:]],
-        text_only(_with_refs(warm_history, subscribers, known)),
-    )
+    warm_background = [p for d in past_dates[-config.background_days - 3 : -3]
+                       for p in days[d]]
+    subscribers = give_thumbs(subscribers, [days[d] for d in past_dates[-3:]],
+                              warm_background, known)
+    kinds = [kind for kind in KINDS if any(s.kind == kind for s in subscribers)]
     plan = []
     for day in test:
         position = dates.index(day)
         background = [p for d in dates[max(0, position - config.background_days) : position]
                       for p in days[d]]
-        plan.append((day, days[day], _with_refs(background, subscribers, known)))
+        plan.append((day, days[day], {kind: history_for(kind, background, subscribers, known)
+                                      for kind in kinds}))
     return Setup(subscribers=subscribers, days=plan)
 
 
@@ -403,18 +415,22 @@ def run_methods(
     """Rank every test day with every method, on the same queries, and score them."""
     report = Report(config=config)
     subscribers = setup.subscribers
-    for day, batch, history in setup.days:
+    for day, batch, histories in setup.days:
         labels = [relevant_keys(s.label, batch) for s in subscribers]
         active = [i for i, rel in enumerate(labels) if rel]
-        profiles = [subscribers[i].profile for i in active]
-        shown = (text_only(batch), text_only(history))
+        # Each kind with its own history (history_for), every method on the same queries.
+        groups = [(kind, members) for kind in histories
+                  if (members := [i for i in active if subscribers[i].kind == kind])]
+        plain = text_only(batch)
         for name, method in methods.items():
-            if name in SEES_METADATA:
-                ranked = method(batch, profiles, history, 20)
-            else:
-                ranked = method(shown[0], profiles, shown[1], 20)
-            for i, keys in zip(active, ranked, strict=True):
-                report.add(subscribers[i].kind, name, metrics(keys, labels[i]))
+            for kind, members in groups:
+                profiles = [subscribers[i].profile for i in members]
+                if name in SEES_METADATA:
+                    ranked = method(batch, profiles, histories[kind], 20)
+                else:
+                    ranked = method(plain, profiles, text_only(histories[kind]), 20)
+                for i, keys in zip(members, ranked, strict=True):
+                    report.add(kind, name, metrics(keys, labels[i]))
         report.queries[day.isoformat()] = len(active)
         if progress is not None:
             progress(f"{day}: {len(batch)} papers, {len(active)} subscribers with relevant papers")
@@ -437,11 +453,21 @@ def evaluate(
     return run_methods(setup, methods, config, progress=progress)
 
 
-def _with_refs(
-    background: Sequence[Paper], subscribers: Sequence[Subscriber], known: dict[str, Paper]
+def history_for(
+    kind: str, background: Sequence[Paper], subscribers: Sequence[Subscriber],
+    known: dict[str, Paper],
 ) -> list[Paper]:
-    refs = {k for s in subscribers for k in (*s.profile.seeds, *s.profile.liked,
-                                             *s.profile.disliked)}
+    """Return the history one kind of subscriber is ranked with: the background papers
+    and the papers that kind's profiles name (seeds, liked, disliked).
+
+    Not another kind's: a cold-start or thumbs subscriber types titles of its label's
+    papers, and an author subscriber's seeds are that author's latest papers, so with
+    them in the history the typed titles would name them and make them seed papers.
+    All of the kind's subscribers, not only those with relevant papers on the day:
+    which ones have is the label's doing.
+    """
+    refs = {k for s in subscribers if s.kind == kind
+            for k in (*s.profile.seeds, *s.profile.liked, *s.profile.disliked)}
     have = {p.key for p in background}
     return [*background, *(known[k] for k in sorted(refs - have) if k in known)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,59 @@ def test_rankers_see_text_only_unless_the_row_says_seed_metadata() -> None:
                 config)
     assert seen["plain"] and all(not p.categories and not p.authors for p in seen["plain"])
     assert any(p.categories for p in seen["ours+seed-metadata"])
+
+
+def _authored_corpus() -> list[Paper]:
+    """Hand-made: 12 daily batches of 20 papers; Ada Lovelace writes one paper a day."""
+    papers = []
+    for day in range(12):
+        for number in range(20):
+            authors = ("Ada Lovelace",) if number == 0 else (f"Author {day} {number}",)
+            papers.append(Paper(
+                key=f"arxiv:2601.{day:02d}{number:03d}",
+                title=f"Study number {number} of topic {day} under new settings",
+                abstract=f"topic{day} setting{number} words{number % 3} analysis",
+                authors=authors, categories=(f"cs.X{number % 4}",),
+                published=date(2026, 1, 1) + timedelta(days=day)))
+    return papers
+
+
+def test_typed_titles_name_no_paper_of_another_subscribers_profile() -> None:
+    # An author subscriber's seeds are the author's latest papers, the papers a cold-start
+    # or thumbs subscriber standing for that author types the titles of. Ranked with
+    # one history holding every profile's papers, each typed title named its paper and
+    # made it a seed: the text-only subscriber was not cold. A typed title may name only
+    # a paper of the background (the days just before the ranked day) or, for a thumbs
+    # subscriber, one a thumbs subscriber rated.
+    papers = _authored_corpus()
+    config = EvalConfig(days=2, subscribers=4, cutoff=0.7, min_batch=10,
+                        background_days=2, bootstrap=10)
+    setup = prepare(papers, config)
+    assert {s.label for s in setup.subscribers if s.kind in ("coldstart", "thumbs")} >= {
+        "author:Ada Lovelace"}
+    by_title = {p.title: p for p in papers}
+    seen: list[tuple[Profile, list[Paper], list[Paper]]] = []
+
+    def spy(batch: Sequence[Paper], profiles: Sequence[Profile],
+            history: Sequence[Paper], k: int) -> list[list[str]]:
+        seen.extend((profile, list(batch), list(history)) for profile in profiles)
+        return [[] for _ in profiles]
+
+    run_methods(setup, {"plain": spy, "ours+seed-metadata": spy}, config)
+    typed = [(profile, batch, history) for profile, batch, history in seen
+             if profile.interests]
+    assert typed
+    for profile, batch, history in typed:
+        day = batch[0].published
+        assert day is not None
+        named = {by_title[t].key for t in profile.interests.split("; ")}
+        background = {p.key for p in history
+                      if p.published is not None and day - timedelta(days=2) <= p.published}
+        # Thumbs subscribers' ratings are in their kind's history (here every author
+        # label is Ada's, so they rate the papers the others type: rare on the corpus).
+        rated = {k for s in setup.subscribers if s.kind == "thumbs"
+                 for k in (*s.profile.liked, *s.profile.disliked)}
+        assert not named & ({p.key for p in history} - background - rated)
 
 
 def test_thumbs_subscribers_judge_their_first_digests_by_the_hidden_label() -> None:
