@@ -99,16 +99,35 @@ class Paired:
 
 @dataclass
 class Report:
-    """Per kind and method: the per-query metric values."""
+    """Per kind and method: the per-query metric values, and each query's subscriber.
+
+    The bootstrap resamples subscribers, not queries: a subscriber is ranked on every
+    test day with the same profile and label, so its days are not independent draws
+    (a label that is easy or hard stays so), and resampled one by one they made the
+    intervals too narrow. A query added without a subscriber is a unit of its own.
+    """
 
     values: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
     queries: Counter[str] = field(default_factory=Counter)
     config: EvalConfig = field(default_factory=EvalConfig)
+    units: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
-    def add(self, kind: str, method: str, metrics: dict[str, float]) -> None:
-        """Record one query's metrics."""
+    def add(
+        self, kind: str, method: str, metrics: dict[str, float], unit: int | None = None
+    ) -> None:
+        """Record one query's metrics; ``unit`` names its subscriber (the resampled unit)."""
         for name, value in metrics.items():
             self.values.setdefault((kind, method, name), []).append(value)
+        units = self.units.setdefault((kind, method), [])
+        units.append(unit if unit is not None else -1 - len(units))
+
+    def _resampled(self, kind: str, method: str, n: int) -> tuple[np.ndarray, int]:
+        """Return (unit index of each query, number of units) for a kind and method."""
+        units = self.units.get((kind, method), [])
+        if len(units) != n:  # values set by hand: each query a unit of its own
+            return np.arange(n), n
+        _, inverse = np.unique(np.asarray(units), return_inverse=True)
+        return inverse, int(inverse.max()) + 1 if n else 0
 
     def summary(self, seed: int = 0) -> list[dict[str, object]]:
         """Return one row per (kind, method) with mean and bootstrap 95% CI per metric."""
@@ -119,8 +138,9 @@ class Report:
             row: dict[str, object] = {"kind": kind, "method": method}
             for name in METRICS:
                 data = np.asarray(self.values[(kind, method, name)])
-                samples = rng.integers(0, len(data), size=(self.config.bootstrap, len(data)))
-                means = data[samples].mean(axis=1)
+                inverse, count = self._resampled(kind, method, len(data))
+                samples = rng.integers(0, count, size=(self.config.bootstrap, count))
+                means = _cluster_means(data, inverse, count, samples)
                 row[name] = (
                     float(data.mean()),
                     float(np.percentile(means, 2.5)),
@@ -149,8 +169,11 @@ class Report:
             if not ours or not theirs or len(ours) != len(theirs):
                 continue
             a, b = np.asarray(ours), np.asarray(theirs)
-            samples = rng.integers(0, len(a), size=(self.config.bootstrap, len(a)))
-            mean_a, mean_b = a[samples].mean(axis=1), b[samples].mean(axis=1)
+            # The same subscribers drawn for both (run_methods adds them in one order).
+            inverse, count = self._resampled(kind, method, len(a))
+            samples = rng.integers(0, count, size=(self.config.bootstrap, count))
+            mean_a = _cluster_means(a, inverse, count, samples)
+            mean_b = _cluster_means(b, inverse, count, samples)
             difference = mean_a - mean_b
             # A resample where the reference scored nothing has no relative change.
             relative = mean_a[mean_b > 0] / mean_b[mean_b > 0] - 1.0
@@ -162,6 +185,15 @@ class Report:
                                    else math.nan, relative),
             ))
         return rows
+
+
+def _cluster_means(
+    data: np.ndarray, inverse: np.ndarray, count: int, samples: np.ndarray
+) -> np.ndarray:
+    """Return the mean over the queries of each resample of units (rows of ``samples``)."""
+    sums = np.bincount(inverse, weights=data, minlength=count)
+    sizes = np.bincount(inverse, minlength=count).astype(float)
+    return np.asarray(sums[samples].sum(axis=1) / sizes[samples].sum(axis=1))
 
 
 def _interval(value: float, samples: np.ndarray) -> tuple[float, float, float]:
@@ -430,7 +462,7 @@ def run_methods(
                 else:
                     ranked = method(plain, profiles, text_only(histories[kind]), 20)
                 for i, keys in zip(members, ranked, strict=True):
-                    report.add(kind, name, metrics(keys, labels[i]))
+                    report.add(kind, name, metrics(keys, labels[i]), unit=i)
         report.queries[day.isoformat()] = len(active)
         if progress is not None:
             progress(f"{day}: {len(batch)} papers, {len(active)} subscribers with relevant papers")

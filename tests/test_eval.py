@@ -196,6 +196,37 @@ def test_paired_comparison_resamples_queries_together() -> None:
     assert [r.kind for r in report.paired("ours", "arxiv-sanity")] == ["category"]
 
 
+def test_the_bootstrap_resamples_subscribers_not_their_days() -> None:
+    # Hand-made: 4 subscribers on 10 days each; two always gain 0.4, two always lose
+    # 0.2. With 4 subscribers the mean gain is uncertain (0.1 +- 0.3 by which of them
+    # are drawn), however many days each one is ranked on; drawing the 40 queries one
+    # by one gave an interval about a third as wide, as if they were 40 subscribers.
+    report = Report(config=replace(TINY, bootstrap=2000))
+    for _day in range(10):
+        for subscriber, gain in enumerate((0.4, -0.2, 0.4, -0.2)):
+            report.add("category", "ours", dict.fromkeys(METRICS, 0.5 + gain), unit=subscriber)
+            report.add("category", "arxiv-sanity", dict.fromkeys(METRICS, 0.5),
+                       unit=subscriber)
+    (row,) = report.paired("ours", "arxiv-sanity")
+    mean, low, high = row.difference
+    assert mean == pytest.approx(0.1)
+    # Two of four drawn each way: the difference ranges from -0.2 to +0.4; a 95%
+    # interval of the 4-subscriber bootstrap holds most of that range.
+    assert low <= -0.05 and high >= 0.25
+    summary = {r["method"]: r for r in report.summary()}
+    low, high = _interval_of(summary["ours"]["ndcg@10"])
+    assert low <= 0.45 and high >= 0.75
+    # The same values as 40 queries of their own (the old resampling): too narrow.
+    by_query = Report(config=report.config, values=report.values)
+    (row,) = by_query.paired("ours", "arxiv-sanity")
+    assert row.difference[1] > 0.0 and row.difference[2] < 0.2
+
+
+def _interval_of(value: object) -> tuple[float, float]:
+    assert isinstance(value, tuple)
+    return float(value[1]), float(value[2])
+
+
 def test_paired_interval_widens_when_the_methods_disagree() -> None:
     report = Report(config=replace(TINY, bootstrap=500))
     for i in range(40):
