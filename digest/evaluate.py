@@ -14,6 +14,13 @@ method sees the papers (batch, history, seeds) with their categories and authors
 removed: titles and abstracts only. The one exception is the extra row
 ``ours+seed-metadata``, which shows what the production ranker makes of the full
 metadata; it is reported beside the headline, never as it.
+
+Nor through another subscriber: each kind is ranked with the background papers and the
+example papers of its own kind only. An author subscriber's seeds are the author's
+latest papers, the very papers a cold-start or thumbs subscriber standing for that
+author types the titles of; in one history with them, every typed title named its paper
+and made it a seed (our ranker looks titles up), so half the text-only subscribers were
+not cold at all, and with the metadata their seeds carried the label.
 """
 
 from __future__ import annotations
@@ -92,16 +99,35 @@ class Paired:
 
 @dataclass
 class Report:
-    """Per kind and method: the per-query metric values."""
+    """Per kind and method: the per-query metric values, and each query's subscriber.
+
+    The bootstrap resamples subscribers, not queries: a subscriber is ranked on every
+    test day with the same profile and label, so its days are not independent draws
+    (a label that is easy or hard stays so), and resampled one by one they made the
+    intervals too narrow. A query added without a subscriber is a unit of its own.
+    """
 
     values: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
     queries: Counter[str] = field(default_factory=Counter)
     config: EvalConfig = field(default_factory=EvalConfig)
+    units: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
-    def add(self, kind: str, method: str, metrics: dict[str, float]) -> None:
-        """Record one query's metrics."""
+    def add(
+        self, kind: str, method: str, metrics: dict[str, float], unit: int | None = None
+    ) -> None:
+        """Record one query's metrics; ``unit`` names its subscriber (the resampled unit)."""
         for name, value in metrics.items():
             self.values.setdefault((kind, method, name), []).append(value)
+        units = self.units.setdefault((kind, method), [])
+        units.append(unit if unit is not None else -1 - len(units))
+
+    def _resampled(self, kind: str, method: str, n: int) -> tuple[np.ndarray, int]:
+        """Return (unit index of each query, number of units) for a kind and method."""
+        units = self.units.get((kind, method), [])
+        if len(units) != n:  # values set by hand: each query a unit of its own
+            return np.arange(n), n
+        _, inverse = np.unique(np.asarray(units), return_inverse=True)
+        return inverse, int(inverse.max()) + 1 if n else 0
 
     def summary(self, seed: int = 0) -> list[dict[str, object]]:
         """Return one row per (kind, method) with mean and bootstrap 95% CI per metric."""
@@ -112,8 +138,9 @@ class Report:
             row: dict[str, object] = {"kind": kind, "method": method}
             for name in METRICS:
                 data = np.asarray(self.values[(kind, method, name)])
-                samples = rng.integers(0, len(data), size=(self.config.bootstrap, len(data)))
-                means = data[samples].mean(axis=1)
+                inverse, count = self._resampled(kind, method, len(data))
+                samples = rng.integers(0, count, size=(self.config.bootstrap, count))
+                means = _cluster_means(data, inverse, count, samples)
                 row[name] = (
                     float(data.mean()),
                     float(np.percentile(means, 2.5)),
@@ -142,8 +169,11 @@ class Report:
             if not ours or not theirs or len(ours) != len(theirs):
                 continue
             a, b = np.asarray(ours), np.asarray(theirs)
-            samples = rng.integers(0, len(a), size=(self.config.bootstrap, len(a)))
-            mean_a, mean_b = a[samples].mean(axis=1), b[samples].mean(axis=1)
+            # The same subscribers drawn for both (run_methods adds them in one order).
+            inverse, count = self._resampled(kind, method, len(a))
+            samples = rng.integers(0, count, size=(self.config.bootstrap, count))
+            mean_a = _cluster_means(a, inverse, count, samples)
+            mean_b = _cluster_means(b, inverse, count, samples)
             difference = mean_a - mean_b
             # A resample where the reference scored nothing has no relative change.
             relative = mean_a[mean_b > 0] / mean_b[mean_b > 0] - 1.0
@@ -157,6 +187,15 @@ class Report:
         return rows
 
 
+def _cluster_means(
+    data: np.ndarray, inverse: np.ndarray, count: int, samples: np.ndarray
+) -> np.ndarray:
+    """Return the mean over the queries of each resample of units (rows of ``samples``)."""
+    sums = np.bincount(inverse, weights=data, minlength=count)
+    sizes = np.bincount(inverse, minlength=count).astype(float)
+    return np.asarray(sums[samples].sum(axis=1) / sizes[samples].sum(axis=1))
+
+
 def _interval(value: float, samples: np.ndarray) -> tuple[float, float, float]:
     """Return (value, 2.5th, 97.5th percentile of the bootstrap samples)."""
     if not samples.size:
@@ -165,8 +204,16 @@ def _interval(value: float, samples: np.ndarray) -> tuple[float, float, float]:
 
 
 def metrics(ranked: Sequence[str], relevant: set[str]) -> dict[str, float]:
-    """Return nDCG@10, P@10, R@20 and MRR of one ranked list (binary relevance)."""
-    gains = [1.0 if key in relevant else 0.0 for key in ranked[:20]]
+    """Return nDCG@10, P@10, R@20 and MRR of one ranked list (binary relevance).
+
+    A paper listed again gains nothing at its later places: it tells the reader nothing
+    new, and counted twice it would take nDCG@10 and R@20 above 1.
+    """
+    seen: set[str] = set()
+    gains = []
+    for key in ranked[:20]:
+        gains.append(1.0 if key in relevant and key not in seen else 0.0)
+        seen.add(key)
     dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains[:10]))
     ideal = sum(1.0 / math.log2(i + 2) for i in range(min(10, len(relevant))))
     first = next((i for i, g in enumerate(gains) if g), None)
@@ -296,12 +343,15 @@ def ours(options: RankOptions | None = None, *, threshold: bool = True) -> Ranke
 def give_thumbs(
     subscribers: list[Subscriber],
     warmup: Sequence[Sequence[Paper]],
-    history: Sequence[Paper],
+    background: Sequence[Paper],
+    known: dict[str, Paper],
 ) -> list[Subscriber]:
     """Let thumbs subscribers rate their first digests: 5 thumbs up (relevant) or down.
 
-    The digests are ranked on text-only papers (``history`` too), like every method; the
-    subscriber judges them by the hidden label, so ``warmup`` keeps the full papers.
+    The digests are ranked on text-only papers, like every method, with the
+    ``background`` and the thumbs subscribers' ratings so far as the history (see
+    history_for); the subscriber judges them by the hidden label, so ``warmup`` keeps
+    the full papers.
     """
     out = list(subscribers)
     todo = [i for i, s in enumerate(out) if s.kind == "thumbs"]
@@ -309,6 +359,7 @@ def give_thumbs(
         if not todo:
             break
         profiles = [out[i].profile for i in todo]
+        history = text_only(history_for("thumbs", background, out, known))
         rankings = rank(text_only(batch), profiles, history=history, top_k=10).rankings
         still = []
         for i, ranking in zip(todo, rankings, strict=True):
@@ -329,10 +380,11 @@ def give_thumbs(
 
 @dataclass(frozen=True)
 class Setup:
-    """The replay plan: subscribers, and per test day the batch, history and labels."""
+    """The replay plan: subscribers, and per test day the batch and each kind's history."""
 
     subscribers: list[Subscriber]
-    days: list[tuple[date, list[Paper], list[Paper]]]  # (day, batch, history)
+    # (day, batch, {kind: history}); see history_for
+    days: list[tuple[date, list[Paper], dict[str, list[Paper]]]]
 
 
 def prepare(papers: Sequence[Paper], config: EvalConfig) -> Setup:
@@ -349,18 +401,18 @@ def prepare(papers: Sequence[Paper], config: EvalConfig) -> Setup:
     future = [p for d in test for p in days[d]]
     known = {p.key: p for p in papers}
     subscribers = make_subscribers(past, future, config)
-    warm_history = [p for d in past_dates[-config.background_days - 3 : -3] for p in days[d]]
-    subscribers = give_thumbs(
-        subscribers,
-        [days[d] for d in past_dates[-3:]],
-        text_only(_with_refs(warm_history, subscribers, known)),
-    )
+    warm_background = [p for d in past_dates[-config.background_days - 3 : -3]
+                       for p in days[d]]
+    subscribers = give_thumbs(subscribers, [days[d] for d in past_dates[-3:]],
+                              warm_background, known)
+    kinds = [kind for kind in KINDS if any(s.kind == kind for s in subscribers)]
     plan = []
     for day in test:
         position = dates.index(day)
         background = [p for d in dates[max(0, position - config.background_days) : position]
                       for p in days[d]]
-        plan.append((day, days[day], _with_refs(background, subscribers, known)))
+        plan.append((day, days[day], {kind: history_for(kind, background, subscribers, known)
+                                      for kind in kinds}))
     return Setup(subscribers=subscribers, days=plan)
 
 
@@ -395,18 +447,22 @@ def run_methods(
     """Rank every test day with every method, on the same queries, and score them."""
     report = Report(config=config)
     subscribers = setup.subscribers
-    for day, batch, history in setup.days:
+    for day, batch, histories in setup.days:
         labels = [relevant_keys(s.label, batch) for s in subscribers]
         active = [i for i, rel in enumerate(labels) if rel]
-        profiles = [subscribers[i].profile for i in active]
-        shown = (text_only(batch), text_only(history))
+        # Each kind with its own history (history_for), every method on the same queries.
+        groups = [(kind, members) for kind in histories
+                  if (members := [i for i in active if subscribers[i].kind == kind])]
+        plain = text_only(batch)
         for name, method in methods.items():
-            if name in SEES_METADATA:
-                ranked = method(batch, profiles, history, 20)
-            else:
-                ranked = method(shown[0], profiles, shown[1], 20)
-            for i, keys in zip(active, ranked, strict=True):
-                report.add(subscribers[i].kind, name, metrics(keys, labels[i]))
+            for kind, members in groups:
+                profiles = [subscribers[i].profile for i in members]
+                if name in SEES_METADATA:
+                    ranked = method(batch, profiles, histories[kind], 20)
+                else:
+                    ranked = method(plain, profiles, text_only(histories[kind]), 20)
+                for i, keys in zip(members, ranked, strict=True):
+                    report.add(kind, name, metrics(keys, labels[i]), unit=i)
         report.queries[day.isoformat()] = len(active)
         if progress is not None:
             progress(f"{day}: {len(batch)} papers, {len(active)} subscribers with relevant papers")
@@ -429,11 +485,21 @@ def evaluate(
     return run_methods(setup, methods, config, progress=progress)
 
 
-def _with_refs(
-    background: Sequence[Paper], subscribers: Sequence[Subscriber], known: dict[str, Paper]
+def history_for(
+    kind: str, background: Sequence[Paper], subscribers: Sequence[Subscriber],
+    known: dict[str, Paper],
 ) -> list[Paper]:
-    refs = {k for s in subscribers for k in (*s.profile.seeds, *s.profile.liked,
-                                             *s.profile.disliked)}
+    """Return the history one kind of subscriber is ranked with: the background papers
+    and the papers that kind's profiles name (seeds, liked, disliked).
+
+    Not another kind's: a cold-start or thumbs subscriber types titles of its label's
+    papers, and an author subscriber's seeds are that author's latest papers, so with
+    them in the history the typed titles would name them and make them seed papers.
+    All of the kind's subscribers, not only those with relevant papers on the day:
+    which ones have is the label's doing.
+    """
+    refs = {k for s in subscribers if s.kind == kind
+            for k in (*s.profile.seeds, *s.profile.liked, *s.profile.disliked)}
     have = {p.key for p in background}
     return [*background, *(known[k] for k in sorted(refs - have) if k in known)]
 

@@ -21,6 +21,7 @@ SIZE_FIELDS = {
     "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms", "raw_rounds_per_s", "send_measured_s",
     "send_steady_per_s", "write_s", "written", "held_purged", "held_purge_s",
     "raw_free_rounds_per_s", "raw_one_cpu_rounds_per_s", "raw_free_per_s", "raw_one_cpu_per_s",
+    "svm_subscribers",
 }
 
 
@@ -43,6 +44,7 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
     (size,) = document["sizes"]
     assert set(size) >= SIZE_FIELDS, SIZE_FIELDS - set(size)
     assert size["subscribers"] == 50 and size["batch_papers"] == 100
+    assert 0 < size["svm_subscribers"] < 50  # about 60% of the profiles have seeds
     assert size["database"] == "sqlite"
     # What the send limit let through was delivered exactly once, to a sink in another
     # process; the rest of the day is extrapolated: the measured phase, then the rest
@@ -88,6 +90,26 @@ def test_the_steady_rate_is_read_from_the_second_half_of_the_arrivals() -> None:
     assert steady_rate(arrivals) == 10.0
     assert steady_rate(arrivals[:19]) is None  # too few to tell
     assert steady_rate([1.0] * 40) is None  # no time passed
+
+
+def test_the_svm_side_trains_a_model_only_for_subscribers_with_seed_papers() -> None:
+    # Hand-made numbers: 100,000 subscribers, 60,000 of them with seed papers, 0.1 s a
+    # model. A profile without seeds has nothing to train on: 6,000 s, not 10,000 s.
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from run import summarize
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    result = {
+        "subscribers": 100_000, "svm_subscribers": 60_000, "batch_papers": 2_000,
+        "rank_s": 40.0, "peak_memory_mb": 1000.0, "peak_rss_mb": 900.0,
+        "plan_pss_peak_mb": 1000.0, "rank_child_rss_mb": 800.0, "end_to_end_s": 300.0,
+        "send_vs_raw": 0.9,
+    }
+    lines = summarize([result], {"shared_s": 4.0, "per_subscriber_s": 0.1})
+    assert result["svm_extrapolated_s"] == 6_004.0
+    assert result["svm_ratio"] == 150.1
+    assert any("per-subscriber LinearSVC >= 100x: 150x" in line for line in lines)
 
 
 def test_a_tiny_ledger_benchmark_plans_the_half_not_yet_sent(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,16 @@ def test_metrics_of_a_known_list() -> None:
     assert got["r@20"] == pytest.approx(2 / 3)
     assert got["mrr"] == 1.0
     assert metrics(["x"], {"a"})["mrr"] == 0.0
+
+
+def test_metrics_count_a_paper_listed_twice_once() -> None:
+    # Hand-made: the relevant "a" listed three times is one relevant paper at rank 1.
+    got = metrics(["a", "a", "x", "a"], {"a"})
+    assert got == {"ndcg@10": 1.0, "p@10": 0.1, "r@20": 1.0, "mrr": 1.0}
+    # The repeat holds its place: "b" at rank 3 is discounted as rank 3.
+    got = metrics(["a", "a", "b"], {"a", "b"})
+    assert got["ndcg@10"] == pytest.approx((1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)))
+    assert got["p@10"] == pytest.approx(0.2) and got["r@20"] == 1.0
 
 
 def test_profiles_never_name_the_label_they_are_judged_on() -> None:
@@ -97,6 +108,59 @@ def test_rankers_see_text_only_unless_the_row_says_seed_metadata() -> None:
     assert any(p.categories for p in seen["ours+seed-metadata"])
 
 
+def _authored_corpus() -> list[Paper]:
+    """Hand-made: 12 daily batches of 20 papers; Ada Lovelace writes one paper a day."""
+    papers = []
+    for day in range(12):
+        for number in range(20):
+            authors = ("Ada Lovelace",) if number == 0 else (f"Author {day} {number}",)
+            papers.append(Paper(
+                key=f"arxiv:2601.{day:02d}{number:03d}",
+                title=f"Study number {number} of topic {day} under new settings",
+                abstract=f"topic{day} setting{number} words{number % 3} analysis",
+                authors=authors, categories=(f"cs.X{number % 4}",),
+                published=date(2026, 1, 1) + timedelta(days=day)))
+    return papers
+
+
+def test_typed_titles_name_no_paper_of_another_subscribers_profile() -> None:
+    # An author subscriber's seeds are the author's latest papers, the papers a cold-start
+    # or thumbs subscriber standing for that author types the titles of. Ranked with
+    # one history holding every profile's papers, each typed title named its paper and
+    # made it a seed: the text-only subscriber was not cold. A typed title may name only
+    # a paper of the background (the days just before the ranked day) or, for a thumbs
+    # subscriber, one a thumbs subscriber rated.
+    papers = _authored_corpus()
+    config = EvalConfig(days=2, subscribers=4, cutoff=0.7, min_batch=10,
+                        background_days=2, bootstrap=10)
+    setup = prepare(papers, config)
+    assert {s.label for s in setup.subscribers if s.kind in ("coldstart", "thumbs")} >= {
+        "author:Ada Lovelace"}
+    by_title = {p.title: p for p in papers}
+    seen: list[tuple[Profile, list[Paper], list[Paper]]] = []
+
+    def spy(batch: Sequence[Paper], profiles: Sequence[Profile],
+            history: Sequence[Paper], k: int) -> list[list[str]]:
+        seen.extend((profile, list(batch), list(history)) for profile in profiles)
+        return [[] for _ in profiles]
+
+    run_methods(setup, {"plain": spy, "ours+seed-metadata": spy}, config)
+    typed = [(profile, batch, history) for profile, batch, history in seen
+             if profile.interests]
+    assert typed
+    for profile, batch, history in typed:
+        day = batch[0].published
+        assert day is not None
+        named = {by_title[t].key for t in profile.interests.split("; ")}
+        background = {p.key for p in history
+                      if p.published is not None and day - timedelta(days=2) <= p.published}
+        # Thumbs subscribers' ratings are in their kind's history (here every author
+        # label is Ada's, so they rate the papers the others type: rare on the corpus).
+        rated = {k for s in setup.subscribers if s.kind == "thumbs"
+                 for k in (*s.profile.liked, *s.profile.disliked)}
+        assert not named & ({p.key for p in history} - background - rated)
+
+
 def test_thumbs_subscribers_judge_their_first_digests_by_the_hidden_label() -> None:
     # The warm-up digests are ranked on text-only papers, but a subscriber knows its
     # label: the thumbs must follow it. (They were once judged on the stripped papers
@@ -130,6 +194,37 @@ def test_paired_comparison_resamples_queries_together() -> None:
     # Unpaired rows (a method that ranked other queries) are not compared.
     report.add("author", "ours", {"ndcg@10": 0.2})
     assert [r.kind for r in report.paired("ours", "arxiv-sanity")] == ["category"]
+
+
+def test_the_bootstrap_resamples_subscribers_not_their_days() -> None:
+    # Hand-made: 4 subscribers on 10 days each; two always gain 0.4, two always lose
+    # 0.2. With 4 subscribers the mean gain is uncertain (0.1 +- 0.3 by which of them
+    # are drawn), however many days each one is ranked on; drawing the 40 queries one
+    # by one gave an interval about a third as wide, as if they were 40 subscribers.
+    report = Report(config=replace(TINY, bootstrap=2000))
+    for _day in range(10):
+        for subscriber, gain in enumerate((0.4, -0.2, 0.4, -0.2)):
+            report.add("category", "ours", dict.fromkeys(METRICS, 0.5 + gain), unit=subscriber)
+            report.add("category", "arxiv-sanity", dict.fromkeys(METRICS, 0.5),
+                       unit=subscriber)
+    (row,) = report.paired("ours", "arxiv-sanity")
+    mean, low, high = row.difference
+    assert mean == pytest.approx(0.1)
+    # Two of four drawn each way: the difference ranges from -0.2 to +0.4; a 95%
+    # interval of the 4-subscriber bootstrap holds most of that range.
+    assert low <= -0.05 and high >= 0.25
+    summary = {r["method"]: r for r in report.summary()}
+    low, high = _interval_of(summary["ours"]["ndcg@10"])
+    assert low <= 0.45 and high >= 0.75
+    # The same values as 40 queries of their own (the old resampling): too narrow.
+    by_query = Report(config=report.config, values=report.values)
+    (row,) = by_query.paired("ours", "arxiv-sanity")
+    assert row.difference[1] > 0.0 and row.difference[2] < 0.2
+
+
+def _interval_of(value: object) -> tuple[float, float]:
+    assert isinstance(value, tuple)
+    return float(value[1]), float(value[2])
 
 
 def test_paired_interval_widens_when_the_methods_disagree() -> None:
