@@ -16,7 +16,7 @@ from digest.models import Paper, Profile
 from digest.rank import Ranker, RankOptions, RankResult, rank
 from digest.rank.lsa import ridge_lsa
 from digest.rank.metadata import normalize_name
-from digest.rank.vectors import WrittenText, space_from_bytes
+from digest.rank.vectors import space_from_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "digest" / "data" / "sample_batch.jsonl"
@@ -504,35 +504,6 @@ def test_a_scoring_process_that_dies_fails_the_rank_with_what_to_do(
     with pytest.raises(scoring.RankingError, match="DIGEST_RANK_PROCESSES=1") as err:
         rank(sample, profiles, history=hf_batch, options=options)
     assert err.value.exit_code == 75  # temporary: rows planned before it stay
-
-
-def test_forked_scorers_read_the_papers_written_forms_filled_before_the_fork(
-    sample: list[Paper], hf_batch: list[Paper], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A forked process's tables die with it at the end of the rank call: filled in the
-    process that forks, no scoring process writes a paper's text out again."""
-    import os
-
-    from digest.rank import reasons
-
-    parent = os.getpid()
-    real = reasons.written_text
-
-    def parent_only(text: str) -> tuple[dict[str, str], WrittenText]:
-        if os.getpid() != parent:
-            os._exit(9)  # the rank call fails with RankingError
-        return real(text)
-
-    profiles = [Profile(interests=p.title) for p in hf_batch[:40]]
-    alone = rank(sample, profiles, history=hf_batch, options=RankOptions(processes=1))
-    monkeypatch.setattr(reasons, "written_text", parent_only)
-    reasons._WRITTEN.clear()
-    forked = rank(sample, profiles, history=hf_batch,
-                  options=RankOptions(chunk=10, processes=2))
-    assert [[(s.paper.key, s.score, s.reason) for s in r] for r in forked.rankings] == [
-        [(s.paper.key, s.score, s.reason) for s in r] for r in alone.rankings
-    ]
-    assert any(s.reason.startswith("matches") for r in forked.rankings for s in r)
 
 
 @pytest.mark.parametrize(

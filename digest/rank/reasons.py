@@ -353,22 +353,6 @@ def _written_of(papers: Sequence[Paper]) -> _Written:
     return cached
 
 
-def fill_before_forking(papers: Sequence[Paper], space: Space, docs: sp.csr_matrix) -> None:
-    """Fill the batch's written-forms and word-id tables in this process, once a batch.
-
-    They are filled on first use, in the process that scores a chunk. A forked scoring
-    process's tables die with it at the end of its rank call, so at every call (a page
-    of profiles) it wrote out again the papers its chunks picked: ~0.5 s of CPU for
-    2,500 profiles, 20 times a day at 100,000. Filled here, before the fork, every
-    process reads them (~0.8 s once a batch, in the process that forks).
-    """
-    written = _written_of(papers)
-    for column in range(len(papers)):
-        if column not in written.forms:
-            written.of(column)
-    _words_of(space).of(np.unique(docs.indices).astype(np.int64))
-
-
 def _root(word: str) -> str:
     """Return the root two forms of a word share ('enhancing', 'enhanced', 'enhance' ->
     'enhanc'; 'embedding' -> 'embed'), so a reason does not name both: the space's

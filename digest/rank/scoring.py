@@ -72,7 +72,7 @@ from digest.rank.profiles import (
     feedback_mixer,
     membership,
 )
-from digest.rank.reasons import Context, explain_all, fill_before_forking
+from digest.rank.reasons import Context, explain_all
 from digest.rank.semantic import SemanticScorer, semantic_scorer
 from digest.rank.vectors import (
     Space,
@@ -658,9 +658,6 @@ def score_profiles(
     # Derived arrays every chunk reads, made here before the fork: each forked process
     # would otherwise make (and hold) its own copy on every page.
     _ = world.pool_columns, world.dense_columns, examples.ascending_rows
-    processes = resolve_processes(options.processes)
-    if processes > 1 and len(starts) > 1:
-        fill_before_forking(world.papers, world.space, world.docs)
     papers = world.papers
     scored = ScoredPaper  # positional arguments: a quarter cheaper, 100,000 times a page
 
@@ -678,7 +675,7 @@ def score_profiles(
     # chunks' lists are built here as they come in, beside the other processes' scoring
     # (~2 s of CPU at 100,000 profiles: after the scoring, that was 2 s with one CPU idle).
     chunks = map_forked_then(work.chunk, lists, starts,
-                             processes, died=_scorer_died,
+                             resolve_processes(options.processes), died=_scorer_died,
                              limit=_scoring_process)
     rankings: list[list[ScoredPaper]] = []
     empty: list[bool] = []
