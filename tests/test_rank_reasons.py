@@ -222,15 +222,10 @@ def test_a_reason_names_terms_as_the_paper_writes_them_and_one_form_of_a_word() 
 @pytest.mark.timeout(60)
 def test_a_gap_of_many_tex_commands_between_two_words_is_judged_quickly() -> None:
     commands = "\\x" * 40
-    hostile = Paper(key="arxiv:2699.00001",
-                    title=f"Large language {commands}, models for planning agents",
-                    abstract=f"We study large language {commands}, models that plan.",
-                    url="https://arxiv.org/abs/2699.00001")
-    batch = [*load_jsonl(SAMPLE_BATCH)[:80], hostile]
-    profile = Profile(interests="large language models", keywords=("language models",))
-    ranking = rank(batch, [profile]).rankings[0]
-    [picked] = [s for s in ranking if s.paper.key == hostile.key]
-    assert "language models" in picked.reason
+    reason = _reason_for_hostile(f"Large language {commands}, models for planning agents",
+                                 f"We study large language {commands}, models that plan.",
+                                 beside=80)
+    assert "language models" in reason
 
 
 # A paper that writes a term's two words apart, with punctuation between, over and over:
@@ -238,11 +233,18 @@ def test_a_gap_of_many_tex_commands_between_two_words_is_judged_quickly() -> Non
 # 20,000 places took 2.5 s). A guard, not a benchmark.
 @pytest.mark.timeout(60)
 def test_a_term_written_apart_many_times_is_quoted_quickly() -> None:
-    hostile = Paper(key="arxiv:2699.00001", title="Large language, models",
-                    abstract="language, models. " * 120_000,
+    reason = _reason_for_hostile("Large language, models", "language, models. " * 120_000,
+                                 beside=50)
+    assert "language models" in reason
+
+
+def _reason_for_hostile(title: str, abstract: str, *, beside: int) -> str:
+    """Rank a hand-made hostile paper among ``beside`` sample papers for a language-model
+    profile; return its reason line (it must be picked)."""
+    hostile = Paper(key="arxiv:2699.00001", title=title, abstract=abstract,
                     url="https://arxiv.org/abs/2699.00001")
-    batch = [*load_jsonl(SAMPLE_BATCH)[:50], hostile]
+    batch = [*load_jsonl(SAMPLE_BATCH)[:beside], hostile]
     profile = Profile(interests="large language models", keywords=("language models",))
     ranking = rank(batch, [profile]).rankings[0]
     [picked] = [s for s in ranking if s.paper.key == hostile.key]
-    assert "language models" in picked.reason
+    return picked.reason
