@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from digest import pipeline
+from digest import mail, pipeline
 from digest.config import Config
 from digest.errors import ConfigError, UsageError
 from digest.mail import bounces
-from digest.mail.bounces import Bounce, apply_bounce, parse_bounce, rejection_bounce
+from digest.mail.bounces import Applied, Bounce, apply_bounce, parse_bounce, rejection_bounce
 from digest.mail.smtp import SendError
 from digest.models import Profile
 from digest.store import Store, open_store
@@ -23,8 +23,37 @@ DATA = Path(__file__).parent / "data" / "bounces"
 NOW = datetime(2026, 5, 28, 9, 0, tzinfo=UTC)
 
 
+# The digest each hand-made sample reports on, as the tests' ledger records it: its
+# address, day and Message-ID (mail.make_message_id(subscriber id, day, "example.org")).
+SENT = {
+    "postfix_user_unknown.eml": ("bob@example.net", date(2026, 5, 25), 2),
+    "mailbox_full_soft.eml": ("carol@example.com", date(2026, 5, 26), 3),
+    "arf_abuse_complaint.eml": ("erin@example.com", date(2026, 5, 28), 5),
+    "arf_without_rcpt_to.eml": ("frank@isp.example", date(2026, 5, 28), 6),
+    "qmail_user_unknown.eml": ("gina@example.com", date(2026, 5, 25), 7),
+    "qmail_remote_host_said.eml": ("hal@example.edu", date(2026, 5, 26), 8),
+    "exim_text_user_unknown.eml": ("ivy@example.org.uk", date(2026, 5, 25), 9),
+    "exim_text_quota_retry.eml": ("jon@example.org.uk", date(2026, 5, 27), 10),
+}
+
+
 def sample(name: str) -> bytes:
     return (DATA / name).read_bytes()
+
+
+def record_sent(db: Store, email: str, day: date, message_id: str) -> None:
+    """Record in the ledger that a digest with this Message-ID went to ``email``."""
+    sub = db.find_subscriber(email) or db.add_subscriber(
+        email, Profile(interests="agents"), now=NOW - timedelta(days=30))
+    db.plan_delivery(sub.id, day, picks=[], message_id=message_id, now=NOW, status="sent")
+
+
+def sent(db: Store, name: str) -> str:
+    """Record the digest a hand-made sample reports on as sent; return its Message-ID."""
+    email, day, number = SENT[name]
+    message_id = mail.make_message_id(number, day, "example.org")
+    record_sent(db, email, day, message_id)
+    return message_id
 
 
 # -- parsing --------------------------------------------------------------------------
@@ -51,7 +80,8 @@ def test_a_bounce_at_a_forwarding_target_names_the_subscribed_address(store: Sto
         "Final-Recipient: rfc822; robert.b@forward.example.com")
     bounce = parse_bounce(raw.encode())
     assert bounce is not None and bounce.recipient == "bob@example.net"
-    assert apply_bounce(store, bounce, source="t", now=NOW)[1] is not None
+    sent(store, "postfix_user_unknown.eml")
+    assert apply_bounce(store, bounce, source="t", now=NOW).reason is not None
     assert store.is_suppressed("bob@example.net")
 
 
@@ -157,7 +187,8 @@ def test_a_permanent_refusal_that_is_not_about_the_address_is_soft(
         "Diagnostic-Code: smtp; 550 5.1.1", f"Diagnostic-Code: smtp; {diagnostic}")
     bounce = parse_bounce(raw.encode())
     assert bounce is not None and (bounce.status, bounce.kind) == (status, "soft")
-    assert apply_bounce(store, bounce, source="t", now=NOW) == (True, None)
+    sent(store, "postfix_user_unknown.eml")
+    assert apply_bounce(store, bounce, source="t", now=NOW) == Applied(True, None, True)
     assert not store.is_suppressed("bob@example.net")
 
 
@@ -243,53 +274,63 @@ def test_apply_rejection_suppresses_the_address(store: Store) -> None:
     assert store.is_suppressed("gone@example.org")
     [row] = store.list_bounces()
     assert row["source"] == "smtp" and row["kind"] == "hard"
+    assert row["verified"] is True  # our own server, during our own send
 
 
 # -- policy ---------------------------------------------------------------------------
 
 
-def soft(recipient: str, at: datetime, n: int) -> Bounce:
-    return Bounce(recipient, "4.2.2", "failed", "soft", "mailbox full", f"<soft-{n}>", at)
+def soft(recipient: str, at: datetime, n: int, message_id: str = "") -> Bounce:
+    return Bounce(recipient, "4.2.2", "failed", "soft", "mailbox full", f"<soft-{n}>", at,
+                  message_ids=(message_id,) if message_id else ())
 
 
 def test_hard_bounces_and_complaints_suppress_at_once(store: Store) -> None:
     hard = parse_bounce(sample("postfix_user_unknown.eml"))
     complaint = parse_bounce(sample("arf_abuse_complaint.eml"))
     assert hard is not None and complaint is not None
-    assert apply_bounce(store, hard, source="test", now=NOW) == (True, "hard bounce 5.1.1")
-    assert apply_bounce(store, complaint, source="test", now=NOW) == (True, "complaint (abuse)")
+    sent(store, "postfix_user_unknown.eml")
+    sent(store, "arf_abuse_complaint.eml")
+    assert apply_bounce(store, hard, source="test", now=NOW).reason == "hard bounce 5.1.1"
+    assert apply_bounce(store, complaint, source="test", now=NOW).reason == "complaint (abuse)"
     assert store.is_suppressed("bob@example.net") and store.is_suppressed("Erin@example.com")
 
 
 def test_soft_bounces_suppress_after_three_distinct_days_within_thirty(store: Store) -> None:
     addr = "carol@example.com"
+    mid = sent(store, "mailbox_full_soft.eml")
+    nothing = Applied(True, None, True)
     day1 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-    assert apply_bounce(store, soft(addr, day1, 1), source="t", now=NOW) == (True, None)
+    assert apply_bounce(store, soft(addr, day1, 1, mid), source="t", now=NOW) == nothing
     # A second bounce the same day is one more report, not one more day.
     same_day = day1 + timedelta(hours=5)
-    assert apply_bounce(store, soft(addr, same_day, 2), source="t", now=NOW) == (True, None)
-    day4 = soft(addr, day1 + timedelta(days=3), 3)
-    assert apply_bounce(store, day4, source="t", now=NOW) == (True, None)
+    assert apply_bounce(store, soft(addr, same_day, 2, mid), source="t", now=NOW) == nothing
+    day4 = soft(addr, day1 + timedelta(days=3), 3, mid)
+    assert apply_bounce(store, day4, source="t", now=NOW) == nothing
     assert not store.is_suppressed(addr)
-    day21 = soft(addr, day1 + timedelta(days=20), 4)
-    new, reason = apply_bounce(store, day21, source="t", now=NOW)
-    assert new and reason == "soft bounces on 3 days within 30 days"
+    day21 = soft(addr, day1 + timedelta(days=20), 4, mid)
+    applied = apply_bounce(store, day21, source="t", now=NOW)
+    assert applied.new and applied.reason == "soft bounces on 3 days within 30 days"
     assert store.is_suppressed(addr)
 
 
 def test_soft_bounces_spread_over_more_than_thirty_days_do_not_suppress(store: Store) -> None:
     addr = "dan@example.com"
+    mid = "<digest.4.2026-01-01.0a1b2c3d4e5f@example.org>"
+    record_sent(store, addr, date(2026, 1, 1), mid)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for n, offset in enumerate((0, 20, 40, 60, 80)):
-        apply_bounce(store, soft(addr, start + timedelta(days=offset), n), source="t", now=NOW)
+        bounce = soft(addr, start + timedelta(days=offset), n, mid)
+        assert apply_bounce(store, bounce, source="t", now=NOW).verified
     assert not store.is_suppressed(addr)
 
 
 def test_the_same_report_twice_counts_once(store: Store) -> None:
     bounce = parse_bounce(sample("mailbox_full_soft.eml"))
     assert bounce is not None
-    assert apply_bounce(store, bounce, source="t", now=NOW) == (True, None)
-    assert apply_bounce(store, bounce, source="t", now=NOW) == (False, None)
+    sent(store, "mailbox_full_soft.eml")
+    assert apply_bounce(store, bounce, source="t", now=NOW) == Applied(True, None, True)
+    assert apply_bounce(store, bounce, source="t", now=NOW) == Applied(False, None, True)
     assert len(store.list_bounces()) == 1
 
 
@@ -392,6 +433,7 @@ def test_a_scanned_hard_bounce_means_the_next_run_skips_the_address(
     profile = Profile(interests="LLM agents and tool use", keywords=("agent",))
     for email in ("bob@example.net", "ada@example.org"):
         db.add_subscriber(email, profile, now=NOW - timedelta(days=5))
+    sent(db, "postfix_user_unknown.eml")
     fill_maildir(tmp_path / "bounces", ["postfix_user_unknown.eml", "real_exchange_delay.eml"])
     result = scan_messages(
         db, bounces.read_maildir(tmp_path / "bounces"), source="maildir", now=NOW
@@ -404,3 +446,94 @@ def test_a_scanned_hard_bounce_means_the_next_run_skips_the_address(
     box = mailbox.Maildir(str(config.maildir), create=False)
     recipients = [str(box.get_message(k)["To"]) for k in box.iterkeys()]
     assert len(recipients) == 1 and "ada@example.org" in recipients[0]
+
+
+# -- only a report about a message we sent acts ---------------------------------------
+
+
+def test_a_forged_bounce_suppresses_nobody(store: Store) -> None:
+    # Anyone can mail the bounce mailbox a report naming any subscriber. This one, from
+    # attacker@evil.example, names a subscriber but carries no message we sent: it
+    # suppressed the address, and the digest stopped for good.
+    from digest.cli.deliveries import scan_messages
+
+    record_sent(store, "victim@example.org", date(2026, 5, 25),
+                mail.make_message_id(1, date(2026, 5, 25), "example.org"))
+    result = scan_messages(store, [sample("forged_user_unknown.eml")], source="t", now=NOW)
+    assert result["suppressed"] == [] and result["hard"] == 0
+    assert result["unverified"] == 1
+    assert not store.is_suppressed("victim@example.org")
+    [row] = store.list_bounces()  # recorded, so that an operator sees it
+    assert row["email"] == "victim@example.org" and row["verified"] is False
+
+
+@pytest.mark.parametrize("name", sorted(SENT))
+def test_a_sample_carries_the_message_id_of_the_digest_it_reports_on(name: str) -> None:
+    # DSN headers (text/rfc822-headers), ARF originals (message/rfc822 or headers), and
+    # the quoted copy of a qmail or Exim bounce.
+    bounce = parse_bounce(sample(name))
+    email, day, number = SENT[name]
+    assert bounce is not None and bounce.recipient == email
+    assert mail.make_message_id(number, day, "example.org") in bounce.message_ids
+
+
+def test_a_real_bounce_verifies_by_its_attached_original(store: Store) -> None:
+    # Exchange attaches the original (message/rfc822) and names it in In-Reply-To too.
+    bounce = parse_bounce(sample("real_exchange_non_existing_mailbox.eml"))
+    assert bounce is not None
+    assert bounce.message_ids == ("<560418D8.2010303@example.com>",)
+    record_sent(store, bounce.recipient, date(2015, 9, 24), "<560418D8.2010303@example.com>")
+    assert apply_bounce(store, bounce, source="t", now=NOW) == Applied(
+        True, "hard bounce 5.1.1", True)
+    assert store.is_suppressed(bounce.recipient)
+
+
+def forged(message_id: str) -> bytes:
+    """Return the forged sample with ``message_id`` in attached original headers."""
+    return sample("forged_user_unknown.eml").replace(
+        b"\n--f--", b"\n--f\nContent-Type: text/rfc822-headers\n\n"
+        b"To: victim@example.org\nMessage-ID: " + message_id.encode() + b"\n\n--f--")
+
+
+def test_a_message_id_of_ours_sent_to_someone_else_verifies_nothing(store: Store) -> None:
+    # A subscriber holds the Message-ID of their own digest; it must not let them stop
+    # another subscriber's mail. Nor does one in our form with a guessed hash.
+    from digest.cli.deliveries import scan_messages
+
+    victim_id = mail.make_message_id(1, date(2026, 5, 25), "example.org")
+    record_sent(store, "victim@example.org", date(2026, 5, 25), victim_id)
+    own_id = mail.make_message_id(2, date(2026, 5, 25), "example.org")
+    record_sent(store, "mallory@example.org", date(2026, 5, 25), own_id)
+    guessed = "<digest.1.2026-05-25.000000000000@example.org>"
+    reports = [forged(own_id).replace(b"forged-1", b"forged-2"),
+               forged(guessed).replace(b"forged-1", b"forged-3")]
+    result = scan_messages(store, reports, source="t", now=NOW)
+    assert (result["unverified"], result["hard"], result["suppressed"]) == (2, 0, [])
+    assert not store.is_suppressed("victim@example.org")
+    # The same report with the victim's real Message-ID is a bounce about our message.
+    result = scan_messages(store, [forged(victim_id)], source="t", now=NOW)
+    assert result["suppressed"] == [{"email": "victim@example.org", "reason": "hard bounce 5.1.1"}]
+
+
+def test_unverified_soft_bounces_count_towards_no_limit(store: Store) -> None:
+    # Two forged soft bounces on other days, then one real one: one day, not three.
+    addr = "carol@example.com"
+    mid = sent(store, "mailbox_full_soft.eml")
+    day1 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    for n in (1, 2):
+        bounce = soft(addr, day1 + timedelta(days=n), n, "<digest.3.2026-05-26.0@example.org>")
+        assert apply_bounce(store, bounce, source="t", now=NOW) == Applied(True, None, False)
+    real = soft(addr, day1 + timedelta(days=3), 3, mid)
+    assert apply_bounce(store, real, source="t", now=NOW) == Applied(True, None, True)
+    assert not store.is_suppressed(addr)
+    assert [row["verified"] for row in store.list_bounces()] == [True, False, False]
+
+
+def test_a_bounce_without_the_original_is_recorded_unverified(store: Store) -> None:
+    # Some MTAs attach nothing of the message: the report cannot be checked.
+    record_sent(store, "dave@old.example.edu", date(2026, 5, 27),
+                mail.make_message_id(4, date(2026, 5, 27), "example.org"))
+    bounce = parse_bounce(sample("no_status_field.eml"))
+    assert bounce is not None and bounce.message_ids == ()
+    assert apply_bounce(store, bounce, source="t", now=NOW) == Applied(True, None, False)
+    assert not store.is_suppressed("dave@old.example.edu")

@@ -54,6 +54,20 @@ def ledger(config: Config) -> dict[str, int]:
     return ids
 
 
+def record_sent(config: Config, email: str, day: date, number: int) -> None:
+    """Record that subscriber ``email`` was sent the digest whose Message-ID a sample quotes.
+
+    ``number`` is the subscriber id in that Message-ID (the samples' story, not this
+    database's): what matters is that the ledger holds the same Message-ID.
+    """
+    store = open_store(config.database_url)
+    sub = store.find_subscriber(email) or store.add_subscriber(
+        email, Profile(interests="agents"), now=NOW - timedelta(days=3))
+    store.plan_delivery(sub.id, day, picks=[], now=NOW, status="sent",
+                        message_id=mail.make_message_id(number, day, "example.org"))
+    store.close()
+
+
 def status_of(config: Config, sub_id: int) -> str:
     store = open_store(config.database_url)
     try:
@@ -173,11 +187,16 @@ def test_bounces_scan_suppresses_and_list_shows_them(
         "postfix_user_unknown.eml", "mailbox_full_soft.eml", "arf_abuse_complaint.eml",
         "dmarc_auth_failure_report.eml", "not_a_bounce_reply.eml",
     ])
+    # bob's digest of DAY is in the ledger (the fixture); erin's complaint is about the
+    # digest she got on 2026-05-28. carol got nothing from us: her bounce is unverified.
+    record_sent(config, "erin@example.com", date(2026, 5, 28), 5)
     scanned = invoke(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"))
     assert scanned.exit_code == 0, scanned.output
-    assert "scanned 5 messages: 1 hard, 1 soft, 1 complaints, 2 not bounces" in scanned.output
+    assert ("scanned 5 messages: 1 hard, 0 soft, 1 complaints, 1 unverified, 2 not bounces"
+            in scanned.output)
     assert "suppressed bob@example.net: hard bounce 5.1.1" in scanned.output
     assert "suppressed erin@example.com: complaint (abuse)" in scanned.output
+    assert "unverified: a report carrying no Message-ID we sent" in scanned.output
     again = invoke(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"), "--json")
     data = json.loads(again.output)
     assert (data["seen"], data["hard"], data["suppressed"]) == (3, 0, [])
@@ -188,8 +207,10 @@ def test_bounces_scan_suppresses_and_list_shows_them(
     assert bob["email"] == "bob@example.net" and bob["suppressed"] is True
     carol = next(r for r in rows if r["kind"] == "soft")
     assert carol["email"] is None and carol["suppressed"] is False  # not a subscriber here
+    assert carol["verified"] is False and bob["verified"] is True
     text = invoke(config, "bounces", "list")
-    assert "3 bounces" in text.output and "bob@example.net suppressed" in text.output
+    assert "3 bounces" in text.output and "bob@example.net suppressed  " in text.output
+    assert "(hash " in text.output and " unverified  " in text.output
     # The suppressed subscriber is skipped by the next run.
     store = open_store(config.database_url)
     plans, _ = pipeline.plan_due(config, store, now=NOW, day=DAY + timedelta(days=1),
@@ -205,10 +226,13 @@ def test_bounces_scan_reads_plain_text_bounces_and_names_the_unreadable(
         "qmail_user_unknown.eml", "exim_text_user_unknown.eml",
         "unknown_format_from_mailer.eml", "not_a_bounce_reply.eml",
     ])
+    record_sent(config, "gina@example.com", DAY, 7)
+    record_sent(config, "ivy@example.org.uk", DAY, 9)
     scanned = invoke(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"))
     assert scanned.exit_code == 0, scanned.output
-    assert ("scanned 4 messages: 2 hard, 0 soft, 0 complaints, 1 not bounces, 0 seen before, "
-            "1 unreadable; suppressed 2 addresses") in scanned.output
+    assert ("scanned 4 messages: 2 hard, 0 soft, 0 complaints, 0 unverified, 1 not bounces, "
+            "0 seen before, 1 unreadable; suppressed 2 addresses") in scanned.output
+    assert "unverified:" not in scanned.output
     assert "suppressed gina@example.com: hard bounce 5.1.1" in scanned.output
     assert "suppressed ivy@example.org.uk: hard bounce 5.1.1" in scanned.output
     assert ("unreadable: Undeliverable: Your research digest for 2026-05-25 from Postmaster "

@@ -201,13 +201,21 @@ def scan(ctx: click.Context, maildir: Path | None, imap_url: str | None, as_json
     unread = result["unreadable"]
     click.echo(
         f"scanned {result['messages']} messages: {result['hard']} hard, {result['soft']} soft, "
-        f"{result['complaint']} complaints, {result['ignored']} not bounces, "
+        f"{result['complaint']} complaints, {result['unverified']} unverified, "
+        f"{result['ignored']} not bounces, "
         f"{result['seen']} seen before"
         + (f", {len(unread)} unreadable" if unread else "")
         + f"; suppressed {len(result['suppressed'])} addresses"
     )
     for item in result["suppressed"]:
         click.echo(f"  suppressed {item['email']}: {item['reason']}")
+    if result["unverified"]:
+        click.echo(
+            "  unverified: a report carrying no Message-ID we sent to the address it names "
+            "(forged, or without the original's headers) suppresses nobody; see `digest "
+            "bounces list`, and stop mail by hand if it is real: digest subscribers remove "
+            "EMAIL"
+        )
     for item in unread:
         click.echo(
             f"  unreadable: {item['subject'] or '(no subject)'} from {item['from'] or '?'}, "
@@ -224,10 +232,14 @@ def scan(ctx: click.Context, maildir: Path | None, imap_url: str | None, as_json
 def scan_messages(
     db: Store, messages: Iterable[bytes], *, source: str, now: datetime
 ) -> dict[str, Any]:
-    """Parse each message, record its bounce and apply the policy; return the counts."""
+    """Parse each message, record its bounce and apply the policy; return the counts.
+
+    ``hard``, ``soft`` and ``complaint`` count verified reports; ``unverified`` those
+    that name no message the ledger sent to their address (recorded, acting on nothing).
+    """
     counts: dict[str, Any] = {
-        "messages": 0, "hard": 0, "soft": 0, "complaint": 0, "ignored": 0, "seen": 0,
-        "suppressed": [], "unreadable": [],
+        "messages": 0, "hard": 0, "soft": 0, "complaint": 0, "unverified": 0, "ignored": 0,
+        "seen": 0, "suppressed": [], "unreadable": [],
     }
     for raw in messages:
         counts["messages"] += 1
@@ -241,13 +253,16 @@ def scan_messages(
             else:
                 counts["unreadable"].append({**mail_bounces.headline(raw), "reason": why})
             continue
-        new, reason = mail_bounces.apply_bounce(db, bounce, source=source, now=now)
-        if not new:
+        applied = mail_bounces.apply_bounce(db, bounce, source=source, now=now)
+        if not applied.new:
             counts["seen"] += 1
             continue
+        if not applied.verified:
+            counts["unverified"] += 1
+            continue
         counts[bounce.kind] += 1
-        if reason is not None:
-            counts["suppressed"].append({"email": bounce.recipient, "reason": reason})
+        if applied.reason is not None:
+            counts["suppressed"].append({"email": bounce.recipient, "reason": applied.reason})
     return counts
 
 
@@ -268,6 +283,8 @@ def list_bounces(ctx: click.Context, limit: int, as_json: bool) -> None:
     for row in rows:
         who = row["email"] or f"(hash {row['email_hash'][:12]})"
         flag = " suppressed" if row["suppressed"] else ""
+        if not row["verified"]:
+            flag += " unverified"
         status = f" {row['status']}" if row["status"] else ""
         click.echo(
             f"{row['bounced_at']}  {row['kind']:<9}{status}  {who}{flag}  {row['diagnostic']}"

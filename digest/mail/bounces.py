@@ -31,6 +31,15 @@ owner opts in again or an operator subscribes it explicitly.
   a format not known here) is not a bounce, but ``unreadable`` says why, so that an
   operator reading the scan's summary can handle it by hand.
 
+Only a **verified** report acts: one that carries (in its attached original message or
+headers, the quoted copy of a plain-text bounce, or its In-Reply-To/References) the
+Message-ID of a message the ledger says went to the address the report names. Our
+Message-IDs hold a hash keyed by the installation's secret, so nobody who did not receive
+that message can write one, and anyone can mail the bounce mailbox a report naming any
+subscriber. An unverified report is recorded (``digest bounces list`` shows it) and
+suppresses nobody; its soft bounces count towards no limit. Our own SMTP server refusing
+an address during the send is verified by construction.
+
 Every report is recorded once (keyed by its Message-ID), so scanning a mailbox twice
 counts nothing twice.
 """
@@ -43,7 +52,7 @@ import hashlib
 import imaplib
 import mailbox
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -61,6 +70,9 @@ from digest.mail.smtp import SendError
 BounceKind = Literal["hard", "soft", "complaint"]
 
 SOFT_LIMIT = 3
+# At most this many Message-IDs are taken from one report: each is looked up in the
+# ledger, and a stranger's report could list thousands.
+MAX_MESSAGE_IDS = 20
 SOFT_WINDOW = timedelta(days=30)
 COMPLAINT_TYPES = frozenset({"abuse", "fraud"})
 # RFC 3463 subject 1 (addressing) details that mean "this mailbox does not exist".
@@ -90,6 +102,18 @@ class Bounce:
     diagnostic: str = ""
     report_id: str = ""  # the report's own Message-ID (or a hash of it): dedupes rescans
     at: datetime | None = None  # when the report says it happened
+    # The Message-IDs of the message the report is about, as it quotes them: what
+    # verifies it against the ledger (see the module's docstring).
+    message_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying a bounce did."""
+
+    new: bool  # False when the report was recorded before (a rescan): nothing done
+    reason: str | None  # why its address is now suppressed, or None
+    verified: bool  # the report is about a message the ledger sent to that address
 
 
 class BounceLedger(Protocol):
@@ -107,9 +131,12 @@ class BounceLedger(Protocol):
         source: str,
         at: datetime,
         now: datetime,
+        verified_by: str | None = None,
     ) -> bool: ...
 
     def soft_bounce_days(self, email: str, *, since: datetime) -> int: ...
+
+    def sent_message_id(self, email: str, message_ids: Sequence[str]) -> str | None: ...
 
     def suppress(self, email: str, *, reason: str, now: datetime) -> None: ...
 
@@ -143,7 +170,53 @@ def parse_bounce(raw: bytes | Message) -> Bounce | None:
         diagnostic=found.diagnostic,
         report_id=f"{report_id}/{found.recipient}",
         at=_date(message),
+        message_ids=original_message_ids(message),
     )
+
+
+# A Message-ID header line in a quoted copy of our message (qmail and Exim quote it whole;
+# some MTAs indent it or prefix "> "), its value possibly on the next, folded line.
+QUOTED_MESSAGE_ID = re.compile(
+    r"^[ \t>]*Message-ID:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]{1,250}>)",
+    re.IGNORECASE | re.MULTILINE,
+)
+ANGLE_ID = re.compile(r"<[^<>\s]{1,250}>")
+
+
+def original_message_ids(message: Message) -> tuple[str, ...]:
+    """Return the Message-IDs a report gives for the message it is about, first found first.
+
+    Looked for in the attached original (message/rfc822) or its headers
+    (text/rfc822-headers), in any text part (the quoted copy of a plain-text bounce),
+    and in the report's In-Reply-To and References, which some MTAs set to the
+    original's Message-ID. Which of them we really sent is the ledger's to say.
+    """
+    found: list[str] = []
+    for part in message.walk():
+        ctype = part.get_content_type()
+        if ctype == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                found.extend(ANGLE_ID.findall(_field(payload[0], "Message-ID")))
+        elif ctype in ("text/rfc822-headers", "text/plain"):
+            text = _decoded(part)
+            found.extend(match.group(1) for match in QUOTED_MESSAGE_ID.finditer(text))
+    for name in ("In-Reply-To", "References"):
+        found.extend(ANGLE_ID.findall(_field(message, name)))
+    unique = list(dict.fromkeys(found))
+    return tuple(unique[:MAX_MESSAGE_IDS])
+
+
+def _decoded(part: Message) -> str:
+    """Return a text part's payload as text (undecodable bytes replaced)."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("utf-8", errors="replace")
 
 
 # Permanent failures that say nothing against the address: the receiving system refused
@@ -283,14 +356,9 @@ def _plain_text(message: Message) -> str:
     for part in message.walk():
         if part.get_content_type() != "text/plain":
             continue
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
+        if not isinstance(part.get_payload(decode=True), bytes):
             continue
-        charset = part.get_content_charset() or "utf-8"
-        try:
-            text = payload.decode(charset, errors="replace")
-        except LookupError:
-            text = payload.decode("utf-8", errors="replace")
+        text = _decoded(part)
         copy = ORIGINAL_COPY.search(text)
         return text[: copy.start()] if copy else text
     return ""
@@ -505,14 +573,22 @@ def suppression_reason(bounce: Bounce, soft_days: int) -> str | None:
 
 
 def apply_bounce(
-    ledger: BounceLedger, bounce: Bounce, *, source: str, now: datetime
-) -> tuple[bool, str | None]:
-    """Record a bounce and suppress its address if the policy says so.
+    ledger: BounceLedger,
+    bounce: Bounce,
+    *,
+    source: str,
+    now: datetime,
+    verified_by: str | None = None,
+) -> Applied:
+    """Record a bounce and, if it is verified, suppress its address as the policy says.
 
-    Return (new, reason): ``new`` is False when this report was already recorded (a
-    rescan), ``reason`` says why the address is now suppressed, or is None.
+    The report is verified when one of its ``message_ids`` is a Message-ID the ledger
+    sent to its recipient; ``verified_by`` says it is without looking (our own SMTP
+    server's refusal). An unverified report is recorded and acts on nothing.
     """
     at = bounce.at or now
+    if verified_by is None:
+        verified_by = ledger.sent_message_id(bounce.recipient, bounce.message_ids)
     new = ledger.record_bounce(
         bounce.recipient,
         kind=bounce.kind,
@@ -523,16 +599,20 @@ def apply_bounce(
         source=source,
         at=at,
         now=now,
+        verified_by=verified_by,
     )
+    verified = verified_by is not None
     if not new:
-        return False, None
+        return Applied(False, None, verified)
+    if not verified:
+        return Applied(True, None, False)
     soft_days = 0
     if bounce.kind == "soft":
         soft_days = ledger.soft_bounce_days(bounce.recipient, since=at - SOFT_WINDOW)
     reason = suppression_reason(bounce, soft_days)
     if reason is not None:
         ledger.suppress(bounce.recipient, reason=reason[:50], now=now)
-    return True, reason
+    return Applied(True, reason, True)
 
 
 def apply_rejection(
@@ -544,7 +624,8 @@ def apply_rejection(
         return None
     report_id = f"smtp/{bounce.recipient}/{now.isoformat()}"
     bounce = replace(bounce, report_id=report_id, at=now)
-    return apply_bounce(ledger, bounce, source="smtp", now=now)[1]
+    # Our own server said so during our send: no stranger wrote this report.
+    return apply_bounce(ledger, bounce, source="smtp", now=now, verified_by="smtp").reason
 
 
 # -- reading mailboxes ----------------------------------------------------------------

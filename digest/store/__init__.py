@@ -41,6 +41,7 @@ from digest.store.tables import (
     source_state,
     subscribers,
     suppressions,
+    verified_bounces,
 )
 from digest.store.web import WebMixin
 
@@ -64,6 +65,7 @@ __all__ = [
     "source_state",
     "subscribers",
     "suppressions",
+    "verified_bounces",
 ]
 
 

@@ -216,6 +216,22 @@ bounces = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
+# The bounces that were verified, and by what: the Message-ID of a message the ledger sent
+# to the address the report names (one the report carried), or "smtp" for our own server
+# refusing the address during the send. A bounce without a row here was recorded and
+# acted on nothing (a table of its own: within a schema version no column changes).
+verified_bounces = Table(
+    "verified_bounces",
+    metadata,
+    Column(
+        "report_id",
+        String(500),
+        ForeignKey("bounces.report_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("evidence", String(300), nullable=False),
+)
+
 ranker_state = Table(
     "ranker_state",
     metadata,
