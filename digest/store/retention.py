@@ -1,0 +1,109 @@
+"""Retention: drop the history no run reads any more once it is older than the setting."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import aliased
+
+from digest.store.base import StoreBase
+from digest.store.tables import deliveries, runs, sent_papers
+
+# Ledger rows whose outcome is final: nothing sends them again and their papers are free
+# or mailed. The others (planned, sending, to be retried, of unknown outcome) stay
+# whatever their age: a send or an operator still has to decide them.
+_FINAL = ("sent", "skipped", "perm_failed")
+# Rows deleted a transaction: a year's backlog at 100,000 subscribers is 36 million
+# ledger rows, and one transaction would hold the write lock for the whole of it.
+PRUNE_BATCH = 2000
+
+
+class RetentionMixin(StoreBase):
+    """Delete ledger rows, sent papers and run reports from before a day."""
+
+    def prune(self, *, before: date, batch: int = PRUNE_BATCH) -> dict[str, int]:
+        """Delete the history from before ``before`` that no run reads; return counts.
+
+        Ledger rows of a final outcome go, except each subscriber's latest sent one (the
+        next digest's window starts after it, however long ago it was); their sent papers
+        go by their day; run reports by theirs. The plan phase reads a subscriber's
+        ledger a few weeks back at most (a weekly digest's window and two days), so a
+        ``before`` a month back or more changes no digest.
+        """
+        return {
+            "deliveries": self._prune_ledger(before, batch),
+            "sent_papers": self._prune_sent_papers(before, batch),
+            "runs": self._prune_runs(before, batch),
+        }
+
+    def _prune_ledger(self, before: date, batch: int) -> int:
+        later = aliased(deliveries)
+        superseded = (
+            select(later.c.id)
+            .where(later.c.subscriber_id == deliveries.c.subscriber_id,
+                   later.c.status == "sent", later.c.day > deliveries.c.day)
+            .exists()
+        )
+        old = and_(
+            deliveries.c.day < before,
+            deliveries.c.status.in_(_FINAL),
+            or_(deliveries.c.status != "sent", superseded),
+        )
+        done = 0
+        # A cursor over (day, id): rows kept (a subscriber's latest sent digest) are not
+        # read again by every later batch.
+        after: tuple[date, int] | None = None
+        while True:
+            query = select(deliveries.c.id, deliveries.c.day).where(old)
+            if after is not None:
+                query = query.where(or_(
+                    deliveries.c.day > after[0],
+                    and_(deliveries.c.day == after[0], deliveries.c.id > after[1]),
+                ))
+            with self.begin() as conn:
+                found = conn.execute(
+                    query.order_by(deliveries.c.day, deliveries.c.id).limit(batch)
+                ).all()
+                if not found:
+                    return done
+                after = (found[-1][1], int(found[-1][0]))
+                # Its outbox row, if any, goes with it (ON DELETE CASCADE).
+                done += int(conn.execute(
+                    delete(deliveries).where(deliveries.c.id.in_([int(r[0]) for r in found]))
+                ).rowcount)
+
+    def _prune_sent_papers(self, before: date, batch: int) -> int:
+        done = 0
+        while True:
+            with self.begin() as conn:
+                found = conn.execute(
+                    select(sent_papers.c.subscriber_id, sent_papers.c.paper_key)
+                    .where(sent_papers.c.day < before)
+                    .order_by(sent_papers.c.day)
+                    .limit(batch)
+                ).all()
+                if not found:
+                    return done
+                # Two lists rather than a row-value IN (which SQLite answers with a
+                # scan); the day keeps out pairs the lists match that are not old.
+                done += int(conn.execute(
+                    delete(sent_papers).where(
+                        sent_papers.c.subscriber_id.in_(sorted({int(r[0]) for r in found})),
+                        sent_papers.c.paper_key.in_(sorted({str(r[1]) for r in found})),
+                        sent_papers.c.day < before,
+                    )
+                ).rowcount)
+
+    def _prune_runs(self, before: date, batch: int) -> int:
+        done = 0
+        while True:
+            with self.begin() as conn:
+                found = conn.execute(
+                    select(runs.c.id).where(runs.c.day < before).limit(batch)
+                ).scalars().all()
+                if not found:
+                    return done
+                done += int(conn.execute(
+                    delete(runs).where(runs.c.id.in_(list(found)))
+                ).rowcount)
