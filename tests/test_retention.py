@@ -182,3 +182,18 @@ def test_the_daily_run_prunes(tmp_path: Path) -> None:
             _day(40).isoformat()]
     finally:
         db.close()
+
+
+def test_a_stored_run_report_lists_only_the_deliveries_that_went_wrong(store: Store) -> None:
+    from digest.models import Delivery, RunReport
+
+    report = RunReport(
+        day=TODAY, started_at=NOW, finished_at=NOW, sent=2, failed=1, skipped=1,
+        deliveries=(Delivery(1, TODAY, "sent", "<1>"), Delivery(2, TODAY, "sent", "<2>"),
+                    Delivery(3, TODAY, "skipped", error="nothing relevant"),
+                    Delivery(4, TODAY, "perm_failed", error="550 no such user")),
+    )
+    store.record_run(report)
+    (stored,) = store.recent_runs()
+    assert (stored["sent"], stored["failed"], stored["skipped"]) == (2, 1, 1)
+    assert [d["subscriber_id"] for d in stored["deliveries"]] == [4]
