@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from digest import pipeline
 from digest.cli import main
@@ -102,24 +102,6 @@ def test_prune_drops_old_run_reports_and_the_outbox_with_its_row(store: Store) -
     assert _count(store, outbox) == 0
 
 
-def test_an_old_database_gets_the_sent_papers_day_index(config: Config) -> None:
-    db = open_store(config.database_url)
-    with db.begin() as conn:
-        conn.execute(text("DROP INDEX ix_sent_papers_day"))
-    db.close()
-    db = open_store(config.database_url)
-    try:
-        with db.begin() as conn:
-            names = conn.execute(text(
-                "SELECT indexname FROM pg_indexes WHERE tablename = 'sent_papers'"
-                if not db.is_sqlite else
-                "SELECT name FROM sqlite_master WHERE tbl_name = 'sent_papers'"
-            )).scalars().all()
-    finally:
-        db.close()
-    assert "ix_sent_papers_day" in names
-
-
 def test_retention_setting_is_zero_or_a_month_at_least(tmp_path: Path) -> None:
     base = {"DIGEST_VAR_DIR": str(tmp_path)}
     assert config_from_values(base).retention_days == 365
@@ -161,7 +143,8 @@ def test_prune_command_says_what_it_deleted(config: Config) -> None:
         db.close()
     result = CliRunner().invoke(main, ["prune"], obj={"config": config})
     assert result.exit_code == 0, result.output
-    assert "1 deliveries, 2 sent_papers, 0 runs, 0 previews" in result.output
+    # The latest sent digest stays (the next window starts after it), with its papers.
+    assert "1 deliveries, 1 sent_papers, 0 runs, 0 previews" in result.output
 
 
 def test_a_run_of_a_day_older_than_the_history_kept_is_refused(tmp_path: Path) -> None:
@@ -180,6 +163,13 @@ def test_the_daily_run_prunes(tmp_path: Path) -> None:
         pipeline.run(config, now=NOW, do_ingest=False, store=db)
         assert [row["day"] for row in db.export_subscriber(ada)["deliveries"]] == [
             _day(40).isoformat()]
+        # Once a UTC day: a later run that day does not look again; `digest prune` does.
+        _sent(db, ada, _day(35), ["arxiv:c"])
+        pipeline.run(config, now=NOW + timedelta(hours=1), do_ingest=False, store=db)
+        assert len(db.export_subscriber(ada)["deliveries"]) == 2
+        assert pipeline.prune(config, db, now=NOW + timedelta(hours=1))["deliveries"] == 1
+        pipeline.run(config, now=NOW + timedelta(days=1), do_ingest=False, store=db)
+        assert db.claim_prune_day((NOW + timedelta(days=1)).date()) is False
     finally:
         db.close()
 

@@ -254,7 +254,7 @@ def _run_locked(
     )
     if not dry_run:
         db.record_run(report)
-        prune(config, db, now=now)
+        prune(config, db, now=now, daily=True)
     return report
 
 
@@ -265,16 +265,16 @@ def retention_cutoff(config: Config, now: datetime) -> date | None:
     return now.date() - timedelta(days=config.retention_days)
 
 
-def prune(config: Config, db: Store, *, now: datetime) -> dict[str, int]:
+def prune(config: Config, db: Store, *, now: datetime, daily: bool = False) -> dict[str, int]:
     """Delete the history older than DIGEST_RETENTION_DAYS; return what went, by kind.
 
     Ledger rows of a final outcome (each subscriber's latest sent one stays), their sent
-    papers, run reports and HTML previews. Every run does it after its report, so a
-    day's work stays a day's work however long the list has run; `digest prune` does
-    it on demand.
+    papers, run reports and HTML previews. The first run of each UTC day does it after
+    its report (``daily``: later runs that day find it done), so a day's work stays a
+    day's work however long the list has run; `digest prune` does it on demand.
     """
     before = retention_cutoff(config, now)
-    if before is None:
+    if before is None or (daily and not db.claim_prune_day(now.date())):
         return {}
     removed = db.prune(before=before)
     removed["previews"] = prune_previews(config, before=before)

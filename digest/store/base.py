@@ -14,7 +14,6 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.schema import CreateIndex
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -296,21 +295,14 @@ class StoreBase:
     def _add_new_tables(self) -> None:
         """Create the tables added to this schema version since the database was made.
 
-        Within one version the schema only gains tables and indexes (never a changed
-        column), so a database from an earlier release gets them the first time it is
-        opened (a new index on a long table is built then, once).
+        Within one version the schema only gains tables (never a changed column), so a
+        database from an earlier release gets them the first time it is opened.
         """
         with self.begin() as conn:
             have = set(inspect(conn).get_table_names())
             missing = [table for table in metadata.sorted_tables if table.name not in have]
             if missing:
                 metadata.create_all(conn, tables=missing)
-            for table in metadata.sorted_tables:
-                if table.name in have:
-                    # IF NOT EXISTS, not checkfirst: reflecting SQLite's indexes
-                    # warns on the expression index of papers' titles.
-                    for index in table.indexes:
-                        conn.execute(CreateIndex(index, if_not_exists=True))
 
     def _upsert(self, table: Table, values: Mapping[str, Any], *, key: Sequence[str]) -> Any:
         """Return an INSERT of ``values`` that, when a row with this ``key`` exists,

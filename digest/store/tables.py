@@ -147,9 +147,7 @@ sent_papers = Table(
         primary_key=True,
     ),
     Column("paper_key", String(PAPER_KEY_MAX), primary_key=True),
-    # Indexed for retention (Store.prune deletes by day). The day only grows, so each
-    # mailed paper's entry is appended at the index's end.
-    Column("day", Date, nullable=False, index=True),
+    Column("day", Date, nullable=False),
 )
 
 feedback = Table(
