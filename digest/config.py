@@ -100,6 +100,9 @@ class Config:
     max_attempts: int = 5
     error_budget: int = 10  # consecutive delivery failures before a run stops sending
     grace_hours: int = 18  # how late a missed digest may still go out
+    # Days of history kept: ledger rows, sent papers, run reports and previews older
+    # than this are pruned by each run and by `digest prune`; 0 keeps everything.
+    retention_days: int = 365
     # The hour (UTC) by which a day's batch has normally arrived: a digest holds the
     # batches filed up to the UTC day of its send instant less this many hours.
     batch_hour: int = 2
@@ -288,7 +291,24 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
         signup_per_hour=_int(get("DIGEST_SIGNUP_PER_HOUR", "300"),
                              "DIGEST_SIGNUP_PER_HOUR", 0, 1_000_000),
         trusted_proxies=_int(get("DIGEST_TRUSTED_PROXIES", "0"), "DIGEST_TRUSTED_PROXIES", 0, 5),
+        retention_days=_retention(get("DIGEST_RETENTION_DAYS", "365")),
     )
+
+
+# The shortest retention: a digest's window reaches 14 days back (a weekly digest), the
+# papers it may not pick again two days before that, and soft bounces count over 30 days.
+RETENTION_MIN_DAYS = 30
+
+
+def _retention(value: str) -> int:
+    """Return DIGEST_RETENTION_DAYS: 0 (keep everything) or at least RETENTION_MIN_DAYS."""
+    days = _int(value, "DIGEST_RETENTION_DAYS", 0, 100 * 366)
+    if 0 < days < RETENTION_MIN_DAYS:
+        raise ConfigError(
+            f"DIGEST_RETENTION_DAYS must be 0 or at least {RETENTION_MIN_DAYS}, got {days}",
+            "the daily run reads the last weeks of the ledger; use 0 to keep everything",
+        )
+    return days
 
 
 def _templates_dir(value: str) -> Path:

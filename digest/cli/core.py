@@ -406,6 +406,29 @@ def status(ctx: click.Context, as_json: bool) -> None:
         )
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
+@click.pass_context
+def prune(ctx: click.Context, as_json: bool) -> None:
+    """Delete the history older than DIGEST_RETENTION_DAYS (every run does it too)."""
+    config = get_config(ctx)
+    now = now_utc()
+    db = open_db(config)
+    try:
+        removed = pipeline.prune(config, db, now=now)
+    finally:
+        db.close()
+    cutoff = pipeline.retention_cutoff(config, now)
+    if as_json:
+        echo_json({"before": cutoff.isoformat() if cutoff else None, "removed": removed})
+        return
+    if cutoff is None:
+        click.echo("DIGEST_RETENTION_DAYS=0: everything is kept, nothing deleted")
+        return
+    shown = ", ".join(f"{count} {kind}" for kind, count in removed.items())
+    click.echo(f"deleted the history before {cutoff.isoformat()}: {shown}")
+
+
 DEMO_SUBSCRIBERS = (
     (
         "ada@example.org",

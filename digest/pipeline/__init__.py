@@ -21,9 +21,16 @@ from typing import TYPE_CHECKING
 
 from digest import ingest, mail, render
 from digest.config import Config
+from digest.errors import UsageError
 from digest.locking import run_lock
 from digest.models import Digest, RunReport, ScoredPaper, SourceResult
-from digest.pipeline.composing import compose, digest_links, preview_path, write_preview
+from digest.pipeline.composing import (
+    compose,
+    digest_links,
+    preview_path,
+    prune_previews,
+    write_preview,
+)
 from digest.pipeline.planning import (
     HISTORY_LIMIT,
     LOOKBACK,
@@ -77,8 +84,11 @@ __all__ = [
     "plan_pages",
     "preview_delivery",
     "preview_path",
+    "prune",
+    "prune_previews",
     "render",
     "request_stop",
+    "retention_cutoff",
     "run",
     "send_pending",
     "stop_requested",
@@ -117,6 +127,16 @@ def run(
     """
     # DIGEST_SEMANTIC=1 without its extra fails every run, not only one that ranks.
     check_ranking(config)
+    cutoff = retention_cutoff(config, now)
+    if day is not None and cutoff is not None and day < cutoff:
+        # The ledger of that day is pruned: what was mailed then is no longer known, so
+        # a digest of it could repeat papers its subscribers already had.
+        raise UsageError(
+            f"{day.isoformat()} is older than the history kept (DIGEST_RETENTION_DAYS="
+            f"{config.retention_days}: from {cutoff.isoformat()} on)",
+            "pick a later --date, or raise DIGEST_RETENTION_DAYS before that day's "
+            "history is pruned",
+        )
     own_store = store is None
     db = store or open_store(config.database_url)
     try:
@@ -234,7 +254,31 @@ def _run_locked(
     )
     if not dry_run:
         db.record_run(report)
+        prune(config, db, now=now, daily=True)
     return report
+
+
+def retention_cutoff(config: Config, now: datetime) -> date | None:
+    """Return the first day whose history is kept (None: DIGEST_RETENTION_DAYS=0)."""
+    if not config.retention_days:
+        return None
+    return now.date() - timedelta(days=config.retention_days)
+
+
+def prune(config: Config, db: Store, *, now: datetime, daily: bool = False) -> dict[str, int]:
+    """Delete the history older than DIGEST_RETENTION_DAYS; return what went, by kind.
+
+    Ledger rows of a final outcome (each subscriber's latest sent one stays), their sent
+    papers, run reports and HTML previews. The first run of each UTC day does it after
+    its report (``daily``: later runs that day find it done), so a day's work stays a
+    day's work however long the list has run; `digest prune` does it on demand.
+    """
+    before = retention_cutoff(config, now)
+    if before is None or (daily and not db.claim_prune_day(now.date())):
+        return {}
+    removed = db.prune(before=before)
+    removed["previews"] = prune_previews(config, before=before)
+    return removed
 
 
 # -- ingest -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zlib
 from collections.abc import Sequence
@@ -121,3 +122,27 @@ def write_preview(config: Config, subscriber: Subscriber, day: date, html: str) 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def prune_previews(config: Config, *, before: date) -> int:
+    """Delete the HTML previews of digests of days before ``before``; return how many.
+
+    Without SMTP every digest sent gets one (~30 KB), a folder a day: at 10,000
+    subscribers ~300 MB a day that nothing else ever removes.
+    """
+    removed = 0
+    if not config.preview_dir.is_dir():
+        return removed
+    for folder in config.preview_dir.iterdir():
+        try:
+            day = date.fromisoformat(folder.name)
+        except ValueError:
+            continue  # not a day's folder (preview_path writes only those)
+        if day >= before or not folder.is_dir():
+            continue
+        for path in folder.glob("*.html"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # left in place if something else was put in it
+    return removed

@@ -21,6 +21,7 @@ from digest.store.lease import LeaseMixin
 from digest.store.outbox import OutboxMixin
 from digest.store.paper import PaperMixin
 from digest.store.ranker import RankerMixin
+from digest.store.retention import RetentionMixin
 from digest.store.rows import email_hash
 from digest.store.source import SourceMixin
 from digest.store.subscriber import SubscriberMixin
@@ -78,6 +79,7 @@ class Store(
     BounceMixin,
     SourceMixin,
     RankerMixin,
+    RetentionMixin,
     WebMixin,
     StoreBase,
 ):

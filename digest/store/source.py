@@ -130,7 +130,16 @@ class SourceMixin(StoreBase):
             ]
 
     def record_run(self, report: RunReport) -> None:
-        """Keep a run's report for `digest status`."""
+        """Keep a run's report for `digest status`, listing only the deliveries that
+        went wrong.
+
+        The ledger holds every digest's outcome; listed in the report too, each sent or
+        skipped one cost ~150 bytes, ~15 MB a day at 100,000 subscribers, all parsed
+        again by every `digest status`.
+        """
+        stored = report.to_dict()
+        stored["deliveries"] = [d for d in stored["deliveries"]
+                                if d["status"] not in ("sent", "skipped", "planned")]
         with self.begin() as conn:
             conn.execute(
                 insert(runs).values(
@@ -139,7 +148,7 @@ class SourceMixin(StoreBase):
                     finished_at=report.finished_at,
                     sent=report.sent,
                     failed=report.failed,
-                    report=report.to_dict(),
+                    report=stored,
                 )
             )
 
