@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
+from digest import tokens
 from digest.config import Config
+from digest.models import Profile
 from digest.store import Store, open_store
 from digest.web import create_app
-from tests.fixtures.config import make_config
+from tests.fixtures.config import SECRET, make_config
 
 pytestmark = [
     pytest.mark.browser,
@@ -88,3 +91,22 @@ def test_a_field_with_help_text_names_its_error_to_screen_readers(
         assert page.locator(f"{field}-help").inner_text() in text, (field, text)
     context.close()
 
+
+def test_the_preferences_page_fits_a_phone_with_long_unbroken_keywords(
+    served: tuple[Config, str, Store], browser: Any
+) -> None:
+    _config, base, store = served
+    word = "retrieval-augmented-generation-for-scientific-question-answering"
+    sub = store.add_subscriber(
+        "a-rather-long-address-of-a-research-group@department.example.org",
+        Profile(interests=f"{word}suffix " * 3, keywords=("x" * 110, word),
+                authors=("Maximilian Alexander Friedrich-Wilhelm von Hohenzollern",)),
+        now=datetime(2026, 5, 25, 9, 0, tzinfo=UTC), status="active",
+    )
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(tokens.preferences_url(base, SECRET, sub.id))
+    page.wait_for_selector("text=What the ranker thinks you like")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page scrolls sideways on a phone ({width}px)"
+    context.close()
