@@ -294,6 +294,23 @@ def _bibtex_value(body: str, start: int) -> tuple[str, int]:
     return word, start + len(word)
 
 
+def seeds_with_upload(seeds_text: str, bibtex: bytes | None) -> str:
+    """Return the seeds field with the arXiv ids of a BibTeX upload added on new lines.
+
+    A form sent back with a mistake cannot fill its file field again (browsers never
+    do), so the ids the upload held go into the seeds field instead of being lost.
+    """
+    if not bibtex or len(bibtex) > MAX_BIBTEX:
+        return seeds_text
+    typed, _ = seed_keys(seeds_text)
+    found = bibtex_arxiv_keys(bibtex.decode("utf-8", "replace"))
+    added = [key.removeprefix("arxiv:") for key in found if key not in typed]
+    if not added:
+        return seeds_text
+    kept = seeds_text.rstrip()
+    return "\n".join([kept, *added] if kept else added)
+
+
 def parse_profile_form(
     values: Mapping[str, str],
     chosen_categories: Sequence[str],
