@@ -110,3 +110,43 @@ def test_the_preferences_page_fits_a_phone_with_long_unbroken_keywords(
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page scrolls sideways on a phone ({width}px)"
     context.close()
+
+
+def contrast(page: Any, selector: str) -> float:
+    """Return the contrast ratio (WCAG 2) of an element's text colour on its background."""
+    return float(page.locator(selector).first.evaluate(r"""e => {
+        const rgb = c => c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+        const lum = c => {
+            const [r, g, b] = rgb(c).map(v => {
+                v /= 255;
+                return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+            });
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        // The background is the nearest one that is not transparent.
+        let back = e;
+        while (back.parentElement && /rgba\(.*, 0\)$|transparent/.test(
+            getComputedStyle(back).backgroundColor)) { back = back.parentElement; }
+        const [a, b] = [lum(getComputedStyle(e).color),
+                        lum(getComputedStyle(back).backgroundColor)];
+        return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    }"""))
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_button_labels_are_readable_in_both_colour_schemes(
+    served: tuple[Config, str, Store], browser: Any, scheme: str
+) -> None:
+    _config, base, store = served
+    sub = store.add_subscriber("a@example.org", Profile(interests="graph neural networks"),
+                               now=datetime(2026, 5, 25, 9, 0, tzinfo=UTC), status="active")
+    context = browser.new_context(viewport=PHONE, color_scheme=scheme)
+    page = context.new_page()
+    page.goto(f"{base}/")
+    assert contrast(page, "button[type=submit]") >= 4.5, "Subscribe"
+    page.goto(tokens.preferences_url(base, SECRET, sub.id))
+    for selector in ("button:text('Save preferences')", "button.danger",
+                     "button.secondary"):
+        ratio = contrast(page, selector)
+        assert ratio >= 4.5, (selector, ratio)
+    context.close()
