@@ -166,7 +166,8 @@ def create_app(
 
     @app.context_processor
     def inject() -> dict[str, Any]:
-        return {"csrf_token": csrf_token, "list_name": list_name, "contact": cfg.contact}
+        return {"csrf_token": csrf_token, "list_name": list_name, "contact": cfg.contact,
+                "zone_label": forms.zone_label}
 
     @app.after_request
     def headers(response: Response) -> Response:

@@ -139,6 +139,22 @@ def timezones_with(*names: str) -> tuple[str, ...]:
     return tuple(sorted((*offered, *extra))) if extra else offered
 
 
+_ETC_GMT = re.compile(r"Etc/GMT([+-])(\d{1,2})")
+
+
+def zone_label(name: str) -> str:
+    """Return how the form lists a time zone: Etc/GMT+5 with its real offset, UTC−05:00.
+
+    The Etc/GMT zones have POSIX signs, the opposite of what they seem to say: listed
+    bare, someone five hours ahead of UTC could pick Etc/GMT+5, five hours behind.
+    """
+    match = _ETC_GMT.fullmatch(name)
+    if match is None or int(match.group(2)) == 0:
+        return name
+    sign = "−" if match.group(1) == "+" else "+"
+    return f"{name} (UTC{sign}{int(match.group(2)):02d}:00)"
+
+
 def known_timezone(name: str) -> bool:
     """Return True for any IANA time zone name (the form offers the Region/City ones)."""
     return name in _all_timezones()
