@@ -166,7 +166,8 @@ def create_app(
 
     @app.context_processor
     def inject() -> dict[str, Any]:
-        return {"csrf_token": csrf_token, "list_name": list_name, "contact": cfg.contact}
+        return {"csrf_token": csrf_token, "list_name": list_name, "contact": cfg.contact,
+                "zone_label": forms.zone_label}
 
     @app.after_request
     def headers(response: Response) -> Response:
@@ -247,6 +248,7 @@ def create_app(
         except forms.FormErrors as err:
             errors = {**err.errors, **errors}
         if errors:
+            values["seeds"] = forms.seeds_with_upload(values["seeds"], bibtex)
             return form_page(values, chosen, errors, 400)
         capped = db.claim_signup(client(), now=clock(), per_client=cfg.signup_per_client,
                                  per_hour=cfg.signup_per_hour)
@@ -389,6 +391,7 @@ def create_app(
                                                          stored=sub.profile)
         except forms.FormErrors as err:
             values["email"] = sub.email
+            values["seeds"] = forms.seeds_with_upload(values["seeds"], bibtex)
             return prefs_page(sub, token, values=values, chosen=chosen, errors=err.errors,
                               status=400)
         # Thumbs from the email stay: the form does not show them as editable fields.

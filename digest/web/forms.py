@@ -139,6 +139,22 @@ def timezones_with(*names: str) -> tuple[str, ...]:
     return tuple(sorted((*offered, *extra))) if extra else offered
 
 
+_ETC_GMT = re.compile(r"Etc/GMT([+-])(\d{1,2})")
+
+
+def zone_label(name: str) -> str:
+    """Return how the form lists a time zone: Etc/GMT+5 with its real offset, UTC−05:00.
+
+    The Etc/GMT zones have POSIX signs, the opposite of what they seem to say: listed
+    bare, someone five hours ahead of UTC could pick Etc/GMT+5, five hours behind.
+    """
+    match = _ETC_GMT.fullmatch(name)
+    if match is None or int(match.group(2)) == 0:
+        return name
+    sign = "−" if match.group(1) == "+" else "+"
+    return f"{name} (UTC{sign}{int(match.group(2)):02d}:00)"
+
+
 def known_timezone(name: str) -> bool:
     """Return True for any IANA time zone name (the form offers the Region/City ones)."""
     return name in _all_timezones()
@@ -292,6 +308,23 @@ def _bibtex_value(body: str, start: int) -> tuple[str, int]:
     match = _BIB_WORD.match(body, start)
     word = match.group(0) if match else ""
     return word, start + len(word)
+
+
+def seeds_with_upload(seeds_text: str, bibtex: bytes | None) -> str:
+    """Return the seeds field with the arXiv ids of a BibTeX upload added on new lines.
+
+    A form sent back with a mistake cannot fill its file field again (browsers never
+    do), so the ids the upload held go into the seeds field instead of being lost.
+    """
+    if not bibtex or len(bibtex) > MAX_BIBTEX:
+        return seeds_text
+    typed, _ = seed_keys(seeds_text)
+    found = bibtex_arxiv_keys(bibtex.decode("utf-8", "replace"))
+    added = [key.removeprefix("arxiv:") for key in found if key not in typed]
+    if not added:
+        return seeds_text
+    kept = seeds_text.rstrip()
+    return "\n".join([kept, *added] if kept else added)
 
 
 def parse_profile_form(
