@@ -375,3 +375,22 @@ def test_retrying_two_rows_that_share_papers_sends_each_paper_once(
     store.close()
     assert kept is not None and kept.status == "planned"
     assert kept.paper_keys == row.paper_keys
+
+
+def test_status_names_the_command_that_sends_rows_left_planned(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    # A send phase stopped (SMTP outage, SIGTERM: exit 75) leaves rows planned; `digest
+    # status` counted them with no word on what sends them, and a plain `digest run`
+    # sends only the digests due at its hour.
+    store = open_store(config.database_url)
+    store.set_delivery_status(ledger["dee@example.org"], DAY, "planned", now=NOW)
+    store.record_run(RunReport(day=DAY, started_at=NOW, finished_at=NOW, aborted="stopped",
+                               abort_exit=75))
+    store.close()
+    result = invoke(config, "status")
+    assert result.exit_code == 0, result.output
+    assert "1 planned: not sent yet; `digest send` sends them now" in result.output
+    sent = invoke(config, "send")
+    assert sent.exit_code == 0, sent.output
+    assert status_of(config, ledger["dee@example.org"]) == "sent"
