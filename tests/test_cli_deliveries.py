@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from digest.config import SAMPLE_BATCH, Config
 from digest.ingest.jsonl import load_jsonl
 from digest.models import Profile, RunReport
 from digest.store import open_store
+from tests.fixtures.smtp_server import SmtpTestServer
 
 DAY = date(2026, 5, 25)
 NOW = datetime(2026, 5, 25, 9, 0, tzinfo=UTC)
@@ -120,7 +124,8 @@ def test_retry_only_one_subscriber_with_yes(config: Config, ledger: dict[str, in
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"retried": 1, "status": "temp_failed",
-                                         "days": ["2026-05-25"]}
+                                         "days": ["2026-05-25"], "papers_left_out": 0,
+                                         "skipped": 0}
     assert status_of(config, ledger["dee@example.org"]) == "planned"
     assert status_of(config, ledger["ada@example.org"]) == "unknown"
     store = open_store(config.database_url)
@@ -272,3 +277,120 @@ def test_retry_names_the_way_to_send_older_days_only_when_there_are_some(
     today = invoke(config, "deliveries", "retry", "--status", "temp_failed", "--yes")
     assert today.exit_code == 0 and "planned again" in today.output
     assert "older days" not in today.output
+
+
+def mailed_papers(server: SmtpTestServer, email: str) -> Counter[str]:
+    """Count how often each paper (by its arXiv link) reached ``email``."""
+    counts: Counter[str] = Counter()
+    for received in server.by_recipient(email):
+        body = received.message.get_body(("plain",))
+        assert body is not None
+        counts.update(re.findall(r"arxiv\.org/abs/(\S+)", str(body.get_content())))
+    return counts
+
+
+def test_retrying_a_perm_failed_day_never_mails_the_papers_a_later_digest_had(
+    config: Config, smtp_server: SmtpTestServer
+) -> None:
+    # Day 1's digest is refused for good; its papers stay candidates, and day 2's digest
+    # mails them. `deliveries retry --status perm_failed` of day 1 handed the row back
+    # as it was, and `digest send` mailed every one of those papers a second time.
+    config = replace(config, smtp=smtp_server.settings())
+    store = open_store(config.database_url)
+    ada = store.add_subscriber("ada@example.org", Profile(interests="LLM agents, tool use"),
+                               now=NOW - timedelta(days=3))
+    store.close()
+    smtp_server.fail("rcpt", "550 5.7.1 Rejected by policy", recipient="ada@example.org")
+    first = pipeline.run(config, now=NOW, day=DAY)
+    assert (first.sent, first.failed) == (0, 1)
+    second = pipeline.run(config, now=NOW + timedelta(days=1), day=DAY + timedelta(days=1))
+    assert second.sent == 1
+    had = mailed_papers(smtp_server, "ada@example.org")
+    assert had and all(n == 1 for n in had.values())
+    retried = invoke(config, "deliveries", "retry", "--status", "perm_failed", "--date",
+                     DAY.isoformat(), "--yes", "--json")
+    assert retried.exit_code == 0, retried.output
+    pipeline.send_pending(config, now=NOW + timedelta(days=1, hours=1))
+    assert mailed_papers(smtp_server, "ada@example.org") == had
+    data = json.loads(retried.output)
+    assert (data["retried"], data["skipped"]) == (0, 1)
+    store = open_store(config.database_url)
+    row = store.get_delivery(ada.id, DAY)
+    store.close()
+    assert row is not None and row.status == "skipped"
+    assert "in the digest of 2026-05-26" in (row.error or "")
+
+
+def test_a_retried_row_keeps_only_the_papers_not_mailed_since(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    # bob's digest of DAY (three papers) was refused; the next day's, sent, held the
+    # first of them. The retry sends the other two, with the message written anew.
+    store = open_store(config.database_url)
+    bob = ledger["bob@example.net"]
+    row = store.get_delivery(bob, DAY)
+    assert row is not None and len(row.picks) == 3
+    later = DAY + timedelta(days=1)
+    store.plan_delivery(bob, later, picks=[row.picks[0]], now=NOW, status="sent",
+                        message_id=mail.make_message_id(bob, later, "example.org"))
+    store.close()
+    text = invoke(config, "deliveries", "retry", "--status", "perm_failed", "--yes")
+    assert text.exit_code == 0, text.output
+    assert "1 row(s) planned again" in text.output
+    assert "1 of their papers were left out" in text.output
+    store = open_store(config.database_url)
+    again = store.get_delivery(bob, DAY)
+    store.close()
+    assert again is not None and again.status == "planned"
+    assert again.paper_keys == row.paper_keys[1:]
+    report = pipeline.run(config, now=NOW + timedelta(hours=1), day=DAY, do_ingest=False)
+    assert report.sent == 1
+    box = mailbox.Maildir(str(config.maildir), create=False)
+    [message] = [box.get_message(k) for k in box.iterkeys()]
+    assert str(message["To"]) == "bob@example.net"
+    body = message.as_string()
+    assert row.paper_keys[0].split(":")[-1] not in body
+    assert all(key.split(":")[-1] in body for key in row.paper_keys[1:])
+
+
+def test_retrying_two_rows_that_share_papers_sends_each_paper_once(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    # Both of bob's digests failed, the later one holding the earlier one's papers (they
+    # were free again): retried together, only the later digest carries them.
+    store = open_store(config.database_url)
+    bob = ledger["bob@example.net"]
+    row = store.get_delivery(bob, DAY)
+    assert row is not None
+    later = DAY + timedelta(days=1)
+    store.plan_delivery(bob, later, picks=row.picks, now=NOW, status="perm_failed",
+                        message_id=mail.make_message_id(bob, later, "example.org"))
+    store.close()
+    result = invoke(config, "deliveries", "retry", "--status", "perm_failed", "--yes",
+                    "--json")
+    assert json.loads(result.output)["retried"] == 1
+    assert status_of(config, bob) == "skipped"
+    store = open_store(config.database_url)
+    kept = store.get_delivery(bob, later)
+    store.close()
+    assert kept is not None and kept.status == "planned"
+    assert kept.paper_keys == row.paper_keys
+
+
+def test_status_names_the_command_that_sends_rows_left_planned(
+    config: Config, ledger: dict[str, int]
+) -> None:
+    # A send phase stopped (SMTP outage, SIGTERM: exit 75) leaves rows planned; `digest
+    # status` counted them with no word on what sends them, and a plain `digest run`
+    # sends only the digests due at its hour.
+    store = open_store(config.database_url)
+    store.set_delivery_status(ledger["dee@example.org"], DAY, "planned", now=NOW)
+    store.record_run(RunReport(day=DAY, started_at=NOW, finished_at=NOW, aborted="stopped",
+                               abort_exit=75))
+    store.close()
+    result = invoke(config, "status")
+    assert result.exit_code == 0, result.output
+    assert "1 planned: not sent yet; `digest send` sends them now" in result.output
+    sent = invoke(config, "send")
+    assert sent.exit_code == 0, sent.output
+    assert status_of(config, ledger["dee@example.org"]) == "sent"

@@ -354,6 +354,11 @@ STATUS_TODO = {
     "perm_failed": "refused for good; see `digest deliveries list --status perm_failed` "
                    "and retry after a fix",
     "temp_failed": "the next runs try again (up to DIGEST_MAX_ATTEMPTS)",
+    # Left by a run stopped mid-send (75: an SMTP outage, SIGTERM), by `run --no-send`
+    # or by a retry: a plain `digest run` sends only the digests due at that hour, so an
+    # older day's row waited unnamed, until a later digest superseded it.
+    "planned": "not sent yet; `digest send` sends them now (a `digest run` sends only "
+               "the digests due at its hour)",
 }
 
 

@@ -125,12 +125,25 @@ def retry(
         db.close()
     days = sorted({row.day for row, _ in rows})
     if as_json:
-        echo_json({"retried": moved, "status": status, "days": [d.isoformat() for d in days]})
+        echo_json({"retried": moved.planned, "status": status,
+                   "days": [d.isoformat() for d in days], "papers_left_out": moved.left_out,
+                   "skipped": moved.skipped})
         return
     click.echo(
-        f"{moved} row(s) planned again; the next `digest run` sends those still within "
-        f"the grace window"
+        f"{moved.planned} row(s) planned again; the next `digest run` sends those still "
+        f"within the grace window"
     )
+    if moved.left_out:
+        click.echo(
+            f"{moved.left_out} of their papers were left out: mailed to the subscriber "
+            f"since, or waiting in another of their digests"
+        )
+    if moved.skipped:
+        click.echo(
+            f"{moved.skipped} row(s) skipped instead: every paper they held was mailed "
+            f"since or waits in another digest (see `digest deliveries list --status "
+            f"skipped`)"
+        )
     older = [d for d in days if d < now_utc().date()]
     if older:
         click.echo(

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from digest.models import DeliveryStatus
 from digest.store.base import StoreBase
-from digest.store.rows import _iso, _no_nul, _utc, email_hash
+from digest.store.delivery import UNSETTLED
+from digest.store.rows import _iso, _no_nul, _picks, _utc, email_hash
 from digest.store.tables import (
     bounces,
     deliveries,
+    outbox,
     subscribers,
     suppressions,
     verified_bounces,
 )
+
+# Rows whose papers the subscriber has had, or may have had, or is to get.
+_HOLDING = ("sent", *UNSETTLED)
+
+
+@dataclass
+class RetryResult:
+    """What an operator's retry did: rows planned again, papers they no longer hold
+    (mailed since, or waiting in another digest), rows skipped with none left."""
+
+    planned: int = 0
+    left_out: int = 0
+    skipped: int = 0
 
 
 class BounceMixin(StoreBase):
@@ -33,32 +50,116 @@ class BounceMixin(StoreBase):
         now: datetime,
         day: date | None = None,
         subscriber_id: int | None = None,
-    ) -> int:
-        """Move ``status`` rows back to ``planned`` (an operator's decision); return how many.
+    ) -> RetryResult:
+        """Move ``status`` rows back to ``planned`` (an operator's decision).
 
         The attempts count starts over, so a row that used up its retries gets a fresh
         budget. Only rows still in ``status`` move, so a row a run changed meanwhile is
         left alone.
+
+        A row keeps only the papers its subscriber has not had since, nor awaits in
+        another digest: a failed or given-up row's papers are free for the next digest
+        (a ``perm_failed`` row's were mailed in the next day's), and retried as they
+        were, the row mailed them a second time. A row left with none of its papers is
+        skipped instead, saying which digests hold them.
         """
         where = [deliveries.c.status == status]
         if day is not None:
             where.append(deliveries.c.day == day)
         if subscriber_id is not None:
             where.append(deliveries.c.subscriber_id == subscriber_id)
+        result = RetryResult()
         with self.begin() as conn:
-            return int(
-                conn.execute(
+            rows = [
+                (int(sub_id), row_day, _picks(papers))
+                for sub_id, row_day, papers in conn.execute(
+                    select(deliveries.c.subscriber_id, deliveries.c.day,
+                           deliveries.c.papers).where(*where)
+                )
+            ]
+            held = self._papers_held(conn, rows)
+            # Newest first: of two retried rows of one subscriber holding the same paper
+            # (the older one failed, and its papers went into the newer), the newer keeps it.
+            rows.sort(key=lambda row: row[1], reverse=True)
+            for sub_id, row_day, picks in rows:
+                holders = held.setdefault(sub_id, {})
+                keep = [pick for pick in picks if pick[0] not in holders]
+                dropped = len(picks) - len(keep)
+                values: dict[str, Any] = {
+                    "status": "planned", "attempts": 0, "next_attempt_at": None,
+                    "updated_at": now, "error": f"retried by an operator (was {status})",
+                }
+                if dropped:
+                    days = sorted({holders[key] for key, _, _ in picks if key in holders})
+                    named = ", ".join(d.isoformat() for d in days)
+                    values["papers"] = [
+                        {"key": key, "score": round(float(score), 6), "reason": reason}
+                        for key, score, reason in keep
+                    ]
+                    if keep:
+                        values["error"] += (f"; {dropped} of its papers left out, mailed or "
+                                            f"to be mailed in the digest of {named}")
+                    else:
+                        values.update(status="skipped", error=(
+                            f"retried by an operator (was {status}): every paper it held "
+                            f"is mailed or to be mailed in the digest of {named}"))
+                changed = conn.execute(
                     update(deliveries)
-                    .where(*where)
-                    .values(
-                        status="planned",
-                        attempts=0,
-                        next_attempt_at=None,
-                        updated_at=now,
-                        error=f"retried by an operator (was {status})",
-                    )
+                    .where(deliveries.c.subscriber_id == sub_id, deliveries.c.day == row_day,
+                           deliveries.c.status == status)
+                    .values(**values)
                 ).rowcount
+                if not changed:
+                    continue
+                if dropped:
+                    # Its message (a temp_failed row's is kept) holds the papers left out:
+                    # the send writes the row's digest anew from what it holds now.
+                    conn.execute(delete(outbox).where(outbox.c.subscriber_id == sub_id,
+                                                      outbox.c.day == row_day))
+                if values["status"] == "skipped":
+                    result.skipped += 1
+                else:
+                    result.planned += 1
+                    result.left_out += dropped
+                    for key, _, _ in keep:
+                        holders.setdefault(key, row_day)
+        return result
+
+    @staticmethod
+    def _papers_held(
+        conn: Connection, rows: Sequence[tuple[int, date, Sequence[tuple[str, float, str]]]]
+    ) -> dict[int, dict[str, date]]:
+        """Return {subscriber id: {paper key: day of a digest of theirs holding it}}, for
+        the papers of ``rows``, from their other rows sent or unsettled.
+
+        A digest holds papers of batches at most 14 days (a weekly digest's look-back)
+        before its day and one after it, so no row more than 16 days before a retried
+        one can hold its papers: those are not read.
+        """
+        wanted: dict[int, set[str]] = {}
+        own: set[tuple[int, date]] = set()
+        first: dict[int, date] = {}
+        for sub_id, row_day, picks in rows:
+            wanted.setdefault(sub_id, set()).update(key for key, _, _ in picks)
+            own.add((sub_id, row_day))
+            first[sub_id] = min(row_day, first.get(sub_id, row_day))
+        held: dict[int, dict[str, date]] = {}
+        for sub_id, keys in wanted.items():
+            if not keys:
+                continue
+            found = conn.execute(
+                select(deliveries.c.day, deliveries.c.status, deliveries.c.papers).where(
+                    deliveries.c.subscriber_id == sub_id,
+                    deliveries.c.day >= first[sub_id] - timedelta(days=16),
+                )
             )
+            for row_day, row_status, papers in found:
+                if (sub_id, row_day) in own or row_status not in _HOLDING:
+                    continue
+                for key, _, _ in _picks(papers):
+                    if key in keys:
+                        held.setdefault(sub_id, {}).setdefault(key, row_day)
+        return held
 
     def record_bounce(
         self,
