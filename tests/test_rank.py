@@ -625,3 +625,30 @@ def test_a_profiles_own_seed_liked_or_disliked_paper_in_the_batch_is_never_liste
     # Without the profile naming it, the seed's own title finds it first.
     plain = rank(sample, [Profile(interests=seed.title)], top_k=3)
     assert plain.rankings[0][0].paper.key == seed.key
+
+
+def test_disliked_papers_push_their_kind_down_without_liked_ones(
+    hf_batch: list[Paper],
+) -> None:
+    # Real papers (the hf page): a subscriber who typed words and has liked nothing yet
+    # clicks "less like this" on yesterday's unlearning papers; today's unlearning papers
+    # score lower than they would without those thumbs (they used to score the same).
+    # A small LSA space, as a real day's history of thousands of papers has.
+    history, batch = hf_batch[100:], hf_batch[:100]
+    disliked = tuple(p.key for p in history if "unlearning" in p.title.lower())
+    assert disliked
+    words = "machine unlearning and model editing"
+    plain, steered = (
+        {s.paper.key: s.score for s in rank(batch, [profile], history=history, top_k=150,
+                                           options=RankOptions(min_score=-1.0, lsa_dims=32,
+                                                               threshold_quantile=0.0)
+                                           ).rankings[0]}
+        for profile in (Profile(interests=words), Profile(interests=words, disliked=disliked))
+    )
+    unlearning = [p.key for p in batch if "unlearning" in p.title.lower()]
+    assert unlearning
+    assert all(steered[k] < plain[k] for k in unlearning)
+    editing = [p.key for p in batch
+               if "editing" in p.title.lower() and "unlearning" not in p.title.lower()]
+    assert sum(steered[k] - plain[k] for k in editing) > sum(
+        steered[k] - plain[k] for k in unlearning)

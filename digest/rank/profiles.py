@@ -9,7 +9,8 @@ Every signal has one defined effect:
 - ``seeds`` and ``liked`` are positive examples: a linear model and their centroid in
   the LSA space score the batch, and their categories (the rarer, the more) and
   authors count too;
-- ``disliked`` papers are negative examples of that model;
+- ``disliked`` papers are negative examples of that model (of their own when the
+  profile has words and no positive example: a share of it joins the text's topic);
 - ``categories`` and ``authors`` boost matching papers; ``exclude`` filters (scoring.py).
 
 Example papers are vectorised once per rank call (:class:`Examples`), however many

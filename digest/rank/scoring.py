@@ -105,7 +105,9 @@ class RankOptions:
     keyword_weight: float = 2.0
     feedback_depth: int = 10
     feedback_weight: float = 0.7
-    negative_weight: float = 0.3  # without LSA: share of the disliked centroid subtracted
+    # Share of the disliked papers' centroid subtracted (without LSA), and of their model
+    # added to the topic of a profile with words and no seed or liked paper (with LSA).
+    negative_weight: float = 0.3
     text_weight: float = 0.5  # text query when the profile also has examples
     category_boost: float = 0.05
     author_boost: float = 0.3
@@ -1138,11 +1140,19 @@ def _example_scores(
     (model, model_offset), (middle, middle_offset) = (
         _standardised(world, part) for part in (weights, centroid))
     vector, offset = model + middle, model_offset + middle_offset
-    if topic_rows is not None and topic_rows.size:  # rows without examples: zero so far
+    if topic_rows is not None and topic_rows.size:  # rows without positives: zero so far
+        # Their disliked papers alone still make a model (pointing away from them): a
+        # share of it joins the topic, so "less like this" pushes a paper's kind down
+        # before the subscriber has liked anything (without it the thumbs did nothing).
+        disliking = topic_rows[np.isin(topic_rows, compiled.negative_owner)]
+        against, against_offset = (options.negative_weight * model[disliking],
+                                   options.negative_weight * model_offset[disliking])
         vector[topic_rows], offset[topic_rows] = _standardised(
             world, _topic_part(world, compiled, feedback, topic_rows, options))
         if options.part_topics and compiled.parts is not None:
             _part_topics(world, compiled, topic_rows, vector, offset, options)
+        vector[disliking] += against
+        offset[disliking] += against_offset
     return _on_text_scale(world, vector, offset)
 
 
