@@ -48,6 +48,32 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
+def test_the_sqlite_wal_file_shrinks_back_after_a_large_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A WAL file keeps the size of its largest transaction for good unless a size limit
+    # is set: filling a year of history once left 1.28 GB beside the database.
+    from digest.store import base
+
+    monkeypatch.setattr(base, "WAL_SIZE_LIMIT", 256 * 1024, raising=False)
+    path = tmp_path / "w.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        with store.begin() as conn:  # ~6 MB in one transaction
+            for n in range(6):
+                conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v)"),
+                             {"k": f"big{n}", "v": "x" * 1_000_000})
+        wal = Path(f"{path}-wal")
+        assert wal.stat().st_size > 4_000_000
+        # Its commit checkpointed it (SQLite's automatic checkpoint, past 1,000 pages);
+        # the next write starts the WAL over, cut to the limit.
+        with store.begin() as conn:
+            conn.execute(text("INSERT INTO meta (key, value) VALUES ('small', 'y')"))
+        assert wal.stat().st_size <= 256 * 1024
+    finally:
+        store.close()
+
+
 def test_saving_a_feed_again_writes_only_what_changed(tmp_path: Path) -> None:
     # An hourly run reads the same feed again: every known paper was rewritten (and its
     # updated_at moved) though nothing about it had changed.
