@@ -101,7 +101,8 @@ class Config:
     error_budget: int = 10  # consecutive delivery failures before a run stops sending
     grace_hours: int = 18  # how late a missed digest may still go out
     # Days of history kept: ledger rows, sent papers, run reports and previews older
-    # than this are pruned by each run and by `digest prune`; 0 keeps everything.
+    # than this are pruned by the first run of each UTC day and by `digest prune`; 0
+    # keeps everything.
     retention_days: int = 365
     # The hour (UTC) by which a day's batch has normally arrived: a digest holds the
     # batches filed up to the UTC day of its send instant less this many hours.

@@ -415,7 +415,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
 @click.pass_context
 def prune(ctx: click.Context, as_json: bool) -> None:
-    """Delete the history older than DIGEST_RETENTION_DAYS (every run does it too)."""
+    """Delete the history older than DIGEST_RETENTION_DAYS (the first run of a day does too)."""
     config = get_config(ctx)
     now = now_utc()
     db = open_db(config)
