@@ -22,6 +22,11 @@ PAPER_SOURCE_MAX = 300
 PAPER_DOI_MAX = 300
 
 
+def without_nul(text: str) -> str:
+    """Drop NUL characters, which PostgreSQL refuses in text (SQLite stores them)."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 @dataclass(frozen=True)
 class Paper:
     """One paper, whatever source it came from.

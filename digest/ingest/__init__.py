@@ -16,8 +16,7 @@ from digest.ingest.jsonl import load_jsonl, paper_from_record
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, paper_key, parse_arxiv_id
 from digest.ingest.merge import merge
 from digest.ingest.sources import read_source, to_result
-from digest.ingest.text import without_nul
-from digest.models import SourceResult, SourceSpec
+from digest.models import SourceResult, SourceSpec, without_nul
 
 __all__ = [
     "Fetch",

@@ -8,7 +8,7 @@ import re
 from dataclasses import fields, replace
 from typing import Any
 
-from digest.models import PAPER_DOI_MAX, PAPER_KEY_MAX, PAPER_SOURCE_MAX, Paper
+from digest.models import PAPER_DOI_MAX, PAPER_KEY_MAX, PAPER_SOURCE_MAX, Paper, without_nul
 
 # Only real HTML tags count as markup: "$a<b$ and $c > d$" must never look like a tag, so a
 # tag name has to be followed by ">", "/>" or whitespace plus attributes.
@@ -30,11 +30,6 @@ _BOX_CLASS = re.compile(r"class=\"[^\"]*boxTitle[^\"]*\"", re.IGNORECASE)
 # "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
 _ABSTRACT_LABELS = re.compile(r"(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)+")
 _INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
-
-
-def without_nul(text: str) -> str:
-    """Drop NUL characters, which PostgreSQL refuses in text (SQLite stores them)."""
-    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def fitting_key(key: str) -> str:

@@ -11,10 +11,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from digest.models import DeliveryStatus
+from digest.models import DeliveryStatus, without_nul
 from digest.store.base import StoreBase
 from digest.store.delivery import UNSETTLED
-from digest.store.rows import _iso, _no_nul, _picks, _utc, email_hash
+from digest.store.rows import _iso, _picks, _utc, email_hash
 from digest.store.tables import (
     bounces,
     deliveries,
@@ -182,7 +182,7 @@ class BounceMixin(StoreBase):
         text is a stranger's server's: a NUL character in it is dropped (PostgreSQL
         refuses one in text, and the mailbox scan stopped at that report).
         """
-        key = _no_nul(report_id)[:500]
+        key = without_nul(report_id)[:500]
         try:
             with self.begin() as conn:
                 conn.execute(
@@ -190,10 +190,10 @@ class BounceMixin(StoreBase):
                         report_id=key,
                         email_hash=email_hash(email),
                         kind=kind,
-                        status=_no_nul(status)[:20],
-                        action=_no_nul(action)[:50],
-                        diagnostic=_no_nul(diagnostic),
-                        source=_no_nul(source)[:500],
+                        status=without_nul(status)[:20],
+                        action=without_nul(action)[:50],
+                        diagnostic=without_nul(diagnostic),
+                        source=without_nul(source)[:500],
                         bounced_at=at,
                         recorded_at=now,
                     )
@@ -201,7 +201,7 @@ class BounceMixin(StoreBase):
                 if verified_by is not None:
                     conn.execute(
                         insert(verified_bounces).values(
-                            report_id=key, evidence=_no_nul(verified_by)[:300]
+                            report_id=key, evidence=without_nul(verified_by)[:300]
                         )
                     )
         except IntegrityError:

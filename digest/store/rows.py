@@ -22,11 +22,6 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
 
-def _no_nul(text: str) -> str:
-    """Return ``text`` without NUL characters, which PostgreSQL refuses in text."""
-    return text.replace("\x00", "")
-
-
 def _utc(value: datetime | None) -> datetime | None:
     """Return an aware UTC datetime (SQLite hands back naive ones)."""
     if value is None:
