@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ledger import insert_subscribers  # noqa: E402  (bench/, this script's folder)
+
 from digest.config import config_from_values  # noqa: E402
 from digest.store import open_store  # noqa: E402
 
@@ -51,13 +53,7 @@ def build(path: Path, subscribers: int, days: int, per_day: int, first: date) ->
     # A transaction a day: one for the whole history went through a WAL as large as it.
     con.execute("BEGIN")
     stamp = f"{first} 07:00:00.000000"
-    con.executemany(
-        "INSERT INTO subscribers (id, email, name, status, profile, send_hour, timezone, "
-        "cadence, weekday, max_papers, empty_digest, popularity, created_at, updated_at) "
-        "VALUES (?, ?, '', 'active', ?, 7, 'UTC', 'daily', 0, 10, 'skip', 0.0, ?, ?)",
-        ((n, f"s{n}@example.org", json.dumps({"interests": f"topic {n % 97}"}), stamp, stamp)
-         for n in range(1, subscribers + 1)),
-    )
+    insert_subscribers(con, subscribers, stamp)
     for offset in range(days):
         day = first + timedelta(days=offset)
         at = f"{day} 07:01:00.000000"

@@ -49,13 +49,8 @@ def key(day: date, number: int) -> str:
     return f"arxiv:{day:%y%m}.{day.day:02d}{number % BATCH:03d}"
 
 
-def build(path: Path, subscribers: int, days: int) -> date:
-    """Write the ledger into a new database at ``path``; return today (the day after)."""
-    open_store(f"sqlite:///{path}").close()
-    con = sqlite3.connect(path, isolation_level=None)
-    con.execute("PRAGMA synchronous=OFF")
-    con.execute("BEGIN")
-    stamp = "2026-05-01 07:00:00.000000"
+def insert_subscribers(con: sqlite3.Connection, subscribers: int, stamp: str) -> None:
+    """Insert N active daily subscribers (ids 1..N, 07:00 UTC) created at ``stamp``."""
     con.executemany(
         "INSERT INTO subscribers (id, email, name, status, profile, send_hour, timezone, "
         "cadence, weekday, max_papers, empty_digest, popularity, created_at, updated_at) "
@@ -63,6 +58,16 @@ def build(path: Path, subscribers: int, days: int) -> date:
         ((n, f"s{n}@example.org", json.dumps({"interests": f"topic {n % 97}"}), stamp, stamp)
          for n in range(1, subscribers + 1)),
     )
+
+
+def build(path: Path, subscribers: int, days: int) -> date:
+    """Write the ledger into a new database at ``path``; return today (the day after)."""
+    open_store(f"sqlite:///{path}").close()
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA synchronous=OFF")
+    con.execute("BEGIN")
+    stamp = "2026-05-01 07:00:00.000000"
+    insert_subscribers(con, subscribers, stamp)
     today = FIRST + timedelta(days=days)
     for offset in range(days + 1):
         day = FIRST + timedelta(days=offset)
