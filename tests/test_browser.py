@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -25,8 +24,9 @@ from werkzeug.serving import make_server
 
 from digest import mail, pipeline, tokens
 from digest.config import Config
-from digest.store import Store, open_store
+from digest.store import Store
 from digest.web import create_app
+from tests.fixtures.browser import serving
 from tests.fixtures.config import SECRET, make_config
 
 pytestmark = [
@@ -65,15 +65,8 @@ def served(tmp_path: Path, smtp_server: Any) -> Iterator[tuple[Config, str, Stor
 
     app = create_app(config, now=lambda: NOW, send=send)
     holder.app = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    store = open_store(config.database_url)
-    try:
-        yield config, base, store
-    finally:
-        server.shutdown()
-        thread.join(5)
-        store.close()
+    with serving(server, config) as served:
+        yield served
 
 
 @pytest.fixture

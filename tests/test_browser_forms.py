@@ -8,7 +8,6 @@ DIGEST_SKIP_BROWSER=1 skips.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -21,8 +20,9 @@ from werkzeug.serving import make_server
 from digest import tokens
 from digest.config import Config
 from digest.models import Profile
-from digest.store import Store, open_store
+from digest.store import Store
 from digest.web import create_app
+from tests.fixtures.browser import serving
 from tests.fixtures.config import SECRET, make_config
 
 pytestmark = [
@@ -39,17 +39,8 @@ def served(tmp_path: Path) -> Iterator[tuple[Config, str, Store]]:
     outbox: list[EmailMessage] = []
     config = make_config(tmp_path / "var")
     app = create_app(config, send=outbox.append)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    store = open_store(config.database_url)
-    try:
-        yield config, base, store
-    finally:
-        server.shutdown()
-        thread.join(5)
-        store.close()
+    with serving(make_server("127.0.0.1", 0, app, threaded=True), config) as served:
+        yield served
 
 
 @pytest.fixture
