@@ -10,7 +10,9 @@ from pathlib import Path
 
 from digest import pipeline
 from digest.config import Config, parse_sources
-from digest.models import Paper, Profile
+from digest.ingest import HttpFetcher, collect
+from digest.models import Paper, Profile, SourceResult, SourceSpec
+from digest.render import short_authors
 from digest.store import open_store
 from tests.fixtures.config import make_config
 from tests.fixtures.http_server import FeedServer
@@ -19,6 +21,8 @@ THURSDAY = date(2026, 9, 24)
 NOW = datetime(2026, 9, 24, 9, 0, tzinfo=UTC)
 COMBINED = ("captured/arxiv_rss/"
             "arxiv_rss_cs.LG+cs.AI+cs.CL+stat.ML_2026-09-24_new_cross_replace_4items.xml")
+BIORXIV = "captured/other_scholarly/biorxiv_20250413.xml"
+UA = "digest-tests/1 (mailto:ops@example.org)"
 
 
 def texts(config: Config) -> list[str]:
@@ -68,3 +72,29 @@ def test_a_paper_one_source_lists_as_new_stays_new_when_another_listed_it_replac
     stored = store.get_papers(["arxiv:2609.00001"])["arxiv:2609.00001"]
     assert stored.announce_type == "new" and stored.version == 2 and stored.upvotes == 40
     store.close()
+
+
+def read_one(server: FeedServer, kind: str, path: str) -> SourceResult:
+    spec = SourceSpec(name=f"{kind}:test", kind=kind, location=server.url(path))
+    [result] = collect([spec], day=THURSDAY, user_agent=UA,
+                       fetch=HttpFetcher(user_agent=UA, sleep=lambda _: None))
+    return result
+
+
+def test_biorxiv_names_without_initials_keep_the_authors_apart(feed_server: FeedServer) -> None:
+    # bioRxiv lists "Surname, I., Surname, I." and closes a name that has no initials (a
+    # group, a one-word name) with a second comma: "Trull, A., nf-core community,, ...".
+    result = read_one(feed_server, "rss", BIORXIV)
+    assert result.status == "ok" and len(result.papers) == 30
+    authors = {p.key: p.authors for p in result.papers}
+    assert authors["doi:10.1101/2025.04.08.647887"] == (
+        "A. Trull", "nf-core community", "E. A. Worthey", "L. Ianov")
+    assert authors["doi:10.1101/2025.04.06.647478"] == (
+        "X. Qiu", "Y. Liu", "E. Agmon", "P. Vera-Licona", "Kshitiz", "Y. Suhail")
+    # What the email's author line says (it showed "Trull, A., nf-core community et al.").
+    assert short_authors(authors["doi:10.1101/2025.04.06.647478"]) == (
+        "X. Qiu, Y. Liu, E. Agmon et al.")
+    # Every other item of the capture still pairs each surname with its initials.
+    assert authors["doi:10.1101/2025.04.07.647590"][:2] == ("N. Hou", "Z. Wu")
+    assert all(len(name.split()) >= 2 or name == "Kshitiz"
+               for names in authors.values() for name in names)
