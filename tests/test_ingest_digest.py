@@ -22,6 +22,7 @@ NOW = datetime(2026, 9, 24, 9, 0, tzinfo=UTC)
 COMBINED = ("captured/arxiv_rss/"
             "arxiv_rss_cs.LG+cs.AI+cs.CL+stat.ML_2026-09-24_new_cross_replace_4items.xml")
 BIORXIV = "captured/other_scholarly/biorxiv_20250413.xml"
+SHORT_NAMES = "handmade/arxiv_rss_two_authors_short_names.xml"
 UA = "digest-tests/1 (mailto:ops@example.org)"
 
 
@@ -98,3 +99,15 @@ def test_biorxiv_names_without_initials_keep_the_authors_apart(feed_server: Feed
     assert authors["doi:10.1101/2025.04.07.647590"][:2] == ("N. Hou", "Z. Wu")
     assert all(len(name.split()) >= 2 or name == "Kshitiz"
                for names in authors.values() for name in names)
+
+
+def test_two_authors_whose_second_has_a_short_name_stay_two(feed_server: FeedServer) -> None:
+    # "Bo Li" looked like bioRxiv's initials ("Hou, N."): the two authors became one
+    # person, "Bo Li Guanglin Niu", whom no follower of Bo Li or Guanglin Niu matched.
+    result = read_one(feed_server, "arxiv-rss", SHORT_NAMES)
+    assert result.status == "ok"
+    assert [(p.key, p.authors) for p in result.papers] == [
+        ("arxiv:2604.25693", ("Guanglin Niu", "Bo Li")),
+        ("arxiv:2603.12677", ("Shuxin Liu", "Ou Wu")),
+    ]
+    assert short_authors(result.papers[0].authors) == "Guanglin Niu, Bo Li"

@@ -29,7 +29,9 @@ _TEXT_DIV = re.compile(r"<div\s([^<>]*)>([^<>]*)</div>", re.IGNORECASE)
 _BOX_CLASS = re.compile(r"class=\"[^\"]*boxTitle[^\"]*\"", re.IGNORECASE)
 # "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
 _ABSTRACT_LABELS = re.compile(r"(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)+")
-_INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
+# bioRxiv's initials, each with its dot ("N.", "E. A.", "P.-C."): without the dots, the
+# given names of "Guanglin Niu, Bo Li" read as initials of the surname before them.
+_INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.\s?-?)+$")
 
 
 def fitting_key(key: str) -> str:
