@@ -8,6 +8,8 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
+# arXiv's announcements of a new version of a paper announced before (often years before).
+REPLACEMENTS: frozenset[str] = frozenset({"replace", "replace-cross"})
 SubscriberStatus = Literal["pending", "active", "paused", "unsubscribed", "deleted"]
 Cadence = Literal["daily", "weekly"]
 DeliveryStatus = Literal[

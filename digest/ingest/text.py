@@ -29,7 +29,9 @@ _TEXT_DIV = re.compile(r"<div\s([^<>]*)>([^<>]*)</div>", re.IGNORECASE)
 _BOX_CLASS = re.compile(r"class=\"[^\"]*boxTitle[^\"]*\"", re.IGNORECASE)
 # "Abstract" (and OUP's "Summary" section) only say that the abstract starts here.
 _ABSTRACT_LABELS = re.compile(r"(?:Abstract(?:\s*:\s*|\s+(?=[A-Z]))|Summary\s*:\s*)+")
-_INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.?\s?-?)+$")
+# bioRxiv's initials, each with its dot ("N.", "E. A.", "P.-C."): without the dots, the
+# given names of "Guanglin Niu, Bo Li" read as initials of the surname before them.
+_INITIALS = re.compile(r"^(?:[A-Z][a-z]?\.\s?-?)+$")
 
 
 def fitting_key(key: str) -> str:
@@ -122,8 +124,37 @@ def split_authors(text: str | None) -> tuple[str, ...]:
     text = squash(text)
     if not text:
         return ()
-    parts = [p.strip() for p in re.split(r",|;|\band\b|&", text) if p.strip()]
-    # bioRxiv lists "Surname, I., Surname, I."; pair each surname with its initials.
-    if len(parts) >= 2 and all(_INITIALS.match(p) for p in parts[1::2]) and len(parts) % 2 == 0:
-        return tuple(f"{parts[i + 1]} {parts[i]}" for i in range(0, len(parts), 2))
-    return tuple(parts)
+    surnames_first = _surnames_first(text)
+    if surnames_first is not None:
+        return surnames_first
+    return tuple(p.strip() for p in re.split(r",|;|\band\b|&", text) if p.strip())
+
+
+def _surnames_first(text: str) -> tuple[str, ...] | None:
+    """Read bioRxiv's "Surname, I., Surname, I." as names; None for any other shape.
+
+    A name without initials (a group, a one-word name) is closed by a second comma:
+    "Trull, A., nf-core community,, Worthey, E. A." is three authors. Dropping the
+    empty piece, as a plain split does, paired nothing and listed "Trull" and "A." as
+    two authors.
+    """
+    pieces = [p.strip() for p in re.split(r"[,;]", text)]
+    if pieces[-1] == "":
+        pieces.pop()  # a trailing comma
+    names: list[str] = []
+    paired = False
+    i = 0
+    while i < len(pieces):
+        name = pieces[i]
+        after = pieces[i + 1] if i + 1 < len(pieces) else None
+        if not name or after is None:
+            return None
+        if after and _INITIALS.match(after):
+            names.append(f"{after} {name}")
+            paired = True
+        elif after:
+            return None
+        else:
+            names.append(name)
+        i += 2
+    return tuple(names) if paired else None

@@ -300,7 +300,7 @@ def ingest_sources(
         new = 0
         if result.papers:
             # A replacement refreshes a known paper and keeps its batch day, so it is
-            # never mailed again; an unknown one joins today's batch like a new paper.
+            # never mailed again; an unknown one is filed but never mailed (planning).
             new, _updated = db.save_papers(result.papers, batch_day=day, now=now)
         # As recorded: judged against the source's history (stale only when behind), so
         # the run's report says what `digest status` says.

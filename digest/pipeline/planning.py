@@ -12,6 +12,7 @@ from digest.due import due_days, newest_batch_day, zone
 from digest.errors import DeliveryError, DigestError, UsageError
 from digest.forking import map_forked
 from digest.models import (
+    REPLACEMENTS,
     Delivery,
     DeliveryStatus,
     Digest,
@@ -251,7 +252,11 @@ def choose_papers(
         windows.append((lower, upper))
     first = min(w[0] for w in windows)
     last_day = max(w[1] for w in windows)
-    pool = db.batch(first, last_day)
+    # A replacement of a paper never stored before is an old paper revised (arXiv
+    # announces v2 of a 2020 paper beside the day's new ones): kept for the ranker's
+    # history and to be updated, but it is no new paper and is not mailed as one.
+    pool = [(paper, day) for paper, day in db.batch(first, last_day)
+            if paper.announce_type not in REPLACEMENTS]
     if not pool:
         return [None] * len(plans), 0, [0] * len(plans)
     batch = [paper for paper, _ in pool]

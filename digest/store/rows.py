@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Row
 
-from digest.models import Delivery, Paper, Profile, Subscriber
+from digest.models import REPLACEMENTS, Delivery, Paper, Profile, Subscriber
 
 T = TypeVar("T")
 
@@ -179,6 +179,9 @@ def _merge_stored(old: Paper, new: Paper) -> Paper:
         ai_summary=new.ai_summary or old.ai_summary,
         ai_keywords=new.ai_keywords or old.ai_keywords,
         published=old.published or new.published,
+        # Announced as new by one source, it is new, whichever source was saved first.
+        announce_type=(new.announce_type if old.announce_type in REPLACEMENTS
+                       and new.announce_type not in REPLACEMENTS else old.announce_type),
     )
 
 

@@ -1,0 +1,113 @@
+"""Papers from real feeds as a subscriber reads them: ingested over HTTP, ranked, mailed."""
+
+from __future__ import annotations
+
+import mailbox
+from datetime import UTC, date, datetime
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+from digest import pipeline
+from digest.config import Config, parse_sources
+from digest.ingest import HttpFetcher, collect
+from digest.models import Paper, Profile, SourceResult, SourceSpec
+from digest.render import short_authors
+from digest.store import open_store
+from tests.fixtures.config import make_config
+from tests.fixtures.http_server import FeedServer
+
+THURSDAY = date(2026, 9, 24)
+NOW = datetime(2026, 9, 24, 9, 0, tzinfo=UTC)
+COMBINED = ("captured/arxiv_rss/"
+            "arxiv_rss_cs.LG+cs.AI+cs.CL+stat.ML_2026-09-24_new_cross_replace_4items.xml")
+BIORXIV = "captured/other_scholarly/biorxiv_20250413.xml"
+SHORT_NAMES = "handmade/arxiv_rss_two_authors_short_names.xml"
+UA = "digest-tests/1 (mailto:ops@example.org)"
+
+
+def texts(config: Config) -> list[str]:
+    """Return the text part of every message in the Maildir."""
+    box = mailbox.Maildir(str(config.maildir), create=False)
+    messages = [BytesParser(policy=policy.default).parsebytes(box.get_bytes(key))
+                for key in box.keys()]  # noqa: SIM118 (Maildir is not a dict)
+    return [str(m.get_body(("plain",)).get_content()) for m in messages]  # type: ignore[union-attr]
+
+
+def test_an_old_paper_revised_today_is_kept_but_not_mailed_as_new(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # The capture lists two new papers and arXiv:2009.13987 (2020) replaced at v3; the
+    # store has never seen that paper. A reader of random polytopes in cs.LG would
+    # have had it first, as one of "3 new today".
+    config = make_config(tmp_path / "var",
+                         sources=parse_sources(f"arxiv-rss:{feed_server.url(COMBINED)}"))
+    store = open_store(config.database_url)
+    store.add_subscriber("reader@example.org", Profile(
+        interests="random polytopes for classification and clustering",
+        categories=("cs.LG",)), now=NOW, send_hour=7, max_papers=10)
+    report = pipeline.run(config, now=NOW, day=THURSDAY, store=store)
+    assert report.sent == 1
+    [text] = texts(config)
+    assert "2009.13987" not in text and "Random Polytope Descriptors" not in text
+    assert "https://arxiv.org/abs/2609.26811" in text
+    assert "from 2 new today" in text
+    # Kept all the same: the ranker's history, a typed title, later versions update it.
+    kept = store.get_papers(["arxiv:2009.13987"])["arxiv:2009.13987"]
+    assert kept.version == 3 and kept.announce_type == "replace"
+    store.close()
+
+
+def test_a_paper_one_source_lists_as_new_stays_new_when_another_listed_it_replaced(
+    tmp_path: Path,
+) -> None:
+    # Sources are saved one after the other: arXiv's replacement of a paper first, then
+    # Hugging Face's list of the day's papers holding it. Saved the other way round, or
+    # in one source, it was new; the order of DIGEST_SOURCES must not hide it.
+    store = open_store(make_config(tmp_path / "var").database_url)
+    replaced = Paper(key="arxiv:2609.00001", title="A paper", announce_type="replace",
+                     version=2)
+    store.save_papers([replaced], batch_day=THURSDAY, now=NOW)
+    store.save_papers([Paper(key="arxiv:2609.00001", title="A paper", upvotes=40)],
+                      batch_day=THURSDAY, now=NOW)
+    stored = store.get_papers(["arxiv:2609.00001"])["arxiv:2609.00001"]
+    assert stored.announce_type == "new" and stored.version == 2 and stored.upvotes == 40
+    store.close()
+
+
+def read_one(server: FeedServer, kind: str, path: str) -> SourceResult:
+    spec = SourceSpec(name=f"{kind}:test", kind=kind, location=server.url(path))
+    [result] = collect([spec], day=THURSDAY, user_agent=UA,
+                       fetch=HttpFetcher(user_agent=UA, sleep=lambda _: None))
+    return result
+
+
+def test_biorxiv_names_without_initials_keep_the_authors_apart(feed_server: FeedServer) -> None:
+    # bioRxiv lists "Surname, I., Surname, I." and closes a name that has no initials (a
+    # group, a one-word name) with a second comma: "Trull, A., nf-core community,, ...".
+    result = read_one(feed_server, "rss", BIORXIV)
+    assert result.status == "ok" and len(result.papers) == 30
+    authors = {p.key: p.authors for p in result.papers}
+    assert authors["doi:10.1101/2025.04.08.647887"] == (
+        "A. Trull", "nf-core community", "E. A. Worthey", "L. Ianov")
+    assert authors["doi:10.1101/2025.04.06.647478"] == (
+        "X. Qiu", "Y. Liu", "E. Agmon", "P. Vera-Licona", "Kshitiz", "Y. Suhail")
+    # What the email's author line says (it showed "Trull, A., nf-core community et al.").
+    assert short_authors(authors["doi:10.1101/2025.04.06.647478"]) == (
+        "X. Qiu, Y. Liu, E. Agmon et al.")
+    # Every other item of the capture still pairs each surname with its initials.
+    assert authors["doi:10.1101/2025.04.07.647590"][:2] == ("N. Hou", "Z. Wu")
+    assert all(len(name.split()) >= 2 or name == "Kshitiz"
+               for names in authors.values() for name in names)
+
+
+def test_two_authors_whose_second_has_a_short_name_stay_two(feed_server: FeedServer) -> None:
+    # "Bo Li" looked like bioRxiv's initials ("Hou, N."): the two authors became one
+    # person, "Bo Li Guanglin Niu", whom no follower of Bo Li or Guanglin Niu matched.
+    result = read_one(feed_server, "arxiv-rss", SHORT_NAMES)
+    assert result.status == "ok"
+    assert [(p.key, p.authors) for p in result.papers] == [
+        ("arxiv:2604.25693", ("Guanglin Niu", "Bo Li")),
+        ("arxiv:2603.12677", ("Shuxin Liu", "Ou Wu")),
+    ]
+    assert short_authors(result.papers[0].authors) == "Guanglin Niu, Bo Li"
