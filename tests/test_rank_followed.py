@@ -76,5 +76,16 @@ def test_a_followed_author_is_found_with_or_without_the_dots_of_initials() -> No
         ["by Guy Steele, Jr."]] * 2
 
 
+def test_a_first_author_named_with_et_al_by_a_publishers_feed_is_followed() -> None:
+    # Nature's subject feeds name only the first author: <name>Sebastian Birk et
+    # al.</name> (the captured nature_subject feed); whoever follows him matched nothing.
+    assert _by("Sebastian Birk et al.", ("Sebastian Birk", "Birk, Sebastian")) == [
+        ["by Sebastian Birk et al."]] * 2
+    assert _by("Sebastian Birk, et al", ("Sebastian Birk",)) == [
+        ["by Sebastian Birk, et al"]]
+    # Not a name that merely ends in those letters.
+    assert _by("Bet Al", ("Bet Al",)) == [["by Bet Al"]]
+
+
 def test_a_different_author_with_the_same_last_name_is_not_followed() -> None:
     assert _by("Jiajun Wu", ("Wu, Jiayi", "Jiayi Wu", "Wu")) == [[], [], []]

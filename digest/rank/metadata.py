@@ -39,12 +39,18 @@ def normalize_name(name: str) -> str:
     Case, spacing, accents, the dots of initials and hyphens do not matter: 'J.  Smith'
     == 'j smith', 'Francois Durand' == 'François Durand' (composed or decomposed),
     'Lukasz' == 'Łukasz', 'Yih-Chung Tham' == 'Yih Chung Tham'; nor does the order of
-    'Last, First' ('Wu, Jiajun' == 'Jiajun Wu'). A subscriber types the name of the
-    author they follow as their keyboard, or their reference list, has it.
+    'Last, First' ('Wu, Jiajun' == 'Jiajun Wu'), nor a feed's trailing 'et al.'. A
+    subscriber types the name of the author they follow as their keyboard, or their
+    reference list, has it.
     """
     folded = name.lower()
     if not folded.isascii():
         folded = fold_accents(folded.translate(_PLAIN_LETTERS))
+    words = folded.translate(_NAME_MARKS).split()
+    if len(words) > 2 and words[-2:] == ["et", "al"]:
+        # A publisher's feed that names only the first author ("Sebastian Birk et al.",
+        # Nature's subject feeds): the paper is still that author's.
+        folded = folded[: folded.rfind("et")].rstrip(" ,")
     last, comma, first = folded.partition(",")
     if comma and "," not in first and last.strip() and first.strip():
         if " ".join(first.translate(_NAME_MARKS).split()) in _SUFFIXES:
