@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from digest.addresses import normalize_email
 from digest.errors import DeliveryError
 from digest.mail import (
     MaildirTransport,
@@ -22,6 +23,7 @@ from digest.mail import (
     open_transport,
 )
 from digest.models import RenderedEmail
+from tests.fixtures.smtp_server import SmtpTestServer
 
 DAY = date(2026, 5, 25)
 NOW = datetime(2026, 5, 25, 7, 0, tzinfo=UTC)
@@ -142,6 +144,24 @@ def test_a_malformed_recipient_is_a_permanent_delivery_error() -> None:
 def test_an_international_domain_goes_out_as_idna() -> None:
     msg = reparse(make(to_addr="ada@bücher.example"))
     assert msg["To"].addresses[0].addr_spec == "ada@xn--bcher-kva.example"
+
+
+def test_an_international_domain_is_encoded_as_idna_2008_not_2003(
+    smtp_server: SmtpTestServer,
+) -> None:
+    # "faß.de" is its own domain, xn--fa-hia.de; Python's IDNA 2003 codec made it
+    # fass.de, and the digest (with its signed preferences link) went to a stranger.
+    # The address as every entry point stores it: email-validator's normalized form.
+    to = normalize_email("Jana@xn--fa-hia.de")
+    assert to == "jana@faß.de"
+    msg = make(to_addr=to, from_addr="digest@straße.example")
+    with SmtpTransport(smtp_server.settings()) as transport:
+        transport.send(msg)
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == ["jana@xn--fa-hia.de"]
+    assert received.mail_from == "digest@xn--strae-oqa.example"
+    assert received.message["To"].addresses[0].addr_spec == "jana@xn--fa-hia.de"
+    assert received.message["From"].addresses[0].addr_spec == "digest@xn--strae-oqa.example"
 
 
 def test_extra_headers_cannot_replace_structural_ones() -> None:
