@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from digest.addresses import ascii_domain
 from digest.errors import ConfigError
 from digest.models import SourceSpec
 
@@ -136,8 +137,15 @@ class Config:
 
     @property
     def mail_domain(self) -> str:
-        """Return the domain of the From address (Message-IDs are made on it)."""
-        return self.from_addr.rpartition("@")[2] or "localhost"
+        """Return the domain of the From address (Message-IDs are made on it), in ASCII.
+
+        An international domain is given as its A-labels (xn--): a Message-ID is ASCII.
+        """
+        domain = self.from_addr.rpartition("@")[2] or "localhost"
+        try:
+            return ascii_domain(domain)
+        except ValueError:
+            return domain  # build_message refuses such a From address before its id
 
     @property
     def embedding_dir(self) -> Path:
