@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from email_validator import EmailNotValidError, validate_email
 
 from digest.errors import UsageError
@@ -27,3 +29,18 @@ def normalize_email(address: str) -> str:
     # Lower-case the whole address: providers treat local parts case-insensitively in
     # practice, and one subscriber must not exist twice under two spellings.
     return str(valid.normalized).lower()
+
+
+@functools.lru_cache(maxsize=4096)
+def ascii_domain(domain: str) -> str:
+    """Return a domain as it goes on the wire: IDNA 2008 A-labels (``xn--``) if not ASCII.
+
+    Python's "idna" codec is IDNA 2003, which maps "ß" to "ss" and the Greek final
+    sigma to a sigma: "faß.de" (xn--fa-hia.de) became fass.de, somebody else's domain.
+    email-validator, which accepted the address, encodes as IDNA 2008 does. Raises
+    ValueError (EmailNotValidError) for a domain it refuses.
+    """
+    if domain.isascii():
+        return domain.encode("idna").decode("ascii")  # checks the labels' lengths
+    valid = validate_email(f"x@{domain}", check_deliverability=False, allow_smtputf8=False)
+    return str(valid.ascii_domain)

@@ -11,11 +11,12 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from digest.addresses import ascii_domain
 from digest.errors import ConfigError
 from digest.models import SourceSpec
 
@@ -136,8 +137,15 @@ class Config:
 
     @property
     def mail_domain(self) -> str:
-        """Return the domain of the From address (Message-IDs are made on it)."""
-        return self.from_addr.rpartition("@")[2] or "localhost"
+        """Return the domain of the From address (Message-IDs are made on it), in ASCII.
+
+        An international domain is given as its A-labels (xn--): a Message-ID is ASCII.
+        """
+        domain = self.from_addr.rpartition("@")[2] or "localhost"
+        try:
+            return ascii_domain(domain)
+        except ValueError:
+            return domain  # build_message refuses such a From address before its id
 
     @property
     def embedding_dir(self) -> Path:
@@ -240,6 +248,7 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
             f"DIGEST_BASE_URL must be an http(s) URL, got {base_url!r}",
             "set it to the public address of `digest serve`, e.g. https://digest.example.org",
         )
+    base_url = _ascii_url(base_url)
     secret_key = get("DIGEST_SECRET_KEY") or _local_secret(var_dir)
     if len(secret_key) < 16:
         raise ConfigError(
@@ -402,6 +411,37 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _ascii_url(url: str) -> str:
+    """Return DIGEST_BASE_URL in ASCII: an international host as IDNA A-labels (xn--),
+    any other non-ASCII character percent-encoded (UTF-8).
+
+    Every link in a mail is made on it. Typed with "bücher.example", the List-Unsubscribe
+    header went out RFC 2047-encoded, which no mailbox provider reads as a URL: no
+    unsubscribe button and no one-click unsubscribe.
+    """
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    hint = "set it to the public address of `digest serve`, e.g. https://digest.example.org"
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise ConfigError(f"DIGEST_BASE_URL has a port that is not valid: {url!r}",
+                          hint) from err
+    try:
+        ascii_host = ascii_domain(host)
+    except ValueError as err:
+        raise ConfigError(f"DIGEST_BASE_URL's host is not a valid domain name: {host!r}",
+                          hint) from err
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    netloc = f"{quote(userinfo, safe=':%')}{at}{ascii_host}{'' if port is None else f':{port}'}"
+    keep = "/%!$&'()*+,;=:@-._~?"
+    path, query, fragment = (quote(part, safe=keep) for part in parts[2:])
+    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "") + (
+        f"#{fragment}" if fragment else "")
 
 
 def parse_from(value: str) -> tuple[str, str]:

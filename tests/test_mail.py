@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from digest.addresses import normalize_email
+from digest.config import config_from_values
 from digest.errors import DeliveryError
 from digest.mail import (
     MaildirTransport,
@@ -21,7 +24,10 @@ from digest.mail import (
     message_to_bytes,
     open_transport,
 )
-from digest.models import RenderedEmail
+from digest.models import Digest, Paper, RenderedEmail, ScoredPaper, Subscriber
+from digest.pipeline.composing import compose
+from digest.render import make_environment
+from tests.fixtures.smtp_server import SmtpTestServer
 
 DAY = date(2026, 5, 25)
 NOW = datetime(2026, 5, 25, 7, 0, tzinfo=UTC)
@@ -144,6 +150,24 @@ def test_an_international_domain_goes_out_as_idna() -> None:
     assert msg["To"].addresses[0].addr_spec == "ada@xn--bcher-kva.example"
 
 
+def test_an_international_domain_is_encoded_as_idna_2008_not_2003(
+    smtp_server: SmtpTestServer,
+) -> None:
+    # "faß.de" is its own domain, xn--fa-hia.de; Python's IDNA 2003 codec made it
+    # fass.de, and the digest (with its signed preferences link) went to a stranger.
+    # The address as every entry point stores it: email-validator's normalized form.
+    to = normalize_email("Jana@xn--fa-hia.de")
+    assert to == "jana@faß.de"
+    msg = make(to_addr=to, from_addr="digest@straße.example")
+    with SmtpTransport(smtp_server.settings()) as transport:
+        transport.send(msg)
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == ["jana@xn--fa-hia.de"]
+    assert received.mail_from == "digest@xn--strae-oqa.example"
+    assert received.message["To"].addresses[0].addr_spec == "jana@xn--fa-hia.de"
+    assert received.message["From"].addresses[0].addr_spec == "digest@xn--strae-oqa.example"
+
+
 def test_extra_headers_cannot_replace_structural_ones() -> None:
     with pytest.raises(ValueError):
         make(extra_headers={"To": "someone@example.net"})
@@ -197,3 +221,36 @@ def test_open_transport_picks_smtp_when_settings_are_given(tmp_path: Path) -> No
     transport = open_transport(SmtpSettings("127.0.0.1", 25, "none"), tmp_path)
     assert isinstance(transport, SmtpTransport)
     transport.close()  # never connected: closing is a no-op
+
+
+def test_an_international_base_url_gives_a_list_unsubscribe_receivers_can_read(
+    tmp_path: Path,
+) -> None:
+    # DIGEST_BASE_URL typed with its Unicode host: the List-Unsubscribe URL was not
+    # ASCII, so the header went out RFC 2047-encoded ("=?utf-8?q?=3Chttps=3A//b=C3=BC..."),
+    # which mailbox providers do not read as a URL: no unsubscribe button, no one-click.
+    config = config_from_values({
+        "DIGEST_VAR_DIR": str(tmp_path / "var"),
+        "DIGEST_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "DIGEST_FROM": "Research Digest <digest@example.org>",
+        "DIGEST_BASE_URL": "https://Bücher.example/dïgest/",
+    })
+    paper = Paper(key="arxiv:2605.00001", title="A paper", url="https://arxiv.org/abs/2605.00001")
+    digest = Digest(subscriber=Subscriber(id=7, email="ada@example.org", name="Ada"), day=DAY,
+                    papers=(ScoredPaper(paper, 0.5, "matches: paper"),), batch_size=1)
+    env = make_environment(config.templates_dir)
+    _, message = compose(config, digest, env=env, now=NOW)
+    wire = message_to_bytes(message)
+    assert wire.isascii() and b"=?" not in wire.split(b"\r\n\r\n", 1)[0]
+    parsed = message_from_bytes(wire, policy=policy.default)
+    unsubscribe = str(parsed["List-Unsubscribe"])
+    assert re.fullmatch(r"<https://xn--bcher-kva\.example/d%C3%AFgest/unsubscribe/[\w.-]+>",
+                        unsubscribe)
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["List-Id"] == "Research Digest <digest.xn--bcher-kva.example>"
+    # The links in both parts are the same ASCII URLs.
+    for kind in ("plain", "html"):
+        body = parsed.get_body((kind,))
+        assert body is not None
+        assert unsubscribe[1:-1] in body.get_content()  # type: ignore[attr-defined]
+    assert config.base_url == "https://xn--bcher-kva.example/d%C3%AFgest"

@@ -83,6 +83,25 @@ def test_signup_creates_a_pending_subscriber_and_mails_a_confirmation(site: Site
     assert plans == []
 
 
+def test_signup_mails_a_confirmation_when_the_from_domain_is_international(config) -> None:  # type: ignore[no-untyped-def]
+    # DIGEST_FROM on an international domain: the confirmation's Message-ID was made on
+    # the raw "bücher.example", writing the message failed on the non-ASCII byte, and
+    # every sign-up was a 500 (its hourly mail spent, so a second try mailed nothing).
+    site = make_site(replace(config, from_addr="digest@bücher.example"))
+    response = site.signup("alice@example.org")
+    assert response.status_code == 200
+    assert "Check your email" in body(response)
+    [message] = site.outbox
+    wire = mail.message_to_bytes(message)
+    assert wire.isascii()
+    assert re.search(rb"^Message-ID: <[^<>@\s]+@xn--bcher-kva\.example>\r$", wire, re.M)
+    assert message["From"].addresses[0].addr_spec == "digest@xn--bcher-kva.example"
+    assert link_in(message, "confirm").startswith("/confirm/")
+    # A digest's Message-ID had the "ü" dropped: bcher.example, someone else's domain.
+    digest_id = pipeline.composing.message_id(site.config, 1, site.clock().date())
+    assert digest_id.endswith("@xn--bcher-kva.example>")
+
+
 def test_signup_without_csrf_token_is_refused(site: Site) -> None:
     site.csrf()  # a session exists, but the form does not carry its token
     response = site.client.post("/subscribe", data={"email": "a@example.org",

@@ -26,6 +26,7 @@ from email.policy import Policy
 from email.utils import format_datetime, getaddresses
 from typing import Any
 
+from digest.addresses import ascii_domain
 from digest.errors import DeliveryError
 from digest.models import RenderedEmail
 
@@ -100,9 +101,10 @@ def make_address(name: str, addr: str) -> Address:
         )
     local, _, domain = spec.partition("@")
     try:
-        # International domains go out as IDNA (xn--); a non-ASCII local part would
-        # need SMTPUTF8, which this mailer does not speak.
-        domain = domain.encode("idna").decode("ascii")
+        # International domains go out as IDNA 2008 A-labels (xn--), never through
+        # Python's IDNA 2003 codec ("faß.de" is not fass.de); a non-ASCII local part
+        # would need SMTPUTF8, which this mailer does not speak.
+        domain = ascii_domain(domain)
         local.encode("ascii")
         return Address(display_name=header_text(name), username=local, domain=domain)
     except (ValueError, IndexError, UnicodeError) as err:
