@@ -515,6 +515,20 @@ def test_a_message_id_of_ours_sent_to_someone_else_verifies_nothing(store: Store
     assert result["suppressed"] == [{"email": "victim@example.org", "reason": "hard bounce 5.1.1"}]
 
 
+def test_a_bounce_for_an_international_domain_finds_its_subscriber(store: Store) -> None:
+    # The digest to "jana@faß.de" went out to jana@xn--fa-hia.de (IDNA), and the
+    # receiving MTA's report names that form: it matched no stored address, so it was
+    # never verified and the dead address was mailed every day.
+    from digest.cli.deliveries import scan_messages
+
+    sent_id = mail.make_message_id(1, date(2026, 5, 25), "example.org")
+    record_sent(store, "jana@faß.de", date(2026, 5, 25), sent_id)
+    report = forged(sent_id).replace(b"victim@example.org", b"jana@xn--fa-hia.de")
+    result = scan_messages(store, [report], source="t", now=NOW)
+    assert result["suppressed"] == [{"email": "jana@faß.de", "reason": "hard bounce 5.1.1"}]
+    assert store.is_suppressed("jana@faß.de")
+
+
 def test_unverified_soft_bounces_count_towards_no_limit(store: Store) -> None:
     # Two forged soft bounces on other days, then one real one: one day, not three.
     addr = "carol@example.com"

@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
+from digest.addresses import normalize_email
 from digest.errors import ConfigError, DeliveryError, DigestError, UsageError
 from digest.mail.smtp import SendError
 
@@ -496,7 +497,13 @@ def _address_field(value: str) -> str:
         if kind.strip().lower() not in ("rfc822", ""):
             return ""
     addresses = [addr for _, addr in getaddresses([value.strip()]) if "@" in addr]
-    return addresses[0].strip().lower() if addresses else ""
+    address = addresses[0].strip().lower() if addresses else ""
+    if "xn--" in address.rpartition("@")[2]:
+        # Reports name an international domain as it went on the wire (A-labels); the
+        # subscriber is stored as typed ("jana@faß.de"), and the report must find them.
+        with contextlib.suppress(UsageError):
+            address = normalize_email(address)
+    return address
 
 
 def _status(status: str, diagnostic: str) -> str:
