@@ -48,7 +48,12 @@ def is_send_day(subscriber: Subscriber, day: date) -> bool:
 
 
 def due_days(
-    subscriber: Subscriber, now: datetime, *, grace: timedelta, done: set[date]
+    subscriber: Subscriber,
+    now: datetime,
+    *,
+    grace: timedelta,
+    done: set[date],
+    newest: date | None = None,
 ) -> list[date]:
     """Return the local digest days that are due at ``now`` and not yet in ``done``.
 
@@ -56,12 +61,19 @@ def due_days(
     passed within ``grace`` (downtime, a missed cron firing) is still due, late rather
     than never; older ones are dropped, and so are days whose instant came before the
     subscriber existed (a sign-up at noon gets tomorrow's digest, not a late one).
+
+    Nor is a day before ``newest``, the latest day the subscriber has a digest of
+    (sent or not): after a move to a zone further west (Tokyo -> New York) the local
+    day before comes round again with its hour in the grace, and its digest went out
+    hours after the one of the day after, with that one's leftovers.
     """
     today = now.astimezone(zone(subscriber.timezone)).date()
     days: list[date] = []
     for offset in range(grace.days + 2, -1, -1):
         day = today - timedelta(days=offset)
         if day in done or not is_send_day(subscriber, day):
+            continue
+        if newest is not None and day < newest:
             continue
         instant = send_instant(subscriber, day)
         if subscriber.created_at is not None and instant < subscriber.created_at:

@@ -253,6 +253,32 @@ def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> 
     store.close()
 
 
+def test_a_move_to_a_zone_further_west_sends_no_digest_of_the_day_before(
+    tmp_path: Path,
+) -> None:
+    # Thursday's digest went out at 07:00 in Tokyo (Wednesday 22:05 UTC). At 03:00 UTC
+    # its owner moves to New York, where it is still Wednesday 23:00 and Wednesday's
+    # 07:00 passed 16 hours ago, within the grace: a digest dated Wednesday went out at
+    # once, after Thursday's, with the Wednesday papers Thursday's had not taken. The
+    # next one is Friday's, at 07:00 in New York, with Thursday's and Friday's batches.
+    files, config, store = start(tmp_path)
+    store.add_subscriber("tokyo@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                         send_hour=7, timezone="Asia/Tokyo", max_papers=5)
+    wed, thu, fri = BATCH_DAYS[:3]
+    arrivals = {d: utc(d, 0, 5) for d in (wed, thu, fri)}
+    sent = hourly(config, store, files, arrivals, until=utc(thu, 2, 5))
+    sub = store.list_subscribers()[0]
+    store.update_subscriber(sub.id, now=utc(thu, 3), timezone="America/New_York")
+    sent |= hourly(config, store, files, arrivals, start=utc(thu, 3, 5), until=utc(fri, 12, 5))
+    expected = {
+        ("tokyo@example.org", thu): (utc(wed, 22, 5), (wed,)),
+        ("tokyo@example.org", fri): (utc(fri, 11, 5), (thu, fri)),  # 07:00 in New York
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
+
+
 def test_a_digest_sent_a_day_late_and_then_a_zone_further_west_misses_no_batch(
     tmp_path: Path,
 ) -> None:

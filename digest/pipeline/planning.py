@@ -147,12 +147,9 @@ def _plan_page(
             days = [day or now.astimezone(zone(sub.timezone)).date()]
         else:
             window = [now.date() + timedelta(days=k) for k in range(-(grace.days + 3), 2)]
-            done = {
-                d
-                for d in window
-                if (row := ledger(d).get(sub.id)) is not None and not _retryable(row, config)
-            }
-            days = due_days(sub, now, grace=grace, done=done)
+            rows = {d: row for d in window if (row := ledger(d).get(sub.id)) is not None}
+            done = {d for d, row in rows.items() if not _retryable(row, config)}
+            days = due_days(sub, now, grace=grace, done=done, newest=max(rows, default=None))
             if not days:
                 not_due += 1
                 continue
