@@ -75,6 +75,17 @@ def test_missed_digest_goes_out_late_within_grace_and_not_after() -> None:
     assert late == [date(2026, 6, 4)]
 
 
+def test_with_no_grace_a_digest_is_due_in_the_hour_after_its_instant_only() -> None:
+    # DIGEST_GRACE_HOURS=0 (no late digests) still sends on time: in the hourly
+    # firing after the instant (07:05), not at 08:05.
+    s = sub("UTC", 7)
+    none = timedelta(0)
+    assert due_days(s, datetime(2026, 6, 3, 7, 5, tzinfo=UTC), grace=none, done=set()) == [
+        date(2026, 6, 3)
+    ]
+    assert due_days(s, datetime(2026, 6, 3, 8, 5, tzinfo=UTC), grace=none, done=set()) == []
+
+
 def test_not_due_before_the_local_hour() -> None:
     s = sub("America/Los_Angeles", 9)
     # 15:00 UTC is 08:00 in Los Angeles in summer.

@@ -253,6 +253,27 @@ def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> 
     store.close()
 
 
+def test_with_no_grace_each_digest_goes_out_in_its_hour_and_a_missed_one_never(
+    tmp_path: Path,
+) -> None:
+    # DIGEST_GRACE_HOURS=0: no late digests. The run at 07:05 is 5 minutes after the
+    # 07:00 instant, and 09:00 in Kathmandu (03:15 UTC) 50 minutes before the 04:05
+    # run: nobody ever got a digest. Each goes out in the run of its hour; Thursday's,
+    # missed while the host was down until 09:00 UTC, does not go out late.
+    files, config, store = start(tmp_path)
+    config = replace(config, grace_hours=0)
+    subscribe(store, ("utc@example.org", "UTC", "daily", 0))
+    store.add_subscriber("kathmandu@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                         send_hour=9, timezone="Asia/Kathmandu", max_papers=50)
+    wed, thu = BATCH_DAYS[:2]
+    arrivals = {d: utc(d, 0, 5) for d in (wed, thu)}
+    sent = hourly(config, store, files, arrivals, until=utc(wed, 23, 5))
+    sent |= hourly(config, store, files, arrivals, start=utc(thu, 9, 5), until=utc(thu, 23, 5))
+    assert sent == {("utc@example.org", wed): utc(wed, 7, 5),
+                    ("kathmandu@example.org", wed): utc(wed, 4, 5)}
+    store.close()
+
+
 def test_a_move_to_a_zone_further_west_sends_no_digest_of_the_day_before(
     tmp_path: Path,
 ) -> None:
