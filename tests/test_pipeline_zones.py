@@ -253,6 +253,24 @@ def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> 
     store.close()
 
 
+def test_a_first_weekly_digest_holds_the_weeks_batches(tmp_path: Path) -> None:
+    # A Friday subscriber since Tuesday: their first digest said "from 36 new this
+    # week" and held Friday's batch alone; Wednesday's and Thursday's were in no digest
+    # of theirs. It holds the week's three now, and the next Friday's the batches since.
+    files, config, store = start(tmp_path)
+    subscribe(store, ("fridays@example.org", "UTC", "weekly", 4))
+    arrivals = {d: utc(d, 0, 5) for d in BATCH_DAYS}
+    sent = hourly(config, store, files, arrivals, until=utc(date(2026, 5, 29), 8, 5))
+    first, second = date(2026, 5, 22), date(2026, 5, 29)
+    expected = {
+        ("fridays@example.org", first): (utc(first, 7, 5), tuple(BATCH_DAYS[:3])),
+        ("fridays@example.org", second): (utc(second, 7, 5), tuple(BATCH_DAYS[3:])),
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
+
+
 def test_with_no_grace_each_digest_goes_out_in_its_hour_and_a_missed_one_never(
     tmp_path: Path,
 ) -> None:

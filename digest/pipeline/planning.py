@@ -239,6 +239,10 @@ def choose_papers(
                 # the ledger does not keep the window.)
                 held = min(held, (when - timedelta(hours=config.batch_hour)).date())
             lower = max(held + timedelta(days=1), lower_bound)
+        elif last is None and sub.cadence == "weekly":
+            # A first weekly digest: the week's batches, as its text says ("from N new
+            # this week"), not the last day's alone, the rest of the week in no digest.
+            lower = upper - timedelta(days=6)
         else:
             # A first digest (or a repeat day): the latest batch, not the whole archive.
             if upper not in latest_by_upper:
