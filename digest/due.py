@@ -7,6 +7,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.models import Subscriber
 
+# The job fires hourly (cron, `digest schedule`): a digest sent in the hour after its
+# send instant is on time, whatever the grace, which counts only lateness beyond it.
+ON_TIME = timedelta(hours=1)
+
 
 def zone(name: str) -> ZoneInfo:
     """Return the time zone, falling back to UTC for an unknown name."""
@@ -48,14 +52,25 @@ def is_send_day(subscriber: Subscriber, day: date) -> bool:
 
 
 def due_days(
-    subscriber: Subscriber, now: datetime, *, grace: timedelta, done: set[date]
+    subscriber: Subscriber,
+    now: datetime,
+    *,
+    grace: timedelta,
+    done: set[date],
+    newest: date | None = None,
 ) -> list[date]:
     """Return the local digest days that are due at ``now`` and not yet in ``done``.
 
-    Today's digest is due once its send instant has passed. A digest whose instant
-    passed within ``grace`` (downtime, a missed cron firing) is still due, late rather
-    than never; older ones are dropped, and so are days whose instant came before the
-    subscriber existed (a sign-up at noon gets tomorrow's digest, not a late one).
+    Today's digest is due once its send instant has passed: in the hour after it (that
+    hour's firing) whatever the grace, 0 included. A digest whose instant passed within
+    ``grace`` (downtime, a missed cron firing) is still due, late rather than never;
+    older ones are dropped, and so are days whose instant came before the subscriber
+    existed (a sign-up at noon gets tomorrow's digest, not a late one).
+
+    Nor is a day before ``newest``, the latest day the subscriber has a digest of
+    (sent or not): after a move to a zone further west (Tokyo -> New York) the local
+    day before comes round again with its hour in the grace, and its digest went out
+    hours after the one of the day after, with that one's leftovers.
     """
     today = now.astimezone(zone(subscriber.timezone)).date()
     days: list[date] = []
@@ -63,9 +78,11 @@ def due_days(
         day = today - timedelta(days=offset)
         if day in done or not is_send_day(subscriber, day):
             continue
+        if newest is not None and day < newest:
+            continue
         instant = send_instant(subscriber, day)
         if subscriber.created_at is not None and instant < subscriber.created_at:
             continue
-        if instant <= now and now - instant <= grace:
+        if instant <= now and (now - instant < ON_TIME or now - instant <= grace):
             days.append(day)
     return days

@@ -75,6 +75,17 @@ def test_missed_digest_goes_out_late_within_grace_and_not_after() -> None:
     assert late == [date(2026, 6, 4)]
 
 
+def test_with_no_grace_a_digest_is_due_in_the_hour_after_its_instant_only() -> None:
+    # DIGEST_GRACE_HOURS=0 (no late digests) still sends on time: in the hourly
+    # firing after the instant (07:05), not at 08:05.
+    s = sub("UTC", 7)
+    none = timedelta(0)
+    assert due_days(s, datetime(2026, 6, 3, 7, 5, tzinfo=UTC), grace=none, done=set()) == [
+        date(2026, 6, 3)
+    ]
+    assert due_days(s, datetime(2026, 6, 3, 8, 5, tzinfo=UTC), grace=none, done=set()) == []
+
+
 def test_not_due_before_the_local_hour() -> None:
     s = sub("America/Los_Angeles", 9)
     # 15:00 UTC is 08:00 in Los Angeles in summer.
@@ -116,3 +127,17 @@ def test_the_batch_day_of_consecutive_digests_never_goes_backwards_over_dst() ->
             newest = newest_batch_day(s, day, batch_hour=2)
             assert before <= newest <= before + timedelta(days=2), (tz, day)
             before = newest
+
+
+def test_no_day_before_the_newest_digest_is_due() -> None:
+    # Thursday's digest went out in Tokyo; at Thursday 03:00 UTC the subscriber is in
+    # New York, where Wednesday's 07:00 (11:00 UTC) is 16 hours past: within the grace,
+    # but a day before the digest they already have.
+    s = sub("America/New_York", 7)
+    now = datetime(2026, 5, 21, 3, 5, tzinfo=UTC)
+    assert due_days(s, now, grace=GRACE, done=set()) == [date(2026, 5, 20)]
+    newest = date(2026, 5, 21)
+    assert due_days(s, now, grace=GRACE, done={newest}, newest=newest) == []
+    # The newest day itself stays due while its row may still be sent (retried).
+    later = datetime(2026, 5, 21, 12, 5, tzinfo=UTC)
+    assert due_days(s, later, grace=GRACE, done=set(), newest=newest) == [newest]

@@ -253,6 +253,71 @@ def test_a_later_hour_or_a_zone_further_west_misses_no_batch(tmp_path: Path) -> 
     store.close()
 
 
+def test_a_first_weekly_digest_holds_the_weeks_batches(tmp_path: Path) -> None:
+    # A Friday subscriber since Tuesday: their first digest said "from 36 new this
+    # week" and held Friday's batch alone; Wednesday's and Thursday's were in no digest
+    # of theirs. It holds the week's three now, and the next Friday's the batches since.
+    files, config, store = start(tmp_path)
+    subscribe(store, ("fridays@example.org", "UTC", "weekly", 4))
+    arrivals = {d: utc(d, 0, 5) for d in BATCH_DAYS}
+    sent = hourly(config, store, files, arrivals, until=utc(date(2026, 5, 29), 8, 5))
+    first, second = date(2026, 5, 22), date(2026, 5, 29)
+    expected = {
+        ("fridays@example.org", first): (utc(first, 7, 5), tuple(BATCH_DAYS[:3])),
+        ("fridays@example.org", second): (utc(second, 7, 5), tuple(BATCH_DAYS[3:])),
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
+
+
+def test_with_no_grace_each_digest_goes_out_in_its_hour_and_a_missed_one_never(
+    tmp_path: Path,
+) -> None:
+    # DIGEST_GRACE_HOURS=0: no late digests. The run at 07:05 is 5 minutes after the
+    # 07:00 instant, and 09:00 in Kathmandu (03:15 UTC) 50 minutes before the 04:05
+    # run: nobody ever got a digest. Each goes out in the run of its hour; Thursday's,
+    # missed while the host was down until 09:00 UTC, does not go out late.
+    files, config, store = start(tmp_path)
+    config = replace(config, grace_hours=0)
+    subscribe(store, ("utc@example.org", "UTC", "daily", 0))
+    store.add_subscriber("kathmandu@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                         send_hour=9, timezone="Asia/Kathmandu", max_papers=50)
+    wed, thu = BATCH_DAYS[:2]
+    arrivals = {d: utc(d, 0, 5) for d in (wed, thu)}
+    sent = hourly(config, store, files, arrivals, until=utc(wed, 23, 5))
+    sent |= hourly(config, store, files, arrivals, start=utc(thu, 9, 5), until=utc(thu, 23, 5))
+    assert sent == {("utc@example.org", wed): utc(wed, 7, 5),
+                    ("kathmandu@example.org", wed): utc(wed, 4, 5)}
+    store.close()
+
+
+def test_a_move_to_a_zone_further_west_sends_no_digest_of_the_day_before(
+    tmp_path: Path,
+) -> None:
+    # Thursday's digest went out at 07:00 in Tokyo (Wednesday 22:05 UTC). At 03:00 UTC
+    # its owner moves to New York, where it is still Wednesday 23:00 and Wednesday's
+    # 07:00 passed 16 hours ago, within the grace: a digest dated Wednesday went out at
+    # once, after Thursday's, with the Wednesday papers Thursday's had not taken. The
+    # next one is Friday's, at 07:00 in New York, with Thursday's and Friday's batches.
+    files, config, store = start(tmp_path)
+    store.add_subscriber("tokyo@example.org", BROAD, now=utc(date(2026, 5, 19), 23),
+                         send_hour=7, timezone="Asia/Tokyo", max_papers=5)
+    wed, thu, fri = BATCH_DAYS[:3]
+    arrivals = {d: utc(d, 0, 5) for d in (wed, thu, fri)}
+    sent = hourly(config, store, files, arrivals, until=utc(thu, 2, 5))
+    sub = store.list_subscribers()[0]
+    store.update_subscriber(sub.id, now=utc(thu, 3), timezone="America/New_York")
+    sent |= hourly(config, store, files, arrivals, start=utc(thu, 3, 5), until=utc(fri, 12, 5))
+    expected = {
+        ("tokyo@example.org", thu): (utc(wed, 22, 5), (wed,)),
+        ("tokyo@example.org", fri): (utc(fri, 11, 5), (thu, fri)),  # 07:00 in New York
+    }
+    assert sent == {key: when for key, (when, _) in expected.items()}
+    check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
+
+
 def test_a_digest_sent_a_day_late_and_then_a_zone_further_west_misses_no_batch(
     tmp_path: Path,
 ) -> None:

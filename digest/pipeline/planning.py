@@ -148,12 +148,9 @@ def _plan_page(
             days = [day or now.astimezone(zone(sub.timezone)).date()]
         else:
             window = [now.date() + timedelta(days=k) for k in range(-(grace.days + 3), 2)]
-            done = {
-                d
-                for d in window
-                if (row := ledger(d).get(sub.id)) is not None and not _retryable(row, config)
-            }
-            days = due_days(sub, now, grace=grace, done=done)
+            rows = {d: row for d in window if (row := ledger(d).get(sub.id)) is not None}
+            done = {d for d, row in rows.items() if not _retryable(row, config)}
+            days = due_days(sub, now, grace=grace, done=done, newest=max(rows, default=None))
             if not days:
                 not_due += 1
                 continue
@@ -243,6 +240,10 @@ def choose_papers(
                 # the ledger does not keep the window.)
                 held = min(held, (when - timedelta(hours=config.batch_hour)).date())
             lower = max(held + timedelta(days=1), lower_bound)
+        elif last is None and sub.cadence == "weekly":
+            # A first weekly digest: the week's batches, as its text says ("from N new
+            # this week"), not the last day's alone, the rest of the week in no digest.
+            lower = upper - timedelta(days=6)
         else:
             # A first digest (or a repeat day): the latest batch, not the whole archive.
             if upper not in latest_by_upper:
