@@ -297,10 +297,19 @@ def create_app(
             link=preferences, link_text="Open your preferences",
         )
 
-    def gone() -> tuple[str, int]:
-        return message("Subscription gone",
-                       "This subscription no longer exists. Sign up again to start over.",
-                       404, link=url_for("subscribe_form"), link_text="Go to the sign-up page")
+    def gone(done: str = "") -> tuple[str, int]:
+        # Ids are never reused: a link of a deleted subscriber reaches nobody, not even
+        # the same address signed up again (a new subscriber, whose digests carry new
+        # links). Saying "unsubscribed" there would tell someone whose digests keep
+        # coming that they had stopped.
+        text = (f"This subscription no longer exists{done}. If digests still reach you, "
+                "the address was signed up again: use the links in the latest digest.")
+        return message("Subscription gone", text, 404, link=url_for("subscribe_form"),
+                       link_text="Go to the sign-up page")
+
+    def gone_response() -> Response:
+        """Return the "gone" page as a response that abort() can carry."""
+        return make_response(gone(", so this link opens nothing"))
 
     # -- unsubscribe ------------------------------------------------------------------
 
@@ -308,10 +317,11 @@ def create_app(
     def unsubscribe_page(token: str) -> tuple[str, int]:
         sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
         sub = db.get_subscriber(sub_id)
-        done = sub is None or sub.status == "unsubscribed"
+        if sub is None:
+            return gone(": nothing is sent to it, and this link stops nothing else")
         # Opened again after unsubscribing: the way back is shown, as after the POST.
-        return page("unsubscribe.html", sub=sub, done=done,
-                    preferences=_prefs_path(cfg, sub) if sub else None)
+        return page("unsubscribe.html", sub=sub, done=sub.status == "unsubscribed",
+                    preferences=_prefs_path(cfg, sub))
 
     @app.post("/unsubscribe/<token>")
     def unsubscribe(token: str) -> tuple[str, int]:
@@ -323,8 +333,9 @@ def create_app(
         sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
         signup.unsubscribe(db, sub_id, now=clock())
         sub = db.get_subscriber(sub_id)
-        return page("unsubscribed.html", sub=sub,
-                    preferences=_prefs_path(cfg, sub) if sub else None)
+        if sub is None:
+            return gone(": nothing is sent to it, and this link stops nothing else")
+        return page("unsubscribed.html", sub=sub, preferences=_prefs_path(cfg, sub))
 
     # -- feedback ---------------------------------------------------------------------
 
@@ -355,7 +366,7 @@ def create_app(
     def prefs_subscriber(token: str) -> tuple[Subscriber, str]:
         sub = db.get_subscriber(signup.subscriber_id(cfg, "preferences", checked(token)))
         if sub is None:
-            abort(404)
+            abort(gone_response())
         return sub, token
 
     def prefs_page(sub: Subscriber, token: str, *, values: dict[str, str] | None = None,
@@ -436,7 +447,7 @@ def create_app(
         # tab) or the address never confirmed: say what the digest is, not what was asked.
         fresh = db.get_subscriber(sub.id)
         if fresh is None:
-            abort(404)
+            abort(gone_response())
         state = STATUS_TEXT.get(fresh.status, fresh.status)
         return prefs_page(fresh, token, notice=f"Nothing changed: your digest is {state}.")
 
