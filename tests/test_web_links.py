@@ -4,11 +4,19 @@ at the right moment: an old mail's links after the subscription changed, a mail 
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from digest import tokens
+from digest.config import Config, config_from_values
+from digest.errors import ConfigError, TokenError
 from tests.fixtures.config import SECRET
 from tests.test_web_support import Site, link_in, make_site
+
+NEW_SECRET = "the-new-secret-key-after-a-leak-0123"
 
 
 @pytest.fixture
@@ -63,3 +71,73 @@ def test_a_preferences_link_of_a_deleted_subscriber_says_the_subscription_is_gon
         assert page.status_code == 404
         assert "no longer exists" in body(page) and "There is nothing here" not in body(page)
         assert "use the links in the latest digest" in body(page)
+
+
+# -- the secret key changes --------------------------------------------------------------
+
+
+def test_links_of_mails_sent_before_the_key_changed_keep_working_with_the_old_key_kept(
+    config: Config,
+) -> None:
+    # Changing DIGEST_SECRET_KEY (a leaked key, a copied var/secret.key) made every link
+    # in every mail already sent "not valid": the mail client's one-click unsubscribe got
+    # a 400 and the reader stayed subscribed, with nothing to keep the old key for.
+    before = make_site(config)
+    sub = before.add("a@example.org")
+    paper = before.paper()
+    before.signup("b@example.org")  # a pending sign-up with its confirmation mailed
+    confirm = link_in(before.outbox[-1], "confirm")
+    unsubscribe = tokens.unsubscribe_url("", SECRET, sub.id)
+    preferences = tokens.preferences_url("", SECRET, sub.id)
+    more, less = tokens.feedback_urls("", SECRET, sub.id, [paper.key])
+    older_format = "/feedback/" + URLSafeTimedSerializer(SECRET, salt="digest.feedback").dumps(
+        [sub.id, paper.key, 1])
+
+    rotated = replace(config, secret_key=NEW_SECRET, secret_key_fallbacks=(SECRET,))
+    without = make_site(replace(config, secret_key=NEW_SECRET))
+    after = make_site(rotated)
+    bare = after.app.test_client(use_cookies=False)
+    for path in (preferences, more[paper.key], less[paper.key], older_format, confirm,
+                 unsubscribe):
+        assert without.client.get(path).status_code == 400, path  # the key alone: broken
+        assert after.client.get(path).status_code == 200, path
+
+    vote = after.client.post(older_format, data={"csrf_token": after.csrf(older_format)})
+    assert vote.status_code == 200
+    assert after.db.votes([sub.id]) == {sub.id: {paper.key: 1}}
+    confirmed = after.client.post(confirm, data={"csrf_token": after.csrf(confirm)})
+    assert confirmed.status_code == 200 and "You are subscribed" in body(confirmed)
+    done = bare.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200
+    assert after.db.get_subscriber(sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+
+    # New links are signed with the new key alone.
+    fresh = tokens.unsubscribe_url("", NEW_SECRET, sub.id)
+    assert tokens.verify(NEW_SECRET, "unsubscribe", fresh.rpartition("/")[2]) == sub.id
+    with pytest.raises(TokenError, match="not valid"):
+        tokens.verify(SECRET, "unsubscribe", fresh.rpartition("/")[2])
+
+
+def test_a_form_opened_before_the_key_changed_can_still_be_sent(config: Config) -> None:
+    before = make_site(config)
+    sub = before.add("a@example.org")
+    path = tokens.preferences_url("", SECRET, sub.id)
+    csrf = before.csrf(path)  # the page is open in the subscriber's browser
+    cookie = before.client.get_cookie("digest_session")
+    assert cookie is not None
+    after = make_site(replace(config, secret_key=NEW_SECRET, secret_key_fallbacks=(SECRET,)))
+    after.client.set_cookie("digest_session", cookie.value)
+    paused = after.client.post(path + "/pause", data={"csrf_token": csrf})
+    assert paused.status_code == 200
+    assert after.db.get_subscriber(sub.id).status == "paused"  # type: ignore[union-attr]
+
+
+def test_the_earlier_keys_are_read_from_the_environment(tmp_path: Path) -> None:
+    values = {"DIGEST_VAR_DIR": str(tmp_path), "DIGEST_SECRET_KEY": NEW_SECRET}
+    assert config_from_values(values).secret_key_fallbacks == ()
+    config = config_from_values({**values,
+                                 "DIGEST_SECRET_KEY_FALLBACKS": f" {SECRET} , {'k' * 16},"})
+    assert config.secret_key_fallbacks == (SECRET, "k" * 16)
+    assert SECRET not in repr(config)
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY_FALLBACKS"):
+        config_from_values({**values, "DIGEST_SECRET_KEY_FALLBACKS": "short"})

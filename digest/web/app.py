@@ -110,8 +110,9 @@ def create_app(
     app.jinja_options = {**app.jinja_options, "autoescape": True}
     app.config.update(
         # Derived, not reused: the session cookie must not share a key with signed links.
-        SECRET_KEY=hmac.new(cfg.secret_key.encode(), b"digest.web.session", hashlib.sha256)
-        .hexdigest(),
+        SECRET_KEY=_session_key(cfg.secret_key),
+        # A page opened before the key changed still sends its form.
+        SECRET_KEY_FALLBACKS=[_session_key(key) for key in cfg.secret_key_fallbacks],
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
         MAX_FORM_PARTS=400,
@@ -507,6 +508,11 @@ def _blocked(db: Store, sub: Subscriber) -> Blocked | None:
 def _schedule(sub: Subscriber) -> str:
     """Say when a subscriber's digest goes out."""
     return render.schedule_text(sub.cadence, sub.weekday, sub.send_hour, sub.timezone)
+
+
+def _session_key(secret_key: str) -> str:
+    """Return the session cookie's key, derived from a secret key."""
+    return hmac.new(secret_key.encode(), b"digest.web.session", hashlib.sha256).hexdigest()
 
 
 def _prefs_path(config: Config, sub: Subscriber) -> str:
