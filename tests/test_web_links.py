@@ -141,3 +141,60 @@ def test_the_earlier_keys_are_read_from_the_environment(tmp_path: Path) -> None:
     assert SECRET not in repr(config)
     with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY_FALLBACKS"):
         config_from_values({**values, "DIGEST_SECRET_KEY_FALLBACKS": "short"})
+
+
+# -- what a client or a copy adds to a link ----------------------------------------------
+
+# A sentence's full stop, a closing bracket, quote or angle bracket (an autolinker taking
+# "<https://...>" or "(https://...)" whole), a slash, a space: werkzeug decodes %xx.
+AFTER_LINK = [".", ")", ">", '"', "'", ",", ".)", "%3E", "/", "%20", "%E2%80%9D"]
+
+
+@pytest.mark.parametrize("after", AFTER_LINK)
+def test_a_link_with_what_followed_it_in_the_text_still_opens_its_page(
+    site: Site, after: str
+) -> None:
+    # Every such link answered "This link is not valid. Use the link exactly as it
+    # appears in the email" (or "There is nothing here" for the slash).
+    sub = site.add("a@example.org")
+    paper = site.paper()
+    site.signup("b@example.org")
+    pages = {
+        tokens.unsubscribe_url("", SECRET, sub.id): "Stop sending the research digest",
+        tokens.preferences_url("", SECRET, sub.id): "Your preferences",
+        tokens.feedback_url("", SECRET, sub.id, paper.key, 1): "More like this?",
+        tokens.feedback_url("", SECRET, sub.id, paper.key, -1): "Less like this?",
+        link_in(site.outbox[-1], "confirm"): "Start sending the research digest",
+    }
+    for path, shown in pages.items():
+        page = site.client.get(path + after)
+        assert page.status_code == 200, path + after
+        assert shown in body(page), path + after
+
+
+def test_the_button_on_a_page_opened_with_a_full_stop_after_the_link_works(
+    site: Site,
+) -> None:
+    sub = site.add("a@example.org")
+    path = tokens.unsubscribe_url("", SECRET, sub.id) + "."
+    done = site.client.post(path, data={"csrf_token": site.csrf(path)})
+    assert done.status_code == 200 and "You are unsubscribed" in body(done)
+    assert site.db.get_subscriber(sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+    # The preferences page's forms carry the token as it was signed, not the full stop.
+    prefs = tokens.preferences_url("", SECRET, sub.id)
+    html = body(site.client.get(prefs + ")"))
+    assert f'action="{prefs}/resume"' in html and "%29" not in html
+    resumed = site.client.post(prefs + "/resume", data={"csrf_token": site.csrf(prefs)})
+    assert resumed.status_code == 200
+    assert site.db.get_subscriber(sub.id).status == "active"  # type: ignore[union-attr]
+
+
+def test_a_token_with_a_changed_character_is_still_refused(site: Site) -> None:
+    # Only what follows the token is dropped: its own characters are all checked.
+    sub = site.add("a@example.org")
+    path = tokens.unsubscribe_url("", SECRET, sub.id)
+    for broken in (path[:-1] + ("A" if path[-1] != "A" else "B"), path[:-1], path + "x"):
+        response = site.client.post(broken, data={"List-Unsubscribe": "One-Click"})
+        assert response.status_code == 400, broken
+        assert "not valid" in body(response)
+    assert site.db.get_subscriber(sub.id).status == "active"  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,6 +42,8 @@ MAX_TOKEN = 512  # longer than any token we sign; refuse before doing any crypto
 # scripts that fill every field do: a sign-up with it filled in is answered as any
 # other and mails nobody.
 HONEYPOT = "homepage"
+# What may follow a link's token but never ends one (tokens end in URL-safe base64).
+TRAILING_JUNK = re.compile(r"[^A-Za-z0-9_-]+\Z")
 
 PROFILE_FIELDS = (
     "interests", "keywords", "exclude", "authors", "seeds",
@@ -106,6 +109,8 @@ def create_app(
         static_folder=str(web_dir / "static"),
         static_url_path="/static",
     )
+    # A link taken with the "/" after it (a copy, a client's autolinking) opens its page.
+    app.url_map.strict_slashes = False
     # Autoescape every template, whatever its extension.
     app.jinja_options = {**app.jinja_options, "autoescape": True}
     app.config.update(
@@ -163,7 +168,10 @@ def create_app(
     def checked(token: str) -> str:
         if len(token) > MAX_TOKEN:
             raise TokenError("this link is not valid", "use the link exactly as in the email")
-        return token
+        # What a mail client, a chat or a copy took with the link from the text around
+        # it (a full stop, a closing bracket or quote, a space): every token ends in a
+        # base64 character, so nothing else at its end belongs to it.
+        return TRAILING_JUNK.sub("", token)
 
     @app.context_processor
     def inject() -> dict[str, Any]:
@@ -365,10 +373,11 @@ def create_app(
     # -- preferences ------------------------------------------------------------------
 
     def prefs_subscriber(token: str) -> tuple[Subscriber, str]:
-        sub = db.get_subscriber(signup.subscriber_id(cfg, "preferences", checked(token)))
+        token = checked(token)
+        sub = db.get_subscriber(signup.subscriber_id(cfg, "preferences", token))
         if sub is None:
             abort(gone_response())
-        return sub, token
+        return sub, token  # the page's forms and links carry the token as it is signed
 
     def prefs_page(sub: Subscriber, token: str, *, values: dict[str, str] | None = None,
                    chosen: list[str] | None = None, errors: dict[str, str] | None = None,
