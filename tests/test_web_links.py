@@ -4,16 +4,17 @@ at the right moment: an old mail's links after the subscription changed, a mail 
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from digest import tokens
+from digest import pipeline, tokens
 from digest.config import Config, config_from_values
 from digest.errors import ConfigError, TokenError
-from tests.fixtures.config import SECRET
+from tests.fixtures.config import SECRET, make_config
 from tests.test_web_support import Site, link_in, make_site
 
 NEW_SECRET = "the-new-secret-key-after-a-leak-0123"
@@ -198,3 +199,39 @@ def test_a_token_with_a_changed_character_is_still_refused(site: Site) -> None:
         assert response.status_code == 400, broken
         assert "not valid" in body(response)
     assert site.db.get_subscriber(sub.id).status == "active"  # type: ignore[union-attr]
+
+
+# -- DIGEST_BASE_URL with a path -----------------------------------------------------------
+
+
+def test_links_under_a_base_url_with_a_path_open_their_pages_and_stay_under_it(
+    tmp_path: Path,
+) -> None:
+    # DIGEST_BASE_URL=https://host/digest was accepted, and every mailed link began with
+    # /digest: served as it is, each was "There is nothing here" (404); behind a proxy
+    # that takes the path off, the pages' styles, forms and links left it out, so saving,
+    # pausing or deleting went to an address outside the site.
+    site = make_site(make_config(tmp_path / "var", base_url="http://localhost:8000/digest"))
+    sub = site.add("a@example.org")
+    mailed = pipeline.digest_links(site.config, sub.id, [])
+    unsubscribe = mailed.unsubscribe.removeprefix("http://localhost:8000")
+    preferences = mailed.preferences.removeprefix("http://localhost:8000")
+    assert unsubscribe.startswith("/digest/unsubscribe/")
+
+    for path in (preferences, preferences.removeprefix("/digest")):  # as mailed; stripped
+        page = site.client.get(path)
+        assert page.status_code == 200 and "Your preferences" in body(page), path
+        targets = re.findall(r'(?:href|action|src)="(/[^"]*)"', body(page))
+        assert targets and all(t.startswith("/digest/") for t in targets), targets
+    pause = re.search(r'action="(/digest/preferences/[^"]+/pause)"', body(page))
+    assert pause is not None
+    paused = site.client.post(pause.group(1), data={"csrf_token": site.csrf(preferences)})
+    assert paused.status_code == 200
+    assert site.db.get_subscriber(sub.id).status == "paused"  # type: ignore[union-attr]
+
+    done = site.client.post(unsubscribe, data={"csrf_token": site.csrf(unsubscribe)})
+    assert done.status_code == 200
+    assert site.db.get_subscriber(sub.id).status == "unsubscribed"  # type: ignore[union-attr]
+    assert 'href="/digest/preferences/' in body(done)
+    assert site.client.get("/digest/static/style.css").status_code == 200
+    assert site.client.get("/digest").status_code == 200  # the sign-up form

@@ -9,11 +9,13 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import (
     Flask,
@@ -128,6 +130,13 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.extensions["digest"] = {"config": cfg, "store": db}
+    if _base_path(cfg):
+        # Every mailed link starts with DIGEST_BASE_URL's path; served at the root, each
+        # was a 404, and behind a proxy that strips it, the pages' own links and forms
+        # (styles, save, pause, export, delete) left it out.
+        # Flask's documented way to add WSGI middleware; mypy sees a method replaced.
+        app.wsgi_app = _mounted(  # type: ignore[method-assign,assignment]
+            app.wsgi_app, _base_path(cfg))
     if cfg.trusted_proxies:
         # The client's address from X-Forwarded-For, as far as the proxies go.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.trusted_proxies)  # type: ignore[method-assign]
@@ -526,7 +535,26 @@ def _session_key(secret_key: str) -> str:
 
 def _prefs_path(config: Config, sub: Subscriber) -> str:
     """Return the site-relative preferences link of a subscriber (same token as in digests)."""
-    return tokens.preferences_url("", config.secret_key, sub.id)
+    return tokens.preferences_url(_base_path(config), config.secret_key, sub.id)
+
+
+def _base_path(config: Config) -> str:
+    """Return the path of DIGEST_BASE_URL without its final slash ("" at a host's root)."""
+    return urlsplit(config.base_url).path.rstrip("/")
+
+
+def _mounted(wsgi_app: WSGIApplication, prefix: str) -> WSGIApplication:
+    """Serve ``wsgi_app`` under ``prefix``, whether a proxy in front took it off or not."""
+
+    def mounted(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == prefix or path.startswith(prefix + "/"):
+            environ["PATH_INFO"] = path[len(prefix):] or "/"
+        # url_for() writes every link of the pages under it either way.
+        environ["SCRIPT_NAME"] = prefix
+        return wsgi_app(environ, start_response)
+
+    return mounted
 
 
 def get_store(app: Flask) -> Store:
