@@ -129,6 +129,10 @@ class Config:
     # Reverse proxies in front of `digest serve` whose X-Forwarded-For is believed
     # (0: the connection's address is the client's; a header is not believed).
     trusted_proxies: int = 0
+    # Keys that signed links before ``secret_key`` (DIGEST_SECRET_KEY_FALLBACKS): links
+    # they signed stay valid, so changing the key does not break the unsubscribe link
+    # of every mail already sent. New links are signed with ``secret_key`` alone.
+    secret_key_fallbacks: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def list_name(self) -> str:
@@ -255,6 +259,13 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
             "DIGEST_SECRET_KEY is too short (fewer than 16 characters)",
             'generate one with: python -c "import secrets; print(secrets.token_hex(32))"',
         )
+    fallbacks = tuple(key.strip() for key in get("DIGEST_SECRET_KEY_FALLBACKS").split(",")
+                      if key.strip())
+    if any(len(key) < 16 for key in fallbacks):
+        raise ConfigError(
+            "DIGEST_SECRET_KEY_FALLBACKS holds a key shorter than 16 characters",
+            "list the earlier values of DIGEST_SECRET_KEY exactly, separated by commas",
+        )
     sources, sources_explicit = _configured_sources(get("DIGEST_SOURCES"),
                                                     get("DIGEST_SOURCES_FILE"))
     tz = get("DIGEST_TIMEZONE", "UTC")
@@ -302,6 +313,7 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
                              "DIGEST_SIGNUP_PER_HOUR", 0, 1_000_000),
         trusted_proxies=_int(get("DIGEST_TRUSTED_PROXIES", "0"), "DIGEST_TRUSTED_PROXIES", 0, 5),
         retention_days=_retention(get("DIGEST_RETENTION_DAYS", "365")),
+        secret_key_fallbacks=fallbacks,
     )
 
 

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, cast
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -96,15 +96,28 @@ def sign(secret_key: str, purpose: Purpose, payload: Any, *, timestamp: int | No
     return (value + b"." + _b64(signature)).decode("ascii")
 
 
-def verify(secret_key: str, purpose: Purpose, token: str, *, max_age: int | None = None) -> Any:
-    """Return the payload of a valid token; raise TokenError when forged or expired."""
+def verify(
+    secret_key: str,
+    purpose: Purpose,
+    token: str,
+    *,
+    max_age: int | None = None,
+    fallbacks: Sequence[str] = (),
+) -> Any:
+    """Return the payload of a valid token; raise TokenError when forged or expired.
+
+    A token signed with one of the ``fallbacks`` (keys in use before ``secret_key``) is
+    valid too: the links in mail already sent keep working after the key changes.
+    """
     age = max_age if max_age is not None else MAX_AGE[purpose]
-    try:
-        return _serializer(secret_key, purpose).loads(token, max_age=age)
-    except SignatureExpired as err:
-        raise _expired(purpose) from err
-    except BadSignature as err:
-        raise _not_valid() from err
+    for key in (secret_key, *fallbacks):
+        try:
+            return _serializer(key, purpose).loads(token, max_age=age)
+        except SignatureExpired as err:
+            raise _expired(purpose) from err
+        except BadSignature:
+            continue  # not this key's signature: try the next one
+    raise _not_valid()
 
 
 def unsubscribe_url(
@@ -162,17 +175,21 @@ def feedback_urls(
     return more, less
 
 
-def verify_feedback(secret_key: str, token: str) -> Any:
+def verify_feedback(secret_key: str, token: str, *, fallbacks: Sequence[str] = ()) -> Any:
     """Return the [subscriber, paper key, vote] of a valid feedback token, in either format.
 
-    Raise TokenError when it is forged, malformed or older than a year.
+    Raise TokenError when it is forged, malformed or older than a year. A token signed
+    with one of the ``fallbacks`` (earlier keys) is valid too.
     """
     parts = token.split(".")
     if len(parts) != 5 or parts[1] not in _VOTES:
         # Not the compact format: a link from a digest sent before it (itsdangerous).
-        return verify(secret_key, "feedback", token)
+        return verify(secret_key, "feedback", token, fallbacks=fallbacks)
     body, _, mac = token.rpartition(".")
-    if not token.isascii() or not hmac.compare_digest(mac, _mac(_feedback_key(secret_key), body)):
+    if not token.isascii() or not any(
+        hmac.compare_digest(mac, _mac(_feedback_key(key), body))
+        for key in (secret_key, *fallbacks)
+    ):
         raise _not_valid()
     subscriber, direction, encoded, stamp, _ = parts
     try:

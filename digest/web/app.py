@@ -7,12 +7,15 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import (
     Flask,
@@ -41,6 +44,8 @@ MAX_TOKEN = 512  # longer than any token we sign; refuse before doing any crypto
 # scripts that fill every field do: a sign-up with it filled in is answered as any
 # other and mails nobody.
 HONEYPOT = "homepage"
+# What may follow a link's token but never ends one (tokens end in URL-safe base64).
+TRAILING_JUNK = re.compile(r"[^A-Za-z0-9_-]+\Z")
 
 PROFILE_FIELDS = (
     "interests", "keywords", "exclude", "authors", "seeds",
@@ -106,12 +111,15 @@ def create_app(
         static_folder=str(web_dir / "static"),
         static_url_path="/static",
     )
+    # A link taken with the "/" after it (a copy, a client's autolinking) opens its page.
+    app.url_map.strict_slashes = False
     # Autoescape every template, whatever its extension.
     app.jinja_options = {**app.jinja_options, "autoescape": True}
     app.config.update(
         # Derived, not reused: the session cookie must not share a key with signed links.
-        SECRET_KEY=hmac.new(cfg.secret_key.encode(), b"digest.web.session", hashlib.sha256)
-        .hexdigest(),
+        SECRET_KEY=_session_key(cfg.secret_key),
+        # A page opened before the key changed still sends its form.
+        SECRET_KEY_FALLBACKS=[_session_key(key) for key in cfg.secret_key_fallbacks],
         MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
         MAX_FORM_PARTS=400,
@@ -122,6 +130,13 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
     )
     app.extensions["digest"] = {"config": cfg, "store": db}
+    if _base_path(cfg):
+        # Every mailed link starts with DIGEST_BASE_URL's path; served at the root, each
+        # was a 404, and behind a proxy that strips it, the pages' own links and forms
+        # (styles, save, pause, export, delete) left it out.
+        # Flask's documented way to add WSGI middleware; mypy sees a method replaced.
+        app.wsgi_app = _mounted(  # type: ignore[method-assign,assignment]
+            app.wsgi_app, _base_path(cfg))
     if cfg.trusted_proxies:
         # The client's address from X-Forwarded-For, as far as the proxies go.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.trusted_proxies)  # type: ignore[method-assign]
@@ -162,7 +177,10 @@ def create_app(
     def checked(token: str) -> str:
         if len(token) > MAX_TOKEN:
             raise TokenError("this link is not valid", "use the link exactly as in the email")
-        return token
+        # What a mail client, a chat or a copy took with the link from the text around
+        # it (a full stop, a closing bracket or quote, a space): every token ends in a
+        # base64 character, so nothing else at its end belongs to it.
+        return TRAILING_JUNK.sub("", token)
 
     @app.context_processor
     def inject() -> dict[str, Any]:
@@ -297,10 +315,19 @@ def create_app(
             link=preferences, link_text="Open your preferences",
         )
 
-    def gone() -> tuple[str, int]:
-        return message("Subscription gone",
-                       "This subscription no longer exists. Sign up again to start over.",
-                       404, link=url_for("subscribe_form"), link_text="Go to the sign-up page")
+    def gone(done: str = "") -> tuple[str, int]:
+        # Ids are never reused: a link of a deleted subscriber reaches nobody, not even
+        # the same address signed up again (a new subscriber, whose digests carry new
+        # links). Saying "unsubscribed" there would tell someone whose digests keep
+        # coming that they had stopped.
+        text = (f"This subscription no longer exists{done}. If digests still reach you, "
+                "the address was signed up again: use the links in the latest digest.")
+        return message("Subscription gone", text, 404, link=url_for("subscribe_form"),
+                       link_text="Go to the sign-up page")
+
+    def gone_response() -> Response:
+        """Return the "gone" page as a response that abort() can carry."""
+        return make_response(gone(", so this link opens nothing"))
 
     # -- unsubscribe ------------------------------------------------------------------
 
@@ -308,10 +335,11 @@ def create_app(
     def unsubscribe_page(token: str) -> tuple[str, int]:
         sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
         sub = db.get_subscriber(sub_id)
-        done = sub is None or sub.status == "unsubscribed"
+        if sub is None:
+            return gone(": nothing is sent to it, and this link stops nothing else")
         # Opened again after unsubscribing: the way back is shown, as after the POST.
-        return page("unsubscribe.html", sub=sub, done=done,
-                    preferences=_prefs_path(cfg, sub) if sub else None)
+        return page("unsubscribe.html", sub=sub, done=sub.status == "unsubscribed",
+                    preferences=_prefs_path(cfg, sub))
 
     @app.post("/unsubscribe/<token>")
     def unsubscribe(token: str) -> tuple[str, int]:
@@ -323,8 +351,9 @@ def create_app(
         sub_id = signup.subscriber_id(cfg, "unsubscribe", checked(token))
         signup.unsubscribe(db, sub_id, now=clock())
         sub = db.get_subscriber(sub_id)
-        return page("unsubscribed.html", sub=sub,
-                    preferences=_prefs_path(cfg, sub) if sub else None)
+        if sub is None:
+            return gone(": nothing is sent to it, and this link stops nothing else")
+        return page("unsubscribed.html", sub=sub, preferences=_prefs_path(cfg, sub))
 
     # -- feedback ---------------------------------------------------------------------
 
@@ -353,10 +382,11 @@ def create_app(
     # -- preferences ------------------------------------------------------------------
 
     def prefs_subscriber(token: str) -> tuple[Subscriber, str]:
-        sub = db.get_subscriber(signup.subscriber_id(cfg, "preferences", checked(token)))
+        token = checked(token)
+        sub = db.get_subscriber(signup.subscriber_id(cfg, "preferences", token))
         if sub is None:
-            abort(404)
-        return sub, token
+            abort(gone_response())
+        return sub, token  # the page's forms and links carry the token as it is signed
 
     def prefs_page(sub: Subscriber, token: str, *, values: dict[str, str] | None = None,
                    chosen: list[str] | None = None, errors: dict[str, str] | None = None,
@@ -436,7 +466,7 @@ def create_app(
         # tab) or the address never confirmed: say what the digest is, not what was asked.
         fresh = db.get_subscriber(sub.id)
         if fresh is None:
-            abort(404)
+            abort(gone_response())
         state = STATUS_TEXT.get(fresh.status, fresh.status)
         return prefs_page(fresh, token, notice=f"Nothing changed: your digest is {state}.")
 
@@ -498,9 +528,33 @@ def _schedule(sub: Subscriber) -> str:
     return render.schedule_text(sub.cadence, sub.weekday, sub.send_hour, sub.timezone)
 
 
+def _session_key(secret_key: str) -> str:
+    """Return the session cookie's key, derived from a secret key."""
+    return hmac.new(secret_key.encode(), b"digest.web.session", hashlib.sha256).hexdigest()
+
+
 def _prefs_path(config: Config, sub: Subscriber) -> str:
     """Return the site-relative preferences link of a subscriber (same token as in digests)."""
-    return tokens.preferences_url("", config.secret_key, sub.id)
+    return tokens.preferences_url(_base_path(config), config.secret_key, sub.id)
+
+
+def _base_path(config: Config) -> str:
+    """Return the path of DIGEST_BASE_URL without its final slash ("" at a host's root)."""
+    return urlsplit(config.base_url).path.rstrip("/")
+
+
+def _mounted(wsgi_app: WSGIApplication, prefix: str) -> WSGIApplication:
+    """Serve ``wsgi_app`` under ``prefix``, whether a proxy in front took it off or not."""
+
+    def mounted(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == prefix or path.startswith(prefix + "/"):
+            environ["PATH_INFO"] = path[len(prefix):] or "/"
+        # url_for() writes every link of the pages under it either way.
+        environ["SCRIPT_NAME"] = prefix
+        return wsgi_app(environ, start_response)
+
+    return mounted
 
 
 def get_store(app: Flask) -> Store:

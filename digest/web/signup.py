@@ -167,7 +167,8 @@ class ConfirmLink:
 
 def confirm_link(config: Config, token: str) -> ConfirmLink:
     """Return what a confirmation token carries; raise TokenError if it is invalid."""
-    payload = tokens.verify(config.secret_key, "confirm", token)
+    payload = tokens.verify(config.secret_key, "confirm", token,
+                            fallbacks=config.secret_key_fallbacks)
     if isinstance(payload, str) and "@" in payload:
         return ConfirmLink(payload)
     valid = (
@@ -201,7 +202,8 @@ def confirm(config: Config, db: Store, token: str, *, now: datetime) -> Confirma
 
 def subscriber_id(config: Config, purpose: tokens.Purpose, token: str) -> int:
     """Return the subscriber id an unsubscribe or preferences token carries."""
-    payload = tokens.verify(config.secret_key, purpose, token)
+    payload = tokens.verify(config.secret_key, purpose, token,
+                            fallbacks=config.secret_key_fallbacks)
     if not isinstance(payload, int) or isinstance(payload, bool):
         raise _invalid()
     return payload
@@ -218,7 +220,8 @@ class Vote:
 
 def feedback_vote(config: Config, token: str) -> Vote:
     """Return the (subscriber, paper, vote) a feedback token carries (either link format)."""
-    payload = tokens.verify_feedback(config.secret_key, token)
+    payload = tokens.verify_feedback(config.secret_key, token,
+                                     fallbacks=config.secret_key_fallbacks)
     valid = (
         isinstance(payload, list)
         and len(payload) == 3
