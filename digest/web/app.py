@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import (
@@ -546,12 +546,16 @@ def _base_path(config: Config) -> str:
 def _mounted(wsgi_app: WSGIApplication, prefix: str) -> WSGIApplication:
     """Serve ``wsgi_app`` under ``prefix``, whether a proxy in front took it off or not."""
 
+    # WSGI's PATH_INFO and SCRIPT_NAME are decoded, as latin-1 strings of the bytes: the
+    # base URL's path is %-encoded (config), so "/d%C3%AFgest" arrives as "/dÃ¯gest".
+    wsgi_prefix = unquote(prefix).encode("utf-8").decode("latin-1")
+
     def mounted(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == prefix or path.startswith(prefix + "/"):
-            environ["PATH_INFO"] = path[len(prefix):] or "/"
+        if path == wsgi_prefix or path.startswith(wsgi_prefix + "/"):
+            environ["PATH_INFO"] = path[len(wsgi_prefix):] or "/"
         # url_for() writes every link of the pages under it either way.
-        environ["SCRIPT_NAME"] = prefix
+        environ["SCRIPT_NAME"] = wsgi_prefix
         return wsgi_app(environ, start_response)
 
     return mounted
