@@ -11,9 +11,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy import Column, Table, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
@@ -293,16 +294,42 @@ class StoreBase:
         self._add_new_tables()
 
     def _add_new_tables(self) -> None:
-        """Create the tables added to this schema version since the database was made.
+        """Create the tables and columns added to this schema version since the database
+        was made.
 
-        Within one version the schema only gains tables (never a changed column), so a
-        database from an earlier release gets them the first time it is opened.
+        Within one version the schema only gains tables and nullable columns (never a
+        changed column), so a database from an earlier release gets them the first time
+        it is opened, in one transaction: a process killed meanwhile leaves it as it was,
+        and the next one does it again. A database made before the ledger's leases
+        (deliveries.claimed_by, claimed_until) failed every run, preview and ledger
+        listing with "no such column", exit 75 ("try again later") hour after hour.
         """
         with self.begin() as conn:
-            have = set(inspect(conn).get_table_names())
+            have = _table_columns(conn)
             missing = [table for table in metadata.sorted_tables if table.name not in have]
             if missing:
                 metadata.create_all(conn, tables=missing)
+            for table in metadata.sorted_tables:
+                for column in table.columns:
+                    if table.name in have and column.name not in have[table.name]:
+                        self._add_column(conn, table, column)
+
+    def _add_column(self, conn: Connection, table: Table, column: Column[Any]) -> None:
+        """Add a column the schema gained to an existing table (ALTER TABLE ADD COLUMN)."""
+        if not column.nullable and column.server_default is None:
+            # Rows already there would have no value for it: no release adds one such.
+            raise SchemaError(
+                f"the database's table {table.name} has no column {column.name}, and it "
+                "cannot be added to the rows already there",
+                "point DIGEST_DATABASE_URL at a new database (`digest init`) and move the "
+                "subscribers over with `digest subscribers export --csv` and `import`",
+            )
+        preparer = conn.dialect.identifier_preparer
+        spec = CreateColumn(column).compile(dialect=conn.dialect)
+        # IF NOT EXISTS: two processes upgrading one PostgreSQL database at once (SQLite's
+        # BEGIN IMMEDIATE runs them one after the other).
+        guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+        conn.execute(text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {guard}{spec}"))
 
     def _upsert(self, table: Table, values: Mapping[str, Any], *, key: Sequence[str]) -> Any:
         """Return an INSERT of ``values`` that, when a row with this ``key`` exists,
@@ -332,6 +359,28 @@ class StoreBase:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _table_columns(conn: Connection) -> dict[str, set[str]]:
+    """Return the column names of each table of the database (one query)."""
+    if conn.dialect.name == "sqlite":
+        found = conn.execute(text(
+            "SELECT m.name, p.name FROM sqlite_master AS m "
+            "JOIN pragma_table_info(m.name) AS p WHERE m.type = 'table'"
+        ))
+    elif conn.dialect.name == "postgresql":
+        found = conn.execute(text(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
+        ))
+    else:
+        inspector = inspect(conn)
+        return {name: {column["name"] for column in inspector.get_columns(name)}
+                for name in inspector.get_table_names()}
+    columns: dict[str, set[str]] = {}
+    for table, column in found:
+        columns.setdefault(table, set()).add(column)
+    return columns
 
 
 # The WAL file is cut back to this size when a write starts it over after a checkpoint;
