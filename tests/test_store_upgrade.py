@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import inspect
 
 from digest import pipeline
+from digest.models import Profile
 from digest.store import Store, open_store
 from tests.fixtures.config import make_config
 
@@ -95,3 +96,35 @@ def test_an_upgrade_killed_midway_leaves_the_database_as_it_was(
         assert {"claimed_by", "claimed_until"} <= columns(store, "deliveries")
     finally:
         store.close()
+
+
+def test_a_database_made_before_the_web_app_never_gives_a_removed_subscribers_id_again(
+    tmp_path: Path,
+) -> None:
+    # SQLite hands out max(id) + 1 unless the table was made with AUTOINCREMENT, which
+    # the subscribers table gained with the web app (66852d3). In a database made
+    # before, the newest subscriber's removal gave their id to the next sign-up, and
+    # every link in the removed one's digests (unsubscribe and preferences never
+    # expire) opened the newcomer's account: their address, profile, export, deletion.
+    url = old_database(tmp_path / "old.sqlite3")
+    store = open_store(url)
+    try:
+        gone = store.add_subscriber("b@example.org", Profile(interests="robots"), now=NOW)
+        store.plan_delivery(gone.id, DAY, picks=[("arxiv:1", 1.0, "")], message_id="<m@x>",
+                            now=NOW)
+        store.remove_subscriber(gone.id, now=NOW, reason="removed")
+        newcomer = store.add_subscriber("c@example.org", Profile(interests="graphs"), now=NOW)
+        assert newcomer.id > gone.id
+        # The rebuilt table keeps its rows, and the ledger's foreign keys still act.
+        first = store.get_subscriber(1)
+        assert first is not None and first.email == "a@example.org"
+        assert first.profile.keywords == ("unlearning",)
+        store.remove_subscriber(1, now=NOW, reason="removed")
+        assert store.list_deliveries() == []
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "old.sqlite3") as conn:
+        assert not conn.execute("PRAGMA foreign_key_check").fetchall()
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert "ix_subscribers_status" in names and "subscribers_upgrade" not in names

@@ -14,12 +14,12 @@ from typing import Any, cast
 from sqlalchemy import Column, Table, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from digest.errors import SchemaError, StoreError
-from digest.store.tables import SCHEMA_VERSION, meta, metadata
+from digest.store.tables import SCHEMA_VERSION, meta, metadata, subscribers
 
 # The execution option that marks a connection of StoreBase.read (see _sqlite_begin).
 _READ_ONLY = "digest_read_only"
@@ -291,6 +291,8 @@ class StoreBase:
                 "upgrade digest to a release that knows this schema, or point "
                 "DIGEST_DATABASE_URL at a new database",
             )
+        if self.is_sqlite:
+            self._sqlite_autoincrement(subscribers)
         self._add_new_tables()
 
     def _add_new_tables(self) -> None:
@@ -313,6 +315,65 @@ class StoreBase:
                 for column in table.columns:
                     if table.name in have and column.name not in have[table.name]:
                         self._add_column(conn, table, column)
+
+    def _sqlite_autoincrement(self, table: Table) -> None:
+        """Rebuild an SQLite table made without the AUTOINCREMENT its schema now has.
+
+        Without it SQLite gives a new row max(id) + 1, so the id of the newest row,
+        once deleted, goes to the next one. The subscribers table gained it with the web
+        app (66852d3): in a database made before, a removed subscriber's links (unsubscribe
+        and preferences never expire) opened the next sign-up's account. SQLite cannot
+        add it to a table: the rows move to a new one (its documented way of changing a
+        table), in one transaction with foreign keys off, so that the ledger's rows that
+        point at the table stay; they are checked before the commit.
+        """
+        find = text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name")
+        with self.read() as conn:
+            made = conn.execute(find, {"name": table.name}).scalar()
+        if made is None or "AUTOINCREMENT" in made.upper():
+            return
+        try:
+            with self._hold_writer(), self.engine.connect() as conn:
+                driver = conn.connection.dbapi_connection
+                assert driver is not None  # a connection just taken from the pool
+                # Only outside a transaction does SQLite take this pragma.
+                driver.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with conn.begin():
+                        made = conn.execute(find, {"name": table.name}).scalar()
+                        if made is None or "AUTOINCREMENT" in made.upper():
+                            return  # another process did it meanwhile
+                        self._rebuild(conn, table)
+                finally:
+                    driver.execute("PRAGMA foreign_keys=ON")
+        except OperationalError as err:
+            raise StoreError(
+                f"database error while upgrading the table {table.name}: {err.orig}",
+                "the first command after an upgrade must be able to write the database "
+                "(run it as the service's user); if it is locked, try again later",
+            ) from err
+
+    def _rebuild(self, conn: Connection, table: Table) -> None:
+        """Move a table's rows into one made from the schema, under the same name."""
+        preparer = conn.dialect.identifier_preparer
+        name, interim = preparer.format_table(table), preparer.quote(f"{table.name}_upgrade")
+        create = str(CreateTable(table).compile(dialect=conn.dialect)).strip()
+        prefix = f"CREATE TABLE {name} "
+        assert create.startswith(prefix), create
+        conn.execute(text(f"CREATE TABLE {interim} " + create.removeprefix(prefix)))
+        listed = ", ".join(preparer.quote(column.name) for column in table.columns)
+        conn.execute(text(f"INSERT INTO {interim} ({listed}) SELECT {listed} FROM {name}"))
+        conn.execute(text(f"DROP TABLE {name}"))  # its indexes with it
+        conn.execute(text(f"ALTER TABLE {interim} RENAME TO {name}"))
+        for index in table.indexes:
+            conn.execute(CreateIndex(index))
+        broken = conn.execute(text("PRAGMA foreign_key_check")).fetchall()
+        if broken:
+            raise SchemaError(
+                f"rebuilding the table {table.name} would break {len(broken)} references "
+                "to it; the database was left as it was",
+                "check the database with `sqlite3 FILE 'PRAGMA foreign_key_check'`",
+            )
 
     def _add_column(self, conn: Connection, table: Table, column: Column[Any]) -> None:
         """Add a column the schema gained to an existing table (ALTER TABLE ADD COLUMN)."""
