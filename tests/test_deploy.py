@@ -39,6 +39,31 @@ def test_every_compose_service_of_the_image_shares_var_and_its_secret_key() -> N
         assert "var:/srv/digest/var" in block, f"{name} does not mount the shared var/"
 
 
+def test_compose_services_wait_for_the_database_and_come_back_after_a_reboot(
+    tmp_path: Path,
+) -> None:
+    # depends_on: [db] only ordered the starts: on a first `docker compose up` the web
+    # front end opened the database while PostgreSQL was still initialising, exited 75
+    # (below) and, with docker's default restart policy ("no"), stayed down; after a
+    # reboot or a daemon restart no service came back at all, the scheduler included.
+    pytest.importorskip("psycopg")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "DIGEST_VAR_DIR": str(tmp_path / "var"),
+           "DIGEST_DATABASE_URL": "postgresql+psycopg://digest:digest@127.0.0.1:1/digest",
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    done = subprocess.run([str(Path(sys.executable).parent / "digest"), "serve", "--port", "1"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 75, done.stdout + done.stderr  # a database not up yet
+    services = compose_services()
+    assert set(services) == {"db", "scheduler", "web"}
+    for name, block in services.items():
+        assert re.search(r"^    restart: (unless-stopped|always)$", block, re.M), name
+    assert re.search(r"^    healthcheck:\n      test: \[.*\"pg_isready\"", services["db"], re.M)
+    for name in ("scheduler", "web"):
+        assert "depends_on: { db: { condition: service_healthy } }" in services[name], name
+
+
 def unit(name: str) -> dict[str, dict[str, list[str]]]:
     """Return a systemd unit's sections as {section: {key: [values in order]}}."""
     sections: dict[str, dict[str, list[str]]] = {}
