@@ -191,6 +191,28 @@ def test_env_example_documents_every_variable_the_config_reads() -> None:
     assert read - documented == set()
 
 
+def test_every_setting_line_of_env_example_works_uncommented(tmp_path: Path) -> None:
+    # "#DIGEST_MAX_PAPERS=10        default papers per email (1-50)": the delivery
+    # tuning lines carried their description after the value, and uncommented as they
+    # stand the description was the value: every command stopped with 78 ("must be a
+    # whole number, got '10        default papers...'").
+    root = Path(__file__).resolve().parent.parent
+    sources = tmp_path / "sources.txt"
+    sources.write_text("arxiv-rss:cs.LG\n")
+    lines = re.findall(r"^#(DIGEST_[A-Z_]+=.*)$", (root / "deploy" / "env.example").read_text(),
+                       re.MULTILINE)
+    assert len(lines) > 20
+    for line in lines:
+        line = (line.replace("/etc/digest/sources.txt", str(sources))
+                .replace("/srv/digest/templates", str(TEMPLATES_DIR)))
+        env_file = tmp_path / ".env"
+        env_file.write_text(line + "\n")
+        try:
+            load_config({"DIGEST_VAR_DIR": str(tmp_path / "var")}, env_file=env_file)
+        except ConfigError as err:
+            pytest.fail(f"{line!r} uncommented: {err.message}")
+
+
 @pytest.mark.parametrize(
     ("name", "meant"),
     [("DIGEST_SMTP", "DIGEST_SMTP_URL"), ("DIGEST_DATABASE", "DIGEST_DATABASE_URL"),

@@ -7,7 +7,9 @@ folder), the crontab line runs as cron would run it, and compose.yaml is read as
 from __future__ import annotations
 
 import fcntl
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,31 @@ def test_every_compose_service_of_the_image_shares_var_and_its_secret_key() -> N
     assert set(ours) == {"scheduler", "web"}
     for name, block in ours.items():
         assert "var:/srv/digest/var" in block, f"{name} does not mount the shared var/"
+
+
+def test_compose_services_wait_for_the_database_and_come_back_after_a_reboot(
+    tmp_path: Path,
+) -> None:
+    # depends_on: [db] only ordered the starts: on a first `docker compose up` the web
+    # front end opened the database while PostgreSQL was still initialising, exited 75
+    # (below) and, with docker's default restart policy ("no"), stayed down; after a
+    # reboot or a daemon restart no service came back at all, the scheduler included.
+    pytest.importorskip("psycopg")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "DIGEST_VAR_DIR": str(tmp_path / "var"),
+           "DIGEST_DATABASE_URL": "postgresql+psycopg://digest:digest@127.0.0.1:1/digest",
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    done = subprocess.run([str(Path(sys.executable).parent / "digest"), "serve", "--port", "1"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 75, done.stdout + done.stderr  # a database not up yet
+    services = compose_services()
+    assert set(services) == {"db", "scheduler", "web"}
+    for name, block in services.items():
+        assert re.search(r"^    restart: (unless-stopped|always)$", block, re.M), name
+    assert re.search(r"^    healthcheck:\n      test: \[.*\"pg_isready\"", services["db"], re.M)
+    for name in ("scheduler", "web"):
+        assert "depends_on: { db: { condition: service_healthy } }" in services[name], name
 
 
 def unit(name: str) -> dict[str, dict[str, list[str]]]:
@@ -72,6 +99,55 @@ def test_systemd_units_verify_once_installed(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+GENERATOR = Path("/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator")
+
+
+def systemd_environment(env_file: Path, scratch: Path) -> dict[str, str]:
+    """Return the variables systemd reads from an environment file (its own parser).
+
+    systemd's environment.d generator parses with the parser EnvironmentFile= uses.
+    """
+    conf = scratch / "environment.d"
+    conf.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(env_file, conf / "10-digest.conf")
+    done = subprocess.run([str(GENERATOR)], capture_output=True, text=True, timeout=60,
+                          check=True, env={"XDG_CONFIG_HOME": str(scratch),
+                                           "XDG_CONFIG_DIRS": str(scratch / "none")})
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith("DIGEST_"):
+            found[name] = " ".join(shlex.split(value))
+    return found
+
+
+@pytest.mark.skipif(not GENERATOR.exists(), reason="needs systemd's environment.d generator")
+@pytest.mark.parametrize("name", [n for n in UNITS if n.endswith(".service")])
+def test_a_unit_reads_the_env_file_as_digest_does_by_hand(name: str, tmp_path: Path) -> None:
+    # The units passed /srv/digest/.env to systemd (EnvironmentFile=), whose parser keeps
+    # a comment after a value ("DIGEST_SMTP_CONNECTIONS=4  # our relay allows 4" is
+    # "4  # our relay allows 4"), and digest read the same file itself (python-dotenv
+    # drops the comment) with the environment winning: `digest run` worked by hand and
+    # from cron, and the services stopped with 78 on the same file.
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    (srv / ".env").write_text(
+        f"DIGEST_VAR_DIR={srv / 'var'}  # beside the checkout\n"
+        "DIGEST_SMTP_CONNECTIONS=4  # our relay allows 4\n"
+    )
+    service = unit(name)["Service"]
+    assert service["WorkingDirectory"] == ["/srv/digest"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    for listed in service.get("EnvironmentFile", []):
+        path = Path(listed.removeprefix("-").replace("/srv/digest", str(srv)))
+        env.update(systemd_environment(path, tmp_path / "systemd"))
+    done = subprocess.run([str(Path(sys.executable).parent / "digest"), "status"], env=env,
+                          cwd=srv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (srv / "var" / "digest.sqlite3").exists()
 
 
 def test_a_unit_ordered_after_the_network_also_pulls_it_in() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 
 from digest.errors import SchemaError, UsageError
 from digest.models import Paper, Profile, SourceResult
@@ -53,6 +53,28 @@ def test_schema_is_created_once_and_version_checked(url: str) -> None:
     with pytest.raises(SchemaError) as err:
         open_store(url)
     assert "999" in err.value.message and err.value.hint
+
+
+def test_a_database_made_before_the_ledger_leases_gets_them(url: str) -> None:
+    # The leases came within schema version 1; opening such a database added only
+    # missing tables, and every run failed on the missing column (exit 75, for good).
+    store = open_store(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_by"))
+        conn.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_until"))
+    store.add_subscriber("a@example.org", Profile(interests="x"), now=NOW)
+    store.close()
+    store = open_store(url)
+    try:
+        store.plan_delivery(1, DAY, picks=[("arxiv:1", 1.0, "")], message_id="<m@x>", now=NOW)
+        [row] = store.claim_deliveries("w", now=NOW, lease=timedelta(minutes=5), limit=10,
+                                       max_attempts=5)
+        assert row.subscriber_id == 1
+        with store.engine.connect() as conn:
+            found = {c["name"] for c in inspect(conn).get_columns("deliveries")}
+        assert {"claimed_by", "claimed_until"} <= found
+    finally:
+        store.close()
 
 
 def test_empty_database_without_create_says_run_init(url: str) -> None:

@@ -11,14 +11,15 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, inspect, select
+from sqlalchemy import Column, Table, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from digest.errors import SchemaError, StoreError
-from digest.store.tables import SCHEMA_VERSION, meta, metadata
+from digest.store.tables import SCHEMA_VERSION, meta, metadata, subscribers
 
 # The execution option that marks a connection of StoreBase.read (see _sqlite_begin).
 _READ_ONLY = "digest_read_only"
@@ -290,19 +291,106 @@ class StoreBase:
                 "upgrade digest to a release that knows this schema, or point "
                 "DIGEST_DATABASE_URL at a new database",
             )
+        if self.is_sqlite:
+            self._sqlite_autoincrement(subscribers)
         self._add_new_tables()
 
     def _add_new_tables(self) -> None:
-        """Create the tables added to this schema version since the database was made.
+        """Create the tables and columns added to this schema version since the database
+        was made.
 
-        Within one version the schema only gains tables (never a changed column), so a
-        database from an earlier release gets them the first time it is opened.
+        Within one version the schema only gains tables and nullable columns (never a
+        changed column), so a database from an earlier release gets them the first time
+        it is opened, in one transaction: a process killed meanwhile leaves it as it was,
+        and the next one does it again. A database made before the ledger's leases
+        (deliveries.claimed_by, claimed_until) failed every run, preview and ledger
+        listing with "no such column", exit 75 ("try again later") hour after hour.
         """
         with self.begin() as conn:
-            have = set(inspect(conn).get_table_names())
+            have = _table_columns(conn)
             missing = [table for table in metadata.sorted_tables if table.name not in have]
             if missing:
                 metadata.create_all(conn, tables=missing)
+            for table in metadata.sorted_tables:
+                for column in table.columns:
+                    if table.name in have and column.name not in have[table.name]:
+                        self._add_column(conn, table, column)
+
+    def _sqlite_autoincrement(self, table: Table) -> None:
+        """Rebuild an SQLite table made without the AUTOINCREMENT its schema now has.
+
+        Without it SQLite gives a new row max(id) + 1, so the id of the newest row,
+        once deleted, goes to the next one. The subscribers table gained it with the web
+        app (66852d3): in a database made before, a removed subscriber's links (unsubscribe
+        and preferences never expire) opened the next sign-up's account. SQLite cannot
+        add it to a table: the rows move to a new one (its documented way of changing a
+        table), in one transaction with foreign keys off, so that the ledger's rows that
+        point at the table stay; they are checked before the commit.
+        """
+        find = text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name")
+        with self.read() as conn:
+            made = conn.execute(find, {"name": table.name}).scalar()
+        if made is None or "AUTOINCREMENT" in made.upper():
+            return
+        try:
+            with self._hold_writer(), self.engine.connect() as conn:
+                driver = conn.connection.dbapi_connection
+                assert driver is not None  # a connection just taken from the pool
+                # Only outside a transaction does SQLite take this pragma.
+                driver.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with conn.begin():
+                        made = conn.execute(find, {"name": table.name}).scalar()
+                        if made is None or "AUTOINCREMENT" in made.upper():
+                            return  # another process did it meanwhile
+                        self._rebuild(conn, table)
+                finally:
+                    driver.execute("PRAGMA foreign_keys=ON")
+        except OperationalError as err:
+            raise StoreError(
+                f"database error while upgrading the table {table.name}: {err.orig}",
+                "the first command after an upgrade must be able to write the database "
+                "(run it as the service's user); if it is locked, try again later",
+            ) from err
+
+    def _rebuild(self, conn: Connection, table: Table) -> None:
+        """Move a table's rows into one made from the schema, under the same name."""
+        preparer = conn.dialect.identifier_preparer
+        name, interim = preparer.format_table(table), preparer.quote(f"{table.name}_upgrade")
+        create = str(CreateTable(table).compile(dialect=conn.dialect)).strip()
+        prefix = f"CREATE TABLE {name} "
+        assert create.startswith(prefix), create
+        conn.execute(text(f"CREATE TABLE {interim} " + create.removeprefix(prefix)))
+        listed = ", ".join(preparer.quote(column.name) for column in table.columns)
+        conn.execute(text(f"INSERT INTO {interim} ({listed}) SELECT {listed} FROM {name}"))
+        conn.execute(text(f"DROP TABLE {name}"))  # its indexes with it
+        conn.execute(text(f"ALTER TABLE {interim} RENAME TO {name}"))
+        for index in table.indexes:
+            conn.execute(CreateIndex(index))
+        broken = conn.execute(text("PRAGMA foreign_key_check")).fetchall()
+        if broken:
+            raise SchemaError(
+                f"rebuilding the table {table.name} would break {len(broken)} references "
+                "to it; the database was left as it was",
+                "check the database with `sqlite3 FILE 'PRAGMA foreign_key_check'`",
+            )
+
+    def _add_column(self, conn: Connection, table: Table, column: Column[Any]) -> None:
+        """Add a column the schema gained to an existing table (ALTER TABLE ADD COLUMN)."""
+        if not column.nullable and column.server_default is None:
+            # Rows already there would have no value for it: no release adds one such.
+            raise SchemaError(
+                f"the database's table {table.name} has no column {column.name}, and it "
+                "cannot be added to the rows already there",
+                "point DIGEST_DATABASE_URL at a new database (`digest init`) and move the "
+                "subscribers over with `digest subscribers export --csv` and `import`",
+            )
+        preparer = conn.dialect.identifier_preparer
+        spec = CreateColumn(column).compile(dialect=conn.dialect)
+        # IF NOT EXISTS: two processes upgrading one PostgreSQL database at once (SQLite's
+        # BEGIN IMMEDIATE runs them one after the other).
+        guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+        conn.execute(text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {guard}{spec}"))
 
     def _upsert(self, table: Table, values: Mapping[str, Any], *, key: Sequence[str]) -> Any:
         """Return an INSERT of ``values`` that, when a row with this ``key`` exists,
@@ -332,6 +420,28 @@ class StoreBase:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _table_columns(conn: Connection) -> dict[str, set[str]]:
+    """Return the column names of each table of the database (one query)."""
+    if conn.dialect.name == "sqlite":
+        found = conn.execute(text(
+            "SELECT m.name, p.name FROM sqlite_master AS m "
+            "JOIN pragma_table_info(m.name) AS p WHERE m.type = 'table'"
+        ))
+    elif conn.dialect.name == "postgresql":
+        found = conn.execute(text(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
+        ))
+    else:
+        inspector = inspect(conn)
+        return {name: {column["name"] for column in inspector.get_columns(name)}
+                for name in inspector.get_table_names()}
+    columns: dict[str, set[str]] = {}
+    for table, column in found:
+        columns.setdefault(table, set()).add(column)
+    return columns
 
 
 # The WAL file is cut back to this size when a write starts it over after a checkpoint;
