@@ -550,3 +550,22 @@ def test_csv_export_and_import_keep_the_thumbs(config: Config, tmp_path: Path) -
     assert again.exit_code == 0, again.output
     kept = open_store(other.database_url).find_subscriber("t@example.org")
     assert kept is not None and kept.profile.liked == moved.profile.liked
+
+
+def test_csv_export_of_a_field_over_128_kib_imports(config: Config, tmp_path: Path) -> None:
+    # `add` takes interests of any length and `export --csv` writes them whole, but the
+    # import stopped with a traceback (_csv.Error: field larger than field limit
+    # (131072)): a list holding one such subscriber could not be moved at all.
+    interests = "\n".join(f"protein design line {i}: inverse folding of enzymes"
+                          for i in range(4000))
+    assert len(interests) > 131072
+    added = run(config, "subscribers", "add", "long@example.org", "--interests", interests)
+    assert added.exit_code == 0, added.output
+    out = tmp_path / "out.csv"
+    assert run(config, "subscribers", "export", "--csv", "-o", str(out)).exit_code == 0
+    other = replace(config, database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    result = run(other, "subscribers", "import", str(out))
+    assert result.exit_code == 0, result.output
+    assert "added 1" in result.output
+    moved = open_store(other.database_url).find_subscriber("long@example.org")
+    assert moved is not None and moved.profile.interests == interests

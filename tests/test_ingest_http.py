@@ -120,6 +120,9 @@ def test_huge_body_is_refused_while_streaming(feed_server: FeedServer) -> None:
     status, error, _ = read(feed_server, fetcher(time, max_bytes=1_000_000))
     assert status == "error"
     assert "larger than the 1,000,000-byte cap" in error
+    # The hint said to "raise the size cap for this source": no setting does that.
+    assert "raise the size cap" not in error
+    assert "ask the source for fewer entries at a time" in error
 
 
 def test_declared_oversize_is_refused_before_reading(feed_server: FeedServer) -> None:

@@ -544,3 +544,35 @@ def test_previews_that_cannot_be_written_stop_the_run_with_the_reason_and_lose_n
     config.preview_dir.unlink()
     assert pipeline.run(config, now=NOW1 + timedelta(hours=1), day=DAY1).sent == 3
     assert len(maildir_messages(config)) == 3
+
+
+def test_a_feed_title_of_200_kb_is_cut_before_it_reaches_the_digest(tmp_path: Path) -> None:
+    # A feed whose title element held a whole page (200 KB) put all of it into every
+    # digest listing the paper, in the text and the HTML part: a 400 KB email whose
+    # first paper was a wall of words. Abstracts were always shortened; titles never.
+    day1, _ = split_sample(tmp_path)
+    huge = {"id": "2605.99999", "title": "Robot learning with diffusion policies " * 5000,
+            "abstract": "Robot learning with diffusion policies for humanoid control.",
+            "categories": ["cs.RO"]}
+    assert len(huge["title"]) > 190_000
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(day1.read_text(encoding="utf-8") + json.dumps(huge) + "\n",
+                     encoding="utf-8")
+    config = make_config(tmp_path / "var", sources=parse_sources(f"jsonl:{batch}"))
+    store = open_store(config.database_url)
+    store.add_subscriber("robo@example.org",
+                         Profile(interests="robot learning with diffusion policies"),
+                         now=NOW1, send_hour=7, max_papers=5)
+    store.close()
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert report.sent == 1
+    [message] = maildir_messages(config)
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "https://arxiv.org/abs/2605.99999" in text  # the paper is there, its title cut
+    assert text.count("Robot learning with diffusion policies") < 40
+    assert html.count("Robot learning with diffusion policies") < 40
+    assert len(message.as_bytes()) < 60_000
+    stored = open_store(config.database_url).get_papers(["arxiv:2605.99999"])
+    assert len(stored["arxiv:2605.99999"].title) <= 1000
+    assert stored["arxiv:2605.99999"].title.endswith(" with…")

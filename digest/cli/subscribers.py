@@ -582,6 +582,18 @@ def read_csv(
     if text.lstrip().startswith(("[", "{")):
         raise UsageError("the file is JSON; import reads CSV",
                          "write the CSV with `digest subscribers export --csv -o FILE`")
+    # csv refuses a field over 128 KiB (its default field_size_limit) with a traceback,
+    # and `export --csv` writes longer ones: the interests `add` took whole, a
+    # subscriber's thousands of thumbs. No field is longer than the file; the process's
+    # limit is put back after the read.
+    limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    try:
+        return _read_rows(config, text)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_rows(config: Config, text: str) -> tuple[list[tuple[int, Entry]], frozenset[str]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_separator(text))
     header = [h.strip().lower() for h in next(reader, [])]
     if "email" not in header:

@@ -332,7 +332,11 @@ def _fetchable_host(url: str) -> str:
 def _too_big(url: str, max_bytes: int) -> SourceError:
     return SourceError(
         f"{url}: response is larger than the {max_bytes:,}-byte cap; refused",
-        "check that the URL points at a feed, or raise the size cap for this source",
+        # No setting raises the cap (the hint said to "raise the size cap for this
+        # source", which nothing can): what the operator can change is what is asked.
+        "check that the URL points at a feed; the cap is fixed, so ask the source for "
+        "fewer entries at a time (arxiv-api: a smaller max_results in the URL, and the "
+        "total as its limit option, read in pages of that size)",
     )
 
 

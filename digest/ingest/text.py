@@ -47,6 +47,23 @@ def fitting_key(key: str) -> str:
     return f"{key[: PAPER_KEY_MAX - len(digest) - 1]}#{digest}"
 
 
+# No paper's title is this long (arXiv's longest run to ~300 characters); a feed whose
+# title element holds more (a whole abstract, a page's text) would put all of it in
+# every digest listing the paper, and on the web pages naming it.
+PAPER_TITLE_MAX = 1000
+
+
+def short_title(title: str) -> str:
+    """Return a title cut to PAPER_TITLE_MAX characters at a word, with an ellipsis."""
+    if len(title) <= PAPER_TITLE_MAX:
+        return title
+    cut = title[: PAPER_TITLE_MAX - 1]
+    space = cut.rfind(" ")
+    if space > PAPER_TITLE_MAX // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
 def storable(paper: Paper) -> Paper:
     """Return the paper as the store can keep it on any database.
 
@@ -54,7 +71,8 @@ def storable(paper: Paper) -> Paper:
     in a Hugging Face answer or a JSON-lines file); XML cannot. An over-long key is
     shortened (fitting_key), an over-long source name cut (it is only a label), and a
     DOI longer than any DOI left out. On PostgreSQL, which enforces what SQLite does
-    not, one such paper failed the save of its source's whole batch.
+    not, one such paper failed the save of its source's whole batch. A title longer than
+    any title is cut (short_title): all of it went into every digest listing the paper.
     """
     changed: dict[str, Any] = {}
     for item in fields(paper):
@@ -68,6 +86,9 @@ def storable(paper: Paper) -> Paper:
     key = fitting_key(changed.get("key", paper.key))
     if key != paper.key:
         changed["key"] = key
+    title = changed.get("title", paper.title)
+    if len(title) > PAPER_TITLE_MAX:
+        changed["title"] = short_title(title)
     source = changed.get("source", paper.source)
     if len(source) > PAPER_SOURCE_MAX:
         changed["source"] = source[:PAPER_SOURCE_MAX]
