@@ -423,6 +423,26 @@ def test_eval_reports_an_ours_semantic_row_beside_the_others() -> None:
 
 
 @needs_model
+def test_the_embedding_baseline_ranks_by_meaning_alone() -> None:
+    # digest eval's "minilm" row, the neural reference: the car-crash paper shares
+    # no word with the interests and still comes first; a seed about helmets leads
+    # there too; a profile with nothing to embed gets the batch in key order.
+    seed = paper("test:seed", "Helmet design to prevent head trauma for motorcyclists",
+                 "Foam liners absorb impact energy when riders fall at speed.", day=18)
+    run = semantic.embedding_baseline()
+    batch = [*UNRELATED, CAR]
+    profiles = [Profile(interests=INTEREST), Profile(seeds=(seed.key,)), Profile()]
+    by_text, by_seed, empty = run(batch, profiles, [*BACKGROUND, seed], 3)
+    assert by_text[0] == CAR.key and by_seed[0] == CAR.key
+    assert empty == sorted(p.key for p in batch)[:3]
+    config = EvalConfig(days=1, subscribers=2, cutoff=0.6, min_batch=40, background_days=2,
+                        bootstrap=20, semantic_weight=semantic.DEFAULT_WEIGHT,
+                        methods=("ours", "minilm"))
+    report = evaluate(load_corpus(MINI), config)
+    assert {method for _, method, _ in report.values} == {"ours", "minilm"}
+
+
+@needs_model
 def test_the_daily_job_ranks_semantically_and_keeps_embeddings(tmp_path: Path) -> None:
     # The sample batch's real papers, and the hand-made car-crash paper among them.
     day = tmp_path / "day.jsonl"

@@ -232,7 +232,7 @@ def rank_command(
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--method", "methods", multiple=True,
               help="Only these methods (ours, ours+seed-metadata, random, keyword, "
-              "tfidf-centroid, arxiv-sanity; ours+semantic with --semantic).")
+              "tfidf-centroid, arxiv-sanity; ours+semantic and minilm with --semantic).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary and the paired comparisons as JSON.")
 @semantic_options
@@ -250,7 +250,8 @@ def eval_command(
         load_corpus,
     )
 
-    weight = semantic_setting(semantic or "ours+semantic" in methods, semantic_weight)
+    weight = semantic_setting(
+        semantic or any(m in methods for m in ("ours+semantic", "minilm")), semantic_weight)
     config = EvalConfig(days=days, subscribers=subscribers, seed=seed, methods=methods,
                         semantic_weight=weight,
                         semantic_cache=str(semantic_cache) if semantic_cache else "")

@@ -27,7 +27,7 @@ import importlib.util
 import os
 import threading
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -451,6 +451,44 @@ class SemanticScorer:
         return out
 
 
+def embedding_baseline(cache: str = "") -> Callable[
+        [Sequence[Paper], Sequence[Profile], Sequence[Paper], int], list[list[str]]]:
+    """Return a reference ranker that ranks by MiniLM cosine alone (the issue's neural mark).
+
+    A profile's vector is the mean of its words' embedding and its seed and liked papers'
+    (each l2-normalised; the disliked ones ignored); the batch is ordered by cosine with
+    it, ties by key. No tf-idf, categories or authors: what "a MiniLM embedding" reaches
+    on the same queries, beside which ``digest eval`` shows ours.
+    """
+
+    def run(
+        batch: Sequence[Paper], profiles: Sequence[Profile], history: Sequence[Paper], k: int
+    ) -> list[list[str]]:
+        require()
+        encoder = shared_encoder(cache or None)
+        papers = sorted(batch, key=lambda p: p.key)
+        rows = encoder.papers(papers)
+        known = {p.key: p for p in [*history, *papers]}
+        out = []
+        for profile in profiles:
+            parts = []
+            examples = [known[key] for key in (*profile.seeds, *profile.liked) if key in known]
+            if examples:
+                parts.append(_unit(encoder.papers(examples).mean(axis=0, keepdims=True))[0])
+            text = profile_text(profile)
+            if text:
+                parts.append(encoder.texts([text])[0])
+            if not parts:
+                out.append([p.key for p in papers[:k]])
+                continue
+            query = _unit(np.mean(parts, axis=0, keepdims=True))[0]
+            order = np.argsort(-(rows @ query), kind="stable")[:k]
+            out.append([papers[int(j)].key for j in order])
+        return out
+
+    return run
+
+
 def _unit(rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     norms[norms <= 1e-12] = 1.0
@@ -486,6 +524,7 @@ __all__ = [
     "SemanticScorer",
     "SemanticUnavailable",
     "available",
+    "embedding_baseline",
     "model_text",
     "profile_text",
     "require",
