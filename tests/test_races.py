@@ -8,18 +8,24 @@ database, as a web request or a command arriving at that instant would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import mailbox
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from digest import pipeline, tokens
+from digest.cli import main
 from digest.config import Config
 from digest.models import Profile
 from digest.store import Store, open_store
 from tests.fixtures.config import SECRET, make_config
+from tests.fixtures.smtp_server import SmtpTestServer
+from tests.test_bounces import sample, sent
 from tests.test_web_support import Site, make_site
 
 DAY = date(2026, 5, 25)  # the sample batch's day
@@ -28,7 +34,7 @@ READERS = ("ada@example.org", "bob@example.org", "cy@example.org", "dee@example.
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Config, Store, Site, dict[str, int]]:
+def setup(tmp_path: Path) -> Iterator[tuple[Config, Store, Site, dict[str, int]]]:
     """A database of four active readers, a store for the run, and the web app on it."""
     config = make_config(tmp_path / "var")
     store = open_store(config.database_url)
@@ -83,3 +89,83 @@ def test_a_subscriber_deleted_while_the_plan_phase_ranks_does_not_stop_the_run(
     assert store.delivery_counts(DAY) == {"sent": 3}
     assert gone not in store.deliveries_for_day(DAY)  # nothing of theirs is stored again
     assert store.is_suppressed("bob@example.org")
+
+
+def at_first_message(server: SmtpTestServer, action: Callable[[], None]) -> None:
+    """Run ``action`` while the server holds the run's first message, before its 250."""
+    original = server.handler.handle_DATA
+    done: list[bool] = []
+
+    async def handle_DATA(smtp: Any, session: Any, envelope: Any) -> str:
+        if not done:
+            done.append(True)
+            action()
+        status: str = await original(smtp, session, envelope)
+        return status
+
+    server.handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
+
+
+def recipients(server: SmtpTestServer) -> list[str]:
+    return sorted(r.lower() for m in server.messages for r in m.rcpt_tos)
+
+
+def test_one_click_unsubscribe_while_the_run_sends_stops_the_digest_not_yet_sent(
+    setup: tuple[Config, Store, Site, dict[str, int]], smtp_server: SmtpTestServer,
+) -> None:
+    # The four digests are one leased chunk; while the first one is at the server, the
+    # fourth reader's mail client posts the one-click unsubscribe (RFC 8058). The worker
+    # had read the chunk's subscribers when it leased it and mailed them anyway: "You
+    # are unsubscribed", then a digest.
+    config, store, site, ids = setup
+    config = replace(config, smtp=smtp_server.settings())
+    leaving = ids["dee@example.org"]
+
+    def unsubscribe() -> None:
+        path = tokens.unsubscribe_url("", SECRET, leaving)
+        done = site.client.post(path, data={"List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200, done.get_data(as_text=True)
+
+    at_first_message(smtp_server, unsubscribe)
+    report = pipeline.run(config, now=NOW, day=DAY, store=store)
+    assert store.get_subscriber(leaving).status == "unsubscribed"  # type: ignore[union-attr]
+    assert recipients(smtp_server) == ["ada@example.org", "bob@example.org", "cy@example.org"]
+    assert (report.sent, report.skipped) == (3, 1)
+    row = store.get_delivery(leaving, DAY)
+    assert row is not None and row.status == "skipped" and row.attempts == 0
+    assert row.error == "the subscriber is no longer active"
+    # Nothing is left for a later run or `digest send` either.
+    assert pipeline.send_pending(config, now=NOW, store=store).sent == 0
+    assert len(smtp_server.messages) == 3
+
+
+def test_a_complaint_scanned_during_the_run_stops_that_address_at_once(
+    setup: tuple[Config, Store, Site, dict[str, int]], smtp_server: SmtpTestServer,
+    tmp_path: Path,
+) -> None:
+    # erin complained (ARF) about an earlier digest; `digest bounces scan` reads the
+    # report while today's run is sending, a chunk of one row at a time. The send phase
+    # had read the suppression list once, when it began, and mailed her anyway (on a
+    # relay paced to some messages a second, that list is hours old by the end).
+    config, store, _site, _ids = setup
+    config = replace(config, smtp=smtp_server.settings())
+    erin = store.add_subscriber("erin@example.com", Profile(interests="language models"),
+                                now=NOW, max_papers=3, empty_digest="note").id
+    sent(store, "arf_abuse_complaint.eml")  # the digest she complained about
+    reports = tmp_path / "bounces"
+    box = mailbox.Maildir(str(reports))
+    box.add(sample("arf_abuse_complaint.eml"))
+    box.close()
+
+    def scan() -> None:
+        done = CliRunner().invoke(main, ["bounces", "scan", "--maildir", str(reports)],
+                                  obj={"config": config})
+        assert done.exit_code == 0, done.output
+
+    at_first_message(smtp_server, scan)
+    report = pipeline.run(config, now=NOW, day=DAY, store=store, send_chunk=1)
+    assert store.is_suppressed("erin@example.com")
+    assert recipients(smtp_server) == sorted(READERS)
+    assert (report.sent, report.skipped) == (4, 1)
+    row = store.get_delivery(erin, DAY)
+    assert row is not None and row.status == "skipped" and row.attempts == 0
