@@ -169,3 +169,54 @@ def test_a_complaint_scanned_during_the_run_stops_that_address_at_once(
     assert (report.sent, report.skipped) == (4, 1)
     row = store.get_delivery(erin, DAY)
     assert row is not None and row.status == "skipped" and row.attempts == 0
+
+
+def test_an_unsubscribe_while_an_import_update_runs_is_kept(
+    setup: tuple[Config, Store, Site, dict[str, int]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The operator re-imports a CSV export with --update (new names); the import reads
+    # every row first, then writes them, a transaction each (a minute for a large
+    # list). bob unsubscribes by the one-click link between the two. The import wrote
+    # the row's status over the one it had read: "never brings back someone who
+    # unsubscribed" held only for who had left before the import started, and bob, told
+    # "You are unsubscribed", was active again and mailed by the next run.
+    config, store, site, ids = setup
+    bob = ids["bob@example.org"]
+    export = tmp_path / "people.csv"
+    done = CliRunner().invoke(main, ["subscribers", "export", "--csv", "-o", str(export)],
+                              obj={"config": config})
+    assert done.exit_code == 0, done.output
+    lines = export.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    assert "status" in header and "name" in header
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    for row in rows:
+        row["name"] = row["email"].split("@")[0].title()
+    export.write_text("\n".join([",".join(header)] + [",".join(r[h] for h in header)
+                                                       for r in rows]) + "\n",
+                      encoding="utf-8")
+    reads: list[str] = []
+    original = Store.find_subscriber
+
+    def find_subscriber(self: Store, email: str) -> Any:
+        found = original(self, email)
+        reads.append(email)
+        if len(reads) == len(READERS):  # the import has read every row of its file
+            path = tokens.unsubscribe_url("", SECRET, bob)
+            answer = site.client.post(path, data={"List-Unsubscribe": "One-Click"})
+            assert answer.status_code == 200
+        return found
+
+    monkeypatch.setattr(Store, "find_subscriber", find_subscriber)
+    result = CliRunner().invoke(main, ["subscribers", "import", "--update", str(export)],
+                                obj={"config": config})
+    monkeypatch.setattr(Store, "find_subscriber", original)
+    assert result.exit_code == 0, result.output
+    assert len(reads) == len(READERS)
+    fresh = {sub.email: sub for sub in store.list_subscribers()}
+    assert fresh["bob@example.org"].status == "unsubscribed"
+    assert fresh["bob@example.org"].name == "Bob"  # the rest of the row still applies
+    assert {e: s.status for e, s in fresh.items() if e != "bob@example.org"} == {
+        e: "active" for e in READERS if e != "bob@example.org"}
+    assert pipeline.run(config, now=NOW, day=DAY, store=store).sent == 3
