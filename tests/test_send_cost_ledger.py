@@ -214,7 +214,8 @@ def test_a_failed_driver_transaction_changes_nothing(store: Store) -> None:
     sub_id = plan(store, "f@example.org", ["arxiv:1"])
     assert store.claim_deliveries("w", now=NOW, lease=LEASE, limit=5, max_attempts=5)
     statement = store._prepared_start_sending
-    params = {"b_subscriber_id": sub_id, "b_day": DAY, "b_worker": "w", "b_now": NOW}
+    params = {"b_subscriber_id": sub_id, "b_day": DAY, "b_worker": "w", "b_now": NOW,
+              "b_email_hash": ""}
     try:
         with store.driver_transaction() as cursor:
             cursor.execute(statement.sql, statement.params(params))

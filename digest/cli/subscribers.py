@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -524,11 +525,15 @@ def import_(
             raise UsageError(_bad_rows(problems),
                              "give those rows interests, keywords, categories, authors or "
                              "seeds, then run the import again")
-        for action, entry, found, fields in actions:
+        for action, entry, found, _read in actions:
             if action == "update":
                 assert found is not None
-                if not dry_run:
-                    db.update_subscriber(found.id, now=now_utc(), **fields)
+                # From the row as it is when written, not as read above (a minute ago
+                # in a large file): whoever unsubscribed since stays so.
+                if not dry_run and not db.change_subscriber(
+                    found.id, _changes(entry, columns), now=now_utc()
+                ):
+                    continue  # deleted meanwhile
                 result["updated"] += 1
             else:
                 if not dry_run:
@@ -687,6 +692,11 @@ def _update_fields(found: Subscriber, entry: Entry, columns: frozenset[str]) -> 
     if entry.status and found.status != "unsubscribed":
         fields["status"] = entry.status
     return fields
+
+
+def _changes(entry: Entry, columns: frozenset[str]) -> Callable[[Subscriber], dict[str, Any]]:
+    """Return what an import row changes, as a function of the subscriber's current row."""
+    return lambda current: _update_fields(current, entry, columns)
 
 
 def _row_fields(row: dict[str, str]) -> dict[str, Any]:

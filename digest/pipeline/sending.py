@@ -42,6 +42,8 @@ SEND_CHUNK = 25
 # Papers a send worker keeps between chunks: a day's digests draw on one batch of papers,
 # so after the first chunks nearly every paper a row names is already at hand.
 PAPERS_KEPT = 20000
+# Why a planned row was not sent: its subscriber stopped their digest since it was planned.
+NO_LONGER_ACTIVE = "the subscriber is no longer active"
 # Wait before the next attempt at a temporarily failed delivery, by attempts so far.
 BACKOFF = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6))
 
@@ -322,7 +324,7 @@ def _send_one(
         # Unsubscribed, paused or suppressed since the row was planned: never send.
         db.set_delivery_status(
             row.subscriber_id, row.day, "skipped", now=now,
-            error="the subscriber is no longer active", expect=("planned", "temp_failed"),
+            error=NO_LONGER_ACTIVE, expect=("planned", "temp_failed"),
         )
         with tally.lock:
             tally.skipped += 1
@@ -352,8 +354,17 @@ def _send_one(
                                      f"{config.preview_dir}: {err}")
                     tally.abort_exit = 75
             return sent
-    # A compare-and-set on the lease: of two runs or workers, exactly one moves the row.
-    if not db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent):
+    # A compare-and-set on the lease: of two runs or workers, exactly one moves the row;
+    # and on the subscriber as they are now: the chunk's read of them (and the phase's of
+    # the suppressions) may be minutes old on a paced relay.
+    if not db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent,
+                            recipient=sub.email):
+        if _stopped_since(db, sub):
+            # Unsubscribed, paused, deleted or suppressed since this chunk was read.
+            db.set_delivery_status(
+                row.subscriber_id, row.day, "skipped", now=now,
+                error=NO_LONGER_ACTIVE, expect=("planned", "temp_failed"),
+            )
         with tally.lock:
             tally.skipped += 1
         return None
@@ -395,6 +406,12 @@ def _send_one(
             Delivery(sub.id, row.day, "sent", row.message_id, paper_keys=row.paper_keys)
         )
     return (sub.id, row.day, row.paper_keys)
+
+
+def _stopped_since(db: Store, sub: Subscriber) -> bool:
+    """Return True when the subscriber is gone, not active, or their address suppressed."""
+    fresh = db.get_subscriber(sub.id)
+    return fresh is None or fresh.status != "active" or db.is_suppressed(sub.email)
 
 
 def _message(

@@ -94,10 +94,20 @@ class DeliveryMixin(StoreBase):
                     )
                 )
                 existing.update((int(a), b) for a, b in found)
+            # A subscriber deleted since the page was read (the preferences page's
+            # "Delete me", `digest subscribers remove`) gets no row: inserted, it broke
+            # the foreign key, which no "ignore" covers, and failed the whole run. On
+            # PostgreSQL the rows found are locked against deletion until the commit.
+            present: set[int] = set()
+            for chunk in in_chunks(sorted(set(ids))):
+                query = select(subscribers.c.id).where(subscribers.c.id.in_(chunk))
+                if self.engine.dialect.name == "postgresql":
+                    query = query.with_for_update(key_share=True)
+                present.update(int(sub_id) for (sub_id,) in conn.execute(query))
             values = [
                 _plan_values(sub_id, day, picks, message_id, now, status, None)
                 for sub_id, day, picks, message_id, status in rows
-                if (sub_id, day) not in existing
+                if (sub_id, day) not in existing and sub_id in present
             ]
             if values:
                 # A planner on another host may have planned some of these meanwhile

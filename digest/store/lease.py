@@ -7,14 +7,14 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from digest.models import Delivery
 from digest.store.base import Prepared
 from digest.store.delivery import DeliveryMixin
-from digest.store.rows import _delivery_from_row, _local_worker_alive
-from digest.store.tables import deliveries
+from digest.store.rows import _delivery_from_row, _local_worker_alive, email_hash
+from digest.store.tables import deliveries, subscribers, suppressions
 
 # Built once: a statement object caches its cache key, so executing it again skips
 # rebuilding and re-hashing the expression (most of a per-message update's CPU).
@@ -26,6 +26,13 @@ _START_SENDING = (
         deliveries.c.claimed_by == bindparam("b_worker"),
         # Two comparisons rather than IN: an IN list is expanded on every execution.
         or_(deliveries.c.status == "planned", deliveries.c.status == "temp_failed"),
+        # The subscriber as they are now, not as the worker read them when it leased
+        # the chunk (or as the suppressions were when the phase began): someone who
+        # unsubscribed or paused a moment ago, or whose address a bounce scan or a
+        # complaint stopped meanwhile, is not mailed. Two lookups by primary key.
+        exists().where(subscribers.c.id == bindparam("b_subscriber_id"),
+                       subscribers.c.status == "active"),
+        ~exists().where(suppressions.c.email_hash == bindparam("b_email_hash")),
     )
     .values(
         status="sending",
@@ -138,18 +145,22 @@ class LeaseMixin(DeliveryMixin):
         worker: str,
         now: datetime,
         sent: tuple[int, date, Sequence[str]] | None = None,
+        recipient: str = "",
     ) -> bool:
         """Move a row leased to ``worker`` from planned/temp_failed to ``sending``.
 
-        A compare-and-set: False when the lease was lost or the row moved on, and the
-        caller must then not transmit. ``sent`` (subscriber id, day, paper keys) is the
-        worker's previous row, whose 250 came back: it is recorded as ``mark_sent``
-        does, in the same transaction, so each message costs the ledger one commit.
+        A compare-and-set: False when the lease was lost or the row moved on, or when
+        its subscriber is no longer active or the address the message goes to
+        (``recipient``) is suppressed, and the caller must then not transmit.
+        ``sent`` (subscriber id, day, paper keys) is the worker's previous row, whose
+        250 came back: it is recorded as ``mark_sent`` does, in the same transaction,
+        so each message costs the ledger one commit.
         The earlier row is recorded whether or not this one starts.
         """
         statement = self._prepared_start_sending
         params = {
             "b_subscriber_id": subscriber_id, "b_day": day, "b_worker": worker, "b_now": now,
+            "b_email_hash": email_hash(recipient) if recipient else "",
         }
         with self.driver_transaction() as cursor:
             if sent is not None:

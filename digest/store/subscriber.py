@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -130,6 +130,34 @@ class SubscriberMixin(StoreBase):
                 .where(subscribers.c.id == subscriber_id)
                 .values(updated_at=now, **fields)
             )
+
+    def change_subscriber(
+        self, subscriber_id: int, change: Callable[[Subscriber], dict[str, Any]], *,
+        now: datetime,
+    ) -> bool:
+        """Change subscriber fields computed by ``change`` from the row as it is now.
+
+        The read and the write are one transaction (the row locked on PostgreSQL), so a
+        change made meanwhile (an unsubscribe, a saved preferences page) is what
+        ``change`` sees, not overwritten with an older read. Return False when the
+        subscriber is gone.
+        """
+        query = select(subscribers).where(subscribers.c.id == subscriber_id)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        with self.begin() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return False
+            fields = change(_subscriber_from_row(row))
+            if "profile" in fields and isinstance(fields["profile"], Profile):
+                fields["profile"] = fields["profile"].to_dict()
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == subscriber_id)
+                .values(updated_at=now, **fields)
+            )
+        return True
 
     def remove_subscriber(self, subscriber_id: int, *, now: datetime, reason: str) -> None:
         """Delete a subscriber and everything about them, leaving a hashed suppression."""
