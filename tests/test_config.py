@@ -127,6 +127,58 @@ def test_embedded_default_keeps_one_secret_key(tmp_path: Path) -> None:
     assert first.smtp is None and first.database_url.startswith("sqlite:///")
 
 
+def test_an_empty_secret_key_left_by_a_full_disk_is_replaced_once_and_kept(
+    tmp_path: Path,
+) -> None:
+    # An earlier release created var/secret.key and then could not write the key into it
+    # (a full disk, a crash): every command after that stopped with "DIGEST_SECRET_KEY
+    # is too short" (78), a variable nobody had set, even once the disk had room again.
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "secret.key").write_text("")
+    first = config_from_values({"DIGEST_VAR_DIR": str(var)})
+    second = config_from_values({"DIGEST_VAR_DIR": str(var)})
+    assert len(first.secret_key) >= 32 and second.secret_key == first.secret_key
+    assert (var / "secret.key").read_text().strip() == first.secret_key
+    assert sorted(p.name for p in var.iterdir()) == ["secret.key"]
+
+
+def _without_room_to_write() -> None:
+    """Let the child write no byte to any file (ulimit -f 0): a disk with no room."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def test_a_full_disk_at_the_first_start_leaves_no_empty_secret_key_behind(
+    tmp_path: Path,
+) -> None:
+    # The first command on a new var/ finds no room for its secret.key: it stops naming
+    # var/ (78), and the command after it, with room again, just works.
+    import subprocess
+    import sys
+
+    import digest.config as config_module
+
+    var = tmp_path / "var"
+    code = ("from digest.config import config_from_values\n"
+            f"config_from_values({{'DIGEST_VAR_DIR': {str(var)!r}}})\n")
+    root = str(Path(config_module.__file__).resolve().parents[1])  # this checkout's digest
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    full = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, preexec_fn=_without_room_to_write, check=False)
+    assert full.returncode != 0 and "ConfigError" in full.stderr, full.stderr
+    assert not (var / "secret.key").exists()  # no empty one, which stopped every later start
+    config = config_from_values({"DIGEST_VAR_DIR": str(var)})
+    assert len(config.secret_key) >= 32
+    assert (var / "secret.key").read_text().strip() == config.secret_key
+    assert sorted(p.name for p in var.iterdir()) == ["secret.key"]
+    assert "secret.key" in full.stderr and "free space" in full.stderr  # what to do
+
+
 @pytest.mark.parametrize("url", ["postgres://u:p@localhost/x", "sqlite://x.db",
                                  "nosuchdialect://a/b"])
 def test_an_unusable_database_url_is_a_setting_to_fix_not_a_database_to_wait_for(
