@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from digest.cli import main
 from digest.config import TEMPLATES_DIR, config_from_values, load_config, parse_smtp_url
 from digest.errors import ConfigError, StoreError
 from digest.store import open_store
+from tests.fixtures.disk import PYTHON, child_env, no_room_past
 
 
 def test_smtp_url_forms() -> None:
@@ -143,33 +145,16 @@ def test_an_empty_secret_key_left_by_a_full_disk_is_replaced_once_and_kept(
     assert sorted(p.name for p in var.iterdir()) == ["secret.key"]
 
 
-def _without_room_to_write() -> None:
-    """Let the child write no byte to any file (ulimit -f 0): a disk with no room."""
-    import resource
-    import signal
-
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
-
-
 def test_a_full_disk_at_the_first_start_leaves_no_empty_secret_key_behind(
     tmp_path: Path,
 ) -> None:
     # The first command on a new var/ finds no room for its secret.key: it stops naming
     # var/ (78), and the command after it, with room again, just works.
-    import subprocess
-    import sys
-
-    import digest.config as config_module
-
     var = tmp_path / "var"
     code = ("from digest.config import config_from_values\n"
             f"config_from_values({{'DIGEST_VAR_DIR': {str(var)!r}}})\n")
-    root = str(Path(config_module.__file__).resolve().parents[1])  # this checkout's digest
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    full = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, preexec_fn=_without_room_to_write, check=False)
+    full = subprocess.run([PYTHON, "-c", code], env=child_env(), capture_output=True,
+                          text=True, preexec_fn=no_room_past(0), check=False)
     assert full.returncode != 0 and "ConfigError" in full.stderr, full.stderr
     assert not (var / "secret.key").exists()  # no empty one, which stopped every later start
     config = config_from_values({"DIGEST_VAR_DIR": str(var)})
