@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import fcntl
 import ipaddress
 import math
 import os
@@ -744,18 +745,54 @@ def _local_secret(var_dir: Path) -> str:
     path = var_dir / "secret.key"
     try:
         if path.is_file():
-            return path.read_text().strip()
+            key = path.read_text().strip()
+            if key:
+                return key
+            # Empty: an earlier release created the file, then could not write the key
+            # into it (a full disk, a crash): no link was ever signed with it. Every
+            # command after that failed with "DIGEST_SECRET_KEY is too short" (78), a
+            # variable nobody had set, even once the disk had room again.
         var_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key + "\n")
+        return _create_secret(path)
     except OSError as err:
         # Typically var/ made by root (`sudo digest init`) and the service running as
         # its own user: a traceback and exit 1 said nothing of what to change.
         raise ConfigError(
             f"DIGEST_VAR_DIR {str(var_dir)!r}: cannot read or create its secret.key: {err}",
-            "make DIGEST_VAR_DIR a folder this user owns (e.g. chown -R digest var), "
-            "or set DIGEST_SECRET_KEY",
+            "make DIGEST_VAR_DIR a folder this user owns (e.g. chown -R digest var) with "
+            "free space on its disk, or set DIGEST_SECRET_KEY",
         ) from err
-    return key
+
+
+def _create_secret(path: Path) -> str:
+    """Put a new key at ``path`` whole, or return the one another process put there.
+
+    The key is written into a file of its own, then linked into place, so nobody ever
+    reads a secret.key without its key: created empty first and written after, a full
+    disk left it empty for good, and a second process starting at that moment (the web
+    app and the scheduler at boot) read it empty and stopped (78).
+    """
+    key = secrets.token_hex(32)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)
+            return key
+        except FileExistsError:
+            pass
+        # An empty secret.key is there (or another process linked its key just now):
+        # one process at a time looks again and replaces it only if still empty.
+        with path.open("rb") as held:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+            found = path.read_text().strip()
+            if found:
+                return found
+            os.replace(draft, path)
+            return key
+    finally:
+        draft.unlink(missing_ok=True)

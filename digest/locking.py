@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
@@ -34,8 +35,13 @@ def run_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
                 "another digest run holds the lock",
                 f"it will finish on its own; the lock file is {path}",
             ) from err
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        # The pid is for a person looking at the file; the lock is the flock. On a full
+        # disk (var/ beside logs that filled it) writing it failed with ENOSPC, and the
+        # run died with a traceback and exit 1 before sending anything, though nothing
+        # it needed was missing: the database and the SMTP server were fine.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         try:
             yield
         finally:

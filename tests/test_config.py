@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from digest.cli import main
 from digest.config import TEMPLATES_DIR, config_from_values, load_config, parse_smtp_url
 from digest.errors import ConfigError, StoreError
 from digest.store import open_store
+from tests.fixtures.disk import PYTHON, child_env, no_room_past
 
 
 def test_smtp_url_forms() -> None:
@@ -125,6 +127,41 @@ def test_embedded_default_keeps_one_secret_key(tmp_path: Path) -> None:
     assert first.secret_key == second.secret_key and len(first.secret_key) >= 32
     assert (tmp_path / "var" / "secret.key").stat().st_mode & 0o777 == 0o600
     assert first.smtp is None and first.database_url.startswith("sqlite:///")
+
+
+def test_an_empty_secret_key_left_by_a_full_disk_is_replaced_once_and_kept(
+    tmp_path: Path,
+) -> None:
+    # An earlier release created var/secret.key and then could not write the key into it
+    # (a full disk, a crash): every command after that stopped with "DIGEST_SECRET_KEY
+    # is too short" (78), a variable nobody had set, even once the disk had room again.
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "secret.key").write_text("")
+    first = config_from_values({"DIGEST_VAR_DIR": str(var)})
+    second = config_from_values({"DIGEST_VAR_DIR": str(var)})
+    assert len(first.secret_key) >= 32 and second.secret_key == first.secret_key
+    assert (var / "secret.key").read_text().strip() == first.secret_key
+    assert sorted(p.name for p in var.iterdir()) == ["secret.key"]
+
+
+def test_a_full_disk_at_the_first_start_leaves_no_empty_secret_key_behind(
+    tmp_path: Path,
+) -> None:
+    # The first command on a new var/ finds no room for its secret.key: it stops naming
+    # var/ (78), and the command after it, with room again, just works.
+    var = tmp_path / "var"
+    code = ("from digest.config import config_from_values\n"
+            f"config_from_values({{'DIGEST_VAR_DIR': {str(var)!r}}})\n")
+    full = subprocess.run([PYTHON, "-c", code], env=child_env(), capture_output=True,
+                          text=True, preexec_fn=no_room_past(0), check=False)
+    assert full.returncode != 0 and "ConfigError" in full.stderr, full.stderr
+    assert not (var / "secret.key").exists()  # no empty one, which stopped every later start
+    config = config_from_values({"DIGEST_VAR_DIR": str(var)})
+    assert len(config.secret_key) >= 32
+    assert (var / "secret.key").read_text().strip() == config.secret_key
+    assert sorted(p.name for p in var.iterdir()) == ["secret.key"]
+    assert "secret.key" in full.stderr and "free space" in full.stderr  # what to do
 
 
 @pytest.mark.parametrize("url", ["postgres://u:p@localhost/x", "sqlite://x.db",

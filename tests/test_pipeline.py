@@ -576,3 +576,22 @@ def test_a_feed_title_of_200_kb_is_cut_before_it_reaches_the_digest(tmp_path: Pa
     stored = open_store(config.database_url).get_papers(["arxiv:2605.99999"])
     assert len(stored["arxiv:2605.99999"].title) <= 1000
     assert stored["arxiv:2605.99999"].title.endswith(" with…")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_run_lock_whose_pid_cannot_be_written_still_runs_and_still_locks(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    config, _, _ = two_days
+    subscribe_all(config)
+    # var/ on a full disk: the run lock opens and locks, but the pid written into it
+    # for people to read is refused (/dev/full answers ENOSPC to every write). That
+    # pid is nothing the run needs: it used to die here with a traceback and exit 1,
+    # sending nothing.
+    config.var_dir.mkdir(parents=True, exist_ok=True)
+    config.lock_path.symlink_to("/dev/full")
+    with run_lock(config.lock_path), pytest.raises(LockedError):
+        pipeline.run(config, now=NOW1, day=DAY1)  # still one run at a time
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert (report.sent, report.failed, report.unknown, report.aborted) == (3, 0, 0, None)
+    assert len(maildir_messages(config)) == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from sqlalchemy import text
 from digest.errors import ConfigError, SchemaError, UsageError
 from digest.models import Paper, Profile
 from digest.store import SCHEMA_VERSION, open_store
+from tests.fixtures.disk import PYTHON, child_env, no_room_past
 
 NOW = datetime(2026, 5, 25, 6, 0, tzinfo=UTC)
 DAY = date(2026, 5, 25)
@@ -316,3 +319,31 @@ def test_a_url_whose_driver_is_missing_names_the_install_from_the_checkout() -> 
         open_store("postgresql+nosuchdriver://u:p@127.0.0.1/db")
     assert "pip install -e '.[postgres]'" in caught.value.hint
     assert "digest[postgres]" not in caught.value.hint
+
+
+def test_a_full_disk_is_named_with_what_to_do_and_the_next_run_recovers(
+    tmp_path: Path,
+) -> None:
+    # SQLite cannot write (a full disk; here a child allowed no file past 64 KB, so the
+    # database opens and the day's papers do not fit). The run stops with 75, as
+    # before, but the hint sent the operator to DIGEST_DATABASE_URL and to other runs
+    # holding a lock, and the next runs failed alike until someone looked at the disk.
+    var = tmp_path / "var"
+    store = open_store(f"sqlite:///{var}/digest.sqlite3")
+    store.add_subscriber("a@example.org", Profile(interests="language models"),
+                         now=datetime(2026, 5, 25, tzinfo=UTC), send_hour=0)
+    store.close()
+    env = child_env({"DIGEST_VAR_DIR": str(var), "DIGEST_SECRET_KEY": "s" * 32})
+    command = [PYTHON, "-m", "digest", "--env-file", os.devnull, "run",
+               "--date", "2026-05-25"]
+    full = subprocess.run(command, env=env, capture_output=True, text=True,
+                          preexec_fn=no_room_past(64 * 1024), check=False)
+    assert full.returncode == 75, full.stderr
+    assert "database error: disk I/O error" in full.stderr
+    hint = full.stderr.partition("hint: ")[2]
+    assert "free space on the disk that holds the database" in hint, hint
+    assert "DIGEST_DATABASE_URL" not in hint and "locked" not in hint
+    # With room again the next run files the papers and sends the digest, once.
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "sent 1," in again.stdout

@@ -203,9 +203,34 @@ def test_a_failed_confirmation_mail_can_be_retried_at_once(config) -> None:  # t
     site = make_site(config)
     site.app = create_app(config, now=site.clock, send=flaky)
     site.client = site.app.test_client()
-    assert site.signup("a@example.org").status_code == 200
+    assert site.signup("a@example.org").status_code == 503  # says the mail did not go
     assert site.signup("a@example.org").status_code == 200
     assert len(sent) == 2 and sent[1] is not None
+
+
+def test_a_sign_up_whose_mail_our_server_refuses_says_so_and_keeps_the_form(config, smtp_server) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    from digest.web import create_app
+    from tests.test_web_support import Clock
+
+    # The production sender, to a real SMTP server that is restarting (421 at MAIL).
+    cfg = replace(config, smtp=smtp_server.settings())
+    app = create_app(cfg, now=Clock())
+    site = Site(config=cfg, app=app, client=app.test_client(), clock=Clock())
+    smtp_server.fail("mail", "421 4.3.2 Service restarting, try again")
+    refused = site.signup("r@example.org", interests="quantum error correction")
+    text = " ".join(refused.get_data(as_text=True).split())
+    # It said "Check your email ... a message is on its way", and to ask again in an
+    # hour: the visitor waited for a mail that was never sent.
+    assert refused.status_code == 503
+    assert "Check your email" not in text and "on its way" not in text
+    assert "could not send the email to r@example.org just now" in text
+    assert "quantum error correction" in text  # the form comes back filled in
+    assert smtp_server.messages == []
+    # Sent again once the server is back, the confirmation goes out at once.
+    again = site.signup("r@example.org", interests="quantum error correction")
+    assert again.status_code == 200 and "Check your email" in again.get_data(as_text=True)
+    [received] = smtp_server.by_recipient("r@example.org")
+    assert "Confirm your subscription" in received.message["Subject"]
 
 
 def test_confirmation_mail_goes_out_over_real_smtp(config, smtp_server) -> None:  # type: ignore[no-untyped-def]

@@ -129,6 +129,32 @@ def release_writer_lock(lock: WriterLock) -> None:
             lock._close()
 
 
+# What a database says when it cannot write its files: SQLite's SQLITE_FULL (ENOSPC)
+# and SQLITE_IOERR (EFBIG past a file size limit, ENOSPC on its -shm file), as sqlite3
+# words them; PostgreSQL's DiskFull ("could not extend file ...: No space left on device").
+_NO_ROOM = ("database or disk is full", "disk i/o error", "no space left on device")
+
+
+def database_error(cause: BaseException | None) -> StoreError:
+    """Return the StoreError (75: try later) for a driver's OperationalError, its hint
+    saying what to do about that cause.
+
+    Every cause got one hint, "check DIGEST_DATABASE_URL and that the database is
+    reachable; if it is locked, another run may be writing: try again later": on a
+    full disk the operator was sent to the URL and to other runs, and the next runs
+    failed alike until someone looked at the disk.
+    """
+    text = str(cause)
+    lowered = text.lower()
+    if any(words in lowered for words in _NO_ROOM):
+        hint = ("free space on the disk that holds the database (and DIGEST_VAR_DIR), "
+                "then run again: what was planned stays planned, nothing is resent")
+    else:
+        hint = ("check DIGEST_DATABASE_URL and that the database is reachable; if it is "
+                "locked, another run may be writing: try again later")
+    return StoreError(f"database error: {text}", hint)
+
+
 class StoreBase:
     """The engine and its transactions, and the schema the areas share."""
 
@@ -160,11 +186,7 @@ class StoreBase:
             with self._hold_writer(), self.engine.begin() as conn:
                 yield conn
         except OperationalError as err:
-            raise StoreError(
-                f"database error: {err.orig}",
-                "check DIGEST_DATABASE_URL and that the database is reachable; "
-                "if it is locked, another run may be writing: try again later",
-            ) from err
+            raise database_error(err.orig) from err
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -181,10 +203,7 @@ class StoreBase:
                 with conn.begin():
                     yield conn
         except OperationalError as err:
-            raise StoreError(
-                f"database error: {err.orig}",
-                "check DIGEST_DATABASE_URL and that the database is reachable",
-            ) from err
+            raise database_error(err.orig) from err
 
     @contextmanager
     def driver_transaction(self) -> Iterator[Any]:
@@ -221,11 +240,7 @@ class StoreBase:
                 self._pinned.raw = None
                 raw.close()
             if isinstance(err, dbapi.OperationalError):
-                raise StoreError(
-                    f"database error: {err}",
-                    "check DIGEST_DATABASE_URL and that the database is reachable; "
-                    "if it is locked, another run may be writing: try again later",
-                ) from err
+                raise database_error(err) from err
             raise
         finally:
             if not pinned:

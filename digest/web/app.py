@@ -230,9 +230,10 @@ def create_app(
     # -- sign-up and confirmation -----------------------------------------------------
 
     def form_page(values: dict[str, str], chosen: list[str], errors: dict[str, str],
-                  status: int = 200) -> tuple[str, int]:
+                  status: int = 200, unsent: str = "") -> tuple[str, int]:
         return page(
             "subscribe.html", status, values=values, chosen=set(chosen), errors=errors,
+            unsent=unsent,
             groups=forms.category_groups(), timezones=forms.timezones_with(cfg.timezone),
             weekdays=forms.WEEKDAYS, default_tz=cfg.timezone, default_hour=cfg.send_at[0],
             max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
@@ -281,8 +282,19 @@ def create_app(
                 "sent. Please try again in an hour.", 429))
             response.headers["Retry-After"] = "3600"
             return response
-        signup.request_subscription(cfg, db, email, profile, schedule, now=clock(),
-                                    send=deliver)
+        mailed = signup.request_subscription(cfg, db, email, profile, schedule, now=clock(),
+                                             send=deliver)
+        if mailed.outcome == "failed":
+            # Our mail server refused or could not be reached (restarting, down): the
+            # page said "a message is on its way" and the visitor waited for a mail that
+            # never came, told to ask again in an hour. Nothing went out whatever the
+            # address's state (a known address is mailed too), so saying so reveals no
+            # subscriber; the form comes back filled in, to be sent again.
+            values["seeds"] = forms.seeds_with_upload(values["seeds"], bibtex)
+            return form_page(values, chosen, {}, 503, unsent=(
+                f"We could not send the email to {email} just now: our mail server did "
+                "not take it. Nothing was lost; please send the form again in a few "
+                "minutes."))
         return page("check_email.html", email=email)
 
     @app.get("/confirm/<token>")

@@ -119,8 +119,9 @@ def request_subscription(
     so, with its preferences link, and nothing is stored (unless mail to it is stopped
     after a bounce: confirming again is how its owner lifts that). Whatever the
     address's state, the caller shows the same page: the answer must not reveal who
-    is subscribed (the web page ignores what this returns; the CLI reports it). ``name``
-    is the display name of a new row (the CLI's --name).
+    is subscribed (the web page tells only a failed mail apart, which fails alike for
+    every address; the CLI reports all of it). ``name`` is the display name of a new
+    row (the CLI's --name).
     """
     sub = db.find_subscriber(email)
     if sub is None:
