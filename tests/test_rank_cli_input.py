@@ -350,3 +350,27 @@ def test_a_bad_line_in_the_papers_or_history_is_a_usage_error_naming_file_and_li
     assert result.exit_code == 2, (result.output, result.stderr)
     assert f"{broken}:2" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_papers_are_named_by_their_id_exactly_as_the_papers_file_gave_it(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # An evaluator matches the output against its own ids: "arXiv:2603.06893" came back
+    # as "2603.06893", "2603.06893v2" without its version, "paper-7" as "jsonl:paper-7"
+    # and a DOI as "doi:10.1145/...": none of them scored.
+    batch_path, history_path, _ = day
+    records = [json.loads(x) for x in batch_path.read_text(encoding="utf-8").splitlines()]
+    forms = ["arXiv:{id}", "{id}v2", "paper-{n}", "10.1145/3.{n}", "{id}",
+             "https://arxiv.org/abs/{id}"]
+    for n, record in enumerate(records):
+        record["id"] = forms[n % len(forms)].format(id=record["id"], n=n)
+    batch = _write(tmp_path / "batch.jsonl", *records)
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "language models"},
+                      {"id": "c", "categories": "cs.CV"})
+    result = CliRunner().invoke(main, [
+        "rank", "--papers", str(batch), "--profiles", str(profiles), "--history",
+        str(history_path), "--top", str(len(records)), "--all"])
+    given = [r["id"] for r in records]
+    everything, cv = _lines(result)
+    assert sorted(p["id"] for p in everything["papers"]) == sorted(given)
+    assert cv["papers"] and {p["id"] for p in cv["papers"]} <= set(given)

@@ -41,10 +41,6 @@ def _paper_key(raw: str, known: Mapping[str, Paper]) -> str | None:
     return None
 
 
-def _display_id(paper: Paper) -> str:
-    return paper.arxiv_id or paper.key
-
-
 def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
     """Read one profile per line: ``id`` plus any Profile field.
 
@@ -138,9 +134,11 @@ def _warn_missing(profile_id: str, missing: list[tuple[str, list[str]]]) -> None
          f"{shown}")
 
 
-def read_papers(path: Path) -> list[Paper]:
+def read_papers(path: Path, given: dict[str, object] | None = None) -> list[Paper]:
     """Read the papers of a --papers or --history file (corpus-schema JSON lines).
 
+    ``given``, when passed, receives each paper's ``id`` exactly as the file wrote it
+    (by key; of two lines with one key, the later), for the output to name it so.
     A line that is not a JSON object, or a record without an id or a title, is a
     UsageError naming the file and the line: the command's input, not a source's.
     """
@@ -148,9 +146,12 @@ def read_papers(path: Path) -> list[Paper]:
     try:
         for number, record in iter_records(path, what="a paper"):
             try:
-                papers.append(paper_from_record(record))
+                paper = paper_from_record(record)
             except SourceError as err:
                 raise UsageError(f"{path}:{number}: {err.message}", err.hint) from err
+            papers.append(paper)
+            if given is not None:
+                given[paper.key] = record["id"]
     except SourceError as err:
         raise UsageError(err.message, err.hint) from err
     return papers
@@ -199,7 +200,10 @@ def rank_command(
     from digest.rank import RankOptions, rank
 
     weight = semantic_setting(semantic, semantic_weight)
-    batch = read_papers(papers_path)
+    # The output names each paper by the id its --papers line gave (a versioned,
+    # "arXiv:" or non-arXiv id as written), which is what a caller matches it by.
+    given: dict[str, object] = {}
+    batch = read_papers(papers_path, given)
     history = read_papers(history_path) if history_path else []
     known = {p.key: p for p in [*history, *batch]}
     profiles = read_profiles(profiles_path, known)
@@ -214,7 +218,7 @@ def rank_command(
         line = {
             "profile": profile_id,
             "papers": [
-                {"id": _display_id(s.paper), "score": s.score, "reason": s.reason}
+                {"id": given[s.paper.key], "score": s.score, "reason": s.reason}
                 for s in ranking
             ],
             "nothing_relevant": empty,
