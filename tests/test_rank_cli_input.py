@@ -374,3 +374,52 @@ def test_papers_are_named_by_their_id_exactly_as_the_papers_file_gave_it(
     everything, cv = _lines(result)
     assert sorted(p["id"] for p in everything["papers"]) == sorted(given)
     assert cv["papers"] and {p["id"] for p in cv["papers"]} <= set(given)
+
+
+def test_authors_and_categories_written_as_one_string_rank_as_the_lists(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # arXiv's metadata (the arXiv dataset on Kaggle) writes "A, B and C" and "cs.CL cs.AI":
+    # a split on commas made "B and C" one author, so a profile following C got nothing.
+    batch_path, history_path, _ = day
+    records = [json.loads(x) for x in batch_path.read_text(encoding="utf-8").splitlines()]
+    followed = next(r for r in records if len(r["authors"]) >= 3)
+    as_text = []
+    for n, record in enumerate(records):
+        names, codes = record["authors"], record["categories"]
+        joined = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        listed = n % 3 == 0 and record is not followed  # a list with a null item
+        as_text.append({**record, "authors": [*names, None] if listed else joined,
+                        "categories": (" " if n % 2 else ", ").join(codes)})
+    texts = _write(tmp_path / "texts.jsonl", *as_text)
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "follower", "authors": [followed["authors"][-1]]},
+        {"id": "field", "categories": [followed["categories"][-1]]},
+        {"id": "words", "interests": "language models", "authors": followed["authors"][1]},
+    )
+
+    def ranked(batch: Path) -> list[dict[str, Any]]:
+        return _lines(CliRunner().invoke(main, [
+            "rank", "--papers", str(batch), "--profiles", str(profiles), "--history",
+            str(history_path), "--top", "5"]))
+
+    follower, *rest = ranked(texts)
+    assert [p["id"] for p in follower["papers"]] == [followed["id"]]
+    assert follower["papers"][0]["reason"] == f"by {followed['authors'][-1]}"
+    assert [follower, *rest] == ranked(batch_path)
+
+
+def test_a_paper_field_of_a_stray_type_is_read_not_a_crash(tmp_path: Path) -> None:
+    # "authors": 5 raised TypeError out of the reader: a traceback from digest rank, and
+    # the daily job's jsonl source lost every paper of its file, not the one line.
+    from digest.ingest.jsonl import paper_from_record, read_jsonl
+
+    record = {"id": "2601.00001", "title": "A paper", "authors": 5, "categories": True,
+              "ai_keywords": "robots"}
+    paper = paper_from_record(record)
+    assert (paper.authors, paper.ai_keywords) == (("5",), ("robots",))
+    source = _write(tmp_path / "papers.jsonl", record, {"id": "2601.00002", "title": "Two"})
+    papers, problems = read_jsonl(source)
+    assert [p.key for p in papers] == ["arxiv:2601.00001", "arxiv:2601.00002"]
+    assert problems == []
