@@ -423,3 +423,26 @@ def test_a_paper_field_of_a_stray_type_is_read_not_a_crash(tmp_path: Path) -> No
     papers, problems = read_jsonl(source)
     assert [p.key for p in papers] == ["arxiv:2601.00001", "arxiv:2601.00002"]
     assert problems == []
+
+
+def test_categories_as_one_string_or_in_another_case_are_the_codes(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # {"categories": "cs.CL cs.CV"} (as a paper's are written) was one category of that
+    # name, and "cs.cl" another: neither matched a paper, and the profile got nothing,
+    # without a word. A code nobody knows is now named on stderr.
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "string", "categories": "cs.CL cs.CV"},
+        {"id": "commas", "categories": ["cs.cl, CS.CV"]},
+        {"id": "codes", "categories": ["cs.CL", "cs.CV"]},
+        {"id": "typo", "categories": ["cs.CL", "cs.XX"]},
+    )
+    result = _rank(day, profiles)
+    string, commas, codes, typo = _lines(result)
+    assert codes["papers"]
+    assert string["papers"] == commas["papers"] == codes["papers"]
+    assert result.stderr.splitlines() == [
+        'warning: profile "typo": 1 category neither arXiv nor any paper has, matching '
+        "nothing: cs.XX (codes look like cs.CL, math.PR)"]
+    assert typo["papers"]  # cs.CL still serves it
