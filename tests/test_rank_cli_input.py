@@ -350,3 +350,99 @@ def test_a_bad_line_in_the_papers_or_history_is_a_usage_error_naming_file_and_li
     assert result.exit_code == 2, (result.output, result.stderr)
     assert f"{broken}:2" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_papers_are_named_by_their_id_exactly_as_the_papers_file_gave_it(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # An evaluator matches the output against its own ids: "arXiv:2603.06893" came back
+    # as "2603.06893", "2603.06893v2" without its version, "paper-7" as "jsonl:paper-7"
+    # and a DOI as "doi:10.1145/...": none of them scored.
+    batch_path, history_path, _ = day
+    records = [json.loads(x) for x in batch_path.read_text(encoding="utf-8").splitlines()]
+    forms = ["arXiv:{id}", "{id}v2", "paper-{n}", "10.1145/3.{n}", "{id}",
+             "https://arxiv.org/abs/{id}"]
+    for n, record in enumerate(records):
+        record["id"] = forms[n % len(forms)].format(id=record["id"], n=n)
+    batch = _write(tmp_path / "batch.jsonl", *records)
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "language models"},
+                      {"id": "c", "categories": "cs.CV"})
+    result = CliRunner().invoke(main, [
+        "rank", "--papers", str(batch), "--profiles", str(profiles), "--history",
+        str(history_path), "--top", str(len(records)), "--all"])
+    given = [r["id"] for r in records]
+    everything, cv = _lines(result)
+    assert sorted(p["id"] for p in everything["papers"]) == sorted(given)
+    assert cv["papers"] and {p["id"] for p in cv["papers"]} <= set(given)
+
+
+def test_authors_and_categories_written_as_one_string_rank_as_the_lists(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # arXiv's metadata (the arXiv dataset on Kaggle) writes "A, B and C" and "cs.CL cs.AI":
+    # a split on commas made "B and C" one author, so a profile following C got nothing.
+    batch_path, history_path, _ = day
+    records = [json.loads(x) for x in batch_path.read_text(encoding="utf-8").splitlines()]
+    followed = next(r for r in records if len(r["authors"]) >= 3)
+    as_text = []
+    for n, record in enumerate(records):
+        names, codes = record["authors"], record["categories"]
+        joined = ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+        listed = n % 3 == 0 and record is not followed  # a list with a null item
+        as_text.append({**record, "authors": [*names, None] if listed else joined,
+                        "categories": (" " if n % 2 else ", ").join(codes)})
+    texts = _write(tmp_path / "texts.jsonl", *as_text)
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "follower", "authors": [followed["authors"][-1]]},
+        {"id": "field", "categories": [followed["categories"][-1]]},
+        {"id": "words", "interests": "language models", "authors": followed["authors"][1]},
+    )
+
+    def ranked(batch: Path) -> list[dict[str, Any]]:
+        return _lines(CliRunner().invoke(main, [
+            "rank", "--papers", str(batch), "--profiles", str(profiles), "--history",
+            str(history_path), "--top", "5"]))
+
+    follower, *rest = ranked(texts)
+    assert [p["id"] for p in follower["papers"]] == [followed["id"]]
+    assert follower["papers"][0]["reason"] == f"by {followed['authors'][-1]}"
+    assert [follower, *rest] == ranked(batch_path)
+
+
+def test_a_paper_field_of_a_stray_type_is_read_not_a_crash(tmp_path: Path) -> None:
+    # "authors": 5 raised TypeError out of the reader: a traceback from digest rank, and
+    # the daily job's jsonl source lost every paper of its file, not the one line.
+    from digest.ingest.jsonl import paper_from_record, read_jsonl
+
+    record = {"id": "2601.00001", "title": "A paper", "authors": 5, "categories": True,
+              "ai_keywords": "robots"}
+    paper = paper_from_record(record)
+    assert (paper.authors, paper.ai_keywords) == (("5",), ("robots",))
+    source = _write(tmp_path / "papers.jsonl", record, {"id": "2601.00002", "title": "Two"})
+    papers, problems = read_jsonl(source)
+    assert [p.key for p in papers] == ["arxiv:2601.00001", "arxiv:2601.00002"]
+    assert problems == []
+
+
+def test_categories_as_one_string_or_in_another_case_are_the_codes(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # {"categories": "cs.CL cs.CV"} (as a paper's are written) was one category of that
+    # name, and "cs.cl" another: neither matched a paper, and the profile got nothing,
+    # without a word. A code nobody knows is now named on stderr.
+    profiles = _write(
+        tmp_path / "profiles.jsonl",
+        {"id": "string", "categories": "cs.CL cs.CV"},
+        {"id": "commas", "categories": ["cs.cl, CS.CV"]},
+        {"id": "codes", "categories": ["cs.CL", "cs.CV"]},
+        {"id": "typo", "categories": ["cs.CL", "cs.XX"]},
+    )
+    result = _rank(day, profiles)
+    string, commas, codes, typo = _lines(result)
+    assert codes["papers"]
+    assert string["papers"] == commas["papers"] == codes["papers"]
+    assert result.stderr.splitlines() == [
+        'warning: profile "typo": 1 category neither arXiv nor any paper has, matching '
+        "nothing: cs.XX (codes look like cs.CL, math.PR)"]
+    assert typo["papers"]  # cs.CL still serves it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
@@ -17,6 +18,7 @@ from digest.errors import SourceError, UsageError
 from digest.ingest.jsonl import iter_records, paper_from_record
 from digest.ingest.keys import arxiv_doi_key, arxiv_key, doi_key
 from digest.models import Paper, Profile, json_kind
+from digest.web import forms
 
 _PROFILE_HINT = ('write one JSON object per line, e.g. {"id": "p1", "interests": '
                  '"robot learning", "seeds": ["2401.01234"]}')
@@ -39,10 +41,6 @@ def _paper_key(raw: str, known: Mapping[str, Paper]) -> str | None:
         if key is not None and key in known:
             return key
     return None
-
-
-def _display_id(paper: Paper) -> str:
-    return paper.arxiv_id or paper.key
 
 
 def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
@@ -71,17 +69,48 @@ def _warn_unknown_fields(path: Path, lines: dict[str, list[int]]) -> None:
              f"{likely} (the fields: {', '.join(_PROFILE_FIELDS)})")
 
 
+_CATEGORY_GAPS = re.compile(r"[\s,;]+")
+
+
+def _category_codes(known: Mapping[str, Paper]) -> dict[str, str]:
+    """Return lower-cased code -> code: arXiv's taxonomy, and every code a paper carries."""
+    codes = {c.lower(): c for p in known.values() for c in p.categories}
+    codes.update((c.lower(), c) for c in forms.category_codes())
+    return codes
+
+
+def _categories(values: tuple[str, ...], codes: Mapping[str, str]) -> tuple[
+    tuple[str, ...], list[str]
+]:
+    """Return a profile's category codes, and those that are no code anyone knows.
+
+    "cs.CL cs.CV" (as the corpus-schema writes a paper's) is two codes, and "cs.cl" is
+    cs.CL: either, kept as typed, matched no paper and left the profile with nothing.
+    """
+    found: list[str] = []
+    unknown: list[str] = []
+    for value in values:
+        for raw in _CATEGORY_GAPS.split(value):
+            if not raw:
+                continue
+            code = codes.get(raw.lower())
+            if code is None:
+                unknown.append(raw)
+            found.append(code or raw)
+    return tuple(dict.fromkeys(found)), unknown
+
+
 def _read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
     out: list[tuple[str, Profile]] = []
     unknown_fields: dict[str, list[int]] = {}
-    _read_profile_lines(path, known, out, unknown_fields)
+    _read_profile_lines(path, known, _category_codes(known), out, unknown_fields)
     _warn_unknown_fields(path, unknown_fields)
     return out
 
 
 def _read_profile_lines(
-    path: Path, known: dict[str, Paper], out: list[tuple[str, Profile]],
-    unknown_fields: dict[str, list[int]],
+    path: Path, known: dict[str, Paper], codes: Mapping[str, str],
+    out: list[tuple[str, Profile]], unknown_fields: dict[str, list[int]],
 ) -> None:
     for number, record in iter_records(path, what="a profile", hint=_PROFILE_HINT):
         for name in record:
@@ -122,9 +151,17 @@ def _read_profile_lines(
                 missing.append((name, unknown))
         if missing:
             _warn_missing(profile_id, missing)
+        categories, strange = _categories(profile.categories, codes)
+        if strange:
+            shown = ", ".join(strange[:_MAX_SHOWN]) + (", ..." if len(strange) > _MAX_SHOWN
+                                                       else "")
+            warn(f"profile {json.dumps(profile_id)}: {len(strange)} "
+                 f"{'category' if len(strange) == 1 else 'categories'} neither arXiv nor "
+                 f"any paper has, matching nothing: {shown} (codes look like cs.CL, math.PR)")
         out.append((profile_id, replace(profile, seeds=resolved["seeds"],
                                         liked=resolved["liked"],
-                                        disliked=resolved["disliked"])))
+                                        disliked=resolved["disliked"],
+                                        categories=categories)))
 
 
 def _warn_missing(profile_id: str, missing: list[tuple[str, list[str]]]) -> None:
@@ -138,9 +175,11 @@ def _warn_missing(profile_id: str, missing: list[tuple[str, list[str]]]) -> None
          f"{shown}")
 
 
-def read_papers(path: Path) -> list[Paper]:
+def read_papers(path: Path, given: dict[str, object] | None = None) -> list[Paper]:
     """Read the papers of a --papers or --history file (corpus-schema JSON lines).
 
+    ``given``, when passed, receives each paper's ``id`` exactly as the file wrote it
+    (by key; of two lines with one key, the later), for the output to name it so.
     A line that is not a JSON object, or a record without an id or a title, is a
     UsageError naming the file and the line: the command's input, not a source's.
     """
@@ -148,9 +187,12 @@ def read_papers(path: Path) -> list[Paper]:
     try:
         for number, record in iter_records(path, what="a paper"):
             try:
-                papers.append(paper_from_record(record))
+                paper = paper_from_record(record)
             except SourceError as err:
                 raise UsageError(f"{path}:{number}: {err.message}", err.hint) from err
+            papers.append(paper)
+            if given is not None:
+                given[paper.key] = record["id"]
     except SourceError as err:
         raise UsageError(err.message, err.hint) from err
     return papers
@@ -199,7 +241,10 @@ def rank_command(
     from digest.rank import RankOptions, rank
 
     weight = semantic_setting(semantic, semantic_weight)
-    batch = read_papers(papers_path)
+    # The output names each paper by the id its --papers line gave (a versioned,
+    # "arXiv:" or non-arXiv id as written), which is what a caller matches it by.
+    given: dict[str, object] = {}
+    batch = read_papers(papers_path, given)
     history = read_papers(history_path) if history_path else []
     known = {p.key: p for p in [*history, *batch]}
     profiles = read_profiles(profiles_path, known)
@@ -214,7 +259,7 @@ def rank_command(
         line = {
             "profile": profile_id,
             "papers": [
-                {"id": _display_id(s.paper), "score": s.score, "reason": s.reason}
+                {"id": given[s.paper.key], "score": s.score, "reason": s.reason}
                 for s in ranking
             ],
             "nothing_relevant": empty,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,30 @@ from digest.errors import SourceError
 from digest.ingest.base import Harvest, Validators, local_path
 from digest.ingest.http import Fetch
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, parse_arxiv_id
+from digest.ingest.text import split_authors
 from digest.models import Paper, SourceSpec, json_kind
 
 _ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+
+
+_CATEGORY_GAPS = re.compile(r"[\s,;]+")
+
+
+def _items(value: Any, split: Callable[[str], Iterable[str]]) -> list[str]:
+    """Return a list field's items as text: a string split, null items and empty ones left out.
+
+    An item may be ``{"name": ...}`` (arXiv's and Semantic Scholar's JSON authors); a
+    lone number or true/false is one item, not a crash that loses the whole file.
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        items: Iterable[Any] = split(value)
+    elif isinstance(value, list | tuple):
+        items = (v.get("name") if isinstance(v, dict) else v for v in value)
+    else:
+        items = [value]
+    return [str(v) for v in items if v is not None and str(v).strip()]
 
 
 def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper:
@@ -25,12 +47,11 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
     if not raw_id or not title:
         raise SourceError("record has no id or no title", "every line needs 'id' and 'title'")
     key = arxiv_key(raw_id) or doi_key(raw_id) or f"{source}:{raw_id}"
-    authors = record.get("authors") or []
-    if isinstance(authors, str):
-        authors = [a.strip() for a in authors.split(",")]
-    categories = record.get("categories") or []
-    if isinstance(categories, str):
-        categories = categories.split()
+    # "A, B and C" (arXiv's metadata, as the arXiv dataset on Kaggle writes it): a split
+    # on commas alone left "B and C" one author, whom nobody following C found.
+    authors = _items(record.get("authors"), split_authors)
+    # "cs.CL cs.AI", or "cs.CL, cs.AI": a category code holds neither.
+    categories = _items(record.get("categories"), lambda text: _CATEGORY_GAPS.split(text))
     first_seen = record.get("first_seen") or record.get("published")
     published = None
     if first_seen:
@@ -43,7 +64,7 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
     parsed = parse_arxiv_id(raw_id) if arxiv_id else None
     version = parsed[1] if parsed else None
     announce = record.get("announce_type")
-    keywords = record.get("ai_keywords") or []
+    keywords = _items(record.get("ai_keywords"), lambda text: [text])
     return Paper(
         key=key,
         title=title,
