@@ -380,3 +380,39 @@ def test_a_forced_run_sends_each_subscriber_the_digest_of_their_own_today(
                                   ("tokyo@example.org", thu): (wed,),
                                   ("tokyo@example.org", date(2026, 5, 22)): (thu,)})
     store.close()
+
+
+def test_a_daily_digest_is_the_same_with_or_without_a_weekly_one_planned_beside_it(
+    tmp_path: Path,
+) -> None:
+    # The plan phase ranked a page of subscribers against the union of their windows: a
+    # weekly subscriber in the page made the daily ones' lists be ranked among the
+    # week's papers (their smoothing, their categories' rarity, the LSA space), so a
+    # daily digest changed with who else was due that hour, and one weekly subscriber
+    # made the whole page's ranking cost a week of papers.
+    picks = {}
+    for weekly in (False, True):
+        folder = tmp_path / ("weekly" if weekly else "alone")
+        folder.mkdir()
+        files, config, store = start(folder)
+        wed, thu, fri = BATCH_DAYS[:3]
+        for day, feed in ((wed, [wed]), (thu, [wed, thu]), (fri, [thu, fri])):
+            sources = parse_sources(",".join(f"jsonl:{files[d]}" for d in feed))
+            pipeline.run(replace(config, sources=sources), now=utc(day, 0, 5), store=store)
+        people = [("daily@example.org", "UTC", "daily", 0)]
+        if weekly:
+            people.append(("fridays@example.org", "UTC", "weekly", 4))
+        subscribe(store, *people)
+        report = pipeline.run(replace(config, sources=parse_sources(f"jsonl:{files[fri]}")),
+                              now=utc(fri, 7, 5), store=store)
+        assert report.sent == len(people)
+        rows = {sub.email: store.get_delivery(sub.id, fri) for sub in store.list_subscribers()}
+        picks[weekly] = rows["daily@example.org"].paper_keys  # type: ignore[union-attr]
+        if weekly:
+            week = {p.key for p, _ in store.batch(wed, fri)}
+            friday = {p.key for p, _ in store.batch(fri, fri)}
+            weekly_keys = set(rows["fridays@example.org"].paper_keys)  # type: ignore[union-attr]
+            assert weekly_keys <= week and weekly_keys - friday  # the week's papers
+            assert set(picks[weekly]) <= friday
+        store.close()
+    assert picks[True] == picks[False]

@@ -213,6 +213,24 @@ def choose_papers(
     """
     if not plans:
         return [], 0, []
+    cadences = sorted({p.subscriber.cadence for p in plans})
+    if len(cadences) > 1:
+        # Each cadence ranked apart: a page is ranked against the union of its windows,
+        # and one weekly subscriber's week in it changed the daily ones' lists (ranked
+        # among the week's papers: their smoothing, categories' rarity, relevance bar)
+        # and made the page's ranking cost a week of papers.
+        choices: list[list[ScoredPaper] | None] = [None] * len(plans)
+        counts: list[int] = [0] * len(plans)
+        size = 0
+        for cadence in cadences:
+            members = [i for i, p in enumerate(plans) if p.subscriber.cadence == cadence]
+            part, part_size, part_looked = choose_papers(
+                config, db, [plans[i] for i in members], now=now, rankers=rankers,
+                supersede=supersede)
+            size = max(size, part_size)
+            for i, choice, count in zip(members, part, part_looked, strict=True):
+                choices[i], counts[i] = choice, count
+        return choices, size, counts
     last_days = db.last_delivered_days([p.subscriber.id for p in plans])
     planned_at = _last_planned_at(db, plans, last_days)
     windows: list[tuple[date, date]] = []
