@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import click
 
 from digest import pipeline
 from digest.addresses import normalize_email
-from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
+from digest.cli.base import config_reader, echo_json, get_config, main, now_utc, parse_day
 from digest.config import SAMPLE_BATCH, Config
 from digest.errors import DigestError, LockedError, UsageError
 from digest.models import Profile, RunReport
@@ -302,6 +303,70 @@ def scheduled_run(
     log.log(level, summary(report))
 
 
+class Firings:
+    """The service's job: read the configuration again, then run once (scheduled_run).
+
+    `digest schedule` read .env once, at its start: an operator who set DIGEST_SMTP_URL
+    (or a source, a sender, a rate) in .env saw every later firing run on the old
+    settings, mail still going to the Maildir, until someone restarted the service,
+    while the same edit reaches the next run from cron or the systemd timer. Each
+    firing now reads it as `digest run` would. A .env that no longer reads (a typo) is
+    logged as an error and the firings go on with the configuration in use; a changed
+    DIGEST_SEND_AT minute or DIGEST_TIMEZONE moves the firings after this one.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        read: Callable[[], Config],
+        log: logging.Logger,
+        *,
+        clock: Callable[[], datetime],
+        run: Callable[..., RunReport] = pipeline.run,
+    ) -> None:
+        self.config = config
+        self._read = read
+        self._log = log
+        self._clock = clock
+        self._run = run
+        self._trigger = _trigger_settings(config)
+        # Moves the firings to a changed trigger (set by `digest schedule`).
+        self.reschedule: Callable[[Config], None] | None = None
+
+    def reload(self, why: str) -> None:
+        """Read the configuration again; keep the one in use if the new one is unusable."""
+        try:
+            fresh = self._read()
+            pipeline.check_ranking(fresh)
+        except DigestError as err:
+            self._log.error(
+                "%s: the configuration does not read, firings go on with the one in use "
+                "(mail to %s): %s (hint: %s)",
+                why, self.config.delivery, err.message, err.hint,
+            )
+            return
+        changed = [f.name for f in fields(Config)
+                   if getattr(fresh, f.name) != getattr(self.config, f.name)]
+        self.config = fresh
+        if changed:
+            self._log.info("%s: configuration changed (%s); mail to %s",
+                           why, ", ".join(changed), fresh.delivery)
+
+    def __call__(self) -> None:
+        self.reload("firing")
+        if _trigger_settings(self.config) != self._trigger and self.reschedule is not None:
+            self.reschedule(self.config)
+            self._trigger = _trigger_settings(self.config)
+            self._log.info("firing hourly at minute %02d (%s) from now on",
+                           self.config.send_at[1], self.config.timezone)
+        scheduled_run(self.config, self._log, clock=self._clock, run=self._run)
+
+
+def _trigger_settings(config: Config) -> tuple[str, int]:
+    """Return what the scheduler's trigger is made of (make_trigger)."""
+    return config.timezone, config.send_at[1]
+
+
 @main.command()
 @click.option(
     "--show",
@@ -325,8 +390,10 @@ def schedule(ctx: click.Context, show: int | None) -> None:
     logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
     log = logging.getLogger("digest.schedule")
 
+    firings = Firings(config, config_reader(ctx), log, clock=sched.utc_now)
+
     def job() -> None:
-        scheduled_run(config, log, clock=sched.utc_now)
+        firings()
         if pipeline.stop_requested():
             # SIGTERM came while this firing was sending (finish_sending_on_sigterm): it
             # has ended after its messages in flight; so does the service.
@@ -334,6 +401,7 @@ def schedule(ctx: click.Context, show: int | None) -> None:
             scheduler.shutdown(wait=False)
 
     scheduler = sched.build_scheduler(config, job)
+    firings.reschedule = lambda fresh: sched.reschedule(scheduler, fresh)
     fire = sched.next_fire(config, sched.utc_now())
     click.echo(
         f"scheduler started: hourly at minute {config.send_at[1]:02d} ({config.timezone}); "

@@ -1,0 +1,91 @@
+"""`digest schedule` as a service left alone for months: its configuration, its log."""
+
+from __future__ import annotations
+
+import logging
+import mailbox
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from digest.cli.core import Firings
+from digest.config import SAMPLE_BATCH, Config, load_config
+from digest.models import Profile
+from digest.store import open_store
+from tests.fixtures.config import SECRET, make_config
+from tests.fixtures.smtp_server import SmtpTestServer
+
+LOG = "digest.schedule.test"
+# A firing a day after the subscribers signed up, at their hour (UTC).
+SIGNED_UP = datetime(2026, 5, 24, 9, 0, tzinfo=UTC)
+FIRST = datetime(2026, 5, 25, 12, 10, tzinfo=UTC)
+
+
+def write_env(path: Path, var_dir: Path, **extra: str) -> None:
+    """Write a .env for the installation under var_dir, with extra DIGEST_* settings."""
+    settings = {
+        "DIGEST_VAR_DIR": str(var_dir),
+        "DIGEST_DATABASE_URL": make_config(var_dir).database_url,
+        "DIGEST_SECRET_KEY": SECRET,
+        "DIGEST_SOURCES": f"jsonl:{SAMPLE_BATCH}",
+        "DIGEST_FROM": "Research Digest <digest@example.org>",
+        "DIGEST_BASE_URL": "https://digest.example.org",
+        "DIGEST_SEND_AT": "07:10",
+        **extra,
+    }
+    path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
+
+
+def add_subscribers(config: Config, hours: dict[str, int]) -> None:
+    store = open_store(config.database_url)
+    try:
+        for email, hour in hours.items():
+            store.add_subscriber(email, Profile(interests="LLM agents and tool use"),
+                                 now=SIGNED_UP, send_hour=hour, timezone="UTC",
+                                 empty_digest="note")
+    finally:
+        store.close()
+
+
+def test_each_firing_reads_dotenv_again_and_a_broken_one_keeps_the_last(
+    tmp_path: Path, smtp_server: SmtpTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The service read .env once, at its start: an operator who then set DIGEST_SMTP_URL
+    # in .env had every later firing deliver into var/mail/ as before, until a restart,
+    # while the same edit reaches the next `digest run` from cron or the timer.
+    var_dir, env_file = tmp_path / "var", tmp_path / ".env"
+    write_env(env_file, var_dir)
+
+    def read() -> Config:
+        return load_config({}, env_file=env_file)
+
+    config = read()
+    add_subscribers(config, {"ada@example.org": 12, "grace@example.org": 13,
+                             "claude@example.org": 14})
+    moved: list[int] = []
+    now = [FIRST]
+    firings = Firings(config, read, logging.getLogger(LOG), clock=lambda: now[0])
+    firings.reschedule = lambda fresh: moved.append(fresh.send_at[1])
+    with caplog.at_level(logging.INFO, logger=LOG):
+        firings()  # 12:10: ada's digest, into the Maildir
+        write_env(env_file, var_dir, DIGEST_SMTP_URL=f"smtp://127.0.0.1:{smtp_server.port}"
+                  "?starttls=off", DIGEST_SEND_AT="07:40")
+        now[0] += timedelta(hours=1)
+        firings()  # 13:10: grace's, over SMTP now
+        # A typo in .env (a misspelt name stops every command with 78): the service
+        # says so and goes on with the settings it has, rather than stopping the mail.
+        env_file.write_text(env_file.read_text(encoding="utf-8") + "DIGEST_SMTP=x\n",
+                            encoding="utf-8")
+        now[0] += timedelta(hours=1)
+        firings()  # 14:10: claude's, over SMTP still
+    in_maildir = [m["To"] for m in mailbox.Maildir(var_dir / "mail", create=False)]
+    assert in_maildir == ["ada@example.org"]
+    assert [r for m in smtp_server.messages for r in m.rcpt_tos] == [
+        "grace@example.org", "claude@example.org"]
+    assert moved == [40]  # DIGEST_SEND_AT's minute moves the later firings
+    changed = [r.getMessage() for r in caplog.records if "configuration changed" in r.getMessage()]
+    assert len(changed) == 1 and "smtp" in changed[0] and "send_at" in changed[0]
+    broken = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(broken) == 1 and "DIGEST_SMTP" in broken[0].getMessage()
+    assert "go on with the one in use" in broken[0].getMessage()
