@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import mailbox
+import os
+import signal
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +19,8 @@ from digest.models import Profile
 from digest.store import open_store
 from tests.fixtures.config import SECRET, make_config
 from tests.fixtures.smtp_server import SmtpTestServer
+from tests.fixtures.zygote import Zygote
+from tests.test_crash import alive
 
 LOG = "digest.schedule.test"
 # A firing a day after the subscribers signed up, at their hour (UTC).
@@ -89,3 +95,52 @@ def test_each_firing_reads_dotenv_again_and_a_broken_one_keeps_the_last(
     broken = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(broken) == 1 and "DIGEST_SMTP" in broken[0].getMessage()
     assert "go on with the one in use" in broken[0].getMessage()
+
+
+def caught(pid: int, signum: int) -> bool:
+    """Return True once the process has a handler for ``signum`` (its SigCgt mask)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+    return False
+
+
+def wait_for(predicate: Callable[[], bool], what: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: {log.read_text(encoding='utf-8')}"
+        time.sleep(0.02)
+
+
+@pytest.mark.timeout(300)
+def test_sighup_reads_dotenv_again_and_the_service_lives_on(
+    tmp_path: Path, zygote: Zygote
+) -> None:
+    # SIGHUP's default action ended the service: `kill -HUP` (a daemon's reload), or a
+    # closed terminal, killed it (mid-message if a firing was sending), and systemd
+    # takes death by SIGHUP for a clean stop, so Restart=on-failure never restarted it.
+    var_dir, env_file = tmp_path / "var", tmp_path / "service" / "digest.env"
+    env_file.parent.mkdir()
+    # No firing during the test: the minute is half an hour away.
+    away = f"07:{(datetime.now(UTC) + timedelta(minutes=30)).minute:02d}"
+    write_env(env_file, var_dir, DIGEST_SEND_AT=away)
+    pid, log = zygote.spawn(env_file, "schedule")
+    try:
+        wait_for(lambda: caught(pid, signal.SIGTERM) and alive(pid), "never started", log)
+        time.sleep(0.5)  # the rest of the start, whatever it installs
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: configuration read again, nothing changed"
+                 in log.read_text(encoding="utf-8") or not alive(pid), "no reload", log)
+        assert alive(pid), log.read_text(encoding="utf-8")
+        write_env(env_file, var_dir, DIGEST_SEND_AT=away,
+                  DIGEST_FROM="Papers <papers@example.org>")
+        os.kill(pid, signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: configuration changed (from_addr, from_name"
+                 in log.read_text(encoding="utf-8") or not alive(pid), "no change", log)
+        assert alive(pid), log.read_text(encoding="utf-8")
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGTERM)  # idle: it ends at once, as before
+        outcome = zygote.wait(pid, log)
+    assert outcome.killed and outcome.code == -signal.SIGTERM, outcome.output

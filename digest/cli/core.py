@@ -351,6 +351,8 @@ class Firings:
         if changed:
             self._log.info("%s: configuration changed (%s); mail to %s",
                            why, ", ".join(changed), fresh.delivery)
+        elif why != "firing":
+            self._log.info("%s: configuration read again, nothing changed", why)
 
     def __call__(self) -> None:
         self.reload("firing")
@@ -408,10 +410,35 @@ def schedule(ctx: click.Context, show: int | None) -> None:
         f"next run {fire.isoformat() if fire else 'never'}; mail to {config.delivery}"
     )
     try:
-        with finish_sending_on_sigterm():
+        with finish_sending_on_sigterm(), reload_on_sighup(firings):
             scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         click.echo("scheduler stopped")
+
+
+@contextmanager
+def reload_on_sighup(firings: Firings) -> Iterator[None]:
+    """While inside, SIGHUP reads the configuration again (`systemctl reload`).
+
+    Its default action ended the service at once: `kill -HUP` (a daemon's reload, by
+    convention), `systemctl reload` or a closed terminal killed it, mid-message if a
+    firing was sending (that digest "unknown", never resent), and systemd counts death
+    by SIGHUP as a clean stop, so Restart=on-failure did not bring it back: no more
+    digests, without a line in the log. Now it reads .env again, logs what changed (or
+    what does not read), and the next firing runs with it; a firing in progress goes on.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be set in the main thread
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        firings.reload("SIGHUP")
+
+    previous = signal.signal(signal.SIGHUP, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 # What an operator does about the ledger rows that wait on someone, by status.
