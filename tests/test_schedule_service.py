@@ -6,6 +6,7 @@ import logging
 import mailbox
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -144,3 +145,49 @@ def test_sighup_reads_dotenv_again_and_the_service_lives_on(
             os.kill(pid, signal.SIGTERM)  # idle: it ends at once, as before
         outcome = zygote.wait(pid, log)
     assert outcome.killed and outcome.code == -signal.SIGTERM, outcome.output
+
+
+def test_a_firing_logs_one_line_and_an_unexpected_error_says_what_to_do(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At INFO APScheduler wrapped each firing's summary in two lines of its own ("Running
+    # job ..." and "... executed successfully"); and an error that is not one of ours
+    # reached the log only as APScheduler's 'Job "daily digest run (trigger: ...)"
+    # raised an exception' and a traceback, with no word of what it meant for the mail.
+    from digest.cli.core import schedule_logging, scheduled_run
+    from digest.schedule import JOB_ID, build_scheduler
+
+    monkeypatch.setattr(logging.getLogger("apscheduler"), "level", logging.NOTSET)
+    config = make_config(tmp_path / "var")
+    add_subscribers(config, {"ada@example.org": 12})
+    log = logging.getLogger(LOG)
+    outcomes: list[str] = []
+
+    def failing(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the templates folder is gone")
+
+    def job() -> None:
+        scheduled_run(config, log, clock=lambda: FIRST)  # sends ada's digest
+        scheduled_run(config, log, clock=lambda: FIRST, run=failing)
+        outcomes.append("ran")  # not reached when the error escapes to APScheduler
+        scheduler.shutdown(wait=False)
+
+    with caplog.at_level(logging.INFO):
+        schedule_logging()
+        scheduler = build_scheduler(config, job)
+        scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))  # fire at once
+        runner = threading.Thread(target=scheduler.start)
+        runner.start()
+        runner.join(timeout=120)
+        if runner.is_alive():
+            scheduler.shutdown(wait=False)
+            runner.join(timeout=10)
+    firing = [r for r in caplog.records if r.name == LOG or (
+        r.name.startswith("apscheduler") and "daily digest run" in r.getMessage())]
+    assert outcomes == ["ran"], [r.getMessage() for r in firing]
+    assert [r.name for r in firing] == [LOG, LOG], [r.getMessage() for r in firing]
+    sent, failed = firing
+    assert sent.levelno == logging.INFO and "sent 1," in sent.getMessage()
+    assert failed.levelno == logging.ERROR and failed.exc_info is not None
+    assert "the templates folder is gone" in failed.getMessage()
+    assert "next firing retries" in failed.getMessage()

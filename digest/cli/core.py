@@ -276,6 +276,18 @@ def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
 SCHEDULE_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
+def schedule_logging() -> None:
+    """Log at INFO in SCHEDULE_LOG_FORMAT; APScheduler's own lines only from WARNING.
+
+    At INFO APScheduler wrapped each firing's summary in two lines of its own ('Running
+    job "daily digest run (trigger: cron[minute='0'], next run at: ...)"' and '...
+    executed successfully'), three lines a firing where one says what it did. Its
+    warnings (a firing missed or skipped) still show.
+    """
+    logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
 def scheduled_run(
     config: Config,
     log: logging.Logger,
@@ -297,6 +309,14 @@ def scheduled_run(
     except DigestError as err:
         # Keep the service alive: the next firing retries, the log says what to fix.
         log.error("run failed: %s (hint: %s)", err.message, err.hint)
+        return
+    except Exception as err:  # the service outlives one firing's bug
+        # APScheduler logged these as 'Job "daily digest run (trigger: cron[...], next
+        # run at: ...)" raised an exception' and a traceback: no word of what it means
+        # for the mail or what to do.
+        log.error("run failed: %s: %s (hint: the service goes on and the next firing "
+                  "retries; what was planned stays planned; if it repeats, report it "
+                  "with the traceback below)", type(err).__name__, err, exc_info=True)
         return
     code = exit_code(report)
     level = logging.INFO if code == 0 else logging.WARNING if code == 1 else logging.ERROR
@@ -389,7 +409,7 @@ def schedule(ctx: click.Context, show: int | None) -> None:
     # A setting no firing can run with stops the service now (78: systemd does not
     # restart it), rather than an error logged at every hour that ranks someone.
     pipeline.check_ranking(config)
-    logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
+    schedule_logging()
     log = logging.getLogger("digest.schedule")
 
     firings = Firings(config, config_reader(ctx), log, clock=sched.utc_now)
