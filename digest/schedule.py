@@ -16,6 +16,7 @@ log = logging.getLogger("digest.schedule")
 # A firing missed while the process was down still runs if it is at most this late;
 # the run itself decides, per subscriber, what is still due (see digest.due).
 MISFIRE_GRACE_S = 6 * 3600
+JOB_ID = "digest-run"
 
 
 def make_trigger(config: Config) -> CronTrigger:
@@ -56,7 +57,7 @@ def build_scheduler(config: Config, job: Callable[[], object]) -> BlockingSchedu
     scheduler.add_job(
         job,
         trigger=make_trigger(config),
-        id="digest-run",
+        id=JOB_ID,
         name="daily digest run",
         coalesce=True,  # after downtime, one catch-up run, not one per missed hour
         max_instances=1,
@@ -64,6 +65,11 @@ def build_scheduler(config: Config, job: Callable[[], object]) -> BlockingSchedu
         replace_existing=True,
     )
     return scheduler
+
+
+def reschedule(scheduler: BlockingScheduler, config: Config) -> None:
+    """Move the job of build_scheduler to ``config``'s trigger (a changed minute or zone)."""
+    scheduler.reschedule_job(JOB_ID, trigger=make_trigger(config))
 
 
 def utc_now() -> datetime:

@@ -58,8 +58,21 @@ def get_config(ctx: click.Context) -> Config:
     obj = ctx.find_root().ensure_object(dict)
     if "config" not in obj:
         obj["config"] = load_config(env_file=obj.get("env_file", ".env"))
+        obj["config_read"] = True
     config: Config = obj["config"]
     return config
+
+
+def config_reader(ctx: click.Context) -> Callable[[], Config]:
+    """Return a function that reads the configuration afresh (the environment over the
+    --env-file), for a service that outlives an edit of .env; a Config a test put in
+    ctx.obj['config'] is returned as it is."""
+    obj = ctx.find_root().ensure_object(dict)
+    if "config" in obj and not obj.get("config_read"):
+        given: Config = obj["config"]
+        return lambda: given
+    env_file = obj.get("env_file", ".env")
+    return lambda: load_config(env_file=env_file)
 
 
 def now_utc() -> datetime:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import click
 
 from digest import pipeline
 from digest.addresses import normalize_email
-from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
+from digest.cli.base import config_reader, echo_json, get_config, main, now_utc, parse_day
 from digest.config import SAMPLE_BATCH, Config
 from digest.errors import DigestError, LockedError, UsageError
 from digest.models import Profile, RunReport
@@ -275,6 +276,18 @@ def preview(ctx: click.Context, email: str, day_text: str | None) -> None:
 SCHEDULE_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
+def schedule_logging() -> None:
+    """Log at INFO in SCHEDULE_LOG_FORMAT; APScheduler's own lines only from WARNING.
+
+    At INFO APScheduler wrapped each firing's summary in two lines of its own ('Running
+    job "daily digest run (trigger: cron[minute='0'], next run at: ...)"' and '...
+    executed successfully'), three lines a firing where one says what it did. Its
+    warnings (a firing missed or skipped) still show.
+    """
+    logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
 def scheduled_run(
     config: Config,
     log: logging.Logger,
@@ -297,9 +310,83 @@ def scheduled_run(
         # Keep the service alive: the next firing retries, the log says what to fix.
         log.error("run failed: %s (hint: %s)", err.message, err.hint)
         return
+    except Exception as err:  # the service outlives one firing's bug
+        # APScheduler logged these as 'Job "daily digest run (trigger: cron[...], next
+        # run at: ...)" raised an exception' and a traceback: no word of what it means
+        # for the mail or what to do.
+        log.error("run failed: %s: %s (hint: the service goes on and the next firing "
+                  "retries; what was planned stays planned; if it repeats, report it "
+                  "with the traceback below)", type(err).__name__, err, exc_info=True)
+        return
     code = exit_code(report)
     level = logging.INFO if code == 0 else logging.WARNING if code == 1 else logging.ERROR
     log.log(level, summary(report))
+
+
+class Firings:
+    """The service's job: read the configuration again, then run once (scheduled_run).
+
+    `digest schedule` read .env once, at its start: an operator who set DIGEST_SMTP_URL
+    (or a source, a sender, a rate) in .env saw every later firing run on the old
+    settings, mail still going to the Maildir, until someone restarted the service,
+    while the same edit reaches the next run from cron or the systemd timer. Each
+    firing now reads it as `digest run` would. A .env that no longer reads (a typo) is
+    logged as an error and the firings go on with the configuration in use; a changed
+    DIGEST_SEND_AT minute or DIGEST_TIMEZONE moves the firings after this one.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        read: Callable[[], Config],
+        log: logging.Logger,
+        *,
+        clock: Callable[[], datetime],
+        run: Callable[..., RunReport] = pipeline.run,
+    ) -> None:
+        self.config = config
+        self._read = read
+        self._log = log
+        self._clock = clock
+        self._run = run
+        self._trigger = _trigger_settings(config)
+        # Moves the firings to a changed trigger (set by `digest schedule`).
+        self.reschedule: Callable[[Config], None] | None = None
+
+    def reload(self, why: str) -> None:
+        """Read the configuration again; keep the one in use if the new one is unusable."""
+        try:
+            fresh = self._read()
+            pipeline.check_ranking(fresh)
+        except DigestError as err:
+            self._log.error(
+                "%s: the configuration does not read, firings go on with the one in use "
+                "(mail to %s): %s (hint: %s)",
+                why, self.config.delivery, err.message, err.hint,
+            )
+            return
+        changed = [f.name for f in fields(Config)
+                   if getattr(fresh, f.name) != getattr(self.config, f.name)]
+        self.config = fresh
+        if changed:
+            self._log.info("%s: configuration changed (%s); mail to %s",
+                           why, ", ".join(changed), fresh.delivery)
+        elif why != "firing":
+            self._log.info("%s: configuration read again, nothing changed", why)
+
+    def __call__(self) -> None:
+        self.reload("firing")
+        if _trigger_settings(self.config) != self._trigger and self.reschedule is not None:
+            self.reschedule(self.config)
+            self._trigger = _trigger_settings(self.config)
+            self._log.info("firing hourly at minute %02d (%s) from now on",
+                           self.config.send_at[1], self.config.timezone)
+        scheduled_run(self.config, self._log, clock=self._clock, run=self._run)
+
+
+def _trigger_settings(config: Config) -> tuple[str, int]:
+    """Return what the scheduler's trigger is made of (make_trigger)."""
+    return config.timezone, config.send_at[1]
 
 
 @main.command()
@@ -322,11 +409,13 @@ def schedule(ctx: click.Context, show: int | None) -> None:
     # A setting no firing can run with stops the service now (78: systemd does not
     # restart it), rather than an error logged at every hour that ranks someone.
     pipeline.check_ranking(config)
-    logging.basicConfig(level=logging.INFO, format=SCHEDULE_LOG_FORMAT)
+    schedule_logging()
     log = logging.getLogger("digest.schedule")
 
+    firings = Firings(config, config_reader(ctx), log, clock=sched.utc_now)
+
     def job() -> None:
-        scheduled_run(config, log, clock=sched.utc_now)
+        firings()
         if pipeline.stop_requested():
             # SIGTERM came while this firing was sending (finish_sending_on_sigterm): it
             # has ended after its messages in flight; so does the service.
@@ -334,16 +423,42 @@ def schedule(ctx: click.Context, show: int | None) -> None:
             scheduler.shutdown(wait=False)
 
     scheduler = sched.build_scheduler(config, job)
+    firings.reschedule = lambda fresh: sched.reschedule(scheduler, fresh)
     fire = sched.next_fire(config, sched.utc_now())
     click.echo(
         f"scheduler started: hourly at minute {config.send_at[1]:02d} ({config.timezone}); "
         f"next run {fire.isoformat() if fire else 'never'}; mail to {config.delivery}"
     )
     try:
-        with finish_sending_on_sigterm():
+        with finish_sending_on_sigterm(), reload_on_sighup(firings):
             scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         click.echo("scheduler stopped")
+
+
+@contextmanager
+def reload_on_sighup(firings: Firings) -> Iterator[None]:
+    """While inside, SIGHUP reads the configuration again (`systemctl reload`).
+
+    Its default action ended the service at once: `kill -HUP` (a daemon's reload, by
+    convention), `systemctl reload` or a closed terminal killed it, mid-message if a
+    firing was sending (that digest "unknown", never resent), and systemd counts death
+    by SIGHUP as a clean stop, so Restart=on-failure did not bring it back: no more
+    digests, without a line in the log. Now it reads .env again, logs what changed (or
+    what does not read), and the next firing runs with it; a firing in progress goes on.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can only be set in the main thread
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        firings.reload("SIGHUP")
+
+    previous = signal.signal(signal.SIGHUP, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 # What an operator does about the ledger rows that wait on someone, by status.
