@@ -53,3 +53,27 @@ def test_rank_without_history_and_a_profile_without_id_is_a_usage_error(
     )
     assert result.exit_code == 2
     assert "no 'id'" in result.output
+
+
+def test_rank_takes_the_number_of_scoring_processes_its_failure_hint_names(
+    tmp_path: Path,
+) -> None:
+    # When a scoring process died, the hint said to set DIGEST_RANK_PROCESSES=1, which
+    # `digest rank` never read (it reads no configuration): nothing the caller could do.
+    from digest.rank.scoring import _scorer_died
+
+    batch_path, history_path, _ = write_mini_day(tmp_path)
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text("".join(
+        json.dumps({"id": f"p{i}", "interests": topic}) + "\n"
+        for i, topic in enumerate(("image segmentation", "language models", "robot grasping"))),
+        encoding="utf-8")
+    outputs = []
+    for processes in ("1", "2"):
+        result = CliRunner().invoke(main, [
+            "rank", "--papers", str(batch_path), "--profiles", str(profiles),
+            "--history", str(history_path), "--processes", processes])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 3
+    assert "--processes 1" in _scorer_died().hint

@@ -232,10 +232,14 @@ def semantic_setting(semantic: bool, weight: float | None) -> float:
               help="Papers per profile.")
 @click.option("--all/--threshold", "show_all", default=False, show_default=True,
               help="List the top papers even when they fall below the relevance bar.")
+@click.option("--processes", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Processes that score profiles (0: one per CPU, at most 4); the "
+              "output is the same for any number.")
 @semantic_options
 def rank_command(
     papers_path: Path, profiles_path: Path, history_path: Path | None, top: int,
-    show_all: bool, semantic: bool, semantic_weight: float | None, semantic_cache: Path | None,
+    show_all: bool, processes: int, semantic: bool, semantic_weight: float | None,
+    semantic_cache: Path | None,
 ) -> None:
     """Rank a batch of papers for each profile; print one JSON line per profile."""
     from digest.rank import RankOptions, rank
@@ -248,7 +252,7 @@ def rank_command(
     history = read_papers(history_path) if history_path else []
     known = {p.key: p for p in [*history, *batch]}
     profiles = read_profiles(profiles_path, known)
-    options = RankOptions(semantic_weight=weight,
+    options = RankOptions(semantic_weight=weight, processes=processes,
                           semantic_cache=str(semantic_cache) if semantic_cache else "")
     if show_all:
         options = replace(options, min_score=float("-inf"), threshold_quantile=0.0)

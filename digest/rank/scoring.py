@@ -821,7 +821,8 @@ RANK_LOCK = threading.RLock()
 def _scorer_died() -> RankingError:
     return RankingError(
         "a ranking process died before it finished (killed, or out of memory?)",
-        "run again; if it keeps dying, set DIGEST_RANK_PROCESSES=1 to rank in one process",
+        "run again; if it keeps dying, rank in one process: DIGEST_RANK_PROCESSES=1 for "
+        "the daily job, --processes 1 for `digest rank`",
     )
 
 
