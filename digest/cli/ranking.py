@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
@@ -15,7 +14,7 @@ import click
 
 from digest.cli.base import main, warn
 from digest.errors import SourceError, UsageError
-from digest.ingest.jsonl import iter_records, paper_from_record
+from digest.ingest.jsonl import iter_records, paper_from_record, split_categories
 from digest.ingest.keys import arxiv_doi_key, arxiv_key, doi_key
 from digest.models import Paper, Profile, json_kind
 from digest.web import forms
@@ -69,9 +68,6 @@ def _warn_unknown_fields(path: Path, lines: dict[str, list[int]]) -> None:
              f"{likely} (the fields: {', '.join(_PROFILE_FIELDS)})")
 
 
-_CATEGORY_GAPS = re.compile(r"[\s,;]+")
-
-
 def _category_codes(known: Mapping[str, Paper]) -> dict[str, str]:
     """Return lower-cased code -> code: arXiv's taxonomy, and every code a paper carries."""
     codes = {c.lower(): c for p in known.values() for c in p.categories}
@@ -90,9 +86,7 @@ def _categories(values: tuple[str, ...], codes: Mapping[str, str]) -> tuple[
     found: list[str] = []
     unknown: list[str] = []
     for value in values:
-        for raw in _CATEGORY_GAPS.split(value):
-            if not raw:
-                continue
+        for raw in split_categories(value):
             code = codes.get(raw.lower())
             if code is None:
                 unknown.append(raw)

@@ -23,6 +23,11 @@ _ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 _CATEGORY_GAPS = re.compile(r"[\s,;]+")
 
 
+def split_categories(text: str) -> list[str]:
+    """Split categories written as one string: "cs.CL cs.AI", "cs.CL, cs.AI" or "cs.CL;cs.AI"."""
+    return [code for code in _CATEGORY_GAPS.split(text) if code]
+
+
 def _items(value: Any, split: Callable[[str], Iterable[str]]) -> list[str]:
     """Return a list field's items as text: a string split, null items and empty ones left out.
 
@@ -51,7 +56,7 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
     # on commas alone left "B and C" one author, whom nobody following C found.
     authors = _items(record.get("authors"), split_authors)
     # "cs.CL cs.AI", or "cs.CL, cs.AI": a category code holds neither.
-    categories = _items(record.get("categories"), lambda text: _CATEGORY_GAPS.split(text))
+    categories = _items(record.get("categories"), split_categories)
     first_seen = record.get("first_seen") or record.get("published")
     published = None
     if first_seen:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.orm import aliased
 
 from digest.store.base import StoreBase
@@ -46,11 +46,8 @@ class RetentionMixin(StoreBase):
             found = conn.execute(select(meta.c.value).where(meta.c.key == "pruned_on")).scalar()
             if found == day.isoformat():
                 return False
-            if found is None:
-                conn.execute(insert(meta).values(key="pruned_on", value=day.isoformat()))
-            else:
-                conn.execute(update(meta).where(meta.c.key == "pruned_on")
-                             .values(value=day.isoformat()))
+            conn.execute(self._upsert(meta, {"key": "pruned_on", "value": day.isoformat()},
+                                      key=("key",)))
         return True
 
     def _prune_ledger(self, before: date, batch: int) -> tuple[int, int]:
