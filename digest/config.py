@@ -25,6 +25,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_BATCH = PACKAGE_DIR / "data" / "sample_batch.jsonl"
 TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
 
+ARXIV_API = "https://export.arxiv.org/api/query"
+
 SOURCE_KINDS = ("arxiv-rss", "arxiv-api", "hf-daily", "rss", "jsonl")
 
 # The options each kind understands, with what they do (shown by `digest sources add`).
@@ -32,7 +34,9 @@ SOURCE_KINDS = ("arxiv-rss", "arxiv-api", "hf-daily", "rss", "jsonl")
 # from the parameters of a URL's own query string; digest.ingest reads them.
 SOURCE_OPTIONS: dict[str, dict[str, str]] = {
     "arxiv-rss": {"cross": "1 to include cross-lists (default 0)",
-                  "replace": "0 to leave out replaced papers (default 1)"},
+                  "replace": "0 to leave out replaced papers (default 1)",
+                  "catchup": "0 not to ask the arXiv API for the papers of announcements "
+                             "no run read (default 1)"},
     "arxiv-api": {"limit": "most papers to read, over all pages (default: one page)"},
     "hf-daily": {"limit": "items per page (default 100)",
                  "pages": "most pages to read (default 10)"},
@@ -95,6 +99,8 @@ class Config:
     send_at: tuple[int, int] = (7, 0)
     list_id: str = "digest.localhost"
     contact: str = ""
+    # Where the papers of arXiv announcements no run read are asked for (arxiv-rss catch-up).
+    arxiv_api: str = ARXIV_API
     templates_dir: Path = TEMPLATES_DIR
     max_papers: int = 10
     send_rate: float = 0.0  # messages per second; 0 means no cap
@@ -254,6 +260,12 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
             "set it to the public address of `digest serve`, e.g. https://digest.example.org",
         )
     base_url = _ascii_url(base_url)
+    arxiv_api = get("DIGEST_ARXIV_API", ARXIV_API).strip()
+    if not re.match(r"^https?://[^/\s]+", arxiv_api):
+        raise ConfigError(
+            f"DIGEST_ARXIV_API must be an http(s) URL, got {arxiv_api!r}",
+            f"leave it unset ({ARXIV_API}) unless you use a mirror of arXiv's API",
+        )
     secret_key = get("DIGEST_SECRET_KEY") or _local_secret(var_dir)
     if len(secret_key) < 16:
         raise ConfigError(
@@ -290,6 +302,7 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
         send_at=parse_send_at(get("DIGEST_SEND_AT", "07:00")),
         list_id=get("DIGEST_LIST_ID", f"digest.{urlsplit(base_url).hostname or 'localhost'}"),
         contact=get("DIGEST_CONTACT", from_addr),
+        arxiv_api=arxiv_api,
         templates_dir=_templates_dir(get("DIGEST_TEMPLATES_DIR", str(TEMPLATES_DIR))),
         # At most what a subscriber may choose (the forms and the CLI) and a digest
         # holds (the ranking takes 50): 60 was accepted and then refused by the form.
@@ -602,7 +615,7 @@ def check_source_options(spec: SourceSpec) -> None:
         if key in ("limit", "pages") and not (value.isdigit() and int(value) > 0):
             raise ConfigError(f"option {key}={value!r} is not a positive whole number",
                               f"e.g. {key}=50")
-        if key in ("cross", "replace") and value.strip().lower() not in _FLAGS:
+        if key in ("cross", "replace", "catchup") and value.strip().lower() not in _FLAGS:
             raise ConfigError(f"option {key}={value!r} is neither on nor off",
                               f"use {key}=1 or {key}=0")
     _check_url_parameters(spec)

@@ -273,6 +273,8 @@ class SourceResult:
     last_modified: str | None = None
     duration_s: float = 0.0
     new: int = 0
+    announced: date | None = None  # an arXiv feed's announcement day, once read whole
+    note: str | None = None  # what else was done (an arXiv catch-up)
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,7 @@ class RunReport:
                     "papers": len(s.papers),
                     "new": s.new,
                     "error": s.error,
+                    "note": s.note,
                     "duration_s": round(s.duration_s, 3),
                 }
                 for s in self.sources

@@ -32,7 +32,8 @@ def open_db(config: Config) -> Store:
 def summary(report: RunReport) -> str:
     """Return the one-line summary of a run."""
     sources = ", ".join(
-        f"{s.source} {s.status}" + (f" ({s.new} new)" if s.papers else "") for s in report.sources
+        f"{s.source} {s.status}" + (f" ({s.new} new)" if s.papers else "")
+        + (f" [{s.note}]" if s.note else "") for s in report.sources
     )
     line = (
         f"{report.day.isoformat()}: sent {report.sent}, skipped {report.skipped}, "

@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 
+from digest.config import ARXIV_API
 from digest.errors import SourceError
+from digest.ingest.arxiv import catch_up
 from digest.ingest.http import Fetch, FetchResponse, HttpFetcher, Politeness, http_fetch
 from digest.ingest.jsonl import load_jsonl, paper_from_record
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, paper_key, parse_arxiv_id
@@ -50,15 +52,23 @@ def collect(
     day: date,
     user_agent: str,
     state: Mapping[str, tuple[str | None, str | None]] | None = None,
+    announced: Mapping[str, date] | None = None,
+    arxiv_api: str = ARXIV_API,
     fetch: Fetch | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[SourceResult]:
-    """Read every source; a failing source becomes a SourceResult with status "error"."""
+    """Read every source; a failing source becomes a SourceResult with status "error".
+
+    ``announced``: each arXiv feed's last announcement day read whole; the papers of the
+    announcements since then that no run read are asked of ``arxiv_api`` (catch_up).
+    """
     # One fetcher for the whole run so that politeness per host spans every source.
     fetcher = fetch if fetch is not None else HttpFetcher(user_agent=user_agent)
     state = state or {}
+    announced = announced or {}
     return [
-        collect_one(spec, day=day, fetch=fetcher, validators=state.get(spec.name), clock=clock)
+        collect_one(spec, day=day, fetch=fetcher, validators=state.get(spec.name), clock=clock,
+                    last_announced=announced.get(spec.name), arxiv_api=arxiv_api)
         for spec in specs
     ]
 
@@ -70,11 +80,16 @@ def collect_one(
     fetch: Fetch,
     validators: tuple[str | None, str | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    last_announced: date | None = None,
+    arxiv_api: str = ARXIV_API,
 ) -> SourceResult:
     """Read one source and judge its health; never raise for a source's own failure."""
     started = clock()
     try:
         harvest = read_source(spec, day=day, fetch=fetch, validators=validators or (None, None))
+        if spec.kind == "arxiv-rss" and last_announced is not None:
+            harvest = catch_up(spec, harvest, last=last_announced, day=day, fetch=fetch,
+                               api=arxiv_api)
         result = to_result(spec, harvest, day=day)
     except SourceError as err:
         result = SourceResult(spec.name, "error", error=str(err))

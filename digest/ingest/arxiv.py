@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
-from datetime import date
-from urllib.parse import parse_qsl, quote, urlsplit
+from dataclasses import replace
+from datetime import date, timedelta
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from digest.config import ARXIV_API
 from digest.errors import SourceError
 from digest.ingest.base import (
     Harvest,
@@ -25,8 +28,9 @@ from digest.ingest.keys import normalize_doi, parse_arxiv_id
 from digest.ingest.text import split_authors, squash, strip_arxiv_prefix
 from digest.models import AnnounceType, Paper, SourceSpec
 
+logger = logging.getLogger(__name__)
+
 ARXIV_RSS = "https://rss.arxiv.org/rss/"
-ARXIV_API = "https://export.arxiv.org/api/query"
 _CATEGORIES = re.compile(r"[A-Za-z-]+(?:\.[A-Za-z-]+)?(?:\+[A-Za-z-]+(?:\.[A-Za-z-]+)?)*")
 # Times one page of API results is asked for when it keeps coming back empty.
 EMPTY_PAGE_TRIES = 3
@@ -68,7 +72,7 @@ def read_arxiv_rss(spec: SourceSpec, day: date, fetch: Fetch, validators: Valida
         if kind in ("replace", "replace-cross") and not replacements:
             continue
         papers.append(paper)
-    return feed_harvest(feed, papers, skipped, response)
+    return replace(feed_harvest(feed, papers, skipped, response), announced=feed.published)
 
 
 def arxiv_rss_paper(entry: FeedEntry, *, source: str) -> Paper | None:
@@ -235,3 +239,121 @@ def arxiv_api_paper(entry: FeedEntry, *, source: str) -> Paper | None:
         doi=normalize_doi(entry.doi) if entry.doi else None,
         comment=entry.comment,
     )
+
+
+# --- catching up on announcements the feed no longer lists ------------------------------
+
+# rss.arxiv.org lists only the latest announcement: a day on which no run read the feed
+# (the box was down, the feed failed all day) is gone from it by the next one. Its papers
+# are asked of the API instead, by submission date, from this many days before the last
+# announcement read (a Monday's covers submissions from the Friday before, and a paper on
+# hold may wait a little) up to the one being read.
+CATCH_UP_BEFORE = timedelta(days=4)
+CATCH_UP_DAYS = 14  # at most this far back from the announcement read
+CATCH_UP_PAGE = 1000  # results a page (arXiv's API allows up to 2,000)
+CATCH_UP_LIMIT = 20_000  # papers read at most (a fortnight of all of cs is ~15,000)
+
+
+def missed_announcements(last: date, current: date) -> list[date]:
+    """Return the announcement days strictly between two read ones (arXiv's RSS is dated
+    Monday to Friday; a holiday among them costs one API request that finds nothing new).
+    """
+    days = []
+    day = max(last, current - timedelta(days=CATCH_UP_DAYS)) + timedelta(days=1)
+    while day < current:
+        if day.weekday() < 5:
+            days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def rss_categories(location: str) -> tuple[str, ...] | None:
+    """Return the categories an arxiv-rss source lists (``cs.LG+cs.AI``, or the end of an
+    rss.arxiv.org-style URL); None when its location does not say (a saved file).
+    """
+    location = location.strip()
+    if not _CATEGORIES.fullmatch(location):
+        parts = urlsplit(location)
+        if parts.scheme not in ("http", "https"):
+            return None
+        location = parts.path.rstrip("/").rpartition("/")[2]
+        if not _CATEGORIES.fullmatch(location):
+            return None
+    return tuple(location.split("+"))
+
+
+def catch_up_url(api: str, categories: tuple[str, ...], since: date, until: date) -> str:
+    """Return the API query for papers of ``categories`` submitted from before the
+    announcement ``since`` up to the one of ``until``.
+
+    An archive with subject classes is asked for as both itself and its classes
+    (``cat:cs OR cat:cs.*``); one without (``quant-ph``) matches the first.
+    """
+    terms = []
+    for category in categories:
+        terms.append(f"cat:{category}")
+        if "." not in category:
+            terms.append(f"cat:{category}.*")
+    start, end = since - CATCH_UP_BEFORE, until + timedelta(days=1)
+    query = (f"({' OR '.join(terms)}) AND "
+             f"submittedDate:[{start:%Y%m%d}0000 TO {end:%Y%m%d}2359]")
+    return f"{api}?" + urlencode({"search_query": query, "sortBy": "submittedDate",
+                                  "sortOrder": "ascending", "max_results": CATCH_UP_PAGE},
+                                 safe=":/*")
+
+
+def listed_in(category: str, categories: tuple[str, ...]) -> bool:
+    """Return True when ``category`` is one of a feed's categories or in one of its archives."""
+    return any(category == c or ("." not in c and category.startswith(c + "."))
+               for c in categories)
+
+
+def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch: Fetch,
+             api: str = ARXIV_API) -> Harvest:
+    """Add the papers of the announcements missed since ``last`` to an arxiv-rss harvest.
+
+    Asked of the API by submission date; the store drops the ones it already holds. What
+    the source's options leave out of the feed is left out here too: with ``cross=0``
+    (the default) a paper whose primary category is not the feed's. The API serves no
+    replacements by submission date, and a replaced paper is never new anyway.
+    When the API fails, the harvest says so (partial) and does not carry the
+    announcement's day or the feed's validators: the next run reads the feed again and
+    retries the catch-up.
+    """
+    current = harvest.announced
+    categories = rss_categories(spec.location)
+    if current is None or categories is None or not flag(spec.option("catchup", "1")):
+        return harvest
+    missed = missed_announcements(last, current)
+    if not missed:
+        return harvest
+    listed = ", ".join(d.isoformat() for d in missed)
+    since = max(last, current - timedelta(days=CATCH_UP_DAYS))
+    query = SourceSpec(spec.name, "arxiv-api", catch_up_url(api, categories, since, current),
+                       (("limit", str(CATCH_UP_LIMIT)),))
+    try:
+        found = read_arxiv_api(query, day, fetch, (None, None))
+    except SourceError as err:
+        return replace(
+            harvest,
+            problems=(*harvest.problems,
+                      f"the papers of the arXiv announcements missed since {last} ({listed}) "
+                      f"could not be asked of the arXiv API: {err}; the next run tries again"),
+            announced=None, etag=None, last_modified=None)
+    cross = flag(spec.option("cross", "0"))
+    held = {p.key for p in harvest.papers}
+    added: list[Paper] = []
+    for paper in found.papers:
+        if paper.key in held:
+            continue
+        primary = paper.categories[0] if paper.categories else ""
+        if not listed_in(primary, categories):
+            if not cross:
+                continue
+            paper = replace(paper, announce_type="cross")
+        added.append(paper)
+    note = (f"caught up on the arXiv announcements missed since {last} ({listed}): "
+            f"{len(added)} papers from the arXiv API besides the feed's")
+    logger.info("%s: %s", spec.name, note)
+    return replace(harvest, papers=(*harvest.papers, *added),
+                   problems=(*harvest.problems, *found.problems), caught_up=note)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -26,6 +27,8 @@ class Harvest:
     etag: str | None = None
     last_modified: str | None = None
     not_modified: bool = False
+    announced: date | None = None  # an arXiv feed's announcement day
+    caught_up: str | None = None  # what was fetched for announcements the feed missed
 
 
 def local_path(location: str) -> Path | None:

@@ -11,7 +11,7 @@ import codecs
 import html
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -62,6 +62,8 @@ class Feed:
     total_results: int | None = None  # OpenSearch fields of the arXiv API
     start_index: int | None = None
     items_per_page: int | None = None
+    # The channel's own date (RSS <pubDate>): for arXiv's feeds, the announcement's day.
+    published: date | None = None
 
 
 def looks_like_html_page(body: bytes, content_type: str = "") -> bool:
@@ -189,8 +191,7 @@ def _drop_xml_declarations(text: str) -> str:
 
 
 def _with_problem(feed: Feed, problem: str) -> Feed:
-    return Feed(feed.title, feed.entries, feed.skip_days, problem, feed.total_results,
-                feed.start_index, feed.items_per_page)
+    return replace(feed, problem=problem)
 
 
 def _decode(body: bytes) -> tuple[str, str | None]:
@@ -301,6 +302,7 @@ def _feed_from_root(root: Element, *, where: str) -> Feed:
         total_results=_int(_first(root, "totalresults")),
         start_index=_int(_first(root, "startindex")),
         items_per_page=_int(_first(root, "itemsperpage")),
+        published=parse_date(_first(channel, "pubdate")) if kind == "rss" else None,
     )
 
 

@@ -65,7 +65,8 @@ def to_result(spec: SourceSpec, harvest: Harvest, *, day: date) -> SourceResult:
     """Judge a harvest's health: ok, partial (with why), quiet, or not_modified."""
     papers = merge(storable(paper) for paper in harvest.papers)
     result = SourceResult(spec.name, "ok", tuple(papers), etag=harvest.etag,
-                          last_modified=harvest.last_modified)
+                          last_modified=harvest.last_modified, announced=harvest.announced,
+                          note=harvest.caught_up)
     if harvest.not_modified:
         return replace(result, status="not_modified")
     if harvest.problems and harvest.entries and not harvest.papers:

@@ -293,6 +293,8 @@ def ingest_sources(
         day=day,
         user_agent=ingest.user_agent(config.contact),
         state=db.source_states(),
+        announced=db.announcements(),
+        arxiv_api=config.arxiv_api,
         fetch=fetch,
     )
     assessed: list[SourceResult] = []

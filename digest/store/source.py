@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -50,6 +50,13 @@ class SourceMixin(StoreBase):
                 select(source_state.c.source, source_state.c.etag, source_state.c.last_modified)
             )
             return {row.source: (row.etag, row.last_modified) for row in rows}
+
+    def announcements(self) -> dict[str, date]:
+        """Return {source name: the last arXiv announcement day it read whole}."""
+        with self.begin() as conn:
+            rows = conn.execute(select(source_state.c.source, source_state.c.announced_on)
+                                .where(source_state.c.announced_on.is_not(None)))
+            return {row.source: row.announced_on for row in rows}
 
     def judge_source(self, result: SourceResult, *, now: datetime) -> SourceResult:
         """Return ``result`` marked stale when its source has fallen behind its cadence.
@@ -104,6 +111,8 @@ class SourceMixin(StoreBase):
         }
         if result.status != "error":
             values["last_ok_at"] = now
+        if result.announced is not None:
+            values["announced_on"] = result.announced
         if result.etag is not None or result.last_modified is not None:
             values["etag"] = result.etag
             values["last_modified"] = result.last_modified
