@@ -137,3 +137,21 @@ def test_dark_mode_switches_to_a_dark_background(browser: Any, html: str) -> Non
     red, green, blue = (int(v) for v in background[background.index("(") + 1 : -1].split(","))
     assert max(red, green, blue) < 80, background
     page.context.close()
+
+
+
+def test_a_screen_reader_finds_each_paper_by_its_heading(browser: Any, html: str) -> None:
+    # A screen reader lists a page's headings to jump from one item to the next; the
+    # titles looked like headings (bold, larger) but were paragraphs.
+    page = open_page(browser, html, width=1280)
+    digest, _ = ten_paper_digest()
+    titles = [" ".join(item.paper.title.split()) for item in digest.papers]
+    headings = page.get_by_role("heading", level=2)
+    assert [" ".join(text.split()) for text in headings.all_inner_texts()] == titles
+    # Each heading sits above its own paper's feedback links.
+    for number, heading in enumerate(headings.all()):
+        row = heading.locator("xpath=ancestor::td[1]")
+        assert row.get_by_role("link", name="More like this").get_attribute("href") == (
+            f"https://digest.example.org/f/more/{number}"
+        )
+    page.context.close()
