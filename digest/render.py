@@ -19,6 +19,7 @@ import re
 import secrets
 import textwrap
 import threading
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -86,6 +87,7 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
     )
     env.filters["wrap"] = wrap_text
     env.filters["long_date"] = long_date
+    env.filters["rtl"] = is_rtl
     return env
 
 
@@ -344,6 +346,23 @@ _ORIGIN = re.compile(r"[^/?#]*(?://[^/?#]*)?")
 def _is_web_origin(prefix: str) -> bool:
     parts = urlsplit(prefix)
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def is_rtl(text: str) -> bool:
+    """Return True when the text's first strong character is right-to-left (Hebrew, Arabic).
+
+    The rule of Unicode's bidirectional algorithm (and of ``dir="auto"``, which
+    Outlook's Word engine does not know), so a title of Arabic or Hebrew words is laid
+    out right to left, its full stop or question mark at its end, inside a page that
+    runs left to right.
+    """
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind == "L":
+            return False
+        if kind in ("R", "AL"):
+            return True
+    return False
 
 
 # Every subscriber's digest draws on the same day's papers: wrap each abstract once.

@@ -8,6 +8,7 @@ it with one switch and review the diff like code:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import replace
@@ -18,6 +19,7 @@ import jinja2
 import pytest
 
 from digest.config import TEMPLATES_DIR
+from digest.ingest.hf import hf_paper
 from digest.models import Digest, DigestLinks, Paper, RenderedEmail, ScoredPaper, Subscriber
 from digest.render import (
     digest_subject,
@@ -236,6 +238,21 @@ def test_each_paper_has_title_link_authors_reason_and_feedback_links(
     assert "17 upvotes" in rendered.text
     assert "Unsubscribe: https://digest.example.org/u/tok.en?a=1&b=2" in rendered.text
     assert 'href="https://digest.example.org/u/tok.en?a=1&amp;b=2"' in rendered.html
+
+
+def test_a_paper_with_one_upvote_says_one_upvote(env: jinja2.Environment) -> None:
+    # Real Hugging Face papers of the day with a single upvote read "1 upvotes".
+    capture = Path(__file__).parent / "data/feeds/captured/hf_daily_papers"
+    items = json.loads((capture / "hf_daily_papers_2026-06-12_30papers.json").read_text())
+    papers = [hf_paper(item, source="hf-daily") for item in items]
+    once = [paper for paper in papers if paper is not None and paper.upvotes == 1]
+    assert once, "the capture has papers with one upvote"
+    digest, links = sample_digest(1)
+    digest = replace(digest, papers=tuple(ScoredPaper(paper, 0.5, "") for paper in once))
+    rendered = render_digest(digest, links, env=env)
+    assert rendered.text.count("1 upvote\n") == len(once)
+    assert rendered.html.count("1 upvote</span>") == len(once)
+    assert "1 upvotes" not in rendered.text + rendered.html
 
 
 def test_preheader_is_hidden_and_starts_with_the_first_title(env: jinja2.Environment) -> None:

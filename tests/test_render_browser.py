@@ -137,3 +137,80 @@ def test_dark_mode_switches_to_a_dark_background(browser: Any, html: str) -> Non
     red, green, blue = (int(v) for v in background[background.index("(") + 1 : -1].split(","))
     assert max(red, green, blue) < 80, background
     page.context.close()
+
+
+
+def test_a_screen_reader_finds_each_paper_by_its_heading(browser: Any, html: str) -> None:
+    # A screen reader lists a page's headings to jump from one item to the next; the
+    # titles looked like headings (bold, larger) but were paragraphs.
+    page = open_page(browser, html, width=1280)
+    digest, _ = ten_paper_digest()
+    titles = [" ".join(item.paper.title.split()) for item in digest.papers]
+    headings = page.get_by_role("heading", level=2)
+    assert [" ".join(text.split()) for text in headings.all_inner_texts()] == titles
+    # Each heading sits above its own paper's feedback links.
+    for number, heading in enumerate(headings.all()):
+        row = heading.locator("xpath=ancestor::td[1]")
+        assert row.get_by_role("link", name="More like this").get_attribute("href") == (
+            f"https://digest.example.org/f/more/{number}"
+        )
+    page.context.close()
+
+
+def test_right_to_left_titles_and_abstracts_run_right_to_left(browser: Any) -> None:
+    # Feeds in Arabic or Hebrew (a journal's RSS) were laid out left to right, as the
+    # page is: lines started at the left and a title's question mark sat at its start.
+    def paper(key: str, title: str, abstract: str, authors: tuple[str, ...]) -> ScoredPaper:
+        return ScoredPaper(
+            Paper(key=key, title=title, abstract=abstract, authors=authors,
+                  categories=("cs.CL",), url=f"https://example.org/{key}"),
+            0.5,
+            'matched "language models"',
+        )
+
+    digest = Digest(
+        subscriber=Subscriber(id=1, email="ada@example.org", name="Ada"),
+        day=date(2026, 5, 25),
+        papers=(
+            paper("doi:10.1/ar", "نماذج اللغة الكبيرة للغة العربية: هل يكفي BERT؟",
+                  "نقدم مراجعة شاملة لنماذج اللغة الكبيرة (LLM) للغة العربية.",
+                  ("أحمد علي", "سارة حسن")),
+            paper("doi:10.1/he", "מודלי שפה גדולים לעברית: האם BERT מספיק?",
+                  "אנו מציגים מודל חדש. התוצאות מראות שיפור של 12% לעומת BERT.",
+                  ("דוד כהן",)),
+            paper("doi:10.1/en", "Arabic and Hebrew language models: a survey",
+                  "We survey language models for Arabic (العربية) and Hebrew (עברית).",
+                  ("Ada Lovelace",)),
+        ),
+        batch_size=3,
+    )
+    links = DigestLinks(unsubscribe="https://digest.example.org/u/t",
+                        preferences="https://digest.example.org/p/t")
+    html = render_digest(digest, links, env=make_environment(TEMPLATES_DIR)).html
+    page = open_page(browser, html, width=640)
+    direction = "el => getComputedStyle(el).direction"
+    titles = page.get_by_role("heading", level=2)
+    abstracts = page.locator("p.abstract")
+    metas = page.locator("p.meta")
+    for number, expected in enumerate(("rtl", "rtl", "ltr")):
+        assert titles.nth(number).evaluate(direction) == expected, number
+        assert abstracts.nth(number).evaluate(direction) == expected, number
+        assert metas.nth(number).evaluate(direction) == expected, number
+    # The Hebrew title is set against the right margin and ends at the left, where its
+    # question mark is read last.
+    found = page.evaluate(
+        """() => {
+            const heading = document.querySelectorAll('h2')[1];
+            const text = heading.querySelector('a').firstChild;
+            const range = document.createRange();
+            range.selectNodeContents(text);
+            const whole = range.getBoundingClientRect();
+            range.setStart(text, text.length - 1);
+            const mark = range.getBoundingClientRect();
+            return [heading.getBoundingClientRect().right, whole.left, whole.right, mark.left];
+        }"""
+    )
+    heading_right, text_left, text_right, mark_left = found
+    assert heading_right - text_right < 2, found
+    assert mark_left - text_left < 2, found
+    page.context.close()
