@@ -262,6 +262,14 @@ def test_popularity_blend_lifts_trending_papers_and_says_so(sample: list[Paper])
     assert "trending: 500 upvotes" in top.reason or hot.key in [s.paper.key for s in without]
 
 
+def test_a_trending_paper_with_one_upvote_says_one_upvote(sample: list[Paper]) -> None:
+    papers = [replace(p, upvotes=1) for p in sample]
+    blended = rank(papers, [Profile(interests="video generation")], top_k=10,
+                   popularity=[0.9]).rankings[0]
+    reasons = [s.reason for s in blended if "trending" in s.reason]
+    assert reasons and all("trending: 1 upvote" in r and "1 upvotes" not in r for r in reasons)
+
+
 def test_near_duplicates_do_not_fill_the_list() -> None:
     base = "Sparse attention for long context language models with linear memory"
     dupes = [Paper(key=f"arxiv:2601.0001{i}", title=base, abstract=base) for i in range(4)]

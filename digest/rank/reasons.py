@@ -160,7 +160,8 @@ def explain_all(
                         if part:
                             parts.append(f"in {part}")
                     if trend and len(parts) < 2 and papers[j].upvotes:
-                        parts.append(f"trending: {papers[j].upvotes} upvotes")
+                        votes = papers[j].upvotes
+                        parts.append(f"trending: {votes} upvote{'' if votes == 1 else 's'}")
             lines.append("; ".join(parts) if parts else "related to your interests")
             pair += 1
         out.append(lines)
