@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from digest import mail, pipeline, tokens
+from digest.config import Config
 from digest.models import Profile
 from tests.fixtures.config import SECRET
 from tests.test_web_support import Site, link_in, make_site
@@ -628,6 +630,19 @@ def test_errors_show_a_page_without_internals(site: Site) -> None:
 
 def test_healthz(site: Site) -> None:
     assert site.client.get("/healthz").data == b"ok\n"
+
+
+def test_healthz_fails_when_the_database_does_not_answer(config: Config) -> None:
+    # A monitor polling /healthz heard "ok" while every sign-up was a 503.
+    site = make_site(config)
+    path = Path(config.database_url.removeprefix("sqlite:///"))
+    if not path.is_file():
+        pytest.skip("an SQLite file is made unreadable here")
+    path.unlink()
+    path.mkdir()  # where the database was, a folder: SQLite cannot open it
+    site.db.engine.dispose()  # the pool's open connections held the deleted file
+    answer = site.client.get("/healthz")
+    assert answer.status_code == 503 and answer.data == b"database unavailable\n"
 
 
 def test_digest_links_from_the_pipeline_open_these_pages(site: Site) -> None:
