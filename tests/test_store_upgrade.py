@@ -128,3 +128,22 @@ def test_a_database_made_before_the_web_app_never_gives_a_removed_subscribers_id
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert "ix_subscribers_status" in names and "subscribers_upgrade" not in names
+
+
+def test_a_database_made_before_the_title_index_gets_it(tmp_path: Path) -> None:
+    # Typed titles are looked up by lower(title) (Store.keys_titled, every rank of a
+    # profile that names a paper); the index came after 8a0b653 and opening the database
+    # added only tables and columns, so every such lookup read the whole papers table.
+    url = old_database(tmp_path / "old.sqlite3")
+    store = open_store(url)
+    try:
+        with store.engine.connect() as conn:
+            indexes = {name for (name,) in conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index'")}
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT key FROM papers WHERE lower(title) = 'x'"))
+    finally:
+        store.close()
+    assert "ix_papers_title_lower" in indexes
+    assert "ix_papers_title_lower" in plan
+    open_store(url).close()  # a second open finds it there

@@ -330,6 +330,14 @@ class StoreBase:
                 for column in table.columns:
                     if table.name in have and column.name not in have[table.name]:
                         self._add_column(conn, table, column)
+            # An index the schema gained on a table already there (papers' lower(title),
+            # which typed titles are looked up by): without it every such lookup read
+            # the whole table. IF NOT EXISTS: two processes upgrading at once.
+            indexed = _index_names(conn)
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    if table.name in have and index.name not in indexed:
+                        conn.execute(CreateIndex(index, if_not_exists=True))
 
     def _sqlite_autoincrement(self, table: Table) -> None:
         """Rebuild an SQLite table made without the AUTOINCREMENT its schema now has.
@@ -435,6 +443,20 @@ class StoreBase:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _index_names(conn: Connection) -> set[str]:
+    """Return the names of the database's indexes (one query)."""
+    if conn.dialect.name == "sqlite":
+        found = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+    elif conn.dialect.name == "postgresql":
+        found = conn.execute(text(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"))
+    else:
+        inspector = inspect(conn)
+        return {str(index["name"]) for name in inspector.get_table_names()
+                for index in inspector.get_indexes(name)}
+    return {str(name) for (name,) in found}
 
 
 def _table_columns(conn: Connection) -> dict[str, set[str]]:
