@@ -273,8 +273,9 @@ class SourceResult:
     last_modified: str | None = None
     duration_s: float = 0.0
     new: int = 0
-    announced: date | None = None  # an arXiv feed's announcement day, once read whole
-    note: str | None = None  # what else was done (an arXiv catch-up)
+    announced: date | None = None  # an arXiv feed's announcement day (a Hugging Face
+    # list's day), once read whole
+    note: str | None = None  # what else was done (a catch-up)
 
 
 @dataclass(frozen=True)

@@ -217,3 +217,59 @@ def test_days_filed_stay_the_first_ones(feed_server: FeedServer, tmp_path: Path)
     ingest(replace(config), store, date(2026, 4, 30))
     assert len(api_requests(feed_server)) == 1
     store.close()
+
+
+# -- Hugging Face daily papers: a day's list no run read --------------------------------
+
+HF_JUNE_12 = "captured/hf_daily_papers/hf_daily_papers_2026-06-12_30papers.json"
+HF_JUNE_11 = "handmade/hf_daily_2026-06-11_two_papers.json"
+JUNE_10, JUNE_11, JUNE_12 = date(2026, 6, 10), date(2026, 6, 11), date(2026, 6, 12)
+
+
+def hf_setup(server: FeedServer, tmp_path: Path) -> tuple[Config, Store]:
+    server.route("api/daily_papers", body=b"[]", query={"date": "2026-06-10"},
+                 content_type="application/json")
+    server.route("api/daily_papers", file=HF_JUNE_11, query={"date": "2026-06-11"})
+    server.route("api/daily_papers", file=HF_JUNE_12, query={"date": "2026-06-12"})
+    config = make_config(tmp_path / "var", sources=parse_sources(
+        f"hf-daily:{server.url('api/daily_papers')}"))
+    return config, open_store(config.database_url)
+
+
+def hf_dates(server: FeedServer) -> list[str]:
+    return [r.query["date"] for r in server.requests if r.path == "api/daily_papers"]
+
+
+def test_a_hugging_face_list_no_run_read_is_read_the_next_day(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    config, store = hf_setup(feed_server, tmp_path)
+    ingest(config, store, JUNE_10, hour=20)
+    assert hf_dates(feed_server) == ["2026-06-10"]
+    # No run on the 11th. The 12th reads its own list, the 11th's, and the 10th's again
+    # (papers are added to a day's list all day, after that day's last run too).
+    result = ingest(config, store, JUNE_12)
+    assert sorted(hf_dates(feed_server)[1:]) == ["2026-06-10", "2026-06-11", "2026-06-12"]
+    assert result.status == "ok" and "2026-06-11" in (result.note or "")
+    assert "arxiv:2606.09901" in batch_keys(store, JUNE_12)
+    assert len(batch_keys(store, JUNE_12)) == 31  # the 30 of the 12th, one of the 11th
+    assert store.announcements() == {result.source: JUNE_12}
+    ingest(config, store, JUNE_12, hour=6)  # later the same day: its own list only
+    assert hf_dates(feed_server)[-1:] == ["2026-06-12"] and len(hf_dates(feed_server)) == 5
+    store.close()
+
+
+def test_a_hugging_face_list_that_fails_is_read_by_the_next_run(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    config, store = hf_setup(feed_server, tmp_path)
+    ingest(config, store, JUNE_10, hour=20)
+    feed_server.fault("api/daily_papers", status=503, times=1, query={"date": "2026-06-11"})
+    failed = ingest(config, store, JUNE_12)
+    assert failed.status == "partial" and "2026-06-11" in (failed.error or "")
+    assert "arxiv:2606.09901" not in batch_keys(store, JUNE_12)
+    assert store.announcements() == {failed.source: JUNE_10}
+    retried = ingest(config, store, JUNE_12, hour=6)
+    assert retried.status == "ok"
+    assert "arxiv:2606.09901" in batch_keys(store, JUNE_12)
+    store.close()

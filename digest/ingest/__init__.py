@@ -13,6 +13,7 @@ from datetime import date
 from digest.config import ARXIV_API
 from digest.errors import SourceError
 from digest.ingest.arxiv import catch_up
+from digest.ingest.hf import hf_catch_up
 from digest.ingest.http import Fetch, FetchResponse, HttpFetcher, Politeness, http_fetch
 from digest.ingest.jsonl import load_jsonl, paper_from_record
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, paper_key, parse_arxiv_id
@@ -90,6 +91,8 @@ def collect_one(
         if spec.kind == "arxiv-rss" and last_announced is not None:
             harvest = catch_up(spec, harvest, last=last_announced, day=day, fetch=fetch,
                                api=arxiv_api)
+        elif spec.kind == "hf-daily" and last_announced is not None:
+            harvest = hf_catch_up(spec, harvest, last=last_announced, day=day, fetch=fetch)
         result = to_result(spec, harvest, day=day)
     except SourceError as err:
         result = SourceResult(spec.name, "error", error=str(err))

@@ -27,7 +27,7 @@ class Harvest:
     etag: str | None = None
     last_modified: str | None = None
     not_modified: bool = False
-    announced: date | None = None  # an arXiv feed's announcement day
+    announced: date | None = None  # an arXiv feed's announcement day, a Hugging Face list's day
     caught_up: str | None = None  # what was fetched for announcements the feed missed
 
 

@@ -8,7 +8,8 @@ by huggingface_hub's ``list_daily_papers(date=, p=, limit=)``.
 from __future__ import annotations
 
 import json
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -34,13 +35,21 @@ MAX_PAGES = 10
 _HINT = "point the source at https://huggingface.co/api/daily_papers"
 
 
+CATCH_UP_DAYS = 14  # a list no run read is read at most this many days later
+
+
 def hf_daily_url(location: str, day: date) -> str:
     """Return the first page's URL: ``day`` unless the location names a date, week or month."""
     location = location.strip() or HF_DAILY
-    query = dict(parse_qsl(urlsplit(location).query))
-    if not {"date", "week", "month"} & set(query):
+    if _dated(location):
         location = with_query(location, date=day.isoformat())
     return location
+
+
+def _dated(location: str) -> bool:
+    """Return True when a source reads the list of the run's day (no date in its URL)."""
+    query = dict(parse_qsl(urlsplit(location.strip() or HF_DAILY).query))
+    return not {"date", "week", "month"} & set(query)
 
 
 def read_hf_daily(spec: SourceSpec, day: date, fetch: Fetch, validators: Validators) -> Harvest:
@@ -77,7 +86,45 @@ def read_hf_daily(spec: SourceSpec, day: date, fetch: Fetch, validators: Validat
     else:
         truncated = True
     assert first is not None
-    return _harvest(spec, pages, first, truncated=truncated)
+    harvest = _harvest(spec, pages, first, truncated=truncated)
+    return replace(harvest, announced=day) if _dated(spec.location) else harvest
+
+
+def hf_catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date,
+                fetch: Fetch) -> Harvest:
+    """Add the lists of the days since ``last`` (itself included) to today's harvest.
+
+    A run reads the list of its own day; a day no run read (the box was down) would be
+    lost, and the last one read may have grown after its last run (papers are added all
+    day). At most CATCH_UP_DAYS back. When a list cannot be read, the harvest says so
+    (partial) and does not carry its day or validators: the next run tries again.
+    """
+    if harvest.announced is None or last >= day:
+        return harvest
+    start = max(last, day - timedelta(days=CATCH_UP_DAYS))
+    missed = [start + timedelta(days=n) for n in range((day - start).days)]
+    held = {p.key for p in harvest.papers}
+    added: list[Paper] = []
+    problems: list[str] = []
+    for earlier in missed:
+        try:
+            found = read_hf_daily(spec, earlier, fetch, (None, None))
+        except SourceError as err:
+            return replace(
+                harvest,
+                problems=(*harvest.problems,
+                          f"the Hugging Face list of {earlier}, which no run read whole, "
+                          f"could not be read: {err}; the next run tries again"),
+                announced=None, etag=None, last_modified=None)
+        problems.extend(found.problems)
+        for paper in found.papers:
+            if paper.key not in held:
+                held.add(paper.key)
+                added.append(paper)
+    listed = ", ".join(d.isoformat() for d in missed)
+    note = f"read again the lists of {listed}: {len(added)} papers besides today's"
+    return replace(harvest, papers=(*harvest.papers, *added),
+                   problems=(*harvest.problems, *problems), caught_up=note)
 
 
 def _items(response: FetchResponse) -> list[Any]:

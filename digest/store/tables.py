@@ -176,8 +176,9 @@ source_state = Table(
     Column("last_ok_at", DateTime(timezone=True)),
     Column("last_papers", Integer),
     Column("last_new", Integer),
-    # An arXiv feed's last announcement day read whole: a later one that skips
-    # announcement days has their papers asked of the API (ingest.arxiv.catch_up).
+    # An arXiv feed's last announcement day read whole (a later one that skips
+    # announcement days has their papers asked of the API: ingest.arxiv.catch_up), or
+    # the last day whose Hugging Face list was read (ingest.hf.hf_catch_up).
     Column("announced_on", Date),
 )
 
