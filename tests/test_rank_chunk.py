@@ -207,11 +207,13 @@ def test_expanded_scores_in_place_are_the_same(world: World) -> None:
     pool_scores = (compiled.text @ world.pool.T).toarray()
     fb = feedback(pool_scores, world.pool_gram, depth=10)
     text = pool_scores[:, world.in_pool]
-    expected = expanded_scores(text, fb, world.gram, compiled.has_text, weight=0.7)
+    size = world.pool.shape[0]
+    expected = expanded_scores(text, fb, world.pool_targets, compiled.has_text,
+                               pool_size=size, weight=0.7)
     assert expected is not text
     mine = text.copy()
-    found = expanded_scores(mine, fb, world.gram, compiled.has_text, weight=0.7,
-                            overwrite=True)
+    found = expanded_scores(mine, fb, world.pool_targets, compiled.has_text,
+                            pool_size=size, weight=0.7, overwrite=True)
     assert found is mine and same(found, expected)
 
 
@@ -391,3 +393,25 @@ def test_a_factor_per_row_scales_each_rows_cosines(world: World) -> None:
                 add_metadata_scores(alone, np.arange(1), source, owned[r], kind,
                                     factor=float(factor))
                 np.testing.assert_allclose(together[r], alone[0], rtol=1e-6, atol=1e-7)
+
+
+def test_a_large_page_reads_the_targets_columns_from_the_gram_the_same(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Past GRAM_COLUMNS_BYTES (a weekly page of thousands of papers) the pool x targets
+    # columns are not copied out of the Gram; the lists, scores and reasons are the same.
+    from digest.rank import scoring
+
+    monkeypatch.setattr(scoring, "GRAM_COLUMNS_BYTES", 0)
+    batch, history = world.papers, [p for p in world.known.values()
+                                    if p.key not in world.index.column]
+    options = RankOptions(lsa_dims=48, processes=1)
+    lean = build_world(batch, prepare_space(None, history, batch), history, options)
+    assert lean.gram is None and world.gram is not None
+    assert same(lean.smoother.toarray(), world.smoother.toarray())  # type: ignore[union-attr]
+    profiles = profiles_of(world)
+    kept, read = (scoring.score_profiles(w, profiles, extra=(), limits=[10] * len(profiles),
+                                         exclude=[set()] * len(profiles),
+                                         popularity=[0.0] * len(profiles), options=options)
+                  for w in (world, lean))
+    assert kept == read and any(kept[0])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -314,15 +314,17 @@ def feedback(
 def expanded_scores(
     text_scores: np.ndarray,
     fb: Feedback | None,
-    gram: np.ndarray,
+    gram: Callable[[sp.csr_matrix], np.ndarray],
     has_text: np.ndarray,
     *,
+    pool_size: int,
     weight: float,
     overwrite: bool = False,
 ) -> np.ndarray:
     """Return the scores of the expanded queries: ``(t.x + weight c.x) / |t + weight c|``.
 
-    ``gram`` is pool x targets (``p_i . x``); ``text_scores`` is ``t . x``. With
+    ``gram`` multiplies a P x N matrix over the pool's ``pool_size`` rows by the pool x
+    targets cosines (``p_i . x``; World.pool_targets); ``text_scores`` is ``t . x``. With
     ``overwrite`` the result is written into ``text_scores`` (the same numbers). The
     result has the precision of ``text_scores`` (float32 in a chunk).
     """
@@ -332,9 +334,10 @@ def expanded_scores(
     if not usable.any():
         return text_scores
     scale = np.where(usable, weight / np.where(usable, fb.norm, 1.0), 0.0)
-    mixer = (sp.diags(scale) @ feedback_mixer(fb, gram.shape[0])).astype(gram.dtype)
-    # In the Gram's precision (no upcast copy of it), added in that of text_scores.
-    expanded: np.ndarray = np.add(text_scores, mixer @ gram,
+    # In the Gram's precision (float32: no upcast copy of it), added in that of
+    # text_scores.
+    mixer = (sp.diags(scale) @ feedback_mixer(fb, pool_size)).astype(np.float32)
+    expanded: np.ndarray = np.add(text_scores, gram(mixer),
                                   out=text_scores if overwrite else None)
     # |t + weight c|^2 = |t|^2 + 2 weight t.c + weight^2 with |t| = |c| = 1.
     length = np.sqrt(1.0 + 2.0 * scale * fb.text_dot + np.where(usable, weight**2, 0.0))

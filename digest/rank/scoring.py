@@ -86,6 +86,11 @@ from digest.rank.vectors import (
 MAX_BACKGROUND = 3000  # recent history papers used for feedback, the LSA fit, the ridge
 MAX_VOCABULARY_FIT = 20000  # history papers a first vocabulary is counted from
 GRAM_BLOCK = 1000  # pool rows per sparse product when building the Gram matrix
+# The pool x targets columns of the Gram matrix are kept as an array of their own (a
+# chunk's query expansion reads them contiguous) up to this size; past it (a weekly
+# page of a large instance: 8,000 papers made it 378 MB beside the 484 MB Gram) they
+# are read from the Gram in each chunk, the same numbers, at some more time a chunk.
+GRAM_COLUMNS_BYTES = 256 * 1024 * 1024
 SCALE_SAMPLE = 64  # background papers whose one-paper profiles set the example scale
 MAX_AUTO_PROCESSES = 4  # processes=0 takes one per CPU up to this many
 # A line of a profile's text that is a known paper's title (at least this many words,
@@ -301,7 +306,7 @@ class World:
     targets: sp.csr_matrix  # T x V: batch, then the calibration sample
     in_pool: np.ndarray  # T: each target's pool row
     pool_gram: np.ndarray  # N x N, float32 (cosines; halves the largest arrays)
-    gram: np.ndarray  # N x T, float32
+    gram: np.ndarray | None  # N x T, float32 (None: read from pool_gram; see columns)
     lsa: Lsa | None
     dense_targets: np.ndarray  # T x k
     dense_pool: np.ndarray  # N x k: background, then batch (the pool's rows)
@@ -334,6 +339,17 @@ class World:
         product accumulates and emits the P x N queries against the pool in float32.
         """
         return sp.csr_matrix(self.pool.T, dtype=SCORES)
+
+    def pool_targets(self, mixer: sp.csr_matrix) -> np.ndarray:
+        """Return ``mixer @ gram`` (mixer: P x N over the pool's rows): P x T.
+
+        From the Gram's own columns when the N x T copy was not made; the same numbers
+        (each entry sums the same products in the same order).
+        """
+        if self.gram is not None:
+            product: np.ndarray = mixer @ self.gram
+            return product
+        return _columns(mixer @ self.pool_gram, self.in_pool)
 
     @functools.cached_property
     def dense_columns(self) -> np.ndarray:
@@ -410,10 +426,11 @@ def _build_world(
         # With two cores the LSA fit (BLAS and sparse products, which release the GIL)
         # runs beside the Gram matrix and the Python-side tables below.
         fitting = side.submit(fit) if options.lsa_dims > 0 and cores > 1 else None
-        pool_gram, similarity = _gram(pool, n_bg, workers=1 if fitting else cores)
+        pool_gram = _gram(pool, workers=1 if fitting else cores)
         # Two runs of columns (the batch, the calibration rows) copied as two slices:
         # the same array as pool_gram[:, in_pool] gathers, in 0.01 s instead of 0.14-0.42.
-        gram = np.ascontiguousarray(_columns(pool_gram, in_pool))
+        gram = (np.ascontiguousarray(_columns(pool_gram, in_pool))
+                if pool_gram.shape[0] * in_pool.size * 4 <= GRAM_COLUMNS_BYTES else None)
         known = {p.key: p for p in history}
         known.update({p.key: p for p in papers})
         target_papers = ([papers[i] for i in range(n_batch)]
@@ -469,29 +486,34 @@ def _build_world(
         pool_meta=pool_meta,
         category_shares=shares,
         index=index,
-        similarity=similarity,
+        # The batch's block of the pool's Gram, a view: no B x B copy (in float64 it
+        # was 512 MB at 8,000 papers). MMR with these float32 cosines picked the same
+        # lists as with the float64 products for all 5,000 of bench/run.py's profiles
+        # (2,000 papers, 2026-05-30).
+        similarity=pool_gram[n_bg:, n_bg:],
         word_forms=word_forms,
         trend=np.log1p(upvotes) / max(1.0, float(np.log1p(upvotes.max(initial=0.0)))),
         phrases={},
         semantic=semantic_scorer(target_papers, n_batch, weight=options.semantic_weight,
                                  cache=options.semantic_cache, text_weight=options.text_weight,
                                  negative_weight=options.negative_weight),
-        smoother=_smoother(gram, in_pool, weight=options.smooth_weight,
+        smoother=_smoother(pool_gram, in_pool, weight=options.smooth_weight,
                            neighbours=options.smooth_neighbours),
     )
 
 
 def _smoother(
-    gram: np.ndarray, in_pool: np.ndarray, *, weight: float, neighbours: int
+    pool_gram: np.ndarray, in_pool: np.ndarray, *, weight: float, neighbours: int
 ) -> sp.csr_matrix | None:
     """Return the T x T matrix that smooths P x T content scores (None: no smoothing).
 
     ``scores @ smoother`` gives each scored paper ``(1 - weight)`` of its own score plus
     ``weight`` times the mean of its ``neighbours`` nearest scored papers' (by tf-idf
-    cosine, ``gram[in_pool]``; each weighted by its cosine): ``neighbours + 1`` entries
-    a column, so a chunk's smoothing is one sparse product. A paper that shares no word
-    with any other keeps its own score. Built in blocks of rows (the neighbours' indices
-    of all T x T cosines at once would be twice the cosines' size).
+    cosine, ``pool_gram[in_pool][:, in_pool]``; each weighted by its cosine):
+    ``neighbours + 1`` entries a column, so a chunk's smoothing is one sparse product. A
+    paper that shares no word with any other keeps its own score. Built in blocks of
+    rows (the neighbours' indices of all T x T cosines at once would be twice the
+    cosines' size).
     """
     count = in_pool.size
     depth = min(neighbours, count - 1)
@@ -500,7 +522,8 @@ def _smoother(
     top = np.empty((count, depth), dtype=np.intp)
     near = np.empty((count, depth))
     for start in range(0, count, GRAM_BLOCK):
-        sims = gram[in_pool[start : start + GRAM_BLOCK]]  # a copy: the diagonal is cleared
+        # A copy (the diagonal is cleared): the block's rows, at the targets' columns.
+        sims = _columns(pool_gram[in_pool[start : start + GRAM_BLOCK]], in_pool)
         sims[np.arange(sims.shape[0]), np.arange(start, start + sims.shape[0])] = -np.inf
         block = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
         top[start : start + block.shape[0]] = block
@@ -519,14 +542,8 @@ def _smoother(
     return smoother
 
 
-def _gram(
-    rows: sp.csr_matrix, tail: int, *, workers: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return the dense Gram matrix of l2 rows, built in blocks to bound the peak.
-
-    Also returns the block of the rows from ``tail`` on (the batch) against themselves
-    in full precision: the same numbers as ``batch @ batch.T`` (each entry sums the
-    same products in the same order), without a second sparse product.
+def _gram(rows: sp.csr_matrix, *, workers: int = 1) -> np.ndarray:
+    """Return the dense Gram matrix of l2 rows (float32), built in blocks to bound the peak.
 
     Entry (i, j) is what the sparse product gives it: row i's products summed in the
     order row i stores its columns. Row j sums the same products for (j, i); when both
@@ -538,16 +555,11 @@ def _gram(
     """
     count = rows.shape[0]
     gram = np.zeros((count, count), dtype=np.float32)
-    inner = np.zeros((count - tail, count - tail))
     transposed = rows.T.tocsc()
     runs = _order_runs(rows)
 
     def place(top: int, left: int, block: np.ndarray) -> None:
         gram[top : top + block.shape[0], left : left + block.shape[1]] = block
-        row, col = max(top, tail), max(left, tail)
-        if row < top + block.shape[0] and col < left + block.shape[1]:
-            inner[row - tail : top + block.shape[0] - tail,
-                  col - tail : left + block.shape[1] - tail] = block[row - top :, col - left :]
 
     def build(task: tuple[int, int, int, int]) -> None:
         start, stop, run_start, order = task
@@ -575,7 +587,7 @@ def _gram(
     else:
         for task in tasks:
             build(task)
-    return gram, inner
+    return gram
 
 
 def _order_runs(rows: sp.csr_matrix) -> list[tuple[int, int, int]]:
@@ -857,7 +869,8 @@ def _score_chunk(
     if options.feedback_weight > 0:
         fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth,
                       overwrite=True)  # pool_scores is not read after this
-        text_scores = expanded_scores(text_scores, fb, world.gram, has_text,
+        text_scores = expanded_scores(text_scores, fb, world.pool_targets, has_text,
+                                      pool_size=world.pool.shape[0],
                                       weight=options.feedback_weight, overwrite=True)
     del pool_scores
     content = text_scores
