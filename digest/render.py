@@ -47,7 +47,11 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 # Keep @media rules (phone width, dark mode) in a <style> block: they cannot be inlined,
 # and clients that ignore them still get the inlined light-mode styles. Never fetch
 # anything remote while rendering: a template typo must not turn into a network call.
-_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+# Inlined styles are written without spaces ("color:#52606d"): a 50-paper digest repeats
+# them ~400 times, and Gmail clips an HTML part past ~102 KB.
+_INLINER = css_inline.CSSInliner(
+    load_remote_stylesheets=False, keep_at_rules=True, minify_css=True
+)
 
 
 @dataclass(frozen=True)

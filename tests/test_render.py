@@ -216,7 +216,7 @@ def test_only_http_links_reach_the_html(env: jinja2.Environment) -> None:
 def test_css_is_inlined_and_nothing_remote_is_loaded(env: jinja2.Environment) -> None:
     digest, links = sample_digest()
     html = render_digest(digest, links, env=env).html
-    assert 'class="title" style="' in html
+    assert '<h2 style="font-size:17px;' in html
     assert "<link" not in html
     # @media rules cannot be inlined; they stay for phones and dark mode.
     assert "prefers-color-scheme: dark" in html
@@ -260,7 +260,7 @@ def test_preheader_is_hidden_and_starts_with_the_first_title(env: jinja2.Environ
     rendered = render_digest(digest, links, env=env)
     assert rendered.preheader.startswith("SCRIPT: Scalable Diffusion Policy")
     assert len(rendered.preheader) <= 140
-    assert re.search(r'<div class="preheader" style="display: none;', rendered.html)
+    assert re.search(r'<div class="preheader" style="display:none;', rendered.html)
 
 
 def test_abstract_is_trimmed_at_a_word_boundary() -> None:
