@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mailbox
 import re
+import tracemalloc
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from email import policy
@@ -12,9 +13,12 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
+import numpy as np
+
 from digest import pipeline, tokens
 from digest.config import SAMPLE_BATCH, Config, parse_sources
 from digest.models import Profile
+from digest.rank.lsa import ridge_lsa
 from tests.fixtures.config import SECRET, make_config
 from tests.test_web_support import Site, make_site
 
@@ -148,3 +152,46 @@ def test_forgotten_thumbs_no_longer_steer_the_next_digest(tmp_path: Path) -> Non
     assert "papers you liked" in text(second["keeps@example.org"])  # the thumbs counted
     assert "you liked" not in text(second["forgets@example.org"])
     assert titles(second["forgets@example.org"]) == titles(second["never@example.org"])
+
+
+# -- many thumbs ---------------------------------------------------------------------------
+
+
+def _ridge_case(sizes: list[int], k: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Return background rows, example rows, owners and labels for profiles of these sizes."""
+    rng = np.random.default_rng(seed)
+    background = rng.normal(size=(300, k))
+    background /= np.linalg.norm(background, axis=1, keepdims=True)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    owner = owner[rng.permutation(owner.size)]  # examples arrive in no particular order
+    examples = rng.normal(size=(owner.size, k))
+    examples /= np.linalg.norm(examples, axis=1, keepdims=True)
+    labels = np.where(rng.random(owner.size) < 0.6, 1.0, -1.0)
+    return background, examples, owner, labels
+
+
+def test_a_profile_with_many_thumbs_costs_its_own_solve_not_its_neighbours() -> None:
+    # Every profile of a chunk (500 in the daily job) was solved as a system padded to
+    # the largest number of examples among them: one subscriber with 1,000 thumbs beside
+    # 499 with three took the ranking process from ~440 MB to ~6.2 GB and 40 s (the
+    # corpus's 2026-05-29, 256 dimensions). Here 200 profiles, one with 400 examples,
+    # 32 dimensions: ~300 MB before, a few MB now.
+    k = 32
+    sizes = [3] * 199 + [400]
+    background, examples, owner, labels = _ridge_case(sizes, k)
+    tracemalloc.start()
+    try:
+        weights = ridge_lsa(background, examples, owner, labels, len(sizes), alpha=1.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000
+    # Each profile's model is its own ridge regression, whatever its neighbours: the
+    # closed form (B^T B + alpha I + c E^T E) w = c E^T y, c balancing the classes.
+    gram = background.T @ background + np.eye(k)
+    for p in (0, 57, 199):
+        mine = np.flatnonzero(owner == p)
+        e, y = examples[mine], labels[mine]
+        c = background.shape[0] / max(1, int((y > 0).sum()))
+        expected = np.linalg.solve(gram + c * e.T @ e, c * e.T @ y)
+        np.testing.assert_allclose(weights[p], expected, rtol=1e-9, atol=1e-12)
