@@ -197,6 +197,9 @@ class Digest:
     day: date
     papers: tuple[ScoredPaper, ...]
     batch_size: int = 0
+    # The first batch day of the papers it chose from when they span several (the
+    # batches of days it skipped, a pause, downtime); None: one day's batch.
+    since: date | None = None
 
 
 @dataclass(frozen=True)

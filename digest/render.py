@@ -122,6 +122,8 @@ def render_digest(
         "batch_size": digest.batch_size,
         # A weekly digest picks from its whole week's papers, not today's.
         "weekly": digest.subscriber.cadence == "weekly",
+        # A daily one from the days since its last digest, when that is more than one.
+        "since": _since(digest),
         "name": one_line(digest.subscriber.name),
         "preferences_url": safe_url(links.preferences),
         "unsubscribe_url": safe_url(links.unsubscribe),
@@ -176,11 +178,21 @@ def render_empty_note(
         "day": digest.day,
         "batch_size": digest.batch_size,
         "weekly": weekly,
+        "since": _since(digest),
         "name": one_line(digest.subscriber.name),
         "preferences_url": safe_url(links.preferences),
         "unsubscribe_url": safe_url(links.unsubscribe),
     }
     return _render("empty", context, subject=subject, preheader=preheader, env=env)
+
+
+def _since(digest: Digest) -> date | None:
+    """Return the first batch day a daily digest chose from, when it is not today's alone.
+
+    After days with nothing relevant (no email), a pause or downtime, the papers are
+    those of every batch since the last digest: "N new today" counted them all.
+    """
+    return digest.since if digest.subscriber.cadence != "weekly" else None
 
 
 def render_confirmation(
@@ -611,6 +623,7 @@ class _Shape:
     batch_size: int
     present: tuple[bool, ...]  # for each of _PAGE_HOLES: is there a value
     weekly: bool = False
+    since: date | None = None
 
     @classmethod
     def of(cls, page: jinja2.Template, context: Mapping[str, object], count: int) -> _Shape:
@@ -623,6 +636,7 @@ class _Shape:
             batch_size=int(context["batch_size"]),  # type: ignore[call-overload]
             present=tuple(bool(context[name]) for name in _PAGE_HOLES),
             weekly=bool(context["weekly"]),
+            since=context["since"],  # type: ignore[arg-type]  # render_digest put it there
         )
 
     def render(self, rows: Markup) -> str:
@@ -635,6 +649,7 @@ class _Shape:
             "papers": [None] * self.count,
             "batch_size": self.batch_size,
             "weekly": self.weekly,
+            "since": self.since,
             "paper_rows": [rows],
         }
         for name, present in zip(_PAGE_HOLES, self.present, strict=True):

@@ -50,7 +50,9 @@ def deal(folder: Path) -> dict[date, Path]:
 def looked_at(message: Any) -> int:
     """Return how many new papers the digest says it chose from."""
     text = " ".join(message.get_body(("plain",)).get_content().split())
-    found = re.search(r"from (\d+) new (?:today|this week)|we looked at (\d+) new ones", text)
+    # "since <day>": a window of more than one batch day (after a move further west).
+    found = re.search(r"from (\d+) new (?:today|this week|since \w{3} \d+ \w{3} \d{4})"
+                      r"|we looked at (\d+) new ones", text)
     assert found, text
     return int(found.group(1) or found.group(2))
 

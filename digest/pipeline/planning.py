@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -58,6 +59,18 @@ class _Plan:
     # Sent now whatever the hour (`digest run --date D` or --force): the digest holds
     # day D's batch too, as such a run files what it fetches under D.
     forced: bool = False
+
+
+@dataclass(frozen=True)
+class Looked:
+    """What one digest chose from: how many papers, and from which first batch day.
+
+    ``since`` is None when they are one day's batch; a window of several days (after
+    days with nothing relevant, a pause, downtime) is not "today's" papers.
+    """
+
+    count: int
+    since: date | None = None
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -192,7 +205,7 @@ def choose_papers(
     now: datetime,
     rankers: dict[tuple[date, date], Ranker] | None = None,
     supersede: bool = True,
-) -> tuple[list[list[ScoredPaper] | None], int, list[int]]:
+) -> tuple[list[list[ScoredPaper] | None], int, list[Looked]]:
     """Rank every plan's candidates in one batched pass; return (choices, pool size,
     papers looked at).
 
@@ -220,7 +233,7 @@ def choose_papers(
         # among the week's papers: their smoothing, categories' rarity, relevance bar)
         # and made the page's ranking cost a week of papers.
         choices: list[list[ScoredPaper] | None] = [None] * len(plans)
-        counts: list[int] = [0] * len(plans)
+        counts: list[Looked] = [Looked(0)] * len(plans)
         size = 0
         for cadence in cadences:
             members = [i for i, p in enumerate(plans) if p.subscriber.cadence == cadence]
@@ -277,7 +290,7 @@ def choose_papers(
     pool = [(paper, day) for paper, day in db.batch(first, last_day)
             if paper.announce_type not in REPLACEMENTS]
     if not pool:
-        return [None] * len(plans), 0, [0] * len(plans)
+        return [None] * len(plans), 0, [Looked(0)] * len(plans)
     batch = [paper for paper, _ in pool]
     batch_days = {paper.key: d for paper, d in pool}
     ids = [p.subscriber.id for p in plans]
@@ -308,10 +321,15 @@ def choose_papers(
         sent[sub_id] = sent.get(sub_id, set()) | (keys & batch_days.keys())
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
-    looked: list[int] = []
+    looked: list[Looked] = []
     # Windows take only a few distinct values: build each one's outside set once.
     outside_by_window = {
         (lower, upper): {k for k, d in batch_days.items() if not lower <= d <= upper}
+        for lower, upper in set(windows)
+    }
+    # And how many papers each of its batch days holds.
+    days_by_window = {
+        (lower, upper): Counter(d for d in batch_days.values() if lower <= d <= upper)
         for lower, upper in set(windows)
     }
     for plan, window in zip(plans, windows, strict=True):
@@ -321,7 +339,8 @@ def choose_papers(
         excluded = already | outside if already else outside
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))
-        looked.append(max(0, len(batch_days) - len(excluded)))
+        looked.append(Looked(max(0, len(batch_days) - len(excluded)),
+                             _since(days_by_window[window], already, batch_days)))
     result = ranker.rank(
         profiles,
         top_k=[min(p.subscriber.max_papers, 50) for p in plans],
@@ -334,6 +353,17 @@ def choose_papers(
         for ranking, empty in zip(result.rankings, empty_window, strict=True)
     ]
     return chosen, len(batch), looked
+
+
+def _since(days: Counter[date], sent: set[str] | None,
+           batch_days: dict[str, date]) -> date | None:
+    """Return the first batch day of a window's papers not sent yet, if they span days."""
+    if len(days) < 2:
+        return None  # the common case: one day's batch
+    left = Counter(days)
+    left.subtract(batch_days[k] for k in sent or () if k in batch_days)
+    held = sorted(d for d, count in left.items() if count > 0 and d in days)
+    return held[0] if len(held) > 1 else None
 
 
 def _last_planned_at(
@@ -434,7 +464,7 @@ def _plan_chunk(
     db: Store,
     plans: Sequence[_Plan],
     chosen: Sequence[list[ScoredPaper] | None],
-    looked: Sequence[int],
+    looked: Sequence[Looked],
     *,
     now: datetime,
     tally: _Tally,
@@ -472,7 +502,7 @@ def _plan_chunk(
         rows.append((sub.id, plan.day, picks, message_id(config, sub.id, plan.day),
                      "planned"))
         digests.append(Digest(subscriber=sub, day=plan.day, papers=tuple(papers),
-                              batch_size=count))
+                              batch_size=count.count, since=count.since))
     written = write_all(config, digests, env=env, warm=warm)
     messages = {
         (digest.subscriber.id, digest.day): message
@@ -536,7 +566,7 @@ def _preview_chunk(
     config: Config,
     plans: Sequence[_Plan],
     chosen: Sequence[list[ScoredPaper] | None],
-    looked: Sequence[int],
+    looked: Sequence[Looked],
     *,
     env: Any,
     now: datetime,
@@ -550,7 +580,7 @@ def _preview_chunk(
             tally.deliveries.append(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
             continue
         digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers or ()),
-                        batch_size=count)
+                        batch_size=count.count, since=count.since)
         rendered, message = compose(config, digest, env=env, now=now)
         write_preview(config, sub, plan.day, rendered.html)
         keys = tuple(sp.paper.key for sp in papers or ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -235,3 +236,37 @@ class SubscriberMixin(StoreBase):
             for row in conn.execute(query):
                 result.setdefault(row.subscriber_id, {})[row.paper_key] = row.vote
         return result
+
+    def forget_votes(
+        self, subscriber_id: int, paper_keys: Sequence[str] | None, *, now: datetime
+    ) -> int:
+        """Forget a subscriber's thumbs on these papers (None: on every paper); return how many.
+
+        Both kinds go: the votes from the email's links and the liked and disliked papers
+        the profile holds (an import's, `export --csv` writes votes so). The read and the
+        write are one transaction, so a vote or a save made meanwhile is not undone.
+        """
+        wanted = None if paper_keys is None else set(paper_keys)
+        query = select(subscribers.c.profile).where(subscribers.c.id == subscriber_id)
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        with self.begin() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return 0
+            voted = select(feedback.c.paper_key).where(feedback.c.subscriber_id == subscriber_id)
+            keys = {str(k) for k in conn.execute(voted).scalars()}
+            profile = Profile.from_dict(row.profile or {})
+            keys.update(profile.liked, profile.disliked)
+            gone = keys if wanted is None else keys & wanted
+            if not gone:
+                return 0
+            for chunk in in_chunks(sorted(gone)):
+                conn.execute(delete(feedback).where(feedback.c.subscriber_id == subscriber_id,
+                                                    feedback.c.paper_key.in_(chunk)))
+            kept = replace(profile, liked=tuple(k for k in profile.liked if k not in gone),
+                           disliked=tuple(k for k in profile.disliked if k not in gone))
+            if kept != profile:
+                conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
+                             .values(profile=kept.to_dict(), updated_at=now))
+        return len(gone)

@@ -468,6 +468,23 @@ def create_app(
                 "and confirm to lift that.")
         return _after_status(sub, token, "Your digest is on again.")
 
+    @app.post("/preferences/<token>/forget")
+    def forget(token: str) -> tuple[str, int]:
+        check_csrf()
+        sub, token = prefs_subscriber(token)
+        # A thumb given by mistake, or from before the interests changed, kept steering
+        # every digest: the page listed them and offered no way to drop one.
+        every = request.form.get("all") == "yes"
+        papers = None if every else request.form.getlist("paper")
+        forgotten = db.forget_votes(sub.id, papers, now=clock())
+        if not forgotten:
+            return _after_status(sub, token, "Nothing changed: the ranker holds no such "
+                                 "thumb (forgotten already?).")
+        what = "your thumb on that paper" if forgotten == 1 and not every else (
+            f"your thumbs on {forgotten} papers")
+        return _after_status(sub, token, f"Forgotten: {what} no longer steers your digest, "
+                             "from the next one on.")
+
     def _after_status(sub: Subscriber, token: str, notice: str) -> tuple[str, int]:
         fresh = db.get_subscriber(sub.id)
         assert fresh is not None
