@@ -7,9 +7,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-AnnounceType = Literal["new", "cross", "replace", "replace-cross"]
+# "named": not announced at all, but fetched by id because a profile names it (a seed
+# paper older than the store): kept for the ranker, never mailed as new.
+AnnounceType = Literal["new", "cross", "replace", "replace-cross", "named"]
 # arXiv's announcements of a new version of a paper announced before (often years before).
-REPLACEMENTS: frozenset[str] = frozenset({"replace", "replace-cross"})
+# Stored papers that are not the day's new ones: never mailed as new unless another
+# source lists them as new that day.
+REPLACEMENTS: frozenset[str] = frozenset({"replace", "replace-cross", "named"})
 SubscriberStatus = Literal["pending", "active", "paused", "unsubscribed", "deleted"]
 Cadence = Literal["daily", "weekly"]
 DeliveryStatus = Literal[

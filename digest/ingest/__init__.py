@@ -12,14 +12,15 @@ from datetime import date
 
 from digest.config import ARXIV_API
 from digest.errors import SourceError
-from digest.ingest.arxiv import catch_up
+from digest.ingest.arxiv import NAMED_SOURCE, catch_up, fetch_named, reads_arxiv
 from digest.ingest.hf import hf_catch_up
 from digest.ingest.http import Fetch, FetchResponse, HttpFetcher, Politeness, http_fetch
 from digest.ingest.jsonl import load_jsonl, paper_from_record
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, paper_key, parse_arxiv_id
 from digest.ingest.merge import merge
 from digest.ingest.sources import read_source, to_result
-from digest.models import SourceResult, SourceSpec, without_nul
+from digest.ingest.text import storable
+from digest.models import SourceResult, SourceSpec, SourceStatus, without_nul
 
 __all__ = [
     "Fetch",
@@ -31,6 +32,7 @@ __all__ = [
     "collect",
     "collect_one",
     "doi_key",
+    "fetch_named_papers",
     "http_fetch",
     "load_jsonl",
     "merge",
@@ -38,6 +40,7 @@ __all__ = [
     "paper_from_record",
     "paper_key",
     "parse_arxiv_id",
+    "reads_arxiv",
     "user_agent",
 ]
 
@@ -88,7 +91,10 @@ def collect_one(
     started = clock()
     try:
         harvest = read_source(spec, day=day, fetch=fetch, validators=validators or (None, None))
-        if spec.kind == "arxiv-rss" and last_announced is not None:
+        if (spec.kind == "arxiv-rss" and last_announced is not None
+                and (reads_arxiv(spec) or arxiv_api != ARXIV_API)):
+            # A copy of a feed (a file, a test's server) is caught up only from an API
+            # named for it: never from the real arXiv behind its back.
             harvest = catch_up(spec, harvest, last=last_announced, day=day, fetch=fetch,
                                api=arxiv_api)
         elif spec.kind == "hf-daily" and last_announced is not None:
@@ -107,6 +113,32 @@ def collect_one(
         # An error may quote what the source sent; the store keeps it as text.
         result = replace(result, error=without_nul(result.error))
     return replace(result, duration_s=clock() - started)
+
+
+def fetch_named_papers(
+    keys: Sequence[str],
+    *,
+    day: date,
+    user_agent: str,
+    api: str = ARXIV_API,
+    fetch: Fetch | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[SourceResult, list[str]]:
+    """Ask arXiv for papers profiles name by id; return them as a source's result, and
+    the keys settled (found, or unknown to arXiv: not asked again for a while).
+    """
+    started = clock()
+    fetcher = fetch if fetch is not None else HttpFetcher(user_agent=user_agent)
+    harvest, settled = fetch_named(list(keys), day=day, fetch=fetcher, api=api)
+    papers = tuple(merge(storable(paper) for paper in harvest.papers))
+    if harvest.problems:
+        status: SourceStatus = "error" if not papers else "partial"
+        error: str | None = without_nul("; ".join(harvest.problems))
+    else:
+        status, error = "ok", None
+    result = SourceResult(NAMED_SOURCE, status, papers, error=error,
+                          duration_s=clock() - started)
+    return result, settled
 
 
 def assess(result: SourceResult, *, new: int, day: date) -> SourceResult:

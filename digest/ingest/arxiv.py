@@ -254,6 +254,20 @@ CATCH_UP_PAGE = 1000  # results a page (arXiv's API allows up to 2,000)
 CATCH_UP_LIMIT = 20_000  # papers read at most (a fortnight of all of cs is ~15,000)
 
 
+def reads_arxiv(spec: SourceSpec) -> bool:
+    """Return True for an arXiv source that reads arXiv itself (a category, a query, or
+    an arxiv.org URL), not a saved file or another server's copy.
+    """
+    if spec.kind not in ("arxiv-rss", "arxiv-api"):
+        return False
+    location = spec.location.strip()
+    if not re.match(r"^https?://", location):
+        return not local_path_like(location) if spec.kind == "arxiv-api" else bool(
+            _CATEGORIES.fullmatch(location))
+    host = (urlsplit(location).hostname or "").lower()
+    return host == "arxiv.org" or host.endswith(".arxiv.org")
+
+
 def missed_announcements(last: date, current: date) -> list[date]:
     """Return the announcement days strictly between two read ones (arXiv's RSS is dated
     Monday to Friday; a holiday among them costs one API request that finds nothing new).
@@ -357,3 +371,54 @@ def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch
     logger.info("%s: %s", spec.name, note)
     return replace(harvest, papers=(*harvest.papers, *added),
                    problems=(*harvest.problems, *found.problems), caught_up=note)
+
+
+# --- papers a profile names by id ---------------------------------------------------------
+
+NAMED_SOURCE = "named papers"
+ID_LIST_SIZE = 100  # ids per API request (its URL stays ~1.5 KB)
+
+
+def fetch_named(keys: list[str], *, day: date, fetch: Fetch,
+                api: str = ARXIV_API) -> tuple[Harvest, list[str]]:
+    """Ask arXiv's API for the papers of these keys (``arxiv:ID``), by id; return them
+    and the keys whose answer is settled (found, or not known to arXiv).
+
+    For papers profiles name (seed, liked, disliked) that the store does not hold, e.g.
+    a seed from before the first run, or a BibTeX library's: without their text the
+    ranker cannot use them. They come back as "named": kept for the ranker, never
+    mailed as new. A request arXiv refuses (an id it cannot parse) is split until the
+    id is alone, which is then settled as unknown; any other failure stops the asking
+    (its keys stay unsettled: the next run asks again) and is the harvest's problem.
+    """
+    ids = [key for key in keys if key.startswith("arxiv:")]
+    todo = [ids[start : start + ID_LIST_SIZE] for start in range(0, len(ids), ID_LIST_SIZE)]
+    todo.reverse()  # popped from the end: asked in the order given
+    papers: list[Paper] = []
+    problems: list[str] = []
+    settled: list[str] = []
+    entries = 0
+    while todo:
+        part = todo.pop()
+        listed = ",".join(key.removeprefix("arxiv:") for key in part)
+        url = f"{api}?" + urlencode({"id_list": listed, "max_results": len(part)},
+                                    safe=":/,")
+        try:
+            found = read_arxiv_api(SourceSpec(NAMED_SOURCE, "arxiv-api", url), day, fetch,
+                                   (None, None))
+        except SourceError as err:
+            if "refused the query" not in str(err):
+                problems.append(f"{err} (hint: the next run asks again)")
+                break
+            if len(part) > 1:
+                half = len(part) // 2
+                todo.extend([part[half:], part[:half]])
+            else:
+                settled.extend(part)  # arXiv cannot read this id
+            continue
+        entries += found.entries
+        problems.extend(found.problems)
+        papers.extend(replace(p, announce_type="named", source=NAMED_SOURCE)
+                      for p in found.papers)
+        settled.extend(part)
+    return Harvest(tuple(papers), entries, frozenset(), tuple(problems)), settled

@@ -8,7 +8,7 @@ from dataclasses import replace
 from digest.models import Paper
 
 # A paper announced as new anywhere today is new; a replacement only updates.
-_ANNOUNCE_RANK = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3}
+_ANNOUNCE_RANK = {"new": 0, "cross": 1, "replace": 2, "replace-cross": 3, "named": 4}
 
 
 def merge(papers: Iterable[Paper]) -> list[Paper]:

@@ -16,14 +16,15 @@ alone). Their submodule names are gerunds so none shadows a function exported he
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from digest import ingest, mail, render
-from digest.config import Config
+from digest.config import ARXIV_API, Config
 from digest.errors import UsageError
 from digest.locking import run_lock
-from digest.models import Digest, RunReport, ScoredPaper, SourceResult
+from digest.models import Digest, RunReport, ScoredPaper, SourceResult, SourceSpec
 from digest.pipeline.composing import (
     compose,
     digest_links,
@@ -97,6 +98,8 @@ __all__ = [
 
 # A row in "sending" this long belongs to a dead process (far past any SMTP timeout).
 STALE_SENDING = timedelta(hours=1)
+# Ids of papers profiles name asked of arXiv in one run (100 a request, 3 s apart).
+NAMED_PER_RUN = 500
 
 
 def run(
@@ -288,8 +291,9 @@ def ingest_sources(
     config: Config, db: Store, *, day: date, now: datetime, fetch: ingest.Fetch | None = None
 ) -> tuple[SourceResult, ...]:
     """Fetch every configured source, store its papers in ``day``'s batch, record health."""
+    specs = effective_sources(config, db.list_sources())
     results = ingest.collect(
-        effective_sources(config, db.list_sources()),
+        specs,
         day=day,
         user_agent=ingest.user_agent(config.contact),
         state=db.source_states(),
@@ -308,7 +312,38 @@ def ingest_sources(
         # the run's report says what `digest status` says.
         checked = db.record_source(ingest.assess(result, new=new, day=day), now=now)
         assessed.append(checked)
-    return tuple(assessed)
+    named = named_papers(config, db, specs, day=day, now=now, fetch=fetch)
+    return (*assessed, named) if named is not None else tuple(assessed)
+
+
+def named_papers(
+    config: Config, db: Store, specs: Sequence[SourceSpec], *, day: date, now: datetime,
+    fetch: ingest.Fetch | None = None,
+) -> SourceResult | None:
+    """Fetch from arXiv the papers that profiles name and the store does not hold.
+
+    A seed paper older than the store (a researcher's own 2019 paper, a BibTeX
+    library's) or a liked paper retention dropped was unknown to the ranker and did
+    nothing. Only an instance that reads arXiv itself asks (or one whose
+    DIGEST_ARXIV_API is set); at most NAMED_PER_RUN ids a run, the rest in later runs.
+    They are filed as "named" papers under the day: read by the ranker, never mailed
+    as new. None when there was nothing to ask.
+    """
+    if not (any(ingest.reads_arxiv(spec) for spec in specs)
+            or config.arxiv_api != ARXIV_API):
+        return None
+    wanted = [key for key in db.named_keys() if key.startswith("arxiv:")]
+    keys = db.to_look_up(wanted, now=now)[:NAMED_PER_RUN]
+    if not keys:
+        return None
+    result, settled = ingest.fetch_named_papers(
+        keys, day=day, user_agent=ingest.user_agent(config.contact), api=config.arxiv_api,
+        fetch=fetch)
+    new = 0
+    if result.papers:
+        new, _updated = db.save_papers(result.papers, batch_day=day, now=now)
+    db.record_lookups(settled, (p.key for p in result.papers), now=now)
+    return ingest.assess(result, new=new, day=day)
 
 
 def send_pending(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -59,6 +60,17 @@ papers = Table(
     Column("stored_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+# arXiv ids that profiles name (seed, liked, disliked papers) and the store did not hold,
+# asked of the arXiv API by id: when, and whether arXiv knew them. An id asked lately is
+# not asked again every run (a typo, a withdrawn paper).
+lookups = Table(
+    "lookups",
+    metadata,
+    Column("key", String(PAPER_KEY_MAX), primary_key=True),
+    Column("asked_at", DateTime(timezone=True), nullable=False),
+    Column("found", Boolean, nullable=False),
+)
+
 # Papers a subscriber's interests name by title are looked up by their lowered title.
 Index("ix_papers_title_lower", func.lower(papers.c.title))
 
