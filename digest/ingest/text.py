@@ -18,6 +18,10 @@ _TAG_NAMES = (
     "jats:[a-z-]+|mml:[a-z]+|math"
 )
 _TAG = re.compile(rf"</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.IGNORECASE)
+# A character reference with its semicolon. Text without tags is decoded only of these:
+# html.unescape also reads the legacy names without one ("&not", "&copy"), which would
+# turn a bare "&" of plain text ("A&notation") into another character.
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _BLOCK_TAG = re.compile(r"</?(?:p|div|br|li|h[1-6]|tr|blockquote)(?:\s[^<>]*)?/?>", re.I)
 _ARXIV_PREFIX = re.compile(
     r"^\s*arXiv:\S+\s+Announce\s+Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.IGNORECASE
@@ -109,14 +113,28 @@ def looks_like_html(text: str) -> bool:
 
 
 def html_to_text(text: str) -> str:
-    """Drop HTML tags and decode entities once; leave text without tags untouched."""
+    """Drop HTML tags and decode entities once.
+
+    A feed's text is HTML even without a tag in it: an RSS title escaped twice
+    ("Gene &amp;amp; protein", "&amp;#8217;", as WordPress and publishers send them) or a
+    CDATA abstract ("&alpha;-helix", "a &lt; b") holds references and no tag. They were
+    decoded only beside a tag, so readers saw "&amp;" and "&alpha;" as they came. LaTeX
+    is not touched: "$a<b$" holds no reference.
+    """
     if not looks_like_html(text):
-        return squash(text)
+        return squash(decode_entities(text))
     # Structured-abstract headings (Silverchair/OUP) read as "Results: ..." once tags go.
     text = _TEXT_DIV.sub(_box_title, text)
     text = _BLOCK_TAG.sub(" ", text)
     text = _TAG.sub("", text)
     return squash(html.unescape(text))
+
+
+def decode_entities(text: str) -> str:
+    """Decode the character references that end in ";" ("&amp;", "&#8217;", "&alpha;")."""
+    if "&" not in text:
+        return text
+    return _ENTITY.sub(lambda ref: html.unescape(ref.group()), text)
 
 
 def _box_title(div: re.Match[str]) -> str:
