@@ -33,3 +33,16 @@ def test_entities_in_feed_text_without_tags_are_decoded(feed_server: FeedServer)
         "and AT&T, Q&A or R&D stay as typed."
     )
     assert paper.authors == ("José Raúl Romero", "Karl Bäckström")
+
+
+def test_windows_1252_quotes_in_a_feed_declared_latin_1(feed_server: FeedServer) -> None:
+    """A feed declared ISO-8859-1 holding Windows-1252 bytes (what Windows editors save,
+    and what browsers read such a feed as): its curly quotes and dashes came out as C1
+    control characters, invisible or boxes in the email and in the stored title.
+    """
+    result = one(feed_server, "rss", f"{HANDMADE}/rss_latin1_declared_cp1252_quotes.xml")
+    assert result.status == "ok"
+    [paper] = result.papers
+    assert paper.title == "The “best” model – not … café™ trade€ marks"
+    assert paper.abstract == "It’s a survey of naïve Bayes — with „quotes“ and $a<b$."
+    assert not any("\x80" <= c <= "\x9f" for c in paper.title + paper.abstract)

@@ -102,9 +102,31 @@ def storable(paper: Paper) -> Paper:
     return replace(paper, **changed) if changed else paper
 
 
+def _windows_1252(code: int) -> str | None:
+    try:
+        return bytes([code]).decode("cp1252")
+    except UnicodeDecodeError:
+        return None  # 0x81, 0x8D, 0x8F, 0x90, 0x9D: no character in Windows-1252 either
+
+
+# The C1 control characters (U+0080-U+009F) never belong in a paper's text: they are
+# Windows-1252 bytes (curly quotes, dashes, "…", "™", "€") read as Latin-1, by a feed
+# declared ISO-8859-1 or served as charset=iso-8859-1 that was saved on Windows, which
+# browsers read as Windows-1252 (the WHATWG Encoding Standard makes the labels one).
+_C1_AS_WINDOWS_1252 = {code: _windows_1252(code) for code in range(0x80, 0xA0)}
+_C1 = re.compile("[\x80-\x9f]")
+
+
 def squash(text: str | None) -> str:
-    """Collapse every run of whitespace to one space and trim the ends."""
-    return " ".join((text or "").split())
+    """Collapse every run of whitespace to one space and trim the ends.
+
+    C1 control characters are read as the Windows-1252 characters they were first:
+    before the split, which took U+0085 (Windows-1252's "…") for a line break.
+    """
+    text = text or ""
+    if _C1.search(text):
+        text = text.translate(_C1_AS_WINDOWS_1252)
+    return " ".join(text.split())
 
 
 def looks_like_html(text: str) -> bool:
