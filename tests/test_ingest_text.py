@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from digest.ingest import HttpFetcher, collect
-from digest.models import SourceResult, SourceSpec
+from digest.ingest.text import readable
+from digest.models import Paper, SourceResult, SourceSpec
 from tests.fixtures.http_server import FeedServer
 
 UA = "digest-tests/1 (mailto:ops@example.org)"
@@ -46,3 +47,29 @@ def test_windows_1252_quotes_in_a_feed_declared_latin_1(feed_server: FeedServer)
     assert paper.title == "The “best” model – not … café™ trade€ marks"
     assert paper.abstract == "It’s a survey of naïve Bayes — with „quotes“ and $a<b$."
     assert not any("\x80" <= c <= "\x9f" for c in paper.title + paper.abstract)
+
+
+def test_utf_8_read_as_latin_1_is_repaired(feed_server: FeedServer) -> None:
+    """A real arXiv API answer as a client recorded it (captured/, from arxiv.py's test
+    fixtures): its accents had been read as Latin-1 once, so digest listed
+    "Karl BÃ¤ckstrÃ¶m" and a follower of "Karl Bäckström" never got his papers.
+    """
+    path = "captured/arxiv_api/arxiv_api_2026_search_testing_100results.xml"
+    result = one(feed_server, "arxiv-api", path)
+    assert result.status == "ok" and len(result.papers) == 100
+    authors = {a for p in result.papers for a in p.authors}
+    for name in ("Karl Bäckström", "Sólrún Einarsdóttir", "Oliver Weißl",
+                 "Aurora Ramírez", "José Raúl Romero", "Mika V. Mäntylä",
+                 "Jean-Marc Azaïs", "Lasse Møldrup", "Betül Karagöz"):
+        assert name in authors
+    assert not any("Ã" in a or "Â" in a for a in authors)
+    [strip] = [p for p in result.papers if "strip planarity" in p.abstract]
+    assert "a function $γ:V \\rightarrow \\{1,2,\\dots,k\\}$" in strip.abstract
+    assert "$γ(u)<γ(v)$, it holds $y(u)<y(v)$" in strip.abstract
+
+
+def test_text_that_only_looks_like_latin_1_mojibake_stays() -> None:
+    for text in ("café’s naïve SÃO Paulo", "Zoë Ørsted and Weiß", "â or Ã alone",
+                 "São Paulo — 5 °C ± 2", "$a<b$ and $c > d$"):
+        paper = readable(Paper(key="k", title=text, abstract=text, authors=(text,)))
+        assert (paper.title, paper.abstract, paper.authors) == (text, text, (text,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import unicodedata
 from dataclasses import fields, replace
 from typing import Any
 
@@ -102,11 +103,13 @@ def storable(paper: Paper) -> Paper:
     return replace(paper, **changed) if changed else paper
 
 
-def _windows_1252(code: int) -> str | None:
+def _windows_1252(code: int) -> str:
     try:
         return bytes([code]).decode("cp1252")
     except UnicodeDecodeError:
-        return None  # 0x81, 0x8D, 0x8F, 0x90, 0x9D: no character in Windows-1252 either
+        # 0x81, 0x8D, 0x8F, 0x90, 0x9D: no character in Windows-1252 either; kept, as
+        # they may be the second byte of UTF-8 read as Latin-1 ("Ã\x81" is "Á").
+        return chr(code)
 
 
 # The C1 control characters (U+0080-U+009F) never belong in a paper's text: they are
@@ -114,7 +117,57 @@ def _windows_1252(code: int) -> str | None:
 # declared ISO-8859-1 or served as charset=iso-8859-1 that was saved on Windows, which
 # browsers read as Windows-1252 (the WHATWG Encoding Standard makes the labels one).
 _C1_AS_WINDOWS_1252 = {code: _windows_1252(code) for code in range(0x80, 0xA0)}
+_BYTE_OF = {char: code for code, char in _C1_AS_WINDOWS_1252.items()}
+_BYTE_OF.update({chr(code): code for code in range(0xA0, 0x100)})
 _C1 = re.compile("[\x80-\x9f]")
+
+
+# UTF-8 read as Latin-1 or Windows-1252 ("BÃ¤ckstrÃ¶m", "â€™"): a lead byte's
+# character (U+00C2-U+00F4) followed by as many continuation bytes' characters
+# (U+00A0-U+00BF, or what Windows-1252 reads 0x80-0x9F as) as it announces.
+_CONTINUATION = "".join(re.escape(c) for c, code in _BYTE_OF.items() if code < 0xC0)
+_MOJIBAKE = re.compile(
+    f"[\u00c2-\u00df][{_CONTINUATION}]|[\u00e0-\u00ef][{_CONTINUATION}]{{2}}"
+    f"|[\u00f0-\u00f4][{_CONTINUATION}]{{3}}"
+)
+
+
+def _unmangled(found: re.Match[str]) -> str:
+    """Return the character whose UTF-8 bytes the match spells; the match when none is."""
+    try:
+        char = bytes(_BYTE_OF[c] for c in found.group()).decode("utf-8")
+    except UnicodeDecodeError:
+        return found.group()
+    # A letter, digit, punctuation, symbol or space: "Ö" before a no-break space spells
+    # U+05A0, a Hebrew accent, which no such text means.
+    if unicodedata.category(char)[0] not in "LNPSZ":
+        return found.group()
+    return char
+
+
+def readable(paper: Paper) -> Paper:
+    """Return the paper with UTF-8 read as Latin-1 repaired in its title, abstract and
+    authors: "Karl BÃ¤ckstrÃ¶m" is "Karl Bäckström" (a feed written from text its
+    producer had decoded with the wrong charset; arXiv's API answers as recorded by
+    clients that took it for Latin-1). Only sequences that spell a character in UTF-8
+    are replaced: "Ã" or "â" before anything else stays.
+    """
+    changed: dict[str, Any] = {}
+    for name in ("title", "abstract"):
+        value = getattr(paper, name)
+        repaired = _repaired(value)
+        if repaired != value:
+            changed[name] = repaired
+    authors = tuple(_repaired(a) for a in paper.authors)
+    if authors != paper.authors:
+        changed["authors"] = authors
+    return replace(paper, **changed) if changed else paper
+
+
+def _repaired(text: str) -> str:
+    if not _MOJIBAKE.search(text):
+        return text
+    return squash(_MOJIBAKE.sub(_unmangled, text))
 
 
 def squash(text: str | None) -> str:
