@@ -73,3 +73,29 @@ def test_text_that_only_looks_like_latin_1_mojibake_stays() -> None:
                  "São Paulo — 5 °C ± 2", "$a<b$ and $c > d$"):
         paper = readable(Paper(key="k", title=text, abstract=text, authors=(text,)))
         assert (paper.title, paper.abstract, paper.authors) == (text, text, (text,))
+
+
+def test_latex_accents_read_as_the_letters_they_make(feed_server: FeedServer) -> None:
+    """arXiv hands out its authors' TeX: a real API answer (captured/) said
+    "R\\'{e}nyi entanglement entropy", and a subscriber's "Rényi" never matched it.
+    """
+    path = "captured/arxiv_api/arxiv_api_2016_search_andnot_query.xml"
+    result = one(feed_server, "arxiv-api", path)
+    assert result.status == "ok"
+    [paper] = [p for p in result.papers if "entanglement entropy" in p.abstract]
+    assert paper.abstract.startswith("We consider the Rényi entanglement entropy of bosonic")
+    assert "\\'" not in paper.abstract
+
+
+def test_latex_accent_forms_and_math_that_stays() -> None:
+    written = {
+        r"R\'{e}nyi and Fr\'echet": "Rényi and Fréchet",
+        r"Sch{\"o}lkopf, G\"odel, Erd\H{o}s": "Schölkopf, Gödel, Erdős",
+        r"Mar\'{\i}a Garc{\'\i}a, Gar\c{c}on, Ha\v{s}ek, {\'E}cole, na\"\i ve": (
+            "María García, Garçon, Hašek, École, naïve"),
+    }
+    for tex, text in written.items():
+        paper = readable(Paper(key="k", title=tex, abstract=tex, authors=(tex,)))
+        assert (paper.title, paper.abstract, paper.authors) == (text, text, (text,))
+    math = r"If $a<b$ and $c > d$ then $\hat{x} \cdot \vec{v} = \tilde{y}'$; \c c stays."
+    assert readable(Paper(key="k", title="t", abstract=math)).abstract == math

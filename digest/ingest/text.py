@@ -145,9 +145,44 @@ def _unmangled(found: re.Match[str]) -> str:
     return char
 
 
+# LaTeX's accents in text (arXiv's metadata is its authors' TeX: "R\'{e}nyi",
+# "Fr\'echet", "G\"odel", "{\"o}", "\c{c}"): the mark each command puts on its letter.
+_ACCENT_MARKS = {"'": "\u0301", "`": "\u0300", '"': "\u0308", "^": "\u0302", "~": "\u0303",
+                 "=": "\u0304", ".": "\u0307", "c": "\u0327", "v": "\u030c", "u": "\u0306",
+                 "H": "\u030b", "k": "\u0328", "r": "\u030a"}
+# A symbol accent takes its letter braced or not (\'e, \'{e}); a letter accent (\c, \v)
+# only braced, as "\cdot" or "\vec" are other commands. The whole may be braced once
+# more ({\"o}); \i and \j are the dotless letters an accent goes on.
+_ACCENT = re.compile(
+    r"(?P<open>\{)?\\(?:(?P<symbol>['`\"^~=.])(?:\{(?P<braced>[A-Za-z]|\\[ij])\}|"
+    r"(?P<bare>[A-Za-z]|\\[ij](?![A-Za-z]) ?))|(?P<letter>[cvuHkr])\{(?P<lettered>[A-Za-z]|"
+    r"\\[ij])\})(?(open)\})"
+)
+
+
+def _accented(found: re.Match[str]) -> str:
+    base = found.group("braced") or found.group("bare") or found.group("lettered")
+    mark = _ACCENT_MARKS[found.group("symbol") or found.group("letter")]
+    letter = {"\\i": "i", "\\j": "j"}.get(base.rstrip(), base)
+    return unicodedata.normalize("NFC", letter + mark)
+
+
+def without_tex_accents(text: str) -> str:
+    """Return text with LaTeX's accent commands on single letters written as accented
+    letters ("R\\'{e}nyi" is "Rényi"); math ("$a<b$", "$\\hat{x}$") has none and stays.
+    """
+    if "\\" not in text:
+        return text
+    return _ACCENT.sub(_accented, text)
+
+
 def readable(paper: Paper) -> Paper:
-    """Return the paper with UTF-8 read as Latin-1 repaired in its title, abstract and
-    authors: "Karl BÃ¤ckstrÃ¶m" is "Karl Bäckström" (a feed written from text its
+    """Return the paper with its title, abstract and authors as a reader reads them.
+
+    LaTeX's accents become accented letters: arXiv hands out its authors' TeX, so an
+    abstract said "R\\'{e}nyi entropy" and "Fr\\'echet distance", which no subscriber's
+    "Rényi" or "Fréchet" matched (without_tex_accents). UTF-8 read as Latin-1 is
+    repaired: "Karl BÃ¤ckstrÃ¶m" is "Karl Bäckström" (a feed written from text its
     producer had decoded with the wrong charset; arXiv's API answers as recorded by
     clients that took it for Latin-1). Only sequences that spell a character in UTF-8
     are replaced: "Ã" or "â" before anything else stays.
@@ -165,6 +200,7 @@ def readable(paper: Paper) -> Paper:
 
 
 def _repaired(text: str) -> str:
+    text = without_tex_accents(text)
     if not _MOJIBAKE.search(text):
         return text
     return squash(_MOJIBAKE.sub(_unmangled, text))
