@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from digest.ingest import HttpFetcher, collect
-from digest.ingest.text import readable
+from digest.ingest.text import readable, separate_headings
 from digest.models import Paper, SourceResult, SourceSpec
 from tests.fixtures.http_server import FeedServer
 
@@ -99,3 +100,35 @@ def test_latex_accent_forms_and_math_that_stays() -> None:
         assert (paper.title, paper.abstract, paper.authors) == (text, text, (text,))
     math = r"If $a<b$ and $c > d$ then $\hat{x} \cdot \vec{v} = \tilde{y}'$; \c c stays."
     assert readable(Paper(key="k", title="t", abstract=math)).abstract == math
+
+
+def test_structured_abstract_headings_are_not_run_into_their_text(
+    feed_server: FeedServer,
+) -> None:
+    """bioRxiv's feed drops the markup of a structured abstract's headings: readers saw
+    "BackgroundBacterial exotoxins ... sequences. ResultsWe introduce Exo-Tox", and the
+    ranker read the words "backgroundbacterial" and "resultswe".
+    """
+    result = one(feed_server, "rss", "captured/other_scholarly/biorxiv_20250413.xml")
+    assert result.status == "ok" and len(result.papers) == 30
+    [exotox] = [p for p in result.papers if "Exo-Tox" in p.abstract]
+    assert exotox.abstract.startswith("Background: Bacterial exotoxins are secreted proteins")
+    assert "from protein sequences. Results: We introduce Exo-Tox" in exotox.abstract
+    assert "non-secreted proteins. Conclusion: Exo-Tox reliably identifies" in exotox.abstract
+    assert "research. Methods & Results: The target hypothetical" in " ".join(
+        p.abstract for p in result.papers)
+    glued = re.compile(r"\b(?:Background|Results|Conclusions?|Methods)[A-Z][a-z]")
+    assert not [p.key for p in result.papers if glued.search(p.abstract)]
+    # The headings bioRxiv did separate stay as they were.
+    [perseu] = [p for p in result.papers if p.title.startswith("PERSEUcpp")]
+    assert perseu.abstract.startswith("Motivation: Cell-penetrating")
+    assert "Availability and Implementation: All the source code" in perseu.abstract
+
+
+def test_a_heading_is_split_off_only_before_a_word_that_begins_a_sentence() -> None:
+    assert separate_headings("BackgroundRNA-seq is used. MethodsWe did. ResultsA gain.") \
+        == "Background: RNA-seq is used. Methods: We did. Results: A gain."
+    for text in ("MethodsX publishes protocols.", "The ResultsWe tab.", "Results show it.",
+                 "ContextNet and DesignBench win. ContactNets too.",
+                 "We used Methods. Results: fine.", "$a<b$ Background"):
+        assert separate_headings(text) == text

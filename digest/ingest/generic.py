@@ -20,6 +20,7 @@ from digest.ingest.http import Fetch
 from digest.ingest.keys import arxiv_doi_key, normalize_doi, paper_key, parse_arxiv_id
 from digest.ingest.text import (
     html_to_text,
+    separate_headings,
     split_authors,
     strip_abstract_label,
     strip_arxiv_prefix,
@@ -86,7 +87,7 @@ def generic_paper(entry: FeedEntry, *, source: str) -> Paper | None:
     return Paper(
         key=key,
         title=title,
-        abstract=strip_abstract_label(abstract),
+        abstract=separate_headings(strip_abstract_label(abstract)),
         authors=entry.authors or split_authors(html_to_text(entry.author_text)),
         categories=entry.categories,
         url=entry.link or (f"https://doi.org/{doi}" if doi else ""),

@@ -255,6 +255,30 @@ def _box_title(div: re.Match[str]) -> str:
     return f" {div.group(2).strip()}: "
 
 
+# The headings of a structured abstract (bioRxiv, medRxiv, BMC, OUP). bioRxiv's feed
+# drops the markup around them and runs each into its text: "BackgroundBacterial
+# exotoxins ... sequences. ResultsWe introduce ...". Words that also begin model names
+# ("ContextNet", "DesignBench", "SettingX") are not among them.
+_HEADING_WORDS = (
+    "Background|Motivation|Objectives?|Aims?|Methods|Methodology|Materials and [Mm]ethods|"
+    "Methods (?:and|&) [Rr]esults|Results|Results and [Dd]iscussion|Findings|"
+    "Conclusions?|Interpretation|Availability and [Ii]mplementation|"
+    "Supplementary [Ii]nformation"
+)
+# A heading at the start or after a sentence's end, glued to a word that begins a
+# sentence: a capital and a lower-case letter ("We"), an acronym ("RNA-seq"), or "A"/"I".
+_GLUED_HEADING = re.compile(
+    rf"(?:^|(?<=[.!?] ))({_HEADING_WORDS})(?=[A-Z][a-z]|[A-Z]{{2,}}\b|[AI] )"
+)
+
+
+def separate_headings(text: str) -> str:
+    """Return an abstract with each structured-abstract heading that runs into its text
+    written as "Heading: text" ("ResultsWe introduce" reads "Results: We introduce").
+    """
+    return _GLUED_HEADING.sub(r"\1: ", text)
+
+
 def strip_arxiv_prefix(text: str) -> str:
     """Remove rss.arxiv.org's "arXiv:XXXX Announce Type: new Abstract:" lead-in."""
     return _ARXIV_PREFIX.sub("", text, count=1)
