@@ -132,3 +132,20 @@ def test_a_heading_is_split_off_only_before_a_word_that_begins_a_sentence() -> N
                  "ContextNet and DesignBench win. ContactNets too.",
                  "We used Methods. Results: fine.", "$a<b$ Background"):
         assert separate_headings(text) == text
+
+
+def test_invisible_characters_do_not_split_or_hide_in_words(feed_server: FeedServer) -> None:
+    """Soft hyphens, zero-width spaces, a word joiner, a BOM and a control character:
+    unseen in the email, but "un\\u00adlearning" was two words to the ranker (a
+    subscriber's keyword "unlearning" missed it) and "Lovelace\\u200b" not the author
+    a follower typed.
+    """
+    result = one(feed_server, "hf-daily", f"{HANDMADE}/hf_daily_invisible_characters.json")
+    assert result.status == "ok"
+    [paper] = result.papers
+    assert paper.title == "Machine unlearning for diffusion models"
+    assert paper.abstract == (
+        "We forget concepts in text-to-image models without retraining; "
+        "see https://example.org/a/very/long/path."
+    )
+    assert paper.authors == ("Ada Lovelace", "Emmy Noether")

@@ -119,7 +119,17 @@ def _windows_1252(code: int) -> str:
 _C1_AS_WINDOWS_1252 = {code: _windows_1252(code) for code in range(0x80, 0xA0)}
 _BYTE_OF = {char: code for code, char in _C1_AS_WINDOWS_1252.items()}
 _BYTE_OF.update({chr(code): code for code in range(0xA0, 0x100)})
-_C1 = re.compile("[\x80-\x9f]")
+# Characters no reader sees that split or hide inside words: a soft hyphen
+# ("un\u00adlearning" was two words to the ranker), zero-width spaces, a word joiner, a
+# byte order mark inside the text, and control characters (JSON may carry any).
+_UNSEEN = "\u200b\u2060\ufeff\x7f" + "".join(
+    chr(code) for code in range(0x01, 0x20) if not chr(code).isspace())
+_AS_READ: dict[int, str | None] = {
+    **_C1_AS_WINDOWS_1252, **{ord(char): None for char in _UNSEEN}}
+_TRANSLATED = re.compile(f"[\x80-\x9f{_UNSEEN}]")
+# A soft hyphen after a lead byte's character may be UTF-8 read as Latin-1 ("Ã\u00ad" is
+# "í"): readable() repairs it, then drops the rest.
+_SOFT_HYPHEN = re.compile("(?<![\u00c2-\u00f4])\u00ad")
 
 
 # UTF-8 read as Latin-1 or Windows-1252 ("BÃ¤ckstrÃ¶m", "â€™"): a lead byte's
@@ -203,18 +213,22 @@ def _repaired(text: str) -> str:
     text = without_tex_accents(text)
     if not _MOJIBAKE.search(text):
         return text
-    return squash(_MOJIBAKE.sub(_unmangled, text))
+    return squash(_MOJIBAKE.sub(_unmangled, text).replace("\u00ad", ""))
 
 
 def squash(text: str | None) -> str:
     """Collapse every run of whitespace to one space and trim the ends.
 
     C1 control characters are read as the Windows-1252 characters they were first:
-    before the split, which took U+0085 (Windows-1252's "…") for a line break.
+    before the split, which took U+0085 (Windows-1252's "…") for a line break. Soft
+    hyphens, zero-width spaces, word joiners, byte order marks and other control
+    characters are dropped.
     """
     text = text or ""
-    if _C1.search(text):
-        text = text.translate(_C1_AS_WINDOWS_1252)
+    if _TRANSLATED.search(text):
+        text = text.translate(_AS_READ)
+    if "\u00ad" in text:
+        text = _SOFT_HYPHEN.sub("", text)
     return " ".join(text.split())
 
 
