@@ -149,3 +149,16 @@ def test_invisible_characters_do_not_split_or_hide_in_words(feed_server: FeedSer
         "see https://example.org/a/very/long/path."
     )
     assert paper.authors == ("Ada Lovelace", "Emmy Noether")
+
+
+def test_mathml_and_small_capitals_in_titles_read_as_text(feed_server: FeedServer) -> None:
+    """MathML without the "mml:" prefix and Wiley's <scp> were not known tags: readers got
+    'Kitaev spin liquid in <mrow><msub><mi mathvariant="normal">Na</mi>...' as the title.
+    """
+    result = one(feed_server, "rss", f"{HANDMADE}/rss_mathml_titles.xml")
+    assert result.status == "ok"
+    formula, capitals = result.papers
+    assert formula.title == "Kitaev spin liquid in Na2IrO3 crystals"
+    assert formula.abstract == "We measure the mass mt with a<b, and $a<b$ stays."
+    assert capitals.title == "DNA repair in Escherichia coli under uv light"
+    assert capitals.abstract == "Small capitals in a title."

@@ -16,8 +16,15 @@ from digest.models import PAPER_DOI_MAX, PAPER_KEY_MAX, PAPER_SOURCE_MAX, Paper,
 _TAG_NAMES = (
     "a|abbr|b|big|blockquote|br|caption|cite|code|dd|div|dl|dt|em|font|h[1-6]|hr|i|img|li|"
     "ol|p|pre|q|s|small|span|strike|strong|sub|sup|table|tbody|td|th|thead|tr|tt|u|ul|"
-    "jats:[a-z-]+|mml:[a-z]+|math"
+    "jats:[a-z-]+|mml:[a-z]+|math|sc|scp|"
+    # MathML without a prefix, as physics publishers' feeds put formulas in titles.
+    "mrow|mi|mn|mo|mtext|mspace|msub|msup|msubsup|mfrac|msqrt|mroot|mstyle|mover|"
+    "munder|munderover|mtable|mtr|mtd|mpadded|mphantom|menclose|mfenced|mmultiscripts|"
+    "mprescripts|semantics|annotation|annotation-xml"
 )
+# A formula's TeX or content markup beside its MathML: the same formula a second time.
+_ANNOTATION_OPEN = re.compile(r"<(?:mml:)?annotation(?:-xml)?(?:\s[^<>]*)?>", re.IGNORECASE)
+_ANNOTATION_CLOSE = re.compile(r"</(?:mml:)?annotation(?:-xml)?>", re.IGNORECASE)
 _TAG = re.compile(rf"</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.IGNORECASE)
 # A character reference with its semicolon. Text without tags is decoded only of these:
 # html.unescape also reads the legacy names without one ("&not", "&copy"), which would
@@ -250,9 +257,26 @@ def html_to_text(text: str) -> str:
         return squash(decode_entities(text))
     # Structured-abstract headings (Silverchair/OUP) read as "Results: ..." once tags go.
     text = _TEXT_DIV.sub(_box_title, text)
+    if "annotation" in text:
+        text = _without_annotations(text)
     text = _BLOCK_TAG.sub(" ", text)
     text = _TAG.sub("", text)
     return squash(html.unescape(text))
+
+
+def _without_annotations(text: str) -> str:
+    """Drop each MathML annotation with its content, in one pass: once an opening tag has
+    no closing one after it, no later one has."""
+    kept: list[str] = []
+    pos = 0
+    while (opened := _ANNOTATION_OPEN.search(text, pos)) is not None:
+        closed = _ANNOTATION_CLOSE.search(text, opened.end())
+        if closed is None:
+            break
+        kept.append(text[pos : opened.start()])
+        pos = closed.end()
+    kept.append(text[pos:])
+    return "".join(kept)
 
 
 def decode_entities(text: str) -> str:
