@@ -162,3 +162,21 @@ def test_mathml_and_small_capitals_in_titles_read_as_text(feed_server: FeedServe
     assert formula.abstract == "We measure the mass mt with a<b, and $a<b$ stays."
     assert capitals.title == "DNA repair in Escherichia coli under uv light"
     assert capitals.abstract == "Small capitals in a title."
+
+
+def test_sciencedirect_metadata_is_not_the_abstract(feed_server: FeedServer) -> None:
+    """Elsevier's feeds put the date, the journal and the authors in the description:
+    the digest showed "Publication date: Available online 20 May 2026 Source: Neural
+    Networks Author(s): ..." as the paper's abstract, ranked those words, and listed
+    no authors, so nobody following them got the paper.
+    """
+    result = one(feed_server, "rss", f"{HANDMADE}/rss_sciencedirect_metadata.xml")
+    assert result.status == "ok"
+    online, issue = result.papers
+    assert online.abstract == ""
+    assert online.authors == ("Laura E. Tibbs-Cortes", "Linqian Han", "Jeremy B. Jewell")
+    assert online.published == date(2026, 5, 20)
+    assert issue.abstract == (
+        "We survey graph transformers for molecular property prediction & generation.")
+    assert issue.authors == ("Zoë Müller", "José Ramírez")
+    assert issue.published is None  # an issue's month names no day
