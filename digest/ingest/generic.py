@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from urllib.parse import unquote, urlsplit
 
 from digest.ingest.arxiv import announce_type
@@ -20,7 +20,9 @@ from digest.ingest.http import Fetch
 from digest.ingest.keys import arxiv_doi_key, normalize_doi, paper_key, parse_arxiv_id
 from digest.ingest.text import (
     html_to_text,
+    separate_headings,
     split_authors,
+    squash,
     strip_abstract_label,
     strip_arxiv_prefix,
 )
@@ -64,6 +66,39 @@ def doi_from_url(url: str) -> str | None:
     return doi
 
 
+# Elsevier's ScienceDirect feeds give no pubDate and no dc:creator: the description
+# opens with the date, the journal and the authors, each in a paragraph of its own
+# ("<p>Publication date: Available online 20 May 2026</p><p><b>Source:</b> Cell</p>
+# <p>Author(s): A. One, B. Two</p>"), and an abstract, if any, follows.
+_PUBLISHER_METADATA = re.compile(
+    r"\s*<p>\s*Publication date:\s*(?P<date>[^<]*)</p>"
+    r"(?:\s*<p>\s*(?:<b>\s*)?Source:\s*(?:</b>)?[^<]*</p>)?"
+    r"(?:\s*<p>\s*Author\(s\):\s*(?P<authors>[^<]*)</p>)?",
+    re.IGNORECASE,
+)
+_ONLINE = re.compile(r"Available online\s+(\d{1,2}\s+[A-Za-z]+\s+\d{4})", re.IGNORECASE)
+
+
+def publisher_metadata(summary: str) -> tuple[str, tuple[str, ...], date | None]:
+    """Split a ScienceDirect description into (the rest, its authors, the day it went
+    online); a description of any other shape comes back whole, with () and None.
+
+    An issue's month ("Publication date: July 2026") names no day: None.
+    """
+    found = _PUBLISHER_METADATA.match(summary)
+    if found is None:
+        return summary, (), None
+    online = _ONLINE.search(found.group("date"))
+    day = None
+    if online:
+        try:
+            day = datetime.strptime(squash(online.group(1)), "%d %B %Y").date()
+        except ValueError:
+            day = None
+    authors = split_authors(html_to_text(found.group("authors") or ""))
+    return summary[found.end() :], authors, day
+
+
 def generic_paper(entry: FeedEntry, *, source: str) -> Paper | None:
     """Convert an entry of any feed: arXiv id, else DOI, else source plus entry id."""
     title = html_to_text(entry.title or "")
@@ -78,7 +113,8 @@ def generic_paper(entry: FeedEntry, *, source: str) -> Paper | None:
     entry_id = entry.guid or entry.link or title
     key = paper_key(arxiv=arxiv[0] if arxiv else None, doi=doi, source=source,
                     entry_id=entry_id)
-    abstract = html_to_text(entry.summary)
+    summary, listed_authors, online = publisher_metadata(entry.summary)
+    abstract = html_to_text(summary)
     if arxiv:
         # An arXiv announcement feed read as a plain feed: drop the "arXiv:... Announce
         # Type: ..." lead-in and keep the type, so replacements update and are not re-sent.
@@ -86,13 +122,14 @@ def generic_paper(entry: FeedEntry, *, source: str) -> Paper | None:
     return Paper(
         key=key,
         title=title,
-        abstract=strip_abstract_label(abstract),
-        authors=entry.authors or split_authors(html_to_text(entry.author_text)),
+        abstract=separate_headings(strip_abstract_label(abstract)),
+        authors=entry.authors or split_authors(html_to_text(entry.author_text))
+        or listed_authors,
         categories=entry.categories,
         url=entry.link or (f"https://doi.org/{doi}" if doi else ""),
         pdf_url=entry.pdf_url,
         source=source,
-        published=entry.published,
+        published=entry.published or online,
         announce_type=announce_type(entry) if arxiv else "new",
         version=arxiv[1] if arxiv else None,
         doi=doi,

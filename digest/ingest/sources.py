@@ -21,7 +21,7 @@ from digest.ingest.hf import hf_daily_url, hf_paper, read_hf_daily
 from digest.ingest.http import Fetch
 from digest.ingest.jsonl import read_jsonl_source
 from digest.ingest.merge import merge
-from digest.ingest.text import storable
+from digest.ingest.text import readable, storable
 from digest.models import SourceResult, SourceSpec
 
 __all__ = [
@@ -63,7 +63,7 @@ def read_source(spec: SourceSpec, *, day: date, fetch: Fetch,
 
 def to_result(spec: SourceSpec, harvest: Harvest, *, day: date) -> SourceResult:
     """Judge a harvest's health: ok, partial (with why), quiet, or not_modified."""
-    papers = merge(storable(paper) for paper in harvest.papers)
+    papers = merge(storable(readable(paper)) for paper in harvest.papers)
     result = SourceResult(spec.name, "ok", tuple(papers), etag=harvest.etag,
                           last_modified=harvest.last_modified, announced=harvest.announced,
                           note=harvest.caught_up)
