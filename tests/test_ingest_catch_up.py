@@ -29,6 +29,8 @@ MONDAY, TUESDAY, WEDNESDAY = date(2026, 4, 27), date(2026, 4, 28), date(2026, 4,
 MONDAY_FEED = "captured/arxiv_rss/arxiv_rss_cs.LG_2026-04-27_first3items.xml"
 WEDNESDAY_FEED = "handmade/arxiv_rss_cs.LG_2026-04-29_after_a_missed_day.xml"
 API_ANSWER = "handmade/arxiv_api_catch_up_2026-04-28.xml"
+# Wednesday's feed listing v2 of Tuesday's 2604.22501 as a replacement.
+REPLACED_FEED = "handmade/arxiv_rss_cs.LG_2026-04-29_missed_paper_replaced.xml"
 UA = "digest-tests/1 (mailto:ops@example.org)"
 
 
@@ -184,6 +186,25 @@ def test_a_subscriber_gets_the_missed_days_paper_in_the_next_digest(
     assert "https://arxiv.org/abs/2604.22501" in text
     store.close()
 
+
+
+def test_a_missed_paper_replaced_on_the_day_read_is_mailed_as_new(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # Tuesday's 2604.22501 was revised on Wednesday: the feed read on Wednesday lists
+    # it as a replacement (v2). Dropped from the API's answer as "held by the feed",
+    # it was stored as a replacement of a paper never stored, and never mailed.
+    config, store = setup(feed_server, tmp_path)
+    ingest(config, store, MONDAY)
+    feed_server.route("rss/cs.LG", file=REPLACED_FEED)
+    wednesday = ingest(config, store, WEDNESDAY)
+    assert wednesday.status == "ok" and wednesday.new == 3
+    caught = store.get_papers(["arxiv:2604.22501"])["arxiv:2604.22501"]
+    assert (caught.announce_type, caught.version) == ("new", 2)
+    assert "arxiv:2604.22501" in batch_keys(store, WEDNESDAY)
+    # Monday's paper, in the API's answer too, stays Monday's and new.
+    assert "arxiv:2604.21952" in batch_keys(store, MONDAY)
+    store.close()
 
 @pytest.mark.parametrize(("last", "current", "missed"), [
     (date(2026, 4, 24), date(2026, 4, 27), []),  # Friday, then Monday
