@@ -240,6 +240,25 @@ def test_days_filed_stay_the_first_ones(feed_server: FeedServer, tmp_path: Path)
     store.close()
 
 
+
+def test_a_cached_older_feed_does_not_take_the_last_day_read_back(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # A cache in front of rss.arxiv.org serves Monday's copy to the next hourly run.
+    # Recorded as the last day read, it made the run after it ask the API again for
+    # Tuesday, caught up already: a fortnight's query, a note saying it was missed.
+    config, store = setup(feed_server, tmp_path)
+    ingest(config, store, MONDAY)
+    feed_server.route("rss/cs.LG", file=WEDNESDAY_FEED)
+    source = ingest(config, store, WEDNESDAY).source
+    feed_server.route("rss/cs.LG", file=MONDAY_FEED)
+    ingest(config, store, WEDNESDAY, hour=6)
+    assert store.announcements() == {source: WEDNESDAY}
+    feed_server.route("rss/cs.LG", file=WEDNESDAY_FEED)
+    again = ingest(config, store, WEDNESDAY, hour=7)
+    assert again.note is None and len(api_requests(feed_server)) == 1
+    store.close()
+
 # -- Hugging Face daily papers: a day's list no run read --------------------------------
 
 HF_JUNE_12 = "captured/hf_daily_papers/hf_daily_papers_2026-06-12_30papers.json"
@@ -279,6 +298,24 @@ def test_a_hugging_face_list_no_run_read_is_read_the_next_day(
     assert hf_dates(feed_server)[-1:] == ["2026-06-12"] and len(hf_dates(feed_server)) == 5
     store.close()
 
+
+def test_a_run_for_an_earlier_day_does_not_take_the_last_list_read_back(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # `digest run --date 2026-06-10` on the 12th reads the 10th's list. Recorded as the
+    # last list read, it made the next day's run read the 10th's, 11th's and 12th's
+    # lists again, whole, for nothing.
+    config, store = hf_setup(feed_server, tmp_path)
+    ingest(config, store, JUNE_11, hour=20)
+    result = ingest(config, store, JUNE_12)
+    ingest(config, store, JUNE_10, hour=9)  # the operator's re-run of an earlier day
+    assert store.announcements() == {result.source: JUNE_12}
+    feed_server.route("api/daily_papers", body=b"[]", query={"date": "2026-06-13"},
+                      content_type="application/json")
+    before = len(hf_dates(feed_server))
+    ingest(config, store, date(2026, 6, 13))
+    assert sorted(hf_dates(feed_server)[before:]) == ["2026-06-12", "2026-06-13"]
+    store.close()
 
 def test_a_hugging_face_list_that_fails_is_read_by_the_next_run(
     feed_server: FeedServer, tmp_path: Path,
