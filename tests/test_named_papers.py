@@ -134,9 +134,15 @@ def test_a_failing_api_is_asked_again_by_the_next_run(
     named = next(s for s in report.sources if s.source == "named papers")
     assert named.status == "error" and "503" in (named.error or "")
     assert not report.ok  # cron hears of it
+    # And `digest status`, which the operator then reads, says why (it listed the
+    # configured sources' health only: all ok, the failure nowhere).
+    [health] = [h for h in store.source_health() if h["source"] == "named papers"]
+    assert health["status"] == "error" and "503" in health["error"]
     pipeline.run(config, now=NOW + timedelta(hours=1), store=store, fetch=fetcher())
     assert asked(feed_server) == ["2606.13677", "2606.13677"]
     assert "arxiv:2606.13677" in store.get_papers(["arxiv:2606.13677"])
+    [health] = [h for h in store.source_health() if h["source"] == "named papers"]
+    assert (health["status"], health["new"], health["error"]) == ("ok", 1, None)
     store.close()
 
 
