@@ -34,9 +34,9 @@ class PaperMixin(StoreBase):
 
         Return (new, updated). A known paper keeps its batch day, so it is never mailed
         again as new (but a "named" one, never in a digest, that a source lists as new
-        moves to this batch and counts as new); its metadata is refreshed (a replacement's new version, merged
-        categories, the latest upvotes) when that changes anything: ``updated`` counts
-        those. A paper given twice is merged as if saved twice.
+        moves to this batch and counts as new); its metadata is refreshed (a
+        replacement's new version, merged categories, the latest upvotes) when that
+        changes anything: ``updated`` counts those. A paper given twice is merged as if saved twice.
 
         Known papers are read with one query per 500 keys and the writes go in one
         statement each for the new and the changed papers: a row at a time (a SELECT,
