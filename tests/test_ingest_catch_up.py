@@ -29,6 +29,8 @@ MONDAY, TUESDAY, WEDNESDAY = date(2026, 4, 27), date(2026, 4, 28), date(2026, 4,
 MONDAY_FEED = "captured/arxiv_rss/arxiv_rss_cs.LG_2026-04-27_first3items.xml"
 WEDNESDAY_FEED = "handmade/arxiv_rss_cs.LG_2026-04-29_after_a_missed_day.xml"
 API_ANSWER = "handmade/arxiv_api_catch_up_2026-04-28.xml"
+# Wednesday's feed listing v2 of Tuesday's 2604.22501 as a replacement.
+REPLACED_FEED = "handmade/arxiv_rss_cs.LG_2026-04-29_missed_paper_replaced.xml"
 UA = "digest-tests/1 (mailto:ops@example.org)"
 
 
@@ -185,6 +187,25 @@ def test_a_subscriber_gets_the_missed_days_paper_in_the_next_digest(
     store.close()
 
 
+
+def test_a_missed_paper_replaced_on_the_day_read_is_mailed_as_new(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # Tuesday's 2604.22501 was revised on Wednesday: the feed read on Wednesday lists
+    # it as a replacement (v2). Dropped from the API's answer as "held by the feed",
+    # it was stored as a replacement of a paper never stored, and never mailed.
+    config, store = setup(feed_server, tmp_path)
+    ingest(config, store, MONDAY)
+    feed_server.route("rss/cs.LG", file=REPLACED_FEED)
+    wednesday = ingest(config, store, WEDNESDAY)
+    assert wednesday.status == "ok" and wednesday.new == 3
+    caught = store.get_papers(["arxiv:2604.22501"])["arxiv:2604.22501"]
+    assert (caught.announce_type, caught.version) == ("new", 2)
+    assert "arxiv:2604.22501" in batch_keys(store, WEDNESDAY)
+    # Monday's paper, in the API's answer too, stays Monday's and new.
+    assert "arxiv:2604.21952" in batch_keys(store, MONDAY)
+    store.close()
+
 @pytest.mark.parametrize(("last", "current", "missed"), [
     (date(2026, 4, 24), date(2026, 4, 27), []),  # Friday, then Monday
     (MONDAY, TUESDAY, []),
@@ -218,6 +239,25 @@ def test_days_filed_stay_the_first_ones(feed_server: FeedServer, tmp_path: Path)
     assert len(api_requests(feed_server)) == 1
     store.close()
 
+
+
+def test_a_cached_older_feed_does_not_take_the_last_day_read_back(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # A cache in front of rss.arxiv.org serves Monday's copy to the next hourly run.
+    # Recorded as the last day read, it made the run after it ask the API again for
+    # Tuesday, caught up already: a fortnight's query, a note saying it was missed.
+    config, store = setup(feed_server, tmp_path)
+    ingest(config, store, MONDAY)
+    feed_server.route("rss/cs.LG", file=WEDNESDAY_FEED)
+    source = ingest(config, store, WEDNESDAY).source
+    feed_server.route("rss/cs.LG", file=MONDAY_FEED)
+    ingest(config, store, WEDNESDAY, hour=6)
+    assert store.announcements() == {source: WEDNESDAY}
+    feed_server.route("rss/cs.LG", file=WEDNESDAY_FEED)
+    again = ingest(config, store, WEDNESDAY, hour=7)
+    assert again.note is None and len(api_requests(feed_server)) == 1
+    store.close()
 
 # -- Hugging Face daily papers: a day's list no run read --------------------------------
 
@@ -258,6 +298,24 @@ def test_a_hugging_face_list_no_run_read_is_read_the_next_day(
     assert hf_dates(feed_server)[-1:] == ["2026-06-12"] and len(hf_dates(feed_server)) == 5
     store.close()
 
+
+def test_a_run_for_an_earlier_day_does_not_take_the_last_list_read_back(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # `digest run --date 2026-06-10` on the 12th reads the 10th's list. Recorded as the
+    # last list read, it made the next day's run read the 10th's, 11th's and 12th's
+    # lists again, whole, for nothing.
+    config, store = hf_setup(feed_server, tmp_path)
+    ingest(config, store, JUNE_11, hour=20)
+    result = ingest(config, store, JUNE_12)
+    ingest(config, store, JUNE_10, hour=9)  # the operator's re-run of an earlier day
+    assert store.announcements() == {result.source: JUNE_12}
+    feed_server.route("api/daily_papers", body=b"[]", query={"date": "2026-06-13"},
+                      content_type="application/json")
+    before = len(hf_dates(feed_server))
+    ingest(config, store, date(2026, 6, 13))
+    assert sorted(hf_dates(feed_server)[before:]) == ["2026-06-12", "2026-06-13"]
+    store.close()
 
 def test_a_hugging_face_list_that_fails_is_read_by_the_next_run(
     feed_server: FeedServer, tmp_path: Path,

@@ -7,14 +7,16 @@ one hand-made answer (tests/data/feeds/handmade/README.md).
 
 from __future__ import annotations
 
+import json
 import mailbox
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
 from digest import pipeline
-from digest.config import Config
+from digest.config import Config, parse_sources
 from digest.ingest import HttpFetcher
 from digest.models import Profile
 from digest.store import Store, open_store
@@ -27,6 +29,14 @@ SEED = "handmade/arxiv_api_id_list_2606.13677.xml"  # "Mana: Dexterous Manipulat
 EMPTY = "captured/arxiv_api/arxiv_api_2026_id_list_nonexistent_0000.0000_empty.xml"
 REFUSED = "captured/arxiv_api/arxiv_api_2026_HTTP400_error_malformed_id_abc.xml"
 UA = "digest-tests/1 (mailto:ops@example.org)"
+DATA = Path(__file__).parent / "data" / "feeds"
+HF_JUNE_12 = "captured/hf_daily_papers/hf_daily_papers_2026-06-12_30papers.json"
+# One item in the shape of that capture: the seed paper 2606.13677 (hand-made).
+HF_LISTS_SEED = "handmade/hf_daily_2026-06-13_a_named_paper.json"
+
+
+def at(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
 
 
 def fetcher() -> HttpFetcher:
@@ -124,9 +134,51 @@ def test_a_failing_api_is_asked_again_by_the_next_run(
     named = next(s for s in report.sources if s.source == "named papers")
     assert named.status == "error" and "503" in (named.error or "")
     assert not report.ok  # cron hears of it
+    # And `digest status`, which the operator then reads, says why (it listed the
+    # configured sources' health only: all ok, the failure nowhere).
+    [health] = [h for h in store.source_health() if h["source"] == "named papers"]
+    assert health["status"] == "error" and "503" in health["error"]
     pipeline.run(config, now=NOW + timedelta(hours=1), store=store, fetch=fetcher())
     assert asked(feed_server) == ["2606.13677", "2606.13677"]
     assert "arxiv:2606.13677" in store.get_papers(["arxiv:2606.13677"])
+    [health] = [h for h in store.source_health() if h["source"] == "named papers"]
+    assert (health["status"], health["new"], health["error"]) == ("ok", 1, None)
+    store.close()
+
+
+def test_a_named_paper_a_source_lists_as_new_later_is_mailed_that_day(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # Its author seeded 2606.13677: fetched on the 12th, it was filed there as "named".
+    # When Hugging Face listed it the next day it became new but stayed in the 12th's
+    # batch, whose digests had gone: no one got it, where without the seed anyone could.
+    june_12, june_13 = date(2026, 6, 12), date(2026, 6, 13)
+    config, store = setup(feed_server, tmp_path)
+    listed = [*json.loads((DATA / HF_JUNE_12).read_text()),
+              *json.loads((DATA / HF_LISTS_SEED).read_text())]
+    feed_server.route("api/daily_papers", body=b"[]", query={"date": "2026-06-12"},
+                      content_type="application/json")
+    feed_server.route("api/daily_papers", body=json.dumps(listed).encode(),
+                      query={"date": "2026-06-13"}, content_type="application/json")
+    config = replace(config, sources=parse_sources(
+        f"hf-daily:{feed_server.url('api/daily_papers')}"))
+    store.add_subscriber("author@example.org", Profile(seeds=("arxiv:2606.13677",)),
+                         now=at(june_12, 1), send_hour=7)
+    robots = store.add_subscriber("robots@example.org", Profile(
+        interests="dexterous manipulation of articulated tools with robot hands"),
+        now=at(june_12, 1), send_hour=7)
+    pipeline.run(config, now=at(june_12, 7), store=store, fetch=fetcher())
+    assert asked(feed_server) == ["2606.13677"]
+    named = store.get_papers(["arxiv:2606.13677"])["arxiv:2606.13677"]
+    assert named.announce_type == "named"
+
+    report = pipeline.run(config, now=at(june_13, 7), store=store, fetch=fetcher())
+    [hf] = [s for s in report.sources if s.source.startswith("hf-daily")]
+    assert hf.new == 31  # the 30 of the capture, and the seed: new to the digests
+    assert "arxiv:2606.13677" in {p.key for p, _ in store.batch(june_13, june_13)}
+    assert store.get_papers(["arxiv:2606.13677"])["arxiv:2606.13677"].announce_type == "new"
+    [mailed] = [d for d in report.deliveries if d.subscriber_id == robots.id]
+    assert mailed.status == "sent" and mailed.paper_keys[0] == "arxiv:2606.13677"
     store.close()
 
 

@@ -26,7 +26,7 @@ from digest.ingest.feeds import Feed, FeedEntry, looks_like_html_page, parse_fee
 from digest.ingest.http import Fetch, FetchResponse
 from digest.ingest.keys import normalize_doi, parse_arxiv_id
 from digest.ingest.text import split_authors, squash, strip_arxiv_prefix
-from digest.models import AnnounceType, Paper, SourceSpec
+from digest.models import REPLACEMENTS, AnnounceType, Paper, SourceSpec
 
 logger = logging.getLogger(__name__)
 
@@ -355,7 +355,11 @@ def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch
                       f"could not be asked of the arXiv API: {err}; the next run tries again"),
             announced=None, etag=None, last_modified=None)
     cross = flag(spec.option("cross", "0"))
-    held = {p.key for p in harvest.papers}
+    # A replacement the feed lists is no reason to drop the API's copy: a paper of a
+    # missed announcement revised since is listed as "replace" (v2) by the feed read;
+    # merged with the API's copy it is new (merge keeps "new"), and the store keeps it
+    # where it is if it was announced on a day read.
+    held = {p.key for p in harvest.papers if p.announce_type not in REPLACEMENTS}
     added: list[Paper] = []
     for paper in found.papers:
         if paper.key in held:

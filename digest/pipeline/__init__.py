@@ -343,7 +343,9 @@ def named_papers(
     if result.papers:
         new, _updated = db.save_papers(result.papers, batch_day=day, now=now)
     db.record_lookups(settled, (p.key for p in result.papers), now=now)
-    return ingest.assess(result, new=new, day=day)
+    # Recorded like a source's outcome: a failure exits the run 1, and `digest status`
+    # is where the operator looks for why.
+    return db.record_source(ingest.assess(result, new=new, day=day), now=now)
 
 
 def send_pending(

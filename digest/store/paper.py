@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from digest.models import Paper
+from digest.models import REPLACEMENTS, Paper
 from digest.store.base import StoreBase
 from digest.store.rows import _merge_stored, _paper_from_row, _paper_values, _utc, in_chunks
 from digest.store.tables import feedback, lookups, papers, subscribers
@@ -33,9 +33,10 @@ class PaperMixin(StoreBase):
         """Insert new papers into ``batch_day``'s batch and update known ones.
 
         Return (new, updated). A known paper keeps its batch day, so it is never mailed
-        again as new; its metadata is refreshed (a replacement's new version, merged
-        categories, the latest upvotes) when that changes anything: ``updated`` counts
-        those. A paper given twice is merged as if saved twice.
+        again as new (but a "named" one, never in a digest, that a source lists as new
+        moves to this batch and counts as new); its metadata is refreshed (a
+        replacement's new version, merged categories, the latest upvotes) when that
+        changes anything: ``updated`` counts those. A paper given twice is merged as if saved twice.
 
         Known papers are read with one query per 500 keys and the writes go in one
         statement each for the new and the changed papers: a row at a time (a SELECT,
@@ -63,9 +64,11 @@ class PaperMixin(StoreBase):
     ) -> tuple[int, int]:
         """One attempt of save_papers in the transaction ``conn``."""
         stored: dict[str, Paper] = {}
+        stored_days: dict[str, date] = {}
         for chunk in in_chunks(keys):
             for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
                 stored[row.key] = _paper_from_row(row)
+                stored_days[row.key] = row.batch_day
         fresh: dict[str, Paper] = {}  # new keys, in the order given
         known: dict[str, Paper] = {}  # known keys, merged
         for paper in given:
@@ -76,8 +79,16 @@ class PaperMixin(StoreBase):
                 known[paper.key] = _merge_stored(earlier, paper)
             else:
                 fresh[paper.key] = paper
+        # A paper filed only because a profile names it ("named": in no digest, its
+        # batch day the day it was asked for) that a source now lists as new moves to
+        # this batch: left in its own, whose digests went out without it, it reached
+        # no one, where without the profile naming it every digest could hold it.
+        moved = {key for key, merged in known.items()
+                 if stored[key].announce_type == "named"
+                 and merged.announce_type not in REPLACEMENTS}
         changed = [
-            {"known_key": key, "updated_at": now, **values}
+            {"known_key": key, "updated_at": now,
+             "batch_day": batch_day if key in moved else stored_days[key], **values}
             for key, merged in known.items()
             if (values := _paper_values(merged)) != _paper_values(stored[key])
         ]
@@ -95,7 +106,7 @@ class PaperMixin(StoreBase):
             conn.execute(
                 update(papers).where(papers.c.key == bindparam("known_key")), changed
             )
-        return len(fresh), len(changed)
+        return len(fresh) + len(moved), len(changed) - len(moved)
 
     def get_papers(self, keys: Iterable[str]) -> dict[str, Paper]:
         """Return the stored papers with these keys (missing keys are left out)."""

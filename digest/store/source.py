@@ -111,12 +111,19 @@ class SourceMixin(StoreBase):
         }
         if result.status != "error":
             values["last_ok_at"] = now
-        if result.announced is not None:
-            values["announced_on"] = result.announced
         if result.etag is not None or result.last_modified is not None:
             values["etag"] = result.etag
             values["last_modified"] = result.last_modified
         with self.begin() as conn:
+            if result.announced is not None:
+                # Only forward: a cache's older copy of an arXiv feed, or a run for an
+                # earlier day (`digest run --date`) reading that day's Hugging Face
+                # list, is no later day read; taken back, the next run would ask again
+                # for the days between, which were read.
+                held = conn.execute(select(source_state.c.announced_on)
+                                    .where(source_state.c.source == result.source)).scalar()
+                if held is None or result.announced > held:
+                    values["announced_on"] = result.announced
             conn.execute(self._upsert(source_state, {"source": result.source, **values},
                                       key=("source",)))
         return result
