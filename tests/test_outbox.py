@@ -236,6 +236,33 @@ def test_a_row_without_a_written_message_is_written_at_its_send(
         assert got.message["Date"].datetime == SEND
 
 
+def test_a_digest_written_at_its_send_is_written_for_the_whole_subscriber(
+    config: Config, smtp_server: SmtpTestServer
+) -> None:
+    # The send reads only the address, name and status of subscribers whose digest was
+    # written in the plan phase; one written at the send needs the rest (its cadence
+    # words a weekly subscriber's note "this week's").
+    config = replace(config, smtp=smtp_server.settings())
+    store = open_store(config.database_url)
+    try:
+        sub = store.add_subscriber("ada@example.org", Profile(interests="agents"),
+                                   now=NOW - timedelta(days=2), name="Ada",
+                                   cadence="weekly", weekday=DAY.weekday(),
+                                   empty_digest="note")
+        store.plan_deliveries([(sub.id, DAY, [], "<note@x>", "planned")], now=NOW)
+        assert store.stored_messages([(sub.id, DAY)]) == {}
+        report = pipeline.send_pending(config, now=SEND, store=store)
+        assert report.sent == 1
+        (got,) = smtp_server.messages
+        assert got.rcpt_tos == ["ada@example.org"]
+        plain = got.message.get_body(preferencelist=("plain",))
+        assert plain is not None
+        assert "Hello Ada, nothing in this week's papers" in " ".join(
+            str(plain.get_content()).split())
+    finally:
+        store.close()
+
+
 def test_the_maildir_gets_the_written_message_and_its_preview(config: Config) -> None:
     store = open_store(config.database_url)
     pipeline.ingest_sources(config, store, day=DAY, now=NOW - timedelta(hours=1))

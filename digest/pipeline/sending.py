@@ -181,7 +181,10 @@ def _send_all(
                     )
                     if not rows:
                         return
-                    subs = db.get_subscribers(row.subscriber_id for row in rows)
+                    # Address, name and status only: a digest written in the plan phase
+                    # needs no more. A row whose digest is written here gets the whole
+                    # subscriber (its cadence, for the wording) below.
+                    subs = db.get_subscribers((row.subscriber_id for row in rows), full=False)
                     stored = db.stored_messages((row.subscriber_id, row.day) for row in rows)
                     ready = {
                         (row.subscriber_id, row.day): _usable(
@@ -189,6 +192,13 @@ def _send_all(
                         )
                         for row in rows
                     }
+                    written_here = [
+                        row.subscriber_id for row in rows
+                        if ready[(row.subscriber_id, row.day)] is None
+                        and row.subscriber_id in subs
+                    ]
+                    if written_here:
+                        subs.update(db.get_subscribers(written_here))
                     # Papers only for the rows whose digest is written here, at the send.
                     keys = {
                         k for row in rows if ready[(row.subscriber_id, row.day)] is None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import and_, bindparam, delete, or_, select
-from sqlalchemy.orm import aliased
 
 from digest.store.base import StoreBase
 from digest.store.rows import _picks
@@ -52,7 +51,7 @@ class RetentionMixin(StoreBase):
 
     def _prune_ledger(self, before: date, batch: int) -> tuple[int, int]:
         """Delete old final ledger rows, and the sent-paper entries of their papers."""
-        later = aliased(deliveries)
+        later = deliveries.alias()
         superseded = (
             select(later.c.id)
             .where(later.c.subscriber_id == deliveries.c.subscriber_id,

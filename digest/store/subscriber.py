@@ -84,14 +84,26 @@ class SubscriberMixin(StoreBase):
             ).first()
         return _subscriber_from_row(row) if row else None
 
-    def get_subscribers(self, ids: Iterable[int]) -> dict[int, Subscriber]:
-        """Return {id: subscriber} for these ids (missing ones are left out)."""
+    def get_subscribers(self, ids: Iterable[int], *, full: bool = True) -> dict[int, Subscriber]:
+        """Return {id: subscriber} for these ids (missing ones are left out).
+
+        ``full=False`` reads only the id, address, name and status, every other field
+        left at its default (an empty profile): what a send of a digest already written
+        looks at. Parsing each subscriber's profile was ~60-85 us of the send phase's
+        ~1.3 ms of CPU a message, for a profile the send never reads.
+        """
         wanted = sorted(set(ids))
         found: dict[int, Subscriber] = {}
+        c = subscribers.c
         with self.read() as conn:
             for chunk in in_chunks(wanted):
-                for row in conn.execute(select(subscribers).where(subscribers.c.id.in_(chunk))):
-                    found[row.id] = _subscriber_from_row(row)
+                if full:
+                    for row in conn.execute(select(subscribers).where(c.id.in_(chunk))):
+                        found[row.id] = _subscriber_from_row(row)
+                    continue
+                query = select(c.id, c.email, c.name, c.status).where(c.id.in_(chunk))
+                for sub_id, email, name, status in conn.execute(query):
+                    found[sub_id] = Subscriber(id=sub_id, email=email, name=name, status=status)
         return found
 
     def find_subscriber(self, email: str) -> Subscriber | None:
