@@ -370,8 +370,11 @@ def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch
                 continue
             paper = replace(paper, announce_type="cross")
         added.append(paper)
-    note = (f"caught up on the arXiv announcements missed since {last} ({listed}): "
-            f"{len(added)} papers from the arXiv API besides the feed's")
+    # The store tells which of them are new (the run's "N new"): the window reaches
+    # back before the last day read, whose papers it holds already.
+    note = (f"caught up on the arXiv announcements missed since {last} ({listed}) "
+            f"from the arXiv API: {len(added)} papers read besides the feed's, the ones "
+            "not stored yet filed as new")
     logger.info("%s: %s", spec.name, note)
     return replace(harvest, papers=(*harvest.papers, *added),
                    problems=(*harvest.problems, *found.problems), caught_up=note)
