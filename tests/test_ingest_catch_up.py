@@ -79,7 +79,8 @@ def test_the_papers_of_a_missed_announcement_come_from_the_api(
     [query] = api_requests(feed_server)
     assert query["search_query"] == (
         "(cat:cs.LG) AND submittedDate:[202604230000 TO 202604302359]")
-    assert (query["sortBy"], query["sortOrder"]) == ("submittedDate", "ascending")
+    # Newest first: a window past the cap leaves out its oldest papers, not the missed.
+    assert (query["sortBy"], query["sortOrder"]) == ("submittedDate", "descending")
     assert wednesday.status == "ok"
     assert wednesday.note is not None and "2026-04-28" in wednesday.note
     # Tuesday's cs.LG paper is filed with Wednesday's; the cs.AI paper cross-listed to
@@ -330,4 +331,20 @@ def test_a_hugging_face_list_that_fails_is_read_by_the_next_run(
     retried = ingest(config, store, JUNE_12, hour=6)
     assert retried.status == "ok"
     assert "arxiv:2606.09901" in batch_keys(store, JUNE_12)
+    store.close()
+
+
+def test_a_catch_up_past_its_cap_says_what_it_left_out(
+    feed_server: FeedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from digest.ingest import arxiv
+
+    monkeypatch.setattr(arxiv, "CATCH_UP_LIMIT", 2)
+    config, store = setup(feed_server, tmp_path)
+    ingest(config, store, MONDAY)
+    feed_server.route("rss/cs.LG", file=WEDNESDAY_FEED)
+    capped = ingest(config, store, WEDNESDAY)
+    assert capped.status == "partial"
+    assert "read the newest 2 papers the arXiv API listed since 2026-04-23" in (
+        capped.error or "")
     store.close()

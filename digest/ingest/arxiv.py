@@ -312,7 +312,7 @@ def catch_up_url(api: str, categories: tuple[str, ...], since: date, until: date
     query = (f"({' OR '.join(terms)}) AND "
              f"submittedDate:[{start:%Y%m%d}0000 TO {end:%Y%m%d}2359]")
     return f"{api}?" + urlencode({"search_query": query, "sortBy": "submittedDate",
-                                  "sortOrder": "ascending", "max_results": CATCH_UP_PAGE},
+                                  "sortOrder": "descending", "max_results": CATCH_UP_PAGE},
                                  safe=":/*")
 
 
@@ -354,6 +354,12 @@ def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch
                       f"the papers of the arXiv announcements missed since {last} ({listed}) "
                       f"could not be asked of the arXiv API: {err}; the next run tries again"),
             announced=None, etag=None, last_modified=None)
+    problems = list(found.problems)
+    if found.entries >= CATCH_UP_LIMIT:
+        # Newest first: what the cap leaves out are the oldest, the likeliest stored.
+        problems.append(f"the catch-up read the newest {CATCH_UP_LIMIT:,} papers the arXiv "
+                        f"API listed since {since - CATCH_UP_BEFORE}; older ones were not "
+                        "read (hint: a feed of fewer categories catches up whole)")
     cross = flag(spec.option("cross", "0"))
     # A replacement the feed lists is no reason to drop the API's copy: a paper of a
     # missed announcement revised since is listed as "replace" (v2) by the feed read;
@@ -377,7 +383,7 @@ def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch
             "not stored yet filed as new")
     logger.info("%s: %s", spec.name, note)
     return replace(harvest, papers=(*harvest.papers, *added),
-                   problems=(*harvest.problems, *found.problems), caught_up=note)
+                   problems=(*harvest.problems, *problems), caught_up=note)
 
 
 # --- papers a profile names by id ---------------------------------------------------------
