@@ -248,3 +248,31 @@ def _reason_for_hostile(title: str, abstract: str, *, beside: int) -> str:
     ranking = rank(batch, [profile]).rankings[0]
     [picked] = [s for s in ranking if s.paper.key == hostile.key]
     return picked.reason
+
+
+def test_the_words_shared_with_example_papers_name_as_many_as_the_profile_has() -> None:
+    """A profile with one seed paper read "shares with your seed papers: ..." (and one
+    liked paper "papers you liked"); one with seeds and liked papers named the seeds only,
+    though the words are those of both."""
+    papers = load_corpus(MINI)
+    days = sorted({p.published for p in papers if p.published})
+    batch = [p for p in papers if p.published == days[-1]]
+    history = [p for p in papers if p.published != days[-1]]
+    profiles = [
+        Profile(seeds=(history[3].key,)),
+        Profile(seeds=(history[3].key, history[40].key)),
+        Profile(liked=(history[7].key,)),
+        Profile(liked=(history[7].key, history[8].key)),
+        Profile(seeds=(history[3].key,), liked=(history[7].key,)),
+    ]
+    result = rank(batch, profiles, history=history, top_k=10,
+                  options=RankOptions(lsa_dims=48, processes=1, min_score=-1.0,
+                                      threshold_quantile=0.0))
+    expected = ["shares with your seed paper: ", "shares with your seed papers: ",
+                "shares with a paper you liked: ", "shares with papers you liked: ",
+                "shares with your seed and liked papers: "]
+    for ranking, label in zip(result.rankings, expected, strict=True):
+        parts = [part for s in ranking for part in s.reason.split("; ")
+                 if part.startswith("shares with")]
+        assert parts, [s.reason for s in ranking]
+        assert all(part.startswith(label) for part in parts), (label, parts)

@@ -36,8 +36,11 @@ TERMS = 3  # matched terms named in a reason
 # are no words the subscriber typed, so the line does not say "matches".
 OWN_WORDS, EXAMPLES, RETRIEVED = 0, 1, 2
 TERMS_OWN = "matches: "
+TERMS_SEED = "shares with your seed paper: "
 TERMS_SEEDS = "shares with your seed papers: "
+TERMS_LIKED_ONE = "shares with a paper you liked: "
 TERMS_LIKED = "shares with papers you liked: "
+TERMS_BOTH = "shares with your seed and liked papers: "
 TERMS_RELATED = "related to your interests: "
 LOOK = 4 * TERMS + 4  # best contributions looked at to find them
 
@@ -101,7 +104,8 @@ def explain_all(
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
         positives = context.compiled.positive_examples[r]
-        labels = (TERMS_OWN, TERMS_SEEDS if seeds else TERMS_LIKED, TERMS_RELATED)
+        labels = (TERMS_OWN, _examples_label(len(seeds), len(positives) - len(seeds)),
+                  TERMS_RELATED)
         # What the example papers share with a paper is tested on their sets; counted
         # (on how many seed and liked papers) only for a profile where some paper does.
         authors: AbstractSet[str] = _NONE
@@ -169,6 +173,17 @@ def explain_all(
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def _examples_label(seeds: int, liked: int) -> str:
+    """Return how a line introduces the words a paper shares with a profile's seed and
+    liked papers (their centroid): as many as there are, and which.
+    """
+    if seeds and liked:
+        return TERMS_BOTH
+    if seeds:
+        return TERMS_SEED if seeds == 1 else TERMS_SEEDS
+    return TERMS_LIKED_ONE if liked == 1 else TERMS_LIKED
 
 
 @dataclass(frozen=True)
