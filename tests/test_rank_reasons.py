@@ -28,7 +28,7 @@ from digest.models import Paper, Profile
 from digest.rank import rank
 from digest.rank.policy import select, select_many
 from digest.rank.profiles import compile_profiles, feedback
-from digest.rank.reasons import Context, _shared_part, explain_all
+from digest.rank.reasons import FILLER, Context, _shared_part, explain_all
 from digest.rank.scoring import RankOptions, build_world, prepare_space
 
 ROOT = Path(__file__).resolve().parent
@@ -248,3 +248,65 @@ def _reason_for_hostile(title: str, abstract: str, *, beside: int) -> str:
     ranking = rank(batch, [profile]).rankings[0]
     [picked] = [s for s in ranking if s.paper.key == hostile.key]
     return picked.reason
+
+
+def test_the_words_shared_with_example_papers_name_as_many_as_the_profile_has() -> None:
+    """A profile with one seed paper read "shares with your seed papers: ..." (and one
+    liked paper "papers you liked"); one with seeds and liked papers named the seeds only,
+    though the words are those of both."""
+    papers = load_corpus(MINI)
+    days = sorted({p.published for p in papers if p.published})
+    batch = [p for p in papers if p.published == days[-1]]
+    history = [p for p in papers if p.published != days[-1]]
+    profiles = [
+        Profile(seeds=(history[3].key,)),
+        Profile(seeds=(history[3].key, history[40].key)),
+        Profile(liked=(history[7].key,)),
+        Profile(liked=(history[7].key, history[8].key)),
+        Profile(seeds=(history[3].key,), liked=(history[7].key,)),
+    ]
+    result = rank(batch, profiles, history=history, top_k=10,
+                  options=RankOptions(lsa_dims=48, processes=1, min_score=-1.0,
+                                      threshold_quantile=0.0))
+    expected = ["shares with your seed paper: ", "shares with your seed papers: ",
+                "shares with a paper you liked: ", "shares with papers you liked: ",
+                "shares with your seed and liked papers: "]
+    for ranking, label in zip(result.rankings, expected, strict=True):
+        parts = [part for s in ranking for part in s.reason.split("; ")
+                 if part.startswith("shares with")]
+        assert parts, [s.reason for s in ranking]
+        assert all(part.startswith(label) for part in parts), (label, parts)
+
+
+def test_a_reason_names_no_filler_words() -> None:
+    """Reasons named words any abstract has: "shares with your seed papers: real, need,
+    notably", "matches: long, relevant". Only topic words are named now, and a paper
+    sharing nothing else with the profile says so no more."""
+    papers = load_corpus(MINI)
+    days = sorted({p.published for p in papers if p.published})
+    batch = [p for p in papers if p.published == days[-1]]
+    history = [p for p in papers if p.published != days[-1]]
+    segmentation = Paper(
+        key="arxiv:2699.00002", title="Notably relevant real segmentation with long needs",
+        abstract="Real images need long, notably relevant segmentation; notably, segmentation is "
+                 "relevant. We need real segmentation over long horizons.",
+        url="https://arxiv.org/abs/2699.00002", categories=("cs.RO",))
+    batch = [*batch, segmentation]
+    profiles = [
+        Profile(interests="notably relevant real long segmentation needs"),
+        *(Profile(seeds=(history[i].key,)) for i in (3, 7, 12, 30)),
+        Profile(liked=(history[8].key, history[20].key)),
+    ]
+    result = rank(batch, profiles, history=history, top_k=12,
+                  options=RankOptions(lsa_dims=48, processes=1, min_score=-1.0,
+                                      threshold_quantile=0.0))
+    mine = {s.paper.key: s.reason for s in result.rankings[0]}[segmentation.key]
+    assert mine.startswith("matches: segmentation"), mine
+    assert not {"real", "need", "notably", "long", "relevant"} & set(
+        mine.split("; ")[0].removeprefix("matches: ").split(", ")), mine
+    named = [term for ranking in result.rankings for s in ranking
+             for part in s.reason.split("; ") if part.startswith(("matches", "shares"))
+             for term in part.split(": ", 1)[1].split(", ")]
+    assert len(named) > 30
+    empty = [t for t in named if all(w in FILLER for w in t.replace("-", " ").split())]
+    assert not empty, empty

@@ -36,10 +36,53 @@ TERMS = 3  # matched terms named in a reason
 # are no words the subscriber typed, so the line does not say "matches".
 OWN_WORDS, EXAMPLES, RETRIEVED = 0, 1, 2
 TERMS_OWN = "matches: "
+TERMS_SEED = "shares with your seed paper: "
 TERMS_SEEDS = "shares with your seed papers: "
+TERMS_LIKED_ONE = "shares with a paper you liked: "
 TERMS_LIKED = "shares with papers you liked: "
+TERMS_BOTH = "shares with your seed and liked papers: "
 TERMS_RELATED = "related to your interests: "
 LOOK = 4 * TERMS + 4  # best contributions looked at to find them
+# Words that say nothing of a paper's topic, though the ranker counts them (they share
+# little idf with topic words but abound in abstracts): academic filler, the generic
+# adjectives, adverbs, verbs and nouns of any field, and the halves of hyphenated words
+# ('multi', 'self', 'end', 'free' of 'multi-agent', 'end-to-end', 'training-free'). A
+# reason does not name a term all of whose words are here ("shares with your seed
+# papers: real, need, notably"); one with a topic word stays ("real robot", "long
+# context"). As the space writes words: lower case, plural endings dropped.
+_FILLER_TEXT = """
+    ability able accuracy accurate accurately actual actually additional
+    additionally allow allowing analysis application aspect associated assume
+    assumption best better broad capability capable capture case challenge
+    challenging collected common commonly compared complex component comprehensive
+    confirm consider considered consistent consistently contribution core critical
+    crucial current currently data deep degree demonstrated despite detailed develop
+    developed direct directly diverse driven easily effect efficiency efficiently
+    element emerging enable enabling end enhance enhanced enhancing entire
+    especially essential evaluate evaluated evaluating evaluation example explicit
+    explicitly explore exploring extend extensively face facing factor fail failure
+    far finally finding fine focus form free fully fundamental gain gap general
+    generally given good great greater grow growing guided handle help high higher
+    highly impact implement implementation implicit importance important improve
+    improved improvement improving include including increase increasing
+    increasingly induced inherent insight instead investigate involve issue key kind
+    lack large largely larger largest lead leading learning level leverage
+    leveraging limitation limited line long low lower main mainly make making model
+    module multi multiple natural nature near need non notable notably number
+    observe observed obtain obtained offer open order overall paradigm particular
+    particularly perform performed performing perspective point popular possible
+    post potential powerful practical pre precise previous previously primarily
+    principle prior problem process produce promising proper property provide
+    providing quality question range rapid rapidly real recent recently reduce
+    reducing relevant reliable reliably rely remain remarkable require requiring
+    respectively reveal rich robust role scale scenario second self semi set setting
+    short significant simple simultaneously single small smaller specific
+    specifically stage standard step strategy strong stronger structure substantial
+    substantially suffer suitable superior support technique trained treat true type
+    typical typically understanding unified unique validate valuable value variety
+    vast version way wide widely wise yield zero
+"""
+FILLER = frozenset(_FILLER_TEXT.split())
 
 
 @dataclass(frozen=True)
@@ -101,7 +144,8 @@ def explain_all(
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
         positives = context.compiled.positive_examples[r]
-        labels = (TERMS_OWN, TERMS_SEEDS if seeds else TERMS_LIKED, TERMS_RELATED)
+        labels = (TERMS_OWN, _examples_label(len(seeds), len(positives) - len(seeds)),
+                  TERMS_RELATED)
         # What the example papers share with a paper is tested on their sets; counted
         # (on how many seed and liked papers) only for a profile where some paper does.
         authors: AbstractSet[str] = _NONE
@@ -169,6 +213,17 @@ def explain_all(
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def _examples_label(seeds: int, liked: int) -> str:
+    """Return how a line introduces the words a paper shares with a profile's seed and
+    liked papers (their centroid): as many as there are, and which.
+    """
+    if seeds and liked:
+        return TERMS_BOTH
+    if seeds:
+        return TERMS_SEED if seeds == 1 else TERMS_SEEDS
+    return TERMS_LIKED_ONE if liked == 1 else TERMS_LIKED
 
 
 @dataclass(frozen=True)
@@ -255,7 +310,8 @@ def _pair_terms(
     with where each pair's terms came from (OWN_WORDS, EXAMPLES or RETRIEVED): only the
     first are words the subscriber typed, and the line says which.
     """
-    products = _pair_products(context, context.compiled.text, rows, cols)
+    products = _without_filler(_pair_products(context, context.compiled.text, rows, cols),
+                               context.space)
     chosen, taken = _top_terms(products, context.space)
     whence = np.full(rows.size, OWN_WORDS, dtype=np.int8)
     missing = np.flatnonzero(products.getnnz(axis=1) == 0)
@@ -272,11 +328,53 @@ def _pair_terms(
     fallback = sp.vstack(parts).tocsr()
     slot = np.zeros(int(owners.max()) + 1, dtype=np.intp)  # chunk row -> fallback row
     slot[np.concatenate([owners[has_examples], rest])] = np.arange(owners.size)
-    found = _pair_products(context, fallback, slot[rows[missing]], cols[missing])
+    found = _without_filler(
+        _pair_products(context, fallback, slot[rows[missing]], cols[missing]), context.space)
     chosen[missing], taken[missing] = _top_terms(found, context.space)
     whence[missing] = np.where(np.isin(rows[missing], owners[has_examples]), EXAMPLES,
                                RETRIEVED)
     return chosen, taken, whence
+
+
+def _without_filler(products: sp.csr_matrix, space: Space) -> sp.csr_matrix:
+    """Drop the contributions of terms a reason does not name (FILLER), in place: a
+    pair that shares only those with the profile's words is one that shares nothing.
+    """
+    if products.nnz:
+        products.data[_filler_of(space).of(products.indices)] = 0.0
+        products.eliminate_zeros()
+    return products
+
+
+class _Filler:
+    """Per vocabulary column, whether all of its words are FILLER (filled on first use)."""
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+        self.known = np.zeros(len(space.terms), dtype=bool)
+        self.filler = np.zeros(len(space.terms), dtype=bool)
+
+    def of(self, columns: np.ndarray) -> np.ndarray:
+        """Return per column whether it is filler."""
+        new = np.unique(columns[~self.known[columns]])
+        if new.size:
+            terms = self.space.terms
+            self.filler[new] = [FILLER.issuperset(terms[c].split(" ")) for c in new.tolist()]
+            self.known[new] = True
+        flags: np.ndarray = self.filler[columns]
+        return flags
+
+
+_FILLER: dict[int, _Filler] = {}
+
+
+def _filler_of(space: Space) -> _Filler:
+    """Return the filler table kept for a space (one space at a time)."""
+    cached = _FILLER.get(id(space))
+    if cached is None or cached.space is not space:
+        _FILLER.clear()
+        cached = _FILLER[id(space)] = _Filler(space)
+    return cached
 
 
 def _pair_products(
