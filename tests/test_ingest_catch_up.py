@@ -188,7 +188,6 @@ def test_a_subscriber_gets_the_missed_days_paper_in_the_next_digest(
     store.close()
 
 
-
 def test_a_missed_paper_replaced_on_the_day_read_is_mailed_as_new(
     feed_server: FeedServer, tmp_path: Path,
 ) -> None:
@@ -239,7 +238,6 @@ def test_days_filed_stay_the_first_ones(feed_server: FeedServer, tmp_path: Path)
     ingest(replace(config), store, date(2026, 4, 30))
     assert len(api_requests(feed_server)) == 1
     store.close()
-
 
 
 def test_a_cached_older_feed_does_not_take_the_last_day_read_back(

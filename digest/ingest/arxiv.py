@@ -17,6 +17,7 @@ from digest.ingest.base import (
     feed_harvest,
     flag,
     get,
+    left_to_retry,
     local_path,
     not_modified,
     read_file,
@@ -348,12 +349,9 @@ def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch
     try:
         found = read_arxiv_api(query, day, fetch, (None, None))
     except SourceError as err:
-        return replace(
-            harvest,
-            problems=(*harvest.problems,
-                      f"the papers of the arXiv announcements missed since {last} ({listed}) "
-                      f"could not be asked of the arXiv API: {err}; the next run tries again"),
-            announced=None, etag=None, last_modified=None)
+        return left_to_retry(
+            harvest, f"the papers of the arXiv announcements missed since {last} "
+                     f"({listed}) could not be asked of the arXiv API: {err}")
     problems = list(found.problems)
     if found.entries >= CATCH_UP_LIMIT:
         # Newest first: what the cap leaves out are the oldest, the likeliest stored.

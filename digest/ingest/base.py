@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -29,6 +29,15 @@ class Harvest:
     not_modified: bool = False
     announced: date | None = None  # an arXiv feed's announcement day, a Hugging Face list's day
     caught_up: str | None = None  # what was fetched for announcements the feed missed
+
+
+def left_to_retry(harvest: Harvest, problem: str) -> Harvest:
+    """Return the harvest with a catch-up's failure as its problem, and without its
+    day and validators: recorded neither, the next run reads the source again (no
+    304) and retries what failed.
+    """
+    return replace(harvest, problems=(*harvest.problems, f"{problem}; the next run tries again"),
+                   announced=None, etag=None, last_modified=None)
 
 
 def local_path(location: str) -> Path | None:

@@ -18,6 +18,7 @@ from digest.ingest.base import (
     Harvest,
     Validators,
     check_status,
+    left_to_retry,
     local_path,
     not_modified,
     read_file,
@@ -110,12 +111,8 @@ def hf_catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date,
         try:
             found = read_hf_daily(spec, earlier, fetch, (None, None))
         except SourceError as err:
-            return replace(
-                harvest,
-                problems=(*harvest.problems,
-                          f"the Hugging Face list of {earlier}, which no run read whole, "
-                          f"could not be read: {err}; the next run tries again"),
-                announced=None, etag=None, last_modified=None)
+            return left_to_retry(harvest, f"the Hugging Face list of {earlier}, which no "
+                                          f"run read whole, could not be read: {err}")
         problems.extend(found.problems)
         for paper in found.papers:
             if paper.key not in held:
