@@ -19,7 +19,6 @@ from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
-import feedparser
 
 from digest.errors import SourceError
 from digest.ingest.text import squash
@@ -376,6 +375,8 @@ def parse_date(text: str | None) -> date | None:
 
 def _feedparser_entries(text: str) -> list[FeedEntry]:
     """Let feedparser's lenient parser read a broken body; convert its dicts at once."""
+    import feedparser  # here: only a broken body needs it (~0.1 s to load)
+
     parsed = feedparser.parse(text)
     return [_from_feedparser(entry) for entry in parsed.entries]
 

@@ -7,12 +7,13 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-import httpx
-
 from digest.errors import SourceError
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # arXiv asks API clients for at most one request every three seconds.
@@ -145,6 +146,8 @@ def http_fetch(
     stalling server otherwise costs every attempt's full read timeout plus the backoff
     (4 x 30 s + 14 s for the defaults, past the 120 s promised).
     """
+    import httpx  # here: a command that fetches nothing (`digest send`) never loads it
+
     headers = {
         "User-Agent": user_agent,
         "Accept-Encoding": "gzip, deflate",
@@ -200,6 +203,8 @@ def _attempt(
     clock: Callable[[], float], timeout: httpx.Timeout,
 ) -> FetchResponse:
     """Make one request and read at most ``max_bytes`` of body before ``deadline_at``."""
+    import httpx
+
     try:
         with client.stream("GET", url, timeout=timeout) as response:
             status = response.status_code
