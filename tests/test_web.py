@@ -421,6 +421,18 @@ def test_feedback_get_shows_the_paper_and_only_post_records_the_vote(site: Site)
     assert site.db.votes([sub.id]) == {sub.id: {paper.key: -1}}
 
 
+def test_thumbs_on_a_paper_with_a_long_non_latin_key_are_recorded(site: Site) -> None:
+    # A feed item whose guid is non-Latin text keys its paper with up to 200 characters
+    # of up to 4 bytes each; the link carries the key, and tokens over 512 characters
+    # were refused as "not valid" before any check.
+    sub = site.add("a@example.org")
+    paper = site.paper(key="rss:" + "論文の識別子" * 32 + "🧪" * 4, title="A paper")
+    assert len(paper.key) == 200
+    done = post(site, tokens.feedback_url("", SECRET, sub.id, paper.key, 1))
+    assert done.status_code == 200 and "Thanks" in body(done)
+    assert site.db.votes([sub.id]) == {sub.id: {paper.key: 1}}
+
+
 def test_forged_feedback_tokens_record_nothing(site: Site) -> None:
     sub = site.add("a@example.org")
     csrf = site.csrf()

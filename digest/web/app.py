@@ -34,12 +34,15 @@ from digest import render, tokens
 from digest.addresses import normalize_email
 from digest.config import Config, load_config
 from digest.errors import DigestError, StoreError, TokenError, UsageError
-from digest.models import Subscriber
+from digest.models import PAPER_KEY_MAX, Subscriber
 from digest.store import Store, open_store
 from digest.web import forms, signup
 
 MAX_CONTENT_LENGTH = 1024 * 1024  # the whole request, BibTeX upload included
-MAX_TOKEN = 512  # longer than any token we sign; refuse before doing any crypto
+# Longer than any token we sign (refused before any crypto): a feedback link carries its
+# paper's key, up to PAPER_KEY_MAX characters of up to 4 bytes each, in base64. 512 (a
+# key of ~350 bytes) refused the thumbs of a paper whose key held non-Latin text.
+MAX_TOKEN = 4 * -(-4 * PAPER_KEY_MAX // 3) + 128
 # A field of the sign-up form that people never see (styles move it off screen) and
 # scripts that fill every field do: a sign-up with it filled in is answered as any
 # other and mails nobody.
