@@ -27,8 +27,15 @@ from digest.rank.profiles import (
 )
 from digest.rank.vectors import Space, WrittenText, written_text
 
-CLOSE = 0.25  # tf-idf cosine above which a paper is "close to" an example paper
-CLOSE_DENSE = 0.3  # LSA cosine below which a pair is not checked against CLOSE
+# A paper is "close to" an example paper (the line names it) when their tf-idf cosine
+# is at least CLOSE and, with an LSA space, their LSA cosine at least CLOSE_DENSE. Set
+# by hand-judging pairs of real corpus days (380 profiles with seeds and liked papers x
+# 10 picks): at 0.25 / 0.3 the line named a paper on 0.1-0.2% of picks (the median
+# picked paper's closest example sits at 0.05); at 0.12 / 0.5 on ~3%, 52 of 60 sampled
+# named papers truly close. Between 0.12 and 0.15 the LSA bar is what keeps the loose
+# pairs out (LSA 0.3-0.5: 2 of 7 close); below 0.12 about half are loose at any LSA bar.
+CLOSE = 0.12
+CLOSE_DENSE = 0.5
 TERMS = 3  # matched terms named in a reason
 # Where a reason's terms come from, and how the line introduces them: the profile's
 # own words (interests, keywords); else, where those share nothing with the paper, its
@@ -575,8 +582,9 @@ def _by_row_value_column(
 def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Return per pair the example row its paper is closest to (-1: none close enough).
 
-    The best candidate is found in the LSA space (a dense dot product per example) and
-    confirmed with the tf-idf cosine, so the CLOSE bar keeps its meaning.
+    The best candidate is found in the LSA space (a dense dot product per example); it
+    is close when that cosine is at least CLOSE_DENSE and its tf-idf cosine at least
+    CLOSE (without LSA: the best by, and at least, the tf-idf cosine).
     """
     closest = np.full(rows.size, -1, dtype=np.intp)
     owner = context.compiled.positive_owner
@@ -606,7 +614,7 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
     pairs = pair_of[first]
     best = candidate[first]
     if dense.shape[1] and context.dense_docs.shape[1]:
-        # Papers this far apart in the LSA space are never CLOSE in tf-idf terms.
+        # Papers this far apart in the LSA space are not close, whatever words they share.
         promising = sims[first] >= CLOSE_DENSE
         pairs, best = pairs[promising], best[promising]
     ascending = context.examples.ascending_rows if docs.has_canonical_format else None
