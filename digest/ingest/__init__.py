@@ -12,7 +12,7 @@ from datetime import date
 
 from digest.config import ARXIV_API
 from digest.errors import SourceError
-from digest.ingest.arxiv import NAMED_SOURCE, catch_up, fetch_named, reads_arxiv
+from digest.ingest.arxiv import NAMED_SOURCE, catch_up, fetch_named, may_ask_api
 from digest.ingest.hf import hf_catch_up
 from digest.ingest.http import Fetch, FetchResponse, HttpFetcher, Politeness, http_fetch
 from digest.ingest.jsonl import load_jsonl, paper_from_record
@@ -35,12 +35,12 @@ __all__ = [
     "fetch_named_papers",
     "http_fetch",
     "load_jsonl",
+    "may_ask_api",
     "merge",
     "normalize_doi",
     "paper_from_record",
     "paper_key",
     "parse_arxiv_id",
-    "reads_arxiv",
     "user_agent",
 ]
 
@@ -92,9 +92,7 @@ def collect_one(
     try:
         harvest = read_source(spec, day=day, fetch=fetch, validators=validators or (None, None))
         if (spec.kind == "arxiv-rss" and last_announced is not None
-                and (reads_arxiv(spec) or arxiv_api != ARXIV_API)):
-            # A copy of a feed (a file, a test's server) is caught up only from an API
-            # named for it: never from the real arXiv behind its back.
+                and may_ask_api([spec], arxiv_api)):
             harvest = catch_up(spec, harvest, last=last_announced, day=day, fetch=fetch,
                                api=arxiv_api)
         elif spec.kind == "hf-daily" and last_announced is not None:
@@ -124,7 +122,8 @@ def fetch_named_papers(
     fetch: Fetch | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[SourceResult, list[str]]:
-    """Ask arXiv for papers profiles name by id; return them as a source's result, and
+    """Ask arXiv for papers profiles name by id (``arxiv:ID`` keys); return them as a
+    source's result, and
     the keys settled (found, or unknown to arXiv: not asked again for a while).
     """
     started = clock()

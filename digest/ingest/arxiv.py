@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -188,6 +189,10 @@ def read_arxiv_api(spec: SourceSpec, day: date, fetch: Fetch, validators: Valida
                    first.etag, first.last_modified)
 
 
+class QueryRefused(SourceError):
+    """arXiv's API answered the query with its Error entry (an id it cannot read)."""
+
+
 def _api_page(response: FetchResponse) -> Feed:
     """Parse one API page; arXiv reports bad queries as an Atom entry titled Error."""
     if looks_like_html_page(response.body, response.content_type):
@@ -195,7 +200,7 @@ def _api_page(response: FetchResponse) -> Feed:
     feed = parse_feed(response.body, where=response.url, content_type=response.content_type)
     for entry in feed.entries:
         if "/api/errors" in entry.guid or squash(entry.title) == "Error":
-            raise SourceError(
+            raise QueryRefused(
                 f"arXiv API refused the query (HTTP {response.status}): {squash(entry.summary)}",
                 "fix the query: ids look like 2401.01234 or hep-th/9901001, searches like "
                 "search_query=cat:cs.LG (https://info.arxiv.org/help/api/user-manual.html)",
@@ -253,6 +258,14 @@ CATCH_UP_BEFORE = timedelta(days=4)
 CATCH_UP_DAYS = 14  # at most this far back from the announcement read
 CATCH_UP_PAGE = 1000  # results a page (arXiv's API allows up to 2,000)
 CATCH_UP_LIMIT = 20_000  # papers read at most (a fortnight of all of cs is ~15,000)
+
+
+def may_ask_api(specs: Sequence[SourceSpec], api: str) -> bool:
+    """Return True when a catch-up or a lookup by id may ask ``api``: an API named for
+    this instance (DIGEST_ARXIV_API), or arXiv's own when a source reads arXiv itself. A
+    copy of a feed (a file, a test's server) never makes a run ask the real arXiv.
+    """
+    return api != ARXIV_API or any(reads_arxiv(spec) for spec in specs)
 
 
 def reads_arxiv(spec: SourceSpec) -> bool:
@@ -402,8 +415,7 @@ def fetch_named(keys: list[str], *, day: date, fetch: Fetch,
     id is alone, which is then settled as unknown; any other failure stops the asking
     (its keys stay unsettled: the next run asks again) and is the harvest's problem.
     """
-    ids = [key for key in keys if key.startswith("arxiv:")]
-    todo = [ids[start : start + ID_LIST_SIZE] for start in range(0, len(ids), ID_LIST_SIZE)]
+    todo = [keys[start : start + ID_LIST_SIZE] for start in range(0, len(keys), ID_LIST_SIZE)]
     todo.reverse()  # popped from the end: asked in the order given
     papers: list[Paper] = []
     problems: list[str] = []
@@ -417,16 +429,16 @@ def fetch_named(keys: list[str], *, day: date, fetch: Fetch,
         try:
             found = read_arxiv_api(SourceSpec(NAMED_SOURCE, "arxiv-api", url), day, fetch,
                                    (None, None))
-        except SourceError as err:
-            if "refused the query" not in str(err):
-                problems.append(f"{err} (hint: the next run asks again)")
-                break
+        except QueryRefused:
             if len(part) > 1:
                 half = len(part) // 2
                 todo.extend([part[half:], part[:half]])
             else:
                 settled.extend(part)  # arXiv cannot read this id
             continue
+        except SourceError as err:
+            problems.append(f"{err} (hint: the next run asks again)")
+            break
         entries += found.entries
         problems.extend(found.problems)
         papers.extend(replace(p, announce_type="named", source=NAMED_SOURCE)

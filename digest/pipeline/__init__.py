@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from digest import ingest, mail, render
-from digest.config import ARXIV_API, Config
+from digest.config import Config
 from digest.errors import UsageError
 from digest.locking import run_lock
 from digest.models import Digest, RunReport, ScoredPaper, SourceResult, SourceSpec
@@ -329,8 +329,7 @@ def named_papers(
     They are filed as "named" papers under the day: read by the ranker, never mailed
     as new. None when there was nothing to ask.
     """
-    if not (any(ingest.reads_arxiv(spec) for spec in specs)
-            or config.arxiv_api != ARXIV_API):
+    if not ingest.may_ask_api(specs, config.arxiv_api):
         return None
     wanted = [key for key in db.named_keys() if key.startswith("arxiv:")]
     keys = db.to_look_up(wanted, now=now)[:NAMED_PER_RUN]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -372,16 +373,27 @@ class _Filler:
         return flags
 
 
-_FILLER: dict[int, _Filler] = {}
+_T = TypeVar("_T")
+
+
+def _kept_for(cache: dict[int, tuple[Space, _T]], space: Space,
+              make: Callable[[Space], _T]) -> _T:
+    """Return the table ``cache`` keeps for a space, made for it on first use (one space
+    at a time: a new day's space replaces the last one's table).
+    """
+    held = cache.get(id(space))
+    if held is None or held[0] is not space:
+        cache.clear()
+        held = cache[id(space)] = (space, make(space))
+    return held[1]
+
+
+_FILLER: dict[int, tuple[Space, _Filler]] = {}
 
 
 def _filler_of(space: Space) -> _Filler:
-    """Return the filler table kept for a space (one space at a time)."""
-    cached = _FILLER.get(id(space))
-    if cached is None or cached.space is not space:
-        _FILLER.clear()
-        cached = _FILLER[id(space)] = _Filler(space)
-    return cached
+    """Return the filler table kept for a space."""
+    return _kept_for(_FILLER, space, _Filler)
 
 
 def _pair_products(
@@ -503,16 +515,12 @@ class _Words:
         return self.first[columns], self.second[columns]
 
 
-_WORDS: dict[int, _Words] = {}
+_WORDS: dict[int, tuple[Space, _Words]] = {}
 
 
 def _words_of(space: Space) -> _Words:
-    """Return the word-id table kept for a space (one space at a time)."""
-    cached = _WORDS.get(id(space))
-    if cached is None or cached.space is not space:
-        _WORDS.clear()
-        cached = _WORDS[id(space)] = _Words(space)
-    return cached
+    """Return the word-id table kept for a space."""
+    return _kept_for(_WORDS, space, _Words)
 
 
 def _top_terms(products: sp.csr_matrix, space: Space) -> tuple[np.ndarray, np.ndarray]:
