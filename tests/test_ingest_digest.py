@@ -13,7 +13,7 @@ from digest.config import Config, parse_sources
 from digest.ingest import HttpFetcher, collect
 from digest.models import Paper, Profile, SourceResult, SourceSpec
 from digest.render import short_authors
-from digest.store import open_store
+from digest.store import Store, open_store
 from tests.fixtures.config import make_config
 from tests.fixtures.http_server import FeedServer
 
@@ -111,3 +111,61 @@ def test_two_authors_whose_second_has_a_short_name_stay_two(feed_server: FeedSer
         ("arxiv:2603.12677", ("Shuxin Liu", "Ou Wu")),
     ]
     assert short_authors(result.papers[0].authors) == "Guanglin Niu, Bo Li"
+
+
+JOURNAL = "handmade/rss_journal_version_of_a_biorxiv_preprint.xml"
+PREPRINT = "doi:10.1101/2025.04.08.647887"
+MONDAY = date(2025, 4, 14)
+
+
+def _nanopore_reader(tmp_path: Path, sources: str) -> tuple[Config, Store]:
+    config = make_config(tmp_path / "var", sources=parse_sources(sources))
+    store = open_store(config.database_url)
+    store.add_subscriber("reader@example.org", Profile(
+        interests="single-cell RNA sequencing with Oxford Nanopore long reads"),
+        now=datetime(2025, 4, 14, 6, 0, tzinfo=UTC), send_hour=7, max_papers=10)
+    return config, store
+
+
+def test_a_paper_two_sources_list_under_two_dois_is_mailed_once(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # bioRxiv lists the preprint (10.1101/...), the journal its published version under
+    # its own DOI with the same title: two keys, so the digest held the paper twice, at
+    # 1 and 3, and "from 32 new today" counted it twice.
+    config, store = _nanopore_reader(
+        tmp_path, f"rss:{feed_server.url(BIORXIV)},rss:{feed_server.url(JOURNAL)}")
+    report = pipeline.run(config, now=datetime(2025, 4, 14, 7, 0, tzinfo=UTC), day=MONDAY,
+                          store=store)
+    assert report.sent == 1
+    [text] = texts(config)
+    assert text.lower().count("scnanoseq: an nf-core pipeline") == 1
+    assert "from 31 new today" in text
+    assert "Barcode collision rates" in text  # the journal's other paper is its own
+    assert store.count_batch(MONDAY) == 31
+    kept = store.get_papers([PREPRINT])[PREPRINT]
+    assert kept.url.startswith("https://www.biorxiv.org/")
+    assert kept.doi == "10.1101/2025.04.08.647887"
+    store.close()
+
+
+def test_the_journal_version_of_a_paper_mailed_yesterday_is_not_mailed_again(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    config, store = _nanopore_reader(tmp_path, f"rss:{feed_server.url(BIORXIV)}")
+    first = pipeline.run(config, now=datetime(2025, 4, 14, 7, 0, tzinfo=UTC), day=MONDAY,
+                         store=store)
+    assert first.sent == 1
+    assert "scnanoseq" in texts(config)[0]
+    # The next day the journal's feed is read too: its copy of Monday's paper is that
+    # paper, not a new one of Tuesday's batch.
+    config = make_config(tmp_path / "var", sources=parse_sources(
+        f"rss:{feed_server.url(BIORXIV)},rss:{feed_server.url(JOURNAL)}"))
+    tuesday = date(2025, 4, 15)
+    second = pipeline.run(config, now=datetime(2025, 4, 15, 7, 0, tzinfo=UTC), day=tuesday,
+                          store=store)
+    assert [p.key for p, _ in store.batch(tuesday, tuesday)] == ["doi:10.5555/jlm.2025.0043"]
+    assert second.sent == 1
+    later = [t for t in texts(config) if "Barcode collision rates" in t]
+    assert len(later) == 1 and "scnanoseq" not in later[0].lower()
+    store.close()
