@@ -169,3 +169,50 @@ def test_the_journal_version_of_a_paper_mailed_yesterday_is_not_mailed_again(
     later = [t for t in texts(config) if "Barcode collision rates" in t]
     assert len(later) == 1 and "scnanoseq" not in later[0].lower()
     store.close()
+
+
+def test_a_reader_of_categories_alone_is_told_the_feeds_list_none(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # A lab's instance reads bioRxiv: no paper is in an arXiv category. Someone who
+    # ticked q-bio.GN on the form got "nothing matched your interests ... broaden your
+    # interests" every day, never why; their categories can pick nothing here.
+    config = make_config(tmp_path / "var", sources=parse_sources(f"rss:{feed_server.url(BIORXIV)}"))
+    store = open_store(config.database_url)
+    signed_up = datetime(2025, 4, 14, 6, 0, tzinfo=UTC)
+    store.add_subscriber("genomics@example.org", Profile(categories=("q-bio.GN",)),
+                         now=signed_up, empty_digest="note")
+    store.add_subscriber("words@example.org", Profile(interests="zebrafish fin regeneration"),
+                         now=signed_up, empty_digest="note")
+    report = pipeline.run(config, now=datetime(2025, 4, 14, 7, 0, tzinfo=UTC), day=MONDAY,
+                          store=store)
+    assert report.sent == 2
+    [categories] = [t for t in texts(config) if "q-bio.GN" in t]
+    assert "we looked at 30 new" in categories
+    assert ("None of them is filed under an arXiv category: this digest's sources\n"
+            "list none, so your categories (q-bio.GN) pick no paper here.") in categories
+    assert "Add\ninterests, keywords or authors" in categories
+    # A profile without categories gets the note as before.
+    [words] = [t for t in texts(config) if "q-bio.GN" not in t]
+    assert "matched your interests" in words and "arXiv category" not in words
+    store.close()
+
+
+def test_a_day_without_a_readers_categories_says_which(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # An arXiv feed lists categories, just none of this reader's today.
+    config = make_config(tmp_path / "var",
+                         sources=parse_sources(f"arxiv-rss:{feed_server.url(COMBINED)}"))
+    store = open_store(config.database_url)
+    store.add_subscriber("astro@example.org", Profile(categories=("astro-ph.GA", "cs.LG")),
+                         now=NOW, empty_digest="note")
+    store.add_subscriber("galaxies@example.org", Profile(categories=("astro-ph.GA",)),
+                         now=NOW, empty_digest="note")
+    report = pipeline.run(config, now=NOW, day=THURSDAY, store=store)
+    assert report.sent == 2
+    digest, note = sorted(texts(config), key=lambda t: "matched your interests" in t)
+    assert "None of them" not in digest  # cs.LG papers came: a digest, no note
+    assert "None of them is in astro-ph.GA." in note
+    assert "arXiv category:" not in note
+    store.close()
