@@ -204,6 +204,10 @@ class Digest:
     # The first batch day of the papers it chose from when they span several (the
     # batches of days it skipped, a pause, downtime); None: one day's batch.
     since: date | None = None
+    # The subscriber's categories that none of the papers it chose from is in, and
+    # whether any of those papers is in a category at all (said in an empty note).
+    absent_categories: tuple[str, ...] = ()
+    categorised: bool = True
 
 
 @dataclass(frozen=True)

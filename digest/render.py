@@ -179,6 +179,8 @@ def render_empty_note(
         "batch_size": digest.batch_size,
         "weekly": weekly,
         "since": _since(digest),
+        "absent_categories": [one_line(c) for c in digest.absent_categories],
+        "categorised": digest.categorised,
         "name": one_line(digest.subscriber.name),
         "preferences_url": safe_url(links.preferences),
         "unsubscribe_url": safe_url(links.unsubscribe),

@@ -13,7 +13,7 @@ from digest.config import Config, parse_sources
 from digest.ingest import HttpFetcher, collect
 from digest.models import Paper, Profile, SourceResult, SourceSpec
 from digest.render import short_authors
-from digest.store import open_store
+from digest.store import Store, open_store
 from tests.fixtures.config import make_config
 from tests.fixtures.http_server import FeedServer
 
@@ -111,3 +111,108 @@ def test_two_authors_whose_second_has_a_short_name_stay_two(feed_server: FeedSer
         ("arxiv:2603.12677", ("Shuxin Liu", "Ou Wu")),
     ]
     assert short_authors(result.papers[0].authors) == "Guanglin Niu, Bo Li"
+
+
+JOURNAL = "handmade/rss_journal_version_of_a_biorxiv_preprint.xml"
+PREPRINT = "doi:10.1101/2025.04.08.647887"
+MONDAY = date(2025, 4, 14)
+
+
+def _nanopore_reader(tmp_path: Path, sources: str) -> tuple[Config, Store]:
+    config = make_config(tmp_path / "var", sources=parse_sources(sources))
+    store = open_store(config.database_url)
+    store.add_subscriber("reader@example.org", Profile(
+        interests="single-cell RNA sequencing with Oxford Nanopore long reads"),
+        now=datetime(2025, 4, 14, 6, 0, tzinfo=UTC), send_hour=7, max_papers=10)
+    return config, store
+
+
+def test_a_paper_two_sources_list_under_two_dois_is_mailed_once(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # bioRxiv lists the preprint (10.1101/...), the journal its published version under
+    # its own DOI with the same title: two keys, so the digest held the paper twice, at
+    # 1 and 3, and "from 32 new today" counted it twice.
+    config, store = _nanopore_reader(
+        tmp_path, f"rss:{feed_server.url(BIORXIV)},rss:{feed_server.url(JOURNAL)}")
+    report = pipeline.run(config, now=datetime(2025, 4, 14, 7, 0, tzinfo=UTC), day=MONDAY,
+                          store=store)
+    assert report.sent == 1
+    [text] = texts(config)
+    assert text.lower().count("scnanoseq: an nf-core pipeline") == 1
+    assert "from 31 new today" in text
+    assert "Barcode collision rates" in text  # the journal's other paper is its own
+    assert store.count_batch(MONDAY) == 31
+    kept = store.get_papers([PREPRINT])[PREPRINT]
+    assert kept.url.startswith("https://www.biorxiv.org/")
+    assert kept.doi == "10.1101/2025.04.08.647887"
+    store.close()
+
+
+def test_the_journal_version_of_a_paper_mailed_yesterday_is_not_mailed_again(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    config, store = _nanopore_reader(tmp_path, f"rss:{feed_server.url(BIORXIV)}")
+    first = pipeline.run(config, now=datetime(2025, 4, 14, 7, 0, tzinfo=UTC), day=MONDAY,
+                         store=store)
+    assert first.sent == 1
+    assert "scnanoseq" in texts(config)[0]
+    # The next day the journal's feed is read too: its copy of Monday's paper is that
+    # paper, not a new one of Tuesday's batch.
+    config = make_config(tmp_path / "var", sources=parse_sources(
+        f"rss:{feed_server.url(BIORXIV)},rss:{feed_server.url(JOURNAL)}"))
+    tuesday = date(2025, 4, 15)
+    second = pipeline.run(config, now=datetime(2025, 4, 15, 7, 0, tzinfo=UTC), day=tuesday,
+                          store=store)
+    assert [p.key for p, _ in store.batch(tuesday, tuesday)] == ["doi:10.5555/jlm.2025.0043"]
+    assert second.sent == 1
+    later = [t for t in texts(config) if "Barcode collision rates" in t]
+    assert len(later) == 1 and "scnanoseq" not in later[0].lower()
+    store.close()
+
+
+def test_a_reader_of_categories_alone_is_told_the_feeds_list_none(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # A lab's instance reads bioRxiv: no paper is in an arXiv category. Someone who
+    # ticked q-bio.GN on the form got "nothing matched your interests ... broaden your
+    # interests" every day, never why; their categories can pick nothing here.
+    config = make_config(tmp_path / "var", sources=parse_sources(f"rss:{feed_server.url(BIORXIV)}"))
+    store = open_store(config.database_url)
+    signed_up = datetime(2025, 4, 14, 6, 0, tzinfo=UTC)
+    store.add_subscriber("genomics@example.org", Profile(categories=("q-bio.GN",)),
+                         now=signed_up, empty_digest="note")
+    store.add_subscriber("words@example.org", Profile(interests="zebrafish fin regeneration"),
+                         now=signed_up, empty_digest="note")
+    report = pipeline.run(config, now=datetime(2025, 4, 14, 7, 0, tzinfo=UTC), day=MONDAY,
+                          store=store)
+    assert report.sent == 2
+    [categories] = [t for t in texts(config) if "q-bio.GN" in t]
+    assert "we looked at 30 new" in categories
+    assert ("None of them is filed under an arXiv category: this digest's sources\n"
+            "list none, so your categories (q-bio.GN) pick no paper here.") in categories
+    assert "Add\ninterests, keywords or authors" in categories
+    # A profile without categories gets the note as before.
+    [words] = [t for t in texts(config) if "q-bio.GN" not in t]
+    assert "matched your interests" in words and "arXiv category" not in words
+    store.close()
+
+
+def test_a_day_without_a_readers_categories_says_which(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # An arXiv feed lists categories, just none of this reader's today.
+    config = make_config(tmp_path / "var",
+                         sources=parse_sources(f"arxiv-rss:{feed_server.url(COMBINED)}"))
+    store = open_store(config.database_url)
+    store.add_subscriber("astro@example.org", Profile(categories=("astro-ph.GA", "cs.LG")),
+                         now=NOW, empty_digest="note")
+    store.add_subscriber("galaxies@example.org", Profile(categories=("astro-ph.GA",)),
+                         now=NOW, empty_digest="note")
+    report = pipeline.run(config, now=NOW, day=THURSDAY, store=store)
+    assert report.sent == 2
+    digest, note = sorted(texts(config), key=lambda t: "matched your interests" in t)
+    assert "None of them" not in digest  # cs.LG papers came: a digest, no note
+    assert "None of them is in astro-ph.GA." in note
+    assert "arXiv category:" not in note
+    store.close()

@@ -124,6 +124,41 @@ def test_known_paper_keeps_its_batch_day_and_merges_signals(tmp_path: Path) -> N
     assert merged.upvotes == 12 and merged.version == 2
 
 
+def test_a_paper_under_another_key_with_the_same_title_is_the_stored_one(
+    tmp_path: Path,
+) -> None:
+    # A feed without DOIs keys its entries by source: the same article in two of a
+    # publisher's feeds, or a preprint and its journal version, were two new papers.
+    store = open_store(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    title = "Sparse probes of cortical dynamics in behaving mice"
+    first = paper("rss:a:https://pub.example.org/1", title=title, authors=("Ana Ruiz",))
+    assert store.save_papers([first], batch_day=DAY, now=NOW) == (1, 0)
+    nextday = date(2026, 5, 26)
+    again = [
+        # The same title (other capitals, a final period), an author in common.
+        paper("rss:b:https://pub.example.org/1", title=title.upper() + ".",
+              authors=("Ruiz, A.", "B. Chen"), abstract="An abstract."),
+        # The same title by other people: another paper.
+        paper("doi:10.5555/2", title=title, authors=("Kenji Sato",)),
+        # A short title names many papers ("Editorial"): never one paper by it alone.
+        paper("rss:a:https://pub.example.org/3", title="Editorial"),
+        paper("rss:b:https://pub.example.org/4", title="Editorial"),
+        # Twice in one save under two keys: one paper, the first key.
+        paper("doi:10.5555/5", title="Four words are enough", authors=("Li Wei",)),
+        paper("rss:b:https://pub.example.org/5", title="four  words are enough"),
+    ]
+    assert store.save_papers(again, batch_day=nextday, now=NOW) == (4, 1)
+    assert [(p.key, d) for p, d in store.batch(DAY, nextday)] == [
+        ("rss:a:https://pub.example.org/1", DAY),
+        ("doi:10.5555/2", nextday),
+        ("doi:10.5555/5", nextday),
+        ("rss:a:https://pub.example.org/3", nextday),
+        ("rss:b:https://pub.example.org/4", nextday),
+    ]
+    kept = store.get_papers(["rss:a:https://pub.example.org/1"])
+    assert kept["rss:a:https://pub.example.org/1"].abstract == "An abstract."
+
+
 def test_one_ledger_row_per_subscriber_and_day(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'l.sqlite3'}")
     sub = store.add_subscriber("A@Example.org", Profile(interests="x"), now=NOW)
@@ -184,9 +219,11 @@ def test_latest_vote_wins(tmp_path: Path) -> None:
 
 def test_papers_are_found_by_their_lowered_title_through_an_index(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 't.sqlite3'}")
-    store.save_papers([paper("arxiv:1", title="Attention Is All You Need"),
+    store.save_papers([paper("arxiv:1", title="Attention Is All You Need",
+                             authors=("Ashish Vaswani",)),
                        paper("arxiv:2", title="Deep Residual Learning"),
-                       paper("arxiv:3", title="attention is all you need")],
+                       paper("arxiv:3", title="attention is all you need",
+                             authors=("Ana Ruiz",))],  # another paper: other authors
                       batch_day=DAY, now=NOW)
     found = store.keys_titled(["attention is all you need", "no such title", ""])
     assert sorted(found) == ["arxiv:1", "arxiv:3"]

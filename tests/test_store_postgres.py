@@ -201,9 +201,11 @@ def test_a_claim_skips_rows_another_worker_has_locked(store: Store) -> None:
 
 
 def test_papers_are_found_by_their_lowered_title_through_an_index(store: Store) -> None:
-    store.save_papers([paper("arxiv:1", title="Attention Is All You Need"),
+    store.save_papers([paper("arxiv:1", title="Attention Is All You Need",
+                             authors=("Ashish Vaswani",)),
                        paper("arxiv:2", title="Deep Residual Learning"),
-                       paper("arxiv:3", title="ATTENTION IS ALL YOU NEED")],
+                       paper("arxiv:3", title="ATTENTION IS ALL YOU NEED",
+                             authors=("Ana Ruiz",))],  # another paper: other authors
                       batch_day=DAY, now=NOW)
     found = store.keys_titled(["attention is all you need", "no such title"])
     assert sorted(found) == ["arxiv:1", "arxiv:3"]

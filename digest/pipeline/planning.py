@@ -71,6 +71,11 @@ class Looked:
 
     count: int
     since: date | None = None
+    # The profile's categories that none of those papers is in, and whether any of them
+    # is in a category at all (a bioRxiv or journal feed lists none): what the "nothing
+    # relevant" note tells a reader whose categories could pick nothing.
+    absent: tuple[str, ...] = ()
+    categorised: bool = True
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -332,6 +337,14 @@ def choose_papers(
         (lower, upper): Counter(d for d in batch_days.values() if lower <= d <= upper)
         for lower, upper in set(windows)
     }
+    # The categories each window's papers are in, for the profiles that name some.
+    categories_by_window: dict[tuple[date, date], set[str]] = {}
+    for plan, window in zip(plans, windows, strict=True):
+        if plan.subscriber.profile.categories and window not in categories_by_window:
+            lower, upper = window
+            categories_by_window[window] = {
+                c for paper in batch if lower <= batch_days[paper.key] <= upper
+                for c in paper.categories}
     for plan, window in zip(plans, windows, strict=True):
         outside = outside_by_window[window]
         already = sent.get(plan.subscriber.id)
@@ -339,8 +352,11 @@ def choose_papers(
         excluded = already | outside if already else outside
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))
+        present = categories_by_window.get(window, set())
+        absent = tuple(c for c in plan.subscriber.profile.categories if c not in present)
         looked.append(Looked(max(0, len(batch_days) - len(excluded)),
-                             _since(days_by_window[window], already, batch_days)))
+                             _since(days_by_window[window], already, batch_days),
+                             absent=absent, categorised=bool(present) or not absent))
     result = ranker.rank(
         profiles,
         top_k=[min(p.subscriber.max_papers, 50) for p in plans],
@@ -502,7 +518,9 @@ def _plan_chunk(
         rows.append((sub.id, plan.day, picks, message_id(config, sub.id, plan.day),
                      "planned"))
         digests.append(Digest(subscriber=sub, day=plan.day, papers=tuple(papers),
-                              batch_size=count.count, since=count.since))
+                              batch_size=count.count, since=count.since,
+                              absent_categories=count.absent,
+                              categorised=count.categorised))
     written = write_all(config, digests, env=env, warm=warm)
     messages = {
         (digest.subscriber.id, digest.day): message
@@ -580,7 +598,8 @@ def _preview_chunk(
             tally.deliveries.append(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
             continue
         digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers or ()),
-                        batch_size=count.count, since=count.since)
+                        batch_size=count.count, since=count.since,
+                        absent_categories=count.absent, categorised=count.categorised)
         rendered, message = compose(config, digest, env=env, now=now)
         write_preview(config, sub, plan.day, rendered.html)
         keys = tuple(sp.paper.key for sp in papers or ())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -21,6 +22,39 @@ LOOKUP_AGAIN = timedelta(days=7)
 # A racing save is retried: each retry reads the racer's committed papers as known.
 _SAVE_ATTEMPTS = 3
 
+# A title this short ("Editorial", "Reply to Smith") may name several papers: only a
+# longer one makes two records under different keys one paper.
+SAME_TITLE_WORDS = 4
+
+
+def same_title(title: str) -> str | None:
+    """Return the title as two records of one paper share it (case, spacing and a final
+    period aside), or None when it is too short to tell one paper from another."""
+    text = " ".join(title.split()).casefold().rstrip(".").rstrip()
+    return text if len(text.split()) >= SAME_TITLE_WORDS else None
+
+
+def _surnames(authors: Sequence[str]) -> set[str]:
+    """Return the authors' surnames, folded ("Trull, A." and "A. Trull" alike)."""
+    names = set()
+    for name in authors:
+        last = name.split(",")[0] if "," in name else (name.split() or [""])[-1]
+        names.add(last.strip(" .-").casefold())
+    names.discard("")
+    return names
+
+
+def _same_paper(a: Paper, b: Paper) -> bool:
+    """Tell whether two records under different keys with the same title are one paper:
+    no author in common, when both list authors, makes them two."""
+    ours, theirs = _surnames(a.authors), _surnames(b.authors)
+    return not ours or not theirs or bool(ours & theirs)
+
+
+def _ascii_lower(text: str) -> str:
+    """Lower ASCII letters only, as SQLite's lower() does."""
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
 
 class PaperMixin(StoreBase):
     """Papers and their batch days."""
@@ -36,7 +70,9 @@ class PaperMixin(StoreBase):
         again as new (but a "named" one, never in a digest, that a source lists as new
         moves to this batch and counts as new); its metadata is refreshed (a
         replacement's new version, merged categories, the latest upvotes) when that
-        changes anything: ``updated`` counts those. A paper given twice is merged as if saved twice.
+        changes anything: ``updated`` counts those. A paper given twice is merged as if saved twice,
+        and so is one given under another key with a stored or given paper's title
+        (``_same_titled``).
 
         Known papers are read with one query per 500 keys and the writes go in one
         statement each for the new and the changed papers: a row at a time (a SELECT,
@@ -69,9 +105,16 @@ class PaperMixin(StoreBase):
             for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
                 stored[row.key] = _paper_from_row(row)
                 stored_days[row.key] = row.batch_day
+        aliases = self._same_titled(conn, [p for p in given if p.key not in stored])
+        for key in sorted(set(aliases.values()) - stored.keys()):
+            for row in conn.execute(select(papers).where(papers.c.key == key)):
+                stored[row.key] = _paper_from_row(row)
+                stored_days[row.key] = row.batch_day
         fresh: dict[str, Paper] = {}  # new keys, in the order given
         known: dict[str, Paper] = {}  # known keys, merged
         for paper in given:
+            if paper.key in aliases:
+                paper = replace(paper, key=aliases[paper.key])
             if paper.key in fresh:
                 fresh[paper.key] = _merge_stored(fresh[paper.key], paper)
             elif paper.key in stored:
@@ -107,6 +150,44 @@ class PaperMixin(StoreBase):
                 update(papers).where(papers.c.key == bindparam("known_key")), changed
             )
         return len(fresh) + len(moved), len(changed) - len(moved)
+
+    def _same_titled(self, conn: Connection, unknown: list[Paper]) -> dict[str, str]:
+        """Map the key of each unknown paper that is a paper already stored, or given
+        before it, under another key to that key.
+
+        A source keys a paper by arXiv id, else DOI, else its own entry id: a bioRxiv
+        preprint and its journal version, or one article in two of a publisher's feeds
+        that give no DOI, came as two papers and were mailed twice. The same title (four
+        words or more, case and spacing aside) with an author in common when both list
+        authors makes them one. Stored titles are found by the index on ``lower(title)``.
+        """
+        titled = [(p, t) for p in unknown if (t := same_title(p.title)) is not None]
+        if not titled:
+            return {}
+        # As the database lowers its titles (SQLite: ASCII letters only), with and
+        # without a final period.
+        lowered = sorted({variant for p, _ in titled
+                          for title in (p.title, p.title.rstrip(".").rstrip())
+                          for variant in (title.lower(), _ascii_lower(title))})
+        candidates: dict[str, list[Paper]] = {}
+        for chunk in in_chunks(lowered):
+            query = (select(papers).where(func.lower(papers.c.title).in_(chunk))
+                     .order_by(papers.c.stored_at, papers.c.key))
+            for row in conn.execute(query):
+                found = _paper_from_row(row)
+                title = same_title(found.title)
+                if title is not None:
+                    candidates.setdefault(title, []).append(found)
+        aliases: dict[str, str] = {}
+        for paper, title in titled:
+            same = next((c for c in candidates.get(title, ())
+                         if c.key != paper.key and _same_paper(c, paper)), None)
+            if same is not None:
+                aliases[paper.key] = same.key
+            else:
+                # The first of this run's records with the title stands for the later ones.
+                candidates.setdefault(title, []).append(paper)
+        return aliases
 
     def get_papers(self, keys: Iterable[str]) -> dict[str, Paper]:
         """Return the stored papers with these keys (missing keys are left out)."""
