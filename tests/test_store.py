@@ -159,6 +159,22 @@ def test_a_paper_under_another_key_with_the_same_title_is_the_stored_one(
     assert kept["rss:a:https://pub.example.org/1"].abstract == "An abstract."
 
 
+def test_two_arxiv_ids_with_one_title_stay_two_papers(tmp_path: Path) -> None:
+    # The corpus holds one such pair (2509.21801 and 2601.11002, one first author): a
+    # seed asked for by the older id must be stored under it, not taken for the newer.
+    store = open_store(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    title = "Redefining machine simultaneous interpretation from incremental translation"
+    store.save_papers([paper("arxiv:2601.11002", title=title, authors=("Qianen Zhang",))],
+                      batch_day=DAY, now=NOW)
+    older = paper("arxiv:2509.21801", title=title, authors=("Qianen Zhang",))
+    assert store.save_papers([older], batch_day=DAY, now=NOW) == (1, 0)
+    assert sorted(store.get_papers(["arxiv:2509.21801", "arxiv:2601.11002"])) == [
+        "arxiv:2509.21801", "arxiv:2601.11002"]
+    # A journal's record of it (another key) is still the stored paper.
+    journal = paper("doi:10.5555/9", title=title, authors=("Q. Zhang",))
+    assert store.save_papers([journal], batch_day=DAY, now=NOW)[0] == 0  # nothing new
+
+
 def test_one_ledger_row_per_subscriber_and_day(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'l.sqlite3'}")
     sub = store.add_subscriber("A@Example.org", Profile(interests="x"), now=NOW)

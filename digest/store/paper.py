@@ -51,6 +51,13 @@ def _same_paper(a: Paper, b: Paper) -> bool:
     return not ours or not theirs or bool(ours & theirs)
 
 
+def _both_arxiv(a: str, b: str) -> bool:
+    """Tell whether both keys are arXiv ids: arXiv numbers each paper once, so two ids
+    are two papers whatever their titles (a seed paper asked for by its id must be
+    stored under it, or the profile's id names nothing)."""
+    return a.startswith("arxiv:") and b.startswith("arxiv:")
+
+
 def _ascii_lower(text: str) -> str:
     """Lower ASCII letters only, as SQLite's lower() does."""
     return "".join(c.lower() if c.isascii() else c for c in text)
@@ -181,7 +188,8 @@ class PaperMixin(StoreBase):
         aliases: dict[str, str] = {}
         for paper, title in titled:
             same = next((c for c in candidates.get(title, ())
-                         if c.key != paper.key and _same_paper(c, paper)), None)
+                         if c.key != paper.key and _same_paper(c, paper)
+                         and not _both_arxiv(c.key, paper.key)), None)
             if same is not None:
                 aliases[paper.key] = same.key
             else:
