@@ -13,6 +13,7 @@ day until the run after the next batch's arrival; a SQLite file; delivery into a
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,7 @@ from typing import Any
 
 from digest import pipeline
 from digest.config import SAMPLE_BATCH, Config, parse_sources
+from digest.ingest.jsonl import paper_from_record
 from digest.models import Profile
 from digest.pipeline.composing import message_id
 from digest.store import Store, open_store
@@ -182,6 +184,43 @@ def test_a_late_batch_goes_out_when_it_arrives_in_the_digest_that_was_waiting_fo
     }
     assert sent == {key: when for key, (when, _) in expected.items()}
     check_windows(config, store, {key: days for key, (_, days) in expected.items()})
+    store.close()
+
+
+def test_papers_filed_after_a_digest_went_out_are_in_the_next_one(tmp_path: Path) -> None:
+    # A second source publishes in the afternoon (a journal's feed; Hugging Face's list
+    # grows all day): the run at 15:05 UTC files its papers under Wednesday, whose
+    # digest went out at 07:00 in London (06:00 UTC). Thursday's digest began at
+    # Thursday's batch, so a London subscriber never got one of them (Tokyo, at 22:00
+    # UTC, got them all). Thursday's digest holds them now, and says since when.
+    files, config, store = start(tmp_path)
+    subscribe(store, ("london@example.org", "Europe/London", "daily", 0),
+              ("tokyo@example.org", "Asia/Tokyo", "daily", 0))
+    wed, thu = BATCH_DAYS[:2]
+    afternoon = date(2000, 1, 1)  # the afternoon source's file, filed under Wednesday
+    feeds = {wed: files[wed], afternoon: files[thu], thu: files[BATCH_DAYS[2]]}
+    arrivals = {wed: utc(wed, 0, 5), afternoon: utc(wed, 15, 5), thu: utc(thu, 0, 5)}
+    sent = hourly(config, store, feeds, arrivals, until=utc(thu, 23, 5))
+    assert sent == {("london@example.org", wed): utc(wed, 6, 5),
+                    ("london@example.org", thu): utc(thu, 6, 5),
+                    ("tokyo@example.org", thu): utc(wed, 22, 5),
+                    ("tokyo@example.org", thu + timedelta(days=1)): utc(thu, 22, 5)}
+    keys = {p.key: d for d in (wed, thu) for p, _ in store.batch(d, d)}
+    late = {k for k, d in keys.items() if d == wed} - {
+        p.key for line in files[wed].read_text(encoding="utf-8").splitlines()
+        for p in [paper_from_record(json.loads(line))]}
+    assert late and len(late) == len(files[thu].read_text(encoding="utf-8").splitlines())
+    messages = {str(m["Message-ID"]): m for m in maildir_messages(config)}
+    london = store.find_subscriber("london@example.org")
+    assert london is not None
+    thursday = messages[message_id(config, london.id, thu)]
+    text = " ".join(thursday.get_body(("plain",)).get_content().split())
+    assert looked_at(thursday) == len(late) + sum(1 for d in keys.values() if d == thu)
+    assert "since Wed 20 May 2026" in text
+    rows = [store.get_delivery(london.id, d) for d in (wed, thu)]
+    mailed = [k for row in rows if row is not None for k in row.paper_keys]
+    assert len(mailed) == len(set(mailed))
+    assert late & set(mailed)  # a broad profile, 50 papers: some of them go out
     store.close()
 
 

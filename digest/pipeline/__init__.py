@@ -206,7 +206,7 @@ def _run_locked(
     not_due = 0
     planned_days: set[date] = set()
     planned_ids: list[int] = []
-    rankers: dict[tuple[date, date], Ranker] = {}
+    rankers: dict[tuple[date, date, tuple[str, ...]], Ranker] = {}
     warm: set[str] = set()  # papers whose rows this process has rendered in this run
     # A page of subscribers at a time: memory holds one page, whatever the list's size.
     for plans, waiting in plan_pages(config, db, now=now, day=day, only=only, force=force,

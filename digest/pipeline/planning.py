@@ -18,6 +18,7 @@ from digest.models import (
     DeliveryStatus,
     Digest,
     OutgoingMessage,
+    Paper,
     Profile,
     ScoredPaper,
     Subscriber,
@@ -59,6 +60,11 @@ class _Plan:
     # Sent now whatever the hour (`digest run --date D` or --force): the digest holds
     # day D's batch too, as such a run files what it fetches under D.
     forced: bool = False
+
+
+# A digest's window: its batch days (first, last), and when papers filed into earlier
+# days count too ((first day, filed after), or None).
+_Window = tuple[tuple[date, date], tuple[date, datetime] | None]
 
 
 @dataclass(frozen=True)
@@ -208,7 +214,7 @@ def choose_papers(
     plans: Sequence[_Plan],
     *,
     now: datetime,
-    rankers: dict[tuple[date, date], Ranker] | None = None,
+    rankers: dict[tuple[date, date, tuple[str, ...]], Ranker] | None = None,
     supersede: bool = True,
 ) -> tuple[list[list[ScoredPaper] | None], int, list[Looked]]:
     """Rank every plan's candidates in one batched pass; return (choices, pool size,
@@ -219,7 +225,8 @@ def choose_papers(
     those of its window it was not sent before (what its digest says it chose from).
     A window is of batch days: up to the newest batch that had arrived by the digest's
     send instant (``newest_batch_day``), from the day after the newest one its last sent
-    digest could hold, so each batch is in one digest's window.
+    digest could hold, so each batch is in one digest's window; with the papers filed
+    into the days it held after it was planned (a source publishing in the afternoon).
     ``rankers`` keeps the prepared batch between chunks of one run (keyed by the days it
     spans), so the preparation is paid once per run, not once per chunk.
 
@@ -252,6 +259,9 @@ def choose_papers(
     last_days = db.last_delivered_days([p.subscriber.id for p in plans])
     planned_at = _last_planned_at(db, plans, last_days)
     windows: list[tuple[date, date]] = []
+    # Per plan, (first day, plan time of the last digest) of the papers filed into the
+    # days that digest held after it was planned, or None.
+    lates: list[tuple[date, datetime] | None] = []
     latest_by_upper: dict[date, date | None] = {}
     for plan in plans:
         sub = plan.subscriber
@@ -260,6 +270,7 @@ def choose_papers(
             upper = max(upper, plan.day)
         lower_bound = upper - LOOKBACK.get(sub.cadence, LOOKBACK["daily"])
         last = last_days.get(sub.id)
+        late: tuple[date, datetime] | None = None
         if last is not None and last < plan.day:
             # The day after the newest batch the last digest sent could hold: an empty
             # window waits for its own batch (a late one), never sweeps in the next.
@@ -275,6 +286,12 @@ def choose_papers(
                 # gap if it was also planned a UTC day late, after the host was down:
                 # the ledger does not keep the window.)
                 held = min(held, (when - timedelta(hours=config.batch_hour)).date())
+                if held >= lower_bound:
+                    # A day's batch may grow after a digest holding it was planned (a
+                    # source that publishes in the afternoon, Hugging Face's list, a
+                    # late arXiv batch beside another source's papers): what came in
+                    # since is this digest's, or no digest's.
+                    late = (lower_bound, when)
             lower = max(held + timedelta(days=1), lower_bound)
         elif last is None and sub.cadence == "weekly":
             # A first weekly digest: the week's batches, as its text says ("from N new
@@ -287,13 +304,24 @@ def choose_papers(
             latest = latest_by_upper[upper]
             lower = latest if latest is not None else plan.day
         windows.append((lower, upper))
+        lates.append(late)
     first = min(w[0] for w in windows)
     last_day = max(w[1] for w in windows)
+    rows = db.batch(first, last_day)
+    filed_late: dict[str, datetime] = {}
+    if any(lates):
+        since = min(late[0] for late in lates if late)
+        after = min(late[1] for late in lates if late)
+        early: list[tuple[Paper, date]] = []
+        for paper, day, stored in db.filed_after(since, last_day, after):
+            filed_late[paper.key] = stored
+            if day < first:
+                early.append((paper, day))
+        rows = early + rows
     # A replacement of a paper never stored before is an old paper revised (arXiv
     # announces v2 of a 2020 paper beside the day's new ones): kept for the ranker's
     # history and to be updated, but it is no new paper and is not mailed as one.
-    pool = [(paper, day) for paper, day in db.batch(first, last_day)
-            if paper.announce_type not in REPLACEMENTS]
+    pool = [(paper, day) for paper, day in rows if paper.announce_type not in REPLACEMENTS]
     if not pool:
         return [None] * len(plans), 0, [Looked(0)] * len(plans)
     batch = [paper for paper, _ in pool]
@@ -303,15 +331,18 @@ def choose_papers(
     profiles = [_with_votes(p.subscriber.profile, votes.get(p.subscriber.id, {})) for p in plans]
     referenced = {k for prof in profiles for k in (*prof.seeds, *prof.liked, *prof.disliked)}
     cache = rankers if rankers is not None else {}
-    ranker = cache.get((first, last_day))
+    # The batch days, and the papers of earlier days filed after a digest held them.
+    pool_key = (first, last_day, tuple(k for k, d in batch_days.items() if d < first))
+    ranker = cache.get(pool_key)
     if ranker is None:
-        history = db.history(first, limit=HISTORY_LIMIT)
+        history = [paper for paper in db.history(first, limit=HISTORY_LIMIT)
+                   if paper.key not in batch_days]
         from digest import rank  # here, not at the top: `digest send` never ranks
 
         ranker = rank.Ranker(batch, history=history, state=db.load_ranker_state(),
                              options=rank_options(config))
         db.save_ranker_state(ranker.state, now=now)
-        cache[(first, last_day)] = ranker
+        cache[pool_key] = ranker
     if ranker.options.named_titles:
         # Papers a profile names by title that are older than the history: the ranker
         # makes them seed papers as it does the ones the history holds.
@@ -320,39 +351,40 @@ def choose_papers(
     # A paper filed on day B went out, if at all, in a digest of day B - 1 or later (a
     # digest holds the batches up to the day after its own at most: 23:00 at UTC-12):
     # earlier digests need not be read. Two days' margin.
-    sent = db.sent_keys(ids, batch_days, since=first - timedelta(days=2))
+    sent = db.sent_keys(ids, batch_days, since=min(batch_days.values()) - timedelta(days=2))
     for sub_id, keys in _taken(db, plans, now=now, supersede=supersede).items():
         # Only this pool's papers: the sets are counted against it below.
         sent[sub_id] = sent.get(sub_id, set()) | (keys & batch_days.keys())
     excludes: list[set[str]] = []
     empty_window: list[bool] = []
     looked: list[Looked] = []
-    # Windows take only a few distinct values: build each one's outside set once.
-    outside_by_window = {
-        (lower, upper): {k for k, d in batch_days.items() if not lower <= d <= upper}
-        for lower, upper in set(windows)
-    }
-    # And how many papers each of its batch days holds.
-    days_by_window = {
-        (lower, upper): Counter(d for d in batch_days.values() if lower <= d <= upper)
-        for lower, upper in set(windows)
-    }
+    # Windows take only a few distinct values: build each one's outside set once, and
+    # how many papers each of its batch days holds.
+    outside_by_window: dict[_Window, set[str]] = {}
+    days_by_window: dict[_Window, Counter[date]] = {}
+    for window in set(zip(windows, lates, strict=True)):
+        (lower, upper), late = window
+        inside = {k for k, d in batch_days.items()
+                  if lower <= d <= upper
+                  or (late is not None and late[0] <= d < lower
+                      and k in filed_late and filed_late[k] > late[1])}
+        outside_by_window[window] = batch_days.keys() - inside
+        days_by_window[window] = Counter(batch_days[k] for k in inside)
     # The categories each window's papers are in, for the profiles that name some.
-    categories_by_window: dict[tuple[date, date], set[str]] = {}
-    for plan, window in zip(plans, windows, strict=True):
-        if plan.subscriber.profile.categories and window not in categories_by_window:
-            lower, upper = window
-            categories_by_window[window] = {
-                c for paper in batch if lower <= batch_days[paper.key] <= upper
-                for c in paper.categories}
-    for plan, window in zip(plans, windows, strict=True):
+    categories_by_window: dict[_Window, set[str]] = {}
+    for plan, window in zip(plans, zip(windows, lates, strict=True), strict=True):
         outside = outside_by_window[window]
         already = sent.get(plan.subscriber.id)
         # The shared set itself when nothing was sent: the ranker looks it up once.
         excluded = already | outside if already else outside
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))
-        present = categories_by_window.get(window, set())
+        present: set[str] = set()
+        if plan.subscriber.profile.categories:
+            if window not in categories_by_window:
+                categories_by_window[window] = {
+                    c for paper in batch if paper.key not in outside for c in paper.categories}
+            present = categories_by_window[window]
         absent = tuple(c for c in plan.subscriber.profile.categories if c not in present)
         looked.append(Looked(max(0, len(batch_days) - len(excluded)),
                              _since(days_by_window[window], already, batch_days),

@@ -232,6 +232,23 @@ class PaperMixin(StoreBase):
             )
             return [(_paper_from_row(row), row.batch_day) for row in rows]
 
+    def filed_after(
+        self, first: date, last: date, after: datetime
+    ) -> list[tuple[Paper, date, datetime]]:
+        """Return (paper, batch day, stored at) for the papers of the batch days from
+        ``first`` to ``last`` first stored after ``after``: those a day's batch took in
+        after a digest holding that day was planned (a source that publishes later in
+        the day, a list that grows during it)."""
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(papers)
+                .where(papers.c.batch_day >= first, papers.c.batch_day <= last,
+                       papers.c.stored_at > after)
+                .order_by(papers.c.batch_day, papers.c.key)
+            )
+            return [(_paper_from_row(row), row.batch_day, _utc(row.stored_at) or after)
+                    for row in rows]
+
     def latest_batch_day(self, on_or_before: date) -> date | None:
         """Return the most recent batch day not after the given day."""
         with self.begin() as conn:
