@@ -204,7 +204,7 @@ def test_the_cron_line_logs_when_each_firing_ran_and_how_it_ended(tmp_path: Path
     # and a firing that met a running one (flock -n) exited 1 and logged nothing.
     # Note: the line runs the installed `digest` (this environment's entry point).
     [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
-              if ln.strip() and not ln.lstrip().startswith("#")]
+              if ln.strip() and not ln.lstrip().startswith("#") and "digest run" in ln]
     srv = tmp_path / "srv"
     (srv / ".venv" / "bin").mkdir(parents=True)
     (srv / ".venv" / "bin" / "digest").symlink_to(Path(sys.executable).parent / "digest")
@@ -223,11 +223,28 @@ def test_the_cron_line_logs_when_each_firing_ran_and_how_it_ended(tmp_path: Path
     assert "sent 0" in log and "another digest run holds the lock" in log
 
 
+def test_the_nightly_backup_line_keeps_the_newest_copies(tmp_path: Path) -> None:
+    [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
+              if ln.strip() and not ln.lstrip().startswith("#") and "digest backup" in ln]
+    srv = tmp_path / "srv"
+    (srv / ".venv" / "bin").mkdir(parents=True)
+    (srv / ".venv" / "bin" / "digest").symlink_to(Path(sys.executable).parent / "digest")
+    command = cron_command(line).replace("/srv/digest", str(srv))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    done = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=240, check=False)
+    assert done.returncode == 0
+    log = (srv / "var" / "digest.log").read_text()
+    [copy] = (srv / "var" / "backups").glob("digest-*.sqlite3")
+    assert f"backed up the database to var/backups/{copy.name}" in log, log
+    keep = re.search(r"--keep (\d+)", line)
+    assert keep and int(keep.group(1)) >= 7  # a week of nights at least
+
+
 @pytest.mark.skipif(shutil.which("logrotate") is None, reason="needs logrotate")
 def test_the_cron_log_is_rotated_by_the_shipped_logrotate_file(tmp_path: Path) -> None:
     # The cron line appended to var/digest.log forever: 24 firings a day, no rotation.
     [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
-              if ln.strip() and not ln.lstrip().startswith("#")]
+              if ln.strip() and not ln.lstrip().startswith("#") and "digest run" in ln]
     cd = re.search(r"cd (\S+) ", line)
     appended = re.search(r">> (\S+)", line)
     assert cd and appended

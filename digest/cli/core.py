@@ -550,6 +550,33 @@ def prune(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"deleted the history before {cutoff.isoformat()}: {shown}")
 
 
+@main.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--keep", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With a folder: keep its newest N backups, delete older ones (0: all).")
+@click.option("--force", is_flag=True, help="Replace DEST if it is a file that exists.")
+@click.pass_context
+def backup(ctx: click.Context, dest: Path, keep: int, force: bool) -> None:
+    """Copy the SQLite database consistently while it is in use (DEST: a file or folder).
+
+    A folder gets digest-<UTC time>.sqlite3. Safe beside a run, senders and the web
+    app; a cp of the file can miss the last transactions (they wait in its -wal file).
+    """
+    from digest.store.backup import backup_database
+
+    config = get_config(ctx)
+    db = open_db(config)
+    try:
+        made = backup_database(db, dest, now=now_utc(), force=force, keep=keep)
+    finally:
+        db.close()
+    click.echo(f"backed up the database to {made.path} ({made.size / 1e6:.1f} MB: "
+               f"{made.subscribers} subscribers, {made.papers} papers, "
+               f"{made.deliveries} ledger rows)")
+    for path in made.removed:
+        click.echo(f"removed the older backup {path}")
+
+
 DEMO_SUBSCRIBERS = (
     (
         "ada@example.org",
