@@ -21,6 +21,7 @@ from digest.models import (
     Profile,
     ScoredPaper,
     Subscriber,
+    with_aliases,
 )
 from digest.pipeline.composing import compose, message_id, write_ahead, write_preview
 from digest.pipeline.sending import _Tally
@@ -353,7 +354,8 @@ def choose_papers(
         excludes.append(excluded)
         empty_window.append(len(excluded) >= len(batch_days))
         present = categories_by_window.get(window, set())
-        absent = tuple(c for c in plan.subscriber.profile.categories if c not in present)
+        absent = tuple(c for c in plan.subscriber.profile.categories
+                       if present.isdisjoint(with_aliases((c,))))
         looked.append(Looked(max(0, len(batch_days) - len(excluded)),
                              _since(days_by_window[window], already, batch_days),
                              absent=absent, categorised=bool(present) or not absent))

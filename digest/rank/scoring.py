@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
 from digest.forking import map_forked_then, map_large_blocks, reused_heap
-from digest.models import Paper, Profile, ScoredPaper
+from digest.models import Paper, Profile, ScoredPaper, with_aliases
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
     BatchIndex,
@@ -935,7 +935,7 @@ def _score_chunk(
         bars[usable] = np.maximum(bars[usable], calibrated[usable])
 
     boost = boost_values(
-        world.index, [p.categories for p in chunk], [p.authors for p in chunk],
+        world.index, [with_aliases(p.categories) for p in chunk], [p.authors for p in chunk],
         category_boost=options.category_boost, author_boost=options.author_boost,
     )
     passing = scores >= bars[:, None]
