@@ -225,8 +225,22 @@ def _word_form(word: str) -> str:
     """Return a word without its plural, -ing or -ed ending ('benchmarks',
     'benchmarking', 'benchmarked' -> 'benchmark'; 'LLMs' -> 'llm'; 'studies', 'studied'
     -> 'study'; 'approaches' -> 'approach'; 'embeddings', 'embedded' -> 'embed';
-    'generates', 'generated', 'generating' -> 'generate').
+    'generates', 'generated', 'generating' -> 'generate'; 'bias', 'biases', 'biased'
+    -> 'bia'; 'virus', 'viruses' -> 'virus'; 'cause', 'caused' -> 'caus').
     """
+    form = _ending_off(word)
+    # An "e" the ending left after an "s" goes: 'biase(s)', 'viruse(s)', 'cause' and
+    # 'caus(ed)', 'phase' and 'phas(ed)' meet. Then a word's own "-as" goes as its
+    # singular's did: 'bias' lost its "s" as a plural would ('bia'), and 'biases' and
+    # 'biased' kept it, so excluding "bias" left papers on "biases" in.
+    if len(form) >= 5 and form.endswith("se"):
+        form = form[:-1]
+    if len(form) >= 4 and form.endswith("as"):
+        form = form[:-1]
+    return form
+
+
+def _ending_off(word: str) -> str:
     if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         word = word[:-3] + "y" if word.endswith("ies") and len(word) > 5 else word[:-1]
     if word.endswith("e") and len(word) >= 4 and word[:-1].endswith(_SIBILANTS):
