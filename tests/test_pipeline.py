@@ -595,3 +595,24 @@ def test_a_run_lock_whose_pid_cannot_be_written_still_runs_and_still_locks(
     report = pipeline.run(config, now=NOW1, day=DAY1)
     assert (report.sent, report.failed, report.unknown, report.aborted) == (3, 0, 0, None)
     assert len(maildir_messages(config)) == 3
+
+
+def test_a_reader_of_cs_sy_gets_the_systems_papers_listed_in_eess_sy(tmp_path: Path) -> None:
+    # The sample day's systems and control paper is listed as eess.SY, the code arXiv
+    # files cs.SY under. Its reader of "cs.SY Systems and Control" (the form offers
+    # both) got the note "None of them is in cs.SY." instead of that paper.
+    config = make_config(tmp_path / "var")
+    store = open_store(config.database_url)
+    listed = [json.loads(line) for line in SAMPLE_BATCH.read_text(encoding="utf-8").splitlines()]
+    [systems] = [r for r in listed if "eess.SY" in r["categories"]]
+    assert not any("cs.SY" in r["categories"] for r in listed)
+    store.add_subscriber("control@example.org", Profile(categories=("cs.SY",)), now=NOW1,
+                         send_hour=7, empty_digest="note")
+    report = pipeline.run(config, now=NOW1, day=DAY1, store=store)
+    assert report.sent == 1
+    texts = {m["To"].addresses[0].addr_spec: " ".join(
+        m.get_body(("plain",)).get_content().split()) for m in maildir_messages(config)}
+    assert "None of them" not in texts["control@example.org"]
+    assert f"https://arxiv.org/abs/{systems['id']}" in texts["control@example.org"]
+    assert "in eess.SY" in texts["control@example.org"]
+    store.close()

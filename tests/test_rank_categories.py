@@ -43,3 +43,24 @@ def test_categories_with_words_still_need_the_words_to_match() -> None:
                   history=history, top_k=10, options=OPTIONS)
     in_category = sum("cs.CV" in p.categories for p in batch)
     assert len(result.rankings[0]) < min(10, in_category)
+
+
+def test_a_category_arxiv_files_under_two_codes_gets_the_papers_of_either() -> None:
+    # arXiv's taxonomy makes math.IT an alias of cs.IT and q-fin.EC one of econ.GN (as
+    # cs.NA is of math.NA, cs.SY of eess.SY); the listing gives a paper the canonical
+    # code alone. A reader who ticked "math.IT Information Theory" on the form was sent
+    # nothing, day after day, while information theory papers came in cs.IT.
+    batch, history = mini_day()
+    theory = [p.key for p in batch if "cs.IT" in p.categories]
+    economics = [p.key for p in batch if "econ.GN" in p.categories]
+    assert len(theory) == len(economics) == 1
+    assert not any({"math.IT", "q-fin.EC"} & set(p.categories) for p in batch)
+    result = rank(batch, [Profile(categories=("math.IT",)), Profile(categories=("q-fin.EC",)),
+                          Profile(categories=("cs.IT",))],
+                  history=history, top_k=10, options=OPTIONS)
+    alias, other_alias, canonical = result.rankings
+    assert [s.paper.key for s in alias] == [s.paper.key for s in canonical] == theory
+    assert [s.paper.key for s in other_alias] == economics
+    # The reason names the code the paper is listed under.
+    assert alias[0].reason == "in cs.IT" and other_alias[0].reason == "in econ.GN"
+    assert not result.nothing_relevant[0]

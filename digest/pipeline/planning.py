@@ -22,6 +22,7 @@ from digest.models import (
     Profile,
     ScoredPaper,
     Subscriber,
+    with_aliases,
 )
 from digest.pipeline.composing import compose, message_id, write_ahead, write_preview
 from digest.pipeline.sending import _Tally
@@ -385,7 +386,8 @@ def choose_papers(
                 categories_by_window[window] = {
                     c for paper in batch if paper.key not in outside for c in paper.categories}
             present = categories_by_window[window]
-        absent = tuple(c for c in plan.subscriber.profile.categories if c not in present)
+        absent = tuple(c for c in plan.subscriber.profile.categories
+                       if present.isdisjoint(with_aliases((c,))))
         looked.append(Looked(max(0, len(batch_days) - len(excluded)),
                              _since(days_by_window[window], already, batch_days),
                              absent=absent, categorised=bool(present) or not absent))

@@ -17,7 +17,7 @@ from typing import TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from digest.models import Paper, Profile
+from digest.models import Paper, Profile, with_aliases
 from digest.rank.metadata import BatchIndex, normalize_name
 from digest.rank.profiles import (
     Compiled,
@@ -148,7 +148,7 @@ def explain_all(
     for r, chosen in enumerate(picks):
         profile = profiles[r]
         followed = {normalize_name(a) for a in profile.authors}
-        wanted = set(profile.categories)
+        wanted = set(with_aliases(profile.categories))  # cs.NA: a paper in math.NA
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
         positives = context.compiled.positive_examples[r]

@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
 from digest.forking import map_forked_then, map_large_blocks, reused_heap
-from digest.models import Paper, Profile, ScoredPaper
+from digest.models import Paper, Profile, ScoredPaper, with_aliases
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
     BatchIndex,
@@ -225,8 +225,22 @@ def _word_form(word: str) -> str:
     """Return a word without its plural, -ing or -ed ending ('benchmarks',
     'benchmarking', 'benchmarked' -> 'benchmark'; 'LLMs' -> 'llm'; 'studies', 'studied'
     -> 'study'; 'approaches' -> 'approach'; 'embeddings', 'embedded' -> 'embed';
-    'generates', 'generated', 'generating' -> 'generate').
+    'generates', 'generated', 'generating' -> 'generate'; 'bias', 'biases', 'biased'
+    -> 'bia'; 'virus', 'viruses' -> 'virus'; 'cause', 'caused' -> 'caus').
     """
+    form = _ending_off(word)
+    # An "e" the ending left after an "s" goes: 'biase(s)', 'viruse(s)', 'cause' and
+    # 'caus(ed)', 'phase' and 'phas(ed)' meet. Then a word's own "-as" goes as its
+    # singular's did: 'bias' lost its "s" as a plural would ('bia'), and 'biases' and
+    # 'biased' kept it, so excluding "bias" left papers on "biases" in.
+    if len(form) >= 5 and form.endswith("se"):
+        form = form[:-1]
+    if len(form) >= 4 and form.endswith("as"):
+        form = form[:-1]
+    return form
+
+
+def _ending_off(word: str) -> str:
     if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         word = word[:-3] + "y" if word.endswith("ies") and len(word) > 5 else word[:-1]
     if word.endswith("e") and len(word) >= 4 and word[:-1].endswith(_SIBILANTS):
@@ -935,7 +949,7 @@ def _score_chunk(
         bars[usable] = np.maximum(bars[usable], calibrated[usable])
 
     boost = boost_values(
-        world.index, [p.categories for p in chunk], [p.authors for p in chunk],
+        world.index, [with_aliases(p.categories) for p in chunk], [p.authors for p in chunk],
         category_boost=options.category_boost, author_boost=options.author_boost,
     )
     passing = scores >= bars[:, None]
