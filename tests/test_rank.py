@@ -688,3 +688,46 @@ def test_disliked_papers_push_their_kind_down_without_liked_ones(
                if "editing" in p.title.lower() and "unlearning" not in p.title.lower()]
     assert sum(steered[k] - plain[k] for k in editing) > sum(
         steered[k] - plain[k] for k in unlearning)
+
+
+def test_a_keyword_holding_a_common_word_ranks_by_the_whole_phrase(
+    sample: list[Paper],
+) -> None:
+    # "code" is on the vocabulary's stop list ("code is available at"), so the keyword
+    # ranked as "generation" alone: video and stereo generation papers first, each
+    # "matches: generation". The sample's two papers on code generation come first now.
+    result = rank(sample, [Profile(keywords=("code generation",)),
+                           Profile(interests="video generation with diffusion",
+                                   keywords=("Code  Generation",))], top_k=5)
+    for ranking in result.rankings:
+        holding = [s for s in ranking
+                   if "code generation" in f"{s.paper.title} {s.paper.abstract}".lower()]
+        assert len(holding) == 2 and ranking[:2] == holding
+    assert [s.reason for s in result.rankings[0][:2]] == ["matches: code generation"] * 2
+    assert result.rankings[1][0].reason == "matches: Code Generation"  # as typed
+    # The words it shares stay the reason of the papers after them.
+    assert result.rankings[1][2].reason.startswith("matches: generation")
+
+
+def test_a_keyword_of_a_common_word_alone_is_found_in_titles(sample: list[Paper]) -> None:
+    # The keyword "code" was no term at all: the profile got nothing, every day.
+    result = rank(sample, [Profile(keywords=("code",))], top_k=10)
+    [ranking] = result.rankings
+    assert not result.nothing_relevant[0]
+    titled = [p.title for p in sample if " code" in f" {p.title.lower()}"]
+    assert sorted(s.paper.title for s in ranking) == sorted(titled) and len(titled) == 4
+    assert {s.reason for s in ranking} == {"matches: code"}
+
+
+@pytest.mark.parametrize(("keyword", "phrase"), [
+    ("code generation", "code generation"),
+    ("Task Planning", "task plan"),
+    ("state of the art", "state of the art"),
+    ("code", "code"),
+    ("machine unlearning", None),  # its words are terms: the query says it all
+    ("C++", None),  # too short to look for
+])
+def test_which_keywords_are_looked_for_as_typed(keyword: str, phrase: str | None) -> None:
+    from digest.rank.scoring import literal_phrase
+
+    assert literal_phrase(keyword) == phrase

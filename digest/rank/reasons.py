@@ -118,13 +118,16 @@ def explain_all(
     picks: Sequence[Sequence[int]],
     *,
     trending: Sequence[bool],
+    literal: Mapping[int, Sequence[tuple[str, np.ndarray]]] | None = None,
 ) -> list[list[str]]:
     """Return the reason lines for every chosen paper of every profile of a chunk.
 
     A line joins the first two that apply of: a followed author (or else an author of
     the profile's seed or liked papers), the closest example paper, the matched terms, a
     wanted category (or else one of most of its seed or liked papers), the upvotes of a
-    trending paper.
+    trending paper. ``literal``: per chunk row, its keywords found as typed ((keyword,
+    batch columns holding it); scoring._literal_keywords): a paper holding one is said
+    to match it, rather than the terms left of it.
     """
     lengths = [len(chosen) for chosen in picks]
     rows = np.repeat(np.arange(len(picks), dtype=np.intp), lengths)
@@ -163,6 +166,7 @@ def explain_all(
             categories = set().union(*[example_categories[e] for e in positives])
         shared: _Shared | None = None
         lines: list[str] = []
+        typed = literal.get(r) if literal else None
         for j in chosen:
             parts: list[str] = []
             names = by_author[j]
@@ -187,7 +191,10 @@ def explain_all(
                 parts.append(line)
             if len(parts) < 2:
                 size = sizes[pair]
-                if size:
+                held = [k for k, hits in typed if j in hits] if typed else []
+                if held:
+                    parts.append(TERMS_OWN + ", ".join(held[:TERMS]))
+                elif size:
                     forms = written.forms.get(j)
                     if forms is None:
                         forms = written.of(j)

@@ -75,6 +75,7 @@ from digest.rank.profiles import (
 from digest.rank.reasons import Context, explain_all
 from digest.rank.semantic import SemanticScorer, semantic_scorer
 from digest.rank.vectors import (
+    DOMAIN_STOP_WORDS,
     Space,
     batch_fingerprint,
     fold_accents,
@@ -108,6 +109,13 @@ class RankOptions:
     """
 
     keyword_weight: float = 2.0
+    # A keyword that holds a word too common in abstracts to be a term ("code", "task",
+    # "performance", "framework": the vocabulary drops them) ranked only by its other
+    # words ("code generation" as "generation": image and video generation papers), or
+    # not at all ("code"). The papers whose text holds the whole keyword (its words'
+    # forms, as excluded phrases are found) gain the profile's best score, and at least
+    # this much (0: off).
+    literal_keyword_weight: float = 0.2
     feedback_depth: int = 10
     feedback_weight: float = 0.7
     # Share of the disliked papers' centroid subtracted (without LSA), and of their model
@@ -386,6 +394,23 @@ class World:
         titles: dict[str, str] = {}
         _index_titles(titles, (p for key, p in self.known.items() if key not in batch))
         return titles
+
+    @functools.cached_property
+    def target_forms(self) -> list[str]:
+        """Return every target's text as _word_forms: the batch's, then the calibration
+        papers' (made on first use: only literal keywords read them)."""
+        return [*self.word_forms, *(_word_forms(f"{p.title} {p.abstract}")
+                                    for p in self.target_papers[self.n_batch:])]
+
+    @functools.cached_property
+    def target_title_forms(self) -> list[str]:
+        """Return every target's title as _word_forms (made on first use)."""
+        return [_word_forms(p.title) for p in self.target_papers]
+
+    @functools.cached_property
+    def literal_hits(self) -> dict[str, np.ndarray]:
+        """Return a cache: literal keyword phrase -> which targets hold it."""
+        return {}
 
     @property
     def n_batch(self) -> int:
@@ -935,6 +960,15 @@ def _score_chunk(
                                depth=options.feedback_metadata_depth)[found_rows]
         _add_metadata(content, found_rows, world.pool_meta, mixer,
                       options.feedback_category_weight, options.feedback_author_weight)
+    literal = _literal_keywords(world, chunk) if options.literal_keyword_weight > 0 else []
+    for r, found in literal:
+        # The profile's best score, so the papers holding the keyword rise above those
+        # that share only its other words (a query of "generation" alone put video
+        # generation first for "code generation"), in the order of their own scores; at
+        # least the weight (a keyword of stop words alone scores nothing else).
+        lift = SCORES(max(float(content[r].max()), options.literal_keyword_weight))
+        for _, hits in found:
+            content[r, hits] += lift
     positive = (compiled.positive_owner, compiled.positive_example)
     if world.semantic is not None:
         queries = world.semantic.queries(
@@ -983,7 +1017,9 @@ def _score_chunk(
                                                              options),
     )
     reasons = explain_all(context, chunk, world.papers, picks,
-                          trending=[b > 0 for b in blend])
+                          trending=[b > 0 for b in blend],
+                          literal={r: [(typed, hits[hits < n_batch]) for typed, hits in found]
+                                   for r, found in literal})
     if world.semantic is not None:
         reasons = world.semantic.explain(reasons, picks, scores, semantic_parts, positive,
                                          examples.titles)
@@ -1207,6 +1243,47 @@ def _part_topics(
     # the mean of the parts' scores, spread as any one topic's.
     mean = (membership(owner, vector.shape[0]) @ each)[targets]
     vector[targets], offset[targets] = _standardised(world, mean)
+
+
+@functools.lru_cache(maxsize=65536)
+def literal_phrase(keyword: str) -> str | None:
+    """Return a keyword as a phrase of word forms when the vocabulary loses a word of it
+    (a word of the domain's stop list: "code generation", "task planning", "code"), or
+    None when its terms say it all (or it is too short to look for: "C", "R").
+    Found in a paper's title and abstract; a single word, in its title only."""
+    words = _NOT_ALNUM.sub(" ", fold_accents(keyword.lower())).split()
+    lost = [w for w in words if w in DOMAIN_STOP_WORDS]
+    phrase = _word_forms(keyword).strip()
+    if not lost or len(phrase.replace(" ", "")) < 3:
+        return None
+    return phrase
+
+
+def _literal_keywords(
+    world: World, chunk: Sequence[Profile]
+) -> list[tuple[int, list[tuple[str, np.ndarray]]]]:
+    """Return, per chunk row with any, its literal keywords: (as typed, targets holding
+    it), the targets' hits cached on the world."""
+    out: list[tuple[int, list[tuple[str, np.ndarray]]]] = []
+    cache = world.literal_hits
+    for r, profile in enumerate(chunk):
+        found: list[tuple[str, np.ndarray]] = []
+        for typed in profile.keywords:
+            phrase = literal_phrase(typed)
+            if phrase is None:
+                continue
+            hits = cache.get(phrase)
+            if hits is None:
+                # One word ("code") is looked for in titles: in abstracts it is mostly
+                # the phrase that made it a stop word ("code is available at").
+                texts = world.target_forms if " " in phrase else world.target_title_forms
+                needle = f" {phrase} "
+                hits = cache[phrase] = np.flatnonzero([needle in text for text in texts])
+            if hits.size:
+                found.append((" ".join(typed.split()), hits))
+        if found:
+            out.append((r, found))
+    return out
 
 
 def _blocked(

@@ -47,6 +47,9 @@ _DOMAIN_STOP_TEXT = """
     state art outperforms performance achieve achieves achieving furthermore moreover
     code available github com https http www introduce introduces framework address
     study studies various different effective effectively task tasks"""
+# Those of them a researcher may mean in a keyword ("code generation", "task planning"):
+# not English stop words.
+DOMAIN_STOP_WORDS = frozenset(_DOMAIN_STOP_TEXT.split()) - frozenset(ENGLISH_STOP_WORDS)
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) | frozenset(_DOMAIN_STOP_TEXT.split())
 
 
