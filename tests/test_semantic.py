@@ -418,6 +418,21 @@ def test_a_seed_profile_is_led_to_papers_close_in_meaning_to_its_seeds() -> None
 
 
 @needs_model
+def test_a_paper_brought_in_by_the_words_does_not_name_a_far_seed_paper() -> None:
+    # Interests in crash safety and one seed paper on yeast: the car-crash paper comes in
+    # by the words' meaning, and its reason named the yeast paper ("close in meaning
+    # to: Transcription factors controlling yeast sporulation"), the only seed there was.
+    seed = paper("test:seed", "Transcription factors controlling yeast sporulation",
+                 "Budding yeast cells enter meiosis when nitrogen runs out.", day=18)
+    on = replace(EVERYTHING, semantic_weight=semantic.DEFAULT_WEIGHT)
+    ranker = Ranker([*UNRELATED, CAR], history=[*BACKGROUND, seed], options=on)
+    ranked = ranker.rank([Profile(interests=INTEREST, seeds=(seed.key,))]).rankings[0]
+    reasons = {s.paper.key: s.reason for s in ranked}
+    assert reasons[CAR.key] == "close in meaning to your interests"
+    assert "yeast" in reasons[UNRELATED[1].key]  # the seed's own topic still names it
+
+
+@needs_model
 def test_the_ranker_embeds_the_days_papers_once_across_chunks(tmp_path: Path) -> None:
     options = replace(EVERYTHING, semantic_weight=1.0, semantic_cache=str(tmp_path), chunk=1)
     shared = semantic.shared_encoder(tmp_path)

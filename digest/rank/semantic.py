@@ -320,6 +320,7 @@ class Queries:
 
     vectors: np.ndarray  # P x d, l2 rows (zero: nothing to embed)
     weights: np.ndarray  # P: the semantic score's weight (0: none)
+    words: np.ndarray  # P x d: the embedding of the profile's own words (zero: none)
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ class ChunkScores:
 
     share: np.ndarray  # P x B: the semantic part added to each batch paper's content
     active: np.ndarray  # P: does the profile have a semantic score
+    words: np.ndarray  # P x d: the embedding of the profile's own words (zero: none)
 
 
 class SemanticScorer:
@@ -422,7 +424,7 @@ class SemanticScorer:
                             + (1 - self.text_weight) * centroid[both])
         weights = np.where(has_examples, self.weight * EXAMPLE_SHARE,
                            np.where(has_words, self.weight, 0.0))
-        return Queries(vectors=query, weights=weights)
+        return Queries(vectors=query, weights=weights, words=words)
 
     def blend(
         self, content: np.ndarray, queries: Queries, scale: tuple[float, float]
@@ -445,7 +447,8 @@ class SemanticScorer:
         added = np.zeros(sims.shape)
         added[active] = queries.weights[active, None] * unit * standard[active]
         mixed: np.ndarray = content + added
-        return mixed, ChunkScores(share=added[:, : self.n_batch], active=active)
+        return mixed, ChunkScores(share=added[:, : self.n_batch], active=active,
+                                  words=queries.words)
 
     def explain(
         self,
@@ -460,7 +463,8 @@ class SemanticScorer:
 
         Mainly: the lexical reasons found nothing to say, or its weighted semantic part
         is more than half of its content score. Named: the profile's seed or liked paper
-        closest to it in the embedding space, else "your interests".
+        closest to it in the embedding space, unless the profile's words are closer to
+        it than that paper (or there is none): then "your interests".
         """
         owners, rows = positive
         out: list[list[str]] = []
@@ -475,8 +479,14 @@ class SemanticScorer:
                 if not fallback and (part <= 0.5 * float(content[r, j])
                                      or lines[n].startswith("close to")):
                     continue
-                if mine.size:
-                    best = int(mine[int(np.argmax(self._example_rows[mine] @ self.targets[j]))])
+                closeness = self._example_rows[mine] @ self.targets[j]
+                # A profile of words and seeds: a paper its words brought in named the
+                # seed closest to it however far that was (a car-crash paper "close in
+                # meaning to" a yeast paper, for interests in crash safety).
+                words = parts.words[r]
+                if mine.size and (not words.any() or float(closeness.max())
+                                  >= float(words @ self.targets[j])):
+                    best = int(mine[int(np.argmax(closeness))])
                     title = titles[best]
                     if len(title) > 80:
                         title = title[:77].rstrip() + "..."
