@@ -343,6 +343,26 @@ def test_a_paper_is_embedded_once_per_encoder_unless_its_text_changes() -> None:
     assert encoder.encoded == 4  # a replaced abstract is a new text
 
 
+@needs_model
+def test_a_process_keeps_no_more_embeddings_than_the_limit_the_least_used_going_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `digest schedule` is one process for months: it kept every embedding it ever made
+    # or read (~1 GB after 300 days of 2,000 papers, measured), past what the disk keeps.
+    monkeypatch.setattr(semantic, "DISK_LIMIT", 3)
+    encoder = semantic.Encoder()
+    texts = [f"note number {i} about a topic" for i in range(6)]
+    encoder.texts(texts[:3])
+    encoder.texts(texts[:1])  # used again: now the most recent
+    encoder.texts(texts[3:5])  # 1 and 2 are let go of: the least recently used
+    assert encoder.encoded == 5
+    encoder.texts([texts[0], texts[4], texts[3]])  # all still held
+    assert encoder.encoded == 5
+    encoder.texts([texts[1]])  # let go of, it is encoded again
+    assert encoder.encoded == 6
+    assert encoder.held == 3
+
+
 DISK_CHILD = """
 import json, sys
 import numpy as np

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import itertools
 import logging
 import os
 import threading
@@ -53,7 +54,9 @@ DEFAULT_WEIGHT = 2.0  # the semantic score's weight beside the tf-idf content sc
 # weight, on `bench/semantic.py tune --seed 1 --days 4`; see README).
 EXAMPLE_SHARE = 0.25
 UNKNOWN_SPREAD = 0.1  # the tf-idf score spread assumed when a day gives none
-DISK_LIMIT = 200_000  # embeddings kept on disk (~300 MB); the oldest segments go first
+# Embeddings kept on disk (~300 MB; the oldest segments go first) and in a process's
+# memory (the least recently used go first).
+DISK_LIMIT = 200_000
 MAX_SEGMENTS = 24  # more segment files than this are merged into one
 INSTALL_HINT = (
     "install the semantic extra, torch first (a CPU build; an unpinned torch pulls the "
@@ -267,25 +270,46 @@ class Encoder:
         return normalised
 
     def embed(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Return one row per (name, text), encoding only what no cache holds."""
+        """Return one row per (name, text), encoding only what no cache holds.
+
+        The process keeps at most DISK_LIMIT embeddings, as the disk does, the least
+        recently used going first: `digest schedule` runs for months in one process,
+        and kept every embedding it had ever made or read (~1.8 KB each, ~1.3 GB after a
+        year of 2,000 papers a day), past the 200,000 the disk holds.
+        """
         with self._lock:
+            memory = self._memory
             if self._disk is not None and not self._disk_loaded:
-                for entry, row in self._disk.load().items():
-                    self._memory.setdefault(entry, row)
+                # Oldest first: the dict's order is the order in which entries go.
+                # (Views of the segments read: read once, they do not add up.)
+                for entry, row in reversed(self._disk.load().items()):
+                    memory[entry] = row
                 self._disk_loaded = True
             entries = [_entry(name, text) for name, text in items]
             todo: dict[str, str] = {}
             for entry, (_, text) in zip(entries, items, strict=True):
-                if entry not in self._memory:
+                if entry in memory:
+                    memory[entry] = memory.pop(entry)  # used now: among the last to go
+                else:
                     todo.setdefault(entry, text)
             if todo:
                 new = self.encode(list(todo.values()))
-                self._memory.update(zip(todo, new, strict=True))
+                # Each row its own copy: a view would keep the whole batch it was
+                # encoded in for as long as one of its papers is used (a liked one).
+                memory.update(zip(todo, (row.copy() for row in new), strict=True))
                 if self._disk is not None:
                     self._disk.save(list(todo), new)
             if not entries:
                 return np.zeros((0, self.dimensions), dtype=np.float32)
-            return np.vstack([self._memory[e] for e in entries])
+            rows = np.vstack([memory[e] for e in entries])
+            for stale in list(itertools.islice(memory, max(0, len(memory) - DISK_LIMIT))):
+                del memory[stale]
+            return rows
+
+    @property
+    def held(self) -> int:
+        """Return how many embeddings this process keeps in memory."""
+        return len(self._memory)
 
     def papers(self, papers: Sequence[Paper]) -> np.ndarray:
         """Return the embeddings of papers (title + abstract), one row each."""
@@ -358,6 +382,7 @@ class SemanticScorer:
         self.negative_weight = negative_weight
         self._example_keys: tuple[str, ...] = ()
         self._example_rows = np.zeros((0, encoder.dimensions), dtype=np.float32)
+        self._words: dict[str, np.ndarray] = {}  # the rank call's profile texts (prepare)
 
     def _examples(self, keys: tuple[str, ...], known: dict[str, Paper]) -> np.ndarray:
         """Return the example papers' embeddings (the bank only ever appends)."""
@@ -380,9 +405,10 @@ class SemanticScorer:
         which must not run the model (torch's thread pool does not survive a fork).
         """
         self._examples(example_keys, known)
-        texts = [text for text in map(profile_text, profiles) if text]
-        if texts:
-            self.encoder.texts(texts)
+        texts = list(dict.fromkeys(text for text in map(profile_text, profiles) if text))
+        # Kept here for the chunks, not looked up in the encoder's memory, which may
+        # let go of some of them (at most DISK_LIMIT) before a chunk asks.
+        self._words = dict(zip(texts, self.encoder.texts(texts), strict=True)) if texts else {}
 
     def queries(
         self,
@@ -415,7 +441,10 @@ class SemanticScorer:
         with_text = [i for i, t in enumerate(texts) if t]
         words = np.zeros((size, dims), dtype=np.float32)
         if with_text:
-            words[with_text] = self.encoder.texts([texts[i] for i in with_text])
+            missing = [texts[i] for i in with_text if texts[i] not in self._words]
+            if missing:  # not prepared (a caller that did not call prepare)
+                self._words.update(zip(missing, self.encoder.texts(missing), strict=True))
+            words[with_text] = np.vstack([self._words[texts[i]] for i in with_text])
         has_examples = np.linalg.norm(centroid, axis=1) > 0
         has_words = np.linalg.norm(words, axis=1) > 0
         both = has_examples & has_words
