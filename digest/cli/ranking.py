@@ -196,7 +196,8 @@ def semantic_options(command: Callable[..., None]) -> Callable[..., None]:
     """Add --semantic, --semantic-weight and --semantic-cache to a command."""
     command = click.option(
         "--semantic-cache", type=click.Path(file_okay=False, path_type=Path),
-        help="Keep paper embeddings in this directory between runs.")(command)
+        help="Keep paper embeddings in this directory between runs (implies "
+        "--semantic).")(command)
     command = click.option(
         "--semantic-weight", type=click.FloatRange(min=0.0),
         help="Weight of the semantic score (implies --semantic; default 2.0).")(command)
@@ -238,7 +239,8 @@ def rank_command(
     """Rank a batch of papers for each profile; print one JSON line per profile."""
     from digest.rank import RankOptions, rank
 
-    weight = semantic_setting(semantic, semantic_weight)
+    # A cache asked for is semantic ranking asked for: without it, tf-idf alone, silently.
+    weight = semantic_setting(semantic or semantic_cache is not None, semantic_weight)
     # The output names each paper by the id its --papers line gave (a versioned,
     # "arXiv:" or non-arXiv id as written), which is what a caller matches it by.
     given: dict[str, object] = {}
@@ -294,7 +296,8 @@ def eval_command(
     )
 
     weight = semantic_setting(
-        semantic or any(m in methods for m in ("ours+semantic", "minilm")), semantic_weight)
+        semantic or semantic_cache is not None
+        or any(m in methods for m in ("ours+semantic", "minilm")), semantic_weight)
     config = EvalConfig(days=days, subscribers=subscribers, seed=seed, methods=methods,
                         semantic_weight=weight,
                         semantic_cache=str(semantic_cache) if semantic_cache else "")

