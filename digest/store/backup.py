@@ -9,6 +9,7 @@ them), and the copy is checked before it takes the file's name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -83,15 +84,24 @@ def backup_database(
         _flush(partial)
         os.replace(partial, target)
         _flush(target.parent)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
+    except (OSError, sqlite3.OperationalError) as err:
+        # A full disk or a folder not writable: SQLite says so as its own error
+        # ("database or disk is full", "unable to open database file").
+        _discard(partial)
         raise StoreError(f"cannot write the backup {target}: {err}",
                          "check the folder's free space and permissions") from err
     except BaseException:
-        partial.unlink(missing_ok=True)
+        _discard(partial)
         raise
     removed = _rotate(target.parent, keep) if folder and keep > 0 else ()
     return Backup(target, size, *counts, removed=removed)
+
+
+def _discard(partial: Path) -> None:
+    """Remove what was written of a failed copy, if anything can be (a read-only
+    folder refuses that too, and must not hide why the copy failed)."""
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)
 
 
 def _copy(store: StoreBase, partial: Path) -> None:
