@@ -108,15 +108,18 @@ class PaperMixin(StoreBase):
         """One attempt of save_papers in the transaction ``conn``."""
         stored: dict[str, Paper] = {}
         stored_days: dict[str, date] = {}
+        stored_at: dict[str, datetime] = {}
         for chunk in in_chunks(keys):
             for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
                 stored[row.key] = _paper_from_row(row)
                 stored_days[row.key] = row.batch_day
+                stored_at[row.key] = row.stored_at
         aliases = self._same_titled(conn, [p for p in given if p.key not in stored])
         for key in sorted(set(aliases.values()) - stored.keys()):
             for row in conn.execute(select(papers).where(papers.c.key == key)):
                 stored[row.key] = _paper_from_row(row)
                 stored_days[row.key] = row.batch_day
+                stored_at[row.key] = row.stored_at
         fresh: dict[str, Paper] = {}  # new keys, in the order given
         known: dict[str, Paper] = {}  # known keys, merged
         for paper in given:
@@ -136,9 +139,13 @@ class PaperMixin(StoreBase):
         moved = {key for key, merged in known.items()
                  if stored[key].announce_type == "named"
                  and merged.announce_type not in REPLACEMENTS}
+        # A moved paper is filed now, as if never named: a digest of this day planned
+        # before now finds it among the papers filed after it (filed_after), or no
+        # digest of its subscriber would hold it.
         changed = [
             {"known_key": key, "updated_at": now,
-             "batch_day": batch_day if key in moved else stored_days[key], **values}
+             "batch_day": batch_day if key in moved else stored_days[key],
+             "stored_at": now if key in moved else stored_at[key], **values}
             for key, merged in known.items()
             if (values := _paper_values(merged)) != _paper_values(stored[key])
         ]
