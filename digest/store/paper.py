@@ -175,7 +175,10 @@ class PaperMixin(StoreBase):
         words or more, case and spacing aside) with an author in common when both list
         authors makes them one. Stored titles are found by the index on ``lower(title)``.
         """
-        titled = [(p, t) for p in unknown if (t := same_title(p.title)) is not None]
+        # A paper fetched by its id because a profile names it ("named") is stored under
+        # that id whatever else holds its title: otherwise the profile's id names nothing.
+        titled = [(p, t) for p in unknown
+                  if p.announce_type != "named" and (t := same_title(p.title)) is not None]
         if not titled:
             return {}
         # As the database lowers its titles (SQLite: ASCII letters only), with and
@@ -192,6 +195,10 @@ class PaperMixin(StoreBase):
                 title = same_title(found.title)
                 if title is not None:
                     candidates.setdefault(title, []).append(found)
+        for found_list in candidates.values():
+            # A named paper (stored under its id beside its journal version) is the
+            # paper only when nothing else of that title is: the other was mailed.
+            found_list.sort(key=lambda c: c.announce_type == "named")
         aliases: dict[str, str] = {}
         for paper, title in titled:
             same = next((c for c in candidates.get(title, ())
