@@ -195,6 +195,21 @@ def test_a_paper_fetched_by_its_arxiv_id_is_stored_under_it_beside_its_journal_v
     store.close()
 
 
+def test_a_stored_title_ending_in_a_period_is_the_same_title_without_it(
+        tmp_path: Path) -> None:
+    # PubMed's titles end with a period, bioRxiv's and most journals' do not: the
+    # merge read "a final period aside" only one way, so a record without the period
+    # was not found beside a stored one with it, and the paper was mailed twice.
+    store = open_store(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    title = "Deep learning for single cell genomics analysis"
+    store.save_papers([paper("doi:10.1/pubmed", title=f"{title}.", authors=("Ann Lee",))],
+                      batch_day=DAY, now=NOW)
+    again = paper("rss:b:https://biorxiv.example.org/1", title=title, authors=("Lee, A.",))
+    assert store.save_papers([again], batch_day=DAY, now=NOW)[0] == 0
+    assert store.get_papers([again.key]) == {}
+    store.close()
+
+
 def test_one_ledger_row_per_subscriber_and_day(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'l.sqlite3'}")
     sub = store.add_subscriber("A@Example.org", Profile(interests="x"), now=NOW)

@@ -182,10 +182,11 @@ class PaperMixin(StoreBase):
         if not titled:
             return {}
         # As the database lowers its titles (SQLite: ASCII letters only), with and
-        # without a final period.
-        lowered = sorted({variant for p, _ in titled
-                          for title in (p.title, p.title.rstrip(".").rstrip())
-                          for variant in (title.lower(), _ascii_lower(title))})
+        # without a final period whichever way it was typed (PubMed's titles end with
+        # one, bioRxiv's do not).
+        bare = [p.title.rstrip(".").rstrip() for p, _ in titled]
+        lowered = sorted({variant for title in bare for typed in (title, f"{title}.")
+                          for variant in (typed.lower(), _ascii_lower(typed))})
         candidates: dict[str, list[Paper]] = {}
         for chunk in in_chunks(lowered):
             query = (select(papers).where(func.lower(papers.c.title).in_(chunk))
