@@ -6,7 +6,9 @@ the command through click's CliRunner.
 
 from __future__ import annotations
 
+import resource
 import shutil
+import signal
 import sqlite3
 import threading
 from datetime import UTC, date, datetime
@@ -148,3 +150,55 @@ def test_postgresql_is_pointed_at_its_own_tools(tmp_path: Path) -> None:
     result = invoke(config, "backup", str(tmp_path / "b.sqlite3"))
     assert result.exit_code == 78
     assert "pg_dump" in result.output and not (tmp_path / "b.sqlite3").exists()
+
+
+def test_a_folder_named_with_a_final_slash_or_keep_never_becomes_a_file(
+        tmp_path: Path) -> None:
+    # `digest backup var/backups/ --keep 14` (the README's line) before var/backups
+    # existed wrote the backup as a FILE named var/backups, and every later night then
+    # failed with "var/backups exists" (or, with --force, overwrote the one backup).
+    config = sqlite_config(tmp_path)
+    open_store(config.database_url).close()
+    folder = tmp_path / "backups"
+    result = invoke(config, "backup", f"{folder}/", "--keep", "14")
+    assert result.exit_code == 2, result.output
+    assert f"no folder {folder}" in result.output and "mkdir -p" in result.output
+    assert not folder.exists()
+    # --keep alone names a folder too: rotation of one file means nothing.
+    result = invoke(config, "backup", str(folder), "--keep", "14")
+    assert result.exit_code == 2 and not folder.exists()
+    folder.mkdir()
+    assert invoke(config, "backup", f"{folder}/", "--keep", "14").exit_code == 0
+    (made,) = folder.iterdir()
+    assert made.name.startswith("digest-") and made.suffix == ".sqlite3"
+    # A file given as a folder is refused, not replaced.
+    single = tmp_path / "one.sqlite3"
+    assert invoke(config, "backup", str(single)).exit_code == 0
+    result = invoke(config, "backup", str(single), "--keep", "3")
+    assert result.exit_code == 2 and "is a file" in result.output
+
+
+def test_a_full_disk_is_said_in_a_line_with_a_hint_and_leaves_no_partial_file(
+        tmp_path: Path) -> None:
+    # A folder on a full disk (here: a file-size limit, which SQLite meets as it does a
+    # full disk) ended the command in a Python traceback, exit 1, without the hint.
+    config = sqlite_config(tmp_path)
+    db = open_store(config.database_url)
+    db.save_papers(papers(0, 300), batch_day=DAY, now=NOW)
+    db.close()
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, hard))
+    try:
+        result = invoke(config, "backup", str(folder))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        result.exception)
+    assert result.exit_code == 75, result.output
+    assert "cannot write the backup" in result.output
+    assert "free space" in result.output
+    assert list(folder.iterdir()) == []

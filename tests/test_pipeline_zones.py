@@ -224,6 +224,40 @@ def test_papers_filed_after_a_digest_went_out_are_in_the_next_one(tmp_path: Path
     store.close()
 
 
+def test_a_named_paper_moved_into_a_day_after_its_digest_is_in_the_next_one(
+    tmp_path: Path,
+) -> None:
+    # A paper some profile named (a seed fetched from arXiv's API on Monday, filed there
+    # as "named") that the afternoon source lists as new on Wednesday moves into
+    # Wednesday's batch at 15:05 UTC, after London's Wednesday digest was planned. It
+    # kept Monday's stored_at, so Thursday's digest did not count it as filed late:
+    # Wednesday's digest could not hold it, Thursday's did not, and it reached no one
+    # in London (Tokyo, at 22:00 UTC, got it).
+    files, config, store = start(tmp_path)
+    subscribe(store, ("london@example.org", "Europe/London", "daily", 0))
+    wed, thu = BATCH_DAYS[:2]
+    afternoon = date(2000, 1, 1)  # the afternoon source's file, filed under Wednesday
+    feeds = {wed: files[wed], afternoon: files[thu], thu: files[BATCH_DAYS[2]]}
+    arrivals = {wed: utc(wed, 0, 5), afternoon: utc(wed, 15, 5), thu: utc(thu, 0, 5)}
+    first = json.loads(files[thu].read_text(encoding="utf-8").splitlines()[0])
+    named = replace(paper_from_record(first), announce_type="named")
+    monday = wed - timedelta(days=2)
+    store.save_papers([named], batch_day=monday, now=utc(monday, 9))
+    hourly(config, store, feeds, arrivals, until=utc(thu, 23, 5))
+    assert {p.key for p, _ in store.batch(wed, wed)} >= {named.key}  # moved
+    london = store.find_subscriber("london@example.org")
+    assert london is not None
+    rows = [store.get_delivery(london.id, d) for d in (wed, thu)]
+    assert rows[0] is not None and named.key not in rows[0].paper_keys
+    messages = {str(m["Message-ID"]): m for m in maildir_messages(config)}
+    thursday = messages[message_id(config, london.id, thu)]
+    late = len(files[thu].read_text(encoding="utf-8").splitlines())
+    thursdays = sum(1 for _ in store.batch(thu, thu))
+    # Every paper of the afternoon's, the named one included, was Thursday's to choose.
+    assert looked_at(thursday) == late + thursdays
+    store.close()
+
+
 def test_a_run_for_a_date_sends_the_batch_it_filed_under_that_date_to_every_zone(
     tmp_path: Path,
 ) -> None:

@@ -175,6 +175,41 @@ def test_two_arxiv_ids_with_one_title_stay_two_papers(tmp_path: Path) -> None:
     assert store.save_papers([journal], batch_day=DAY, now=NOW)[0] == 0  # nothing new
 
 
+def test_a_paper_fetched_by_its_arxiv_id_is_stored_under_it_beside_its_journal_version(
+        tmp_path: Path) -> None:
+    # A subscriber seeds 2401.01234, whose journal version a journal's feed brought
+    # (its own DOI, the same title, an author in common). arXiv's API answered the
+    # id, but the same-title merge filed the answer under the DOI: nothing was stored
+    # under the id, so the seed named nothing, in the ranker or in `subscribers show`.
+    store = open_store(f"sqlite:///{tmp_path / 'n.sqlite3'}")
+    title = "Sparse autoencoders find interpretable features in protein language models"
+    store.save_papers([paper("doi:10.1101/2024.01.01.000001", title=title,
+                             authors=("A. Trull",))], batch_day=DAY, now=NOW)
+    named = paper("arxiv:2401.01234", title=title, authors=("Anna Trull",),
+                  announce_type="named")
+    store.save_papers([named], batch_day=DAY, now=NOW)
+    assert "arxiv:2401.01234" in store.get_papers(["arxiv:2401.01234"])
+    # A feed's record under another key is still merged (mailed once).
+    rss = paper("rss:j:https://journal.example.org/1", title=title, authors=("Trull, A.",))
+    assert store.save_papers([rss], batch_day=DAY, now=NOW)[0] == 0
+    store.close()
+
+
+def test_a_stored_title_ending_in_a_period_is_the_same_title_without_it(
+        tmp_path: Path) -> None:
+    # PubMed's titles end with a period, bioRxiv's and most journals' do not: the
+    # merge read "a final period aside" only one way, so a record without the period
+    # was not found beside a stored one with it, and the paper was mailed twice.
+    store = open_store(f"sqlite:///{tmp_path / 'p.sqlite3'}")
+    title = "Deep learning for single cell genomics analysis"
+    store.save_papers([paper("doi:10.1/pubmed", title=f"{title}.", authors=("Ann Lee",))],
+                      batch_day=DAY, now=NOW)
+    again = paper("rss:b:https://biorxiv.example.org/1", title=title, authors=("Lee, A.",))
+    assert store.save_papers([again], batch_day=DAY, now=NOW)[0] == 0
+    assert store.get_papers([again.key]) == {}
+    store.close()
+
+
 def test_one_ledger_row_per_subscriber_and_day(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'l.sqlite3'}")
     sub = store.add_subscriber("A@Example.org", Profile(interests="x"), now=NOW)

@@ -551,15 +551,17 @@ def prune(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("dest", type=click.Path(path_type=Path))
+# A str, not a Path: "var/backups/" names a folder, and a Path drops the final "/".
+@click.argument("dest", type=click.Path())
 @click.option("--keep", type=click.IntRange(min=0), default=0, show_default=True,
               help="With a folder: keep its newest N backups, delete older ones (0: all).")
 @click.option("--force", is_flag=True, help="Replace DEST if it is a file that exists.")
 @click.pass_context
-def backup(ctx: click.Context, dest: Path, keep: int, force: bool) -> None:
+def backup(ctx: click.Context, dest: str, keep: int, force: bool) -> None:
     """Copy the SQLite database consistently while it is in use (DEST: a file or folder).
 
-    A folder gets digest-<UTC time>.sqlite3. Safe beside a run, senders and the web
+    A folder (one that exists, or DEST written with a final /) gets
+    digest-<UTC time>.sqlite3. Safe beside a run, senders and the web
     app; a cp of the file can miss the last transactions (they wait in its -wal file).
     """
     from digest.store.backup import backup_database

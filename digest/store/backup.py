@@ -9,6 +9,7 @@ them), and the copy is checked before it takes the file's name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -42,11 +43,14 @@ def backup_name(now: datetime) -> str:
 
 
 def backup_database(
-    store: StoreBase, dest: Path, *, now: datetime, force: bool = False, keep: int = 0
+    store: StoreBase, dest: Path | str, *, now: datetime, force: bool = False, keep: int = 0
 ) -> Backup:
     """Copy the store's SQLite database to ``dest`` (a file, or a folder to name it in).
 
-    The copy is written beside its destination under a temporary name, checked
+    ``dest`` is a folder when one exists there, when it is written with a final
+    separator (``var/backups/``) or when ``keep`` is given: such a folder must exist
+    (a folder not mounted yet must not become a file, nor a new folder on the wrong
+    disk). The copy is written beside its destination under a temporary name, checked
     (``PRAGMA integrity_check``), made a self-contained file (rollback journal, no WAL
     beside it), flushed to disk and renamed into place: a crash leaves the old backup or
     the new one, never half of one. An existing file is kept unless ``force``. With
@@ -58,7 +62,15 @@ def backup_database(
             "use PostgreSQL's own tools: pg_dump -Fc -f digest.dump \"$DATABASE\" "
             "(restore with pg_restore --clean -d \"$DATABASE\" digest.dump)",
         )
-    folder = dest.is_dir()
+    typed = str(dest)
+    dest = Path(dest)
+    folder = dest.is_dir() or typed.endswith(("/", os.sep)) or keep > 0
+    if folder and not dest.is_dir():
+        if dest.exists():
+            raise UsageError(f"{dest} is a file, not a folder (--keep and a final / "
+                             "name a folder)", "name a folder, or the file alone with --force")
+        raise UsageError(f"no folder {dest}",
+                         f"create it first (mkdir -p {dest}), or name another path")
     target = dest / backup_name(now) if folder else dest
     if target.exists() and not force:
         raise UsageError(f"{target} exists", "pass --force to replace it, or name another file")
@@ -72,15 +84,24 @@ def backup_database(
         _flush(partial)
         os.replace(partial, target)
         _flush(target.parent)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
+    except (OSError, sqlite3.OperationalError) as err:
+        # A full disk or a folder not writable: SQLite says so as its own error
+        # ("database or disk is full", "unable to open database file").
+        _discard(partial)
         raise StoreError(f"cannot write the backup {target}: {err}",
                          "check the folder's free space and permissions") from err
     except BaseException:
-        partial.unlink(missing_ok=True)
+        _discard(partial)
         raise
     removed = _rotate(target.parent, keep) if folder and keep > 0 else ()
     return Backup(target, size, *counts, removed=removed)
+
+
+def _discard(partial: Path) -> None:
+    """Remove what was written of a failed copy, if anything can be (a read-only
+    folder refuses that too, and must not hide why the copy failed)."""
+    with contextlib.suppress(OSError):
+        partial.unlink(missing_ok=True)
 
 
 def _copy(store: StoreBase, partial: Path) -> None:

@@ -108,15 +108,18 @@ class PaperMixin(StoreBase):
         """One attempt of save_papers in the transaction ``conn``."""
         stored: dict[str, Paper] = {}
         stored_days: dict[str, date] = {}
+        stored_at: dict[str, datetime] = {}
         for chunk in in_chunks(keys):
             for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
                 stored[row.key] = _paper_from_row(row)
                 stored_days[row.key] = row.batch_day
+                stored_at[row.key] = row.stored_at
         aliases = self._same_titled(conn, [p for p in given if p.key not in stored])
         for key in sorted(set(aliases.values()) - stored.keys()):
             for row in conn.execute(select(papers).where(papers.c.key == key)):
                 stored[row.key] = _paper_from_row(row)
                 stored_days[row.key] = row.batch_day
+                stored_at[row.key] = row.stored_at
         fresh: dict[str, Paper] = {}  # new keys, in the order given
         known: dict[str, Paper] = {}  # known keys, merged
         for paper in given:
@@ -136,9 +139,13 @@ class PaperMixin(StoreBase):
         moved = {key for key, merged in known.items()
                  if stored[key].announce_type == "named"
                  and merged.announce_type not in REPLACEMENTS}
+        # A moved paper is filed now, as if never named: a digest of this day planned
+        # before now finds it among the papers filed after it (filed_after), or no
+        # digest of its subscriber would hold it.
         changed = [
             {"known_key": key, "updated_at": now,
-             "batch_day": batch_day if key in moved else stored_days[key], **values}
+             "batch_day": batch_day if key in moved else stored_days[key],
+             "stored_at": now if key in moved else stored_at[key], **values}
             for key, merged in known.items()
             if (values := _paper_values(merged)) != _paper_values(stored[key])
         ]
@@ -168,14 +175,18 @@ class PaperMixin(StoreBase):
         words or more, case and spacing aside) with an author in common when both list
         authors makes them one. Stored titles are found by the index on ``lower(title)``.
         """
-        titled = [(p, t) for p in unknown if (t := same_title(p.title)) is not None]
+        # A paper fetched by its id because a profile names it ("named") is stored under
+        # that id whatever else holds its title: otherwise the profile's id names nothing.
+        titled = [(p, t) for p in unknown
+                  if p.announce_type != "named" and (t := same_title(p.title)) is not None]
         if not titled:
             return {}
         # As the database lowers its titles (SQLite: ASCII letters only), with and
-        # without a final period.
-        lowered = sorted({variant for p, _ in titled
-                          for title in (p.title, p.title.rstrip(".").rstrip())
-                          for variant in (title.lower(), _ascii_lower(title))})
+        # without a final period whichever way it was typed (PubMed's titles end with
+        # one, bioRxiv's do not).
+        bare = [p.title.rstrip(".").rstrip() for p, _ in titled]
+        lowered = sorted({variant for title in bare for typed in (title, f"{title}.")
+                          for variant in (typed.lower(), _ascii_lower(typed))})
         candidates: dict[str, list[Paper]] = {}
         for chunk in in_chunks(lowered):
             query = (select(papers).where(func.lower(papers.c.title).in_(chunk))
@@ -185,6 +196,10 @@ class PaperMixin(StoreBase):
                 title = same_title(found.title)
                 if title is not None:
                     candidates.setdefault(title, []).append(found)
+        for found_list in candidates.values():
+            # A named paper (stored under its id beside its journal version) is the
+            # paper only when nothing else of that title is: the other was mailed.
+            found_list.sort(key=lambda c: c.announce_type == "named")
         aliases: dict[str, str] = {}
         for paper, title in titled:
             same = next((c for c in candidates.get(title, ())
