@@ -479,12 +479,12 @@ def update_space(
         return _merged_by_dict(space, df_new, n_docs, fingerprints)
     terms, df = _merged(space, df_new)
     if len(terms) > MAX_TERMS:
-        kept = list(zip(terms, df.tolist(), strict=True))
-        kept.sort(key=lambda item: (-item[1], item[0]))
-        kept = kept[:MAX_TERMS]
-        kept.sort(key=lambda item: item[0])
-        terms = [t for t, _ in kept]
-        df = np.asarray([d for _, d in kept], dtype=np.float64)
+        # The most frequent terms, ties to the first in term order: the terms are sorted,
+        # so a stable sort of their places by frequency is the sort by (-df, term) of
+        # (term, df) pairs it replaces (~300,000 tuples and a key call for each).
+        places = np.sort(np.argsort(-df, kind="stable")[:MAX_TERMS])
+        terms = [terms[i] for i in places.tolist()]
+        df = df[places]
     return Space(terms=tuple(terms), df=df, n_docs=n_docs, fingerprints=fingerprints)
 
 
