@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import re
 import unicodedata
 
@@ -110,6 +111,34 @@ def test_document_frequencies_are_scikit_learns_binary_column_sums(
     theirs = dict(zip(vectorizer.get_feature_names_out().tolist(), sums.tolist(), strict=True))
     assert mine == theirs
     assert vectors._document_frequencies(["the of and", ""]) == {}
+
+
+def _counted_as_strings(texts: list[str]) -> dict[str, int]:
+    """The document frequencies as they were counted: one Counter of analyze()'s terms."""
+    frequencies: collections.Counter[str] = collections.Counter()
+    for text in texts:
+        frequencies.update(set(analyze(text)))
+    return dict(frequencies)
+
+
+@pytest.mark.parametrize("block", [vectors.DF_BLOCK, 1, 7])
+def test_document_frequencies_counted_as_numbers_are_the_string_counts(
+    papers: list[Paper], monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Each text's distinct terms, found by sorting numbers in blocks of texts (one text
+    a block, seven, all), are analyze()'s: a bigram across stop words, one repeated in a
+    text, texts of stop words alone or nothing, accents and TeX among the rest."""
+    monkeypatch.setattr(vectors, "DF_BLOCK", block)
+    texts = [paper_text(p) for p in papers[:120]] + [
+        "", "the of and", "Naïve Bayès \\mathbb{R} graphs of graphs and graphs", "x",
+        "graph networks graph networks", "Graph, of networks!", paper_text(papers[0]),
+        "of the", "3d 2x models",
+    ]
+    theirs = _counted_as_strings(texts)
+    assert vectors._document_frequencies(texts) == theirs
+    assert vectors._document_frequencies(texts, least=2) == {
+        term: n for term, n in theirs.items() if n >= 2}
+    assert theirs["graph network"] >= 2 and theirs["naive baye"] == 1
 
 
 def _space_by_sklearn(space: Space | None, papers: list[Paper]) -> tuple[list[str], list[float]]:
