@@ -346,3 +346,33 @@ def test_a_catch_up_past_its_cap_says_what_it_left_out(
     assert "read the newest 2 papers the arXiv API listed since 2026-04-23" in (
         capped.error or "")
     store.close()
+
+
+def test_a_feed_named_by_an_alias_code_catches_up_the_papers_of_its_other_code(
+    feed_server: FeedServer, tmp_path: Path,
+) -> None:
+    # arXiv files numerical analysis under math.NA and its alias cs.NA, and gives its
+    # papers the canonical math.NA alone, as their primary (the corpus: 61 of 65). A
+    # source read as arxiv-rss:cs.NA asked the API for cat:cs.NA only, and dropped
+    # whatever it got whose primary was math.NA as a cross-list: the missed day's
+    # numerical analysis papers were never filed. The same answer with the day's papers
+    # in math.NA.
+    answer = (feed_server.root / API_ANSWER).read_bytes().replace(b"cs.LG", b"math.NA")
+    feed_server.route("rss/cs.NA", file=MONDAY_FEED)
+    feed_server.route("api/query", body=answer)
+    config = make_config(tmp_path / "var",
+                         sources=parse_sources(f"arxiv-rss:{feed_server.url('rss/cs.NA')}"),
+                         arxiv_api=feed_server.url("api/query"))
+    store = open_store(config.database_url)
+    ingest(config, store, MONDAY)
+    feed_server.route("rss/cs.NA", file=WEDNESDAY_FEED)
+    ingest(config, store, WEDNESDAY)
+    # Tuesday's math.NA papers are filed with Wednesday's (before: only the feed's
+    # own two); the cs.AI one is still a cross-list the feed does not take.
+    assert batch_keys(store, WEDNESDAY) == {
+        "arxiv:2604.22501", "arxiv:2604.23101", "arxiv:2604.23102"}
+    assert "arxiv:2604.22502" not in store.get_papers(["arxiv:2604.22502"])
+    # And the API is asked for both codes (it lists most of them under math.NA alone).
+    [query] = api_requests(feed_server)
+    assert query["search_query"].startswith("(cat:cs.NA OR cat:math.NA) AND ")
+    store.close()

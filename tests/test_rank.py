@@ -726,8 +726,41 @@ def test_a_keyword_of_a_common_word_alone_is_found_in_titles(sample: list[Paper]
     ("code", "code"),
     ("machine unlearning", None),  # its words are terms: the query says it all
     ("C++", None),  # too short to look for
+    # A word no term at an edge (an English stop word, a letter): in no term of the query.
+    ("system identification", "system identification"),
+    ("Few-Shot", "few shot"),
+    ("X-ray", "x ray"),
+    ("Q-learning", "q learn"),
+    ("side channel", "side channel"),
+    # One between two kept words is in the bigram they make ("theory mind").
+    ("theory of mind", None),
+    ("learning to rank", None),
+    ("3D", None),
 ])
 def test_which_keywords_are_looked_for_as_typed(keyword: str, phrase: str | None) -> None:
     from digest.rank.scoring import literal_phrase
 
     assert literal_phrase(keyword) == phrase
+
+
+def test_a_keyword_losing_an_english_stop_word_or_a_letter_at_an_edge_is_found_as_typed(
+    sample: list[Paper],
+) -> None:
+    # "few" and "X" are no terms (an English stop word, a letter), so "few-shot" ranked
+    # as "shot" (video shots and zero-shot papers first) and "X-ray" as "ray", which
+    # scored nothing: the subscriber got an empty list while the sample holds a paper on
+    # X-ray inspection. The papers holding the keyword come first now, saying so.
+    result = rank(sample, [Profile(keywords=("few-shot",)), Profile(keywords=("X-ray",))],
+                  top_k=10)
+    few, xray = result.rankings
+
+    def holding(phrase: str) -> list[str]:
+        return sorted(p.key for p in sample
+                      if phrase in f"{p.title} {p.abstract}".lower())
+
+    assert len(holding("few-shot")) == 6
+    assert sorted(s.paper.key for s in few[:6]) == holding("few-shot")
+    assert {s.reason for s in few[:6]} == {"matches: few-shot"}
+    assert len(holding("x-ray")) == 1
+    assert [s.paper.key for s in xray[:1]] == holding("x-ray")
+    assert xray[0].reason == "matches: X-ray"

@@ -28,7 +28,7 @@ from digest.ingest.feeds import Feed, FeedEntry, looks_like_html_page, parse_fee
 from digest.ingest.http import Fetch, FetchResponse
 from digest.ingest.keys import normalize_doi, parse_arxiv_id
 from digest.ingest.text import split_authors, squash, strip_arxiv_prefix
-from digest.models import REPLACEMENTS, AnnounceType, Paper, SourceSpec
+from digest.models import REPLACEMENTS, AnnounceType, Paper, SourceSpec, with_aliases
 
 logger = logging.getLogger(__name__)
 
@@ -352,6 +352,9 @@ def catch_up(spec: SourceSpec, harvest: Harvest, *, last: date, day: date, fetch
     categories = rss_categories(spec.location)
     if current is None or categories is None or not flag(spec.option("catchup", "1")):
         return harvest
+    # A code arXiv files under two (cs.NA and math.NA, cs.SY and eess.SY) stands for
+    # both: its papers mostly carry the canonical one alone, as their primary.
+    categories = with_aliases(categories)
     missed = missed_announcements(last, current)
     if not missed:
         return harvest

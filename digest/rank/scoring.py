@@ -81,6 +81,7 @@ from digest.rank.vectors import (
     fold_accents,
     paper_text,
     space_from_bytes,
+    tokenize,
     update_space,
 )
 
@@ -1248,11 +1249,24 @@ def _part_topics(
 @functools.lru_cache(maxsize=65536)
 def literal_phrase(keyword: str) -> str | None:
     """Return a keyword as a phrase of word forms when the vocabulary loses a word of it
-    (a word of the domain's stop list: "code generation", "task planning", "code"), or
-    None when its terms say it all (or it is too short to look for: "C", "R").
-    Found in a paper's title and abstract; a single word, in its title only."""
+    (a word of the domain's stop list anywhere: "code generation", "task planning",
+    "code"; at its start or end, any word that is no term: an English stop word, a
+    letter: "system identification", "few-shot", "X-ray", "Q-learning"), or None when
+    its terms say it all (or it is too short to look for: "C", "R").
+    Found in a paper's title and abstract; a single word, in its title only.
+
+    A word lost between two kept ones ("theory of mind") costs the query nothing: its
+    neighbours still make the bigram ("theory mind") a paper writing it holds. One lost
+    at an edge is in no term of the query, which then ranked by the rest alone: "system
+    identification" as "identification" (biometric and person re-identification first),
+    "X-ray" as "ray" (ray tracing first), "few-shot" as "shot" (zero-shot and video
+    shots).
+    """
     words = _NOT_ALNUM.sub(" ", fold_accents(keyword.lower())).split()
-    lost = [w for w in words if w in DOMAIN_STOP_WORDS]
+    if not words:
+        return None
+    lost = (any(w in DOMAIN_STOP_WORDS for w in words)
+            or not tokenize(words[0]) or not tokenize(words[-1]))
     phrase = _word_forms(keyword).strip()
     if not lost or len(phrase.replace(" ", "")) < 3:
         return None
