@@ -202,3 +202,13 @@ def test_a_full_disk_is_said_in_a_line_with_a_hint_and_leaves_no_partial_file(
     assert "cannot write the backup" in result.output
     assert "free space" in result.output
     assert list(folder.iterdir()) == []
+
+
+def test_the_database_itself_is_never_the_destination(tmp_path: Path) -> None:
+    config = sqlite_config(tmp_path)
+    open_store(config.database_url).close()
+    live = config.var_dir / "digest.sqlite3"
+    for dest in (live, config.var_dir / "digest.sqlite3-wal"):
+        result = invoke(config, "backup", "--force", str(dest))
+        assert result.exit_code == 2 and "is the database itself" in result.output
+    assert count(live, "subscribers") == 0  # still the database it was

@@ -72,6 +72,14 @@ def backup_database(
         raise UsageError(f"no folder {dest}",
                          f"create it first (mkdir -p {dest}), or name another path")
     target = dest / backup_name(now) if folder else dest
+    live = store.engine.url.database
+    if live:
+        # --force onto the database in use would replace it under the running job, its
+        # old -wal beside it.
+        db = Path(live).resolve()
+        if target.resolve() in {db, db.with_name(f"{db.name}-wal"), db.with_name(f"{db.name}-shm")}:
+            raise UsageError(f"{target} is the database itself",
+                             "name a file or folder elsewhere")
     if target.exists() and not force:
         raise UsageError(f"{target} exists", "pass --force to replace it, or name another file")
     if not target.parent.is_dir():
