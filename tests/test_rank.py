@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digest.evaluate import load_corpus
 from digest.ingest.jsonl import load_jsonl
 from digest.models import Paper, Profile
 from digest.rank import Ranker, RankOptions, RankResult, rank
@@ -21,6 +22,7 @@ from digest.rank.vectors import space_from_bytes
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "digest" / "data" / "sample_batch.jsonl"
 HF_PAGE = ROOT / "tests" / "data" / "rank" / "hf-papers-page.jsonl"
+MINI = ROOT / "tests" / "data" / "rank" / "corpus_mini.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -688,6 +690,31 @@ def test_disliked_papers_push_their_kind_down_without_liked_ones(
                if "editing" in p.title.lower() and "unlearning" not in p.title.lower()]
     assert sum(steered[k] - plain[k] for k in editing) > sum(
         steered[k] - plain[k] for k in unlearning)
+
+
+def test_less_like_this_drops_todays_papers_close_to_the_disliked_one(
+    sample: list[Paper], hf_batch: list[Paper],
+) -> None:
+    # Real papers: the sample day (2026-05-25) ranked with corpus_mini's March days and
+    # the hf page as history. A reader of knowledge graphs got yesterday "A Systematic
+    # Investigation of Document Chunking Strategies and Embedding Sensitivity" and
+    # clicked "less like this"; today's "Query-Adaptive Semantic Chunking for
+    # Retrieval-Augmented Generation" (LSA cosine 0.55, tf-idf 0.27 to it) stayed in the
+    # list, 5th (4th without the thumbs): the disliked papers' model alone barely moved it.
+    history = [*load_corpus(MINI), *hf_batch]
+    disliked, chunking = "arxiv:2603.06976", "arxiv:2605.22834"
+    assert "Chunking" in next(p.title for p in history if p.key == disliked)
+    words = Profile(interests="knowledge graphs")
+    plain, steered = ([s.paper.key for s in ranking] for ranking in rank(
+        sample, [words, replace(words, disliked=(disliked,))], history=history,
+        top_k=10).rankings)
+    assert chunking in plain
+    assert chunking not in steered
+    # The rest of the list stays: a paper like the disliked one goes, not the topic.
+    assert len(set(plain) & set(steered)) >= 8
+    off = rank(sample, [replace(words, disliked=(disliked,))], history=history, top_k=10,
+               options=RankOptions(dislike_weight=0.0)).rankings[0]
+    assert chunking in [s.paper.key for s in off]
 
 
 def test_a_keyword_holding_a_common_word_ranks_by_the_whole_phrase(
