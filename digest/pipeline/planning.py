@@ -313,8 +313,12 @@ def choose_papers(
     if any(lates):
         since = min(late[0] for late in lates if late)
         after = min(late[1] for late in lates if late)
+        # A paper is filed late only for a window that starts after its day: from the
+        # latest start on, no window needs its stored time (those days were read above,
+        # and this was a second read of the whole day's batch).
+        until = max(w[0] for w, late in zip(windows, lates, strict=True) if late)
         early: list[tuple[Paper, date]] = []
-        for paper, day, stored in db.filed_after(since, last_day, after):
+        for paper, day, stored in db.filed_after(since, until - timedelta(days=1), after):
             filed_late[paper.key] = stored
             if day < first:
                 early.append((paper, day))
