@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from digest.models import REPLACEMENTS, Paper
@@ -109,17 +110,19 @@ class PaperMixin(StoreBase):
         stored: dict[str, Paper] = {}
         stored_days: dict[str, date] = {}
         stored_at: dict[str, datetime] = {}
+
+        def keep(row: Row[Any]) -> None:
+            stored[row.key] = _paper_from_row(row)
+            stored_days[row.key] = row.batch_day
+            stored_at[row.key] = row.stored_at
+
         for chunk in in_chunks(keys):
             for row in conn.execute(select(papers).where(papers.c.key.in_(chunk))):
-                stored[row.key] = _paper_from_row(row)
-                stored_days[row.key] = row.batch_day
-                stored_at[row.key] = row.stored_at
-        aliases = self._same_titled(conn, [p for p in given if p.key not in stored])
-        for key in sorted(set(aliases.values()) - stored.keys()):
-            for row in conn.execute(select(papers).where(papers.c.key == key)):
-                stored[row.key] = _paper_from_row(row)
-                stored_days[row.key] = row.batch_day
-                stored_at[row.key] = row.stored_at
+                keep(row)
+        aliases, titled_rows = self._same_titled(conn, [p for p in given if p.key not in stored])
+        for key in aliases.values():
+            if key not in stored and key in titled_rows:  # else given earlier in this save
+                keep(titled_rows[key])
         fresh: dict[str, Paper] = {}  # new keys, in the order given
         known: dict[str, Paper] = {}  # known keys, merged
         for paper in given:
@@ -165,9 +168,11 @@ class PaperMixin(StoreBase):
             )
         return len(fresh) + len(moved), len(changed) - len(moved)
 
-    def _same_titled(self, conn: Connection, unknown: list[Paper]) -> dict[str, str]:
+    def _same_titled(
+        self, conn: Connection, unknown: list[Paper]
+    ) -> tuple[dict[str, str], dict[str, Row[Any]]]:
         """Map the key of each unknown paper that is a paper already stored, or given
-        before it, under another key to that key.
+        before it, under another key to that key; and return the stored rows read, by key.
 
         A source keys a paper by arXiv id, else DOI, else its own entry id: a bioRxiv
         preprint and its journal version, or one article in two of a publisher's feeds
@@ -180,7 +185,7 @@ class PaperMixin(StoreBase):
         titled = [(p, t) for p in unknown
                   if p.announce_type != "named" and (t := same_title(p.title)) is not None]
         if not titled:
-            return {}
+            return {}, {}
         # As the database lowers its titles (SQLite: ASCII letters only), with and
         # without a final period whichever way it was typed (PubMed's titles end with
         # one, bioRxiv's do not).
@@ -188,10 +193,12 @@ class PaperMixin(StoreBase):
         lowered = sorted({variant for title in bare for typed in (title, f"{title}.")
                           for variant in (typed.lower(), _ascii_lower(typed))})
         candidates: dict[str, list[Paper]] = {}
+        read: dict[str, Row[Any]] = {}
         for chunk in in_chunks(lowered):
             query = (select(papers).where(func.lower(papers.c.title).in_(chunk))
                      .order_by(papers.c.stored_at, papers.c.key))
             for row in conn.execute(query):
+                read[row.key] = row
                 found = _paper_from_row(row)
                 title = same_title(found.title)
                 if title is not None:
@@ -210,7 +217,7 @@ class PaperMixin(StoreBase):
             else:
                 # The first of this run's records with the title stands for the later ones.
                 candidates.setdefault(title, []).append(paper)
-        return aliases
+        return aliases, read
 
     def get_papers(self, keys: Iterable[str]) -> dict[str, Paper]:
         """Return the stored papers with these keys (missing keys are left out)."""
