@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -365,7 +366,8 @@ class World:
     similarity: np.ndarray  # B x B cosines, for MMR
     word_forms: list[str]  # the batch papers' texts as _word_forms
     trend: np.ndarray
-    phrases: dict[str, np.ndarray]  # excluded phrase -> batch columns holding it
+    # (phrase, where) -> which papers hold it (holding: excluded and literal keywords)
+    phrases: dict[tuple[str, str], np.ndarray]
     semantic: SemanticScorer | None = None  # the targets' embeddings (the semantic extra)
     # T x T: content scores times it are smoothed (smooth_weight; None: off)
     smoother: sp.csr_matrix | None = None
@@ -426,10 +428,18 @@ class World:
         """Return every target's title as _word_forms (made on first use)."""
         return [_word_forms(p.title) for p in self.target_papers]
 
-    @functools.cached_property
-    def literal_hits(self) -> dict[str, np.ndarray]:
-        """Return a cache: literal keyword phrase -> which targets hold it."""
-        return {}
+    def holding(self, phrase: str, where: Literal["batch", "targets", "titles"]) -> np.ndarray:
+        """Return which papers hold ``phrase`` (as _word_forms writes it), looked up once
+        per phrase: the batch's title and abstract ("batch"), every target's ("targets"),
+        or every target's title ("titles"); one flag a paper."""
+        hits = self.phrases.get((phrase, where))
+        if hits is None:
+            texts = {"batch": self.word_forms, "targets": self.target_forms,
+                     "titles": self.target_title_forms}[where]
+            needle = f" {phrase} "
+            hits = np.fromiter((needle in text for text in texts), dtype=bool, count=len(texts))
+            self.phrases[phrase, where] = hits
+        return hits
 
     @property
     def n_batch(self) -> int:
@@ -1334,22 +1344,18 @@ def _literal_keywords(
     world: World, chunk: Sequence[Profile]
 ) -> list[tuple[int, list[tuple[str, np.ndarray]]]]:
     """Return, per chunk row with any, its literal keywords: (as typed, targets holding
-    it), the targets' hits cached on the world."""
+    it)."""
     out: list[tuple[int, list[tuple[str, np.ndarray]]]] = []
-    cache = world.literal_hits
     for r, profile in enumerate(chunk):
         found: list[tuple[str, np.ndarray]] = []
         for typed in profile.keywords:
             phrase = literal_phrase(typed)
             if phrase is None:
                 continue
-            hits = cache.get(phrase)
-            if hits is None:
-                # One word ("code") is looked for in titles: in abstracts it is mostly
-                # the phrase that made it a stop word ("code is available at").
-                texts = world.target_forms if " " in phrase else world.target_title_forms
-                needle = f" {phrase} "
-                hits = cache[phrase] = np.flatnonzero([needle in text for text in texts])
+            # One word ("code") is looked for in titles: in abstracts it is mostly the
+            # phrase that made it a stop word ("code is available at").
+            hits = np.flatnonzero(world.holding(phrase, "targets" if " " in phrase
+                                                else "titles"))
             if hits.size:
                 found.append((" ".join(typed.split()), hits))
         if found:
@@ -1369,7 +1375,6 @@ def _blocked(
     """
     blocked = np.zeros((len(chunk), world.n_batch), dtype=bool)
     column = world.index.column
-    phrases = world.phrases
     seen: dict[int, np.ndarray] = {}
     for r, profile in enumerate(chunk):
         keys = sent[r]
@@ -1386,12 +1391,6 @@ def _blocked(
                 blocked[r, j] = True
         for raw in profile.exclude:
             phrase = _word_forms(raw).strip()
-            if not phrase:
-                continue
-            hits = phrases.get(phrase)
-            if hits is None:
-                needle = f" {phrase} "
-                hits = np.asarray([needle in text for text in world.word_forms], dtype=bool)
-                phrases[phrase] = hits
-            blocked[r] |= hits
+            if phrase:
+                blocked[r] |= world.holding(phrase, "batch")
     return blocked
