@@ -40,13 +40,14 @@ from sklearn.preprocessing import normalize
 
 from digest.evaluate import by_day, load_corpus
 from digest.models import Paper, Profile
+from digest.pipeline.planning import HISTORY_LIMIT
 from digest.rank import Ranker, RankOptions
 from digest.rank.reasons import CLOSE, CLOSE_DENSE
 from digest.rank.vectors import paper_text
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
            / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
-HISTORY = 5000  # the daily job's history limit (pipeline/planning.py HISTORY_LIMIT)
+HISTORY = HISTORY_LIMIT  # the daily job's history limit
 MIN_BATCH = 150  # a day of fewer papers (a weekend's stragglers) is no digest day
 TOP = 10
 TOPICS = (

@@ -73,7 +73,7 @@ from digest.rank.profiles import (
     feedback_mixer,
     membership,
 )
-from digest.rank.reasons import Context, explain_all
+from digest.rank.reasons import CLOSE_DENSE, Context, explain_all
 from digest.rank.semantic import SemanticScorer, semantic_scorer
 from digest.rank.vectors import (
     DOMAIN_STOP_WORDS,
@@ -225,7 +225,7 @@ class RankOptions:
     # +0.004], with metadata -0.001; seeds 0 and 2 text-only -0.020 [-0.038, -0.005]
     # and +0.003, with metadata -0.004 and +0.002. Other kinds have no dislikes.
     dislike_weight: float = 0.5
-    dislike_floor: float = 0.5
+    dislike_floor: float = CLOSE_DENSE
 
 
 # \W is exactly "not str.isalnum() and not underscore": one regex pass instead of a
@@ -1080,9 +1080,10 @@ def _penalise_disliked(
     owners, rows = compiled.negative_owner, compiled.negative_example  # owners ascending
     floor, weight = options.dislike_floor, options.dislike_weight
     targets = content.shape[1]
-    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+    opens = np.r_[True, owners[1:] != owners[:-1]]  # where each owner's run starts
+    starts = np.flatnonzero(opens)
     closest = np.full((starts.size, targets), -np.inf, dtype=SCORES)
-    run = np.cumsum(np.r_[True, owners[1:] != owners[:-1]]) - 1  # each entry's owner run
+    run = np.cumsum(opens) - 1  # each entry's owner run
     for at in range(0, owners.size, DISLIKE_BLOCK):
         block = slice(at, at + DISLIKE_BLOCK)
         if world.lsa is not None:
