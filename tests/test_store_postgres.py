@@ -325,3 +325,24 @@ def test_a_bounce_whose_report_holds_a_nul_character_is_recorded(store: Store) -
         diagnostic="550 5.1.1 no such user\x00\x00", report_id="<r1\x00@mx>",
         source="imap\x00", at=NOW, now=NOW,
     )
+
+
+def test_the_test_sandbox_drops_its_database_with_a_session_still_in_it() -> None:
+    """The suite's cleanup: a connection a test left open does not keep the database."""
+    from tests.fixtures.config import PostgresSandbox, postgres_url
+
+    admin = postgres_url()
+    if admin is None:
+        pytest.skip("DIGEST_TEST_POSTGRES_URL is not set (make test sets it up)")
+    sandbox = PostgresSandbox(admin)
+    sandbox.name = f"{sandbox.name}_drop"
+    sandbox.url = sandbox.admin.set(database=sandbox.name)
+    left_open = open_store(sandbox.schema_url("left-open"))
+    left_open.save_papers([paper("2501.00001")], batch_day=DAY, now=NOW)  # a pooled session
+    sandbox.drop()
+    with sandbox._connect() as conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = %s", (sandbox.name,)
+        ).fetchall()
+    assert names == []
+    left_open.close()
