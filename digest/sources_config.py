@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from digest.config import Config
 from digest.models import SourceSpec
 
+# The kinds whose papers may carry Hugging Face upvotes: its daily list, and JSON lines
+# (the corpus schema has an ``upvotes`` field). Feeds and arXiv's own never do.
+UPVOTE_KINDS = frozenset({"hf-daily", "jsonl"})
+
 
 def effective_sources(config: Config, stored: Sequence[SourceSpec]) -> tuple[SourceSpec, ...]:
     """Return configured sources then stored ones, by name; the default when there are none."""
@@ -21,3 +25,8 @@ def effective_sources(config: Config, stored: Sequence[SourceSpec]) -> tuple[Sou
         # Nothing configured and nothing added: the embedded default (the sample batch).
         return tuple(config.sources)
     return tuple(chosen.values())
+
+
+def reads_upvotes(specs: Sequence[SourceSpec]) -> bool:
+    """Tell whether any of the sources may carry upvotes (a popularity blend can act)."""
+    return any(spec.kind in UPVOTE_KINDS for spec in specs)

@@ -791,3 +791,27 @@ def test_a_keyword_losing_an_english_stop_word_or_a_letter_at_an_edge_is_found_a
     assert len(holding("x-ray")) == 1
     assert [s.paper.key for s in xray[:1]] == holding("x-ray")
     assert xray[0].reason == "matches: X-ray"
+
+
+def test_a_blend_of_one_orders_papers_without_upvotes_by_how_well_they_match(
+    sample: list[Paper],
+) -> None:
+    # A blend of 1 ("by upvotes alone") left every paper without upvotes at score 0: on
+    # a day without Hugging Face papers (an arXiv-only instance) the digest was the
+    # first relevant papers in feed order, "robot manipulation" opening with a paper on
+    # a role-playing game of language models. Papers with as many upvotes (none) are
+    # ordered by the profile.
+    profile = Profile(interests="robot manipulation")
+    plain = rank(sample, [profile], top_k=5).rankings[0]
+    alone = rank(sample, [profile], top_k=5, popularity=[1.0]).rankings[0]
+    assert [s.paper.key for s in alone] == [s.paper.key for s in plain]
+    assert "robot manipulation" in alone[0].paper.title.lower()
+    # With upvoted papers in the batch (three that pass its bar), they come first, by
+    # their upvotes; then the profile's best papers, in its order. The papers without
+    # upvotes came in order of unlikeness to those above them (the near-duplicate
+    # penalty on the upvoted papers' scale): the profile's 24th before its 2nd.
+    hot = [p.key for p in sample[:3]]
+    voted = [replace(p, upvotes=300 - 100 * hot.index(p.key)) if p.key in hot else p
+             for p in sample]
+    mixed = rank(voted, [profile], top_k=5, popularity=[1.0]).rankings[0]
+    assert [s.paper.key for s in mixed] == hot + [s.paper.key for s in plain[:2]]

@@ -116,6 +116,12 @@ def test_select_many_picks_what_select_picks_row_by_row(seed: int) -> None:
                for r in range(rows)]
         assert many == one
     assert any(len(row) == 25 for row in many) and any(row == [] for row in many)
+    # A row's own penalty scale (a popularity blend's), NaN for the default.
+    tops = np.where(rng.random(rows) < 0.5, np.nan, rng.uniform(0.01, 2.0, size=rows))
+    many = select_many(scores, passing, similarity, limits, diversity=0.3, tops=tops)
+    one = [select(scores[r], passing[r], similarity, int(limits[r]), diversity=0.3,
+                  top=None if np.isnan(tops[r]) else float(tops[r])) for r in range(rows)]
+    assert many == one
 
 
 

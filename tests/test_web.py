@@ -11,7 +11,7 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from digest import mail, pipeline, tokens
-from digest.config import Config
+from digest.config import Config, parse_sources
 from digest.models import Profile
 from tests.fixtures.config import SECRET
 from tests.test_web_support import Site, link_in, make_site
@@ -556,6 +556,23 @@ def test_a_popularity_set_elsewhere_shows_on_the_page_as_it_is(site: Site) -> No
     page = body(site.client.get(tokens.preferences_url("", SECRET, sub.id)))
     assert '<option value="0.3" selected>0.3 (set for you)</option>' in page
     assert '<option value="0.0">Not at all</option>' in page
+
+
+def test_the_popularity_blend_says_so_where_no_source_carries_upvotes(config) -> None:  # type: ignore[no-untyped-def]
+    # An instance reading arXiv alone offered "Papers trending on Hugging Face" like
+    # any other setting: a subscriber who chose "Mostly" was never told it could change
+    # nothing. The form says so until a source that carries upvotes is added.
+    site = make_site(replace(config, sources=parse_sources("arxiv-rss:cs.LG")))
+    note = "reads no Hugging Face list"
+    assert note in body(site.client.get("/"))
+    sub = site.add("a@example.org")
+    site.db.update_subscriber(sub.id, now=site.clock(), popularity=0.75)
+    path = tokens.preferences_url("", SECRET, sub.id)
+    page = body(site.client.get(path))
+    assert note in page and '<option value="0.75" selected>Mostly</option>' in page
+    site.db.add_source(parse_sources("hf-daily")[0], now=site.clock())
+    assert note not in body(site.client.get(path))
+    assert note not in body(make_site(config).client.get("/"))  # JSON lines may carry them
 
 
 def test_preferences_post_rejects_bad_input_and_missing_csrf(site: Site) -> None:

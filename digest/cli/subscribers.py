@@ -229,7 +229,8 @@ def _require(db: Store, email: str) -> Subscriber:
               show_default=True,
               help="A day with nothing relevant: no email (skip) or a short note.")
 @click.option("--popularity", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="How much Hugging Face upvotes lift a paper: 0 not at all, 1 alone.")
+              help="How much Hugging Face upvotes lift a paper: 0 not at all, 1 alone "
+                   "(papers with as many, or none, in the order of how well they match).")
 @click.option("--confirm", "send_confirm", is_flag=True,
               help="Add as pending and mail a double opt-in link instead of activating now.")
 @click.option("--force", is_flag=True,

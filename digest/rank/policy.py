@@ -12,12 +12,14 @@ def select(
     limit: int,
     *,
     diversity: float,
+    top: float | None = None,
 ) -> list[int]:
     """Pick up to ``limit`` passing papers greedily by maximal marginal relevance.
 
     Each pick scores ``score - diversity * top * max_similarity_to_picked`` where ``top``
-    is the best score of the day, so near-duplicates give way to the next distinct paper
-    while unrelated papers keep their order. Ties go to the lower index (the smaller key).
+    is the best score of the day (unless given), so near-duplicates give way to the next
+    distinct paper while unrelated papers keep their order. Ties go to the lower index
+    (the smaller key).
     """
     candidates = np.flatnonzero(passing)
     if limit <= 0 or candidates.size == 0:
@@ -27,7 +29,7 @@ def select(
     pool = order[: max(limit * 3, limit + 10)]
     if diversity <= 0:
         return [int(j) for j in pool[:limit]]
-    top = max(float(scores[pool[0]]), 1e-9)
+    top = max(float(scores[pool[0]]) if top is None else top, 1e-9)
     chosen: list[int] = []
     closest = np.zeros(pool.size)
     free = np.ones(pool.size, dtype=bool)
@@ -48,13 +50,15 @@ def select_many(
     limits: np.ndarray,
     *,
     diversity: float,
+    tops: np.ndarray | None = None,
 ) -> list[list[int]]:
     """Run :func:`select` for every row of ``scores`` at once (rows are profiles).
 
     The same greedy MMR, stepped for all rows together: each step is a handful of array
     operations over a rows x pool block instead of a Python loop per profile. The pool
     of each row is its best passing papers by score, ties to the lower column, cut at
-    ``max(3 * limit, limit + 10)``.
+    ``max(3 * limit, limit + 10)``. ``tops``: per row, the ``top`` of :func:`select`
+    (NaN: its best passing score).
     """
     rows, width = scores.shape
     limits = np.asarray(limits, dtype=np.intp)
@@ -79,7 +83,10 @@ def select_many(
         return [
             [int(j) for j in pool[r][usable[r]][: limits[r]]] for r in range(rows)
         ]
-    top = np.maximum(np.where(usable[:, 0], value0[:, 0], 0.0), 1e-9)
+    top = np.where(usable[:, 0], value0[:, 0], 0.0)
+    if tops is not None:
+        top = np.where(np.isnan(tops), top, tops)
+    top = np.maximum(top, 1e-9)
     penalty = diversity * top[:, None]
     closest = np.zeros((rows, depth))
     free = usable.copy()

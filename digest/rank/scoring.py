@@ -96,6 +96,11 @@ DISLIKE_BLOCK = 2048  # disliked papers whose cosines to the targets are held at
 # are read from the Gram in each chunk, the same numbers, at some more time a chunk.
 GRAM_COLUMNS_BYTES = 256 * 1024 * 1024
 SCALE_SAMPLE = 64  # background papers whose one-paper profiles set the example scale
+# The share of a paper's own score a popularity blend of 1 keeps: papers with as many
+# upvotes (most often none) are ordered by how well they match, while one upvote more
+# outweighs any difference in that below ~150 upvotes (n + 1 and n are about
+# 1 / ((n + 1) * log1p(most)) of the day's top score apart).
+RELEVANCE_KEPT = 1e-3
 MAX_AUTO_PROCESSES = 4  # processes=0 takes one per CPU up to this many
 # A line of a profile's text that is a known paper's title (at least this many words,
 # so "Deep learning" names nothing) names that paper: it becomes a seed paper.
@@ -1031,12 +1036,22 @@ def _score_chunk(
     ranked = np.add(scores, boost.values, out=scores if world.semantic is None else None)
     blend = np.asarray(popularity, dtype=np.float64)
     lifted = np.flatnonzero(blend > 0)
+    tops = None
     if lifted.size:
         top = np.maximum(ranked[lifted].max(axis=1), 1e-6)
-        share = blend[lifted][:, None]
+        # At most 1 - RELEVANCE_KEPT: a blend of 1 left every paper without upvotes (all
+        # of them on a day without Hugging Face's list) at 0, listed in feed order.
+        share = np.minimum(blend[lifted], 1.0 - RELEVANCE_KEPT)[:, None]
+        # The near-duplicate penalty stays on the scale of the profile's own scores, as
+        # shrunk by the blend: on the scale of the lifted papers' it outweighed what the
+        # papers without upvotes differ by, and they came in order of unlikeness to the
+        # papers listed above them (at 1, the profile's 24th paper before its 2nd).
+        best = np.where(passing[lifted], ranked[lifted], -np.inf).max(axis=1, initial=0.0)
+        tops = np.full(size, np.nan)
+        tops[lifted] = (1.0 - share[:, 0]) * best
         ranked[lifted] = (1.0 - share) * ranked[lifted] + share * top[:, None] * world.trend
     picks = select_many(ranked, passing, world.similarity, np.asarray(limits),
-                        diversity=options.diversity)
+                        diversity=options.diversity, tops=tops)
     if boost.vouched_rows.size:
         picks = keep_followed(picks, ranked, passing, boost.vouched_rows, boost.vouched_cols,
                               np.asarray(limits))

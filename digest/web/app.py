@@ -35,6 +35,7 @@ from digest.addresses import normalize_email
 from digest.config import Config, load_config
 from digest.errors import DigestError, StoreError, TokenError, UsageError
 from digest.models import PAPER_KEY_MAX, Subscriber
+from digest.sources_config import effective_sources, reads_upvotes
 from digest.store import Store, open_store
 from digest.web import forms, signup
 
@@ -240,6 +241,7 @@ def create_app(
             groups=forms.category_groups(), timezones=forms.timezones_with(cfg.timezone),
             weekdays=forms.WEEKDAYS, default_tz=cfg.timezone, default_hour=cfg.send_at[0],
             max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
+            upvotes=reads_upvotes(effective_sources(cfg, db.list_sources())),
         )
 
     @app.get("/")
@@ -416,6 +418,7 @@ def create_app(
             timezones=forms.timezones_with(cfg.timezone, sub.timezone),
             weekdays=forms.WEEKDAYS, names={c.code: c.name for c in forms.categories()},
             max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
+            upvotes=reads_upvotes(effective_sources(cfg, db.list_sources())),
         )
 
     @app.get("/preferences/<token>")
