@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import json
 import re
 import unicodedata
+import zlib
 
 import numpy as np
 import pytest
@@ -34,7 +36,7 @@ def papers() -> list[Paper]:
 
 def _plain_tokenize(text: str) -> list[str]:
     """The tokenizer written out directly (stop test and stemmer on every token)."""
-    folded = text.lower()
+    folded = re.sub(r"\b([A-Za-z0-9]*[A-Z])s\b", r"\1", text).lower()  # 'LLMs': 'LLM'
     if not folded.isascii():
         folded = unicodedata.normalize("NFKD", folded)
         folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
@@ -49,6 +51,21 @@ def test_tokenize_stems_and_drops_stop_words_like_the_plain_loop(papers: list[Pa
     for text in texts:
         assert tokenize(text) == _plain_tokenize(text)
     assert tokenize("Naïve studies of policies and graphs") == ["naive", "policy", "graph"]
+
+
+def test_an_acronyms_plural_is_its_singular_and_short_words_keep_their_s() -> None:
+    """'LLMs' and 'LLM' are one term (lower-cased, 'llms' was too short to stem, and so
+    were 'GNNs', 'APIs', 'KGs'); 'bias', 'news', 'lens' and 'SARS' are no plurals."""
+    assert tokenize("LLMs, GNNs, ViTs, KGs, APIs and MLLMs") == tokenize(
+        "LLM, GNN, ViT, KG, API and MLLM")
+    assert tokenize("LLMs") == ["llm"]
+    assert tokenize("bias news lens SARS DBMS") == ["bias", "news", "lens", "sars", "dbms"]
+    assert analyze("LLMs for GNNs") == analyze("LLM for GNN") == ("llm", "gnn", "llm gnn")
+    # A reason quotes it as written.
+    words, text = written_text("We prompt LLMs as agents. LLM agents")
+    assert words["llm"] == "llms" and text.phrase("llm agent") == "llms as agents"
+    words, text = written_text("Naïve LLMs as agents")
+    assert words["llm"] == "llms" and text.phrase("llm agent") == "llms as agents"
 
 
 # A feed's abstract may hold one huge "word": a digit, letters, then an underscore (no
@@ -165,6 +182,28 @@ def test_update_space_keeps_the_same_terms_and_frequencies(papers: list[Paper]) 
     assert second.n_docs == first.n_docs * vectors.DECAY + len(papers[150:])
     restored = space_from_bytes(second.to_bytes())
     assert restored.terms == second.terms and restored.fingerprints == ("a", "b")
+
+
+def test_a_state_counted_before_acronym_plurals_is_rebuilt_from_history(
+    papers: list[Paper],
+) -> None:
+    """A vocabulary stored before 'LLMs' became 'LLM' held 'llms' and counted 'llm' only
+    where a paper wrote the singular; counted on, its idf for 'llm' would stay too high
+    for months (each day's counts fade at 0.995). It is rebuilt from the history."""
+    history, batch = papers[:-20], papers[-20:]
+    current = scoring.prepare_space(None, history, batch)
+    payload = json.loads(zlib.decompress(current.to_bytes()))
+    assert payload["tokens"] == vectors.TOKENS
+    del payload["tokens"]  # what a state stored before it looks like
+    payload["terms"][0:0] = ["llms"]
+    payload["df"][0:0] = [40.0]
+    old = zlib.compress(json.dumps(payload).encode())
+    assert space_from_bytes(old).tokens == 1
+    rebuilt = scoring.prepare_space(old, history, batch)
+    assert "llms" not in rebuilt.terms
+    assert rebuilt.terms == current.terms and rebuilt.n_docs == current.n_docs
+    # A state of this splitting is counted on, as every day.
+    assert scoring.prepare_space(current.to_bytes(), history, batch[:10]).n_docs > current.n_docs
 
 
 @pytest.mark.parametrize("block", [7, 1000])

@@ -77,6 +77,7 @@ from digest.rank.reasons import CLOSE_DENSE, Context, explain_all
 from digest.rank.semantic import SemanticScorer, semantic_scorer
 from digest.rank.vectors import (
     DOMAIN_STOP_WORDS,
+    TOKENS,
     Space,
     batch_fingerprint,
     fold_accents,
@@ -333,10 +334,13 @@ def _recent(history: Sequence[Paper], limit: int) -> list[Paper]:
 def prepare_space(
     state: bytes | None, history: Sequence[Paper], batch: Sequence[Paper]
 ) -> Space:
-    """Load the stored space and count the batch into it, or build one from history."""
+    """Load the stored space and count the batch into it, or build one from history
+    (also when the stored one was counted with another splitting of texts: TOKENS)."""
     fingerprint = batch_fingerprint(batch)
     if state:
-        return update_space(space_from_bytes(state), batch, fingerprint=fingerprint)
+        stored = space_from_bytes(state)
+        if stored.tokens == TOKENS:
+            return update_space(stored, batch, fingerprint=fingerprint)
     earlier = _recent(history, MAX_VOCABULARY_FIT)
     return update_space(None, [*earlier, *batch], fingerprint=fingerprint)
 
