@@ -335,7 +335,8 @@ def test_the_test_sandbox_drops_its_database_with_a_session_still_in_it() -> Non
     if admin is None:
         pytest.skip("DIGEST_TEST_POSTGRES_URL is not set (make test sets it up)")
     sandbox = PostgresSandbox(admin)
-    sandbox.name = f"{sandbox.name}_drop"
+    # A name the start-of-run sweep also drops if this test dies: digest_test_..._<pid>.
+    sandbox.name = sandbox.name.replace("digest_test_", "digest_test_drop_")
     sandbox.url = sandbox.admin.set(database=sandbox.name)
     left_open = open_store(sandbox.schema_url("left-open"))
     left_open.save_papers([paper("2501.00001")], batch_day=DAY, now=NOW)  # a pooled session

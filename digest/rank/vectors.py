@@ -151,15 +151,21 @@ def written_tokens(text: str) -> tuple[str, Iterator[tuple[str, str, int, int]]]
     that is only part of a written word ('x' of 'x̃y') has no span (-1, -1). An
     acronym's plural is its singular's token, written with its "s" ('llm', 'llms').
     """
-    quoted, scanned = _quoted_and_scanned(text)
+    return _written_tokens(text, singular_acronyms(text))
+
+
+def _written_tokens(
+    text: str, singular: str
+) -> tuple[str, Iterator[tuple[str, str, int, int]]]:
+    """written_tokens of ``text``, given its singular_acronyms (``singular``)."""
+    quoted, scanned = _quoted_and_scanned(text, singular)
     return quoted, _tokens_of(scanned, quoted)
 
 
-def _quoted_and_scanned(text: str) -> tuple[str, str]:
+def _quoted_and_scanned(text: str, singular: str) -> tuple[str, str]:
     """Return the text lower-cased with its TeX commands out, as written (quoted) and
     with its acronyms' plural "s" a space (scanned for tokens): the same length."""
     quoted = text.lower()
-    singular = singular_acronyms(text)
     same = singular is text
     scanned = quoted if same else singular.lower()
     if "\\" in quoted:
@@ -227,7 +233,7 @@ def written_text(text: str) -> tuple[dict[str, str], WrittenText]:
                 stems.append(stem)
                 spans.extend(found.span())
     else:
-        lowered, tokens = written_tokens(text)
+        lowered, tokens = _written_tokens(text, singular)  # its acronyms read once
         for token, written, start, end in tokens:
             stem = stem_of(token)
             if stem is not None:
