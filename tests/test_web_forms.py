@@ -6,12 +6,13 @@ import json
 
 import pytest
 
+from digest import taxonomy
 from digest.models import Paper, Profile
 from digest.web import forms
 
 
 def test_the_taxonomy_is_the_real_one() -> None:
-    cats = forms.categories()
+    cats = taxonomy.categories()
     codes = [c.code for c in cats]
     assert len(codes) == len(set(codes)) > 150
     named = {c.code: c.name for c in cats}
@@ -20,7 +21,7 @@ def test_the_taxonomy_is_the_real_one() -> None:
     assert named["stat.ML"] == "Machine Learning"
     groups = [g for g, _ in forms.category_groups()]
     assert "Computer Science" in groups and "Physics" in groups
-    assert json.loads(forms.CATEGORIES_FILE.read_text())["source"].startswith("arXiv")
+    assert json.loads(taxonomy.CATEGORIES_FILE.read_text())["source"].startswith("arXiv")
 
 
 BIBTEX = r"""
@@ -185,7 +186,7 @@ def test_too_many_or_unknown_categories_and_bibtex_limits() -> None:
     with pytest.raises(forms.FormErrors) as info:
         forms.parse_profile_form(values(), ["cs.CL", "cs.NOPE"])
     assert "cs.NOPE" in info.value.errors["categories"]
-    many = [c.code for c in forms.categories()][: forms.MAX_CATEGORIES + 1]
+    many = [c.code for c in taxonomy.categories()][: forms.MAX_CATEGORIES + 1]
     with pytest.raises(forms.FormErrors):
         forms.parse_profile_form(values(), many)
     with pytest.raises(forms.FormErrors) as info:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
+from digest import taxonomy
 from digest.cli.base import main, warn
 from digest.errors import SourceError, UsageError
 from digest.ingest.jsonl import iter_records, paper_from_record, split_categories
 from digest.ingest.keys import arxiv_doi_key, arxiv_key, doi_key
 from digest.models import Paper, Profile, json_kind
-from digest.web import forms
 
 _PROFILE_HINT = ('write one JSON object per line, e.g. {"id": "p1", "interests": '
                  '"robot learning", "seeds": ["2401.01234"]}')
@@ -71,7 +71,7 @@ def _warn_unknown_fields(path: Path, lines: dict[str, list[int]]) -> None:
 def _category_codes(known: Mapping[str, Paper]) -> dict[str, str]:
     """Return lower-cased code -> code: arXiv's taxonomy, and every code a paper carries."""
     codes = {c.lower(): c for p in known.values() for c in p.categories}
-    codes.update((c.lower(), c) for c in forms.category_codes())
+    codes.update((c.lower(), c) for c in taxonomy.category_codes())
     return codes
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from digest import ingest
+from digest import ingest, taxonomy
 from digest.cli.base import echo_json, get_config, main, now_utc, parse_day
 from digest.cli.core import open_db
 from digest.config import SOURCE_OPTIONS, Config, check_source_options, split_source
@@ -16,7 +16,6 @@ from digest.ingest.arxiv import arxiv_api_url, arxiv_rss_url
 from digest.ingest.base import local_path
 from digest.models import SourceResult, SourceSpec
 from digest.sources_config import effective_sources
-from digest.web import forms
 
 SHOWN_TITLES = 5
 
@@ -46,7 +45,7 @@ def _check_location(spec: SourceSpec) -> None:
     location = spec.location.strip()
     if spec.kind == "arxiv-rss" and arxiv_rss_url(location) != location:
         # Category codes (a feed URL or file of its own is read as it is).
-        known = forms.category_codes()
+        known = taxonomy.category_codes()
         unknown = [c for c in location.split("+") if c.strip() not in known]
         if unknown:
             raise UsageError(f"unknown arXiv category {unknown[0]!r}",

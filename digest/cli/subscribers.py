@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, TextIO
 
 import click
 
+from digest import taxonomy
 from digest.addresses import normalize_email
 from digest.cli.base import echo_json, get_config, main, now_utc
 from digest.cli.core import open_db
@@ -79,7 +80,7 @@ def build_entry(
     tz = timezone or config.timezone
     if not forms.known_timezone(tz):
         raise UsageError(f"unknown time zone {tz!r}", "use an IANA name like Europe/Berlin")
-    known = forms.category_codes()
+    known = taxonomy.category_codes()
     unknown = [c for c in categories if c not in known]
     if unknown:
         raise UsageError(

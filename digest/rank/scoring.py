@@ -86,6 +86,7 @@ from digest.rank.vectors import (
     tokenize,
     update_space,
 )
+from digest.taxonomy import named_categories
 
 MAX_BACKGROUND = 3000  # recent history papers used for feedback, the LSA fit, the ridge
 MAX_VOCABULARY_FIT = 20000  # history papers a first vocabulary is counted from
@@ -173,6 +174,9 @@ class RankOptions:
     # those the caller passes as extra: the pipeline finds them in its database), a line
     # or a ";"-separated part each, makes those papers seed papers (see named_seeds).
     named_titles: bool = True
+    # A line or ";"-separated part that is an arXiv category's name or code ("Robotics",
+    # "cs.CV") adds that category to the profile's, as if picked (see named_fields).
+    named_categories: bool = True
     # Interests typed in several lines or ";"-separated parts (a researcher's few titles
     # or topics): each part weighs alike in the query (compile_profiles), and a profile
     # with no example papers gets the mean of its parts' LSA topics (each part's own
@@ -737,6 +741,8 @@ def score_profiles(
         titles = world.titles
         _index_titles(titles, added)  # extra papers named by title are found from now on
         profiles = [named_seeds(profile, titles) for profile in profiles]
+    if options.named_categories:
+        profiles = [named_fields(profile) for profile in profiles]
     with _collection_paused():
         examples = world.bank.add(profiles, world.known)
     if world.semantic is not None:  # the model runs here, never in a chunk
@@ -830,6 +836,19 @@ def named_seeds(profile: Profile, titles: dict[str, str]) -> Profile:
     if not named:
         return profile
     return replace(profile, seeds=(*profile.seeds, *named))
+
+
+def named_fields(profile: Profile) -> Profile:
+    """Return the profile with the arXiv categories its interests name by name or code
+    (taxonomy.named_categories: a line "Robotics", "Computer Vision and Pattern
+    Recognition" or "cs.CV") added to its categories. The text stays its query too.
+    """
+    if not profile.interests:
+        return profile
+    named = [c for c in named_categories(profile.interests) if c not in profile.categories]
+    if not named:
+        return profile
+    return replace(profile, categories=(*profile.categories, *named))
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from digest import render, tokens
+from digest import render, taxonomy, tokens
 from digest.addresses import normalize_email
 from digest.config import Config, load_config
 from digest.errors import DigestError, StoreError, TokenError, UsageError
@@ -416,7 +416,7 @@ def create_app(
             errors=errors or {}, notice=notice, view=signup.ranker_view(db, sub),
             groups=forms.category_groups(),
             timezones=forms.timezones_with(cfg.timezone, sub.timezone),
-            weekdays=forms.WEEKDAYS, names={c.code: c.name for c in forms.categories()},
+            weekdays=forms.WEEKDAYS, names={c.code: c.name for c in taxonomy.categories()},
             max_papers=forms.MAX_PAPERS, popularity_choices=forms.POPULARITY_CHOICES,
             upvotes=reads_upvotes(effective_sources(cfg, db.list_sources())),
         )

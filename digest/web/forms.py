@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,11 +9,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from zoneinfo import available_timezones
 
-from digest.config import PACKAGE_DIR
 from digest.ingest.keys import arxiv_doi_key, arxiv_key
 from digest.models import Paper, Profile, Subscriber
-
-CATEGORIES_FILE = PACKAGE_DIR / "data" / "arxiv_categories.json"
+from digest.taxonomy import Category, categories, category_codes
 
 # Size limits on every field: what a person could reasonably type, and no more.
 MAX_INTERESTS = 2000
@@ -39,15 +36,6 @@ _STOPWORDS = frozenset(
     were what when where which while who why will with within without would yet you your
     approach method methods results model models we our use used""".split()  # noqa: SIM905
 )
-
-
-@dataclass(frozen=True)
-class Category:
-    """One arXiv category of the taxonomy."""
-
-    code: str
-    name: str
-    group: str
 
 
 @dataclass(frozen=True)
@@ -97,19 +85,6 @@ class FormErrors(Exception):
     """The form has mistakes: {field name: what to fix}."""
 
     errors: dict[str, str] = field(default_factory=dict)
-
-
-@cache
-def categories() -> tuple[Category, ...]:
-    """Return the arXiv taxonomy shipped in digest/data/arxiv_categories.json."""
-    data = json.loads(CATEGORIES_FILE.read_text(encoding="utf-8"))
-    return tuple(Category(c["code"], c["name"], c["group"]) for c in data["categories"])
-
-
-@cache
-def category_codes() -> frozenset[str]:
-    """Return every arXiv category code of the taxonomy (cs.LG, math.PR, ...)."""
-    return frozenset(c.code for c in categories())
 
 
 def category_groups() -> list[tuple[str, list[Category]]]:
