@@ -13,7 +13,9 @@ from click.testing import CliRunner, Result
 
 from digest import pipeline
 from digest.cli import main
+from digest.cli.subscribers import profile_summary
 from digest.config import Config
+from digest.models import Profile
 from digest.store import open_store
 
 
@@ -569,3 +571,10 @@ def test_csv_export_of_a_field_over_128_kib_imports(config: Config, tmp_path: Pa
     assert "added 1" in result.output
     moved = open_store(other.database_url).find_subscriber("long@example.org")
     assert moved is not None and moved.profile.interests == interests
+
+
+def test_profile_summary_counts_one_author_and_one_seed_in_the_singular() -> None:
+    one = Profile(authors=("Yann LeCun",), seeds=("arxiv:2401.00001",))
+    two = Profile(authors=("A B", "C D"), seeds=("arxiv:1", "arxiv:2"))
+    assert profile_summary(one, width=200) == "1 author; 1 seed"
+    assert profile_summary(two, width=200) == "2 authors; 2 seeds"

@@ -193,10 +193,9 @@ def profile_summary(profile: Profile, width: int = 48) -> str:
         parts.append(",".join(profile.categories))
     if profile.keywords:
         parts.append("kw: " + ", ".join(profile.keywords))
-    if profile.authors:
-        parts.append(f"{len(profile.authors)} authors")
-    if profile.seeds:
-        parts.append(f"{len(profile.seeds)} seeds")
+    for count, noun in ((len(profile.authors), "author"), (len(profile.seeds), "seed")):
+        if count:
+            parts.append(f"{count} {noun}{'' if count == 1 else 's'}")
     if profile.interests:
         parts.append(repr(profile.interests))
     text = "; ".join(parts) or "(empty)"
