@@ -303,6 +303,45 @@ def test_plan_with_run_then_deliver_with_send_workers(tmp_path: Path, smtp_serve
     assert again["sent"] == 0
 
 
+class _PollsDone(Exception):
+    """Ends a `digest send --follow` loop in a test after a number of polls."""
+
+
+def test_send_follow_saves_no_run_report_for_an_empty_poll(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A follower polling every 30 s saved a run report for every poll, the empty ones
+    # too, so `digest status` showed only "sent 0, failed 0, ..." lines and the reports
+    # of the runs that did something were pushed out of the history.
+    subscribe(config)
+    planned = invoke(config, "run", "--date", "2026-05-25", "--no-send")
+    assert planned.exit_code == 0, planned.output
+    before = json.loads(invoke(config, "status", "--json").output)["runs"]
+
+    polls = []
+
+    class StopAfterThreePolls:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            polls.append(seconds)
+            if len(polls) == 3:
+                raise _PollsDone
+
+    monkeypatch.setattr("digest.cli.core.time", StopAfterThreePolls)
+    followed = invoke(config, "send", "--follow", "--interval", "0.1")
+    assert isinstance(followed.exception, _PollsDone)
+    assert "sent 1" in followed.output
+    # A poll with nothing due says nothing either.
+    assert followed.output.count("sent ") == 1, followed.output
+    empty = invoke(config, "send")
+    assert empty.exit_code == 0, empty.output
+
+    after = json.loads(invoke(config, "status", "--json").output)["runs"]
+    # Four polls: the first sent the digest, the other three had nothing to do.
+    assert len(after) == len(before) + 1, after
+    assert after[0]["sent"] == 1
+
+
 def test_schedule_show_lists_each_fire_once_over_the_autumn_change(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
