@@ -303,6 +303,29 @@ def test_plan_with_run_then_deliver_with_send_workers(tmp_path: Path, smtp_serve
     assert again["sent"] == 0
 
 
+def test_a_subscriber_added_after_todays_hour_waits_for_tomorrow_unless_forced(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's promise: a subscriber added after the day's send hour gets a first
+    # digest the next day (not a late one today), and `digest run --force --subscriber`
+    # sends today's anyway.
+    clock = [datetime(2026, 5, 25, 6, 0, tzinfo=UTC)]
+    for module in ("digest.cli.core", "digest.cli.subscribers"):
+        monkeypatch.setattr(f"{module}.now_utc", lambda: clock[0])
+    assert subscribe(config, "early@example.org", "--hour", "7").exit_code == 0
+    clock[0] = datetime(2026, 5, 25, 10, 0, tzinfo=UTC)
+    assert subscribe(config, "late@example.org", "--hour", "7").exit_code == 0
+
+    run = invoke(config, "run")
+    assert run.exit_code == 0, run.output
+    assert "sent 1, skipped 0, failed 0, unknown 0, not due 1" in run.output
+    forced = invoke(config, "run", "--force", "--subscriber", "late@example.org")
+    assert forced.exit_code == 0, forced.output
+    assert "sent 1," in forced.output
+    inbox = mailbox.Maildir(str(config.maildir), create=False)
+    assert sorted(str(m["To"]) for m in inbox) == ["early@example.org", "late@example.org"]
+
+
 class _PollsDone(Exception):
     """Ends a `digest send --follow` loop in a test after a number of polls."""
 
