@@ -303,6 +303,68 @@ def test_plan_with_run_then_deliver_with_send_workers(tmp_path: Path, smtp_serve
     assert again["sent"] == 0
 
 
+def test_a_subscriber_added_after_todays_hour_waits_for_tomorrow_unless_forced(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's promise: a subscriber added after the day's send hour gets a first
+    # digest the next day (not a late one today), and `digest run --force --subscriber`
+    # sends today's anyway.
+    clock = [datetime(2026, 5, 25, 6, 0, tzinfo=UTC)]
+    for module in ("digest.cli.core", "digest.cli.subscribers"):
+        monkeypatch.setattr(f"{module}.now_utc", lambda: clock[0])
+    assert subscribe(config, "early@example.org", "--hour", "7").exit_code == 0
+    clock[0] = datetime(2026, 5, 25, 10, 0, tzinfo=UTC)
+    assert subscribe(config, "late@example.org", "--hour", "7").exit_code == 0
+
+    run = invoke(config, "run")
+    assert run.exit_code == 0, run.output
+    assert "sent 1, skipped 0, failed 0, unknown 0, not due 1" in run.output
+    forced = invoke(config, "run", "--force", "--subscriber", "late@example.org")
+    assert forced.exit_code == 0, forced.output
+    assert "sent 1," in forced.output
+    inbox = mailbox.Maildir(str(config.maildir), create=False)
+    assert sorted(str(m["To"]) for m in inbox) == ["early@example.org", "late@example.org"]
+
+
+class _PollsDone(Exception):
+    """Ends a `digest send --follow` loop in a test after a number of polls."""
+
+
+def test_send_follow_saves_no_run_report_for_an_empty_poll(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A follower polling every 30 s saved a run report for every poll, the empty ones
+    # too, so `digest status` showed only "sent 0, failed 0, ..." lines and the reports
+    # of the runs that did something were pushed out of the history.
+    subscribe(config)
+    planned = invoke(config, "run", "--date", "2026-05-25", "--no-send")
+    assert planned.exit_code == 0, planned.output
+    before = json.loads(invoke(config, "status", "--json").output)["runs"]
+
+    polls = []
+
+    class StopAfterThreePolls:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            polls.append(seconds)
+            if len(polls) == 3:
+                raise _PollsDone
+
+    monkeypatch.setattr("digest.cli.core.time", StopAfterThreePolls)
+    followed = invoke(config, "send", "--follow", "--interval", "0.1")
+    assert isinstance(followed.exception, _PollsDone)
+    assert "sent 1" in followed.output
+    # A poll with nothing due says nothing either.
+    assert followed.output.count("sent ") == 1, followed.output
+    empty = invoke(config, "send")
+    assert empty.exit_code == 0, empty.output
+
+    after = json.loads(invoke(config, "status", "--json").output)["runs"]
+    # Four polls: the first sent the digest, the other three had nothing to do.
+    assert len(after) == len(before) + 1, after
+    assert after[0]["sent"] == 1
+
+
 def test_schedule_show_lists_each_fire_once_over_the_autumn_change(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
