@@ -1,10 +1,16 @@
 """Followed authors: their papers are always in the list, however their names are typed.
 
 Real data: corpus_mini (tests/data/rank), its last day as the batch and the days before
-it as the history. Hand-made: the name forms of one invented author.
+it as the history. Hand-made: the name forms of one invented author, and
+tests/data/rank/followed_names_handmade.jsonl (a name as typed, a name as a paper
+writes it, whether the one follows the other).
 """
 
 from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +46,22 @@ def test_a_followed_authors_paper_is_listed_beside_seed_papers_that_score_higher
         assert paper.key in listed, (paper.authors[0], listed)
         assert len(listed) == 3
         assert ranking[listed.index(paper.key)].reason.startswith("by ")
+
+
+def test_a_followed_author_typed_with_initials_or_without_a_middle_initial_is_found(
+    day: tuple[list[Paper], list[Paper]],
+) -> None:
+    # The day lists "Pranav M Pawar"; a researcher types "P. Pawar" (a reference list)
+    # or "Pranav Pawar" (the name they know): both matched nobody, and the line names
+    # him as the paper does.
+    batch, history = day
+    paper = next(p for p in batch if "Pranav M Pawar" in p.authors)
+    typed = ("P. Pawar", "Pawar, P.", "Pranav Pawar", "Pawar, Pranav")
+    rankings = rank(batch, [Profile(authors=(name,)) for name in typed], history=history,
+                    top_k=3, options=RankOptions(processes=1)).rankings
+    for name, ranking in zip(typed, rankings, strict=True):
+        reasons = {s.paper.key: s.reason for s in ranking}
+        assert reasons.get(paper.key) == "by Pranav M Pawar", (name, reasons)
 
 
 # Hand-made: the forms people type a name in.
@@ -89,3 +111,26 @@ def test_a_first_author_named_with_et_al_by_a_publishers_feed_is_followed() -> N
 
 def test_a_different_author_with_the_same_last_name_is_not_followed() -> None:
     assert _by("Jiajun Wu", ("Wu, Jiayi", "Jiayi Wu", "Wu")) == [[], [], []]
+
+
+HANDMADE = Path(__file__).resolve().parent / "data" / "rank" / "followed_names_handmade.jsonl"
+
+
+def _handmade() -> dict[str, list[tuple[str, bool, str]]]:
+    cases: dict[str, list[tuple[str, bool, str]]] = defaultdict(list)
+    for line in HANDMADE.read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        cases[case["on_paper"]].append((case["typed"], case["followed"], case["why"]))
+    return dict(cases)
+
+
+@pytest.mark.parametrize("on_paper", sorted(_handmade()))
+def test_a_followed_author_matches_the_forms_of_the_same_name(on_paper: str) -> None:
+    # Initials stand for any given names they start; a full name matches its initials
+    # and forms with or without a middle initial, never another first name, and on a
+    # common surname (the shipped list of ambiguous keys) not the bare initial or
+    # another given name that merely begins with it.
+    cases = _handmade()[on_paper]
+    found = _by(on_paper, tuple(typed for typed, _, _ in cases))
+    for (typed, followed, why), reasons in zip(cases, found, strict=True):
+        assert reasons == ([f"by {on_paper}"] if followed else []), (typed, on_paper, why)

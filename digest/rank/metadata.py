@@ -18,46 +18,8 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from digest.models import Paper
+from digest.rank.authors import NameIndex, name_index, normalize_name
 from digest.rank.precision import SCORES
-from digest.rank.vectors import fold_accents
-
-# Letters that carry no combining mark to drop: what someone types on a plain keyboard.
-_PLAIN_LETTERS = str.maketrans({"ø": "o", "ł": "l", "ß": "ss", "æ": "ae", "œ": "oe",
-                                "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
-
-
-# What may follow a comma in a name that is no "Last, First": 'Guy Steele, Jr.'.
-_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
-# Dots of initials and hyphens of given names: arXiv lists one person as 'Vishal M.
-# Patel' and 'Vishal M Patel', 'Yih-Chung Tham' and 'Yih Chung Tham'.
-_NAME_MARKS = str.maketrans({".": " ", "-": " ", "\u2010": " "})
-
-
-def normalize_name(name: str) -> str:
-    """Return an author name folded for matching.
-
-    Case, spacing, accents, the dots of initials and hyphens do not matter: 'J.  Smith'
-    == 'j smith', 'Francois Durand' == 'François Durand' (composed or decomposed),
-    'Lukasz' == 'Łukasz', 'Yih-Chung Tham' == 'Yih Chung Tham'; nor does the order of
-    'Last, First' ('Wu, Jiajun' == 'Jiajun Wu'), nor a feed's trailing 'et al.'. A
-    subscriber types the name of the author they follow as their keyboard, or their
-    reference list, has it.
-    """
-    folded = name.lower()
-    if not folded.isascii():
-        folded = fold_accents(folded.translate(_PLAIN_LETTERS))
-    words = folded.translate(_NAME_MARKS).split()
-    if len(words) > 2 and words[-2:] == ["et", "al"]:
-        # A publisher's feed that names only the first author ("Sebastian Birk et al.",
-        # Nature's subject feeds): the paper is still that author's.
-        folded = folded[: folded.rfind("et")].rstrip(" ,")
-    last, comma, first = folded.partition(",")
-    if comma and "," not in first and last.strip() and first.strip():
-        if " ".join(first.translate(_NAME_MARKS).split()) in _SUFFIXES:
-            folded = f"{last} {first}"
-        else:
-            folded = f"{first} {last}"
-    return " ".join(folded.translate(_NAME_MARKS).split())
 
 
 def category_features(paper: Paper) -> dict[str, float]:
@@ -401,6 +363,7 @@ class BatchIndex:
     # paper's order); a name folded twice keeps its first spelling.
     by_author: tuple[dict[str, str], ...]
     column: dict[str, int]  # paper key -> batch column
+    names: NameIndex  # the authors' folded names (their columns) by surname and initial
 
 
 def index_batch(papers: Sequence[Paper]) -> BatchIndex:
@@ -422,6 +385,7 @@ def index_batch(papers: Sequence[Paper]) -> BatchIndex:
         written=written.T.tocsr(),
         by_author=tuple(names),
         column={p.key: j for j, p in enumerate(papers)},
+        names=name_index(authors.column),  # a vocabulary's names are in column order
     )
 
 
@@ -448,7 +412,9 @@ def boost_values(
     (``category_boost`` where it is the primary one, half where it is cross-listed),
     looked up per distinct set of categories in the chunk rather than computed as P x B
     products; a followed author's boost is added where one is (a few entries, not a
-    P x B mask). In float32, the precision of the scores they are added to.
+    P x B mask): on every paper whose author the name, as typed, is (authors.name_follows:
+    initials, a middle initial or not). In float32, the precision of the scores they are
+    added to.
     """
     count = len(categories)
     width = index.primary.shape[1]
@@ -473,14 +439,27 @@ def boost_values(
         for i, key in wanted:
             table[i] = part[[at[j] for j in key]].max(axis=0)
     values = table.astype(SCORES)[which]
-    follows = index.authors.matrix(
-        ({normalize_name(a): 1.0 for a in names} for names in authors), count
-    )
+    follows = _follows(index.names, authors, len(index.authors.column))
     vouched = (follows @ index.written).tocoo()
     keep = vouched.data > 0
     rows, cols = vouched.row[keep].astype(np.intp), vouched.col[keep].astype(np.intp)
     values[rows, cols] += author_boost
     return Boosts(values=values, vouched_rows=rows, vouched_cols=cols)
+
+
+def _follows(names: NameIndex, authors: Sequence[Sequence[str]], width: int) -> sp.csr_matrix:
+    """Return P x A: 1 where a profile follows the batch's author of that column."""
+    indices: list[int] = []
+    indptr = [0]
+    for typed in authors:
+        found = {j for name in typed for j in names.columns(name)}
+        indices.extend(sorted(found))
+        indptr.append(len(indices))
+    return sp.csr_matrix(
+        (np.ones(len(indices)), np.asarray(indices, dtype=np.intp),
+         np.asarray(indptr, dtype=np.intp)),
+        shape=(len(authors), width),
+    )
 
 
 __all__ = [

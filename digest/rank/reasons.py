@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.models import Paper, Profile, with_aliases
-from digest.rank.metadata import BatchIndex, normalize_name
+from digest.rank.metadata import BatchIndex
 from digest.rank.profiles import (
     Compiled,
     Examples,
@@ -150,7 +150,7 @@ def explain_all(
     pair = 0
     for r, chosen in enumerate(picks):
         profile = profiles[r]
-        followed = {normalize_name(a) for a in profile.authors}
+        followed = context.index.names.followed(profile.authors)  # as the papers fold them
         wanted = set(with_aliases(profile.categories))  # cs.NA: a paper in math.NA
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
