@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -20,6 +21,24 @@ T = TypeVar("T")
 def email_hash(email: str) -> str:
     """Return the suppression hash of an address (case-insensitive)."""
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def hide_address(text: str, email: str, replacement: str) -> str:
+    """Return ``text`` with every spelling of the address (any case) replaced."""
+    address = email.strip()
+    if not address:
+        return text
+    return re.sub(re.escape(address), replacement, text, flags=re.IGNORECASE)
+
+
+def bounce_key(report_id: str, email: str) -> str:
+    """Return the stored key of a report about ``email``: the address in it as its hash.
+
+    The key names the report so that a rescanned mailbox records nothing twice; it
+    was the report's Message-ID and the address, and so kept the address readable
+    after the subscriber was deleted.
+    """
+    return hide_address(report_id, email, email_hash(email))[:500]
 
 
 def _utc(value: datetime | None) -> datetime | None:
