@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import mailbox
 import zlib
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 from sqlalchemy import insert, select
@@ -119,4 +121,31 @@ def test_removal_clears_the_address_from_bounces_an_older_release_recorded(
     again = run(config, "bounces", "scan", "--maildir", str(tmp_path / "bounces"))
     assert "1 seen before" in again.output, again.output
     assert len(db.list_bounces()) == 1
+    db.close()
+
+
+def test_a_refused_delivery_leaves_no_address_in_the_run_reports(
+    config: Config, smtp_server: Any,
+) -> None:
+    # Real servers name the address they refuse ("550 5.1.1 <bob@example.net>: Recipient
+    # address rejected"). The ledger row holding that text goes with the subscriber,
+    # but the run's stored report (kept for `digest status`, a year by default) kept
+    # it, in its deliveries' errors.
+    config = replace(config, smtp=smtp_server.settings())
+    added = run(config, "subscribe", "Bob@Example.net", "--interests", "LLM agents")
+    assert added.exit_code == 0, added.output
+    smtp_server.fail("rcpt", "550 5.1.1 <bob@example.net>: Recipient address rejected: "
+                     "User unknown in virtual mailbox table", recipient=ADDRESS)
+    ran = run(config, "run", "--date", "2026-05-25", "--json")
+    assert ran.exit_code == 1, ran.output
+    db = open_store(config.database_url)
+    sub = db.find_subscriber(ADDRESS)
+    assert sub is not None
+    row = db.get_delivery(sub.id, date(2026, 5, 25))
+    assert row is not None and row.status == "perm_failed"
+    assert "550 5.1.1" in (row.error or "") and "User unknown" in (row.error or "")
+    assert db.is_suppressed(ADDRESS)  # our own server said so
+    removed = run(config, "subscribers", "remove", ADDRESS, "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert rows_naming(db, ADDRESS) == []
     db.close()

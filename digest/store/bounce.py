@@ -11,10 +11,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from digest.models import DeliveryStatus, without_nul
+from digest.models import DeliveryStatus, hide_address, without_nul
 from digest.store.base import StoreBase
 from digest.store.delivery import UNSETTLED
-from digest.store.rows import _iso, _picks, _utc, bounce_key, email_hash, hide_address
+from digest.store.rows import _iso, _picks, _utc, bounce_key, email_hash
 from digest.store.tables import (
     bounces,
     deliveries,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Row
 
-from digest.models import REPLACEMENTS, Delivery, Paper, Profile, Subscriber
+from digest.models import REPLACEMENTS, Delivery, Paper, Profile, Subscriber, hide_address
 
 T = TypeVar("T")
 
@@ -21,14 +20,6 @@ T = TypeVar("T")
 def email_hash(email: str) -> str:
     """Return the suppression hash of an address (case-insensitive)."""
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
-
-
-def hide_address(text: str, email: str, replacement: str) -> str:
-    """Return ``text`` with every spelling of the address (any case) replaced."""
-    address = email.strip()
-    if not address:
-        return text
-    return re.sub(re.escape(address), replacement, text, flags=re.IGNORECASE)
 
 
 def bounce_key(report_id: str, email: str) -> str:
