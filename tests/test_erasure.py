@@ -149,3 +149,35 @@ def test_a_refused_delivery_leaves_no_address_in_the_run_reports(
     assert removed.exit_code == 0, removed.output
     assert rows_naming(db, ADDRESS) == []
     db.close()
+
+
+def test_removal_deletes_the_subscribers_messages_from_the_local_maildir(
+    config: Config,
+) -> None:
+    # Without SMTP every digest (and confirmation mail) is delivered into var/mail/ on
+    # this machine: "everything stored about me" holds those messages, which spell the
+    # address, the name and the interests. The HTML previews beside them went with the
+    # subscriber; the messages stayed.
+    for address, interests in ((ADDRESS, "LLM agents"), ("ada@example.org", "robots")):
+        added = run(config, "subscribe", address, "--interests", interests, "--name", "X Y")
+        assert added.exit_code == 0, added.output
+    ran = run(config, "run", "--date", "2026-05-25")
+    assert ran.exit_code == 0, ran.output
+    confirm = run(config, "subscribe", "new@example.org", "--interests", "optics",
+                  "--confirm")
+    assert confirm.exit_code == 0, confirm.output
+    box = mailbox.Maildir(str(config.maildir), create=False)
+
+    def recipients() -> list[str]:
+        return sorted(str(box.get_message(key)["To"]) for key in box.iterkeys())
+
+    assert len(recipients()) == 3
+    removed = run(config, "subscribers", "remove", ADDRESS, "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert not any(ADDRESS in to.lower() for to in recipients())
+    assert len(recipients()) == 2  # the others' mail stays
+    pending = run(config, "subscribers", "remove", "new@example.org", "--yes")
+    assert pending.exit_code == 0, pending.output
+    assert [ADDRESS not in to and "ada@example.org" in to for to in recipients()] == [True]
+    files = [p for p in config.var_dir.rglob("*") if p.is_file()]
+    assert not [p for p in files if ADDRESS in p.name or "new@example.org" in p.name]
