@@ -181,3 +181,21 @@ def test_removal_deletes_the_subscribers_messages_from_the_local_maildir(
     assert [ADDRESS not in to and "ada@example.org" in to for to in recipients()] == [True]
     files = [p for p in config.var_dir.rglob("*") if p.is_file()]
     assert not [p for p in files if ADDRESS in p.name or "new@example.org" in p.name]
+
+
+def test_removal_drops_the_digests_written_ahead_in_the_outbox(config: Config) -> None:
+    # A run that only plans (`--no-send`) writes each message, address and all, into
+    # the outbox for the send workers; a deletion before they send must take it too.
+    added = run(config, "subscribe", ADDRESS, "--interests", "LLM agents", "--name", "Bob")
+    assert added.exit_code == 0, added.output
+    planned = run(config, "run", "--date", "2026-05-25", "--no-send")
+    assert planned.exit_code == 0, planned.output
+    db = open_store(config.database_url)
+    assert "outbox.to_email" in rows_naming(db, ADDRESS)
+    removed = run(config, "subscribers", "remove", ADDRESS, "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert rows_naming(db, ADDRESS) == []
+    db.close()
+    sent = run(config, "send")
+    assert sent.exit_code == 0, sent.output
+    assert not config.maildir.exists() or not any(config.maildir.rglob("*.*"))
