@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,18 @@ PAPER_DOI_MAX = 300
 def without_nul(text: str) -> str:
     """Drop NUL characters, which PostgreSQL refuses in text (SQLite stores them)."""
     return text.replace("\x00", "") if "\x00" in text else text
+
+
+def hide_address(text: str, email: str, replacement: str = "recipient") -> str:
+    """Return ``text`` with the address, in any case, replaced (for stored error texts).
+
+    A server's refusal names the address it refuses; what is stored beside a
+    subscriber's row need not spell it again, and what outlives the row must not.
+    """
+    address = email.strip()
+    if not address:
+        return text
+    return re.sub(re.escape(address), replacement, text, flags=re.IGNORECASE)
 
 
 @dataclass(frozen=True)

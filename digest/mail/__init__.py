@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from digest.config import SmtpSettings
-from digest.mail.maildir import MaildirTransport
+from digest.mail.maildir import MaildirTransport, remove_messages_to
 from digest.mail.message import (
     build_message,
     envelope,
@@ -43,6 +43,7 @@ __all__ = [
     "make_message_id",
     "message_to_bytes",
     "open_transport",
+    "remove_messages_to",
     "with_date",
 ]
 

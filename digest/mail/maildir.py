@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 from collections.abc import Sequence
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import BinaryIO, Self
 
+from digest.addresses import ascii_domain
 from digest.errors import DeliveryError
 from digest.mail.message import envelope, message_to_bytes
 from digest.mail.smtp import SendError
@@ -70,3 +75,46 @@ class MaildirTransport:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# The most of a message's start read for its headers: ours are ~1 KB.
+HEADER_LIMIT = 64 * 1024
+
+
+def remove_messages_to(path: Path, address: str) -> int:
+    """Delete the messages in a Maildir sent to ``address``; return how many.
+
+    Reads only each message's headers (To, Cc): a deletion on the web page waits for
+    it. A message to several recipients goes too: it holds this one's address.
+    """
+    local, _, domain = address.strip().lower().rpartition("@")
+    wanted = {f"{local}@{domain}"}
+    with contextlib.suppress(UnicodeError, ValueError):  # a domain IDNA refuses
+        wanted.add(f"{local}@{ascii_domain(domain)}")  # as the To header spells it
+    removed = 0
+    parser = BytesHeaderParser(policy=compat32)
+    for folder in ("new", "cur"):
+        directory = Path(path) / folder
+        if not directory.is_dir():
+            continue
+        for file in directory.iterdir():
+            try:
+                with file.open("rb") as handle:
+                    head = _read_headers(handle)
+            except OSError:
+                continue  # a file gone meanwhile (read by a mail reader) or unreadable
+            headers = parser.parsebytes(head)
+            fields = [str(v) for name in ("To", "Cc") for v in headers.get_all(name, [])]
+            if wanted & {addr.lower() for _name, addr in getaddresses(fields)}:
+                file.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _read_headers(handle: BinaryIO) -> bytes:
+    """Return the headers at the start of a message (up to its first empty line)."""
+    start = handle.read(4096)
+    if b"\n\n" not in start:
+        start += handle.read(HEADER_LIMIT - len(start))
+    end = start.find(b"\n\n")
+    return start if end < 0 else start[: end + 1]

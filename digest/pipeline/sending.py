@@ -26,6 +26,7 @@ from digest.models import (
     Paper,
     ScoredPaper,
     Subscriber,
+    hide_address,
 )
 from digest.pipeline.composing import compose_wire, html_part, write_preview
 from digest.store import Store, email_hash
@@ -403,7 +404,7 @@ def _send_one(
             # A network error or a closing server: reconnect for the next message. A
             # refusal with a reply (550 at RCPT...) leaves a usable, RSET connection.
             connection.reset()
-        _record_failure(config, db, row, err, now=now, tally=tally)
+        _record_failure(config, db, row, err, now=now, tally=tally, recipient=sub.email)
         apply_rejection(db, sub.email, err, now=now)  # "no such user": suppress the address
         return None
     # Recorded before the next message is started (with that start), at the latest when
@@ -479,8 +480,13 @@ def _give_back(
 
 
 def _record_failure(
-    config: Config, db: Store, row: Delivery, err: DeliveryError, *, now: datetime, tally: _Tally
+    config: Config, db: Store, row: Delivery, err: DeliveryError, *, now: datetime,
+    tally: _Tally, recipient: str,
 ) -> None:
+    # A server's refusal names the address ("550 5.1.1 <a@b.org>: ..."). The ledger row
+    # is the subscriber's, but the run's report (kept for `digest status`) outlives a
+    # deletion: neither spells the address.
+    error = hide_address(err.message, recipient)
     attempts = row.attempts + 1
     next_attempt: datetime | None = None
     status: DeliveryStatus
@@ -492,7 +498,7 @@ def _record_failure(
         status = "temp_failed"
         next_attempt = now + BACKOFF[min(attempts, len(BACKOFF)) - 1]
     db.set_delivery_status(
-        row.subscriber_id, row.day, status, now=now, error=err.message,
+        row.subscriber_id, row.day, status, now=now, error=error,
         next_attempt_at=next_attempt,
     )
     with tally.lock:
@@ -500,11 +506,11 @@ def _record_failure(
             tally.unknown += 1
         else:
             tally.failed += 1
-        tally.deliveries.append(Delivery(row.subscriber_id, row.day, status, error=err.message))
+        tally.deliveries.append(Delivery(row.subscriber_id, row.day, status, error=error))
         tally.consecutive_failures += 1
         if tally.consecutive_failures >= config.error_budget and not tally.aborted:
             tally.aborted = (
                 f"stopped after {tally.consecutive_failures} consecutive delivery failures "
-                f"(last: {err.message})"
+                f"(last: {error})"
             )
             tally.abort_exit = 75

@@ -11,10 +11,10 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from digest.models import DeliveryStatus, without_nul
+from digest.models import DeliveryStatus, hide_address, without_nul
 from digest.store.base import StoreBase
 from digest.store.delivery import UNSETTLED
-from digest.store.rows import _iso, _picks, _utc, email_hash
+from digest.store.rows import _iso, _picks, _utc, bounce_key, email_hash
 from digest.store.tables import (
     bounces,
     deliveries,
@@ -182,9 +182,15 @@ class BounceMixin(StoreBase):
         text is a stranger's server's: a NUL character in it is dropped (PostgreSQL
         refuses one in text, and the mailbox scan stopped at that report).
         """
-        key = without_nul(report_id)[:500]
+        given = without_nul(report_id)
+        key = bounce_key(given, email)
         try:
             with self.begin() as conn:
+                # A report an older release recorded under its key with the address.
+                if key != given[:500] and conn.execute(
+                    select(bounces.c.id).where(bounces.c.report_id == given[:500])
+                ).first() is not None:
+                    return False
                 conn.execute(
                     insert(bounces).values(
                         report_id=key,
@@ -278,3 +284,41 @@ class BounceMixin(StoreBase):
             }
             for row in rows
         ]
+
+
+def forget_bounce_addresses(conn: Connection, email: str) -> None:
+    """Take the address out of the keys and texts of its recorded bounces.
+
+    The records stay (a rescan finds them; the suppression is a hash): those a
+    release before bounce_key recorded still spell the address in their key, and
+    perhaps their diagnostic. verified_bounces refers to the key, so its row moves.
+    """
+    hashed = email_hash(email)
+    rows = conn.execute(
+        select(bounces.c.id, bounces.c.report_id, bounces.c.diagnostic)
+        .where(bounces.c.email_hash == hashed)
+    ).all()
+    for row in rows:
+        key = bounce_key(row.report_id, email)
+        diagnostic = hide_address(row.diagnostic, email, "recipient")
+        if key == row.report_id:
+            if diagnostic != row.diagnostic:
+                conn.execute(update(bounces).where(bounces.c.id == row.id)
+                             .values(diagnostic=diagnostic))
+            continue
+        evidence = conn.execute(
+            select(verified_bounces.c.evidence)
+            .where(verified_bounces.c.report_id == row.report_id)
+        ).scalar()
+        conn.execute(delete(verified_bounces)
+                     .where(verified_bounces.c.report_id == row.report_id))
+        taken = conn.execute(
+            select(bounces.c.id).where(bounces.c.report_id == key)
+        ).first() is not None
+        if taken:  # recorded under both keys: keep one record
+            conn.execute(delete(bounces).where(bounces.c.id == row.id))
+            continue
+        conn.execute(update(bounces).where(bounces.c.id == row.id)
+                     .values(report_id=key, diagnostic=diagnostic))
+        if evidence is not None:
+            conn.execute(insert(verified_bounces).values(report_id=key, evidence=evidence))

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Row
 
-from digest.models import REPLACEMENTS, Delivery, Paper, Profile, Subscriber
+from digest.models import REPLACEMENTS, Delivery, Paper, Profile, Subscriber, hide_address
 
 T = TypeVar("T")
 
@@ -20,6 +20,16 @@ T = TypeVar("T")
 def email_hash(email: str) -> str:
     """Return the suppression hash of an address (case-insensitive)."""
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def bounce_key(report_id: str, email: str) -> str:
+    """Return the stored key of a report about ``email``: the address in it as its hash.
+
+    The key names the report so that a rescanned mailbox records nothing twice; it
+    was the report's Message-ID and the address, and so kept the address readable
+    after the subscriber was deleted.
+    """
+    return hide_address(report_id, email, email_hash(email))[:500]
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from digest.errors import UsageError
 from digest.models import Profile, Subscriber
 from digest.store.base import StoreBase
+from digest.store.bounce import forget_bounce_addresses
 from digest.store.rows import _subscriber_from_row, email_hash, in_chunks
 from digest.store.tables import (
     deliveries,
@@ -187,6 +188,8 @@ class SubscriberMixin(StoreBase):
             conn.execute(
                 delete(signup_requests).where(signup_requests.c.email_hash == email_hash(email))
             )
+            # Bounce records stay (the address as a hash), their texts without it.
+            forget_bounce_addresses(conn, str(email))
             self._suppress(conn, str(email), reason=reason, now=now)
 
     def suppress(self, email: str, *, reason: str, now: datetime) -> None:

@@ -237,15 +237,21 @@ def feedback_vote(config: Config, token: str) -> Vote:
 
 def delete_subscriber(config: Config, db: Store, sub_id: int, *, now: datetime,
                       reason: str) -> None:
-    """Delete a subscriber: every row about them and their digests' previews.
+    """Delete a subscriber: every row about them, their digests' previews, their mail here.
 
-    Without SMTP the pipeline writes each digest's HTML beside the Maildir, named by
-    subscriber and address; "everything we stored about you" includes those files. The
+    Without SMTP the pipeline delivers into the local Maildir and writes each digest's
+    HTML beside it, named by subscriber and address; "everything we stored about you"
+    includes those files. The
     web page (the subscriber's request) and `digest subscribers remove` (the
     operator's) both delete through here; ``reason`` is kept with the suppression.
     """
+    sub = db.get_subscriber(sub_id)
     db.remove_subscriber(sub_id, now=now, reason=reason)
     remove_previews(config.preview_dir, sub_id)
+    if sub is not None:
+        # Without SMTP the messages themselves (digests, confirmation mails) were
+        # delivered into the local Maildir: on this machine, and so stored about them.
+        mail.remove_messages_to(config.maildir, sub.email)
 
 
 def remove_previews(preview_dir: Path, sub_id: int) -> None:
