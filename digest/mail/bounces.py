@@ -67,6 +67,7 @@ from urllib.parse import unquote, urlsplit
 from digest.addresses import normalize_email
 from digest.errors import ConfigError, DeliveryError, DigestError, UsageError
 from digest.mail.smtp import SendError
+from digest.models import hide_address
 
 BounceKind = Literal["hard", "soft", "complaint"]
 
@@ -284,7 +285,7 @@ def _recipient_block(block: Message) -> Bounce | None:
     kind = classify_status(status)
     if kind is None:
         return None
-    return Bounce(recipient, status, action, kind, _redact(diagnostic, recipient))
+    return Bounce(recipient, status, action, kind, hide_address(diagnostic, recipient))
 
 
 def _parse_arf(message: Message) -> Bounce | None:
@@ -405,7 +406,7 @@ def _parse_plain(message: Message) -> Bounce | None:
     if kind is None:
         return None
     diagnostic = " ".join(section.split())[:500]
-    return Bounce(failed, status, "failed", kind, _redact(diagnostic, failed))
+    return Bounce(failed, status, "failed", kind, hide_address(diagnostic, failed))
 
 
 def unreadable(raw: bytes | Message) -> str | None:
@@ -518,12 +519,6 @@ def _status(status: str, diagnostic: str) -> str:
     return f"{reply.group(1)}.0.0" if reply else ""
 
 
-def _redact(text: str, recipient: str) -> str:
-    # Suppressions keep only a hash of the address; the stored diagnostic should not
-    # spell it out again.
-    return re.sub(re.escape(recipient), "recipient", text, flags=re.IGNORECASE)
-
-
 def _report_id(message: Message, raw: bytes | Message) -> str:
     found = _field(message, "Message-ID")
     if found:
@@ -561,7 +556,7 @@ def rejection_bounce(recipient: str, err: DeliveryError) -> Bounce | None:
         status=status.group(0) if status else "5.1.1",
         action="failed",
         kind="hard",
-        diagnostic=_redact(text, address),
+        diagnostic=hide_address(text, address),
     )
 
 
