@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import mailbox
+import sqlite3
 import zlib
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +26,7 @@ from digest.cli import main
 from digest.config import Config
 from digest.models import Profile
 from digest.store import Store, open_store
+from digest.store.base import _sqlite_pragmas as sqlite_pragmas
 from digest.store.tables import bounces, metadata, verified_bounces
 
 BOUNCES = Path(__file__).parent / "data" / "bounces"
@@ -199,3 +201,21 @@ def test_removal_drops_the_digests_written_ahead_in_the_outbox(config: Config) -
     sent = run(config, "send")
     assert sent.exit_code == 0, sent.output
     assert not config.maildir.exists() or not any(config.maildir.rglob("*.*"))
+
+
+def test_every_sqlite_connection_overwrites_deleted_rows(tmp_path: Path) -> None:
+    # Whatever the SQLite build's default (Debian's is on; others' off): a deleted
+    # subscriber's rows must not stay readable in the file's free pages.
+    raw = sqlite3.connect(tmp_path / "d.sqlite3")
+    try:
+        raw.execute("PRAGMA secure_delete=OFF")  # as a build with it off by default
+        sqlite_pragmas(raw, None)
+        assert raw.execute("PRAGMA secure_delete").fetchone() == (1,)
+    finally:
+        raw.close()
+    store = open_store(f"sqlite:///{tmp_path / 'e.sqlite3'}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+    finally:
+        store.close()

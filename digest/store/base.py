@@ -496,6 +496,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # A deleted subscriber's rows are overwritten with zeros, not left readable in free
+    # pages: the default of Debian's SQLite, not of every build (README, Subscribers).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
     # Take over transaction control from pysqlite (see _sqlite_begin).
     dbapi_conn.isolation_level = None

@@ -525,9 +525,9 @@ def create_app(
         signup.delete_subscriber(cfg, db, sub.id, now=clock(),
                                  reason="deleted by subscriber")
         return message("Deleted",
-                       "Everything we stored about you is gone. We keep only a one-way hash "
-                       "of your address, so nobody can sign it up again without your "
-                       "confirmation.")
+                       "Your address, name, interests, ratings and the digests we sent you "
+                       "are deleted. We keep only a one-way hash of your address, so "
+                       "nobody can sign it up again without your confirmation.")
 
     @app.get("/favicon.ico")
     def favicon() -> Response:
