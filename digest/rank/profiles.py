@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from digest.models import Paper, Profile
+from digest.rank.joins import other_spellings
 from digest.rank.lsa import Lsa
 from digest.rank.metadata import normalize_name
 from digest.rank.vectors import Space, paper_text
@@ -157,6 +158,9 @@ class Compiled:
     # profile of each (M, ascending). Only profiles of two parts or more.
     parts: sp.csr_matrix | None = None
     part_owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    # Keywords with other spellings (joins.py): per n, the query with each keyword
+    # spelled the n-th other way, an l2 row per profile that has one, and their profiles.
+    twins: tuple[tuple[sp.csr_matrix, np.ndarray], ...] = ()
 
     @property
     def has_text(self) -> np.ndarray:
@@ -206,6 +210,7 @@ def compile_profiles(
         text = (sp.diags(whole) @ text + normalize(summed)).tocsr()
     keywords = space.counts([" . ".join(p.keywords) for p in profiles])
     query = text + keyword_weight * _tfidf(keywords, space)
+    twins = _twins(profiles, text, space, keyword_weight)
     owners: list[int] = []
     rows: list[int] = []
     neg_owners: list[int] = []
@@ -232,7 +237,39 @@ def compile_profiles(
         positive_examples=tuple(positives),
         parts=part_rows,
         part_owner=part_owner,
+        twins=twins,
     )
+
+
+def _twins(
+    profiles: Sequence[Profile], text: sp.csr_matrix, space: Space, keyword_weight: float
+) -> tuple[tuple[sp.csr_matrix, np.ndarray], ...]:
+    """Return the query rows of the profiles whose keywords have other spellings
+    (joins.other_spellings): the n-th block holds, for each profile with an n-th, its
+    row with each keyword spelled the n-th other way (or as typed, when it has fewer),
+    with the profile of each row.
+
+    A paper writing "finetuning" shares no term with the keyword "fine-tuning". Added
+    to the query, the other spellings took a share of its weight from the papers
+    writing it as typed; scored as a query of its own, each spelling gives a paper what
+    it would have if typed that way (the best of them counts: scoring._score_chunk).
+    """
+    blocks: list[tuple[list[int], list[str]]] = []
+    for i, profile in enumerate(profiles):
+        spelled = [other_spellings(k) for k in profile.keywords]
+        for n in range(max(map(len, spelled), default=0)):
+            if n == len(blocks):
+                blocks.append(([], []))
+            blocks[n][0].append(i)
+            blocks[n][1].append(" . ".join(
+                others[n] if n < len(others) else typed
+                for typed, others in zip(profile.keywords, spelled, strict=True)))
+    out: list[tuple[sp.csr_matrix, np.ndarray]] = []
+    for owners, texts in blocks:
+        owner = np.asarray(owners, dtype=np.intp)
+        rows = text[owner] + keyword_weight * _tfidf(space.counts(texts), space)
+        out.append((normalize(rows.tocsr(), norm="l2"), owner))
+    return tuple(out)
 
 
 # What separates the parts of a profile's interests (titles, topics): lines or ";".

@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 from digest.errors import DigestError
 from digest.forking import map_forked_then, map_large_blocks, reused_heap
 from digest.models import Paper, Profile, ScoredPaper, with_aliases
+from digest.rank.joins import other_spellings
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
     BatchIndex,
@@ -960,6 +961,12 @@ def _score_chunk(
     has_text = compiled.has_text
     # Queries against the whole pool (the scored columns are a subset of it), in float32.
     pool_scores: np.ndarray = (compiled.text.astype(SCORES) @ world.pool_columns).toarray()
+    for twins, owners in compiled.twins:
+        # A paper writing a keyword in another spelling ("finetuning" for "fine-tuning")
+        # scores as it would if the profile had typed that one. (One block at a time:
+        # no profile twice in one, and at most the chunk's own rows held at once.)
+        twin_scores = (twins.astype(SCORES) @ world.pool_columns).toarray()
+        pool_scores[owners] = np.maximum(pool_scores[owners], twin_scores, out=twin_scores)
     text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:
@@ -1017,7 +1024,8 @@ def _score_chunk(
                                depth=options.feedback_metadata_depth)[found_rows]
         _add_metadata(content, found_rows, world.pool_meta, mixer,
                       options.feedback_category_weight, options.feedback_author_weight)
-    literal = _literal_keywords(world, chunk) if options.literal_keyword_weight > 0 else []
+    literal, spelled = _literal_keywords(world, chunk,
+                                         lifted=options.literal_keyword_weight > 0)
     for r, found in literal:
         # The profile's best score, so the papers holding the keyword rise above those
         # that share only its other words (a query of "generation" alone put video
@@ -1087,8 +1095,7 @@ def _score_chunk(
     )
     reasons = explain_all(context, chunk, world.papers, picks,
                           trending=[b > 0 for b in blend],
-                          literal={r: [(typed, hits[hits < n_batch]) for typed, hits in found]
-                                   for r, found in literal})
+                          literal=_named_keywords(literal, spelled, n_batch))
     if world.semantic is not None:
         reasons = world.semantic.explain(reasons, picks, scores, semantic_parts, positive,
                                          examples.titles)
@@ -1379,27 +1386,103 @@ def literal_phrase(keyword: str) -> str | None:
     return phrase
 
 
+@functools.lru_cache(maxsize=65536)
+def literal_phrases(keyword: str) -> tuple[tuple[str, ...], bool]:
+    """Return the phrases (as _word_forms writes them) a keyword is looked for as, in
+    every spelling of it (joins.other_spellings: "few-shot" and "fewshot"), when one
+    spelling is lost to the vocabulary (literal_phrase); and whether one is more than
+    a word (then looked for in titles and abstracts, else in titles). ((), False) when
+    its terms say it all in every spelling.
+    """
+    spellings = (keyword, *other_spellings(keyword))
+    if all(literal_phrase(spelling) is None for spelling in spellings):
+        return (), False
+    phrases = tuple(dict.fromkeys(p for p in map(_phrase_of, spellings) if p))
+    return phrases, any(" " in phrase for phrase in phrases)
+
+
+@functools.lru_cache(maxsize=65536)
+def spelled_phrases(keyword: str) -> tuple[str, tuple[str, ...]]:
+    """Return the phrase (as _word_forms writes it) of a keyword, and those of its other
+    spellings (joins.other_spellings: 'finetuning' of 'fine-tuning')."""
+    own = _phrase_of(keyword)
+    return own, tuple(dict.fromkeys(p for p in map(_phrase_of, other_spellings(keyword))
+                                    if p and p != own))
+
+
+@functools.lru_cache(maxsize=65536)
+def excluded_phrases(excluded: str) -> tuple[str, ...]:
+    """Return the phrases (as _word_forms writes them) an excluded phrase is looked for
+    as: itself and its other spellings ('multi-agent' and 'multiagent')."""
+    return tuple(dict.fromkeys(p for p in map(_phrase_of, (excluded, *other_spellings(excluded)))
+                               if p))
+
+
+def _phrase_of(text: str) -> str:
+    return _word_forms(text).strip()
+
+
+KeywordHits = list[tuple[int, list[tuple[str, np.ndarray]]]]
+
+
 def _literal_keywords(
-    world: World, chunk: Sequence[Profile]
-) -> list[tuple[int, list[tuple[str, np.ndarray]]]]:
+    world: World, chunk: Sequence[Profile], *, lifted: bool = True
+) -> tuple[KeywordHits, KeywordHits]:
     """Return, per chunk row with any, its literal keywords: (as typed, targets holding
-    it)."""
-    out: list[tuple[int, list[tuple[str, np.ndarray]]]] = []
+    it in any spelling; none unless ``lifted``); and its other keywords (as typed, the
+    batch papers holding one of its other spellings and not the typed one): a reason
+    names those as typed ("matches: fine-tuning" of a paper writing "finetuning").
+    """
+    out: KeywordHits = []
+    named: KeywordHits = []
     for r, profile in enumerate(chunk):
         found: list[tuple[str, np.ndarray]] = []
+        spelled: list[tuple[str, np.ndarray]] = []
         for typed in profile.keywords:
-            phrase = literal_phrase(typed)
-            if phrase is None:
+            phrases, long = literal_phrases(typed)
+            if not phrases:
+                own, others = spelled_phrases(typed)
+                if others:
+                    held = _holding_any(world, others, "batch")
+                    if own:
+                        held &= ~world.holding(own, "batch")
+                    if held.any():
+                        spelled.append((" ".join(typed.split()), np.flatnonzero(held)))
+                continue
+            if not lifted:
                 continue
             # One word ("code") is looked for in titles: in abstracts it is mostly the
             # phrase that made it a stop word ("code is available at").
-            hits = np.flatnonzero(world.holding(phrase, "targets" if " " in phrase
-                                                else "titles"))
+            hits = np.flatnonzero(_holding_any(world, phrases, "targets" if long else "titles"))
             if hits.size:
                 found.append((" ".join(typed.split()), hits))
         if found:
             out.append((r, found))
-    return out
+        if spelled:
+            named.append((r, spelled))
+    return out, named
+
+
+def _named_keywords(
+    literal: KeywordHits, spelled: KeywordHits, n_batch: int
+) -> dict[int, list[tuple[str, np.ndarray]]]:
+    """Return, per chunk row, the keywords a reason names as typed and the batch papers
+    holding each (the literal ones' targets cut to the batch)."""
+    named: dict[int, list[tuple[str, np.ndarray]]] = {
+        r: [(typed, hits[hits < n_batch]) for typed, hits in found] for r, found in literal}
+    for r, found in spelled:
+        named.setdefault(r, []).extend(found)
+    return named
+
+
+def _holding_any(
+    world: World, phrases: Sequence[str], where: Literal["batch", "targets", "titles"]
+) -> np.ndarray:
+    """Return which papers hold any of the phrases (a new array: the caller's to change)."""
+    held = world.holding(phrases[0], where).copy()
+    for phrase in phrases[1:]:
+        held |= world.holding(phrase, where)
+    return held
 
 
 def _blocked(
@@ -1429,7 +1512,6 @@ def _blocked(
             if j is not None:
                 blocked[r, j] = True
         for raw in profile.exclude:
-            phrase = _word_forms(raw).strip()
-            if phrase:
+            for phrase in excluded_phrases(raw):
                 blocked[r] |= world.holding(phrase, "batch")
     return blocked

@@ -1,0 +1,169 @@
+"""Keywords and exclusions typed in one spelling of a two-part term match the others.
+
+"multi-agent", "multi agent" and "multiagent" are one term (digest/rank/joins.py, the
+pairs measured by bench/joined_words.py). Real data: the sample batch
+(digest/data/sample_batch.jsonl, one real arXiv day). Hand-made:
+tests/data/rank/joined_spellings_handmade.jsonl (a spelling as typed, a phrase as an
+invented paper writes it, whether the one is the other, and why).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from digest.ingest.jsonl import load_jsonl
+from digest.models import Paper, Profile
+from digest.rank import rank
+from digest.rank.joins import other_spellings
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "digest" / "data" / "sample_batch.jsonl"
+HANDMADE = ROOT / "tests" / "data" / "rank" / "joined_spellings_handmade.jsonl"
+CASES = [json.loads(line) for line in HANDMADE.read_text(encoding="utf-8").splitlines()]
+SAME = [c for c in CASES if c["same"]]
+OTHER = [c for c in CASES if not c["same"]]
+
+
+@pytest.fixture(scope="module")
+def sample() -> list[Paper]:
+    return load_jsonl(SAMPLE)
+
+
+def _text(paper: Paper) -> str:
+    return f"{paper.title} {paper.abstract}".lower()
+
+
+# Hand-made.
+
+
+def _left_out(excluded: str, writes: str) -> bool:
+    """Return whether excluding ``excluded`` leaves out a (hand-made) paper writing
+    ``writes``, while the papers beside it stay."""
+    paper = Paper(key="arxiv:2601.00001", title=f"Graph neural networks: {writes}")
+    others = [Paper(key=f"arxiv:2601.{i:05d}", title=f"Graph neural networks for {topic}")
+              for i, topic in enumerate(("molecules", "proteins", "traffic"), start=90)]
+    profile = Profile(interests="graph neural networks", exclude=(excluded,))
+    shown = {s.paper.key for s in rank([paper, *others], [profile], top_k=4).rankings[0]}
+    assert {p.key for p in others} <= shown
+    return paper.key not in shown
+
+
+@pytest.mark.parametrize("case", SAME, ids=[f"{c['typed']}|{c['paper_writes']}" for c in SAME])
+def test_an_exclusion_leaves_out_a_paper_writing_the_term_in_another_spelling(
+    case: dict[str, str],
+) -> None:
+    # Excluding "multi-agent" let a paper on "multiagent reinforcement learning" through.
+    assert _left_out(case["typed"], case["paper_writes"])
+
+
+@pytest.mark.parametrize("case", OTHER,
+                         ids=[f"{c['typed']}|{c['paper_writes']}" for c in OTHER])
+def test_an_exclusion_does_not_leave_out_words_that_only_look_like_its_spellings(
+    case: dict[str, str],
+) -> None:
+    assert not _left_out(case["typed"], case["paper_writes"])
+
+
+@pytest.mark.parametrize("case", SAME, ids=[f"{c['typed']}|{c['paper_writes']}" for c in SAME])
+def test_a_keyword_finds_a_paper_writing_it_in_another_spelling_and_names_it_as_typed(
+    case: dict[str, str],
+) -> None:
+    # Two papers write the other spelling (a word of one paper is no term of the day's
+    # vocabulary), three others are on other topics.
+    writes = case["paper_writes"]
+    papers = [Paper(key="arxiv:2601.00001", title=f"A study of {writes}",
+                    abstract=f"We look at {writes} in robotics."),
+              Paper(key="arxiv:2601.00002", title=f"Scaling {writes}",
+                    abstract=f"How {writes} scales with compute."),
+              *[Paper(key=f"arxiv:2601.{i:05d}", title=f"Protein folding with {topic}",
+                      abstract=f"We fold proteins with {topic}.")
+                for i, topic in enumerate(("lattices", "sampling", "physics"), start=90)]]
+    ranking = rank(papers, [Profile(keywords=(case["typed"],))], top_k=5).rankings[0]
+    assert [s.paper.key for s in ranking[:2]] == ["arxiv:2601.00001", "arxiv:2601.00002"]
+    typed = " ".join(case["typed"].split())
+    assert [s.reason for s in ranking[:2]] == [f"matches: {typed}"] * 2
+
+
+@pytest.mark.parametrize(("typed", "spellings"), [
+    ("multi-agent", ("multiagent",)),
+    ("Multi Agent", ("multiagent",)),
+    ("multiagent systems", ("multi agent systems",)),
+    ("Fine-Tuning", ("finetuning",)),
+    ("finetuning", ("fine tuning",)),
+    ("data sets", ("datasets",)),
+    ("X-ray", ("xray",)),
+    # No paper writes "incontext"; "on line", "with in", "re search" are other words.
+    ("in-context learning", ()),
+    ("online", ()),
+    ("within", ()),
+    ("research", ()),
+    ("graph neural networks", ()),
+])
+def test_which_other_spellings_a_keyword_is_looked_for_in(
+    typed: str, spellings: tuple[str, ...]
+) -> None:
+    assert other_spellings(typed) == spellings
+
+
+def test_a_long_keyword_is_looked_for_in_a_bounded_number_of_spellings() -> None:
+    # Four joinable pairs make 16 spellings; at most 8 are looked for.
+    found = other_spellings("pre-trained multi-modal real-time fine-tuned models")
+    assert len(found) == 7 and len(set(found)) == 7
+    assert "pretrained multimodal realtime finetuned models" not in found
+
+
+# Real data.
+
+
+def test_an_exclusion_typed_hyphenated_leaves_out_the_days_papers_writing_it_joined(
+    sample: list[Paper],
+) -> None:
+    # The sample day has 22 papers writing "multimodal" or "multi-modal": excluding
+    # "multi-modal" left 10 papers writing "multimodal" in a 60-paper list.
+    holding = {p.key for p in sample if re.search(r"multi[- ]?modal", _text(p))}
+    assert len(holding) == 22
+    for excluded in ("multi-modal", "multimodal", "Multi Modal"):
+        profile = Profile(interests="vision language models video", exclude=(excluded,))
+        ranking = rank(sample, [profile], top_k=60).rankings[0]
+        assert len(ranking) == 60
+        assert not holding & {s.paper.key for s in ranking}, excluded
+
+
+def test_a_keyword_typed_joined_finds_the_days_papers_writing_it_hyphenated(
+    sample: list[Paper],
+) -> None:
+    # A keyword of "finetuning" listed the day's 3 papers writing "finetuning", then
+    # papers on other things ("related to your interests: embedding, ..."), and none of
+    # the 10 writing "fine-tuning". Now its first 10 papers all hold the term, one of
+    # the spellings or the other, whichever of them is typed.
+    holding = {p.key for p in sample if re.search(r"fine[- ]?tuning", _text(p))}
+    assert len(holding) == 13
+    lists = {}
+    for typed in ("finetuning", "fine-tuning", "Fine Tuning"):
+        ranking = rank(sample, [Profile(keywords=(typed,))], top_k=10).rankings[0]
+        lists[typed] = [s.paper.key for s in ranking]
+        assert set(lists[typed]) <= holding, typed
+        written = {p.key: "finetuning" in _text(p) for p in sample}
+        if typed != "Fine Tuning":  # as typed; else as the paper writes it, or as typed
+            assert {s.reason for s in ranking} == {f"matches: {typed}"}, typed
+        else:
+            assert {s.reason for s in ranking if written[s.paper.key]
+                    and "fine-tuning" not in _text(s.paper)} == {"matches: Fine Tuning"}
+    assert lists["finetuning"] == lists["fine-tuning"] == lists["Fine Tuning"]
+    assert {p.key for p in sample if "finetuning" in _text(p)} & set(lists["finetuning"])
+
+
+def test_a_keyword_with_a_stop_word_typed_joined_is_found_as_its_phrase(
+    sample: list[Paper],
+) -> None:
+    # "fewshot" is one word of its own to the vocabulary, which the day's papers never
+    # write: the profile got nothing of the 6 papers on "few-shot" learning.
+    holding = sorted(p.key for p in sample if "few-shot" in _text(p))
+    assert len(holding) == 6
+    ranking = rank(sample, [Profile(keywords=("fewshot",))], top_k=10).rankings[0]
+    assert sorted(s.paper.key for s in ranking[:6]) == holding
+    assert {s.reason for s in ranking[:6]} == {"matches: fewshot"}
