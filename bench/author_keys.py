@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 from pathlib import Path
+
+from corpus import corpus_path
 
 from digest.evaluate import load_corpus
 from digest.rank.authors import AMBIGUOUS_KEYS_FILE, name_parts, normalize_name
 
-DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
-           / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
 AMBIGUOUS = 0.5  # a key whose Simpson index is below this is ambiguous
 PER_SURNAME = 400  # names of a surname compared pairwise at most (a sample of the rest)
 
@@ -37,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="rewrite the shipped file")
     args = parser.parse_args()
-    corpus = os.environ.get("DIGEST_CORPUS", str(DEFAULT))
+    corpus = str(corpus_path())
     papers = load_corpus(corpus)
     listed: collections.Counter[str] = collections.Counter()
     coauthors: dict[str, set[str]] = collections.defaultdict(set)

@@ -29,13 +29,12 @@ DIGEST_CORPUS overrides the corpus.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from corpus import corpus_path
 from sklearn.preprocessing import normalize
 
 from digest.evaluate import by_day, load_corpus
@@ -45,8 +44,6 @@ from digest.rank import Ranker, RankOptions
 from digest.rank.reasons import CLOSE, CLOSE_DENSE
 from digest.rank.vectors import paper_text
 
-DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
-           / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
 HISTORY = HISTORY_LIMIT  # the daily job's history limit
 MIN_BATCH = 150  # a day of fewer papers (a weekend's stragglers) is no digest day
 TOP = 10
@@ -157,7 +154,7 @@ def main() -> None:
     for spec in args.variant:
         name, _, fields = spec.partition(":")
         variants[name] = _options(options, fields.split(","))
-    days = by_day(load_corpus(os.environ.get("DIGEST_CORPUS", str(DEFAULT))))
+    days = by_day(load_corpus(str(corpus_path())))
     dates = [d for d, batch in days.items() if len(batch) >= MIN_BATCH]
     # Start days spread over the last third of the corpus, each with three days after.
     usable = list(range(len(dates) * 2 // 3, len(dates) - 3))

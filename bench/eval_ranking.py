@@ -7,15 +7,12 @@ The corpus path comes from DIGEST_CORPUS or defaults to ../shared/data/corpus.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
+
+from corpus import corpus_path
 
 from digest.evaluate import EvalConfig, evaluate, format_table, load_corpus
-
-DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
-           / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
 
 
 def main() -> None:
@@ -25,7 +22,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    corpus = os.environ.get("DIGEST_CORPUS", str(DEFAULT))
+    corpus = str(corpus_path())
     start = time.time()
     config = EvalConfig(days=args.days, subscribers=args.subscribers, seed=args.seed)
     report = evaluate(load_corpus(corpus), config,

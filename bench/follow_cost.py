@@ -15,18 +15,15 @@ The corpus path comes from DIGEST_CORPUS or defaults to ../shared/data/corpus.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import time
-from pathlib import Path
+
+from corpus import corpus_path
 
 from digest.evaluate import by_day, load_corpus
 from digest.models import Profile, with_aliases
 from digest.rank import RankOptions, rank
 from digest.rank.metadata import boost_values, index_batch
-
-DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
-           / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
 
 
 def _typed(name: str, rng: random.Random) -> str:
@@ -49,7 +46,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--days", type=int, default=1)
     args = parser.parse_args()
-    days = by_day(load_corpus(os.environ.get("DIGEST_CORPUS", str(DEFAULT))))
+    days = by_day(load_corpus(str(corpus_path())))
     dates = sorted(days)
     day = max(dates[-10:], key=lambda d: len(days[d]))
     at = dates.index(day)

@@ -13,15 +13,13 @@ The corpus path comes from DIGEST_CORPUS or defaults to ../shared/data/corpus.
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
+
+from corpus import corpus_path
 
 from digest.evaluate import by_day, load_corpus, text_only
 from digest.models import Profile
 from digest.rank import RankOptions, rank
 
-DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
-           / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
 PAIRS = (
     ("robot manipulation grasping", "speech recognition"),
     ("large language model reasoning", "graph neural networks"),
@@ -37,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=8)
     args = parser.parse_args()
-    days = by_day(load_corpus(os.environ.get("DIGEST_CORPUS", str(DEFAULT))))
+    days = by_day(load_corpus(str(corpus_path())))
     dates = [d for d, batch in days.items() if len(batch) >= 150]
     chosen = dates[-args.days:]
     settings = {"parts": RankOptions(),

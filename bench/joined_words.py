@@ -32,18 +32,16 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 from pathlib import Path
 
+from corpus import corpus_path
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from digest.evaluate import load_corpus
 from digest.rank.joins import JOINS_FILE
 from digest.rank.vectors import fold_accents
 
-DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
-           / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz")
 SLIP = 250  # the split spelling in fewer than 1 of SLIP papers writing the joined word
 LEAST_APART = 3  # papers writing an open compound apart
 ASKED = ["multi agent", "pre training", "fine tuning", "fine tuned", "non convex",
@@ -61,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="rewrite the shipped file")
     args = parser.parse_args()
-    corpus = os.environ.get("DIGEST_CORPUS", str(DEFAULT))
+    corpus = str(corpus_path())
     papers = load_corpus(corpus)
     joined: collections.Counter[str] = collections.Counter()
     hyphenated: collections.Counter[tuple[str, str]] = collections.Counter()

@@ -12,13 +12,14 @@ and after. The corpus comes from DIGEST_CORPUS or defaults to ../shared/data/cor
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from corpus import corpus_path  # noqa: E402
 
 from digest import taxonomy  # noqa: E402
 from digest.evaluate import by_day, load_corpus, metrics, relevant_keys, text_only  # noqa: E402
@@ -30,9 +31,6 @@ from digest.rank.baselines import (  # noqa: E402
     keyword_baseline,
 )
 
-DEFAULT_CORPUS = (
-    ROOT.parent / "shared" / "data" / "corpus" / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz"
-)
 HISTORY = 6_000
 ROWS = ("ours (text)", "arxiv-sanity (text)", "centroid (text)", "keyword (text)",
         "ours+metadata, names off", "ours+metadata, names on")
@@ -50,7 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=8)
     args = parser.parse_args()
-    days = by_day(load_corpus(os.environ.get("DIGEST_CORPUS", DEFAULT_CORPUS)))
+    days = by_day(load_corpus(corpus_path()))
     order = sorted(days)
     names = {c.code: c.name for c in taxonomy.categories()}
     scores: dict[str, list[float]] = {row: [] for row in ROWS}

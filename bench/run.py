@@ -62,6 +62,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from corpus import corpus_path  # noqa: E402
 from sqlalchemy import create_engine, select, update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
@@ -81,9 +82,6 @@ from digest.store import (  # noqa: E402
     subscribers,
 )
 
-DEFAULT_CORPUS = (
-    ROOT.parent / "shared" / "data" / "corpus" / "arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz"
-)
 SIZES = (1_000, 10_000, 100_000)
 HISTORY = 8_000  # earlier papers kept: seeds come from them, and the ranker's history
 SECRET = "bench-secret-key-0123456789abcdef"
@@ -94,11 +92,6 @@ RAW_PLACEMENTS = ("free", "one_cpu")
 
 
 # -- the world: corpus, batch, history, profiles --------------------------------------------
-
-
-def corpus_path() -> Path:
-    """Return the corpus file (DIGEST_CORPUS overrides the shared default)."""
-    return Path(os.environ.get("DIGEST_CORPUS") or DEFAULT_CORPUS)
 
 
 def load_tail(path: Path, count: int) -> list[dict[str, Any]]:

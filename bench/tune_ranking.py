@@ -13,6 +13,8 @@ import sys
 import time
 from dataclasses import replace
 
+from corpus import corpus_path
+
 from digest.evaluate import (
     EvalConfig,
     default_methods,
@@ -24,10 +26,7 @@ from digest.evaluate import (
 )
 from digest.rank import RankOptions
 
-CORPUS = os.environ.get(
-    "DIGEST_CORPUS",
-    "/work/shared/data/corpus/arxiv_cs_daily_2025-09-25_to_2026-05-29.jsonl.gz",
-)
+CORPUS = str(corpus_path())
 
 
 def main() -> None:
