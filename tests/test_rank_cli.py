@@ -77,3 +77,37 @@ def test_rank_takes_the_number_of_scoring_processes_its_failure_hint_names(
         outputs.append(result.output)
     assert outputs[0] == outputs[1] and outputs[0].count("\n") == 3
     assert "--processes 1" in _scorer_died().hint
+
+
+def test_rank_all_lists_papers_below_the_bar_and_still_says_nothing_reached_it(
+    tmp_path: Path,
+) -> None:
+    # --all lists a profile's best papers whatever their scores; nothing_relevant still
+    # gives the bar's verdict. A profile of a category no paper of the day is in had
+    # "nothing_relevant": false beside ten papers none of which it wanted.
+    batch_path, history_path, _ = write_mini_day(tmp_path)
+    batch = [json.loads(x) for x in batch_path.read_text().splitlines()]
+    listed = {c for record in batch for c in record["categories"]}
+    absent = next(c for c in ("astro-ph.GA", "q-bio.NC", "math.AG", "econ.TH")
+                  if c not in listed)
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text(
+        json.dumps({"id": "elsewhere", "categories": [absent]}) + "\n"
+        + json.dumps({"id": "vision", "interests": "image segmentation and object detection"})
+        + "\n",
+        encoding="utf-8",
+    )
+
+    def run(*extra: str) -> dict[str, dict[str, object]]:
+        result = CliRunner().invoke(
+            main, ["rank", "--papers", str(batch_path), "--profiles", str(profiles),
+                   "--history", str(history_path), "--top", "5", *extra])
+        assert result.exit_code == 0, result.output
+        return {line["profile"]: line for line in map(json.loads, result.output.splitlines())}
+
+    barred, everything = run(), run("--all")
+    assert barred["elsewhere"]["papers"] == [] and barred["elsewhere"]["nothing_relevant"]
+    assert len(everything["elsewhere"]["papers"]) == 5
+    assert everything["elsewhere"]["nothing_relevant"] is True
+    assert barred["vision"]["papers"] and barred["vision"]["nothing_relevant"] is False
+    assert everything["vision"]["nothing_relevant"] is False

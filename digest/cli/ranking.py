@@ -251,7 +251,7 @@ def rank_command(
     options = RankOptions(semantic_weight=weight, processes=processes,
                           semantic_cache=str(semantic_cache) if semantic_cache else "")
     if show_all:
-        options = replace(options, min_score=float("-inf"), threshold_quantile=0.0)
+        options = replace(options, below_bar=True)
     result = rank(batch, [p for _, p in profiles], history=history, top_k=top, options=options)
     for (profile_id, _), ranking, empty in zip(
         profiles, result.rankings, result.nothing_relevant, strict=True

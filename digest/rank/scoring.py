@@ -189,6 +189,9 @@ class RankOptions:
     balance_parts: bool = True
     part_topics: bool = True
     diversity: float = 0.3
+    # List a profile's best papers whether or not they reach its bar (`digest rank
+    # --all`); nothing_relevant still says whether one of those listed reached it.
+    below_bar: bool = False
     min_score: float = 0.02
     threshold_quantile: float = 0.9
     calibration: int = 600  # background papers each profile's bar is calibrated on
@@ -765,7 +768,8 @@ def score_profiles(
                                                                  strict=True)]
                      for chosen, values, why in zip(result.picks, result.scores,
                                                     result.reasons, strict=True)],
-                    [not chosen for chosen in result.picks],
+                    [not chosen for chosen in result.picks] if result.relevant is None
+                    else [not reached for reached in result.relevant],
                     [round(float(b), 6) for b in result.bars])
 
     # One BLAS thread a process, in one process too (the same numbers): the processes
@@ -884,6 +888,8 @@ class ChunkResult:
     scores: list[list[float]]
     reasons: list[list[str]]
     bars: np.ndarray
+    # With RankOptions.below_bar: per profile, whether a listed paper reached its bar.
+    relevant: list[bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -1062,7 +1068,11 @@ def _score_chunk(
                           & np.fromiter((bool(p.categories) for p in chunk), bool, size))
     if bare.size:
         passing[bare] |= boost.values[bare] > 0
-    passing &= ~_blocked(world, chunk, exclude)
+    allowed = ~_blocked(world, chunk, exclude)
+    passing &= allowed
+    over_bar = None
+    if options.below_bar:
+        over_bar, passing = passing, allowed
     # The boosts go into the scores' own array unless the semantic reasons read them.
     ranked = np.add(scores, boost.values, out=scores if world.semantic is None else None)
     blend = np.asarray(popularity, dtype=np.float64)
@@ -1105,7 +1115,10 @@ def _score_chunk(
     # (0.589449 would come back as the Python float 0.5894489884376526).
     values = iter(ranked[flat_rows, flat_cols].astype(np.float64).round(6).tolist())
     scores_out = [[next(values) for _ in chosen] for chosen in picks]
-    return ChunkResult([list(map(int, c)) for c in picks], scores_out, reasons, bars)
+    relevant = (None if over_bar is None
+                else [bool(over_bar[r, chosen].any()) for r, chosen in enumerate(picks)])
+    return ChunkResult([list(map(int, c)) for c in picks], scores_out, reasons, bars,
+                       relevant)
 
 
 def _penalise_disliked(
