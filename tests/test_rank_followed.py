@@ -134,3 +134,31 @@ def test_a_followed_author_matches_the_forms_of_the_same_name(on_paper: str) -> 
     found = _by(on_paper, tuple(typed for typed, _, _ in cases))
     for (typed, followed, why), reasons in zip(cases, found, strict=True):
         assert reasons == ([f"by {on_paper}"] if followed else []), (typed, on_paper, why)
+
+
+def test_initials_on_a_common_surname_boost_relevant_papers_and_vouch_for_none() -> None:
+    # "Y. Wang" is Yu, Yi, Yang... Wang (the surname's "y" key is in the shipped list of
+    # ambiguous keys): ~5 papers of a 600-paper day, up to 32. A reader who also wrote
+    # what they read got every one of them listed, on any topic. Such a name now lifts
+    # the papers the profile's words find; a profile of followed authors alone, with
+    # nothing else to judge by, still gets them all, and a full name is vouched for.
+    papers = [
+        Paper(key="arxiv:2601.00001", title="Message passing in graph neural networks",
+              abstract="We study graph neural networks and message passing on graphs.",
+              authors=("Yu Wang",)),
+        Paper(key="arxiv:2601.00002", title="Tropical sheaf cohomology of quivers",
+              abstract="Cohomology of quiver representations over tropical semirings.",
+              authors=("Yi Wang",)),
+        *(Paper(key=f"arxiv:2601.{i:05d}", title=f"Graph neural networks for task {i}",
+                abstract="Graph neural networks with message passing.",
+                authors=(f"Someone Else {i}",)) for i in range(3, 13)),
+    ]
+    profiles = [Profile(interests="graph neural networks", authors=("Y. Wang",)),
+                Profile(authors=("Y. Wang",)),
+                Profile(interests="graph neural networks", authors=("Yi Wang",))]
+    rankings = rank(papers, profiles, top_k=5, options=RankOptions(processes=1)).rankings
+    listed = [{s.paper.key: s.reason for s in ranking} for ranking in rankings]
+    assert listed[0].get("arxiv:2601.00001", "").startswith("by Yu Wang")
+    assert "arxiv:2601.00002" not in listed[0]
+    assert set(listed[1]) == {"arxiv:2601.00001", "arxiv:2601.00002"}
+    assert listed[2].get("arxiv:2601.00002") == "by Yi Wang"

@@ -405,6 +405,7 @@ def boost_values(
     *,
     category_boost: float,
     author_boost: float,
+    judged: Sequence[bool] | None = None,
 ) -> Boosts:
     """Return P x B boosts, and the papers a followed author vouches for as entries.
 
@@ -414,7 +415,9 @@ def boost_values(
     products; a followed author's boost is added where one is (a few entries, not a
     P x B mask): on every paper whose author the name, as typed, is (authors.name_follows:
     initials, a middle initial or not). In float32, the precision of the scores they are
-    added to.
+    added to. ``judged``: per profile, whether it has words or example papers to judge a
+    paper by; such a profile's loose names (an initial on a surname many share) boost
+    their papers without vouching for them.
     """
     count = len(categories)
     width = index.primary.shape[1]
@@ -439,20 +442,35 @@ def boost_values(
         for i, key in wanted:
             table[i] = part[[at[j] for j in key]].max(axis=0)
     values = table.astype(SCORES)[which]
-    follows = _follows(index.names, authors, len(index.authors.column))
-    vouched = (follows @ index.written).tocoo()
-    keep = vouched.data > 0
-    rows, cols = vouched.row[keep].astype(np.intp), vouched.col[keep].astype(np.intp)
-    values[rows, cols] += author_boost
-    return Boosts(values=values, vouched_rows=rows, vouched_cols=cols)
+    width = len(index.authors.column)
+    judging = judged if judged is not None else [False] * count
+    boosted = _entries(_follows(index.names, authors, width) @ index.written)
+    values[boosted] += author_boost
+    vouched = boosted
+    if any(judging) and any(index.names.loose(a) for names in authors for a in names):
+        vouched = _entries(_follows(index.names, authors, width, judging) @ index.written)
+    return Boosts(values=values, vouched_rows=vouched[0], vouched_cols=vouched[1])
 
 
-def _follows(names: NameIndex, authors: Sequence[Sequence[str]], width: int) -> sp.csr_matrix:
-    """Return P x A: 1 where a profile follows the batch's author of that column."""
+def _entries(product: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Return the (row, column) entries of a sparse product that are above zero."""
+    found = product.tocoo()
+    keep = found.data > 0
+    return found.row[keep].astype(np.intp), found.col[keep].astype(np.intp)
+
+
+def _follows(
+    names: NameIndex, authors: Sequence[Sequence[str]], width: int,
+    judged: Sequence[bool] | None = None,
+) -> sp.csr_matrix:
+    """Return P x A: 1 where a profile follows the batch's author of that column; with
+    ``judged``, a judged profile's loose names (NameIndex.loose) left out."""
     indices: list[int] = []
     indptr = [0]
-    for typed in authors:
-        found = {j for name in typed for j in names.columns(name)}
+    for i, typed in enumerate(authors):
+        strict = judged is not None and judged[i]
+        found = {j for name in typed if not (strict and names.loose(name))
+                 for j in names.columns(name)}
         indices.extend(sorted(found))
         indptr.append(len(indices))
     return sp.csr_matrix(

@@ -1058,6 +1058,7 @@ def _score_chunk(
     boost = boost_values(
         world.index, [with_aliases(p.categories) for p in chunk], [p.authors for p in chunk],
         category_boost=options.category_boost, author_boost=options.author_boost,
+        judged=(has_text | has_examples).tolist(),
     )
     passing = scores >= bars[:, None]
     passing[boost.vouched_rows, boost.vouched_cols] = True
