@@ -38,10 +38,18 @@ def normalize_name(name: str) -> str:
     Case, spacing, accents, the dots of initials and hyphens do not matter: 'J.  Smith'
     == 'j smith', 'Francois Durand' == 'François Durand' (composed or decomposed),
     'Lukasz' == 'Łukasz', 'Yih-Chung Tham' == 'Yih Chung Tham'; nor does the order of
-    'Last, First' ('Wu, Jiajun' == 'Jiajun Wu'), nor a feed's trailing 'et al.'. A
+    'Last, First' ('Wu, Jiajun' == 'Jiajun Wu') or Vancouver's 'Last F' ('LeCun Y' ==
+    'Y LeCun'), nor a feed's trailing 'et al.'. A
     subscriber types the name of the author they follow as their keyboard, or their
     reference list, has it.
     """
+    words = name.split()
+    if ("," not in name and len(words) > 1 and len(words[0].rstrip(".")) > 1
+            and len(initial := words[-1].rstrip(".")) == 1 and initial.isupper()):
+        # Vancouver style, as PubMed and many journals' reference lists write a name:
+        # 'LeCun Y' is Y. LeCun. One capital after a longer word only: 'Jian LI' and
+        # 'Kaiming HE' are surnames in capitals.
+        name = f"{initial}. {' '.join(words[:-1])}"
     folded = name.lower()
     if not folded.isascii():
         folded = fold_accents(folded.translate(_PLAIN_LETTERS))
