@@ -30,6 +30,7 @@ def _outbox_values(
         "to_email": message.to_email,
         "to_name": message.to_name,
         "message": message.packed,
+        "stuffed": message.stuffed,
         "created_at": now,
     }
 
@@ -66,6 +67,7 @@ class OutboxMixin(StoreBase):
                         to_email=row.to_email,
                         to_name=row.to_name,
                         packed=bytes(row.message),
+                        stuffed=bool(row.stuffed),
                     )
         return found
 
