@@ -276,7 +276,10 @@ class OutgoingMessage:
     """A digest rendered ahead of its send: the SMTP envelope and the wire bytes, packed.
 
     ``packed`` is the message (CRLF lines) without its Date header, zlib-compressed; the
-    send adds the Date of the moment it goes out. ``to_email`` and ``to_name`` are the
+    send adds the Date of the moment it goes out. With ``stuffed`` those bytes are as
+    SMTP's DATA carries them (mail.smtp.dot_stuffed: each line that starts with "." has
+    another before it), which the send transmits as they are; a message stored before
+    the outbox kept that form is plain. ``to_email`` and ``to_name`` are the
     subscriber's address and name it was written for: should either change before the
     send, the message is written anew.
     """
@@ -286,10 +289,25 @@ class OutgoingMessage:
     to_email: str
     to_name: str
     packed: bytes = field(repr=False)
+    stuffed: bool = False
+
+    def unpacked(self) -> bytes:
+        """Return the stored bytes: dot-stuffed when ``stuffed``, else the message's."""
+        return zlib.decompress(self.packed)
 
     def wire(self) -> bytes:
         """Return the message's bytes (without Date)."""
-        return zlib.decompress(self.packed)
+        data = self.unpacked()
+        return dot_unstuffed(data) if self.stuffed else data
+
+
+def dot_unstuffed(data: bytes) -> bytes:
+    """Return the message whose dot-stuffed bytes (mail.smtp.dot_stuffed) are ``data``."""
+    # Only the stuffing makes a line start with ".." (a line "." of the message is "..",
+    # one ".." is "..."). A CRLF cannot start within "\r\n..", so no two matches
+    # overlap and each line's start is found.
+    wire = data[1:] if data.startswith(b"..") else data
+    return wire.replace(b"\r\n..", b"\r\n.")
 
 
 @dataclass(frozen=True)

@@ -527,3 +527,65 @@ def _state(pid: int) -> str:
             return stat.read().rpartition(")")[2].split()[0]
     except OSError:
         return "Z"
+
+
+# A message whose lines start with dots: one ".", one "..", one ".x", and "." last.
+DOTTED = (b"From: digest@example.org\r\nTo: dot@example.org\r\nSubject: dots\r\n"
+          b"Message-ID: <dots@example.org>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+          b"\r\n.first\r\n.\r\n..\r\nmiddle .\r\n...three\r\n\r\n.\r\n")
+
+
+def plan_dotted(store: Store, *, stuffed: bool) -> int:
+    """Plan one row whose outbox message is DOTTED, stored dot-stuffed or (as an earlier
+    release stored it) plain."""
+    sub = store.add_subscriber("dot@example.org", Profile(interests="x"),
+                               now=NOW - timedelta(days=2))
+    data = mail.dot_stuffed(DOTTED) if stuffed else DOTTED
+    assert data is not None
+    message = OutgoingMessage(sender="digest@example.org", recipients=("dot@example.org",),
+                              to_email="dot@example.org", to_name="",
+                              packed=zlib.compress(data), stuffed=stuffed)
+    store.plan_deliveries([(sub.id, DAY, [], "<dots@example.org>", "planned")], now=NOW,
+                          messages={(sub.id, DAY): message})
+    assert store.stored_messages([(sub.id, DAY)])[(sub.id, DAY)].wire() == DOTTED
+    return sub.id
+
+
+def test_the_plan_stores_each_message_dot_stuffed_as_smtp_data_carries_it(
+    planned: Any,
+) -> None:
+    _config, store, ids = planned
+    # (The sample's three have no line led by "."; DOTTED below has.)
+    for message in stored(store, ids).values():
+        assert message.stuffed and message.unpacked() == mail.dot_stuffed(message.wire())
+
+
+@pytest.mark.parametrize("stuffed", [True, False], ids=["stuffed", "plain-as-before"])
+def test_lines_led_by_dots_arrive_as_written_whichever_way_the_outbox_holds_them(
+    config: Config, smtp_server: SmtpTestServer, stuffed: bool
+) -> None:
+    config = replace(config, smtp=smtp_server.settings())
+    store = open_store(config.database_url)
+    try:
+        plan_dotted(store, stuffed=stuffed)
+        report = pipeline.send_pending(config, now=SEND, store=store)
+        assert report.sent == 1
+        (got,) = smtp_server.messages
+        assert got.data == mail.with_date(DOTTED, SEND)
+    finally:
+        store.close()
+
+
+def test_the_maildir_gets_a_stuffed_message_as_written(config: Config) -> None:
+    store = open_store(config.database_url)
+    try:
+        sub_id = plan_dotted(store, stuffed=True)
+        report = pipeline.send_pending(config, now=SEND, store=store)
+        assert report.sent == 1
+        (written,) = (config.maildir / "new").iterdir()
+        assert written.read_bytes() == unix(mail.with_date(DOTTED, SEND))
+        sub = store.get_subscriber(sub_id)
+        assert sub is not None
+        assert pipeline.preview_path(config, sub, DAY).is_file()
+    finally:
+        store.close()

@@ -12,8 +12,8 @@ import pytest
 from digest import render
 from digest.config import Config
 from digest.mail.message import message_to_bytes
-from digest.mail.smtp import _dot_stuff
-from digest.models import Digest, Paper, ScoredPaper, Subscriber
+from digest.mail.smtp import _dot_stuff, dot_stuffed
+from digest.models import Digest, Paper, ScoredPaper, Subscriber, dot_unstuffed
 from digest.pipeline.composing import compose
 
 
@@ -80,3 +80,20 @@ def test_a_real_digest_is_stuffed_like_the_regular_expressions(config: Config) -
     payload = message_to_bytes(message)
     assert _dot_stuff(payload) == regex_dot_stuff(payload)
     assert _dot_stuff(payload.replace(b"\r\n", b"\n")) == regex_dot_stuff(payload)
+
+
+def test_a_message_stuffed_ahead_is_what_the_send_would_stuff_and_unstuffs_exactly() -> None:
+    alphabet = (b".", b"\r\n", b"a")
+    for length in range(9):
+        for parts in itertools.product(alphabet, repeat=length):
+            wire = b"".join(parts) + b"\r\n"
+            data = dot_stuffed(wire)
+            assert data is not None and data + b".\r\n" == _dot_stuff(wire), wire
+            assert dot_unstuffed(data) == wire, wire
+
+
+@pytest.mark.parametrize("wire", [b"", b"no line end", b"a\r\nb", b"a\nb\r\n", b"a\rb\r\n"])
+def test_bytes_whose_line_endings_the_send_would_mend_are_not_stuffed_ahead(
+    wire: bytes,
+) -> None:
+    assert dot_stuffed(wire) is None

@@ -26,7 +26,7 @@ from digest.mail.message import (
     message_to_bytes,
     with_date,
 )
-from digest.mail.smtp import SendError, SmtpTransport, Stage, TlsRequiredError
+from digest.mail.smtp import SendError, SmtpTransport, Stage, TlsRequiredError, dot_stuffed
 
 __all__ = [
     "MaildirTransport",
@@ -36,6 +36,7 @@ __all__ = [
     "TlsRequiredError",
     "Transport",
     "build_message",
+    "dot_stuffed",
     "envelope",
     "header_text",
     "header_url",

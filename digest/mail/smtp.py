@@ -120,20 +120,32 @@ class SmtpTransport:
 
     def send_wire(self, sender: str, recipients: Sequence[str], payload: bytes) -> str:
         """Deliver serialized bytes (CRLF lines) to these envelope addresses."""
+        return self._deliver(sender, recipients, _dot_stuff(payload))
+
+    def send_data(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
+        """Deliver a message already in DATA's form, as ``dot_stuffed`` returned it.
+
+        The send phase's way for a digest the plan phase stored so: the CR/LF check
+        and the stuffing (~60 us of a sender's CPU a 30 KB digest) were done then.
+        """
+        return self._deliver(sender, recipients, data + b".\r\n")
+
+    # -- internals
+
+    def _deliver(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
+        """Run one transaction with DATA's bytes (its final "." line included)."""
         reused = self._conn is not None
         try:
-            return self._transaction(sender, recipients, payload)
+            return self._transaction(sender, recipients, data)
         except SendError as err:
             # A reused connection may have been closed by the server while idle; that
             # shows up at MAIL, before anything of this message was committed, so one
             # fresh attempt is safe. Anything later is the caller's decision.
             if not (reused and err.stage == "mail" and err.code is None):
                 raise
-        return self._transaction(sender, recipients, payload)
+        return self._transaction(sender, recipients, data)
 
-    # -- internals
-
-    def _transaction(self, sender: str, recipients: Sequence[str], payload: bytes) -> str:
+    def _transaction(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
@@ -147,7 +159,7 @@ class SmtpTransport:
                 code, reply = self._envelope(conn, sender, recipients, reached)
             if code != 354:
                 self._check(code if code >= 400 else 554, reply, "data")
-            conn.send(_dot_stuff(payload))
+            conn.send(data)
             reached[0] = "after-data"
             code, reply = conn.getreply()
             self._check(code, reply, "after-data")
@@ -403,12 +415,30 @@ def _dot_stuff(payload: bytes) -> bytes:
         # Some bare CR or LF: make every line ending LF, then every LF a CRLF.
         payload = payload.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         payload = payload.replace(b"\n", b"\r\n")
-    data = payload.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
+    data = _stuff(payload)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _stuff(payload: bytes) -> bytes:
+    """Give each line of ``payload`` (CRLF lines) that starts with "." another "."."""
+    data = payload.replace(b"\r\n.", b"\r\n..")
+    return b"." + data if data.startswith(b".") else data
+
+
+def dot_stuffed(wire: bytes) -> bytes | None:
+    """Return a message's bytes as DATA carries them, less the final "." line.
+
+    For ``send_data``: each line that starts with "." gets another (RFC 5321 4.5.2);
+    models.dot_unstuffed gives ``wire`` back. None unless every line of ``wire``
+    ends in CRLF and it holds no other CR or LF (what message_to_bytes writes): the
+    line endings ``send_wire`` would mend are not the message's, and the bytes given
+    back must be exactly the message's.
+    """
+    if not wire.endswith(b"\r\n") or not _crlf_only(wire):
+        return None
+    return _stuff(wire)
 
 
 def _text(reply: bytes | str) -> str:

@@ -85,14 +85,22 @@ def compose_wire(
 
 
 def write_ahead(config: Config, digest: Digest, *, env: Any) -> OutgoingMessage:
-    """Render one digest for the outbox: its envelope and its bytes, packed, no Date yet."""
+    """Render one digest for the outbox: its envelope and its bytes, packed, no Date yet.
+
+    The bytes are stored dot-stuffed, as SMTP's DATA carries them: the check of their
+    line endings and the stuffing, ~60 us a digest, are done here, in the plan phase's
+    processes, rather than in a sender's, where each message's CPU bounds the rate. (A
+    send into the Maildir undoes it, ~30 us beside the file it writes.)
+    """
     _, sender, recipients, wire = compose_wire(config, digest, env=env)
+    data = mail.dot_stuffed(wire)
     return OutgoingMessage(
         sender=sender,
         recipients=recipients,
         to_email=digest.subscriber.email,
         to_name=digest.subscriber.name,
-        packed=zlib.compress(wire, PACK_LEVEL),
+        packed=zlib.compress(wire if data is None else data, PACK_LEVEL),
+        stuffed=data is not None,
     )
 
 

@@ -26,6 +26,7 @@ from digest.models import (
     Paper,
     ScoredPaper,
     Subscriber,
+    dot_unstuffed,
     hide_address,
 )
 from digest.pipeline.composing import compose_wire, html_part, write_preview
@@ -341,7 +342,8 @@ def _send_one(
             tally.skipped += 1
         return sent
     try:
-        sender, recipients, wire, html = _message(config, row, sub, papers, stored, env=env)
+        sender, recipients, payload, stuffed, html = _message(config, row, sub, papers, stored,
+                                                              env=env)
     except DeliveryError as err:
         # A message this mailer cannot write (an address stored before addresses were
         # checked as they are now): nothing went out. The row fails with what to do, and
@@ -354,7 +356,9 @@ def _send_one(
         return sent
     if config.smtp is None:
         try:
-            write_preview(config, sub, row.day, html if html is not None else html_part(wire))
+            if html is None:
+                html = html_part(dot_unstuffed(payload) if stuffed else payload)
+            write_preview(config, sub, row.day, html)
         except OSError as err:
             # A full disk or a folder this user cannot write: nothing of this row has
             # started, so it stays planned; the run stops with what to fix (75), as it
@@ -381,7 +385,7 @@ def _send_one(
         return None
     pacer.wait()
     try:
-        connection.get().send_wire(sender, recipients, mail.with_date(wire, now))
+        _transmit(connection.get(), sender, recipients, payload, stuffed, now=now)
     except AuthenticationError as err:
         # Refused before any message data: nothing went out, so the row goes back.
         _give_back(db, row, err, now=now, tally=tally,
@@ -419,6 +423,19 @@ def _send_one(
     return (sub.id, row.day, row.paper_keys)
 
 
+def _transmit(
+    transport: mail.Transport, sender: str, recipients: Sequence[str], payload: bytes,
+    stuffed: bool, *, now: datetime,
+) -> None:
+    """Send a message's bytes (dot-stuffed when ``stuffed``), dated ``now``."""
+    # The Date line starts no line with ".": put before stuffed bytes, it leaves them so.
+    if stuffed and isinstance(transport, mail.SmtpTransport):
+        transport.send_data(sender, recipients, mail.with_date(payload, now))
+        return
+    wire = dot_unstuffed(payload) if stuffed else payload
+    transport.send_wire(sender, recipients, mail.with_date(wire, now))
+
+
 def _stopped_since(db: Store, sub: Subscriber) -> bool:
     """Return True when the subscriber is gone, not active, or their address suppressed."""
     fresh = db.get_subscriber(sub.id)
@@ -433,13 +450,15 @@ def _message(
     stored: OutgoingMessage | None,
     *,
     env: Any,
-) -> tuple[str, tuple[str, ...], bytes, str | None]:
-    """Return (sender, recipients, bytes without Date, HTML if rendered here) for a row."""
+) -> tuple[str, tuple[str, ...], bytes, bool, str | None]:
+    """Return (sender, recipients, bytes without Date, whether they are dot-stuffed,
+    HTML if rendered here) for a row.
+    """
     if stored is not None:
-        return stored.sender, stored.recipients, stored.wire(), None
+        return stored.sender, stored.recipients, stored.unpacked(), stored.stuffed, None
     rendered, sender, recipients, wire = compose_wire(config, _digest_of(row, sub, papers),
                                                       env=env)
-    return sender, recipients, wire, rendered.html
+    return sender, recipients, wire, False, rendered.html
 
 
 def _digest_of(row: Delivery, sub: Subscriber, papers: dict[str, Paper]) -> Digest:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from digest.models import OutgoingMessage
 from digest.store.base import StoreBase
@@ -17,6 +17,19 @@ from digest.store.tables import deliveries, outbox
 _OPEN = ("planned", "temp_failed", "sending")
 # Messages dropped a transaction by purge_outbox.
 PURGE_BATCH = 500
+
+# Built once, with expanding lists: a statement object caches its compiled form, so a
+# send worker's read of each chunk's messages skips building and compiling it anew (a
+# third of the read's CPU). Two lists rather than a row-value IN, which SQLite answers
+# by scanning the whole table; these use the primary key. Pairs not asked for that the
+# lists also match are dropped by the caller.
+_STORED = select(
+    outbox.c.subscriber_id, outbox.c.day, outbox.c.sender, outbox.c.recipients,
+    outbox.c.to_email, outbox.c.to_name, outbox.c.message, outbox.c.stuffed,
+).where(
+    outbox.c.subscriber_id.in_(bindparam("b_ids", expanding=True)),
+    outbox.c.day.in_(bindparam("b_days", expanding=True)),
+)
 
 
 def _outbox_values(
@@ -30,6 +43,7 @@ def _outbox_values(
         "to_email": message.to_email,
         "to_name": message.to_name,
         "message": message.packed,
+        "stuffed": message.stuffed,
         "created_at": now,
     }
 
@@ -48,15 +62,10 @@ class OutboxMixin(StoreBase):
         wanted_set = set(wanted)
         with self.read() as conn:
             for chunk in in_chunks(wanted):
-                # Two lists rather than a row-value IN, which SQLite answers by scanning
-                # the whole table; these use the primary key. Pairs not asked for that
-                # the lists also match are dropped below.
-                rows = conn.execute(
-                    select(outbox).where(
-                        outbox.c.subscriber_id.in_(sorted({sub_id for sub_id, _ in chunk})),
-                        outbox.c.day.in_(sorted({day for _, day in chunk})),
-                    )
-                )
+                rows = conn.execute(_STORED, {
+                    "b_ids": sorted({sub_id for sub_id, _ in chunk}),
+                    "b_days": sorted({day for _, day in chunk}),
+                })
                 for row in rows:
                     if (int(row.subscriber_id), row.day) not in wanted_set:
                         continue
@@ -66,6 +75,7 @@ class OutboxMixin(StoreBase):
                         to_email=row.to_email,
                         to_name=row.to_name,
                         packed=bytes(row.message),
+                        stuffed=bool(row.stuffed),
                     )
         return found
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -24,6 +24,12 @@ from digest.store.tables import (
     subscribers,
     suppressions,
 )
+
+# What a send of a digest already written reads of its subscribers (get_subscribers
+# with full=False); built once, as outbox._STORED: read for every chunk a worker sends.
+_BRIEF = select(subscribers.c.id, subscribers.c.email, subscribers.c.name,
+                subscribers.c.status).where(
+    subscribers.c.id.in_(bindparam("b_ids", expanding=True)))
 
 
 class SubscriberMixin(StoreBase):
@@ -102,8 +108,7 @@ class SubscriberMixin(StoreBase):
                     for row in conn.execute(select(subscribers).where(c.id.in_(chunk))):
                         found[row.id] = _subscriber_from_row(row)
                     continue
-                query = select(c.id, c.email, c.name, c.status).where(c.id.in_(chunk))
-                for sub_id, email, name, status in conn.execute(query):
+                for sub_id, email, name, status in conn.execute(_BRIEF, {"b_ids": chunk}):
                     found[sub_id] = Subscriber(id=sub_id, email=email, name=name, status=status)
         return found
 

@@ -140,6 +140,9 @@ outbox = Table(
     Column("to_name", String(200), nullable=False),
     # The message's CRLF bytes without its Date header, zlib-compressed (~7 KB a digest).
     Column("message", LargeBinary, nullable=False),
+    # True: those bytes are dot-stuffed, as DATA carries them (OutgoingMessage.stuffed).
+    # NULL in a row written before the column was (plain bytes).
+    Column("stuffed", Boolean),
     Column("created_at", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(
         ["subscriber_id", "day"],

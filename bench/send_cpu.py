@@ -1,0 +1,142 @@
+"""Time one in-process sender's CPU a message over N digests planned as bench/run.py plans.
+
+    python bench/send_cpu.py 3000                        # CPU ms a message, and by part
+    python bench/send_cpu.py 3000 --profile tottime      # cProfile by CPU time instead
+    python bench/send_cpu.py 3000 --planned /tmp/p.db    # plan once, then reuse the copy
+
+The digests are planned (ranked, written into the outbox) as bench/run.py does, then sent
+by ``pipeline.send_pending`` with one worker in this process to bench/sink.py in another,
+and this process's CPU time (``time.process_time``) is divided by the messages sent. By
+default the store's and the transport's per-chunk and per-message calls are timed each
+(a few calls a message: their own cost is small); ``--profile`` runs cProfile instead,
+which inflates Python-heavy parts about twice. ``--planned PATH`` copies a planned
+database from PATH when it exists (and saves one there when not): planning 3,000 takes
+~15 s, sending ~2 s. The box's load moves the numbers: compare alternating runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import functools
+import json
+import pstats
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import run as bench
+
+from digest import models, pipeline
+from digest.config import SmtpSettings, config_from_values
+from digest.ingest.jsonl import paper_from_record
+from digest.mail import smtp
+from digest.pipeline import sending
+from digest.store import Store, open_store
+
+TIMED_STORE = ("claim_deliveries", "get_subscribers", "stored_messages", "start_sending",
+               "mark_sent", "purge_outbox")
+
+
+def timed(owner: Any, name: str, totals: dict[str, float]) -> None:
+    """Replace ``owner.name`` with a wrapper adding its CPU time to ``totals[name]``."""
+    function: Callable[..., Any] = getattr(owner, name)
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            totals[name] += time.process_time() - started
+
+    setattr(owner, name, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", type=int, nargs="?", default=3000)
+    parser.add_argument("--profile", metavar="SORT", help="cProfile, sorted so (tottime...)")
+    parser.add_argument("--planned", type=Path, help="a planned database to reuse or save")
+    args = parser.parse_args()
+
+    records = bench.load_tail(bench.corpus_path(), bench.HISTORY + 2000)
+    batch_records, history_records, day = bench.split_world(records, 2000)
+    now = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=6)
+    work = Path(tempfile.mkdtemp(prefix="send-cpu-"))
+    try:
+        batch_file = work / "batch.jsonl"
+        batch_file.write_text("".join(json.dumps(r) + "\n" for r in batch_records))
+        database = work / "digest.sqlite3"
+        config = config_from_values({
+            "DIGEST_VAR_DIR": str(work / "var"),
+            "DIGEST_DATABASE_URL": f"sqlite:///{database}",
+            "DIGEST_SECRET_KEY": bench.SECRET,
+            "DIGEST_SOURCES": f"jsonl:{batch_file}",
+            "DIGEST_FROM": "Research Digest <digest@bench.example>",
+            "DIGEST_BASE_URL": "https://digest.bench.example",
+        })
+        config.var_dir.mkdir(parents=True)
+        if args.planned and args.planned.exists():
+            shutil.copy(args.planned, database)
+            db = open_store(config.database_url)
+        else:
+            db = open_store(config.database_url)
+            history = [paper_from_record(r) for r in history_records]
+            bench.setup_store(db, history, args.n, now=now, seed=7)
+            pipeline.ingest_sources(config, db, day=day, now=now)
+            pipeline.run(config, now=now, day=day, do_ingest=False, send=False, store=db)
+            if args.planned:
+                source, target = sqlite3.connect(database), sqlite3.connect(args.planned)
+                source.backup(target)
+                target.close()
+                source.close()
+        print("planned", db.delivery_counts(day), flush=True)
+        send(config, db, now=now, profile=args.profile)
+        db.close()
+    finally:
+        shutil.rmtree(work)
+
+
+def send(config: Any, db: Store, *, now: datetime, profile: str | None) -> None:
+    """Send every planned row with one worker; print CPU a message (and by part)."""
+    totals: dict[str, float] = collections.defaultdict(float)
+    if not profile:
+        for name in TIMED_STORE:
+            timed(type(db), name, totals)
+        timed(models.OutgoingMessage, "unpacked", totals)
+        timed(smtp.SmtpTransport, "_transaction", totals)
+        timed(sending, "_send_one", totals)
+    profiler = cProfile.Profile(time.process_time)
+    with bench.sink_process() as (port, _stats):
+        settings = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=60)
+        sending_config = replace(config, smtp=settings, connections=1)
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profile:
+            profiler.enable()
+        report = pipeline.send_pending(sending_config, now=now, store=db, workers=1)
+        if profile:
+            profiler.disable()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    sent = max(report.sent, 1)
+    for name, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"  {name:20s} {1000 * seconds / sent:.3f} ms a message")
+    print(f"sent {report.sent} in {wall:.2f} s wall, {1000 * cpu / sent:.3f} ms CPU a "
+          f"message, {report.sent / wall:.0f} a second")
+    if profile:
+        pstats.Stats(profiler).sort_stats(profile).print_stats(30)
+
+
+if __name__ == "__main__":
+    main()
