@@ -28,7 +28,7 @@ from digest.models import Paper, Profile
 from digest.rank import rank
 from digest.rank.policy import select, select_many
 from digest.rank.profiles import compile_profiles, feedback
-from digest.rank.reasons import FILLER, Context, _shared_part, explain_all
+from digest.rank.reasons import FILLER, Context, _row_dots, _shared_part, explain_all
 from digest.rank.scoring import RankOptions, build_world, prepare_space
 from tests.fixtures.corpus import mini_day
 
@@ -354,3 +354,13 @@ def test_a_truly_close_example_paper_is_named_and_a_loosely_related_one_is_not()
     assert (f"close to a paper you liked: {cut(mi_detr.title)}"
             in lines[2][small_targets.key].split("; "))
     assert "close to" not in lines[2][open_vocabulary.key]
+
+
+@pytest.mark.parametrize("pairs", [0, 1, 255, 256, 1000])
+def test_row_dots_in_blocks_are_the_sums_of_one_einsum_bit_for_bit(pairs: int) -> None:
+    generator = np.random.default_rng(pairs)
+    left, right = generator.normal(size=(300, 256)), generator.normal(size=(40, 256))
+    left_rows = generator.integers(0, 300, pairs)
+    right_rows = generator.integers(0, 40, pairs)
+    whole = np.einsum("nk,nk->n", left[left_rows], right[right_rows])
+    assert _row_dots(left, left_rows, right, right_rows).tobytes() == whole.tobytes()

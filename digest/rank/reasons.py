@@ -135,11 +135,9 @@ def explain_all(
     if rows.size == 0:
         return [[] for _ in picks]
     matched, counts, whence = _pair_terms(context, rows, cols)
-    flat = matched.ravel().tolist()
     sizes = counts.tolist()
     sources = whence.tolist()
-    vocabulary = context.space.terms
-    written = _written_of(papers)
+    terms = _terms_written(_written_of(papers), context.space.terms, cols, matched, counts)
     closest = _closest_examples(context, rows, cols).tolist()
     close_lines: dict[tuple[int, bool], str] = {}  # (example, is a seed) -> its part
     by_author = context.index.by_author
@@ -195,13 +193,7 @@ def explain_all(
                 if held:
                     parts.append(TERMS_OWN + ", ".join(held[:TERMS]))
                 elif size:
-                    forms = written.forms.get(j)
-                    if forms is None:
-                        forms = written.of(j)
-                    at = TERMS * pair
-                    parts.append(labels[sources[pair]] + ", ".join([
-                        forms.get(term) or (written.phrase(j, term) if " " in term else term)
-                        for term in [vocabulary[c] for c in flat[at : at + size]]]))
+                    parts.append(labels[sources[pair]] + terms[pair])
                 if len(parts) < 2:
                     listed = paper_categories[j]
                     if wanted:
@@ -228,6 +220,32 @@ def explain_all(
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def _terms_written(
+    written: _Written, vocabulary: Sequence[str], cols: np.ndarray, matched: np.ndarray,
+    counts: np.ndarray,
+) -> list[str]:
+    """Return per pair its matched terms as its paper writes them, joined by ", ".
+
+    Each distinct (paper, term) of the chunk is looked up once, and the lines are joined
+    on object arrays: term by term in the per-pick loop, explain_all took ~6% more CPU.
+    """
+    named = np.arange(TERMS) < counts[:, None]  # pairs x TERMS: the slots holding a term
+    width = np.int64(len(vocabulary))
+    keys = cols.astype(np.int64)[:, None] * width + matched
+    distinct, inverse = np.unique(keys[named], return_inverse=True)
+    forms = np.empty(distinct.size, dtype=object)
+    forms[:] = [written.term(j, vocabulary[c]) for j, c in
+                zip((distinct // width).tolist(), (distinct % width).tolist(), strict=True)]
+    texts = np.full(matched.shape, "", dtype=object)
+    texts[named] = forms[inverse]
+    joined = texts[:, 0]
+    for slot in range(1, TERMS):
+        more = counts > slot
+        joined[more] = joined[more] + ", " + texts[more, slot]
+    lines: list[str] = joined.tolist()
+    return lines
 
 
 def _examples_label(seeds: int, liked: int) -> str:
@@ -460,6 +478,13 @@ class _Written:
         forms = self.forms[column] = {t: w for t, w in words.items() if w != t}
         return forms
 
+    def term(self, column: int, term: str) -> str:
+        """Return how the paper writes one of its terms (a word or a two-word term)."""
+        forms = self.forms.get(column)
+        if forms is None:
+            forms = self.of(column)
+        return forms.get(term) or (self.phrase(column, term) if " " in term else term)
+
     def phrase(self, column: int, term: str) -> str:
         """Return how the paper writes a two-word term (kept for the next time)."""
         form = self.forms[column][term] = self.texts[column].phrase(term)
@@ -618,7 +643,7 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
     dense = context.examples.dense
     docs = context.docs
     if dense.shape[1] and context.dense_docs.shape[1]:
-        sims = np.einsum("nk,nk->n", dense[candidate], context.dense_docs[cols[pair_of]])
+        sims = _row_dots(dense, candidate, context.dense_docs, cols[pair_of])
     else:
         sims = np.asarray(
             context.examples.rows[candidate].multiply(docs[cols[pair_of]]).sum(axis=1)
@@ -638,3 +663,26 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
     close = cosine >= CLOSE
     closest[pairs[close]] = best[close]
     return closest
+
+
+DOT_BLOCK = 1 << 19  # bytes of each gathered block of _row_dots (~cache-sized)
+
+
+def _row_dots(
+    left: np.ndarray, left_rows: np.ndarray, right: np.ndarray, right_rows: np.ndarray
+) -> np.ndarray:
+    """Return ``einsum("nk,nk->n", left[left_rows], right[right_rows])``, gathered in
+    blocks of rows: the same sums, but the blocks stay in cache. Gathering all ~10,000
+    pairs' candidates of a chunk at once (~20 MB each side) cost twice the time.
+    """
+    out = np.empty(left_rows.size, dtype=np.result_type(left, right))
+    step = max(1, DOT_BLOCK // max(1, left.shape[1] * left.itemsize))
+    a = np.empty((min(step, left_rows.size), left.shape[1]), dtype=left.dtype)
+    b = np.empty((min(step, left_rows.size), right.shape[1]), dtype=right.dtype)
+    for start in range(0, left_rows.size, step):
+        end = min(start + step, left_rows.size)
+        size = end - start
+        np.take(left, left_rows[start:end], axis=0, out=a[:size])
+        np.take(right, right_rows[start:end], axis=0, out=b[:size])
+        np.einsum("nk,nk->n", a[:size], b[:size], out=out[start:end])
+    return out
