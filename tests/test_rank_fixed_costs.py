@@ -109,6 +109,18 @@ def test_the_array_merge_is_the_dict_merge(
     assert space is not None and len(space.terms) > 100
 
 
+def test_a_days_batch_is_analysed_once_for_its_counts_and_its_rows(papers: list[Paper]) -> None:
+    space = update_space(None, papers[:150], fingerprint="a")
+    batch = papers[150:]
+    texts = [paper_text(p) for p in batch]
+    vectors._analyze.cache_clear()
+    updated = update_space(space, batch, fingerprint="b")
+    assert vectors._analyze.cache_info().misses == len(set(texts))
+    updated.transform(texts)  # the ranker's batch rows: no text analysed again
+    assert vectors._analyze.cache_info().misses == len(set(texts))
+    assert vectors._analysed_frequencies(texts) == vectors._document_frequencies(texts)
+
+
 def test_a_space_of_unsorted_terms_still_merges_the_plain_way(papers: list[Paper]) -> None:
     shuffled = Space(terms=("zeta", "alpha", "alpha"), df=np.array([3.0, 1.0, 5.0]),
                      n_docs=4.0)
