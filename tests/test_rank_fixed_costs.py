@@ -48,6 +48,21 @@ def test_the_mirrored_gram_is_the_full_product_bit_for_bit(
     assert np.array_equal(gram, _full_gram(rows))
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("seed", range(24))
+def test_the_gram_around_a_head_built_beforehand_is_the_full_product_bit_for_bit(
+    seed: int, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The world builds the background's block first (beside the batch's tf-idf rows)
+    # and the rest of the pool's Gram around it: cut anywhere, in any run of orders.
+    monkeypatch.setattr(scoring, "GRAM_BLOCK", 7)
+    rows = _rows_in_orders(seed)
+    for cut in sorted({0, 1, rows.shape[0] // 3, rows.shape[0] - 1, rows.shape[0]}):
+        head = scoring._gram(rows[:cut])
+        gram = scoring._gram(rows, workers=workers, head=head)
+        assert np.array_equal(gram, _full_gram(rows)), cut
+
+
 def test_order_runs_group_rows_by_how_they_store_columns() -> None:
     rows = sp.csr_matrix(
         (np.ones(13), np.array([1, 2, 3, 5, 4, 2, 7, 9, 1, 3, 2, 6, 0]),
@@ -107,6 +122,18 @@ def test_the_array_merge_is_the_dict_merge(
         assert len(updated.terms) <= max_terms
         space = updated
     assert space is not None and len(space.terms) > 100
+
+
+def test_a_days_batch_is_analysed_once_for_its_counts_and_its_rows(papers: list[Paper]) -> None:
+    space = update_space(None, papers[:150], fingerprint="a")
+    batch = papers[150:]
+    texts = [paper_text(p) for p in batch]
+    vectors._analyze.cache_clear()
+    updated = update_space(space, batch, fingerprint="b")
+    assert vectors._analyze.cache_info().misses == len(set(texts))
+    updated.transform(texts)  # the ranker's batch rows: no text analysed again
+    assert vectors._analyze.cache_info().misses == len(set(texts))
+    assert vectors._analysed_frequencies(texts) == vectors._document_frequencies(texts)
 
 
 def test_a_space_of_unsorted_terms_still_merges_the_plain_way(papers: list[Paper]) -> None:

@@ -496,22 +496,27 @@ def _build_world(
     batch_keys = {p.key for p in papers}
     background = [p for p in _recent(history, MAX_BACKGROUND + len(papers))
                   if p.key not in batch_keys][-MAX_BACKGROUND:]
-    docs = space.transform(paper_text(p) for p in papers)
-    docs.sort_indices()
-    bg_docs = space.transform(paper_text(p) for p in background)
-    pool = sp.vstack([bg_docs, docs]).tocsr()
     n_bg, n_batch = len(background), len(papers)
-    calibration = np.arange(max(0, n_bg - options.calibration), n_bg)
-    in_pool = np.concatenate([n_bg + np.arange(n_batch), calibration]).astype(np.intp)
-    targets = pool[in_pool]
     cores = min(2, resolve_processes(options.processes))
-    fit = functools.partial(fit_lsa_projected, pool, options.lsa_dims,
-                            iterations=options.lsa_iterations)  # None when lsa_dims <= 0
-    with ThreadPoolExecutor(1, thread_name_prefix="digest-lsa") as side:
+    with ThreadPoolExecutor(2, thread_name_prefix="digest-prepare") as side:
+        bg_docs = space.transform(paper_text(p) for p in background)
+        # With two cores the background's block of the Gram matrix (sparse products,
+        # which release the GIL) is built beside the batch's tf-idf rows (Python), where
+        # the other core idled; it is the same block the whole pool's product gives.
+        head = side.submit(_gram, bg_docs) if cores > 1 and n_bg else None
+        docs = space.transform(paper_text(p) for p in papers)
+        docs.sort_indices()
+        pool = sp.vstack([bg_docs, docs]).tocsr()
+        calibration = np.arange(max(0, n_bg - options.calibration), n_bg)
+        in_pool = np.concatenate([n_bg + np.arange(n_batch), calibration]).astype(np.intp)
+        targets = pool[in_pool]
+        fit = functools.partial(fit_lsa_projected, pool, options.lsa_dims,
+                                iterations=options.lsa_iterations)  # None: lsa_dims <= 0
         # With two cores the LSA fit (BLAS and sparse products, which release the GIL)
         # runs beside the Gram matrix and the Python-side tables below.
         fitting = side.submit(fit) if options.lsa_dims > 0 and cores > 1 else None
-        pool_gram = _gram(pool, workers=1 if fitting else cores)
+        pool_gram = _gram(pool, workers=1 if fitting else cores,
+                          head=head.result() if head is not None else None)
         # Two runs of columns (the batch, the calibration rows) copied as two slices:
         # the same array as pool_gram[:, in_pool] gathers, in 0.01 s instead of 0.14-0.42.
         gram = (np.ascontiguousarray(_columns(pool_gram, in_pool))
@@ -627,7 +632,9 @@ def _smoother(
     return smoother
 
 
-def _gram(rows: sp.csr_matrix, *, workers: int = 1) -> np.ndarray:
+def _gram(
+    rows: sp.csr_matrix, *, workers: int = 1, head: np.ndarray | None = None
+) -> np.ndarray:
     """Return the dense Gram matrix of l2 rows (float32), built in blocks to bound the peak.
 
     Entry (i, j) is what the sparse product gives it: row i's products summed in the
@@ -637,9 +644,15 @@ def _gram(rows: sp.csr_matrix, *, workers: int = 1) -> np.ndarray:
     once and mirrored (about half the work); every other one is computed by its row.
     Every entry is written by exactly one block, so ``workers`` threads may build the
     blocks in any order (the sparse products release the GIL): the same matrix.
+
+    ``head``: the Gram matrix of the first rows, built already (``_gram`` of them: the
+    same entries); only the entries outside it are computed.
     """
     count = rows.shape[0]
     gram = np.zeros((count, count), dtype=np.float32)
+    done = 0 if head is None else head.shape[0]
+    if head is not None:
+        gram[:done, :done] = head
     transposed = rows.T.tocsc()
     runs = _order_runs(rows)
 
@@ -648,12 +661,15 @@ def _gram(rows: sp.csr_matrix, *, workers: int = 1) -> np.ndarray:
 
     def build(task: tuple[int, int, int, int]) -> None:
         start, stop, run_start, order = task
-        block = (rows[start:stop] @ transposed[:, start:]).toarray()
-        place(start, start, block)
+        first = max(start, done)  # the columns before it are the head's
+        block = (rows[start:stop] @ transposed[:, first:]).toarray()
+        place(start, first, block)
         for a, b, other in runs:  # later rows that sum in this order: mirrored
             if order != 0 and other == order and b > stop:
-                low = max(a, stop)
-                place(low, start, block[:, low - start : b - start].T)
+                low = max(a, stop, first)
+                place(low, start, block[:, low - first : b - first].T)
+        if start < done:  # every earlier column of these rows is in the head
+            return
         # Earlier columns whose rows sum in another order: computed here.
         earlier = [(a, b) for a, b, other in runs
                    if b <= run_start and (other == 0 or other != order)]
@@ -663,9 +679,9 @@ def _gram(rows: sp.csr_matrix, *, workers: int = 1) -> np.ndarray:
             if a < b:
                 place(start, a, (rows[start:stop] @ transposed[:, a:b]).toarray())
 
-    tasks = [(start, min(start + GRAM_BLOCK, run_stop), run_start, order)
+    tasks = [(start, stop, run_start, order)
              for run_start, run_stop, order in runs
-             for start in range(run_start, run_stop, GRAM_BLOCK)]
+             for start, stop in _blocks(run_start, run_stop, done)]
     if workers > 1 and len(tasks) > 1:
         with ThreadPoolExecutor(workers, thread_name_prefix="digest-gram") as pool:
             list(pool.map(build, tasks))
@@ -673,6 +689,13 @@ def _gram(rows: sp.csr_matrix, *, workers: int = 1) -> np.ndarray:
         for task in tasks:
             build(task)
     return gram
+
+
+def _blocks(start: int, stop: int, cut: int) -> Iterator[tuple[int, int]]:
+    """Yield GRAM_BLOCK rows at a time from ``start`` to ``stop``, none across ``cut``."""
+    for low, high in ((start, min(stop, cut)), (max(start, cut), stop)):
+        for top in range(low, high, GRAM_BLOCK):
+            yield top, min(top + GRAM_BLOCK, high)
 
 
 def _order_runs(rows: sp.csr_matrix) -> list[tuple[int, int, int]]:

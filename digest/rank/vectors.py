@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import bisect
+import collections
 import functools
 import hashlib
 import itertools
@@ -506,6 +507,12 @@ def _document_frequencies(texts: Sequence[str], least: int = 1) -> dict[str, int
     return frequencies
 
 
+def _analysed_frequencies(texts: Sequence[str]) -> dict[str, int]:
+    """Return term -> how many of the texts hold it, from analyze()'s terms."""
+    return dict(collections.Counter(
+        itertools.chain.from_iterable(set(analyze(text)) for text in texts)))
+
+
 def _firsts(ordered: np.ndarray) -> np.ndarray:
     """Return where each run of equal values of a sorted array starts (a mask)."""
     mask = np.ones(ordered.size, dtype=bool)
@@ -523,9 +530,15 @@ def update_space(
     """
     if space is not None and fingerprint is not None and fingerprint in space.fingerprints:
         return space
-    # A first vocabulary keeps the terms of two papers or more: the others are not counted.
-    df_new = _document_frequencies([paper_text(p) for p in papers],
-                                   least=math.ceil(MIN_DF - 1e-9) if space is None else 1)
+    texts = [paper_text(p) for p in papers]
+    if space is None:
+        # A first vocabulary keeps the terms of two papers or more: the others are not
+        # counted.
+        df_new = _document_frequencies(texts, least=math.ceil(MIN_DF - 1e-9))
+    else:
+        # A day's batch: the ranker transforms these texts right after, so they are
+        # analysed (memoised) once for both; the same counts as _document_frequencies.
+        df_new = _analysed_frequencies(texts)
     if space is None:
         n_docs = float(len(papers))
         fingerprints: tuple[str, ...] = ()
