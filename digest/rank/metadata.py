@@ -443,12 +443,12 @@ def boost_values(
             table[i] = part[[at[j] for j in key]].max(axis=0)
     values = table.astype(SCORES)[which]
     width = len(index.authors.column)
-    judging = judged if judged is not None else [False] * count
     boosted = _entries(_follows(index.names, authors, width) @ index.written)
     values[boosted] += author_boost
     vouched = boosted
-    if any(judging) and any(index.names.loose(a) for names in authors for a in names):
-        vouched = _entries(_follows(index.names, authors, width, judging) @ index.written)
+    if (judged is not None and any(judged)
+            and any(index.names.loose(a) for names in authors for a in names)):
+        vouched = _entries(_follows(index.names, authors, width, judged) @ index.written)
     return Boosts(values=values, vouched_rows=vouched[0], vouched_cols=vouched[1])
 
 

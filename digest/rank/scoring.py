@@ -1447,12 +1447,11 @@ def spelled_phrases(keyword: str) -> tuple[str, tuple[str, ...]]:
                                     if p and p != own))
 
 
-@functools.lru_cache(maxsize=65536)
 def excluded_phrases(excluded: str) -> tuple[str, ...]:
     """Return the phrases (as _word_forms writes them) an excluded phrase is looked for
     as: itself and its other spellings ('multi-agent' and 'multiagent')."""
-    return tuple(dict.fromkeys(p for p in map(_phrase_of, (excluded, *other_spellings(excluded)))
-                               if p))
+    own, others = spelled_phrases(excluded)
+    return (own, *others) if own else others
 
 
 def _phrase_of(text: str) -> str:
