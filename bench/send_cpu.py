@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--profile", metavar="SORT", help="cProfile, sorted so (tottime...)")
     parser.add_argument("--planned", type=Path, help="a planned database to reuse or save")
     parser.add_argument("--write", action="store_true", help="time writing each digest too")
+    parser.add_argument("--chunk", type=int, default=pipeline.SEND_CHUNK,
+                        help="rows a claim leases (default: the send phase's)")
     args = parser.parse_args()
 
     records = bench.load_tail(bench.corpus_path(), bench.HISTORY + 2000)
@@ -111,7 +113,7 @@ def main() -> None:
         print("planned", db.delivery_counts(day), flush=True)
         if args.write:
             write(config, db, day)
-        send(config, db, now=now, profile=args.profile)
+        send(config, db, now=now, profile=args.profile, chunk=args.chunk)
         db.close()
     finally:
         shutil.rmtree(work)
@@ -134,7 +136,7 @@ def write(config: Any, db: Store, day: Any) -> None:
           f"{stored / len(digests) / 1024:.2f} KiB stored a message", flush=True)
 
 
-def send(config: Any, db: Store, *, now: datetime, profile: str | None) -> None:
+def send(config: Any, db: Store, *, now: datetime, profile: str | None, chunk: int) -> None:
     """Send every planned row with one worker; print CPU a message (and by part)."""
     totals: dict[str, float] = collections.defaultdict(float)
     if not profile:
@@ -150,7 +152,8 @@ def send(config: Any, db: Store, *, now: datetime, profile: str | None) -> None:
         cpu, wall = time.process_time(), time.perf_counter()
         if profile:
             profiler.enable()
-        report = pipeline.send_pending(sending_config, now=now, store=db, workers=1)
+        report = pipeline.send_pending(sending_config, now=now, store=db, workers=1,
+                                        send_chunk=chunk)
         if profile:
             profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
