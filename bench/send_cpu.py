@@ -3,6 +3,7 @@
     python bench/send_cpu.py 3000                        # CPU ms a message, and by part
     python bench/send_cpu.py 3000 --profile tottime      # cProfile by CPU time instead
     python bench/send_cpu.py 3000 --planned /tmp/p.db    # plan once, then reuse the copy
+    python bench/send_cpu.py 3000 --write                # and time writing each digest
 
 The digests are planned (ranked, written into the outbox) as bench/run.py does, then sent
 by ``pipeline.send_pending`` with one worker in this process to bench/sink.py in another,
@@ -11,7 +12,11 @@ default the store's and the transport's per-chunk and per-message calls are time
 (a few calls a message: their own cost is small); ``--profile`` runs cProfile instead,
 which inflates Python-heavy parts about twice. ``--planned PATH`` copies a planned
 database from PATH when it exists (and saves one there when not): planning 3,000 takes
-~15 s, sending ~2 s. The box's load moves the numbers: compare alternating runs.
+~15 s, sending ~2 s. ``--write`` first writes every planned row's digest again in this
+process, as the plan phase's writers do (``composing.write_ahead``: render, build, stuff,
+pack), twice, and prints the second pass's CPU a digest and the stored bytes a message
+(a copy of a database planned by an earlier release is sent as that release packed it).
+The box's load moves the numbers: compare alternating runs.
 """
 
 from __future__ import annotations
@@ -38,11 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench
 
-from digest import models, pipeline
+from digest import models, pipeline, render
 from digest.config import SmtpSettings, config_from_values
 from digest.ingest.jsonl import paper_from_record
 from digest.mail import smtp
-from digest.pipeline import sending
+from digest.pipeline import composing, sending
 from digest.store import Store, open_store
 
 TIMED_STORE = ("claim_deliveries", "get_subscribers", "stored_messages", "start_sending",
@@ -69,6 +74,9 @@ def main() -> None:
     parser.add_argument("n", type=int, nargs="?", default=3000)
     parser.add_argument("--profile", metavar="SORT", help="cProfile, sorted so (tottime...)")
     parser.add_argument("--planned", type=Path, help="a planned database to reuse or save")
+    parser.add_argument("--write", action="store_true", help="time writing each digest too")
+    parser.add_argument("--chunk", type=int, default=pipeline.SEND_CHUNK,
+                        help="rows a claim leases (default: the send phase's)")
     args = parser.parse_args()
 
     records = bench.load_tail(bench.corpus_path(), bench.HISTORY + 2000)
@@ -103,13 +111,32 @@ def main() -> None:
                 target.close()
                 source.close()
         print("planned", db.delivery_counts(day), flush=True)
-        send(config, db, now=now, profile=args.profile)
+        if args.write:
+            write(config, db, day)
+        send(config, db, now=now, profile=args.profile, chunk=args.chunk)
         db.close()
     finally:
         shutil.rmtree(work)
 
 
-def send(config: Any, db: Store, *, now: datetime, profile: str | None) -> None:
+def write(config: Any, db: Store, day: Any) -> None:
+    """Write every planned row's digest twice; print the second pass's CPU a digest."""
+    rows = list(db.deliveries_for_day(day).values())
+    subs = db.get_subscribers(row.subscriber_id for row in rows)
+    papers = db.get_papers(key for row in rows for key in row.paper_keys)
+    digests = [sending._digest_of(row, subs[row.subscriber_id], papers) for row in rows]
+    env = render.make_environment(config.templates_dir)
+    for digest in digests:  # fills the renderer's caches, as the plan's first writes do
+        composing.write_ahead(config, digest, env=env)
+    cpu = time.process_time()
+    written = [composing.write_ahead(config, digest, env=env) for digest in digests]
+    cpu = time.process_time() - cpu
+    stored = sum(len(message.packed) for message in written)
+    print(f"wrote {len(digests)}: {1000 * cpu / len(digests):.3f} ms CPU a digest, "
+          f"{stored / len(digests) / 1024:.2f} KiB stored a message", flush=True)
+
+
+def send(config: Any, db: Store, *, now: datetime, profile: str | None, chunk: int) -> None:
     """Send every planned row with one worker; print CPU a message (and by part)."""
     totals: dict[str, float] = collections.defaultdict(float)
     if not profile:
@@ -125,7 +152,8 @@ def send(config: Any, db: Store, *, now: datetime, profile: str | None) -> None:
         cpu, wall = time.process_time(), time.perf_counter()
         if profile:
             profiler.enable()
-        report = pipeline.send_pending(sending_config, now=now, store=db, workers=1)
+        report = pipeline.send_pending(sending_config, now=now, store=db, workers=1,
+                                        send_chunk=chunk)
         if profile:
             profiler.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

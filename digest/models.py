@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
+
+# The one import beyond the standard library: the outbox's codec (its library, lz4,
+# kept in that one module), which OutgoingMessage's views unpack with.
+from digest import packing
 
 # "named": not announced at all, but fetched by id because a profile names it (a seed
 # paper older than the store): kept for the ranker, never mailed as new.
@@ -275,7 +278,8 @@ class RenderedEmail:
 class OutgoingMessage:
     """A digest rendered ahead of its send: the SMTP envelope and the wire bytes, packed.
 
-    ``packed`` is the message (CRLF lines) without its Date header, zlib-compressed; the
+    ``packed`` is the message (CRLF lines) without its Date header, packed by
+    ``digest.packing`` (LZ4; zlib in a row an earlier release wrote); the
     send adds the Date of the moment it goes out. With ``stuffed`` those bytes are as
     SMTP's DATA carries them (mail.smtp.dot_stuffed: each line that starts with "." has
     another before it), which the send transmits as they are; a message stored before
@@ -293,7 +297,7 @@ class OutgoingMessage:
 
     def unpacked(self) -> bytes:
         """Return the stored bytes: dot-stuffed when ``stuffed``, else the message's."""
-        return zlib.decompress(self.packed)
+        return packing.unpack(self.packed)
 
     def wire(self) -> bytes:
         """Return the message's bytes (without Date)."""

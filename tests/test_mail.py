@@ -23,7 +23,9 @@ from digest.mail import (
     make_message_id,
     message_to_bytes,
     open_transport,
+    with_date,
 )
+from digest.mail import message as mail_message
 from digest.models import Digest, Paper, RenderedEmail, ScoredPaper, Subscriber
 from digest.pipeline.composing import compose
 from digest.render import make_environment
@@ -179,6 +181,20 @@ def test_naive_and_offset_dates_are_written_with_their_zone() -> None:
     assert reparse(make(date=datetime(2026, 5, 25, 7)))["Date"].endswith("+0000")
     cest = timezone(timedelta(hours=2))
     assert reparse(make(date=datetime(2026, 5, 25, 9, tzinfo=cest)))["Date"].endswith("+0200")
+
+
+def test_messages_dated_within_one_second_reuse_one_formatted_date_line() -> None:
+    # The send phase reads the clock for each message: the Date line (whole seconds)
+    # is formatted once a second, not once a message (~10 us each).
+    first = datetime(2026, 5, 25, 7, 0, 1, 1000, tzinfo=UTC)
+    line = with_date(b"x", first)
+    hits = mail_message._date_line.cache_info().hits
+    for micro in (250_000, 999_999):
+        assert with_date(b"x", first.replace(microsecond=micro)) == line
+    assert mail_message._date_line.cache_info().hits == hits + 2
+    assert line == b"Date: Mon, 25 May 2026 07:00:01 +0000\r\nx"
+    cest = timezone(timedelta(hours=2))
+    assert with_date(b"", first.astimezone(cest)).endswith(b" 09:00:01 +0200\r\n")
 
 
 def test_envelope_comes_from_the_headers() -> None:

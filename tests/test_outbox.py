@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, text
 
-from digest import mail, pipeline, render
+from digest import mail, packing, pipeline, render
 from digest.config import Config
 from digest.errors import DigestError
 from digest.forking import map_forked, map_forked_then
@@ -107,7 +107,7 @@ def test_the_plan_writes_each_digest_and_the_send_delivers_exactly_those_bytes(
         assert (message.to_email, message.to_name) == (email, "")
         assert f"Message-ID: {row.message_id}".encode() in wire
         assert b"\r\nDate:" not in wire and not wire.startswith(b"Date:")  # added at the send
-        assert len(message.packed) < len(wire) / 3  # packed: ~6 KB of ~30 KB
+        assert len(message.packed) < len(wire) / 2  # packed (LZ4): ~5.5 KB of ~15 KB here
         # The papers the row records are the ones the message shows.
         html = parts(wire)[2]
         titles = {p.key: p.title for p in store.get_papers(row.paper_keys).values()}
@@ -535,16 +535,16 @@ DOTTED = (b"From: digest@example.org\r\nTo: dot@example.org\r\nSubject: dots\r\n
           b"\r\n.first\r\n.\r\n..\r\nmiddle .\r\n...three\r\n\r\n.\r\n")
 
 
-def plan_dotted(store: Store, *, stuffed: bool) -> int:
+def plan_dotted(store: Store, *, stuffed: bool, pack: Any = packing.pack) -> int:
     """Plan one row whose outbox message is DOTTED, stored dot-stuffed or (as an earlier
-    release stored it) plain."""
+    release stored it) plain, packed by ``pack`` (zlib.compress: as earlier releases)."""
     sub = store.add_subscriber("dot@example.org", Profile(interests="x"),
                                now=NOW - timedelta(days=2))
     data = mail.dot_stuffed(DOTTED) if stuffed else DOTTED
     assert data is not None
     message = OutgoingMessage(sender="digest@example.org", recipients=("dot@example.org",),
                               to_email="dot@example.org", to_name="",
-                              packed=zlib.compress(data), stuffed=stuffed)
+                              packed=pack(data), stuffed=stuffed)
     store.plan_deliveries([(sub.id, DAY, [], "<dots@example.org>", "planned")], now=NOW,
                           messages={(sub.id, DAY): message})
     assert store.stored_messages([(sub.id, DAY)])[(sub.id, DAY)].wire() == DOTTED
@@ -558,16 +558,21 @@ def test_the_plan_stores_each_message_dot_stuffed_as_smtp_data_carries_it(
     # (The sample's three have no line led by "."; DOTTED below has.)
     for message in stored(store, ids).values():
         assert message.stuffed and message.unpacked() == mail.dot_stuffed(message.wire())
+        assert message.packed.startswith(packing.LZ4)  # not zlib, as before
 
 
-@pytest.mark.parametrize("stuffed", [True, False], ids=["stuffed", "plain-as-before"])
+@pytest.mark.parametrize(
+    ("stuffed", "pack"),
+    [(True, packing.pack), (True, zlib.compress), (False, zlib.compress)],
+    ids=["stuffed", "stuffed-zlib-as-before", "plain-zlib-as-before"],
+)
 def test_lines_led_by_dots_arrive_as_written_whichever_way_the_outbox_holds_them(
-    config: Config, smtp_server: SmtpTestServer, stuffed: bool
+    config: Config, smtp_server: SmtpTestServer, stuffed: bool, pack: Any
 ) -> None:
     config = replace(config, smtp=smtp_server.settings())
     store = open_store(config.database_url)
     try:
-        plan_dotted(store, stuffed=stuffed)
+        plan_dotted(store, stuffed=stuffed, pack=pack)
         report = pipeline.send_pending(config, now=SEND, store=store)
         assert report.sent == 1
         (got,) = smtp_server.messages

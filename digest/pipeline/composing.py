@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import zlib
 from collections.abc import Sequence
 from datetime import date, datetime
 from email import policy
@@ -13,7 +12,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-from digest import mail, render, tokens
+from digest import mail, packing, render, tokens
 from digest.config import Config
 from digest.models import (
     Digest,
@@ -23,10 +22,6 @@ from digest.models import (
     ScoredPaper,
     Subscriber,
 )
-
-# zlib's level for the outbox: 3 packs a 31 KB digest into ~6 KB in ~0.3 ms (level 6:
-# 5.9 KB in ~0.6 ms; level 1: 6.8 KB); unpacking at the send costs ~0.13 ms.
-PACK_LEVEL = 3
 
 # -- render -------------------------------------------------------------------------------
 
@@ -99,7 +94,7 @@ def write_ahead(config: Config, digest: Digest, *, env: Any) -> OutgoingMessage:
         recipients=recipients,
         to_email=digest.subscriber.email,
         to_name=digest.subscriber.name,
-        packed=zlib.compress(wire if data is None else data, PACK_LEVEL),
+        packed=packing.pack(wire if data is None else data),
         stuffed=data is not None,
     )
 
