@@ -29,6 +29,7 @@ from digest.rank.metadata import (
     normalize_name,
 )
 from digest.rank.profiles import compile_profiles, expanded_scores, feedback, feedback_mixer
+from digest.rank.reasons import _Written
 from digest.rank.scoring import (
     RankOptions,
     World,
@@ -36,6 +37,7 @@ from digest.rank.scoring import (
     build_world,
     prepare_space,
 )
+from digest.rank.vectors import tokenize
 
 MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
 
@@ -415,3 +417,16 @@ def test_a_large_page_reads_the_targets_columns_from_the_gram_the_same(
                                          popularity=[0.0] * len(profiles), options=options)
                   for w in (world, lean))
     assert kept == read and any(kept[0])
+
+
+def test_written_terms_are_looked_up_per_vocabulary(world: World) -> None:
+    written = _Written(world.papers)
+    paper = world.papers[0]
+    words = sorted(set(world.space.terms) & set(tokenize(f"{paper.title} {paper.abstract}")))
+    first, second = (" " + words[0], words[0]), (" " + words[1], words[1])
+    width = len(first)
+    # The same key (paper 0, column 1) names another term in another vocabulary.
+    assert written.keyed_terms([1], first) == [written.term(0, words[0])]
+    assert written.keyed_terms([1, 1], second) == [written.term(0, words[1])] * 2
+    assert written.keyed_terms([width + 1], first) == [
+        written.term(1, words[0])]
