@@ -425,12 +425,17 @@ def _pair_products(
     Short query rows (a profile's own words): only the query's few terms are looked up
     in the documents (a binary search over the documents' (row, term) keys) instead of
     gathering whole document rows. Long ones (a centroid of example or feedback papers,
-    thousands of terms): the gathered rows are multiplied, a merge of two rows each.
+    thousands of terms): the gathered rows are multiplied, a merge of two rows each,
+    their columns sorted first: the centroids come out of a product unsorted, which
+    sent scipy down its general path (13 ms of a chunk of 500 bench profiles against
+    5.5 ms sorted). The products are the same numbers either way, one multiplication
+    each.
     """
     lengths = np.diff(query.indptr)[rows]
     index = context.doc_keys
     if int(lengths.sum()) > int(np.diff(context.docs.indptr)[cols].sum()):
-        products = sp.csr_matrix(query[rows].multiply(context.docs[cols]))
+        ordered = query if query.has_sorted_indices else query.sorted_indices()
+        products = sp.csr_matrix(ordered[rows].multiply(context.docs[cols]))
         products.eliminate_zeros()
         return products
     if index.size == 0 or int(lengths.sum()) == 0:
