@@ -419,6 +419,16 @@ def test_a_large_page_reads_the_targets_columns_from_the_gram_the_same(
     assert kept == read and any(kept[0])
 
 
+def test_feedback_is_none_only_when_every_similarity_is_zero() -> None:
+    gram = np.eye(6, dtype=np.float32)
+    assert feedback(np.zeros((3, 6), dtype=np.float32), gram, depth=2) is None
+    # Every row's best similarity is 0, yet one is not all zero: feedback as before.
+    sims = np.zeros((3, 6), dtype=np.float32)
+    sims[1, 4] = -0.5
+    found = feedback(sims, gram, depth=2, overwrite=True)
+    assert found is not None and (found.weights == 0).all()
+
+
 def test_pair_products_of_long_unsorted_rows_are_the_merged_products(world: World) -> None:
     # Centroids of example papers: long rows, their columns unsorted (a product's).
     profiles = profiles_of(world)
