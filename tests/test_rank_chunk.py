@@ -29,6 +29,7 @@ from digest.rank.metadata import (
     normalize_name,
 )
 from digest.rank.profiles import compile_profiles, expanded_scores, feedback, feedback_mixer
+from digest.rank.reasons import Context, _pair_products, _Written
 from digest.rank.scoring import (
     RankOptions,
     World,
@@ -36,6 +37,7 @@ from digest.rank.scoring import (
     build_world,
     prepare_space,
 )
+from digest.rank.vectors import tokenize
 
 MINI = Path(__file__).resolve().parent / "data" / "rank" / "corpus_mini.jsonl"
 
@@ -415,3 +417,54 @@ def test_a_large_page_reads_the_targets_columns_from_the_gram_the_same(
                                          popularity=[0.0] * len(profiles), options=options)
                   for w in (world, lean))
     assert kept == read and any(kept[0])
+
+
+def test_feedback_is_none_only_when_every_similarity_is_zero() -> None:
+    gram = np.eye(6, dtype=np.float32)
+    assert feedback(np.zeros((3, 6), dtype=np.float32), gram, depth=2) is None
+    # Every row's best similarity is 0, yet one is not all zero: feedback as before.
+    sims = np.zeros((3, 6), dtype=np.float32)
+    sims[1, 4] = -0.5
+    found = feedback(sims, gram, depth=2, overwrite=True)
+    assert found is not None and (found.weights == 0).all()
+
+
+def test_pair_products_of_long_unsorted_rows_are_the_merged_products(world: World) -> None:
+    # Centroids of example papers: long rows, their columns unsorted (a product's).
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    rows = examples.rows
+    query = sp.csr_matrix(sp.csr_matrix(np.ones((rows.shape[0], 1))).T @ rows)
+    query = sp.csr_matrix(sp.vstack([rows[::-1], query]).tocsr())
+    assert not query.has_sorted_indices
+    count = query.shape[0] * 3
+    pairs = np.arange(count) % query.shape[0]
+    cols = (np.arange(count) * 7) % world.n_batch
+    context = Context(
+        space=world.space, compiled=compile_profiles(profiles, world.space, examples,
+                                                     keyword_weight=2.0),
+        examples=examples, docs=world.docs, doc_keys=world.doc_keys,
+        dense_docs=world.dense_targets[: world.n_batch], pool=world.pool, feedback=None,
+        index=world.index,
+    )
+    found = _pair_products(context, query, pairs, cols)
+    expected = sp.csr_matrix(query[pairs].multiply(world.docs[cols]))
+    expected.eliminate_zeros()
+    assert int(np.diff(query.indptr)[pairs].sum()) > int(np.diff(world.docs.indptr)[cols].sum())
+    found.sort_indices()
+    expected.sort_indices()
+    assert (found.indptr == expected.indptr).all() and (found.indices == expected.indices).all()
+    assert same(found.data, expected.data)
+
+
+def test_written_terms_are_looked_up_per_vocabulary(world: World) -> None:
+    written = _Written(world.papers)
+    paper = world.papers[0]
+    words = sorted(set(world.space.terms) & set(tokenize(f"{paper.title} {paper.abstract}")))
+    first, second = (" " + words[0], words[0]), (" " + words[1], words[1])
+    width = len(first)
+    # The same key (paper 0, column 1) names another term in another vocabulary.
+    assert written.keyed_terms([1], first) == [written.term(0, words[0])]
+    assert written.keyed_terms([1, 1], second) == [written.term(0, words[1])] * 2
+    assert written.keyed_terms([width + 1], first) == [
+        written.term(1, words[0])]
