@@ -385,7 +385,11 @@ class RunReport:
     # in a send worker's report, which looks at no papers.
     papers_filed: int | None = None
     dry_run: bool = False
+    # Every outcome that went wrong, and the first routine ones (sent, skipped, planned:
+    # pipeline.sending.ROUTINE_LISTED); how many routine ones were not listed. The
+    # ledger holds every digest's outcome (`digest deliveries list`).
     deliveries: tuple[Delivery, ...] = ()
+    deliveries_omitted: int = 0
     aborted: str | None = None
     abort_exit: int = 0  # the exit code that explains an aborted run (75 try later, 78 config)
 
@@ -445,4 +449,5 @@ class RunReport:
                 }
                 for d in self.deliveries
             ],
+            "deliveries_omitted": self.deliveries_omitted,
         }

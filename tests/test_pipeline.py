@@ -179,6 +179,29 @@ def test_permanent_rejection_is_recorded_and_the_others_still_go_out(
     assert pipeline.run(config, now=NOW1 + timedelta(hours=1), day=DAY1).sent == 0
 
 
+def test_a_report_lists_every_failure_and_only_the_first_routine_outcomes(
+    two_days: tuple[Config, Path, Path], smtp_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run of 100,000 digests held a Delivery for each until it ended (~120 MB); the
+    # report lists the first ROUTINE_LISTED sent/skipped/planned ones and counts the rest.
+    monkeypatch.setattr("digest.pipeline.sending.ROUTINE_LISTED", 1)
+    config, _, _ = two_days
+    config = replace(config, smtp=smtp_server.settings())
+    subscribe_all(config)
+    smtp_server.fail("rcpt", "550 5.1.1 No such user", recipient="grace@example.org")
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert (report.sent, report.failed) == (2, 1)
+    assert sorted(d.status for d in report.deliveries) == ["perm_failed", "sent"]
+    assert report.deliveries_omitted == 1
+    data = report.to_dict()
+    assert data["deliveries_omitted"] == 1 and len(data["deliveries"]) == 2
+    # The ledger still holds every outcome, and the stored report the failure.
+    store = open_store(config.database_url)
+    assert store.delivery_counts(DAY1) == {"sent": 2, "perm_failed": 1}
+    [stored] = store.recent_runs(1)
+    assert [d["status"] for d in stored["deliveries"]] == ["perm_failed"]
+
+
 def test_temporary_failure_is_retried_by_a_later_run(
     two_days: tuple[Config, Path, Path], smtp_server: Any
 ) -> None:

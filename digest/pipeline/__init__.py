@@ -251,7 +251,7 @@ def _run_locked(
         batch_size=batch_size,
         papers_filed=db.count_batch(batch_day),
         dry_run=dry_run,
-        deliveries=tuple(tally.deliveries),
+        deliveries=tuple(tally.deliveries), deliveries_omitted=tally.omitted,
         aborted=tally.aborted,
         abort_exit=tally.abort_exit,
     )
@@ -380,8 +380,8 @@ def send_pending(
         report = RunReport(
             day=now.date(), started_at=now, finished_at=(clock or (lambda: now))(),
             sent=tally.sent, skipped=tally.skipped, failed=tally.failed, unknown=tally.unknown,
-            deliveries=tuple(tally.deliveries), aborted=tally.aborted,
-            abort_exit=tally.abort_exit,
+            deliveries=tuple(tally.deliveries), deliveries_omitted=tally.omitted,
+            aborted=tally.aborted, abort_exit=tally.abort_exit,
         )
         # A follower polls every 30 s: a report of each empty poll would push the runs
         # that did something out of the history `digest status` shows.

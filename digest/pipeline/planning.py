@@ -549,7 +549,7 @@ def _plan_chunk(
         if not picks and sub.empty_digest != "note":
             rows.append((sub.id, plan.day, [], "", "skipped"))
             tally.skipped += 1
-            tally.deliveries.append(
+            tally.note(
                 Delivery(sub.id, plan.day, "skipped", error="nothing relevant in the batch")
             )
             continue
@@ -633,7 +633,7 @@ def _preview_chunk(
         sub = plan.subscriber
         if not papers and sub.empty_digest != "note":
             tally.skipped += 1
-            tally.deliveries.append(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
+            tally.note(Delivery(sub.id, plan.day, "skipped", error="nothing relevant"))
             continue
         digest = Digest(subscriber=sub, day=plan.day, papers=tuple(papers or ()),
                         batch_size=count.count, since=count.since,
@@ -641,6 +641,6 @@ def _preview_chunk(
         rendered, message = compose(config, digest, env=env, now=now)
         write_preview(config, sub, plan.day, rendered.html)
         keys = tuple(sp.paper.key for sp in papers or ())
-        tally.deliveries.append(
+        tally.note(
             Delivery(sub.id, plan.day, "planned", str(message["Message-ID"]), paper_keys=keys)
         )
