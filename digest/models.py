@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-# The one import beyond the standard library: the outbox's codec (its library, lz4,
-# kept in that one module), which OutgoingMessage's views unpack with.
-from digest import packing
+# The outbox's codec (a leaf like this module: its library, lz4, kept in that one
+# module), which OutgoingMessage's views unpack with.
+from digest.packing import unpack
 
 # "named": not announced at all, but fetched by id because a profile names it (a seed
 # paper older than the store): kept for the ranker, never mailed as new.
@@ -297,7 +297,7 @@ class OutgoingMessage:
 
     def unpacked(self) -> bytes:
         """Return the stored bytes: dot-stuffed when ``stuffed``, else the message's."""
-        return packing.unpack(self.packed)
+        return unpack(self.packed)
 
     def wire(self) -> bytes:
         """Return the message's bytes (without Date)."""

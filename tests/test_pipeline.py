@@ -18,7 +18,7 @@ from digest import mail, pipeline
 from digest.config import SAMPLE_BATCH, Config, parse_sources
 from digest.errors import LockedError
 from digest.locking import run_lock
-from digest.models import Profile
+from digest.models import Profile, RunReport
 from digest.store import Store, open_store
 from tests.fixtures.config import make_config
 
@@ -161,15 +161,23 @@ def test_smtp_delivery_reuses_one_connection(
     assert store.delivery_counts(DAY1) == {"sent": 3}
 
 
-def test_permanent_rejection_is_recorded_and_the_others_still_go_out(
+def run_with_grace_refused(
     two_days: tuple[Config, Path, Path], smtp_server: Any
-) -> None:
+) -> tuple[Config, RunReport]:
+    """Run day 1 over SMTP with grace's address refused at RCPT (550 5.1.1)."""
     config, _, _ = two_days
     config = replace(config, smtp=smtp_server.settings())
     subscribe_all(config)
     smtp_server.fail("rcpt", "550 5.1.1 No such user", recipient="grace@example.org")
     report = pipeline.run(config, now=NOW1, day=DAY1)
     assert (report.sent, report.failed) == (2, 1)
+    return config, report
+
+
+def test_permanent_rejection_is_recorded_and_the_others_still_go_out(
+    two_days: tuple[Config, Path, Path], smtp_server: Any
+) -> None:
+    config, _ = run_with_grace_refused(two_days, smtp_server)
     store = open_store(config.database_url)
     grace = store.find_subscriber("grace@example.org")
     assert grace is not None
@@ -185,12 +193,7 @@ def test_a_report_lists_every_failure_and_only_the_first_routine_outcomes(
     # A run of 100,000 digests held a Delivery for each until it ended (~120 MB); the
     # report lists the first ROUTINE_LISTED sent/skipped/planned ones and counts the rest.
     monkeypatch.setattr("digest.pipeline.sending.ROUTINE_LISTED", 1)
-    config, _, _ = two_days
-    config = replace(config, smtp=smtp_server.settings())
-    subscribe_all(config)
-    smtp_server.fail("rcpt", "550 5.1.1 No such user", recipient="grace@example.org")
-    report = pipeline.run(config, now=NOW1, day=DAY1)
-    assert (report.sent, report.failed) == (2, 1)
+    config, report = run_with_grace_refused(two_days, smtp_server)
     assert sorted(d.status for d in report.deliveries) == ["perm_failed", "sent"]
     assert report.deliveries_omitted == 1
     data = report.to_dict()
