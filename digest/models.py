@@ -47,6 +47,9 @@ Cadence = Literal["daily", "weekly"]
 DeliveryStatus = Literal[
     "planned", "sending", "sent", "temp_failed", "perm_failed", "unknown", "skipped"
 ]
+# Outcomes nothing needs doing about: a run's report lists only the first of them
+# (pipeline.sending.ROUTINE_LISTED), the report kept for `digest status` none.
+ROUTINE_STATUSES = frozenset({"sent", "skipped", "planned"})
 SourceStatus = Literal["ok", "quiet", "stale", "partial", "not_modified", "error"]
 
 

@@ -19,6 +19,7 @@ from digest.config import Config
 from digest.errors import AuthenticationError, DeliveryError
 from digest.mail.bounces import apply_rejection
 from digest.models import (
+    ROUTINE_STATUSES,
     Delivery,
     DeliveryStatus,
     Digest,
@@ -51,12 +52,11 @@ BACKOFF = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), time
 
 
 
-# Routine outcomes (sent, skipped, planned) a run's report lists one by one, at most; the
+# Routine outcomes (models.ROUTINE_STATUSES) a run's report lists one by one, at most; the
 # rest are counted (RunReport.deliveries_omitted). Every other outcome is listed. Listed
 # all, a sender held every digest's Delivery until its run ended: ~1.2 KB each with its
 # paper keys, ~120 MB at 100,000 digests in one process, growing with the list.
 ROUTINE_LISTED = 1000
-ROUTINE = frozenset({"sent", "skipped", "planned"})
 
 
 @dataclass
@@ -78,7 +78,7 @@ class _Tally:
     def note(self, delivery: Delivery) -> None:
         """List an outcome in the run's report (a routine one while fewer than
         ROUTINE_LISTED are); the caller holds ``lock`` where threads share the tally."""
-        if delivery.status in ROUTINE:
+        if delivery.status in ROUTINE_STATUSES:
             if self.routine_listed >= ROUTINE_LISTED:
                 self.omitted += 1
                 return

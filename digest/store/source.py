@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from digest.errors import UsageError
-from digest.models import RunReport, SourceResult, SourceSpec
+from digest.models import ROUTINE_STATUSES, RunReport, SourceResult, SourceSpec
 from digest.store.base import StoreBase
 from digest.store.rows import _iso, _utc, in_chunks
 from digest.store.tables import papers, runs, source_specs, source_state
@@ -155,7 +155,7 @@ class SourceMixin(StoreBase):
         """
         stored = report.to_dict()
         stored["deliveries"] = [d for d in stored["deliveries"]
-                                if d["status"] not in ("sent", "skipped", "planned")]
+                                if d["status"] not in ROUTINE_STATUSES]
         with self.begin() as conn:
             conn.execute(
                 insert(runs).values(
