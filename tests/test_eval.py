@@ -70,7 +70,7 @@ def test_tiny_replay_scores_every_method_on_the_same_queries() -> None:
     report = evaluate(load_corpus(MINI), TINY)
     methods = {method for _, method, _ in report.values}
     assert methods == {"ours", "ours+seed-metadata", "random", "keyword", "tfidf-centroid",
-                       "arxiv-sanity"}
+                       "arxiv-sanity", "arxiv-sanity+seed-metadata"}
     for kind in ("category", "coldstart", "thumbs"):
         counts = {len(report.values[(kind, m, "ndcg@10")]) for m in methods}
         assert len(counts) == 1 and counts.pop() > 0
@@ -240,3 +240,57 @@ def test_paired_interval_widens_when_the_methods_disagree() -> None:
     text = format_table(report)
     assert "Paired by query against arxiv-sanity" in text
     assert "+0.250" in text and "+100%" in text  # 0.5 against 0.25
+
+
+def _lovelace_day() -> tuple[list[Paper], list[Paper]]:
+    """Hand-made: a history of 60 papers, 4 of them by Ada Lovelace, and a batch of 20
+    where her one paper is on a topic none of her earlier papers touch."""
+    topics = ["graph coloring", "protein folding", "robot grasping", "speech codecs",
+              "query optimizers", "climate downscaling"]
+
+    def paper(key: str, topic: str, author: str) -> Paper:
+        return Paper(key=key, title=f"Notes on {topic}",
+                     abstract=f"We study {topic} with {topic} methods and {topic} data.",
+                     authors=(author,), categories=("cs.XX",))
+
+    history = [paper(f"arxiv:2601.{i:05d}", topics[i % 3],
+                     "Ada Lovelace" if i < 4 else f"Writer{i} Person{i}") for i in range(60)]
+    batch = [paper(f"arxiv:2602.{i:05d}", topics[3 + i % 3] if i else topics[5],
+                   "Ada Lovelace" if i == 7 else f"Other{i} Name{i}") for i in range(20)]
+    return history, batch
+
+
+def test_arxiv_sanity_baseline_reads_author_names_as_its_recipe_does() -> None:
+    # arxiv-sanity-lite's compute.py vectorises "title summary author names"; shown the
+    # papers' authors, the recipe ranks a seed author's new paper on an unrelated topic
+    # first, from the names alone. Shown text only (the headline's view), it cannot.
+    from digest.evaluate import text_only
+    from digest.rank.baselines import arxiv_sanity_baseline
+
+    history, batch = _lovelace_day()
+    profile = Profile(seeds=tuple(p.key for p in history[:4]))
+    (with_names,) = arxiv_sanity_baseline(batch, [profile], history, 3)
+    assert with_names[0] == "arxiv:2602.00007"
+    (plain,) = arxiv_sanity_baseline(text_only(batch), [profile], text_only(history), 3)
+    assert plain[0] != "arxiv:2602.00007"
+
+
+def test_seed_metadata_rows_are_paired_with_the_recipe_shown_the_same_metadata() -> None:
+    from digest.evaluate import PAIRED, SEES_METADATA, default_methods
+
+    methods = default_methods(TINY)
+    assert "arxiv-sanity+seed-metadata" in methods
+    assert {"ours+seed-metadata", "arxiv-sanity+seed-metadata"} <= SEES_METADATA
+    pairs = dict(PAIRED)
+    assert pairs["ours"] == "arxiv-sanity"
+    assert pairs["ours+seed-metadata"] == "arxiv-sanity+seed-metadata"
+    report = Report(config=TINY)
+    for base in (0.2, 0.4):
+        report.add("author", "ours+seed-metadata", dict.fromkeys(METRICS, base + 0.1))
+        report.add("author", "arxiv-sanity+seed-metadata", dict.fromkeys(METRICS, base))
+        report.add("author", "arxiv-sanity", dict.fromkeys(METRICS, 0.0))
+    text = format_table(report)
+    (line,) = [row for row in text.splitlines()
+               if row.startswith("author") and "ours+seed-metadata" in row and "[" in row
+               and "%" in row]
+    assert "arxiv-sanity+seed-metadata" in line and "+0.100" in line

@@ -277,7 +277,8 @@ def rank_command(
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
 @click.option("--method", "methods", multiple=True,
               help="Only these methods (ours, ours+seed-metadata, random, keyword, "
-              "tfidf-centroid, arxiv-sanity; ours+semantic and minilm with --semantic).")
+              "tfidf-centroid, arxiv-sanity, arxiv-sanity+seed-metadata; ours+semantic "
+              "and minilm with --semantic).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary and the paired comparisons as JSON.")
 @semantic_options
@@ -288,7 +289,6 @@ def eval_command(
     """Replay the corpus day by day and score our ranker against the baselines."""
     from digest.evaluate import (
         PAIRED,
-        REFERENCE,
         EvalConfig,
         evaluate,
         format_table,
@@ -306,8 +306,8 @@ def eval_command(
     if as_json:
         click.echo(json.dumps({
             "summary": report.summary(seed),
-            "paired": [asdict(pair) for method in PAIRED
-                       for pair in report.paired(method, REFERENCE, seed=seed)],
+            "paired": [asdict(pair) for method, reference in PAIRED
+                       for pair in report.paired(method, reference, seed=seed)],
         }))
     else:
         click.echo(format_table(report))

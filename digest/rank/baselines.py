@@ -26,6 +26,11 @@ def _text(paper: Paper) -> str:
     return f"{paper.title} {paper.abstract}"
 
 
+def _recipe_text(paper: Paper) -> str:
+    """Return what arxiv-sanity-lite's compute.py vectorises: title, abstract, author names."""
+    return " ".join([paper.title, paper.abstract, *paper.authors])
+
+
 def _order(scores: np.ndarray, keys: Sequence[str], k: int) -> list[str]:
     """Return the top-k keys by score, ties broken by key (keys are sorted already)."""
     order = np.argsort(-scores, kind="stable")[:k]
@@ -108,10 +113,11 @@ def arxiv_sanity_baseline(
 ) -> list[list[str]]:
     """Rank with arxiv-sanity-lite's recipe: one LinearSVC per profile over all papers.
 
-    tf-idf on 1-2 grams with sublinear tf (arxiv-sanity-lite compute.py settings); the
-    profile's example papers are the positives, every other paper a negative
-    (C=0.01, balanced classes). A profile without examples falls back to tf-idf search
-    on its text, as arxiv-sanity-lite's search box does.
+    tf-idf on 1-2 grams with sublinear tf over title, abstract and author names
+    (arxiv-sanity-lite compute.py's settings and text; papers shown without authors
+    give title and abstract only); the profile's example papers are the positives,
+    every other paper a negative (C=0.01, balanced classes). A profile without examples
+    falls back to tf-idf search on its text, as arxiv-sanity-lite's search box does.
     """
     papers = sorted(batch, key=lambda p: p.key)
     keys = [p.key for p in papers]
@@ -124,7 +130,7 @@ def arxiv_sanity_baseline(
         max_features=20000, norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True,
         max_df=0.1, min_df=min(5, max(1, len(pool) // 200)), dtype=np.float32,
     )
-    matrix = vectorizer.fit_transform([_text(p) for p in pool]).tocsr()
+    matrix = vectorizer.fit_transform([_recipe_text(p) for p in pool]).tocsr()
     batch_rows = matrix[[index[key] for key in keys]]
     out = []
     for profile in profiles:
