@@ -60,6 +60,7 @@ from digest.rank.metadata import (
     pool_metadata,
     rarity,
 )
+from digest.rank.phrases import PhraseIndex, index_phrases
 from digest.rank.policy import keep_followed, select_many
 from digest.rank.precision import SCORES
 from digest.rank.profiles import (
@@ -434,16 +435,18 @@ class World:
         return titles
 
     @functools.cached_property
-    def target_forms(self) -> list[str]:
-        """Return every target's text as _word_forms: the batch's, then the calibration
-        papers' (made on first use: only literal keywords read them)."""
-        return [*self.word_forms, *(_word_forms(f"{p.title} {p.abstract}")
-                                    for p in self.target_papers[self.n_batch:])]
+    def target_texts(self) -> PhraseIndex:
+        """Return every target's title and abstract as _word_forms (the batch's, then
+        the calibration papers'), indexed by word. Made on first use (keywords and
+        excluded phrases read it), before the fork (score_profiles)."""
+        return index_phrases([*self.word_forms,
+                              *(_word_forms(f"{p.title} {p.abstract}")
+                                for p in self.target_papers[self.n_batch:])])
 
     @functools.cached_property
-    def target_title_forms(self) -> list[str]:
-        """Return every target's title as _word_forms (made on first use)."""
-        return [_word_forms(p.title) for p in self.target_papers]
+    def target_titles(self) -> PhraseIndex:
+        """Return every target's title as _word_forms, indexed by word (as target_texts)."""
+        return index_phrases([_word_forms(p.title) for p in self.target_papers])
 
     def holding(self, phrase: str, where: Literal["batch", "targets", "titles"]) -> np.ndarray:
         """Return which papers hold ``phrase`` (as _word_forms writes it), looked up once
@@ -451,10 +454,9 @@ class World:
         or every target's title ("titles"); one flag a paper."""
         hits = self.phrases.get((phrase, where))
         if hits is None:
-            texts = {"batch": self.word_forms, "targets": self.target_forms,
-                     "titles": self.target_title_forms}[where]
-            needle = f" {phrase} "
-            hits = np.fromiter((needle in text for text in texts), dtype=bool, count=len(texts))
+            texts = self.target_titles if where == "titles" else self.target_texts
+            hits = texts.holding(phrase, self.n_batch if where == "batch"
+                                 else len(self.target_papers))
             self.phrases[phrase, where] = hits
         return hits
 
@@ -782,6 +784,8 @@ def score_profiles(
     # Derived arrays every chunk reads, made here before the fork: each forked process
     # would otherwise make (and hold) its own copy on every page.
     _ = world.pool_columns, world.dense_columns, examples.ascending_rows
+    if any(profile.keywords or profile.exclude for profile in profiles):
+        _ = world.target_texts, world.target_titles
     papers = world.papers
     scored = ScoredPaper  # positional arguments: a quarter cheaper, 100,000 times a page
 
