@@ -387,8 +387,10 @@ def test_a_reader_of_one_authors_papers_gets_her_new_paper_a_fields_reader_does_
     # The author weight alone, without the smoothing: the field's papers here are copies
     # of her seed papers' text, and the seed papers are among the few calibration papers
     # they are smoothed with, so smoothed they score 1.002 to her paper's 0.926 and come
-    # first (0.899 unsmoothed).
-    options = RankOptions(threshold_quantile=0.0, min_score=-1.0, smooth_weight=0.0)
+    # first (0.899 unsmoothed). Nor the closest seed paper: every seed here is a copy of
+    # the field's papers' words, so the closest one lifts them by half their cosine.
+    options = RankOptions(threshold_quantile=0.0, min_score=-1.0, smooth_weight=0.0,
+                          nearest_example_weight=0.0)
     result = rank(batch, profiles, history=[*hers, *teams], top_k=64, options=options)
     reader, field = ([s.paper.key for s in ranking] for ranking in result.rankings)
     assert reader.index(new.key) == 0
@@ -815,3 +817,56 @@ def test_a_blend_of_one_orders_papers_without_upvotes_by_how_well_they_match(
              for p in sample]
     mixed = rank(voted, [profile], top_k=5, popularity=[1.0]).rankings[0]
     assert [s.paper.key for s in mixed] == hot + [s.paper.key for s in plain[:2]]
+
+
+def test_seed_coherence_is_the_mean_cosine_of_two_examples() -> None:
+    import scipy.sparse as sp
+
+    from digest.rank.scoring import seed_coherence
+
+    half = 0.5 ** 0.5
+    rows = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0],
+                                   [1.0, 0.0], [0.0, 1.0], [half, half]]))
+    owner = np.array([0, 0, 1, 2, 2, 2])
+    coherence = seed_coherence(rows, owner, 4)
+    # Two copies: 1; one example: 0; pairs at 0, half and half: their mean; none: 0.
+    assert coherence == pytest.approx([1.0, 0.0, 2 * half / 3, 0.0])
+
+
+def test_a_paper_close_to_one_of_alike_seeds_gains_over_one_close_to_their_centroid(
+    sample: list[Paper],
+) -> None:
+    # Hand-made from the sample's real papers: a researcher's seeds are two lines of
+    # work, two papers each (alike: their mean cosine is far above a field's). Today
+    # one paper continues the first line, another mixes halves of both abstracts (it is
+    # closer to the seeds' centroid than to any one seed).
+    first, second = sample[3], sample[11]
+    seeds = [replace(first, key="arxiv:2501.00001"),
+             replace(first, key="arxiv:2501.00002", title=f"{first.title} revisited"),
+             replace(second, key="arxiv:2501.00003"),
+             replace(second, key="arxiv:2501.00004", title=f"{second.title} revisited")]
+    follow_up = replace(first, key="arxiv:2605.99990", title=f"{first.title} extended")
+    mixed = replace(first, key="arxiv:2605.99991", title=f"{second.title} and more",
+                    abstract=(first.abstract[: len(first.abstract) // 2] + " "
+                              + second.abstract[: len(second.abstract) // 2]))
+    # Seeds of three fields, one paper each: not alike, so not lifted at all.
+    fields: dict[str, Paper] = {}
+    for paper in sample[100:]:
+        fields.setdefault(paper.categories[0], paper)
+    spread = [replace(p, key=f"arxiv:2501.002{i:02d}") for i, p in enumerate(fields.values())]
+    assert len(spread) >= 3
+    batch = [*sample[40:100], follow_up, mixed]
+    profiles = [Profile(seeds=tuple(p.key for p in seeds)),
+                Profile(seeds=tuple(p.key for p in spread))]
+    history = [*seeds, *spread, *sample[100:]]
+    lists = {}
+    for weight in (0.0, RankOptions().nearest_example_weight):
+        options = RankOptions(threshold_quantile=0.0, min_score=-1.0,
+                              nearest_example_weight=weight)
+        result = rank(batch, profiles, history=history, top_k=len(batch), options=options)
+        lists[weight] = [[(s.paper.key, s.score) for s in ranking]
+                         for ranking in result.rankings]
+    off, on = lists[0.0], lists[RankOptions().nearest_example_weight]
+    assert [key for key, _ in off[0][:2]] == [mixed.key, follow_up.key]
+    assert [key for key, _ in on[0][:2]] == [follow_up.key, mixed.key]
+    assert on[1] == off[1]
