@@ -32,7 +32,7 @@ import gc
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -93,7 +93,9 @@ from digest.taxonomy import named_categories
 MAX_BACKGROUND = 3000  # recent history papers used for feedback, the LSA fit, the ridge
 MAX_VOCABULARY_FIT = 20000  # history papers a first vocabulary is counted from
 GRAM_BLOCK = 1000  # pool rows per sparse product when building the Gram matrix
-DISLIKE_BLOCK = 2048  # disliked papers whose cosines to the targets are held at once
+# Example papers (disliked, or a profile's alike seeds) whose cosines to the targets are
+# held at once.
+EXAMPLE_BLOCK = 2048
 # The pool x targets columns of the Gram matrix are kept as an array of their own (a
 # chunk's query expansion reads them contiguous) up to this size; past it (a weekly
 # page of a large instance: 8,000 papers made it 378 MB beside the 484 MB Gram) they
@@ -805,6 +807,8 @@ def score_profiles(
     # Derived arrays every chunk reads, made here before the fork: each forked process
     # would otherwise make (and hold) its own copy on every page.
     _ = world.pool_columns, world.dense_columns, examples.ascending_rows
+    if options.nearest_example_weight > 0:
+        _ = world.target_columns
     if any(profile.keywords or profile.exclude for profile in profiles):
         _ = world.target_texts, world.target_titles
     papers = world.papers
@@ -1173,9 +1177,6 @@ def _score_chunk(
                        relevant)
 
 
-NEAREST_BLOCK = 2_000_000  # example x target cosines held at once (float32: 8 MB)
-
-
 def seed_coherence(rows: sp.csr_matrix, owner: np.ndarray, count: int) -> np.ndarray:
     """Return per profile the mean tf-idf cosine between two of its example rows (0 for
     a profile with fewer than two): ``(|sum|^2 - sum |row|^2) / (n (n - 1))``."""
@@ -1188,6 +1189,30 @@ def seed_coherence(rows: sp.csr_matrix, owner: np.ndarray, count: int) -> np.nda
     return np.where(pairs > 0, (total - own) / np.maximum(pairs, 1.0), 0.0)
 
 
+def _closest_per_owner(
+    owners: np.ndarray, rows: np.ndarray, targets: int,
+    similarities: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return where each owner's run of ``owners`` (ascending) starts, and per run each
+    target's largest similarity to one of its example ``rows``; ``similarities`` gives
+    a block of rows' (EXAMPLE_BLOCK at a time: one profile may have thousands) as a
+    float32 array.
+    """
+    opens = np.r_[True, owners[1:] != owners[:-1]]  # where each owner's run starts
+    starts = np.flatnonzero(opens)
+    closest = np.full((starts.size, targets), -np.inf, dtype=SCORES)
+    run = np.cumsum(opens) - 1  # each entry's owner run
+    for at in range(0, owners.size, EXAMPLE_BLOCK):
+        block = slice(at, at + EXAMPLE_BLOCK)
+        sims = similarities(rows[block])
+        mine = run[block]
+        first = np.flatnonzero(np.r_[True, mine[1:] != mine[:-1]])
+        best = np.maximum.reduceat(sims, first, axis=0)
+        np.maximum(closest[mine[first]], best, out=best)
+        closest[mine[first]] = best
+    return starts, closest
+
+
 def _add_nearest_example(
     world: World, examples: Examples, compiled: Compiled, content: np.ndarray,
     options: RankOptions,
@@ -1195,34 +1220,21 @@ def _add_nearest_example(
     """Add to each target's score its tf-idf cosine to the profile's closest seed or
     liked paper, times ``nearest_example_weight`` and the profile's share of it (by how
     alike its examples are: RankOptions.nearest_coherence), in place."""
-    count = content.shape[0]
-    rows = examples.rows[compiled.positive_example]
     low, high = options.nearest_coherence
-    share = np.clip((seed_coherence(rows, compiled.positive_owner, count) - low)
-                    / (high - low), 0.0, 1.0)
-    mine = share[compiled.positive_owner] > 0
+    coherence = seed_coherence(examples.rows[compiled.positive_example],
+                               compiled.positive_owner, content.shape[0])
+    share = np.clip((coherence - low) / (high - low), 0.0, 1.0)
+    mine = share[compiled.positive_owner] > 0  # positive_owner ascending: so is owners
     if not mine.any():
         return
-    owner, example = compiled.positive_owner[mine], compiled.positive_example[mine]
-    order = np.argsort(owner, kind="stable")
-    owner, example = owner[order], example[order]
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    bounds = np.r_[starts, owner.size]
+    owners = compiled.positive_owner[mine]
     columns = world.target_columns
-    per_block = max(1, NEAREST_BLOCK // max(1, columns.shape[1]))
-    weights = (options.nearest_example_weight * share).astype(SCORES)
-    group = 0
-    while group < starts.size:  # whole profiles a block, ~per_block example rows
-        end = group + 1
-        while end < starts.size and bounds[end + 1] - bounds[group] <= per_block:
-            end += 1
-        block = examples.rows[example[bounds[group] : bounds[end]]]
-        sims = (block.astype(SCORES) @ columns).toarray()
-        best = np.maximum.reduceat(sims, bounds[group:end] - bounds[group], axis=0)
-        profiles = owner[bounds[group:end]]
-        best *= weights[profiles][:, None]
-        content[profiles] += best
-        group = end
+    starts, closest = _closest_per_owner(
+        owners, compiled.positive_example[mine], content.shape[1],
+        lambda block: (examples.rows[block].astype(SCORES) @ columns).toarray())
+    profiles = owners[starts]
+    closest *= (options.nearest_example_weight * share[profiles]).astype(SCORES)[:, None]
+    content[profiles] += closest
 
 
 def _penalise_disliked(
@@ -1241,22 +1253,14 @@ def _penalise_disliked(
     """
     owners, rows = compiled.negative_owner, compiled.negative_example  # owners ascending
     floor, weight = options.dislike_floor, options.dislike_weight
-    targets = content.shape[1]
-    opens = np.r_[True, owners[1:] != owners[:-1]]  # where each owner's run starts
-    starts = np.flatnonzero(opens)
-    closest = np.full((starts.size, targets), -np.inf, dtype=SCORES)
-    run = np.cumsum(opens) - 1  # each entry's owner run
-    for at in range(0, owners.size, DISLIKE_BLOCK):
-        block = slice(at, at + DISLIKE_BLOCK)
-        if world.lsa is not None:
-            sims = examples.dense[rows[block]].astype(SCORES) @ world.dense_columns
-        else:
-            sims = (examples.rows[rows[block]] @ world.targets.T).toarray().astype(SCORES)
-        mine = run[block]
-        first = np.flatnonzero(np.r_[True, mine[1:] != mine[:-1]])
-        best = np.maximum.reduceat(sims, first, axis=0)
-        np.maximum(closest[mine[first]], best, out=best)
-        closest[mine[first]] = best
+
+    def similarities(block: np.ndarray) -> np.ndarray:
+        sims: np.ndarray = (
+            examples.dense[block].astype(SCORES) @ world.dense_columns if world.lsa is not None
+            else (examples.rows[block] @ world.targets.T).toarray().astype(SCORES))
+        return sims
+
+    starts, closest = _closest_per_owner(owners, rows, content.shape[1], similarities)
     closest -= SCORES(floor)
     np.maximum(closest, 0.0, out=closest)
     closest *= SCORES(weight / (1.0 - floor))
