@@ -29,10 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from corpus import corpus_path  # noqa: E402
-from run import HISTORY, load_tail, split_world  # noqa: E402
+from run import day_papers  # noqa: E402
 
-from digest.ingest.jsonl import paper_from_record  # noqa: E402
 from digest.rank import scoring  # noqa: E402
 
 
@@ -68,10 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--phrases", type=int, default=3_000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    records = load_tail(corpus_path(), HISTORY + args.papers)
-    batch_records, history_records, _ = split_world(records, args.papers)
-    batch = sorted((paper_from_record(r) for r in batch_records), key=lambda p: p.key)
-    history = [paper_from_record(r) for r in history_records]
+    batch, history = day_papers(args.papers)
+    batch.sort(key=lambda p: p.key)
     space = scoring.prepare_space(None, history, batch)
     world = scoring.build_world(batch, space, history, scoring.RankOptions(processes=1))
 

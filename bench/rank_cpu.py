@@ -34,11 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from corpus import corpus_path  # noqa: E402
-from run import HISTORY, children_cpu_s, load_tail, make_profiles, split_world  # noqa: E402
+from run import children_cpu_s, day_papers, make_profiles  # noqa: E402
 
 from digest import forking, rank  # noqa: E402
-from digest.ingest.jsonl import paper_from_record  # noqa: E402
 from digest.models import Paper, Profile  # noqa: E402
 
 PAGE = 5_000  # the pipeline's page of subscribers a rank call
@@ -87,11 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="write a cProfile of each pass (PATH.N)")
     args = parser.parse_args(argv)
 
-    records = load_tail(corpus_path(), HISTORY + args.papers)
-    batch_records, history_records, _ = split_world(records, args.papers)
-    batch = [paper_from_record(r) for r in batch_records]
-    history = [paper_from_record(r) for r in history_records]
-    del records, batch_records, history_records
+    batch, history = day_papers(args.papers)
     state = rank.Ranker(history[-1000:], history=history, state=None).state
 
     def subscribers(seed: int, count: int) -> tuple[list[Profile], list[float]]:

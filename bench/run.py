@@ -129,6 +129,15 @@ def split_world(
     return batch, history, last + timedelta(days=1)
 
 
+def day_papers(papers_wanted: int) -> tuple[list[Paper], list[Paper]]:
+    """Return (batch, history) as papers: the corpus's day of split_world."""
+    records = load_tail(corpus_path(), HISTORY + papers_wanted)
+    batch_records, history_records, _ = split_world(records, papers_wanted)
+    del records
+    return ([paper_from_record(r) for r in batch_records],
+            [paper_from_record(r) for r in history_records])
+
+
 def make_profiles(
     history: Sequence[Paper], count: int, *, seed: int
 ) -> Iterator[tuple[Profile, int]]:
@@ -711,10 +720,7 @@ def measure_svm(args: argparse.Namespace) -> dict[str, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 
-    records = load_tail(corpus_path(), HISTORY + args.papers)
-    batch_records, history_records, _day = split_world(records, args.papers)
-    history = [paper_from_record(r) for r in history_records]
-    batch = [paper_from_record(r) for r in batch_records]
+    batch, history = day_papers(args.papers)
     texts = [f"{p.title}. {p.abstract}" for p in (*history, *batch)]
     started = time.perf_counter()
     vectorizer = TfidfVectorizer(
