@@ -870,3 +870,65 @@ def test_a_paper_close_to_one_of_alike_seeds_gains_over_one_close_to_their_centr
     assert [key for key, _ in off[0][:2]] == [mixed.key, follow_up.key]
     assert [key for key, _ in on[0][:2]] == [follow_up.key, mixed.key]
     assert on[1] == off[1]
+
+
+def test_the_field_a_profiles_words_point_to_lifts_its_papers(sample: list[Paper]) -> None:
+    # Hand-made from the sample's real papers: one robotics paper twice, word for word,
+    # once filed under cs.RO and once under cs.CL. Typed words about robots point to
+    # cs.RO (the centroid of the day's cs.RO papers), so its copy gains; the copy in
+    # cs.CL does not. Without the papers' categories nothing changes.
+    robot = next(p for p in sample if "cs.RO" in p.categories
+                 and "robot manipulation" in f"{p.title} {p.abstract}".lower())
+    in_field = replace(robot, key="arxiv:2605.99991", categories=("cs.RO",))
+    elsewhere = replace(robot, key="arxiv:2605.99990", categories=("cs.CL",))
+    batch = [p for p in sample if p.key != robot.key] + [elsewhere, in_field]
+    profile = Profile(interests="robot manipulation and grasping")
+    plain = RankOptions(threshold_quantile=0.0, min_score=-1.0, diversity=0.0)
+
+    def scores(papers: list[Paper], weight: float) -> dict[str, tuple[float, str]]:
+        options = replace(plain, field_weight=weight)
+        ranking = rank(papers, [profile], top_k=len(papers), options=options).rankings[0]
+        return {s.paper.key: (s.score, s.reason) for s in ranking}
+
+    off, on = scores(batch, 0.0), scores(batch, RankOptions().field_weight)
+    # (Without the fields the copy in cs.RO is ahead already: the categories of the
+    # papers the words retrieve; feedback_category_weight.)
+    gap_off = off[in_field.key][0] - off[elsewhere.key][0]
+    gap_on = on[in_field.key][0] - on[elsewhere.key][0]
+    assert 0.5 * RankOptions().field_weight < gap_on - gap_off <= RankOptions().field_weight
+    assert on[in_field.key][1].endswith("; in cs.RO")
+    assert "cs.CL" not in on[elsewhere.key][1] and "cs.RO" not in on[elsewhere.key][1]
+    # The field is the words': the papers of other fields keep their order among
+    # themselves, and cs.RO papers rise.
+    robotics = [p.key for p in batch if "cs.RO" in p.categories]
+    top = list(on)[:10]
+    assert sum(k in robotics for k in top) > sum(k in robotics for k in list(off)[:10])
+    bare = [replace(p, categories=()) for p in batch]
+    assert scores(bare, RankOptions().field_weight) == scores(bare, 0.0)
+
+
+def test_fields_are_the_centroids_of_the_pools_categories() -> None:
+    import scipy.sparse as sp
+
+    from digest.rank.scoring import field_model
+
+    papers = [Paper(key=f"k{i}", title="t", abstract="a", categories=cats)
+              for i, cats in enumerate([("cs.RO",), ("cs.RO", "cs.CV"), ("cs.CV",),
+                                        ("q-bio.NC",), ()])]
+    pool = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0],
+                                   [0.6, 0.8]]))
+    fields = field_model(papers, pool, np.array([1, 3, 4]), min_papers=2, power=8.0)
+    assert fields is not None
+    # q-bio.NC has one paper: below min_papers, no field.
+    assert fields.names == ("cs.RO", "cs.CV")
+    half = 0.5 ** 0.5
+    assert fields.columns.toarray() == pytest.approx(np.array([[half, 0.0], [half, 1.0]]))
+    # Scored rows 1, 3 and 4: the first carries both fields, the second neither; the
+    # third, filed under none (a feed without categories), is in the fields its words
+    # point to: cosines 1.4 * half and 0.8, raised to the 8th, summing to 1.
+    near = np.array([1.4 * half, 0.8]) ** 8
+    assert fields.members == pytest.approx(
+        np.array([[1.0, 0.0, near[0] / near.sum()], [1.0, 0.0, near[1] / near.sum()]]),
+        rel=1e-5)
+    assert field_model([replace(p, categories=()) for p in papers], pool,
+                       np.array([0])) is None

@@ -161,6 +161,9 @@ class Compiled:
     # Keywords with other spellings (joins.py): per n, the query with each keyword
     # spelled the n-th other way, an l2 row per profile that has one, and their profiles.
     twins: tuple[tuple[sp.csr_matrix, np.ndarray], ...] = ()
+    # P x V: the interests' part of ``text`` (parts balanced, without the keywords;
+    # rows not normalised, a zero row: no interests). None: not kept.
+    interests: sp.csr_matrix | None = None
 
     @property
     def has_text(self) -> np.ndarray:
@@ -238,6 +241,7 @@ def compile_profiles(
         parts=part_rows,
         part_owner=part_owner,
         twins=twins,
+        interests=text.tocsr(),
     )
 
 

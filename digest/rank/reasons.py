@@ -109,6 +109,8 @@ class Context:
     # Category -> how much one example paper in it weighs in the score (its rarity,
     # metadata.category_lift); a category not named weighs 1.
     category_weight: Mapping[str, float] = field(default_factory=dict)
+    # Per profile the fields its words point to (scoring._leading_fields; empty: none).
+    fields: Sequence[AbstractSet[str]] = ()
 
 
 def explain_all(
@@ -125,9 +127,10 @@ def explain_all(
     A line joins the first two that apply of: a followed author (or else an author of
     the profile's seed or liked papers), the closest example paper, the matched terms, a
     wanted category (or else one of most of its seed or liked papers), the upvotes of a
-    trending paper. ``literal``: per chunk row, its keywords found as typed ((keyword,
-    batch columns holding it); scoring._literal_keywords): a paper holding one is said
-    to match it, rather than the terms left of it.
+    trending paper, a field the profile's words point to (Context.fields). ``literal``:
+    per chunk row, its keywords found as typed ((keyword, batch columns holding it);
+    scoring._literal_keywords): a paper holding one is said to match it, rather than the
+    terms left of it.
     """
     lengths = [len(chosen) for chosen in picks]
     rows = np.repeat(np.arange(len(picks), dtype=np.intp), lengths)
@@ -150,6 +153,7 @@ def explain_all(
         profile = profiles[r]
         followed = context.index.names.followed(profile.authors)  # as the papers fold them
         wanted = set(with_aliases(profile.categories))  # cs.NA: a paper in math.NA
+        fields = context.fields[r] if context.fields else _NONE
         seeds = context.compiled.seed_examples[r]
         trend = trending[r]
         positives = context.compiled.positive_examples[r]
@@ -213,6 +217,11 @@ def explain_all(
                     if trend and len(parts) < 2 and papers[j].upvotes:
                         votes = papers[j].upvotes
                         parts.append(f"trending: {votes} upvote{'' if votes == 1 else 's'}")
+                    if fields and len(parts) < 2:
+                        for category in listed:  # the first field the words point to
+                            if category in fields:
+                                parts.append(f"in {category}")
+                                break
             lines.append("; ".join(parts) if parts else "related to your interests")
             pair += 1
         out.append(lines)

@@ -259,6 +259,15 @@ class RankOptions:
     # more lost for categories (all profiles at 0.3: category 0.320 -> 0.295).
     nearest_example_weight: float = 0.5
     nearest_coherence: tuple[float, float] = (0.03, 0.06)
+    # The field of a profile's words: each category's centroid among the pool's papers
+    # (the tf-idf rows of the papers carrying it) is compared with the profile's text;
+    # the cosines, raised to ``field_power`` and summed to 1, say which fields the words
+    # are about, and each scored paper gains ``field_weight`` times the share of the
+    # fields it carries (0: off; nothing without the papers' categories).
+    field_weight: float = 0.3
+    field_power: float = 8.0
+    field_examples: bool = True  # also profiles with seed or liked papers and words
+    field_min_papers: int = 3
 
 
 # \W is exactly "not str.isalnum() and not underscore": one regex pass instead of a
@@ -407,6 +416,7 @@ class World:
     semantic: SemanticScorer | None = None  # the targets' embeddings (the semantic extra)
     # T x T: content scores times it are smoothed (smooth_weight; None: off)
     smoother: sp.csr_matrix | None = None
+    fields: Fields | None = None  # the pool's categories as centroids (field_weight)
 
     @functools.cached_property
     def pool_columns(self) -> sp.csr_matrix:
@@ -614,7 +624,102 @@ def _build_world(
                                  negative_weight=options.negative_weight),
         smoother=_smoother(pool_gram, in_pool, weight=options.smooth_weight,
                            neighbours=options.smooth_neighbours),
+        fields=(field_model([*background, *papers], pool, in_pool,
+                            min_papers=options.field_min_papers, power=options.field_power)
+                if options.field_weight > 0 else None),
     )
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The pool's categories as tf-idf centroids, and which scored papers carry each."""
+
+    names: tuple[str, ...]  # F categories
+    columns: sp.csr_matrix  # V x F: each category's l2 centroid, a column
+    members: np.ndarray  # F x T: 1 where the scored paper carries the category
+
+
+def field_model(
+    papers: Sequence[Paper], pool: sp.csr_matrix, in_pool: np.ndarray, *, min_papers: int = 1,
+    power: float = 8.0,
+) -> Fields | None:
+    """Return the categories of ``papers`` (the pool's, in its row order) as centroids
+    of their rows in ``pool``, with the scored rows' membership; None without any.
+
+    A scored paper without categories (a feed that gives none: Hugging Face's, a
+    publisher's) is in the fields its own words point to, as shares summing to 1 (as a
+    profile's words are: field_shares), so it is not ranked below the papers that have
+    them, nor is the bar calibrated on such papers set too low.
+    """
+    column: dict[str, int] = {}
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, paper in enumerate(papers):
+        for category in set(paper.categories):
+            rows.append(i)
+            cols.append(column.setdefault(category, len(column)))
+    if not column:
+        return None
+    member = sp.csr_matrix((np.ones(len(rows)), (rows, cols)),
+                           shape=(len(papers), len(column)))
+    keep = np.flatnonzero(np.asarray(member.sum(axis=0)).ravel() >= min_papers)
+    if keep.size == 0:
+        return None
+    member = sp.csr_matrix(member[:, keep])
+    centroids = normalize(sp.csr_matrix(member.T @ pool))
+    names = list(column)
+    columns = sp.csr_matrix(centroids.T, dtype=SCORES)
+    members = np.ascontiguousarray(member[in_pool].toarray(), dtype=SCORES)  # T x F
+    bare = np.flatnonzero([not papers[i].categories for i in in_pool.tolist()])
+    if bare.size:
+        members[bare] = field_shares(pool[in_pool[bare]], columns, power)
+    return Fields(names=tuple(names[i] for i in keep), columns=columns,
+                  members=np.ascontiguousarray(members.T))
+
+
+def field_shares(text: sp.csr_matrix, columns: sp.csr_matrix, power: float) -> np.ndarray:
+    """Return which fields each row's words point to: its cosines to the fields'
+    centroids raised to ``power``, summing to 1 a row (0 for a row without words); a
+    field with less than FIELD_LEAST of a row's is 0."""
+    shares: np.ndarray = (text.astype(SCORES) @ columns).toarray()
+    np.maximum(shares, 0, out=shares)
+    shares **= SCORES(power)
+    total = shares.sum(axis=1, keepdims=True)
+    shares /= np.where(total > 0, total, 1)
+    # Most of a row's shares are ~0 once raised to the power; a sparse product of the
+    # rest skips them.
+    shares[shares < FIELD_LEAST] = 0
+    return shares
+
+
+def _add_fields(
+    content: np.ndarray, rows: np.ndarray, text: sp.csr_matrix, fields: Fields,
+    options: RankOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add to ``content[rows]`` the share of each paper's fields in the words' fields
+    (``text``: the rows' l2 tf-idf queries), times RankOptions.field_weight; return the
+    shares (rows x F)."""
+    shares = field_shares(text, fields.columns, options.field_power)
+    gained = sp.csr_matrix(shares) @ fields.members
+    gained *= SCORES(options.field_weight)
+    content[rows] += gained
+    return shares, gained
+
+
+FIELD_LEAST = 0.01
+
+
+FIELD_NAMED = 0.3  # a field named in the reasons holds at least this share of the words'
+
+
+def _leading_fields(
+    size: int, rows: np.ndarray, shares: np.ndarray, fields: Fields
+) -> list[AbstractSet[str]]:
+    """Return per chunk row the fields holding at least FIELD_NAMED of its words'."""
+    out: list[AbstractSet[str]] = [frozenset()] * size
+    for r, f in zip(*np.nonzero(shares >= FIELD_NAMED), strict=True):
+        out[rows[r]] = out[rows[r]] | {fields.names[f]}
+    return out
 
 
 def _smoother(
@@ -1085,6 +1190,21 @@ def _score_chunk(
                                depth=options.feedback_metadata_depth)[found_rows]
         _add_metadata(content, found_rows, world.pool_meta, mixer,
                       options.feedback_category_weight, options.feedback_author_weight)
+    fields: list[AbstractSet[str]] | None = None
+    field_gain = None
+    field_rows = np.zeros(0, dtype=np.intp)
+    interests = compiled.interests
+    if world.fields is not None and interests is not None:
+        # The interests only: keywords ask for papers that write them, whatever their
+        # field ("finetuning" put the day's cs.LG papers on other things before the
+        # cs.CV papers writing it).
+        typed = interests.getnnz(axis=1) > 0
+        field_rows = np.flatnonzero(typed if options.field_examples
+                                    else typed & ~has_examples)
+        if field_rows.size:
+            shares, field_gain = _add_fields(content, field_rows, interests[field_rows],
+                                             world.fields, options)
+            fields = _leading_fields(size, field_rows, shares, world.fields)
     literal, spelled = _literal_keywords(world, chunk,
                                          lifted=options.literal_keyword_weight > 0)
     for r, found in literal:
@@ -1104,9 +1224,17 @@ def _score_chunk(
             (compiled.negative_owner, compiled.negative_example))
         content, semantic_parts = world.semantic.blend(content, queries, world.scale)
     scores, reference = content[:, :n_batch], content[:, n_batch:]
+    # A paper passes the bar by its words, examples and the rest, not by its field: the
+    # field orders what passes (on a day with nothing on a profile's topic, the papers
+    # of its field would otherwise pass as they are the day's, and the calibration
+    # papers of other fields or none set the bar below them).
+    judged = content
+    if field_gain is not None:
+        judged = content.copy()
+        judged[field_rows] -= field_gain
     bars = np.full(size, options.min_score)
     if options.threshold_quantile > 0 and reference.shape[1]:
-        calibrated = _quantile_rows(reference, options.threshold_quantile)
+        calibrated = _quantile_rows(judged[:, n_batch:], options.threshold_quantile)
         usable = reference.any(axis=1)
         bars[usable] = np.maximum(bars[usable], calibrated[usable])
 
@@ -1115,7 +1243,7 @@ def _score_chunk(
         category_boost=options.category_boost, author_boost=options.author_boost,
         judged=(has_text | has_examples).tolist(),
     )
-    passing = scores >= bars[:, None]
+    passing = judged[:, :n_batch] >= bars[:, None]
     passing[boost.vouched_rows, boost.vouched_cols] = True
     # A profile with categories and nothing to score papers by (no words, no known seed
     # or liked paper): every paper in them passes, ordered by the boost (primary before
@@ -1158,6 +1286,7 @@ def _score_chunk(
         dense_docs=world.dense_targets[:n_batch], pool=world.pool, feedback=fb,
         index=world.index, category_weight=_category_weights(world, examples, compiled,
                                                              options),
+        fields=fields or (),
     )
     reasons = explain_all(context, chunk, world.papers, picks,
                           trending=[b > 0 for b in blend],
