@@ -202,6 +202,41 @@ def test_pool_columns_give_the_same_product(world: World) -> None:
     assert same(found, (text @ world.pool.T.astype(np.float32)).toarray())
 
 
+def test_query_scores_are_the_sparse_product(world: World) -> None:
+    from digest.rank.scoring import _query_scores
+
+    profiles = profiles_of(world)
+    examples = world.bank.add(profiles, world.known)
+    compiled = compile_profiles(profiles, world.space, examples, keyword_weight=2.0)
+    # Rows as a chunk has them (its queries; an empty one), and long rows whose terms
+    # meet on many papers in unsorted order: each entry sums many terms' products.
+    long = world.pool[[0, 5, 9]].astype(np.float64)
+    long.indices = long.indices[::-1].copy()  # one sum order, not the sorted one
+    long.data = long.data[::-1].copy()
+    for queries in (compiled.text, sp.vstack([compiled.text, long]).tocsr(), long,
+                    sp.csr_matrix((2, world.pool.shape[1]))):
+        expected = (queries.astype(np.float32) @ world.pool_columns).toarray()
+        found = _query_scores(queries, world.pool_columns)
+        assert found.flags.c_contiguous
+        assert same(found, expected)
+    assert (found == 0).all() and found.shape == (2, world.pool.shape[0])
+
+
+def test_text_scale_halves_in_one_pass_as_in_two(world: World) -> None:
+    from digest.rank.scoring import _on_text_scale
+
+    rng = np.random.default_rng(5)
+    vector = rng.normal(size=(7, world.dense_columns.shape[0]))
+    offset = rng.normal(size=7)
+    expected = vector.astype(np.float32) @ world.dense_columns
+    expected -= offset.astype(np.float32)[:, None]
+    mean, spread = world.scale
+    expected *= spread
+    expected /= 2.0
+    expected += mean
+    assert same(_on_text_scale(world, vector, offset), expected)
+
+
 def test_expanded_scores_in_place_are_the_same(world: World) -> None:
     profiles = [replace(p, seeds=(), liked=()) for p in profiles_of(world)]
     examples = world.bank.add(profiles, world.known)

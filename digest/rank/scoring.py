@@ -1123,12 +1123,12 @@ def _score_chunk(
                                 balance_parts=options.balance_parts)
     has_text = compiled.has_text
     # Queries against the whole pool (the scored columns are a subset of it), in float32.
-    pool_scores: np.ndarray = (compiled.text.astype(SCORES) @ world.pool_columns).toarray()
+    pool_scores = _query_scores(compiled.text, world.pool_columns)
     for twins, owners in compiled.twins:
         # A paper writing a keyword in another spelling ("finetuning" for "fine-tuning")
         # scores as it would if the profile had typed that one. (One block at a time:
         # no profile twice in one, and at most the chunk's own rows held at once.)
-        twin_scores = (twins.astype(SCORES) @ world.pool_columns).toarray()
+        twin_scores = _query_scores(twins, world.pool_columns)
         pool_scores[owners] = np.maximum(pool_scores[owners], twin_scores, out=twin_scores)
     text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
@@ -1396,6 +1396,41 @@ def _penalise_disliked(
     content[owners[starts]] -= closest
 
 
+def _query_scores(queries: sp.csr_matrix, columns: sp.csr_matrix) -> np.ndarray:
+    """Return ``(queries @ columns).toarray()`` in the scores' precision, the same numbers.
+
+    ``queries``: short rows (a profile's words, ~12 terms); ``columns``: V x N postings,
+    each column at most once a row (World.pool_columns, canonical). scipy's sparse
+    product counts each output row's entries in one pass and sums them into linked
+    lists in another, then the result is made dense (a chunk's queries against the
+    pool: ~1.3 million of its 2.5 million entries are nonzero). Here the rows' n-th
+    terms are added for all rows at once, n = 0, 1, ...: their postings gathered in one
+    row indexing, each one's products added into the dense rows. Within one step no
+    entry is written twice (one term a row, one posting a column), and each entry
+    receives its terms' products in the rows' stored order, as in scipy's loop, each
+    product and sum rounded to float32 alike: the same array, bit for bit. ~13 against
+    ~21 ms a chunk of 500 bench profiles (2,000 papers).
+    """
+    queries = queries.astype(SCORES)
+    width = columns.shape[1]
+    out = np.zeros((queries.shape[0], width), dtype=SCORES)
+    flat = out.reshape(-1)
+    posting_lengths = np.diff(columns.indptr)
+    row_lengths = np.diff(queries.indptr)
+    for step in range(int(row_lengths.max(initial=0))):
+        rows = np.flatnonzero(row_lengths > step)
+        at = queries.indptr[rows] + step
+        terms = queries.indices[at]
+        lengths = posting_lengths[terms]
+        postings = columns[terms]
+        where = postings.indices.astype(np.intp)
+        where += np.repeat(rows * width, lengths)
+        products = np.repeat(queries.data[at], lengths)
+        products *= postings.data.astype(SCORES, copy=False)
+        flat[where] += products
+    return out
+
+
 def _smoothed(content: np.ndarray, smoother: sp.csr_matrix) -> np.ndarray:
     """Return ``content @ smoother`` as a C-ordered float32 P x T array.
 
@@ -1510,8 +1545,9 @@ def _on_text_scale(world: World, vector: np.ndarray, offset: np.ndarray) -> np.n
     scaled: np.ndarray = vector.astype(SCORES) @ world.dense_columns
     scaled -= offset.astype(SCORES)[:, None]
     mean, spread = world.scale
-    scaled *= spread
-    scaled /= 2.0
+    # One pass for both factors: halving is exact, so x * (spread / 2) rounds to what
+    # (x * spread) / 2 does, bit for bit.
+    scaled *= spread / 2.0
     scaled += mean
     return scaled
 
@@ -1595,7 +1631,7 @@ def _part_topics(
         return
     owner = compiled.part_owner[mine]
     rows = compiled.parts[np.flatnonzero(mine)]
-    sims = (rows.astype(SCORES) @ world.pool_columns).toarray()
+    sims = _query_scores(rows, world.pool_columns)
     fb = feedback(sims, world.pool_gram, depth=options.feedback_depth, overwrite=True)
     part = options.text_lsa_query * world.lsa.project(rows)
     if fb is not None:
