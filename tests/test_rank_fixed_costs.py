@@ -268,3 +268,27 @@ def test_example_rows_copied_from_the_pool_are_the_transformed_ones(
         for name in ("data", "indices", "indptr"):
             assert np.array_equal(getattr(one.rows, name), getattr(two.rows, name)), name
         assert np.array_equal(one.dense, two.dense)
+
+
+def test_profiles_and_their_example_papers_leave_the_analysis_cache_as_it_was() -> None:
+    # Texts a run analyses once (a profile's, the papers it names): kept in analyze()'s
+    # cache, they grew the run's memory with its subscribers.
+    from digest.models import Profile
+    from digest.rank.profiles import ExampleBank, compile_profiles
+    from digest.rank.scoring import prepare_space
+    from tests.fixtures.corpus import mini_day
+
+    batch, history = mini_day()
+    space = prepare_space(None, history[:40], batch)
+    named = history[40:60]
+    known = {p.key: p for p in named}
+    profiles = [Profile(interests=f"{p.title}; graph neural networks", keywords=("GNN",),
+                        seeds=(p.key,)) for p in named]
+    vectors._analyze.cache_clear()
+    examples = ExampleBank(space, None).add(profiles, known)
+    compiled = compile_profiles(profiles, space, examples, keyword_weight=2.0)
+    assert vectors._analyze.cache_info().currsize == 0
+    # The same rows as analysed through the cache.
+    cached = space.transform(paper_text(p) for p in named)
+    assert (examples.rows != cached).nnz == 0
+    assert compiled.text.shape == (len(profiles), len(space.terms))

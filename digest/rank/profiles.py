@@ -132,10 +132,10 @@ class ExampleBank:
         row_of = self.row_of
         held = [i for i, key in enumerate(keys) if key in row_of]
         if not held or self.transformed is None:
-            return self.space.transform(paper_text(known[k]) for k in keys)
+            return self.space.transform((paper_text(known[k]) for k in keys), memo=False)
         fresh = [i for i, key in enumerate(keys) if key not in row_of]
         copied = self.transformed[[row_of[keys[i]] for i in held]]
-        made = self.space.transform(paper_text(known[keys[i]]) for i in fresh)
+        made = self.space.transform((paper_text(known[keys[i]]) for i in fresh), memo=False)
         # Rows of [copied; made] in the order of keys.
         order = np.argsort(np.asarray(held + fresh, dtype=np.intp), kind="stable")
         rows: sp.csr_matrix = sp.vstack([copied, made]).tocsr()[order]
@@ -204,14 +204,14 @@ def compile_profiles(
     the normalised sum of the parts' own rows, so a long title with rare words does not
     drown out a short one.
     """
-    text = _tfidf(space.counts([p.interests for p in profiles]), space)
+    text = _tfidf(space.counts([p.interests for p in profiles], memo=False), space)
     part_rows, part_owner = _parts([p.interests for p in profiles], space)
     if balance_parts and part_rows is not None:
         whole = np.ones(len(profiles))
         whole[part_owner] = 0.0
         summed = membership(part_owner, len(profiles), mean=False) @ part_rows
         text = (sp.diags(whole) @ text + normalize(summed)).tocsr()
-    keywords = space.counts([" . ".join(p.keywords) for p in profiles])
+    keywords = space.counts([" . ".join(p.keywords) for p in profiles], memo=False)
     query = text + keyword_weight * _tfidf(keywords, space)
     twins = _twins(profiles, text, space, keyword_weight)
     owners: list[int] = []
@@ -271,7 +271,7 @@ def _twins(
     out: list[tuple[sp.csr_matrix, np.ndarray]] = []
     for owners, texts in blocks:
         owner = np.asarray(owners, dtype=np.intp)
-        rows = text[owner] + keyword_weight * _tfidf(space.counts(texts), space)
+        rows = text[owner] + keyword_weight * _tfidf(space.counts(texts, memo=False), space)
         out.append((normalize(rows.tocsr(), norm="l2"), owner))
     return tuple(out)
 
@@ -293,7 +293,7 @@ def _parts(
                 owners.extend([i] * len(mine))
                 parts.extend(mine)
     owner = np.asarray(owners, dtype=np.intp)
-    return (_tfidf(space.counts(parts), space) if owners else None), owner
+    return (_tfidf(space.counts(parts, memo=False), space) if owners else None), owner
 
 
 def _tfidf(counts: sp.csr_matrix, space: Space) -> sp.csr_matrix:
