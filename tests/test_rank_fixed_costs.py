@@ -292,3 +292,11 @@ def test_profiles_and_their_example_papers_leave_the_analysis_cache_as_it_was() 
     cached = space.transform(paper_text(p) for p in named)
     assert (examples.rows != cached).nnz == 0
     assert compiled.text.shape == (len(profiles), len(space.terms))
+
+
+def test_the_analysis_cache_keeps_a_days_papers_and_no_more() -> None:
+    # A scheduler process runs for weeks: the cache holds the next day's background (the
+    # background and a 2,000-paper batch of the day before: bench/run.py's day), and is
+    # bounded (it grew by each day's batch, up to ~1 GB).
+    assert vectors._analyze.cache_info().maxsize == vectors.ANALYZE_CACHE
+    assert scoring.MAX_BACKGROUND + 2000 <= vectors.ANALYZE_CACHE <= 10_000

@@ -302,7 +302,14 @@ def analyze_once(text: str) -> tuple[str, ...]:
     return (*tokens, *[f"{a} {b}" for a, b in itertools.pairwise(tokens)])
 
 
-_analyze = functools.lru_cache(maxsize=65536)(analyze_once)
+# The papers a run ranks with: the background (scoring.MAX_BACKGROUND, 3,000) and the
+# day's batch, analysed again the next day as background. A cached analysis holds the
+# text and its terms (~15 KB a paper of the sample batch, tracemalloc): with room for
+# 65,536, a scheduler process that runs for weeks grew by each day's batch (~30 MB a
+# day of 2,000 papers) up to ~1 GB; 8,192 keep a day's background and a batch of 5,000
+# (~125 MB at most).
+ANALYZE_CACHE = 8192
+_analyze = functools.lru_cache(maxsize=ANALYZE_CACHE)(analyze_once)
 
 
 def analyze(text: str) -> tuple[str, ...]:
