@@ -65,3 +65,39 @@ def test_a_paper_gains_its_field_whichever_of_its_arxiv_codes_it_gives(
     assert gained[one.key] == pytest.approx(gained[two.key], abs=2e-6)
     assert on[one.key][1].endswith("; in cs.IT")
     assert on[two.key][1].endswith("; in cs.IT")
+
+
+# Two fields' words for the hand-made batch below: no word is shared between them.
+ROBOT = ["gripper", "dexterous", "fingers", "tactile", "robot", "arm", "contact"]
+VISION = ["pixels", "segmentation", "camera", "images", "depth", "detector", "frames"]
+
+
+@pytest.mark.parametrize("filed", [("cs.RO",), ("eess.SY", "cs.SY")])
+def test_a_reason_names_a_papers_category_once(filed: tuple[str, ...]) -> None:
+    # Hand-made: robotics papers in one category, vision papers in cs.CV, and today one
+    # paper filed under the first (by both its arXiv codes, in the second case) that
+    # shares no word with the profile nor with the papers its words find, listed with
+    # --all. The profile follows the category, or has seed papers in it, or both, and
+    # its words point to it: the line names it once.
+    rng = np.random.default_rng(3)
+    code = filed[0]
+
+    def paper(key: str, words: list[str], categories: tuple[str, ...]) -> Paper:
+        return Paper(key=key, title=" ".join(words[:2]),
+                     abstract=" ".join(rng.choice(words, size=12)), categories=categories)
+
+    history = [paper(f"h:r{i}", ROBOT, (code,)) for i in range(12)]
+    history += [paper(f"h:v{i}", VISION, ("cs.CV",)) for i in range(12)]
+    batch = [paper(f"b:r{i}", ROBOT, (code,)) for i in range(3)]
+    batch += [paper("b:odd", VISION, filed), paper("b:v", VISION, ("cs.CV",))]
+    profiles = [Profile(interests="gripper tactile", categories=(code,)),
+                Profile(interests="gripper tactile", seeds=("h:r1", "h:r2", "h:r3")),
+                Profile(interests="gripper tactile"),
+                Profile(interests="gripper tactile", categories=(code,),
+                        seeds=("h:r1", "h:r2", "h:r3"))]
+    result = rank(batch, profiles, history=history, top_k=len(batch),
+                  options=RankOptions(below_bar=True))
+    odd = [next(s.reason for s in ranking if s.paper.key == "b:odd")
+           for ranking in result.rankings]
+    assert odd == [f"in {code}", f"in {code}, as are 3 of your seed papers", f"in {code}",
+                   f"in {code}"]
