@@ -200,26 +200,31 @@ def explain_all(
                     parts.append(labels[sources[pair]] + terms[pair])
                 if len(parts) < 2:
                     listed = paper_categories[j]
+                    # The category a part names, by both its arXiv codes: said once.
+                    said: AbstractSet[str] = _NONE
                     if wanted:
                         for category in listed:  # the paper's first wanted one
                             if category in wanted:
                                 parts.append(f"in {category}")
+                                said = set(with_aliases((category,)))
                                 break
                     if (len(parts) < 2 and categories  # one example in a category says
                             and not categories.isdisjoint(listed)):  # little
                         if shared is None:
                             shared = _example_counts(context.examples, positives, seeds)
-                        part = _shared_part(((c, c) for c in listed),
+                        part = _shared_part(((c, c) for c in listed if c not in said),
                                             shared.seed_categories, shared.liked_categories,
                                             least=2, weight=context.category_weight)
                         if part:
                             parts.append(f"in {part}")
+                            # "cs.RO, as are 3 of your seed papers"
+                            said = set(with_aliases((part.split(",", 1)[0],)))
                     if trend and len(parts) < 2 and papers[j].upvotes:
                         votes = papers[j].upvotes
                         parts.append(f"trending: {votes} upvote{'' if votes == 1 else 's'}")
                     if fields and len(parts) < 2:
                         for category in listed:  # the first field the words point to
-                            if category in fields:
+                            if category in fields and category not in said:
                                 parts.append(f"in {category}")
                                 break
             lines.append("; ".join(parts) if parts else "related to your interests")

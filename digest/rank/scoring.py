@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from digest.errors import DigestError
 from digest.forking import map_forked_then, map_large_blocks, reused_heap
-from digest.models import Paper, Profile, ScoredPaper, with_aliases
+from digest.models import CATEGORY_ALIASES, Paper, Profile, ScoredPaper, with_aliases
 from digest.rank.joins import other_spellings
 from digest.rank.lsa import Lsa, background_inverse, fit_lsa_projected, ridge_lsa
 from digest.rank.metadata import (
@@ -658,13 +658,18 @@ def field_model(
     A scored paper without categories (a feed that gives none: Hugging Face's, a
     publisher's) is in the fields its own words point to, as shares summing to 1 (as a
     profile's words are: field_shares), so it is not ranked below the papers that have
-    them, nor is the bar calibrated on such papers set too low.
+    them, nor is the bar calibrated on such papers set too low. A category's two arXiv
+    codes (cs.IT and math.IT: models.CATEGORY_ALIASES) are one field, named by the
+    code the alias stands for.
     """
     column: dict[str, int] = {}
     rows: list[int] = []
     cols: list[int] = []
     for i, paper in enumerate(papers):
-        for category in set(paper.categories):
+        # One code a field (a paper listed in cs.IT and math.IT is in it once, as one
+        # in either; two fields halved the profile's share in each, and a paper giving
+        # one code gained half what one giving both did), in the paper's order.
+        for category in dict.fromkeys(CATEGORY_ALIASES.get(c, c) for c in paper.categories):
             rows.append(i)
             cols.append(column.setdefault(category, len(column)))
     if not column:
@@ -724,10 +729,11 @@ FIELD_NAMED = 0.3  # a field named in the reasons holds at least this share of t
 def _leading_fields(
     size: int, rows: np.ndarray, shares: np.ndarray, fields: Fields
 ) -> list[AbstractSet[str]]:
-    """Return per chunk row the fields holding at least FIELD_NAMED of its words'."""
+    """Return per chunk row the fields holding at least FIELD_NAMED of its words', each
+    by both its arXiv codes (a paper listed in math.IT alone is in cs.IT's field)."""
     out: list[AbstractSet[str]] = [frozenset()] * size
     for r, f in zip(*np.nonzero(shares >= FIELD_NAMED), strict=True):
-        out[rows[r]] = out[rows[r]] | {fields.names[f]}
+        out[rows[r]] = out[rows[r]] | set(with_aliases((fields.names[f],)))
     return out
 
 
