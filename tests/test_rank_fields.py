@@ -101,3 +101,35 @@ def test_a_reason_names_a_papers_category_once(filed: tuple[str, ...]) -> None:
            for ranking in result.rankings]
     assert odd == [f"in {code}", f"in {code}, as are 3 of your seed papers", f"in {code}",
                    f"in {code}"]
+
+
+def test_each_of_two_interests_in_two_fields_lifts_its_fields_papers(
+    sample: list[Paper],
+) -> None:
+    # The sample's real papers: a robotics paper and a language-model paper, each twice
+    # word for word, once in its field and once in cs.CV (neither interest's). A
+    # researcher typing both interests gets both fields: the whole text's cosines,
+    # raised to the 8th, gave cs.RO 0.00 of the share (the language part's words are
+    # closer to their centroid), as if robotics had not been typed.
+    robot = next(p for p in sample if "cs.RO" in p.categories
+                 and "robot manipulation" in f"{p.title} {p.abstract}".lower())
+    language = next(p for p in sample if p.categories[:1] == ("cs.CL",)
+                    and "reasoning" in p.title.lower())
+    copies = {"robot": (replace(robot, key="arxiv:2605.99990", categories=("cs.RO",)),
+                        replace(robot, key="arxiv:2605.99991", categories=("cs.CV",))),
+              "language": (replace(language, key="arxiv:2605.99992", categories=("cs.CL",)),
+                           replace(language, key="arxiv:2605.99993", categories=("cs.CV",)))}
+    batch = [p for p in sample if p.key not in (robot.key, language.key)]
+    batch += [p for pair in copies.values() for p in pair]
+    profile = Profile(interests="robot manipulation and grasping; large language model reasoning")
+    plain = RankOptions(threshold_quantile=0.0, min_score=-1.0, diversity=0.0)
+
+    def scores(weight: float) -> dict[str, float]:
+        options = replace(plain, field_weight=weight)
+        ranking = rank(batch, [profile], top_k=len(batch), options=options).rankings[0]
+        return {s.paper.key: s.score for s in ranking}
+
+    off, on = scores(0.0), scores(RankOptions().field_weight)
+    for infield, elsewhere in copies.values():
+        gained = (on[infield.key] - off[infield.key]) - (on[elsewhere.key] - off[elsewhere.key])
+        assert gained > 0.3 * RankOptions().field_weight
