@@ -154,19 +154,21 @@ def map_forked(
     *,
     died: Callable[[], Exception],
     limit: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    here: Callable[[Callable[[], list[R]]], list[R]] = lambda work: work(),
 ) -> list[R]:
     """Return ``[func(item) for item in items]``, computed here and in forked processes.
 
     Items are dealt round-robin to this process and ``processes - 1`` forked ones, each
-    inside ``limit()`` (say, one BLAS thread a process). The children exit with
-    os._exit (multiprocessing's way), so no database connection or lock of the parent is
-    used in them. An exception in ``func`` is raised here; a child that dies (killed,
-    out of memory) raises ``died()`` rather than returning partial results.
+    inside ``limit()`` (say, one BLAS thread a process). This process's share is
+    computed by ``here(work)`` (after the fork: it may start a thread). The children
+    exit with os._exit (multiprocessing's way), so no database connection or lock of
+    the parent is used in them. An exception in ``func`` is raised here; a child that
+    dies (killed, out of memory) raises ``died()`` rather than returning partial results.
     """
     processes = min(processes, len(items))
     if processes <= 1:
         with limit():
-            return [func(item) for item in items]
+            return here(lambda: [func(item) for item in items])
     shares = [list(items[i::processes]) for i in range(processes)]
     context = multiprocessing.get_context("fork")
     with _forking(func, limit), ProcessPoolExecutor(
@@ -174,7 +176,7 @@ def map_forked(
             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_run_share, share) for share in shares[1:]]
         with limit():
-            mine = [func(item) for item in shares[0]]
+            mine = here(lambda: [func(item) for item in shares[0]])
         try:
             theirs = [future.result() for future in futures]
         except BrokenProcessPool as err:

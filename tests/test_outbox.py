@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email import policy
@@ -402,6 +404,27 @@ def test_map_forked_keeps_the_order_and_raises_what_the_work_raised() -> None:
     assert map_forked(_square, [], 2, died=RuntimeError) == []
     with pytest.raises(ValueError, match="five"):
         map_forked(_fail_at_five, items, 2, died=RuntimeError)
+
+
+def test_map_forked_computes_this_process_share_through_here() -> None:
+    shares: list[list[int]] = []
+
+    def here(work: Callable[[], list[int]]) -> list[int]:
+        shares.append(work())
+        return shares[-1]
+
+    items = list(range(7))
+    for processes in (1, 2):
+        assert map_forked(_square, items, processes, died=RuntimeError,
+                          here=here) == [n * n for n in items]
+    # One process: every item; two: the even positions (dealt round-robin).
+    assert shares == [[n * n for n in items], [n * n for n in items[::2]]]
+
+
+def test_digests_written_here_are_written_in_another_thread() -> None:
+    assert planning._in_own_heap(threading.get_ident) != threading.get_ident()
+    with pytest.raises(ValueError, match="five"):
+        planning._in_own_heap(lambda: _fail_at_five(5))
 
 
 def test_a_killed_child_fails_the_whole_map() -> None:

@@ -304,16 +304,26 @@ def test_row_value_column_order_is_lexsort() -> None:
 def test_ascending_example_rows_give_the_same_cosines(world: World) -> None:
     profiles = profiles_of(world)
     examples = world.bank.add(profiles, world.known)
-    ascending = examples.ascending_rows
-    assert ascending is not None and examples.ascending_rows is ascending
+    assert examples.reversible
     assert not examples.rows.has_canonical_format  # the general path before
     count = examples.rows.shape[0]
     best = np.repeat(np.arange(count), world.n_batch)
     columns = np.tile(np.arange(world.n_batch), count)
+    ascending = examples.ascending_rows(best)
+    assert ascending is not None and ascending.has_canonical_format
     expected = examples.rows[best].multiply(world.docs[columns])
-    found = ascending[best].multiply(world.docs[columns])
+    found = ascending.multiply(world.docs[columns])
     assert (found.indices == expected.indices).all() and same(found.data, expected.data)
     assert same(np.asarray(found.sum(axis=1)), np.asarray(expected.sum(axis=1)))
+
+
+def test_example_rows_not_all_descending_are_not_reversed(world: World) -> None:
+    examples = world.bank.add(profiles_of(world), world.known)
+    rows = examples.rows.copy()
+    rows.sort_indices()  # ascending already: reversed, a row of two entries or more is not
+    sorted_examples = replace(examples, rows=rows)
+    assert not sorted_examples.reversible
+    assert sorted_examples.ascending_rows(np.arange(rows.shape[0])) is None
 
 
 def test_feedback_in_place_is_the_same(world: World) -> None:

@@ -691,9 +691,9 @@ def _closest_examples(context: Context, rows: np.ndarray, cols: np.ndarray) -> n
         # Papers this far apart in the LSA space are not close, whatever words they share.
         promising = sims[first] >= CLOSE_DENSE
         pairs, best = pairs[promising], best[promising]
-    ascending = context.examples.ascending_rows if docs.has_canonical_format else None
-    example_rows = ascending if ascending is not None else context.examples.rows
-    cosine = np.asarray(example_rows[best].multiply(docs[cols[pairs]]).sum(axis=1)).ravel()
+    ascending = context.examples.ascending_rows(best) if docs.has_canonical_format else None
+    example_rows = ascending if ascending is not None else context.examples.rows[best]
+    cosine = np.asarray(example_rows.multiply(docs[cols[pairs]]).sum(axis=1)).ravel()
     close = cosine >= CLOSE
     closest[pairs[close]] = best[close]
     return closest

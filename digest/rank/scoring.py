@@ -960,7 +960,7 @@ def score_profiles(
     starts = list(range(0, len(profiles), options.chunk))
     # Derived arrays every chunk reads, made here before the fork: each forked process
     # would otherwise make (and hold) its own copy on every page.
-    _ = world.pool_columns, world.dense_columns, examples.ascending_rows
+    _ = world.pool_columns, world.dense_columns, examples.reversible
     if options.nearest_example_weight > 0:
         _ = world.target_columns
     if any(profile.keywords or profile.exclude for profile in profiles):
