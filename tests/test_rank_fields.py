@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,3 +134,30 @@ def test_each_of_two_interests_in_two_fields_lifts_its_fields_papers(
     for infield, elsewhere in copies.values():
         gained = (on[infield.key] - off[infield.key]) - (on[elsewhere.key] - off[elsewhere.key])
         assert gained > 0.3 * RankOptions().field_weight
+
+
+def test_the_fields_come_in_the_same_order_whatever_pythons_hash_seed() -> None:
+    # The field model took a paper's categories in set() order: the fields' columns, and
+    # so the order the gain's products summed them in, changed from run to run, and two
+    # runs of bench/rank_cpu.py's lists differed in a score's 6th decimal (36 lines of
+    # 2,000 profiles'). Real data: the sample day, in a process per hash seed.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from digest.ingest.jsonl import load_jsonl\n"
+        "from digest.rank.scoring import field_model\n"
+        "from digest.rank.vectors import paper_text, update_space\n"
+        f"papers = load_jsonl({str(SAMPLE)!r})\n"
+        "space = update_space(None, papers)\n"
+        "pool = space.transform(paper_text(p) for p in papers)\n"
+        "fields = field_model(papers, pool, np.arange(len(papers)), min_papers=3)\n"
+        "print(fields.names)\n"
+        "print(fields.columns.toarray().round(6).tobytes().hex()[:4000])\n"
+    )
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True, timeout=120,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2", "3", "4")}
+    assert len(outputs) == 1, outputs
