@@ -111,4 +111,3 @@ def test_rank_all_lists_papers_below_the_bar_and_still_says_nothing_reached_it(
     assert everything["elsewhere"]["nothing_relevant"] is True
     assert barred["vision"]["papers"] and barred["vision"]["nothing_relevant"] is False
     assert everything["vision"]["nothing_relevant"] is False
-
