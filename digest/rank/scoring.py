@@ -639,6 +639,10 @@ def _build_world(
     )
 
 
+FIELD_LEAST = 0.01  # a field with less of a text's share than this gets none of it
+FIELD_NAMED = 0.3  # a field named in the reasons holds at least this share of the words'
+
+
 @dataclass(frozen=True)
 class Fields:
     """The pool's categories as tf-idf centroids, and which scored papers carry each."""
@@ -752,12 +756,6 @@ def _add_fields(
     gained *= SCORES(options.field_weight)
     content[rows] += gained
     return gained
-
-
-FIELD_LEAST = 0.01
-
-
-FIELD_NAMED = 0.3  # a field named in the reasons holds at least this share of the words'
 
 
 def _leading_fields(
@@ -1244,10 +1242,10 @@ def _score_chunk(
     field_rows = np.zeros(0, dtype=np.intp)
     interests = compiled.interests
     if world.fields is not None and interests is not None:
-        # The interests only: keywords ask for papers that write them, whatever their
-        # field ("finetuning" put the day's cs.LG papers on other things before the
-        # cs.CV papers writing it).
-        # Profiles with seed or liked papers too: their words say what of them matters.
+        # The interests only, of every profile with some (seed or liked papers or not:
+        # the words say what of them matters): keywords ask for papers that write them,
+        # whatever their field ("finetuning" put the day's cs.LG papers on other things
+        # before the cs.CV papers writing it).
         field_rows = np.flatnonzero(interests.getnnz(axis=1) > 0)
         if field_rows.size:
             shares = _interest_fields(compiled, field_rows, world.fields, options)
