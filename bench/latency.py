@@ -5,7 +5,10 @@
 For each latency, bench/sink.py serves every read that late (what a relay that far away
 costs a round trip), once offering PIPELINING and once not, and the delivery transport
 (digest.mail.SmtpTransport) sends ``--messages`` messages of ~31 KB (a digest's size)
-over one connection. Prints messages a second and milliseconds a message for each.
+over one connection: one by one, pipelined (each message's MAIL, RCPT and DATA in one
+write: two round trips), and pipelined with each next envelope written with the message
+before it (``finish_data(then=...)``, as the send phase does: one round trip). Prints
+messages a second for each, and milliseconds a message.
 """
 
 from __future__ import annotations
@@ -28,16 +31,25 @@ LINE = b"A line of a digest's text, about as long as the lines of the real ones 
 PAYLOAD = b"Subject: latency\r\n\r\n" + LINE * 400  # ~31 KB
 
 
-def rate(latency_ms: float, pipelining: bool, messages: int) -> tuple[float, int]:
-    """Return (messages a second, messages sent pipelined) over one connection."""
+def rate(latency_ms: float, pipelining: bool, messages: int, *,
+         ahead: bool = False) -> tuple[float, int]:
+    """Return (messages a second, messages sent pipelined) over one connection;
+    ``ahead``: each next envelope written with the message before (send phase's way)."""
     options = ["--latency-ms", str(latency_ms), *([] if pipelining else ["--no-pipelining"])]
     with sink_process(None, *options) as (port, _):
         settings = SmtpSettings("127.0.0.1", port, "none", timeout=60)
         with SmtpTransport(settings) as transport:
             transport.open()
             started = time.perf_counter()
+            sender = "digest@bench.example"
             for n in range(messages):
-                transport.send_wire("digest@bench.example", [f"r{n}@bench.example"], PAYLOAD)
+                if not ahead:
+                    transport.send_wire(sender, [f"r{n}@bench.example"], PAYLOAD)
+                    continue
+                transport.open_data(sender, [f"r{n}@bench.example"])
+                following = (sender, [f"r{n + 1}@bench.example"]) if n + 1 < messages else None
+                transport.finish_data(PAYLOAD + b".\r\n", then=following)
+            assert transport.ahead == (messages - 1 if ahead else 0)
             seconds = time.perf_counter() - started
             return messages / seconds, transport.pipelined
 
@@ -49,13 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=200)
     args = parser.parse_args(argv)
     print(f"{'latency ms':>10}  {'one by one msg/s':>16}  {'pipelined msg/s':>15}  "
-          f"{'ms a message':>15}")
+          f"{'envelope ahead msg/s':>20}  {'ms a message':>22}")
     for latency in (float(x) for x in args.latency_ms.split(",") if x.strip()):
         plain, none = rate(latency, False, args.messages)
         piped, count = rate(latency, True, args.messages)
+        ahead, _ = rate(latency, True, args.messages, ahead=True)
         assert none == 0 and count == args.messages
-        print(f"{latency:>10g}  {plain:>16.1f}  {piped:>15.1f}  "
-              f"{1000 / plain:>6.1f} -> {1000 / piped:>5.1f}")
+        print(f"{latency:>10g}  {plain:>16.1f}  {piped:>15.1f}  {ahead:>20.1f}  "
+              f"{1000 / plain:>6.1f} -> {1000 / piped:>5.1f} -> {1000 / ahead:>5.1f}")
     return 0
 
 

@@ -85,7 +85,12 @@ class SmtpTransport:
         self.local_hostname = local_hostname
         self.connections = 0  # how many connections this transport opened
         self.pipelined = 0  # messages sent with their commands pipelined (RFC 2920)
+        self.ahead = 0  # envelopes sent in the write of the message before (finish_data)
         self._conn: smtplib.SMTP | None = None
+        # The envelope (sender, recipients) written after the last message's data, its
+        # replies not read yet; and whether the server waits for a message's data (354).
+        self._ahead: tuple[str, tuple[str, ...]] | None = None
+        self._in_data = False
 
     def __enter__(self) -> Self:
         return self
@@ -104,7 +109,15 @@ class SmtpTransport:
             self._conn = self._connect()
 
     def close(self) -> None:
-        """Say QUIT if the server is still there, then drop the connection."""
+        """Say QUIT if the server is still there, then drop the connection.
+
+        A connection in DATA (``open_data`` without its ``finish_data``) or with an
+        envelope written ahead is dropped without a word: QUIT would be taken for the
+        message's text, and without the final "." nothing is delivered.
+        """
+        if self._in_data or self._ahead is not None:
+            self._drop()
+            return
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -120,7 +133,8 @@ class SmtpTransport:
 
     def send_wire(self, sender: str, recipients: Sequence[str], payload: bytes) -> str:
         """Deliver serialized bytes (CRLF lines) to these envelope addresses."""
-        return self._deliver(sender, recipients, _dot_stuff(payload))
+        self.open_data(sender, recipients)
+        return self.finish_data(_dot_stuff(payload))
 
     def send_data(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
         """Deliver a message already in DATA's form, as ``dot_stuffed`` returned it.
@@ -128,46 +142,85 @@ class SmtpTransport:
         The send phase's way for a digest the plan phase stored so: the CR/LF check
         and the stuffing (~60 us of a sender's CPU a 30 KB digest) were done then.
         """
-        return self._deliver(sender, recipients, data + b".\r\n")
+        self.open_data(sender, recipients)
+        return self.finish_data(data + b".\r\n")
+
+    def open_data(self, sender: str, recipients: Sequence[str]) -> None:
+        """Bring the server to take this message's data: MAIL, RCPT and DATA said and
+        354 in hand. ``finish_data`` sends the data next.
+
+        The envelope ``finish_data`` wrote ahead for these addresses is not said again:
+        its replies are read. Refusals raise SendError as ``send`` does. A reused
+        connection the server closed meanwhile shows up at MAIL, before anything of
+        this message was committed, so one fresh attempt is made.
+        """
+        ahead, self._ahead = self._ahead, None
+        wanted = (sender, tuple(recipients))
+        if self._in_data or (ahead is not None and ahead != wanted):
+            self._drop()  # mid-transaction for another message: nothing of it delivered
+            ahead = None
+        reused = self._conn is not None
+        try:
+            self._envelope_to_data(sender, recipients, written=ahead is not None)
+        except SendError as err:
+            if not (reused and err.stage == "mail" and err.code is None):
+                raise
+            self._envelope_to_data(sender, recipients, written=False)
+
+    def finish_data(self, data: bytes, *,
+                    then: tuple[str, Sequence[str]] | None = None) -> str:
+        """Send the message's data (its final "." line included) after ``open_data``;
+        return the server's final reply (refusals raise SendError of stage "data",
+        no reply at all one with ``after_data``).
+
+        ``then``: the next message's sender and recipients, written in the same write
+        where the server offers PIPELINING (RFC 2920 lets a message's data open a group
+        with the next MAIL, RCPT and DATA): a message costs one round trip, not two.
+        Its replies are read by the ``open_data`` for those addresses.
+        """
+        conn = self._conn
+        if conn is None or not self._in_data:
+            raise RuntimeError("finish_data without open_data: no message is in DATA")
+        ahead = None
+        if then is not None and conn.has_extn("pipelining") and _plain(then[0]) and all(
+                map(_plain, then[1])):
+            ahead = (then[0], tuple(then[1]))
+        try:
+            conn.send(data + _envelope_bytes(*ahead) if ahead is not None else data)
+            self._in_data = False
+            self._ahead = ahead
+            code, reply = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as err:
+            self._drop()
+            raise _network_error(err, "after-data", self.settings) from err
+        self.ahead += ahead is not None
+        self._check(code, reply, "after-data")
+        return f"{code} {_text(reply)}".strip()
 
     # -- internals
 
-    def _deliver(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
-        """Run one transaction with DATA's bytes (its final "." line included)."""
-        reused = self._conn is not None
-        try:
-            return self._transaction(sender, recipients, data)
-        except SendError as err:
-            # A reused connection may have been closed by the server while idle; that
-            # shows up at MAIL, before anything of this message was committed, so one
-            # fresh attempt is safe. Anything later is the caller's decision.
-            if not (reused and err.stage == "mail" and err.code is None):
-                raise
-        return self._transaction(sender, recipients, data)
-
-    def _transaction(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
+    def _envelope_to_data(self, sender: str, recipients: Sequence[str], *,
+                          written: bool) -> None:
+        """Say (or, ``written``, read the replies of) MAIL, RCPT and DATA; 354 or raise."""
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
-        pipelined = (conn.has_extn("pipelining") and _plain(sender)
-                     and all(map(_plain, recipients)))
+        pipelined = written or (conn.has_extn("pipelining") and _plain(sender)
+                                and all(map(_plain, recipients)))
         reached: list[Stage] = ["mail"]  # the stage a network error interrupts
         try:
             if pipelined:
-                code, reply = self._pipelined_envelope(conn, sender, recipients, reached)
+                code, reply = self._pipelined_envelope(conn, sender, recipients, reached,
+                                                       written=written)
             else:
                 code, reply = self._envelope(conn, sender, recipients, reached)
             if code != 354:
                 self._check(code if code >= 400 else 554, reply, "data")
-            conn.send(data)
-            reached[0] = "after-data"
-            code, reply = conn.getreply()
-            self._check(code, reply, "after-data")
         except (smtplib.SMTPServerDisconnected, OSError) as err:
             self._drop()
             raise _network_error(err, reached[0], self.settings) from err
+        self._in_data = True
         self.pipelined += pipelined
-        return f"{code} {_text(reply)}".strip()
 
     def _envelope(
         self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], reached: list[Stage]
@@ -183,7 +236,8 @@ class SmtpTransport:
         return conn.docmd("data")
 
     def _pipelined_envelope(
-        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], reached: list[Stage]
+        self, conn: smtplib.SMTP, sender: str, recipients: Sequence[str], reached: list[Stage],
+        *, written: bool = False,
     ) -> tuple[int, bytes]:
         """Send MAIL, RCPT and DATA in one write (RFC 2920); return DATA's reply.
 
@@ -192,14 +246,12 @@ class SmtpTransport:
         order and mean what they mean one by one: the first refusal is the answer (the
         commands after it are refused as out of sequence), a 421 ends the reading (the
         server closes). Were DATA accepted after a refusal, the connection is dropped
-        without the message, so nothing is delivered.
+        without the message, so nothing is delivered. ``written``: the commands went out
+        with the previous message's data (``finish_data``); only their replies are read.
         """
         rcpt: list[Stage] = ["rcpt"] * len(recipients)
-        conn.send(b"".join([
-            b"MAIL FROM:<%s>\r\n" % sender.encode("ascii"),
-            *(b"RCPT TO:<%s>\r\n" % address.encode("ascii") for address in recipients),
-            b"DATA\r\n",
-        ]))
+        if not written:
+            conn.send(_envelope_bytes(sender, recipients))
         replies: list[tuple[Stage, int, bytes]] = []
         for stage in ("mail", *rcpt, "data"):
             reached[0] = stage
@@ -228,8 +280,11 @@ class SmtpTransport:
                 code=code,
                 permanent=True,
             )
-        else:
+        elif self._ahead is None:
             self._reset()
+        # (A refusal of a message's data with the next envelope written ahead leaves no
+        # RSET: the refusal ended the transaction, and the replies next in line are that
+        # envelope's.)
         # A rejection after DATA is a definite answer, not an unknown outcome.
         where: Stage = "data" if stage == "after-data" else stage
         permanent = code >= 500 and not (code == 552 and stage == "rcpt")
@@ -254,6 +309,7 @@ class SmtpTransport:
             self._drop()
 
     def _drop(self) -> None:
+        self._ahead, self._in_data = None, False
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -378,6 +434,15 @@ def _network_error(err: BaseException, stage: Stage, s: SmtpSettings) -> SendErr
 
 # Characters that would need quoting in an envelope address (see _plain).
 _SPECIALS = frozenset(" <>\"(),;:[]\\")
+
+
+def _envelope_bytes(sender: str, recipients: Sequence[str]) -> bytes:
+    """Return MAIL, RCPT and DATA for one pipelined write (plain ASCII addresses)."""
+    return b"".join([
+        b"MAIL FROM:<%s>\r\n" % sender.encode("ascii"),
+        *(b"RCPT TO:<%s>\r\n" % address.encode("ascii") for address in recipients),
+        b"DATA\r\n",
+    ])
 
 
 def _plain(address: str) -> bool:

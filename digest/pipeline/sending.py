@@ -194,56 +194,57 @@ def _send_all(
         sent: _Sent | None = None
         try:
             with db.pinned_connection(), _Connection(transport) as connection:
-                while not _stopping(tally):
-                    rows = db.claim_deliveries(
-                        name, now=clock(), lease=timedelta(seconds=config.lease_seconds),
-                        limit=send_chunk,
-                        max_attempts=config.max_attempts, days=days,
-                        subscriber_ids=subscriber_ids,
-                    )
-                    if not rows:
-                        return
-                    # Address, name and status only: a digest written in the plan phase
-                    # needs no more. A row whose digest is written here gets the whole
-                    # subscriber (its cadence, for the wording) below.
-                    subs = db.get_subscribers((row.subscriber_id for row in rows), full=False)
-                    stored = db.stored_messages((row.subscriber_id, row.day) for row in rows)
-                    ready = {
-                        (row.subscriber_id, row.day): _usable(
-                            stored.get((row.subscriber_id, row.day)), subs.get(row.subscriber_id)
+                # The row started (``sending``), its message's data not yet written: with
+                # SMTP the server has said 354 to its envelope. Its data goes out with the
+                # next row's envelope in one write (_finish), or alone at the chunk's end.
+                current: _Ready | None = None
+                try:
+                    while not _stopping(tally):
+                        rows = db.claim_deliveries(
+                            name, now=clock(), lease=timedelta(seconds=config.lease_seconds),
+                            limit=send_chunk,
+                            max_attempts=config.max_attempts, days=days,
+                            subscriber_ids=subscriber_ids,
                         )
-                        for row in rows
-                    }
-                    written_here = [
-                        row.subscriber_id for row in rows
-                        if ready[(row.subscriber_id, row.day)] is None
-                        and row.subscriber_id in subs
-                    ]
-                    if written_here:
-                        subs.update(db.get_subscribers(written_here))
-                    # Papers only for the rows whose digest is written here, at the send.
-                    keys = {
-                        k for row in rows if ready[(row.subscriber_id, row.day)] is None
-                        for k in row.paper_keys
-                    }
-                    missing = keys - papers.keys()
-                    if len(papers) + len(missing) > PAPERS_KEPT:
-                        papers.clear()
-                        missing = keys
-                    if missing:
-                        papers.update(db.get_papers(missing))
-                    for row in rows:
-                        if _stopping(tally):
+                        if not rows:
                             return
-                        sent = _send_one(
-                            config, db, row, subs.get(row.subscriber_id), papers,
-                            ready[(row.subscriber_id, row.day)], sent,
-                            worker=name, env=env, now=clock(), tally=tally,
-                            connection=connection, pacer=pacer, suppressed=suppressed,
-                        )
-                    if sent is not None:
-                        db.mark_sent(*sent, now=clock())
-                        sent = None
+                        subs, ready, papers = _chunk_inputs(db, rows, papers)
+                        for row in rows:
+                            if _stopping(tally):
+                                break
+                            prepared = _prepare(
+                                config, db, row, subs.get(row.subscriber_id), papers,
+                                ready[(row.subscriber_id, row.day)], env=env, now=clock(),
+                                tally=tally, suppressed=suppressed)
+                            if prepared is None:
+                                continue
+                            if current is not None:
+                                sent = _finish(config, db, current, then=prepared,
+                                               connection=connection, pacer=pacer, tally=tally)
+                                current = None
+                            current = _begin(config, db, prepared, sent, worker=name,
+                                             connection=connection, tally=tally)
+                            sent = None  # recorded by the start, whether or not it started
+                            if current is not None and not _opens(connection.get(), current):
+                                # Sent whole (a Maildir, a message written here): at once.
+                                sent = _finish(config, db, current, then=None,
+                                               connection=connection, pacer=pacer, tally=tally)
+                                current = None
+                        if current is not None:
+                            sent = _finish(config, db, current, then=None,
+                                           connection=connection, pacer=pacer, tally=tally)
+                            current = None
+                        if sent is not None:
+                            db.mark_sent(*sent, now=clock())
+                            sent = None
+                finally:
+                    if current is not None:
+                        # Left by an error between its start and its data: the row is
+                        # ``sending`` and the server waits for the data, so it goes out
+                        # (dropped instead, the digest would be "unknown" though nothing
+                        # was delivered).
+                        sent = _finish(config, db, current, then=None,
+                                       connection=connection, pacer=pacer, tally=tally)
         finally:
             try:
                 if sent is not None:
@@ -260,6 +261,45 @@ def _send_all(
             _ACTIVE[0] -= 1
     # The messages of rows now final (sent, skipped, failed) are of no further use.
     db.purge_outbox()
+
+
+def _chunk_inputs(
+    db: Store, rows: Sequence[Delivery], papers: dict[str, Paper],
+) -> tuple[dict[int, Subscriber], dict[tuple[int, date], OutgoingMessage | None],
+           dict[str, Paper]]:
+    """Read what a chunk's rows need: subscribers, stored messages, papers to render.
+
+    Return (subscribers by id, per row its usable stored message, the papers kept).
+    """
+    # Address, name and status only: a digest written in the plan phase needs no more.
+    # A row whose digest is written here gets the whole subscriber (its cadence, for
+    # the wording) below.
+    subs = db.get_subscribers((row.subscriber_id for row in rows), full=False)
+    stored = db.stored_messages((row.subscriber_id, row.day) for row in rows)
+    ready = {
+        (row.subscriber_id, row.day): _usable(
+            stored.get((row.subscriber_id, row.day)), subs.get(row.subscriber_id)
+        )
+        for row in rows
+    }
+    written_here = [
+        row.subscriber_id for row in rows
+        if ready[(row.subscriber_id, row.day)] is None and row.subscriber_id in subs
+    ]
+    if written_here:
+        subs.update(db.get_subscribers(written_here))
+    # Papers only for the rows whose digest is written here, at the send.
+    keys = {
+        k for row in rows if ready[(row.subscriber_id, row.day)] is None
+        for k in row.paper_keys
+    }
+    missing = keys - papers.keys()
+    if len(papers) + len(missing) > PAPERS_KEPT:
+        papers = {}
+        missing = keys
+    if missing:
+        papers.update(db.get_papers(missing))
+    return subs, ready, papers
 
 
 def _usable(stored: OutgoingMessage | None, sub: Subscriber | None) -> OutgoingMessage | None:
@@ -326,31 +366,37 @@ class _Connection:
         self.reset()
 
 
-def _send_one(
+@dataclass(frozen=True)
+class _Ready:
+    """A row to send: its subscriber, its message (bytes without Date), when taken up."""
+
+    row: Delivery
+    sub: Subscriber
+    sender: str
+    recipients: tuple[str, ...]
+    payload: bytes
+    stuffed: bool  # the payload is dot-stuffed (as the plan phase stores digests)
+    now: datetime
+
+
+def _prepare(
     config: Config,
     db: Store,
     row: Delivery,
     sub: Subscriber | None,
     papers: dict[str, Paper],
     stored: OutgoingMessage | None,
-    sent: _Sent | None,
     *,
-    worker: str,
     env: Any,
     now: datetime,
     tally: _Tally,
-    connection: _Connection,
-    pacer: Pacer,
     suppressed: set[str],
-) -> _Sent | None:
-    """Start one leased ledger row, send its message, and record the outcome.
+) -> _Ready | None:
+    """Return a leased row's message, ready to go; None when the row is not sent (its
+    subscriber stopped, its message cannot be written: recorded here).
 
     The message is the one written in the plan phase (``stored``), or, for a row that
-    has none, rendered here from the row's picks. ``sent`` is the worker's previous row
-    whose 250 is not recorded yet: the start of this row records it, in one
-    transaction, before anything of this message goes out. Return the row whose 250 is
-    now not recorded yet: this one when it was accepted, else ``sent`` if no start
-    recorded it, else None.
+    has none, rendered here from the row's picks.
     """
     if sub is None or sub.status != "active" or email_hash(sub.email) in suppressed:
         # Unsubscribed, paused or suppressed since the row was planned: never send.
@@ -360,7 +406,7 @@ def _send_one(
         )
         with tally.lock:
             tally.skipped += 1
-        return sent
+        return None
     try:
         sender, recipients, payload, stuffed, html = _message(config, row, sub, papers, stored,
                                                               env=env)
@@ -373,7 +419,7 @@ def _send_one(
         with tally.lock:
             tally.failed += 1
             tally.note(Delivery(sub.id, row.day, "perm_failed", error=err.message))
-        return sent
+        return None
     if config.smtp is None:
         try:
             if html is None:
@@ -388,48 +434,101 @@ def _send_one(
                     tally.aborted = (f"cannot write the HTML preview under "
                                      f"{config.preview_dir}: {err}")
                     tally.abort_exit = 75
-            return sent
+            return None
+    return _Ready(row, sub, sender, tuple(recipients), payload, stuffed, now)
+
+
+def _begin(
+    config: Config,
+    db: Store,
+    ready: _Ready,
+    sent: _Sent | None,
+    *,
+    worker: str,
+    connection: _Connection,
+    tally: _Tally,
+) -> _Ready | None:
+    """Start a row: say its envelope (SMTP: up to the server's 354) and move the row to
+    ``sending``; return it, its data to go out next (_finish), or None when it does not
+    start (skipped, refused: recorded here).
+
+    ``sent`` is the worker's previous row whose 250 is not recorded yet: the start
+    records it, in one transaction, whether or not this row starts. The envelope goes
+    first: said while the row is still planned, it delivers nothing, so a process killed
+    before the start leaves the row planned (sent later), never "unknown". A refusal of
+    the envelope (or a server that cannot be reached) is recorded on the started row,
+    as one of the data would be.
+    """
+    row, sub, now = ready.row, ready.sub, ready.now
+    try:
+        transport = connection.get()
+        if _opens(transport, ready):
+            assert isinstance(transport, mail.SmtpTransport)
+            transport.open_data(ready.sender, ready.recipients)
+    except DeliveryError as err:
+        if db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent,
+                            recipient=sub.email):
+            _failed(config, db, ready, err, connection=connection, tally=tally)
+        else:
+            _not_started(db, ready, tally)
+        return None
     # A compare-and-set on the lease: of two runs or workers, exactly one moves the row;
     # and on the subscriber as they are now: the chunk's read of them (and the phase's of
     # the suppressions) may be minutes old on a paced relay.
     if not db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent,
                             recipient=sub.email):
-        if _stopped_since(db, sub):
-            # Unsubscribed, paused, deleted or suppressed since this chunk was read.
-            db.set_delivery_status(
-                row.subscriber_id, row.day, "skipped", now=now,
-                error=NO_LONGER_ACTIVE, expect=("planned", "temp_failed"),
-            )
-        with tally.lock:
-            tally.skipped += 1
+        connection.reset()  # the server waits for data that will not come: drop it
+        _not_started(db, ready, tally)
         return None
+    return ready
+
+
+def _not_started(db: Store, ready: _Ready, tally: _Tally) -> None:
+    """Record a row its start refused: skipped if its subscriber stopped meanwhile."""
+    if _stopped_since(db, ready.sub):
+        # Unsubscribed, paused, deleted or suppressed since this chunk was read.
+        db.set_delivery_status(
+            ready.row.subscriber_id, ready.row.day, "skipped", now=ready.now,
+            error=NO_LONGER_ACTIVE, expect=("planned", "temp_failed"),
+        )
+    with tally.lock:
+        tally.skipped += 1
+
+
+def _finish(
+    config: Config,
+    db: Store,
+    ready: _Ready,
+    *,
+    then: _Ready | None,
+    connection: _Connection,
+    pacer: Pacer,
+    tally: _Tally,
+) -> _Sent | None:
+    """Send a started row's message and record a failure; return the row when the
+    server accepted it (its 250 recorded with the next start, or at the chunk's end).
+
+    ``then``: the next row to start, whose envelope rides in the same write where the
+    transport can (SMTP with PIPELINING): a message costs one round trip, not two.
+    """
+    row, sub = ready.row, ready.sub
     pacer.wait()
     try:
-        _transmit(connection.get(), sender, recipients, payload, stuffed, now=now)
-    except AuthenticationError as err:
-        # Refused before any message data: nothing went out, so the row goes back.
-        _give_back(db, row, err, now=now, tally=tally,
-                   why=f"SMTP authentication failed: {err.message}", exit_code=err.exit_code)
-        return None
+        transport = connection.get()
+        data = mail.with_date(ready.payload, ready.now)
+        if _opens(transport, ready):
+            assert isinstance(transport, mail.SmtpTransport)
+            following = None
+            if then is not None and _opens(transport, then):
+                following = (then.sender, then.recipients)
+            # The Date line starts no line with ".": put before stuffed bytes, it
+            # leaves them so.
+            transport.finish_data(data + b".\r\n", then=following)
+        else:
+            transport.send_wire(ready.sender, ready.recipients,
+                                dot_unstuffed(data) if ready.stuffed else data)
     except DeliveryError as err:
-        if isinstance(err, mail.SendError) and err.stage in ("connect", "tls", "auth"):
-            # The server could not be reached, greeted or log us in (a temporary auth
-            # failure; wrong credentials are AuthenticationError): not this message's failure,
-            # and every other would fail alike. Spending an attempt of each row per run
-            # lost a day's digests to an outage of some hours (5 attempts, then
-            # perm_failed); the run stops instead (75: try later), losing nothing.
-            # (The Maildir transport fails so when it cannot write: its message says so.)
-            connection.reset()
-            why = (f"the SMTP server could not be reached: {err.message}"
-                   if config.smtp is not None and err.stage != "auth" else err.message)
-            _give_back(db, row, err, now=now, tally=tally, why=why, exit_code=75)
-            return None
-        if err.code is None or err.code == 421:
-            # A network error or a closing server: reconnect for the next message. A
-            # refusal with a reply (550 at RCPT...) leaves a usable, RSET connection.
-            connection.reset()
-        _record_failure(config, db, row, err, now=now, tally=tally, recipient=sub.email)
-        apply_rejection(db, sub.email, err, now=now)  # "no such user": suppress the address
+        _failed(config, db, ready, err, connection=connection, tally=tally)
         return None
     # Recorded before the next message is started (with that start), at the latest when
     # the chunk ends: a crash before that leaves it "sending", which a later run turns
@@ -443,17 +542,47 @@ def _send_one(
     return (sub.id, row.day, row.paper_keys)
 
 
-def _transmit(
-    transport: mail.Transport, sender: str, recipients: Sequence[str], payload: bytes,
-    stuffed: bool, *, now: datetime,
+def _opens(transport: mail.Transport, ready: _Ready) -> bool:
+    """Return True when the row's message is sent in two steps, envelope then data: to
+    an SMTP server, a message stored dot-stuffed (as the plan phase writes them).
+    """
+    return ready.stuffed and isinstance(transport, mail.SmtpTransport)
+
+
+def _failed(
+    config: Config,
+    db: Store,
+    ready: _Ready,
+    err: DeliveryError,
+    *,
+    connection: _Connection,
+    tally: _Tally,
 ) -> None:
-    """Send a message's bytes (dot-stuffed when ``stuffed``), dated ``now``."""
-    # The Date line starts no line with ".": put before stuffed bytes, it leaves them so.
-    if stuffed and isinstance(transport, mail.SmtpTransport):
-        transport.send_data(sender, recipients, mail.with_date(payload, now))
+    """Record what a started row's failure means: given back, or failed."""
+    row, now = ready.row, ready.now
+    if isinstance(err, AuthenticationError):
+        # Refused before any message data: nothing went out, so the row goes back.
+        _give_back(db, row, err, now=now, tally=tally,
+                   why=f"SMTP authentication failed: {err.message}", exit_code=err.exit_code)
         return
-    wire = dot_unstuffed(payload) if stuffed else payload
-    transport.send_wire(sender, recipients, mail.with_date(wire, now))
+    if isinstance(err, mail.SendError) and err.stage in ("connect", "tls", "auth"):
+        # The server could not be reached, greeted or log us in (a temporary auth
+        # failure; wrong credentials are AuthenticationError): not this message's failure,
+        # and every other would fail alike. Spending an attempt of each row per run
+        # lost a day's digests to an outage of some hours (5 attempts, then
+        # perm_failed); the run stops instead (75: try later), losing nothing.
+        # (The Maildir transport fails so when it cannot write: its message says so.)
+        connection.reset()
+        why = (f"the SMTP server could not be reached: {err.message}"
+               if config.smtp is not None and err.stage != "auth" else err.message)
+        _give_back(db, row, err, now=now, tally=tally, why=why, exit_code=75)
+        return
+    if err.code is None or err.code == 421:
+        # A network error or a closing server: reconnect for the next message. A
+        # refusal with a reply (550 at RCPT...) leaves a usable, RSET connection.
+        connection.reset()
+    _record_failure(config, db, row, err, now=now, tally=tally, recipient=ready.sub.email)
+    apply_rejection(db, ready.sub.email, err, now=now)  # "no such user": suppress the address
 
 
 def _stopped_since(db: Store, sub: Subscriber) -> bool:
