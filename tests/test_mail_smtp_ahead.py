@@ -79,6 +79,19 @@ def send_two(transport: SmtpTransport, first: str, second: str) -> tuple[str, st
     return one, two
 
 
+
+def send_second_on_a_new_connection(transport: SmtpTransport) -> None:
+    """Send b@example.org's message (the 2nd); it must take the transport's 2nd connection."""
+    transport.open_data(*envelope_of("b@example.org"))
+    assert transport.finish_data(data_of(wire("b@example.org", 2))).startswith("250")
+    assert transport.connections == 2
+
+
+def second_arrived_on_connection_2(server: SmtpTestServer) -> None:
+    """Assert the server took b@example.org's message once, intact, on connection 2."""
+    [second] = server.by_recipient("b@example.org")
+    assert (second.data, second.connection) == (wire("b@example.org", 2), 2)
+
 def test_the_next_envelope_goes_out_with_the_data_and_both_arrive_once(
     server: SmtpTestServer, reads: list[bytes]
 ) -> None:
@@ -153,12 +166,9 @@ def test_421_after_data_with_the_next_envelope_ahead_reconnects_for_it(
                                   then=envelope_of("b@example.org"))
         err = info.value
         assert (err.code, err.permanent, err.stage, err.after_data) == (421, False, "data", False)
-        transport.open_data(*envelope_of("b@example.org"))
-        assert transport.finish_data(data_of(wire("b@example.org", 2))).startswith("250")
-        assert transport.connections == 2
+        send_second_on_a_new_connection(transport)
     assert delivered(server, "a@example.org") == []
-    [second] = server.by_recipient("b@example.org")
-    assert (second.data, second.connection) == (wire("b@example.org", 2), 2)
+    second_arrived_on_connection_2(server)
     assert server.connections == 2
 
 
@@ -175,13 +185,10 @@ def test_no_reply_after_data_with_the_next_envelope_ahead_is_unknown_and_the_nex
         assert err.after_data
         assert (err.code, err.permanent, err.stage) == (None, False, "after-data")
         assert "may have been delivered" in str(err)
-        transport.open_data(*envelope_of("b@example.org"))
-        assert transport.finish_data(data_of(wire("b@example.org", 2))).startswith("250")
-        assert transport.connections == 2
+        send_second_on_a_new_connection(transport)
     # The server took the first before it died (the case a resend would duplicate).
     assert delivered(server, "a@example.org") == [wire("a@example.org", 1)]
-    [second] = server.by_recipient("b@example.org")
-    assert (second.data, second.connection) == (wire("b@example.org", 2), 2)
+    second_arrived_on_connection_2(server)
     assert server.connections == 2
 
 
@@ -195,12 +202,9 @@ def test_timeout_after_data_with_the_next_envelope_ahead_is_unknown_and_the_next
             transport.finish_data(data_of(wire("a@example.org", 1)),
                                   then=envelope_of("b@example.org"))
         assert info.value.after_data and "timed out" in str(info.value)
-        transport.open_data(*envelope_of("b@example.org"))
-        assert transport.finish_data(data_of(wire("b@example.org", 2))).startswith("250")
-        assert transport.connections == 2
+        send_second_on_a_new_connection(transport)
     assert delivered(server, "a@example.org") == []
-    [second] = server.by_recipient("b@example.org")
-    assert (second.data, second.connection) == (wire("b@example.org", 2), 2)
+    second_arrived_on_connection_2(server)
 
 
 def test_connection_closed_after_the_250_with_the_next_envelope_ahead_reconnects(
@@ -214,8 +218,7 @@ def test_connection_closed_after_the_250_with_the_next_envelope_ahead_reconnects
         assert one.startswith("250 2.0.0") and two.startswith("250")
         assert (transport.ahead, transport.connections) == (1, 2)
     assert delivered(server, "a@example.org") == [wire("a@example.org", 1)]
-    [second] = server.by_recipient("b@example.org")
-    assert (second.data, second.connection) == (wire("b@example.org", 2), 2)
+    second_arrived_on_connection_2(server)
 
 
 def test_the_envelope_ahead_refused_at_rcpt_then_a_third_message_goes(
@@ -321,9 +324,7 @@ def test_open_data_for_other_addresses_drops_the_envelope_ahead(
         assert transport.finish_data(data_of(wire("c@example.org", 3))).startswith("250")
         assert (transport.ahead, transport.connections) == (1, 2)
         # b's turn comes later, said afresh on the new connection.
-        transport.open_data(*envelope_of("b@example.org"))
-        assert transport.finish_data(data_of(wire("b@example.org", 2))).startswith("250")
-        assert transport.connections == 2
+        send_second_on_a_new_connection(transport)
     assert [(m.rcpt_tos, m.connection) for m in server.messages] == [
         (["a@example.org"], 1), (["c@example.org"], 2), (["b@example.org"], 2)]
     assert delivered(server, "c@example.org") == [wire("c@example.org", 3)]
