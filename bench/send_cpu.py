@@ -52,6 +52,13 @@ from digest.store import Store, open_store
 
 TIMED_STORE = ("claim_deliveries", "get_subscribers", "stored_messages", "start_sending",
                "mark_sent", "purge_outbox")
+# The send loop's steps (a row's envelope and start, then its data: _begin, _finish,
+# each holding some of the calls above) and the transport's two halves of a message.
+TIMED_PARTS: tuple[tuple[Any, str], ...] = (
+    (models.OutgoingMessage, "unpacked"), (smtp.SmtpTransport, "open_data"),
+    (smtp.SmtpTransport, "finish_data"), (sending, "_prepare"), (sending, "_begin"),
+    (sending, "_finish"),
+)
 
 
 def timed(owner: Any, name: str, totals: dict[str, float]) -> None:
@@ -142,9 +149,8 @@ def send(config: Any, db: Store, *, now: datetime, profile: str | None, chunk: i
     if not profile:
         for name in TIMED_STORE:
             timed(type(db), name, totals)
-        timed(models.OutgoingMessage, "unpacked", totals)
-        timed(smtp.SmtpTransport, "_transaction", totals)
-        timed(sending, "_send_one", totals)
+        for owner, name in TIMED_PARTS:
+            timed(owner, name, totals)
     profiler = cProfile.Profile(time.process_time)
     with bench.sink_process() as (port, _stats):
         settings = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=60)

@@ -128,3 +128,20 @@ def test_a_tiny_ledger_benchmark_plans_the_half_not_yet_sent(tmp_path: Path) -> 
     for field in ("build_s", "due_s", "last_sent_s", "sent_papers_s",
                   "unsettled_s", "reads_s"):
         assert isinstance(result[field], float | int), field
+
+
+def test_send_cpu_times_calls_that_exist() -> None:
+    """bench/send_cpu.py wraps store, transport and send-loop calls by name: each must be
+    there (the send loop's steps were renamed once, and the bench failed at its start)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import send_cpu
+
+        from digest.store import Store
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    missing = [name for name in send_cpu.TIMED_STORE if not callable(getattr(Store, name, None))]
+    missing += [f"{getattr(owner, '__name__', owner)}.{name}"
+                for owner, name in send_cpu.TIMED_PARTS
+                if not callable(getattr(owner, name, None))]
+    assert missing == []
