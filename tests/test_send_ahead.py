@@ -24,6 +24,7 @@ import pytest
 from digest import pipeline
 from digest.config import Config
 from digest.models import Profile
+from digest.pipeline import Pacer
 from digest.store import Store, open_store
 from tests.fixtures.smtp_server import SmtpTestServer
 
@@ -186,3 +187,25 @@ def test_a_start_that_fails_after_the_envelope_leaves_the_row_planned_and_loses_
     report = pipeline.send_pending(config, now=LATER, store=store)
     assert (report.sent, report.unknown) == (2, 0)
     assert received(smtp_server) == Counter({e: 1 for e in EMAILS})
+
+
+def test_a_paced_send_waits_its_turn_before_the_envelope_not_inside_a_data(
+    planned: Any, smtp_server: SmtpTestServer
+) -> None:
+    config, store, _ = planned
+    # At each of the pacer's waits: DATA commands the server has read beyond the
+    # messages it took, i.e. whether it sits after a 354 for data that waits on the
+    # pacer (a relay that times out meanwhile would leave the digest "unknown").
+    waiting_in_data: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        waiting_in_data.append(smtp_server.handler.data_commands - len(smtp_server.messages))
+
+    clock = iter(range(100, 10_000))
+    pacer = Pacer(2.0, monotonic=lambda: float(next(clock)) / 10, sleep=sleep)
+    report = pipeline.send_pending(replace(config, send_rate=2.0), now=SEND, store=store,
+                                   pacer=pacer)
+    assert report.sent == 4
+    assert received(smtp_server) == Counter({e: 1 for e in EMAILS})
+    assert waiting_in_data == [0, 0, 0]
+    assert smtp_server.written_ahead == 0  # a paced envelope goes when its turn comes

@@ -219,20 +219,23 @@ def _send_all(
                             if prepared is None:
                                 continue
                             if current is not None:
-                                sent = _finish(config, db, current, then=prepared,
-                                               connection=connection, pacer=pacer, tally=tally)
+                                # A paced envelope waits its turn (_begin), not beside the
+                                # message before: no envelope ahead under a pace.
+                                sent = _finish(config, db, current,
+                                               then=None if pacer.interval else prepared,
+                                               connection=connection, tally=tally)
                                 current = None
                             current = _begin(config, db, prepared, sent, worker=name,
-                                             connection=connection, tally=tally)
+                                             connection=connection, pacer=pacer, tally=tally)
                             sent = None  # recorded by the start, whether or not it started
                             if current is not None and not _opens(connection.get(), current):
                                 # Sent whole (a Maildir, a message written here): at once.
                                 sent = _finish(config, db, current, then=None,
-                                               connection=connection, pacer=pacer, tally=tally)
+                                               connection=connection, tally=tally)
                                 current = None
                         if current is not None:
                             sent = _finish(config, db, current, then=None,
-                                           connection=connection, pacer=pacer, tally=tally)
+                                           connection=connection, tally=tally)
                             current = None
                         if sent is not None:
                             db.mark_sent(*sent, now=clock())
@@ -244,7 +247,7 @@ def _send_all(
                         # (dropped instead, the digest would be "unknown" though nothing
                         # was delivered).
                         sent = _finish(config, db, current, then=None,
-                                       connection=connection, pacer=pacer, tally=tally)
+                                       connection=connection, tally=tally)
         finally:
             try:
                 if sent is not None:
@@ -446,11 +449,12 @@ def _begin(
     *,
     worker: str,
     connection: _Connection,
+    pacer: Pacer,
     tally: _Tally,
 ) -> _Ready | None:
-    """Start a row: say its envelope (SMTP: up to the server's 354) and move the row to
-    ``sending``; return it, its data to go out next (_finish), or None when it does not
-    start (skipped, refused: recorded here).
+    """Start a row: wait for its turn under the pace, say its envelope (SMTP: up to the
+    server's 354) and move the row to ``sending``; return it, its data to go out next
+    (_finish), or None when it does not start (skipped, refused: recorded here).
 
     ``sent`` is the worker's previous row whose 250 is not recorded yet: the start
     records it, in one transaction, whether or not this row starts. The envelope goes
@@ -460,6 +464,9 @@ def _begin(
     as one of the data would be.
     """
     row, sub, now = ready.row, ready.sub, ready.now
+    # Before the envelope: a relay waiting for data the pace holds back may time out,
+    # which would leave the row "unknown" though nothing was delivered.
+    pacer.wait()
     try:
         transport = connection.get()
         if _opens(transport, ready):
@@ -502,7 +509,6 @@ def _finish(
     *,
     then: _Ready | None,
     connection: _Connection,
-    pacer: Pacer,
     tally: _Tally,
 ) -> _Sent | None:
     """Send a started row's message and record a failure; return the row when the
@@ -512,7 +518,6 @@ def _finish(
     transport can (SMTP with PIPELINING): a message costs one round trip, not two.
     """
     row, sub = ready.row, ready.sub
-    pacer.wait()
     try:
         transport = connection.get()
         data = mail.with_date(ready.payload, ready.now)
