@@ -136,15 +136,6 @@ class SmtpTransport:
         self.open_data(sender, recipients)
         return self.finish_data(_dot_stuff(payload))
 
-    def send_data(self, sender: str, recipients: Sequence[str], data: bytes) -> str:
-        """Deliver a message already in DATA's form, as ``dot_stuffed`` returned it.
-
-        The send phase's way for a digest the plan phase stored so: the CR/LF check
-        and the stuffing (~60 us of a sender's CPU a 30 KB digest) were done then.
-        """
-        self.open_data(sender, recipients)
-        return self.finish_data(data + b".\r\n")
-
     def open_data(self, sender: str, recipients: Sequence[str]) -> None:
         """Bring the server to take this message's data: MAIL, RCPT and DATA said and
         354 in hand. ``finish_data`` sends the data next.
@@ -171,7 +162,9 @@ class SmtpTransport:
                     then: tuple[str, Sequence[str]] | None = None) -> str:
         """Send the message's data (its final "." line included) after ``open_data``;
         return the server's final reply (refusals raise SendError of stage "data",
-        no reply at all one with ``after_data``).
+        no reply at all one with ``after_data``). The send phase's data is a digest the
+        plan phase stored as ``dot_stuffed`` returned it: the CR/LF check and the
+        stuffing (~60 us of a sender's CPU a 30 KB digest) were done then.
 
         ``then``: the next message's sender and recipients, written in the same write
         where the server offers PIPELINING (RFC 2920 lets a message's data open a group
@@ -495,7 +488,7 @@ def _stuff(payload: bytes) -> bytes:
 def dot_stuffed(wire: bytes) -> bytes | None:
     """Return a message's bytes as DATA carries them, less the final "." line.
 
-    For ``send_data``: each line that starts with "." gets another (RFC 5321 4.5.2);
+    For ``finish_data``: each line that starts with "." gets another (RFC 5321 4.5.2);
     models.dot_unstuffed gives ``wire`` back. None unless every line of ``wire``
     ends in CRLF and it holds no other CR or LF (what message_to_bytes writes): the
     line endings ``send_wire`` would mend are not the message's, and the bytes given
