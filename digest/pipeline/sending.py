@@ -228,7 +228,7 @@ def _send_all(
                             current = _begin(config, db, prepared, sent, worker=name,
                                              connection=connection, pacer=pacer, tally=tally)
                             sent = None  # recorded by the start, whether or not it started
-                            if current is not None and not _opens(connection.get(), current):
+                            if current is not None and _opening(connection.get(), current) is None:
                                 # Sent whole (a Maildir, a message written here): at once.
                                 sent = _finish(config, db, current, then=None,
                                                connection=connection, tally=tally)
@@ -468,10 +468,9 @@ def _begin(
     # which would leave the row "unknown" though nothing was delivered.
     pacer.wait()
     try:
-        transport = connection.get()
-        if _opens(transport, ready):
-            assert isinstance(transport, mail.SmtpTransport)
-            transport.open_data(ready.sender, ready.recipients)
+        smtp = _opening(connection.get(), ready)
+        if smtp is not None:
+            smtp.open_data(ready.sender, ready.recipients)
     except DeliveryError as err:
         if db.start_sending(sub.id, row.day, worker=worker, now=now, sent=sent,
                             recipient=sub.email):
@@ -521,14 +520,14 @@ def _finish(
     try:
         transport = connection.get()
         data = mail.with_date(ready.payload, ready.now)
-        if _opens(transport, ready):
-            assert isinstance(transport, mail.SmtpTransport)
+        smtp = _opening(transport, ready)
+        if smtp is not None:
             following = None
-            if then is not None and _opens(transport, then):
+            if then is not None and _opening(smtp, then) is not None:
                 following = (then.sender, then.recipients)
             # The Date line starts no line with ".": put before stuffed bytes, it
             # leaves them so.
-            transport.finish_data(data + b".\r\n", then=following)
+            smtp.finish_data(data + b".\r\n", then=following)
         else:
             transport.send_wire(ready.sender, ready.recipients,
                                 dot_unstuffed(data) if ready.stuffed else data)
@@ -547,11 +546,12 @@ def _finish(
     return (sub.id, row.day, row.paper_keys)
 
 
-def _opens(transport: mail.Transport, ready: _Ready) -> bool:
-    """Return True when the row's message is sent in two steps, envelope then data: to
-    an SMTP server, a message stored dot-stuffed (as the plan phase writes them).
+def _opening(transport: mail.Transport, ready: _Ready) -> mail.SmtpTransport | None:
+    """Return the transport when the row's message is sent in two steps, envelope then
+    data: to an SMTP server, a message stored dot-stuffed (as the plan phase writes
+    them); None when it is sent whole.
     """
-    return ready.stuffed and isinstance(transport, mail.SmtpTransport)
+    return transport if ready.stuffed and isinstance(transport, mail.SmtpTransport) else None
 
 
 def _failed(
