@@ -80,6 +80,16 @@ def send_two(transport: SmtpTransport, first: str, second: str) -> tuple[str, st
 
 
 
+def first_fails_with_the_second_ahead(transport: SmtpTransport) -> pytest.ExceptionInfo[SendError]:
+    """Send a@example.org's message (the 1st) with b@example.org's envelope written ahead;
+    return the SendError its data met."""
+    transport.open_data(*envelope_of("a@example.org"))
+    with pytest.raises(SendError) as info:
+        transport.finish_data(data_of(wire("a@example.org", 1)),
+                              then=envelope_of("b@example.org"))
+    return info
+
+
 def send_second_on_a_new_connection(transport: SmtpTransport) -> None:
     """Send b@example.org's message (the 2nd); it must take the transport's 2nd connection."""
     transport.open_data(*envelope_of("b@example.org"))
@@ -137,10 +147,7 @@ def test_refused_data_with_the_next_envelope_ahead_then_the_next_goes(
 ) -> None:
     server.fail("data", reply, recipient="a@example.org")
     with SmtpTransport(server.settings()) as transport:
-        transport.open_data(*envelope_of("a@example.org"))
-        with pytest.raises(SendError) as info:
-            transport.finish_data(data_of(wire("a@example.org", 1)),
-                                  then=envelope_of("b@example.org"))
+        info = first_fails_with_the_second_ahead(transport)
         err = info.value
         assert (err.code, err.permanent, err.stage, err.after_data) == (
             code, permanent, "data", False)
@@ -160,10 +167,7 @@ def test_421_after_data_with_the_next_envelope_ahead_reconnects_for_it(
 ) -> None:
     server.fail("data", "421 4.4.2 Timeout, closing", recipient="a@example.org")
     with SmtpTransport(server.settings()) as transport:
-        transport.open_data(*envelope_of("a@example.org"))
-        with pytest.raises(SendError) as info:
-            transport.finish_data(data_of(wire("a@example.org", 1)),
-                                  then=envelope_of("b@example.org"))
+        info = first_fails_with_the_second_ahead(transport)
         err = info.value
         assert (err.code, err.permanent, err.stage, err.after_data) == (421, False, "data", False)
         send_second_on_a_new_connection(transport)
@@ -177,10 +181,7 @@ def test_no_reply_after_data_with_the_next_envelope_ahead_is_unknown_and_the_nex
 ) -> None:
     server.fail("data", action="drop", recipient="a@example.org")
     with SmtpTransport(server.settings()) as transport:
-        transport.open_data(*envelope_of("a@example.org"))
-        with pytest.raises(SendError) as info:
-            transport.finish_data(data_of(wire("a@example.org", 1)),
-                                  then=envelope_of("b@example.org"))
+        info = first_fails_with_the_second_ahead(transport)
         err = info.value
         assert err.after_data
         assert (err.code, err.permanent, err.stage) == (None, False, "after-data")
@@ -197,10 +198,7 @@ def test_timeout_after_data_with_the_next_envelope_ahead_is_unknown_and_the_next
 ) -> None:
     server.fail("data", action="hang", recipient="a@example.org", accept=False)
     with SmtpTransport(server.settings(timeout=0.5)) as transport:
-        transport.open_data(*envelope_of("a@example.org"))
-        with pytest.raises(SendError) as info:
-            transport.finish_data(data_of(wire("a@example.org", 1)),
-                                  then=envelope_of("b@example.org"))
+        info = first_fails_with_the_second_ahead(transport)
         assert info.value.after_data and "timed out" in str(info.value)
         send_second_on_a_new_connection(transport)
     assert delivered(server, "a@example.org") == []
