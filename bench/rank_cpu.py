@@ -2,6 +2,7 @@
 
     python bench/rank_cpu.py [--subscribers 5000] [--papers 2000] [--repeat 3]
     python bench/rank_cpu.py --processes 2        # forked a page, as the pipeline does
+    python bench/rank_cpu.py --processes 2 --page 20000   # larger pages, fewer forks
     python bench/rank_cpu.py --dump out.json      # diff two checkouts' dumps
     python bench/rank_cpu.py --profile out.prof   # cProfile each pass: out.prof.1, ...
 
@@ -13,10 +14,11 @@ paths too. The day is prepared once (its CPU printed apart); ``--warmup`` subscr
 are ranked first, untimed, as the day's earlier pages would be; then each of
 ``--repeat`` passes ranks ``--subscribers`` others (a seed each: the lists' tables kept
 from earlier profiles help a new one as much as they would in a run), in pages of
-5,000 as the pipeline does. Printed: the CPU seconds a 1,000 subscribers of each pass
-(time.process_time, and the forked processes' own: the other core may be busy) and the
-least of them. With one process (the default) cProfile sees every chunk; with two, the
-chunks run as in a run, the forked process losing what it fills in at each page's end.
+``--page`` (5,000: the pipeline's default DIGEST_RANK_PAGE). Printed: the CPU seconds a
+1,000 subscribers of each pass (time.process_time, and the forked processes' own: the
+other core may be busy), the least of them, and each pass's wall seconds a 1,000.
+With one process (the default) cProfile sees every chunk; with two, the chunks run as
+in a run, the forked process losing what it fills in at each page's end.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from run import children_cpu_s, day_papers, make_profiles  # noqa: E402
 
 from digest import forking, rank  # noqa: E402
+from digest.config import RANK_PAGE  # noqa: E402
 from digest.models import Paper, Profile  # noqa: E402
 
-PAGE = 5_000  # the pipeline's page of subscribers a rank call
+PAGE = RANK_PAGE  # the pipeline's page of subscribers a rank call (--page)
 
 
 def varied(profiles: list[Profile], history: Sequence[Paper], seed: int) -> list[Profile]:
@@ -58,13 +61,14 @@ def varied(profiles: list[Profile], history: Sequence[Paper], seed: int) -> list
 
 
 def rank_all(ranker: rank.Ranker, profiles: Sequence[Profile], popularity: Sequence[float],
-             ) -> list[rank.RankResult]:
-    """Rank every profile in pages, as the pipeline does; return each page's result."""
+             size: int = PAGE) -> list[rank.RankResult]:
+    """Rank every profile in pages of ``size``, as the pipeline does; return each page's
+    result."""
     results = []
-    for start in range(0, len(profiles), PAGE):
-        page = profiles[start : start + PAGE]
+    for start in range(0, len(profiles), size):
+        page = profiles[start : start + size]
         results.append(ranker.rank(page, top_k=[10] * len(page), exclude=[set()] * len(page),
-                                   popularity=popularity[start : start + PAGE]))
+                                   popularity=popularity[start : start + size]))
     return results
 
 
@@ -77,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--processes", type=int, default=1,
                         help="scoring processes (2: forked a page, as the pipeline does)")
+    parser.add_argument("--page", type=int, default=PAGE,
+                        help="subscribers a rank call (the pipeline's DIGEST_RANK_PAGE)")
     parser.add_argument("--warmup", type=int, default=PAGE,
                         help="subscribers ranked first, untimed (0: none)")
     parser.add_argument("--variety", action="store_true",
@@ -101,29 +107,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     ranker.rank(subscribers(args.seed - 1, 1)[0])  # builds the world: the preparation
     preparing = time.process_time() - started
     if args.warmup:  # what earlier pages of the day leave in this process
-        rank_all(ranker, *subscribers(args.seed - 1, args.warmup))
-    passes = []
+        rank_all(ranker, *subscribers(args.seed - 1, args.warmup), args.page)
+    passes, walls = [], []
     results: list[rank.RankResult] = []
     for number in range(args.repeat):
         profiles, popularity = subscribers(args.seed + number, args.subscribers)
         profiler = cProfile.Profile() if args.profile else None
-        started = time.process_time()
+        started, wall = time.process_time(), time.perf_counter()
         children = children_cpu_s()
         if profiler is not None:
             profiler.enable()
-        results += rank_all(ranker, profiles, popularity)
+        results += rank_all(ranker, profiles, popularity, args.page)
         if profiler is not None:
             profiler.disable()
         # The last page's processes exit beside the next page's work: waited for here,
         # so that their CPU is counted.
         forking._join_exiting()
         passes.append(time.process_time() - started + children_cpu_s() - children)
+        walls.append(time.perf_counter() - wall)
         if profiler is not None and args.profile:
             profiler.dump_stats(f"{args.profile}.{number + 1}")
     per_1000 = [round(s / args.subscribers * 1000, 3) for s in passes]
+    wall_1000 = [round(s / args.subscribers * 1000, 3) for s in walls]
     print(f"{args.subscribers:,} subscribers x {len(batch):,} papers, {args.processes} "
-          f"process(es), after {args.warmup:,} warming up: preparing {preparing:.2f} s CPU; "
-          f"ranking CPU s a 1,000 subscribers {per_1000} (least {min(per_1000):.3f})")
+          f"process(es), pages of {args.page:,}, after {args.warmup:,} warming up: "
+          f"preparing {preparing:.2f} s CPU; ranking CPU s a 1,000 subscribers {per_1000} "
+          f"(least {min(per_1000):.3f}), wall s a 1,000 {wall_1000}")
     if args.dump:
         lists = [[[s.paper.key, s.score, s.reason] for s in ranking]
                  for result in results for ranking in result.rankings]

@@ -67,7 +67,7 @@ from sqlalchemy import create_engine, select, update  # noqa: E402
 
 from digest import pipeline  # noqa: E402
 from digest import rank as rank_module  # noqa: E402
-from digest.config import SmtpSettings, config_from_values  # noqa: E402
+from digest.config import RANK_PAGE, SmtpSettings, config_from_values  # noqa: E402
 from digest.ingest.jsonl import paper_from_record  # noqa: E402
 from digest.models import Paper, Profile  # noqa: E402
 from digest.pipeline import planning  # noqa: E402
@@ -435,6 +435,7 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
             "DIGEST_SOURCES": f"jsonl:{batch_file}",
             "DIGEST_FROM": "Research Digest <digest@bench.example>",
             "DIGEST_BASE_URL": "https://digest.bench.example",
+            "DIGEST_RANK_PAGE": str(args.rank_page),
         })
         config.var_dir.mkdir(parents=True)
         if args.database_url:
@@ -763,7 +764,7 @@ def child(args: argparse.Namespace, *extra: str) -> dict[str, Any]:
         "--papers", str(args.papers), "--workers", str(args.workers),
         "--send-processes", str(args.send_processes), "--send-limit", str(args.send_limit),
         "--render-sample", str(args.render_sample), "--svm-sample", str(args.svm_sample),
-        "--seed", str(args.seed),
+        "--seed", str(args.seed), "--rank-page", str(args.rank_page),
     ]
     if args.database_url:
         command += ["--database-url", args.database_url]
@@ -899,6 +900,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="deliver at most this many digests and extrapolate the send "
                              "phase from their rate (0: deliver all)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rank-page", type=int, default=RANK_PAGE,
+                        help="subscribers planned and ranked together (DIGEST_RANK_PAGE)")
     parser.add_argument("--database-url", default=None,
                         help="an empty database to use instead of a temporary SQLite file "
                              "(its digest tables are dropped first)")
@@ -952,7 +955,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {"papers": args.papers, "workers": args.workers,
                      "send_processes": args.send_processes, "send_limit": args.send_limit,
                      "render_sample": args.render_sample, "svm_sample": args.svm_sample,
-                     "seed": args.seed, "cpus": os.cpu_count()},
+                     "seed": args.seed, "rank_page": args.rank_page,
+                     "cpus": os.cpu_count()},
         "sizes": results,
         "svm": svm,
         "targets": lines,

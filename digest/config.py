@@ -29,6 +29,10 @@ ARXIV_API = "https://export.arxiv.org/api/query"
 
 SOURCE_KINDS = ("arxiv-rss", "arxiv-api", "hf-daily", "rss", "jsonl")
 
+# Subscribers planned and ranked together (DIGEST_RANK_PAGE), and its bounds.
+RANK_PAGE = 5000
+RANK_PAGE_MIN, RANK_PAGE_MAX = 100, 1_000_000
+
 # The options each kind understands, with what they do (shown by `digest sources add`).
 # They live here, beside the kinds, because parsing a source entry must tell them apart
 # from the parameters of a URL's own query string; digest.ingest reads them.
@@ -121,6 +125,10 @@ class Config:
     # Processes that rank subscribers and write their digests in the plan phase; 0: one
     # per CPU (at most 4).
     rank_processes: int = 0
+    # Subscribers the plan phase reads, ranks and writes together (DIGEST_RANK_PAGE):
+    # memory holds one page; each page forks the ranking processes afresh. Larger pages
+    # rank faster and hold more (README, Benchmark).
+    rank_page: int = RANK_PAGE
     # True when DIGEST_SOURCES or DIGEST_SOURCES_FILE was set: then ``sources`` are the
     # operator's and run alongside sources added with `digest sources add`.
     sources_explicit: bool = False
@@ -317,6 +325,8 @@ def _config_from(values: Mapping[str, str], get: Callable[..., str]) -> Config:
             _int(get("DIGEST_LEASE_SECONDS", "900"), "DIGEST_LEASE_SECONDS", 1, 7 * 24 * 3600)
         ),
         rank_processes=_int(get("DIGEST_RANK_PROCESSES", "0"), "DIGEST_RANK_PROCESSES", 0, 64),
+        rank_page=_int(get("DIGEST_RANK_PAGE", str(RANK_PAGE)), "DIGEST_RANK_PAGE",
+                       RANK_PAGE_MIN, RANK_PAGE_MAX),
         sources_explicit=sources_explicit,
         semantic=_flag(get("DIGEST_SEMANTIC", "0"), "DIGEST_SEMANTIC"),
         semantic_weight=(_float(get("DIGEST_SEMANTIC_WEIGHT"), "DIGEST_SEMANTIC_WEIGHT")

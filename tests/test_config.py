@@ -66,6 +66,8 @@ def test_password_never_appears_in_repr_or_status() -> None:
         ("DIGEST_MAX_PAPERS", "many", "DIGEST_MAX_PAPERS"),
         ("DIGEST_MAX_PAPERS", "60", "DIGEST_MAX_PAPERS must be between 1 and 50, got 60"),
         ("DIGEST_RANK_PROCESSES", "-1", "DIGEST_RANK_PROCESSES"),
+        ("DIGEST_RANK_PAGE", "10", "DIGEST_RANK_PAGE must be between 100 and 1000000, got 10"),
+        ("DIGEST_RANK_PAGE", "5k", "DIGEST_RANK_PAGE must be a whole number"),
         # Each of these was taken: an unknown parameter or value ignored, 0 or nan a
         # socket that never waits or a ValueError at the first connection.
         ("DIGEST_SMTP_URL", "smtp://mail.example.org?tls=off", "no parameter 'tls'"),
@@ -274,3 +276,12 @@ def test_other_digest_variables_are_left_alone(tmp_path: Path) -> None:
         "DIGEST_TEST_POSTGRES_URL": "postgresql://x", "DIGEST_MY_OWN_NOTE": "hello",
     })
     assert config.smtp is None
+
+
+def test_the_rank_page_is_read_and_defaults_to_5000(tmp_path: Path) -> None:
+    values = {"DIGEST_VAR_DIR": str(tmp_path), "DIGEST_SECRET_KEY": "x" * 32}
+    assert config_from_values(values).rank_page == 5000
+    assert config_from_values({**values, "DIGEST_RANK_PAGE": "20000"}).rank_page == 20000
+    # A near miss of the name is refused, not ignored (a run would page by 5,000).
+    with pytest.raises(ConfigError, match="did you mean DIGEST_RANK_PAGE"):
+        config_from_values({**values, "DIGEST_RANK_PAGES": "20000"})

@@ -382,7 +382,7 @@ def test_a_run_reads_subscribers_a_page_at_a_time_and_sends_each_once(
     # unsubscribed in the middle) still get exactly one digest each, a repeat sends
     # nothing, and the lists read were pages.
     config, _, _ = two_days
-    monkeypatch.setattr(pipeline, "RANK_CHUNK", 2)
+    config = replace(config, rank_page=2)
     ids = subscribe_all(config)
     store = open_store(config.database_url)
     extra = [store.add_subscriber(f"reader{i}@example.org", PROFILES["ada@example.org"],

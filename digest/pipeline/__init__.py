@@ -209,15 +209,16 @@ def _run_locked(
     rankers: dict[tuple[date, date, tuple[str, ...]], Ranker] = {}
     warm: set[str] = set()  # papers whose rows this process has rendered in this run
     # A page of subscribers at a time: memory holds one page, whatever the list's size.
+    page = config.rank_page
     for plans, waiting in plan_pages(config, db, now=now, day=day, only=only, force=force,
-                                     page=RANK_CHUNK):
+                                     page=page):
         not_due += waiting
         planned_days.update(p.day for p in plans)
         if only:
             planned_ids.extend(p.subscriber.id for p in plans)
         fresh = [p for p in plans if p.existing is None]
-        for start in range(0, len(fresh), RANK_CHUNK):
-            chunk = fresh[start : start + RANK_CHUNK]
+        for start in range(0, len(fresh), page):
+            chunk = fresh[start : start + page]
             chosen, pool_size, looked = choose_papers(config, db, chunk, now=now,
                                                       rankers=rankers, supersede=not dry_run)
             batch_size = max(batch_size, pool_size)
