@@ -21,7 +21,7 @@ SIZE_FIELDS = {
     "send_busy", "raw_cpu_ms", "raw_sink_cpu_ms", "raw_rounds_per_s", "send_measured_s",
     "send_steady_per_s", "write_s", "written", "held_purged", "held_purge_s",
     "raw_free_rounds_per_s", "raw_one_cpu_rounds_per_s", "raw_free_per_s", "raw_one_cpu_per_s",
-    "svm_subscribers",
+    "svm_subscribers", "send_steady_cpu_ms",
 }
 
 
@@ -76,6 +76,9 @@ def test_a_tiny_benchmark_run_writes_the_expected_json(tmp_path: Path) -> None:
     # The CPU each party spent on a message was read (processes that ran use some).
     assert size["send_cpu_ms"] > 0 and size["raw_cpu_ms"] > 0
     assert size["send_sink_cpu_ms"] >= 0 and 0 < size["send_busy"] <= 1.5
+    # Sampled over the second half of the 30 messages, once the sender had started.
+    steady = size["send_steady_cpu_ms"]
+    assert steady is None or 0 <= steady < size["send_cpu_ms"]
     assert any("CPUs allow at most" in line for line in document["targets"])
 
 
@@ -90,6 +93,24 @@ def test_the_steady_rate_is_read_from_the_second_half_of_the_arrivals() -> None:
     assert steady_rate(arrivals) == 10.0
     assert steady_rate(arrivals[:19]) is None  # too few to tell
     assert steady_rate([1.0] * 40) is None  # no time passed
+
+
+def test_the_senders_steady_cpu_is_what_they_used_after_the_half_way_message() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from run import cpu_at, steady_cpu_ms
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    # Hand-made: 1 s of start-up CPU by t=1, then 1 ms of CPU a message, one message
+    # each 10 ms from t=1 to t=1.39 (40 messages); the processes end with 1.4 s used.
+    samples = [(0.0, 0.0), (1.0, 1.0), (1.2, 1.2), (1.4, 1.4)]
+    arrivals = [1.0 + 0.01 * i for i in range(40)]
+    assert cpu_at(samples, 1.1) == 1.1 and cpu_at(samples, 2.0) is None
+    # Messages 21-39 arrive after the half-way one (at 1.2 s, 1.2 CPU s): 0.2 s for 19.
+    assert steady_cpu_ms(samples, arrivals, total=1.4) == round(1000 * 0.2 / 19, 3)
+    # (Counting the start-up too, as send_cpu_ms does, it would read 1.4 s / 40 = 35 ms.)
+    assert steady_cpu_ms(samples, arrivals[:19], total=1.4) is None  # too few to tell
+    assert steady_cpu_ms(samples[:1], arrivals, total=1.4) is None  # nothing sampled then
 
 
 def test_the_svm_side_trains_a_model_only_for_subscribers_with_seed_papers() -> None:
