@@ -274,27 +274,33 @@ class DeliveryMixin(StoreBase):
         change), so nothing is read back. One transaction, committed before the
         caller transmits anything else. Return True when the row changed.
         """
+        record = self._sent_params(subscriber_id, day, paper_keys, now=now)
         with self.driver_transaction() as cursor:
-            return self._record_sent(cursor, subscriber_id, day, paper_keys, now=now)
+            return self._record_sent(cursor, record)
 
-    def _record_sent(
-        self, cursor: Any, subscriber_id: int, day: date, paper_keys: Sequence[str], *,
-        now: datetime,
-    ) -> bool:
-        """mark_sent's statements, on an open driver transaction's cursor."""
+    def _sent_params(
+        self, subscriber_id: int, day: date, paper_keys: Sequence[str], *, now: datetime,
+    ) -> tuple[Any, list[Any]]:
+        """Return mark_sent's parameters (the UPDATE's, each sent paper's INSERT's).
+
+        Built before the transaction: on SQLite it holds the write lock, which every
+        send worker's message waits for in turn, so the lock is held only to run them.
+        """
         mark, insert_sent = self._prepared_mark_sent
-        cursor.execute(
-            mark.sql,
+        return (
             mark.params({"b_subscriber_id": subscriber_id, "b_day": day, "b_now": now}),
+            insert_sent.params_each({"b_subscriber_id": subscriber_id, "b_day": day},
+                                    "b_paper_key", paper_keys) if paper_keys else [],
         )
+
+    def _record_sent(self, cursor: Any, record: tuple[Any, list[Any]]) -> bool:
+        """mark_sent's statements (with _sent_params' parameters), on an open driver
+        transaction's cursor."""
+        mark, insert_sent = self._prepared_mark_sent
+        cursor.execute(mark.sql, record[0])
         changed = cursor.rowcount
-        if changed and paper_keys:
-            cursor.executemany(
-                insert_sent.sql,
-                insert_sent.params_each(
-                    {"b_subscriber_id": subscriber_id, "b_day": day}, "b_paper_key", paper_keys
-                ),
-            )
+        if changed and record[1]:
+            cursor.executemany(insert_sent.sql, record[1])
         return bool(changed)
 
     @cached_property

@@ -158,14 +158,17 @@ class LeaseMixin(DeliveryMixin):
         The earlier row is recorded whether or not this one starts.
         """
         statement = self._prepared_start_sending
-        params = {
+        # Every parameter is made before the transaction, which on SQLite holds the write
+        # lock the other send workers wait for (_sent_params).
+        params = statement.params({
             "b_subscriber_id": subscriber_id, "b_day": day, "b_worker": worker, "b_now": now,
             "b_email_hash": email_hash(recipient) if recipient else "",
-        }
+        })
+        record = self._sent_params(*sent, now=now) if sent is not None else None
         with self.driver_transaction() as cursor:
-            if sent is not None:
-                self._record_sent(cursor, *sent, now=now)
-            cursor.execute(statement.sql, statement.params(params))
+            if record is not None:
+                self._record_sent(cursor, record)
+            cursor.execute(statement.sql, params)
             changed = cursor.rowcount
         return bool(changed)
 
