@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 
 from digest.config import config_from_values  # noqa: E402
 from digest.pipeline.planning import (  # noqa: E402
-    RANK_CHUNK,
     _last_planned_at,
     _taken,
     plan_pages,
@@ -117,7 +116,7 @@ def main() -> int:
     planned = pages = 0
     clock = time.perf_counter()
     for plans, _waiting in plan_pages(config, db, now=now, day=None, only=None, force=False,
-                                      page=RANK_CHUNK):
+                                      page=config.rank_page):
         timings["due"] += time.perf_counter() - clock
         pages += 1
         planned += len(plans)

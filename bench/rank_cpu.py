@@ -42,8 +42,6 @@ from digest import forking, rank  # noqa: E402
 from digest.config import RANK_PAGE  # noqa: E402
 from digest.models import Paper, Profile  # noqa: E402
 
-PAGE = RANK_PAGE  # the pipeline's page of subscribers a rank call (--page)
-
 
 def varied(profiles: list[Profile], history: Sequence[Paper], seed: int) -> list[Profile]:
     """Return the profiles, every third one given liked/disliked papers and keywords."""
@@ -61,7 +59,7 @@ def varied(profiles: list[Profile], history: Sequence[Paper], seed: int) -> list
 
 
 def rank_all(ranker: rank.Ranker, profiles: Sequence[Profile], popularity: Sequence[float],
-             size: int = PAGE) -> list[rank.RankResult]:
+             size: int = RANK_PAGE) -> list[rank.RankResult]:
     """Rank every profile in pages of ``size``, as the pipeline does; return each page's
     result."""
     results = []
@@ -81,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--processes", type=int, default=1,
                         help="scoring processes (2: forked a page, as the pipeline does)")
-    parser.add_argument("--page", type=int, default=PAGE,
+    parser.add_argument("--page", type=int, default=RANK_PAGE,
                         help="subscribers a rank call (the pipeline's DIGEST_RANK_PAGE)")
-    parser.add_argument("--warmup", type=int, default=PAGE,
+    parser.add_argument("--warmup", type=int, default=RANK_PAGE,
                         help="subscribers ranked first, untimed (0: none)")
     parser.add_argument("--variety", action="store_true",
                         help="likes, dislikes, keywords and popularity for some subscribers")

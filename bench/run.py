@@ -337,12 +337,12 @@ def steady_cpu_ms(samples: Sequence[tuple[float, float]], arrivals: Sequence[flo
     the half-way message arrived, over the messages after it. None when too few
     messages, or no sample spans the half-way arrival.
     """
-    if len(arrivals) < 20:
+    window = steady_window(arrivals)
+    if window is None:
         return None
-    half = len(arrivals) // 2
+    half, after = window
     at_half = cpu_at(samples, arrivals[half])
-    after = len(arrivals) - 1 - half
-    if at_half is None or after <= 0:
+    if at_half is None:
         return None
     return round(1000 * (total - at_half) / after, 3)
 
@@ -617,8 +617,7 @@ def measure_size(args: argparse.Namespace) -> dict[str, Any]:
         result["send_steady_per_s"] = steady_rate(arrivals)
         # The senders' CPU a message once started (send_cpu_ms counts each process's
         # start-up too: ~0.6 s of imports, ~0.2 ms a message over 5,000 in two).
-        result["send_steady_cpu_ms"] = (
-            steady_cpu_ms(samples, arrivals, sender_cpu) if samples else None)
+        result["send_steady_cpu_ms"] = steady_cpu_ms(samples, arrivals, sender_cpu)
         result["sink"] = stats
         result["rss_after_send_mb"] = peak_rss_mb()
         db.close()
@@ -747,11 +746,22 @@ def steady_rate(arrivals: Sequence[float]) -> float | None:
     The first half carries the senders' start-up and warm-up (imports, the day's paper
     rows inlined as digests first name them); None when too few messages to tell.
     """
+    window = steady_window(arrivals)
+    if window is None:
+        return None
+    half, after = window
+    span = arrivals[-1] - arrivals[half]
+    return round(after / span, 1) if span > 0 else None
+
+
+def steady_window(arrivals: Sequence[float]) -> tuple[int, int] | None:
+    """Return the steady part of a phase's arrivals (steady_rate, steady_cpu_ms): the
+    index of the half-way message and how many arrived after it; None when too few
+    messages to tell."""
     if len(arrivals) < 20:
         return None
     half = len(arrivals) // 2
-    span = arrivals[-1] - arrivals[half]
-    return round((len(arrivals) - 1 - half) / span, 1) if span > 0 else None
+    return half, len(arrivals) - 1 - half
 
 
 @contextlib.contextmanager

@@ -29,7 +29,18 @@ ARXIV_API = "https://export.arxiv.org/api/query"
 
 SOURCE_KINDS = ("arxiv-rss", "arxiv-api", "hf-daily", "rss", "jsonl")
 
-# Subscribers planned and ranked together (DIGEST_RANK_PAGE), and its bounds.
+# Subscribers planned and ranked together (DIGEST_RANK_PAGE, Config.rank_page), and its
+# bounds: a run holds one page of them at a time. The day's preparation is paid once per
+# run (the rankers are kept between pages), and the matrix products run on chunks of 500
+# profiles within a page. A smaller page costs a
+# fork more: the forked process and this one fault their chunks' memory in afresh
+# (~0.1 s of CPU each a page); 40,000 bench subscribers ranked in 0.19-0.21 s a 1,000 in
+# pages of 20,000 and 0.25-0.27 s in pages of 5,000 (bench/rank_cpu.py's day, two
+# processes, three alternating runs), and bench/run.py's peak at 100,000 was 1,165 MB
+# against 935 MB (4 runs each). The benchmark's peak memory at 100,000 subscribers
+# was 1,224 MB with pages of 20,000 and 1,148 MB with pages of 10,000; later, with large
+# blocks mapped (forking.map_large_blocks), 1,095 MB with pages of 10,000 and 974 MB with
+# pages of 5,000 (ranking 52.6 and 53.2 s).
 RANK_PAGE = 5000
 RANK_PAGE_MIN, RANK_PAGE_MAX = 100, 1_000_000
 

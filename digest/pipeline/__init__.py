@@ -35,7 +35,6 @@ from digest.pipeline.composing import (
 from digest.pipeline.planning import (
     HISTORY_LIMIT,
     LOOKBACK,
-    RANK_CHUNK,
     _plan_chunk,
     _preview_chunk,
     _sendable,
@@ -67,7 +66,6 @@ __all__ = [
     "BACKOFF",
     "HISTORY_LIMIT",
     "LOOKBACK",
-    "RANK_CHUNK",
     "SEND_CHUNK",
     "STALE_SENDING",
     "Clock",

@@ -37,19 +37,6 @@ if TYPE_CHECKING:  # the ranker (numpy, scipy, scikit-learn) loads when a run ra
 LOOKBACK = {"daily": timedelta(days=7), "weekly": timedelta(days=14)}
 # Background papers that give the ranker its idf statistics and seed/liked texts.
 HISTORY_LIMIT = 5000
-# Subscribers planned and ranked together: a run holds one page of them at a time. The
-# day's preparation is paid once per run (the rankers are kept between pages), and the
-# matrix products run on chunks of 500 profiles within a page. A smaller page costs a
-# fork more: the forked process and this one fault their chunks' memory in afresh
-# (~0.1 s of CPU each a page); 40,000 bench subscribers ranked in 0.19-0.21 s a 1,000 in
-# pages of 20,000 and 0.25-0.27 s in pages of 5,000 (bench/rank_cpu.py's day, two
-# processes, three alternating runs), and bench/run.py's peak at 100,000 was 1,165 MB
-# against 935 MB (4 runs each). The benchmark's peak memory at 100,000 subscribers
-# was 1,224 MB with pages of 20,000 and 1,148 MB with pages of 10,000; later, with large
-# blocks mapped (forking.map_large_blocks), 1,095 MB with pages of 10,000 and 974 MB with
-# pages of 5,000 (ranking 52.6 and 53.2 s). The default page of DIGEST_RANK_PAGE
-# (Config.rank_page), which a run uses.
-RANK_CHUNK = RANK_PAGE
 # Digests written together in forked processes (see write_all).
 WRITE_BATCH = 2000
 
@@ -104,7 +91,7 @@ def plan_pages(
     day: date | None,
     only: str | None,
     force: bool,
-    page: int = RANK_CHUNK,
+    page: int = RANK_PAGE,
 ) -> Iterator[tuple[list[_Plan], int]]:
     """Yield the digests due now a page of subscribers at a time, with how many are not due.
 
