@@ -1,4 +1,5 @@
-"""Keywords and exclusions typed in one spelling of a two-part term match the others.
+"""Keywords, exclusions and interests typed in one spelling of a two-part term match the
+others.
 
 "multi-agent", "multi agent" and "multiagent" are one term (digest/rank/joins.py, the
 pairs measured by bench/joined_words.py). Real data: the sample batch
@@ -18,7 +19,7 @@ import pytest
 from digest.ingest.jsonl import load_jsonl
 from digest.models import Paper, Profile
 from digest.rank import rank
-from digest.rank.joins import other_spellings
+from digest.rank.joins import other_spellings, written_as
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "digest" / "data" / "sample_batch.jsonl"
@@ -116,6 +117,57 @@ def test_a_long_keyword_is_looked_for_in_a_bounded_number_of_spellings() -> None
     assert "pretrained multimodal realtime finetuned models" not in found
 
 
+SPLIT = {"zeroshot": ("zero", "shot"), "finetuning": ("fine", "tuning")}
+JOIN = {("multi", "agent"): "multiagent", ("pre", "trained"): "pretrained"}
+LEADING = frozenset(SPLIT) | frozenset(first for first, _ in JOIN)
+
+
+@pytest.mark.parametrize(("typed", "written"), [
+    ("Zeroshot classification; Multi-Agent RL", "zero shot classification; multiagent RL"),
+    ("pre trained models and finetuning", "pretrained models and fine tuning"),
+    # A line's end, a ";" or a sentence's "." is no hyphen: parts stay apart.
+    ("robust multi\nagent systems", "robust multi\nagent systems"),
+    ("multi; agent", "multi; agent"),
+    ("Multi. Agent", "Multi. Agent"),
+    ("graph neural networks", "graph neural networks"),
+    ("Zéroshot", "zero shot"),
+])
+def test_how_interests_are_written_for_the_vocabulary(typed: str, written: str) -> None:
+    assert written_as(typed, SPLIT, JOIN, LEADING) == written
+
+
+def test_interests_rank_alike_in_every_spelling_of_a_two_part_term() -> None:
+    # Hand-made: two papers write "fine-tuning", two "finetuning", three are on other
+    # things with the profile's other words. Typed any of the three ways, the interests
+    # are one query: the same list, the papers on the term first, each reason naming
+    # the term as its paper writes it.
+    papers = [Paper(key="arxiv:2601.00001", title="Fine-tuning language models cheaply",
+                    abstract="We study fine-tuning of language models with adapters."),
+              Paper(key="arxiv:2601.00002", title="Fine-tuning at scale",
+                    abstract="Fine-tuning language models on many tasks at once."),
+              Paper(key="arxiv:2601.00003", title="Finetuning language models for code",
+                    abstract="Finetuning language models on programs."),
+              Paper(key="arxiv:2601.00004", title="Robust finetuning",
+                    abstract="Finetuning language models under distribution shift."),
+              *[Paper(key=f"arxiv:2601.{i:05d}", title=f"Language models for {topic}",
+                      abstract=f"Language models applied to {topic} in practice.")
+                for i, topic in enumerate(("chemistry", "law", "music"), start=90)]]
+    on_term = {"arxiv:2601.00001", "arxiv:2601.00002", "arxiv:2601.00003",
+               "arxiv:2601.00004"}
+    lists = []
+    for typed in ("finetuning language models", "fine-tuning language models",
+                  "fine tuning language models"):
+        ranking = rank(papers, [Profile(interests=typed)], top_k=7).rankings[0]
+        lists.append([(s.paper.key, s.reason) for s in ranking])
+        assert ranking[0].paper.key in on_term, typed
+        for scored in ranking:
+            if scored.paper.key in on_term:
+                written = ("finetuning" if "finetuning" in _text(scored.paper)
+                           else "fine-tuning")
+                assert written in scored.reason, (typed, scored.reason)
+    assert lists[0] == lists[1] == lists[2]
+
+
 # Real data.
 
 
@@ -167,3 +219,24 @@ def test_a_keyword_with_a_stop_word_typed_joined_is_found_as_its_phrase(
     ranking = rank(sample, [Profile(keywords=("fewshot",))], top_k=10).rankings[0]
     assert sorted(s.paper.key for s in ranking[:6]) == holding
     assert {s.reason for s in ranking[:6]} == {"matches: fewshot"}
+
+
+def test_interests_typed_in_any_spelling_rank_the_days_papers_alike(
+    sample: list[Paper],
+) -> None:
+    # Interests of "finetuning large language models" listed none of the day's 16 papers
+    # writing the term in their first ten ("matches: large language"), where typed
+    # "fine-tuning" five; the two lists shared three papers. Now both list the same
+    # papers, those on the term named in their reasons as they write it.
+    holding = {p.key for p in sample if re.search(r"fine[- ]?tun", _text(p))}
+    assert len(holding) == 16
+    lists = {}
+    for typed in ("finetuning large language models", "fine-tuning large language models"):
+        ranking = rank(sample, [Profile(interests=typed)], top_k=10).rankings[0]
+        lists[typed] = [s.paper.key for s in ranking]
+        on_term = [s for s in ranking if s.paper.key in holding]
+        assert len(on_term) >= 4, typed
+        assert all("fine-tuning" in s.reason or "finetuning" in s.reason
+                   for s in on_term[:3]), typed
+    joined, hyphenated = lists.values()
+    assert joined == hyphenated

@@ -8,7 +8,10 @@ of "fine-tuning" missed the papers writing "finetuning". other_spellings gives t
 spellings to look for too, from digest/data/joined_words.txt: the pairs of words the
 corpus writes both joined and split, as one term (measured by bench/joined_words.py;
 "in-context" is not there, since no paper writes "incontext", nor "with in", "on line"
-or "re search", whose joined words are words of their own).
+or "re search", whose joined words are words of their own). Free-text interests are
+written with each term in the spelling the vocabulary's papers write most (written_as,
+profiles._vocabulary_spellings), and a paper writing the other one counts it as well
+(scoring.Spellings).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from digest.rank.vectors import fold_accents
@@ -86,3 +91,49 @@ def _spellings(
         out += [[joined, *tail] for tail in _spellings(words, at + 2, joins, splits)]
     return out
 
+
+
+def two_part_terms() -> list[tuple[str, str, str]]:
+    """Return every listed two-part term as (joined word, first word, second word)."""
+    return [(joined, first, second) for (first, second), joined in _table()[0].items()]
+
+
+# A word of free text, and what may stand between the two words of a pair written apart:
+# a hyphen or spaces (not a line's end, a ";" or a sentence's ".").
+_WORD = re.compile(r"[^\W_]+")
+_APART = re.compile(r"-|[ \t]+")
+
+
+def written_as(text: str, split: Mapping[str, tuple[str, str]],
+               join: Mapping[tuple[str, str], str], leading: AbstractSet[str]) -> str:
+    """Return free text with each joined word of ``split`` written apart ("zeroshot" ->
+    "zero shot") and each pair of ``join`` joined (keys folded, lower case); the rest
+    of the text as typed. ``leading``: the keys of ``split`` and the first words of
+    ``join``'s; a text with none of them is returned as it is (~2 us for a title).
+    """
+    lowered = text.lower()
+    ascii_only = lowered.isascii()
+    plain = _WORD.findall(lowered if ascii_only else fold_accents(lowered))
+    if leading.isdisjoint(plain):
+        return text
+    # An ASCII text's lower case has its offsets: its words are those already found.
+    words = list(_WORD.finditer(lowered if ascii_only else text))
+    folded = plain if ascii_only else [fold_accents(w.group().lower()) for w in words]
+    out: list[str] = []
+    end = 0
+    skip = False
+    for i, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        fold = folded[i]
+        if fold in split:
+            out.append(text[end:word.start()] + " ".join(split[fold]))
+            end = word.end()
+        elif (i + 1 < len(words) and (fold, folded[i + 1]) in join
+                and _APART.fullmatch(text, word.end(), words[i + 1].start())):
+            out.append(text[end:word.start()] + join[fold, folded[i + 1]])
+            end = words[i + 1].end()
+            skip = True
+    out.append(text[end:])
+    return "".join(out)

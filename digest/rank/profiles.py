@@ -29,10 +29,10 @@ import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from digest.models import Paper, Profile
-from digest.rank.joins import other_spellings
+from digest.rank.joins import other_spellings, two_part_terms, written_as
 from digest.rank.lsa import Lsa
 from digest.rank.metadata import normalize_name
-from digest.rank.vectors import Space, paper_text
+from digest.rank.vectors import Space, analyze_once, paper_text
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,15 @@ class Compiled:
     # P x V: the interests' part of ``text`` (parts balanced, without the keywords;
     # rows not normalised, a zero row: no interests). None: not kept.
     interests: sp.csr_matrix | None = None
+    # P x V: ``text`` with each two-part term of the interests also in its other
+    # spelling, at the same weight (scoring._spelled): the terms a reason may say the
+    # words match and the LSA topic reads. None: ``text``.
+    named: sp.csr_matrix | None = None
+
+    @property
+    def spelled(self) -> sp.csr_matrix:
+        """Return ``named``, or ``text`` when the interests hold no two-part term."""
+        return self.text if self.named is None else self.named
 
     @property
     def has_text(self) -> np.ndarray:
@@ -226,8 +235,11 @@ def compile_profiles(
     the normalised sum of the parts' own rows, so a long title with rare words does not
     drown out a short one.
     """
-    text = _tfidf(space.counts([p.interests for p in profiles], memo=False), space)
-    part_rows, part_owner = _parts([p.interests for p in profiles], space)
+    # Two-part terms in the spelling most papers write (_vocabulary_spellings).
+    split, join, leading = _vocabulary_spellings(space)
+    interests = [written_as(p.interests, split, join, leading) for p in profiles]
+    text = _tfidf(space.counts(interests, memo=False), space)
+    part_rows, part_owner = _parts(interests, space)
     if balance_parts and part_rows is not None:
         whole = np.ones(len(profiles))
         whole[part_owner] = 0.0
@@ -296,6 +308,53 @@ def _twins(
         rows = text[owner] + keyword_weight * _tfidf(space.counts(texts, memo=False), space)
         out.append((normalize(rows.tocsr(), norm="l2"), owner))
     return tuple(out)
+
+
+def two_part_columns(
+    space: Space,
+) -> list[tuple[tuple[str, str, str], tuple[int | None, int | None]]]:
+    """Return each listed two-part term (joins.two_part_terms) with the vocabulary
+    columns of its joined word and of its two-word term (None: not a term)."""
+    index = space.index
+    out: list[tuple[tuple[str, str, str], tuple[int | None, int | None]]] = []
+    for joined, first, second in two_part_terms():
+        whole = analyze_once(joined)
+        apart = [t for t in analyze_once(f"{first} {second}") if " " in t]
+        out.append(((joined, first, second),
+                    (index.get(whole[0]) if len(whole) == 1 else None,
+                     index.get(apart[0]) if len(apart) == 1 else None)))
+    return out
+
+
+_Spellings = tuple[dict[str, tuple[str, str]], dict[tuple[str, str], str], frozenset[str]]
+_VOCABULARY_SPELLINGS: dict[int, tuple[Space, _Spellings]] = {}
+
+
+def _vocabulary_spellings(space: Space) -> _Spellings:
+    """Return how the interests write each listed two-part term: in the spelling more
+    of the space's papers write (joined word -> its two words, for those written apart
+    more often; the two words -> the joined word, for the others). So every spelling
+    typed is one query, and a spelling the vocabulary lacks ("zeroshot") is not a term
+    that matches nothing. Third, the words such a term starts with (joins.written_as).
+    Made once per space (the last one kept).
+    """
+    held = _VOCABULARY_SPELLINGS.get(id(space))
+    if held is not None and held[0] is space:
+        return held[1]
+    df = space.df
+    split: dict[str, tuple[str, str]] = {}
+    join: dict[tuple[str, str], str] = {}
+    for (joined, first, second), (at_whole, at_apart) in two_part_columns(space):
+        papers_whole = float(df[at_whole]) if at_whole is not None else 0.0
+        papers_apart = float(df[at_apart]) if at_apart is not None else 0.0
+        if papers_apart > papers_whole:
+            split[joined] = (first, second)
+        elif papers_whole > 0:
+            join[first, second] = joined
+    made = (split, join, frozenset(split) | frozenset(first for first, _ in join))
+    _VOCABULARY_SPELLINGS.clear()
+    _VOCABULARY_SPELLINGS[id(space)] = (space, made)
+    return made
 
 
 # What separates the parts of a profile's interests (titles, topics): lines or ";".

@@ -353,7 +353,7 @@ def _pair_terms(
     with where each pair's terms came from (OWN_WORDS, EXAMPLES or RETRIEVED): only the
     first are words the subscriber typed, and the line says which.
     """
-    products = _without_filler(_pair_products(context, context.compiled.text, rows, cols),
+    products = _without_filler(_pair_products(context, context.compiled.spelled, rows, cols),
                                context.space)
     chosen, taken = _top_terms(products, context.space)
     whence = np.full(rows.size, OWN_WORDS, dtype=np.int8)

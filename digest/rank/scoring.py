@@ -74,6 +74,7 @@ from digest.rank.profiles import (
     feedback,
     feedback_mixer,
     membership,
+    two_part_columns,
 )
 from digest.rank.reasons import CLOSE_DENSE, Context, explain_all
 from digest.rank.semantic import SemanticScorer, semantic_scorer
@@ -437,6 +438,12 @@ class World:
         product accumulates and emits the P x N queries against the pool in float32.
         """
         return sp.csr_matrix(self.pool.T, dtype=SCORES)
+
+    @functools.cached_property
+    def spellings(self) -> Spellings | None:
+        """Return the two-part terms' other spellings in this space and pool (None: no
+        listed term has both spellings in the vocabulary)."""
+        return spellings(self.space, self.pool_columns)
 
     def pool_targets(self, mixer: sp.csr_matrix) -> np.ndarray:
         """Return ``mixer @ gram`` (mixer: P x N over the pool's rows): P x T.
@@ -958,7 +965,7 @@ def score_profiles(
     starts = list(range(0, len(profiles), options.chunk))
     # Derived arrays every chunk reads, made here before the fork: each forked process
     # would otherwise make (and hold) its own copy on every page.
-    _ = world.pool_columns, world.dense_columns, examples.reversible
+    _ = world.pool_columns, world.spellings, world.dense_columns, examples.reversible
     if options.nearest_example_weight > 0:
         _ = world.target_columns
     if any(profile.keywords or profile.exclude for profile in profiles):
@@ -1177,6 +1184,7 @@ def _score_chunk(
         # no profile twice in one, and at most the chunk's own rows held at once.)
         twin_scores = _query_scores(twins, world.pool_columns)
         pool_scores[owners] = np.maximum(pool_scores[owners], twin_scores, out=twin_scores)
+    compiled = _spelled(compiled, pool_scores, world.spellings)
     text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:
@@ -1477,6 +1485,74 @@ def _query_scores(queries: sp.csr_matrix, columns: sp.csr_matrix) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Spellings:
+    """The vocabulary's two-part terms in their other spellings, for one pool.
+
+    ``other`` (V x V, 1 at (a term, its other spelling)); ``lift`` (V x N postings, as
+    World.pool_columns): per such term and pool paper, how much more the paper's other
+    spelling weighs than the term itself (zero where it does not, absent mostly).
+    """
+
+    terms: np.ndarray  # V bools: the term has another spelling
+    other: sp.csr_matrix
+    lift: sp.csr_matrix
+
+
+def spellings(space: Space, pool_columns: sp.csr_matrix) -> Spellings | None:
+    """Return the listed two-part terms (profiles.two_part_columns) whose joined word and
+    two-word term are both in the space's vocabulary, each way, and their lift over
+    the pool (Spellings)."""
+    pairs: list[tuple[int, int]] = []
+    for _, (a, b) in two_part_columns(space):
+        if a is not None and b is not None and a != b:
+            pairs += [(a, b), (b, a)]
+    if not pairs:
+        return None
+    size = len(space.terms)
+    term, other_term = np.asarray(pairs, dtype=np.intp).T
+    other = sp.csr_matrix((np.ones(term.size), (term, other_term)), shape=(size, size))
+    terms = np.zeros(size, dtype=bool)
+    terms[term] = True
+    # Per (term, paper): the other spelling's weight less the term's, where positive.
+    gain = (other @ pool_columns - sp.diags(terms.astype(SCORES)) @ pool_columns).tocsr()
+    gain.data = np.maximum(gain.data, 0.0).astype(SCORES)
+    gain.eliminate_zeros()
+    gain.sort_indices()
+    return Spellings(terms=terms, other=other.tocsr(), lift=sp.csr_matrix(gain, dtype=SCORES))
+
+
+def _spelled(compiled: Compiled, pool_scores: np.ndarray,
+             spelled: Spellings | None) -> Compiled:
+    """Score a paper that writes a two-part term of the interests in another spelling
+    ("finetuning" for "fine-tuning") as if it wrote the one typed, in ``pool_scores``
+    (in place); return ``compiled`` with its ``named`` rows (Compiled.named).
+
+    Term by term: each such term of a query counts at the larger of the paper's
+    weights of its two spellings (a paper writing both counts the larger once).
+    Keywords have their own queries in each spelling (Compiled.twins); only the
+    interests' terms are read here.
+    """
+    interests = compiled.interests
+    if spelled is None or interests is None:
+        return compiled
+    text = compiled.text
+    key = text.copy()  # the query's entries at such terms that the interests hold
+    key.data = np.where(spelled.terms[key.indices], key.data, 0.0)
+    key.eliminate_zeros()
+    if key.nnz == 0:
+        return compiled
+    held = interests.copy()
+    held.data = np.ones_like(held.data)
+    key = sp.csr_matrix(key.multiply(held))
+    key.eliminate_zeros()
+    rows = np.flatnonzero(key.getnnz(axis=1))
+    if rows.size == 0:
+        return compiled
+    pool_scores[rows] += _query_scores(key[rows], spelled.lift)
+    return replace(compiled, named=(text + key @ spelled.other).tocsr())
+
+
 def _smoothed(content: np.ndarray, smoother: sp.csr_matrix) -> np.ndarray:
     """Return ``content @ smoother`` as a C-ordered float32 P x T array.
 
@@ -1608,7 +1684,8 @@ def _topic_part(
     (pseudo-relevance feedback), which carries the topic past the words typed.
     """
     assert world.lsa is not None
-    part = options.text_lsa_query * world.lsa.project(compiled.text[rows])
+    # Every spelling's terms: "finetuning" and "fine-tuning" point to one topic.
+    part = options.text_lsa_query * world.lsa.project(compiled.spelled[rows])
     if fb is not None:
         part = part + normalize(np.einsum("rd,rdk->rk", fb.weights[rows],
                                           world.dense_pool[fb.top[rows]]))
