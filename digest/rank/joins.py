@@ -92,7 +92,6 @@ def _spellings(
     return out
 
 
-
 def two_part_terms() -> list[tuple[str, str, str]]:
     """Return every listed two-part term as (joined word, first word, second word)."""
     return [(joined, first, second) for (first, second), joined in _table()[0].items()]
@@ -109,7 +108,8 @@ def written_as(text: str, split: Mapping[str, tuple[str, str]],
     """Return free text with each joined word of ``split`` written apart ("zeroshot" ->
     "zero shot") and each pair of ``join`` joined (keys folded, lower case); the rest
     of the text as typed. ``leading``: the keys of ``split`` and the first words of
-    ``join``'s; a text with none of them is returned as it is (~2 us for a title).
+    ``join``'s: a text with none of them (most) is returned as it is after one pass
+    over its words.
     """
     lowered = text.lower()
     ascii_only = lowered.isascii()
