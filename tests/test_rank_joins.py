@@ -14,12 +14,16 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from digest.ingest.jsonl import load_jsonl
 from digest.models import Paper, Profile
 from digest.rank import rank
 from digest.rank.joins import other_spellings, written_as
+from digest.rank.scoring import SCORES, spellings
+from digest.rank.vectors import update_space
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "digest" / "data" / "sample_batch.jsonl"
@@ -240,3 +244,30 @@ def test_interests_typed_in_any_spelling_rank_the_days_papers_alike(
                    for s in on_term[:3]), typed
     joined, hyphenated = lists.values()
     assert joined == hyphenated
+
+
+def test_a_paper_counts_a_two_part_term_once_at_the_larger_weight_of_its_spellings() -> None:
+    # Hand-made: per pool paper, the lift of the term "fine tuning" is how much more
+    # the paper's "finetuning" weighs than its "fine tuning" (nothing for a paper that
+    # writes only the typed spelling, or writes the other one less).
+    papers = [Paper(key="arxiv:2601.00001", title="Fine-tuning models",
+                    abstract="Fine-tuning models with fine-tuning."),
+              Paper(key="arxiv:2601.00002", title="Finetuning models",
+                    abstract="Finetuning models."),
+              Paper(key="arxiv:2601.00003", title="Finetuning and fine-tuning models",
+                    abstract="Finetuning, finetuning and finetuning models."),
+              Paper(key="arxiv:2601.00004", title="Graph models", abstract="Graphs.")]
+    space = update_space(None, papers)
+    pool = space.transform(f"{p.title}. {p.abstract}" for p in papers)
+    found = spellings(space, sp.csr_matrix(pool.T, dtype=SCORES))
+    assert found is not None
+    apart, joined = space.index["fine tuning"], space.index["finetuning"]
+    lift = found.lift.toarray()
+    dense = pool.toarray()
+    expected = np.maximum(dense[:, joined] - dense[:, apart], 0.0)
+    assert np.allclose(lift[apart], expected, atol=1e-6)
+    assert lift[apart][0] == 0 and lift[apart][3] == 0  # only "fine-tuning"; neither
+    assert lift[apart][1] > 0 and lift[apart][2] > 0
+    assert dense[2, apart] > 0  # the third writes both: lifted by the difference only
+    assert np.isclose(lift[apart][2] + dense[2, apart], dense[2, joined], atol=1e-6)
+    assert found.terms[apart] and found.terms[joined]
