@@ -32,7 +32,7 @@ from digest.models import Paper, Profile
 from digest.rank.joins import other_spellings, two_part_terms, written_as
 from digest.rank.lsa import Lsa
 from digest.rank.metadata import normalize_name
-from digest.rank.vectors import Space, analyze_once, paper_text
+from digest.rank.vectors import Space, analyze_once, kept_for, paper_text
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ def compile_profiles(
     drown out a short one.
     """
     # Two-part terms in the spelling most papers write (_vocabulary_spellings).
-    split, join, leading = _vocabulary_spellings(space)
+    split, join, leading = kept_for(_VOCABULARY_SPELLINGS, space, _vocabulary_spellings)
     interests = [written_as(p.interests, split, join, leading) for p in profiles]
     text = _tfidf(space.counts(interests, memo=False), space)
     part_rows, part_owner = _parts(interests, space)
@@ -336,11 +336,8 @@ def _vocabulary_spellings(space: Space) -> _Spellings:
     more often; the two words -> the joined word, for the others). So every spelling
     typed is one query, and a spelling the vocabulary lacks ("zeroshot") is not a term
     that matches nothing. Third, the words such a term starts with (joins.written_as).
-    Made once per space (the last one kept).
+    Kept per space (vectors.kept_for).
     """
-    held = _VOCABULARY_SPELLINGS.get(id(space))
-    if held is not None and held[0] is space:
-        return held[1]
     df = space.df
     split: dict[str, tuple[str, str]] = {}
     join: dict[tuple[str, str], str] = {}
@@ -351,10 +348,7 @@ def _vocabulary_spellings(space: Space) -> _Spellings:
             split[joined] = (first, second)
         elif papers_whole > 0:
             join[first, second] = joined
-    made = (split, join, frozenset(split) | frozenset(first for first, _ in join))
-    _VOCABULARY_SPELLINGS.clear()
-    _VOCABULARY_SPELLINGS[id(space)] = (space, made)
-    return made
+    return split, join, frozenset(split) | frozenset(first for first, _ in join)
 
 
 # What separates the parts of a profile's interests (titles, topics): lines or ";".

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,7 +25,7 @@ from digest.rank.profiles import (
     centroid_rows,
     feedback_rows,
 )
-from digest.rank.vectors import Space, WrittenText, written_text
+from digest.rank.vectors import Space, WrittenText, kept_for, written_text
 
 # A paper is "close to" an example paper (the line names it) when their tf-idf cosine
 # is at least CLOSE and, with an LSA space, their LSA cosine at least CLOSE_DENSE. Set
@@ -408,27 +407,12 @@ class _Filler:
         return flags
 
 
-_T = TypeVar("_T")
-
-
-def _kept_for(cache: dict[int, tuple[Space, _T]], space: Space,
-              make: Callable[[Space], _T]) -> _T:
-    """Return the table ``cache`` keeps for a space, made for it on first use (one space
-    at a time: a new day's space replaces the last one's table).
-    """
-    held = cache.get(id(space))
-    if held is None or held[0] is not space:
-        cache.clear()
-        held = cache[id(space)] = (space, make(space))
-    return held[1]
-
-
 _FILLER: dict[int, tuple[Space, _Filler]] = {}
 
 
 def _filler_of(space: Space) -> _Filler:
     """Return the filler table kept for a space."""
-    return _kept_for(_FILLER, space, _Filler)
+    return kept_for(_FILLER, space, _Filler)
 
 
 def _pair_products(
@@ -586,7 +570,7 @@ _WORDS: dict[int, tuple[Space, _Words]] = {}
 
 def _words_of(space: Space) -> _Words:
     """Return the word-id table kept for a space."""
-    return _kept_for(_WORDS, space, _Words)
+    return kept_for(_WORDS, space, _Words)
 
 
 def _top_terms(products: sp.csr_matrix, space: Space) -> tuple[np.ndarray, np.ndarray]:

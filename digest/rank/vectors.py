@@ -17,8 +17,9 @@ import math
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -391,6 +392,22 @@ class Space:
 
 
 _INDEX_CACHE: dict[int, tuple[Space, dict[str, int]]] = {}
+
+
+
+_T = TypeVar("_T")
+
+
+def kept_for(cache: dict[int, tuple[Space, _T]], space: Space,
+             make: Callable[[Space], _T]) -> _T:
+    """Return the table ``cache`` keeps for a space, made for it on first use (one space
+    at a time: a new day's space replaces the last one's table).
+    """
+    held = cache.get(id(space))
+    if held is None or held[0] is not space:
+        cache.clear()
+        held = cache[id(space)] = (space, make(space))
+    return held[1]
 
 
 def _index_of(space: Space) -> dict[str, int]:
