@@ -1188,8 +1188,7 @@ def _score_chunk(
     text_scores = _columns(pool_scores, world.in_pool)  # a copy: this chunk's to overwrite
     fb = None
     if options.feedback_weight > 0:
-        fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth,
-                      overwrite=True)  # pool_scores is not read after this
+        fb = feedback(pool_scores, world.pool_gram, depth=options.feedback_depth)
         text_scores = expanded_scores(text_scores, fb, world.pool_targets, has_text,
                                       pool_size=world.pool.shape[0],
                                       weight=options.feedback_weight, overwrite=True)
@@ -1755,7 +1754,7 @@ def _part_topics(
     owner = compiled.part_owner[mine]
     rows = compiled.parts[np.flatnonzero(mine)]
     sims = _query_scores(rows, world.pool_columns)
-    fb = feedback(sims, world.pool_gram, depth=options.feedback_depth, overwrite=True)
+    fb = feedback(sims, world.pool_gram, depth=options.feedback_depth)
     part = options.text_lsa_query * world.lsa.project(rows)
     if fb is not None:
         part = part + normalize(np.einsum("rd,rdk->rk", fb.weights,
