@@ -46,27 +46,35 @@ def test_the_same_columns_as_a_full_sort(kind: str, dtype: type) -> None:
         np.testing.assert_array_equal(found, sorted_reference(values, depth))
 
 
-def test_a_wide_array_is_cut_into_blocks_and_rows_that_need_it_are_partitioned_whole(
+def test_a_wide_array_is_cut_into_blocks_and_only_rows_that_need_it_are_partitioned(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rng = np.random.default_rng(5)
     values = rng.random((40, 5_000)).astype(np.float32) ** 4
     values[values < 0.01] = 0.0
-    values[3] = 0.0  # every entry ties at the bound: far too many to sort
+    values[3] = 0.0  # every entry ties at the bound: its first ten columns
     values[7, :] = np.nan
-    values[7, [10, 4_000]] = [0.5, 0.25]  # fewer than depth numbers
-    whole_rows: list[int] = []
-    exactly = largest._exactly
+    values[7, [10, 4_000]] = [0.5, 0.25]  # two numbers, then the first NaN (as -inf)
+    blocks = -(-5_000 // largest.BLOCK)  # column j is in block j mod blocks
+    values[11] = 0.1
+    values[11, np.arange(12) * blocks] = 0.9  # twelve at the top, all in one block
+    partitioned: list[int] = []
+    kth_largest = largest._kth_largest
 
     def counting(part: np.ndarray, depth: int) -> np.ndarray:
-        whole_rows.append(part.shape[0])
-        return exactly(part, depth)
+        partitioned.append(part.shape[0])
+        return kth_largest(part, depth)
 
-    monkeypatch.setattr(largest, "_exactly", counting)
+    monkeypatch.setattr(largest, "_kth_largest", counting)
     found = largest_columns(values, 10)
     np.testing.assert_array_equal(found, sorted_reference(values, 10))
-    assert whole_rows == [2]  # rows 3 and 7 only; the other 38 came from the blocks
-    assert found[7, :2].tolist() == [10, 4_000]
+    # The blocks' maxima of every row, then the whole of row 11 alone: rows 3 and 7
+    # let every entry through, but fewer than ten exceed the bound, so it is their
+    # tenth value.
+    assert partitioned == [40, 1]
+    assert found[3].tolist() == list(range(10))
+    assert found[7, :3].tolist() == [10, 4_000, 0]
+    assert found[11].tolist() == (np.arange(10) * blocks).tolist()
 
 
 def test_depth_outside_the_row_is_refused() -> None:
