@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 BLOCK = 16  # columns a block: the maxima are 1/BLOCK of the row
-# A row whose bound lets more than this many times ``depth`` entries through is
-# partitioned whole: sorting them would cost more than the partition.
+# A row whose bound lets more than this many times ``depth`` entries through is taken
+# whole (_exactly): sorting them would cost more than a partition of the row.
 MAX_SPREAD = 16
 
 
