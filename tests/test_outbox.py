@@ -283,6 +283,36 @@ def test_the_maildir_gets_the_written_message_and_its_preview(config: Config) ->
     store.close()
 
 
+def test_a_page_is_filed_a_write_batch_at_a_time_each_message_with_its_row(
+    config: Config, smtp_server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = replace(config, smtp=smtp_server.settings())
+    store = open_store(config.database_url)
+    pipeline.ingest_sources(config, store, day=DAY, now=NOW - timedelta(hours=1))
+    ids = [store.add_subscriber(f"reader{n}@example.org", profile,
+                                now=NOW - timedelta(days=2), max_papers=3).id
+           for n, profile in enumerate([*PROFILES.values(), *PROFILES.values()])]
+    monkeypatch.setattr(planning, "WRITE_BATCH", 2)
+    filed: list[tuple[int, int]] = []  # (rows, messages) of each call
+    plan_deliveries = store.plan_deliveries
+
+    def counting(rows: Any, *, now: datetime, messages: Any = None) -> int:
+        filed.append((len(rows), len(messages or {})))
+        return plan_deliveries(rows, now=now, messages=messages)
+
+    monkeypatch.setattr(store, "plan_deliveries", counting)
+    report = pipeline.run(config, now=NOW, day=DAY, do_ingest=False, send=False, store=store)
+    assert report.sent == 0 and store.delivery_counts(DAY) == {"planned": 6}
+    # Six digests of one page, filed two at a time: never the page's messages at once.
+    assert filed == [(2, 2), (2, 2), (2, 2)]
+    found = store.stored_messages((sub_id, DAY) for sub_id in ids)
+    assert set(found) == {(sub_id, DAY) for sub_id in ids}
+    for sub_id in ids:
+        row = store.get_delivery(sub_id, DAY)
+        assert f"Message-ID: {row.message_id}".encode() in found[(sub_id, DAY)].wire()
+    store.close()
+
+
 def test_stored_messages_returns_exactly_the_pairs_asked_for(store: Store) -> None:
     ids = [store.add_subscriber(f"s{n}@example.org", Profile(interests="x"), now=NOW).id
            for n in range(2)]
