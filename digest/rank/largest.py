@@ -57,7 +57,7 @@ def largest_columns(values: np.ndarray, depth: int) -> np.ndarray:
         counts = np.count_nonzero(reaching, axis=1)
         whole = (counts < depth) | (counts > MAX_SPREAD * depth)
         if whole.any():
-            reaching[whole] = _exactly(values[whole], depth, bound[whole])
+            reaching[whole] = _exactly(values[whole], depth, bound[whole], counts[whole])
     found = np.flatnonzero(reaching)
     r, c = np.divmod(found, width)
     # np.lexsort is stable and ``found`` runs by row, then column: ties stay in column
@@ -68,19 +68,22 @@ def largest_columns(values: np.ndarray, depth: int) -> np.ndarray:
     return columns
 
 
-def _exactly(values: np.ndarray, depth: int, bound: np.ndarray | None = None) -> np.ndarray:
+def _exactly(
+    values: np.ndarray, depth: int, bound: np.ndarray | None = None,
+    reach: np.ndarray | None = None,
+) -> np.ndarray:
     """Return a mask of each row's ``depth`` largest entries, ties to the lower column.
 
     ``bound``: per row, a value that is its ``depth``-th largest where fewer than
     ``depth`` entries exceed it and ``depth`` or more reach it (a row of zeros, or of
-    -inf but a few: found without partitioning the row).
+    -inf but a few: found without partitioning the row); ``reach``: how many entries
+    reach it, per row (given with ``bound``).
     """
-    if bound is None:
+    if bound is None or reach is None:
         kth = _kth_largest(values, depth)
     else:
         kth = bound.copy()
         over = np.count_nonzero(values > bound[:, None], axis=1)
-        reach = np.count_nonzero(values >= bound[:, None], axis=1)
         unknown = (over >= depth) | (reach < depth)
         if unknown.any():
             kth[unknown] = _kth_largest(values[unknown], depth)
