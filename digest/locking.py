@@ -13,11 +13,12 @@ from digest.errors import ConfigError, LockedError
 
 
 @contextmanager
-def run_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
+def run_lock(path: Path, *, wait: bool = False) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` for the duration; raise LockedError if taken.
 
-    The kernel drops the lock when the process dies, even by ``kill -9``, so a crashed
-    run never leaves a stale lock behind.
+    With ``wait``, wait for it instead; yield whether the lock was taken when asked (and
+    so waited for). The kernel drops the lock when the process dies, even by ``kill
+    -9``, so a crashed run never leaves a stale lock behind.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,13 +29,17 @@ def run_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
             "make DIGEST_VAR_DIR a folder this user may write (e.g. chown -R digest var)",
         ) from err
     try:
+        waited = False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise LockedError(
-                "another digest run holds the lock",
-                f"it will finish on its own; the lock file is {path}",
-            ) from err
+            if not wait:
+                raise LockedError(
+                    "another digest run holds the lock",
+                    f"it will finish on its own; the lock file is {path}",
+                ) from err
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            waited = True
         # The pid is for a person looking at the file; the lock is the flock. On a full
         # disk (var/ beside logs that filled it) writing it failed with ENOSPC, and the
         # run died with a traceback and exit 1 before sending anything, though nothing
@@ -43,7 +48,7 @@ def run_lock(path: Path, *, wait: bool = False) -> Iterator[None]:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         try:
-            yield
+            yield waited
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -283,6 +284,29 @@ def test_a_second_concurrent_run_is_refused(two_days: tuple[Config, Path, Path])
     with run_lock(config.lock_path), pytest.raises(LockedError):
         pipeline.run(config, now=NOW1, day=DAY1)
     assert pipeline.run(config, now=NOW1, day=DAY1).sent == 3
+
+
+def test_a_run_that_waited_for_the_lock_sends_what_came_due_while_it_waited(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    # `digest run --wait` at 06:50, while the 06:05 run is still sending: it gets the
+    # lock at 07:10. It used to plan for 06:50, so the 07:00 digests were not due in it,
+    # and the 08:05 firing, finding the lock taken by it, skipped too.
+    config, _, _ = two_days
+    subscribe_all(config)  # 07:00 UTC, since 09:00 on DAY1
+    asked = datetime(2026, 5, 26, 6, 50, tzinfo=UTC)
+    got_lock = datetime(2026, 5, 26, 7, 10, tzinfo=UTC)
+    reports: list[RunReport] = []
+    with run_lock(config.lock_path):
+        waiting = threading.Thread(target=lambda: reports.append(pipeline.run(
+            config, now=asked, clock=lambda: got_lock, wait_for_lock=True)))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive()  # blocked on the lock
+    waiting.join(60)
+    [report] = reports
+    assert (report.sent, report.not_due) == (3, 0)
+    assert report.started_at == got_lock
 
 
 def test_only_active_unsuppressed_subscribers_get_mail(two_days: tuple[Config, Path, Path]) -> None:

@@ -124,7 +124,8 @@ def run(
     Without ``day``, each active subscriber whose local send hour has come (and who has
     not had that local day's digest) gets one. With ``day`` (or ``force``), everyone
     active gets that day's digest now, regardless of hour. A ledger row per (subscriber,
-    day) makes a repeat send nothing new.
+    day) makes a repeat send nothing new. A run that had to wait for the lock
+    (``wait_for_lock``) runs as of ``clock()`` once it holds it, not as of ``now``.
     """
     # DIGEST_SEMANTIC=1 without its extra fails every run, not only one that ranks.
     check_ranking(config)
@@ -141,7 +142,13 @@ def run(
     own_store = store is None
     db = store or open_store(config.database_url)
     try:
-        with run_lock(config.lock_path, wait=wait_for_lock):
+        with run_lock(config.lock_path, wait=wait_for_lock) as waited:
+            if waited and clock is not None:
+                # The run is for the instant it starts. Planned as of when it was asked
+                # (`digest run --wait` behind a run still sending), the digests whose
+                # hour came while it waited were not due in it, and the next firing,
+                # finding the lock taken by it, did not send them either.
+                now = clock()
             return _run_locked(
                 config,
                 db,
