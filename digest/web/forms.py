@@ -385,7 +385,8 @@ def _parse_schedule(values: Mapping[str, str], errors: dict[str, str]) -> Schedu
         raw = values.get(name, "").strip()
         if not raw:
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        # ASCII digits only: str.isdigit() is true of "²", which int() refuses.
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
             errors[name] = f"choose a number from {low} to {high}"
             return default
         return int(raw)
