@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from digest import mail, pipeline
+from digest.addresses import normalize_email
 from digest.config import SAMPLE_BATCH, Config, parse_sources
 from digest.errors import LockedError
 from digest.locking import run_lock
@@ -594,6 +595,28 @@ def test_previews_that_cannot_be_written_stop_the_run_with_the_reason_and_lose_n
     config.preview_dir.unlink()
     assert pipeline.run(config, now=NOW1 + timedelta(hours=1), day=DAY1).sent == 3
     assert len(maildir_messages(config)) == 3
+
+
+def test_the_longest_valid_address_gets_its_preview_and_stops_no_run(
+    two_days: tuple[Config, Path, Path],
+) -> None:
+    # An address may have 254 characters (the sign-up form takes them); its preview's
+    # file name, "<id>-<address>.html", had 266 bytes, past the 255 a file system allows:
+    # without SMTP every run stopped there (75), and the digests after it never went.
+    config, _, _ = two_days
+    address = "l" * 64 + "@" + ".".join(["d" * 60] * 3)
+    address = address[: 254 - len(".example")] + ".example"
+    assert len(address) == 254 and normalize_email(address) == address
+    store = open_store(config.database_url)
+    sub = store.add_subscriber(address, PROFILES["ada@example.org"], now=NOW1, send_hour=7,
+                               max_papers=5)
+    store.close()
+    subscribe_all(config)
+    report = pipeline.run(config, now=NOW1, day=DAY1)
+    assert (report.sent, report.failed, report.aborted) == (4, 0, None)
+    [preview] = (config.preview_dir / DAY1.isoformat()).glob(f"{sub.id:06d}-*.html")
+    assert preview == pipeline.preview_path(config, sub, DAY1)
+    assert len(preview.name.encode()) <= 255
 
 
 def test_a_feed_title_of_200_kb_is_cut_before_it_reaches_the_digest(tmp_path: Path) -> None:

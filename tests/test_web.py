@@ -584,6 +584,26 @@ def test_preferences_post_rejects_bad_input_and_missing_csrf(site: Site) -> None
     assert site.db.get_subscriber(sub.id).profile.interests == "language models"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("field", ["send_hour", "weekday", "max_papers"])
+def test_a_number_field_holding_a_superscript_digit_is_refused_not_a_500(
+    site: Site, field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "²".isdigit() is true but int("²") raises: such a value was an unhandled 500 with a
+    # logged traceback, on the sign-up form as on the preferences page.
+    with caplog.at_level("ERROR", logger="digest.web"):
+        response = site.signup("a@example.org", **{field: "²"})
+        assert response.status_code == 400
+        assert "choose a number from" in body(response)
+        sub = site.add("b@example.org")
+        path = tokens.preferences_url("", SECRET, sub.id)
+        response = post(site, path, {"interests": "changed", field: "³"})
+        assert response.status_code == 400
+        assert "choose a number from" in body(response)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert site.outbox == []
+    assert site.db.get_subscriber(sub.id).profile.interests == "language models"  # type: ignore[union-attr]
+
+
 def test_pause_and_resume(site: Site) -> None:
     sub = site.add("a@example.org")
     path = tokens.preferences_url("", SECRET, sub.id)

@@ -220,3 +220,15 @@ def test_bibtex_of_the_largest_size_made_of_blank_lines_reads_quickly(filler: st
     entry = "@misc{a, eprint = {2401.01234}}\n"
     padding = filler * ((forms.MAX_BIBTEX - len(entry)) // len(filler))
     assert forms.bibtex_arxiv_keys(padding + "\n" + entry) == ["arxiv:2401.01234"]
+
+
+# The search for a field name ("eprint =") started again at every character of a long
+# word with no "=" after it, rescanning the rest of the word each time: 40 KB of one
+# word took 24 s, the 512 KiB allowed over an hour of one server thread. As above, the
+# timeout is a guard with a wide margin, not a benchmark.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("filler", ["a", "a-", "é1_"])
+def test_bibtex_of_the_largest_size_made_of_one_long_word_reads_quickly(filler: str) -> None:
+    entry = "@misc{a, eprint = {2401.01234}}\n"
+    word = filler * ((forms.MAX_BIBTEX - len(entry) - 10) // len(filler))
+    assert forms.bibtex_arxiv_keys(entry + "@misc{b, " + word + "}") == ["arxiv:2401.01234"]

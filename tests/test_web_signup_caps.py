@@ -71,6 +71,21 @@ def test_an_ipv6_client_is_its_slash_64(config: Config) -> None:
     assert site.signup("d@example.org", remote="2001:db8:1:3::1").status_code == 200
 
 
+def test_an_ipv4_client_seen_through_a_dual_stack_socket_is_its_own_client(
+    config: Config,
+) -> None:
+    # A server or proxy listening on IPv6 for both families sees an IPv4 client as
+    # ::ffff:a.b.c.d. Cut to its /64, every IPv4 client in the world was one client, and
+    # the first few sign-ups of the hour spent everyone's share.
+    site = make_site(replace(config, signup_per_client=1, signup_per_hour=0))
+    assert site.signup("a@example.org", remote="::ffff:192.0.2.1").status_code == 200
+    assert site.signup("b@example.org", remote="::ffff:198.51.100.7").status_code == 200
+    # The same IPv4 client, however its address arrives, is still one client.
+    assert site.signup("c@example.org", remote="192.0.2.1").status_code == 429
+    assert site.signup("d@example.org", remote="::ffff:198.51.100.7").status_code == 429
+    assert len(site.outbox) == 2
+
+
 def test_the_site_gets_so_many_sign_ups_an_hour_from_everyone(config: Config) -> None:
     site = make_site(replace(config, signup_per_client=0, signup_per_hour=4))
     for n in range(4):

@@ -113,9 +113,16 @@ def message_id(config: Config, subscriber_id: int, day: date) -> str:
                                 installation=config.secret_key)
 
 
+# Of an address in a preview's file name: "<id>-" (7+ bytes), this, ".html" (5 bytes).
+PREVIEW_ADDRESS_CHARS = 200
+
+
 def preview_path(config: Config, subscriber: Subscriber, day: date) -> Path:
     """Return where the HTML preview of one subscriber's digest for a day is written."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", subscriber.email)
+    # The address only helps a person find a file (the id makes the name unique, and
+    # is what erasure looks for): cut, so that an address of up to 254 characters stays
+    # within the 255 bytes a file name may have.
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", subscriber.email)[:PREVIEW_ADDRESS_CHARS]
     return config.preview_dir / day.isoformat() / f"{subscriber.id:06d}-{safe}.html"
 
 

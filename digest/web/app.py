@@ -172,6 +172,10 @@ def create_app(
         except ValueError:
             text = address
         else:
+            if ip.version == 6 and ip.ipv4_mapped is not None:
+                # An IPv4 client as a dual-stack socket or proxy writes it (::ffff:a.b.c.d):
+                # the /64 of that is every IPv4 address there is.
+                ip = ip.ipv4_mapped
             text = str(ipaddress.ip_network(f"{ip}/64", strict=False) if ip.version == 6
                        else ip)
         key = client_key.copy()
