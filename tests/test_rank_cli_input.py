@@ -299,6 +299,19 @@ def test_an_id_that_is_not_a_string_or_number_is_a_usage_error(
     assert "'id'" in result.stderr
 
 
+def test_each_line_names_its_profile_by_the_id_exactly_as_the_profiles_file_gave_it(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # An evaluator matches the output against its own ids: {"id": 7} came back as "7",
+    # which equals no profile of a caller that numbered them, so none of them scored.
+    ids: list[Any] = [7, "7", 0, "p1", 12345678901234567890]
+    profiles = _write(tmp_path / "profiles.jsonl",
+                      *({"id": value, "interests": "robot learning"} for value in ids))
+    lines = _lines(_rank(day, profiles))
+    assert [line["profile"] for line in lines] == ids
+    assert [type(line["profile"]) for line in lines] == [type(value) for value in ids]
+
+
 def test_null_and_empty_fields_are_empty(
     tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
 ) -> None:
@@ -309,7 +322,7 @@ def test_null_and_empty_fields_are_empty(
         {"id": "plain", "interests": "robot learning"},
     )
     nulls, plain = _lines(_rank(day, profiles))
-    assert nulls["profile"] == "7"
+    assert nulls["profile"] == 7
     assert nulls["papers"] == plain["papers"]
 
 
