@@ -438,6 +438,30 @@ def test_a_paper_field_of_a_stray_type_is_read_not_a_crash(tmp_path: Path) -> No
     assert problems == []
 
 
+def test_upvotes_that_are_no_count_are_none_not_a_crash(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # json.dumps writes a missing float (pandas' NaN) as NaN, which json.loads reads:
+    # int(nan) raised ValueError out of the reader, a traceback from digest rank (exit
+    # 1), and the daily job's jsonl source lost its whole file. A negative count made
+    # the popularity blend's log1p NaN.
+    from digest.ingest.jsonl import paper_from_record
+
+    for value in (float("nan"), float("inf"), float("-inf"), -5):
+        assert paper_from_record({"id": "2601.00001", "title": "A", "upvotes": value}).upvotes \
+            is None
+    assert paper_from_record({"id": "2601.00001", "title": "A", "upvotes": 12.0}).upvotes == 12
+    batch_path, history_path, _ = day
+    lines = batch_path.read_text(encoding="utf-8").splitlines()
+    lines[0] = lines[0].replace("{", '{"upvotes": NaN, ', 1)
+    lines[1] = lines[1].replace("{", '{"upvotes": Infinity, ', 1)
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "language models"})
+    plain = _lines(_rank(day, profiles))
+    assert _lines(_rank((batch, history_path, []), profiles)) == plain
+
+
 def test_categories_as_one_string_or_in_another_case_are_the_codes(
     tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
 ) -> None:

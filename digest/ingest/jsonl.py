@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
@@ -45,6 +46,19 @@ def _items(value: Any, split: Callable[[str], Iterable[str]]) -> list[str]:
     return [str(v) for v in items if v is not None and str(v).strip()]
 
 
+def _count(value: Any) -> int | None:
+    """Return a count given as a number, or None: not a number, negative, NaN or infinite.
+
+    json.loads reads NaN and Infinity (json.dumps writes pandas' missing values so), and
+    int() of either raised out of the reader, losing the whole file.
+    """
+    if not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return int(value)
+
+
 def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper:
     """Convert one corpus-schema record into a Paper; raise SourceError when unusable."""
     raw_id = str(record.get("id") or "").strip()
@@ -81,7 +95,7 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
         source=source,
         published=published,
         comment=(str(record["comment"]) if record.get("comment") else None),
-        upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+        upvotes=_count(upvotes),
         announce_type=announce if announce in _ANNOUNCE_TYPES else "new",
         version=version,
         doi=normalize_doi(str(record["doi"])) if record.get("doi") else None,
