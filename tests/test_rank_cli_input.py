@@ -254,6 +254,32 @@ def test_a_gzipped_profiles_file_is_read(
     assert _rank(day, packed).stdout == _rank(day, plain).stdout
 
 
+def test_a_truncated_or_corrupt_gzip_file_is_a_usage_error_naming_it(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # A .jsonl.gz cut short (a download that stopped) raised EOFError, which click
+    # reports as "Aborted!" (exit 1, no file named); a damaged one raised zlib.error,
+    # a traceback.
+    batch_path, history_path, _ = day
+    packed = gzip.compress(history_path.read_bytes())
+    truncated = tmp_path / "truncated.jsonl.gz"
+    truncated.write_bytes(packed[: len(packed) * 2 // 3])
+    damaged = bytearray(packed)
+    damaged[10] = 0b111  # the first deflate block's header: final, of the reserved type
+    corrupt = tmp_path / "corrupt.jsonl.gz"
+    corrupt.write_bytes(bytes(damaged))
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "robot learning"})
+    for broken in (truncated, corrupt):
+        for option, other in (("--history", "--papers"), ("--papers", "--history")):
+            given = {option: broken, other: history_path if other == "--history" else batch_path}
+            result = CliRunner().invoke(main, [
+                "rank", "--profiles", str(profiles),
+                *(str(x) for pair in given.items() for x in pair)])
+            assert result.exit_code == 2, (broken, option, result.output, result.exception)
+            assert str(broken) in result.stderr and "gzip" in result.stderr
+            assert "Traceback" not in result.output
+
+
 # 4. Fields of the wrong type.
 
 

@@ -6,6 +6,7 @@ import gzip
 import json
 import math
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
@@ -114,6 +115,7 @@ def iter_records(
     file and line (``what`` names the record in the message, ``hint`` says what to do).
     """
     opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
     try:
         with opener(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
@@ -137,6 +139,15 @@ def iter_records(
                         hint,
                     )
                 yield number, record
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        # A .gz cut short raises EOFError (which click reports as "Aborted!"), a damaged
+        # one zlib.error or BadGzipFile: neither named the file nor said what to do.
+        where = f"after line {number}" if number else "from its start"
+        raise SourceError(
+            f"{path}: not a whole gzip file, unreadable {where} ({err})",
+            "the file is cut short, damaged or not gzipped: copy or download it again, "
+            "or pass it unpacked under a name without .gz",
+        ) from err
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}", "check the path") from err
 
