@@ -488,6 +488,30 @@ def test_upvotes_that_are_no_count_are_none_not_a_crash(
     assert _lines(_rank((batch, history_path, []), profiles)) == plain
 
 
+def test_a_lone_surrogate_in_an_id_or_an_author_prints_escaped_not_a_crash(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # JSON may escape half of a UTF-16 pair ("\\ud835", text cut inside one): json.loads
+    # reads it, but no UTF-8 writes it, and printing the line raised UnicodeEncodeError
+    # after the lines before it had gone out (a traceback, exit 1, the rest lost).
+    batch_path, history_path, _ = day
+    records = [json.loads(x) for x in batch_path.read_text(encoding="utf-8").splitlines()]
+    author = "Jos\u00e9 \ud835Garc\u00eda"
+    records[0]["authors"] = [author]
+    records[1]["id"] = f"{records[1]['id']}\udc00"
+    batch = _write(tmp_path / "batch.jsonl", *records)
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p\ud800", "authors": [author]},
+                      {"id": "all", "categories": records[1]["categories"]})
+    result = CliRunner().invoke(main, [
+        "rank", "--papers", str(batch), "--profiles", str(profiles), "--history",
+        str(history_path), "--top", str(len(records)), "--all"])
+    follower, everyone = _lines(result)
+    assert follower["profile"] == "p\ud800"
+    assert follower["papers"][0]["id"] == records[0]["id"]
+    assert author in follower["papers"][0]["reason"]
+    assert records[1]["id"] in [p["id"] for p in everyone["papers"]]
+
+
 def test_categories_as_one_string_or_in_another_case_are_the_codes(
     tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
 ) -> None:

@@ -267,7 +267,22 @@ def rank_command(
             ],
             "nothing_relevant": empty,
         }
-        click.echo(json.dumps(line, ensure_ascii=False))
+        click.echo(_json_line(line))
+
+
+def _json_line(line: Mapping[str, object]) -> str:
+    """Return a line of output as JSON, non-ASCII text as itself where UTF-8 can write it.
+
+    Half of a UTF-16 pair (an input's "\\ud835", text cut inside a pair) has no UTF-8
+    form: printing it raised UnicodeEncodeError midway through the output. Escaped
+    (json's default), it reads back as the very string the input gave.
+    """
+    text = json.dumps(line, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(line)
+    return text
 
 
 @main.command("eval")
