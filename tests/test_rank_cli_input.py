@@ -254,6 +254,22 @@ def test_a_gzipped_profiles_file_is_read(
     assert _rank(day, packed).stdout == _rank(day, plain).stdout
 
 
+def test_a_gzipped_file_is_read_whatever_its_name(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # Gzip was told by the name alone: a gzipped batch.jsonl was "not UTF-8 text" with
+    # the hint "save the file as UTF-8", which it was, packed; a plain .jsonl.gz was
+    # "Not a gzipped file".
+    batch_path, history_path, _ = day
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "robot learning"})
+    packed_batch = tmp_path / "batch.jsonl"
+    packed_batch.write_bytes(gzip.compress(batch_path.read_bytes()))
+    plain_history = tmp_path / "history.jsonl.gz"
+    plain_history.write_bytes(history_path.read_bytes())
+    assert _lines(_rank((packed_batch, plain_history, []), profiles)) == _lines(
+        _rank(day, profiles))
+
+
 def test_a_truncated_or_corrupt_gzip_file_is_a_usage_error_naming_it(
     tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
 ) -> None:

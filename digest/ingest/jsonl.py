@@ -8,6 +8,7 @@ import math
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from digest.models import Paper, SourceSpec, json_kind
 _ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
 _CATEGORY_GAPS = re.compile(r"[\s,;]+")
 
 
@@ -105,6 +107,22 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
     )
 
 
+@contextmanager
+def _open_bytes(path: Path) -> Iterator[Iterable[bytes]]:
+    """Open a file for reading, unpacking it if it starts as gzip does, whatever its name.
+
+    By the name alone, a gzipped batch.jsonl was "not UTF-8 text" (save it as UTF-8),
+    and a plain papers.jsonl.gz "not a gzipped file". The start is peeked, not read, so
+    a pipe (<(zcat ...)) loses nothing.
+    """
+    with open(path, "rb") as raw:
+        if raw.peek(2)[:2] == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw) as packed:
+                yield packed
+        else:
+            yield raw
+
+
 def iter_records(
     path: Path, *, what: str = "a record",
     hint: str = "each line must be one JSON object in the corpus schema",
@@ -114,10 +132,9 @@ def iter_records(
     A line that is not UTF-8, not JSON or not a JSON object is a SourceError naming the
     file and line (``what`` names the record in the message, ``hint`` says what to do).
     """
-    opener = gzip.open if path.suffix == ".gz" else open
     number = 0
     try:
-        with opener(path, "rb") as handle:
+        with _open_bytes(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
@@ -145,8 +162,8 @@ def iter_records(
         where = f"after line {number}" if number else "from its start"
         raise SourceError(
             f"{path}: not a whole gzip file, unreadable {where} ({err})",
-            "the file is cut short, damaged or not gzipped: copy or download it again, "
-            "or pass it unpacked under a name without .gz",
+            "the file is cut short or damaged: copy or download it again, or pass it "
+            "unpacked",
         ) from err
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}", "check the path") from err
@@ -168,8 +185,7 @@ def read_jsonl(path: str | Path, *, source: str = "jsonl") -> tuple[list[Paper],
     papers: list[Paper] = []
     problems: list[str] = []
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as handle:
+        with _open_bytes(path) as handle:
             lines = list(handle)
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}",
