@@ -111,3 +111,30 @@ def test_rank_all_lists_papers_below_the_bar_and_still_says_nothing_reached_it(
     assert everything["elsewhere"]["nothing_relevant"] is True
     assert barred["vision"]["papers"] and barred["vision"]["nothing_relevant"] is False
     assert everything["vision"]["nothing_relevant"] is False
+
+
+def test_a_top_beyond_the_batch_lists_what_the_batch_holds_without_allocating_for_it(
+    tmp_path: Path,
+) -> None:
+    # "--top 1000000000" (every paper, ranked) allocated a profiles x top array in the
+    # MMR selection: 298 GiB for 40 profiles, a MemoryError traceback.
+    batch_path, history_path, _ = write_mini_day(tmp_path)
+    papers = len(batch_path.read_text(encoding="utf-8").splitlines())
+    profiles = tmp_path / "profiles.jsonl"
+    profiles.write_text(
+        "".join(json.dumps({"id": f"p{n}", "interests": "image segmentation"}) + "\n"
+                for n in range(40)),
+        encoding="utf-8",
+    )
+
+    def ranked(top: int) -> str:
+        result = CliRunner().invoke(main, [
+            "rank", "--papers", str(batch_path), "--profiles", str(profiles),
+            "--history", str(history_path), "--top", str(top), "--all"])
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result.output
+
+    everything = ranked(papers)
+    assert len(json.loads(everything.splitlines()[0])["papers"]) == papers
+    assert ranked(10**9) == everything
+    assert ranked(10**30) == everything  # beyond any machine integer

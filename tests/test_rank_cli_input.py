@@ -254,6 +254,48 @@ def test_a_gzipped_profiles_file_is_read(
     assert _rank(day, packed).stdout == _rank(day, plain).stdout
 
 
+def test_a_gzipped_file_is_read_whatever_its_name(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # Gzip was told by the name alone: a gzipped batch.jsonl was "not UTF-8 text" with
+    # the hint "save the file as UTF-8", which it was, packed; a plain .jsonl.gz was
+    # "Not a gzipped file".
+    batch_path, history_path, _ = day
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "robot learning"})
+    packed_batch = tmp_path / "batch.jsonl"
+    packed_batch.write_bytes(gzip.compress(batch_path.read_bytes()))
+    plain_history = tmp_path / "history.jsonl.gz"
+    plain_history.write_bytes(history_path.read_bytes())
+    assert _lines(_rank((packed_batch, plain_history, []), profiles)) == _lines(
+        _rank(day, profiles))
+
+
+def test_a_truncated_or_corrupt_gzip_file_is_a_usage_error_naming_it(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # A .jsonl.gz cut short (a download that stopped) raised EOFError, which click
+    # reports as "Aborted!" (exit 1, no file named); a damaged one raised zlib.error,
+    # a traceback.
+    batch_path, history_path, _ = day
+    packed = gzip.compress(history_path.read_bytes())
+    truncated = tmp_path / "truncated.jsonl.gz"
+    truncated.write_bytes(packed[: len(packed) * 2 // 3])
+    damaged = bytearray(packed)
+    damaged[10] = 0b111  # the first deflate block's header: final, of the reserved type
+    corrupt = tmp_path / "corrupt.jsonl.gz"
+    corrupt.write_bytes(bytes(damaged))
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "robot learning"})
+    for broken in (truncated, corrupt):
+        for option, other in (("--history", "--papers"), ("--papers", "--history")):
+            given = {option: broken, other: history_path if other == "--history" else batch_path}
+            result = CliRunner().invoke(main, [
+                "rank", "--profiles", str(profiles),
+                *(str(x) for pair in given.items() for x in pair)])
+            assert result.exit_code == 2, (broken, option, result.output, result.exception)
+            assert str(broken) in result.stderr and "gzip" in result.stderr
+            assert "Traceback" not in result.output
+
+
 # 4. Fields of the wrong type.
 
 
@@ -299,6 +341,19 @@ def test_an_id_that_is_not_a_string_or_number_is_a_usage_error(
     assert "'id'" in result.stderr
 
 
+def test_each_line_names_its_profile_by_the_id_exactly_as_the_profiles_file_gave_it(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # An evaluator matches the output against its own ids: {"id": 7} came back as "7",
+    # which equals no profile of a caller that numbered them, so none of them scored.
+    ids: list[Any] = [7, "7", 0, "p1", 12345678901234567890]
+    profiles = _write(tmp_path / "profiles.jsonl",
+                      *({"id": value, "interests": "robot learning"} for value in ids))
+    lines = _lines(_rank(day, profiles))
+    assert [line["profile"] for line in lines] == ids
+    assert [type(line["profile"]) for line in lines] == [type(value) for value in ids]
+
+
 def test_null_and_empty_fields_are_empty(
     tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
 ) -> None:
@@ -309,7 +364,7 @@ def test_null_and_empty_fields_are_empty(
         {"id": "plain", "interests": "robot learning"},
     )
     nulls, plain = _lines(_rank(day, profiles))
-    assert nulls["profile"] == "7"
+    assert nulls["profile"] == 7
     assert nulls["papers"] == plain["papers"]
 
 
@@ -423,6 +478,54 @@ def test_a_paper_field_of_a_stray_type_is_read_not_a_crash(tmp_path: Path) -> No
     papers, problems = read_jsonl(source)
     assert [p.key for p in papers] == ["arxiv:2601.00001", "arxiv:2601.00002"]
     assert problems == []
+
+
+def test_upvotes_that_are_no_count_are_none_not_a_crash(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # json.dumps writes a missing float (pandas' NaN) as NaN, which json.loads reads:
+    # int(nan) raised ValueError out of the reader, a traceback from digest rank (exit
+    # 1), and the daily job's jsonl source lost its whole file. A negative count made
+    # the popularity blend's log1p NaN.
+    from digest.ingest.jsonl import paper_from_record
+
+    for value in (float("nan"), float("inf"), float("-inf"), -5):
+        assert paper_from_record({"id": "2601.00001", "title": "A", "upvotes": value}).upvotes \
+            is None
+    assert paper_from_record({"id": "2601.00001", "title": "A", "upvotes": 12.0}).upvotes == 12
+    batch_path, history_path, _ = day
+    lines = batch_path.read_text(encoding="utf-8").splitlines()
+    lines[0] = lines[0].replace("{", '{"upvotes": NaN, ', 1)
+    lines[1] = lines[1].replace("{", '{"upvotes": Infinity, ', 1)
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p", "interests": "language models"})
+    plain = _lines(_rank(day, profiles))
+    assert _lines(_rank((batch, history_path, []), profiles)) == plain
+
+
+def test_a_lone_surrogate_in_an_id_or_an_author_prints_escaped_not_a_crash(
+    tmp_path: Path, day: tuple[Path, Path, list[dict[str, Any]]]
+) -> None:
+    # JSON may escape half of a UTF-16 pair ("\\ud835", text cut inside one): json.loads
+    # reads it, but no UTF-8 writes it, and printing the line raised UnicodeEncodeError
+    # after the lines before it had gone out (a traceback, exit 1, the rest lost).
+    batch_path, history_path, _ = day
+    records = [json.loads(x) for x in batch_path.read_text(encoding="utf-8").splitlines()]
+    author = "Jos\u00e9 \ud835Garc\u00eda"
+    records[0]["authors"] = [author]
+    records[1]["id"] = f"{records[1]['id']}\udc00"
+    batch = _write(tmp_path / "batch.jsonl", *records)
+    profiles = _write(tmp_path / "profiles.jsonl", {"id": "p\ud800", "authors": [author]},
+                      {"id": "all", "categories": records[1]["categories"]})
+    result = CliRunner().invoke(main, [
+        "rank", "--papers", str(batch), "--profiles", str(profiles), "--history",
+        str(history_path), "--top", str(len(records)), "--all"])
+    follower, everyone = _lines(result)
+    assert follower["profile"] == "p\ud800"
+    assert follower["papers"][0]["id"] == records[0]["id"]
+    assert author in follower["papers"][0]["reason"]
+    assert records[1]["id"] in [p["id"] for p in everyone["papers"]]
 
 
 def test_categories_as_one_string_or_in_another_case_are_the_codes(

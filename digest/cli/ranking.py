@@ -42,8 +42,11 @@ def _paper_key(raw: str, known: Mapping[str, Paper]) -> str | None:
     return None
 
 
-def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
+def read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str | int, Profile]]:
     """Read one profile per line: ``id`` plus any Profile field.
+
+    Each profile comes with its ``id`` exactly as the line gave it, a string or a
+    number, for the output to name it so (a caller matches the output by its own ids).
 
     Seed, liked and disliked ids may take any form ``_paper_key`` reads; one warning
     per profile on stderr names those that match no paper in ``known``. A line that is
@@ -94,8 +97,8 @@ def _categories(values: tuple[str, ...], codes: Mapping[str, str]) -> tuple[
     return tuple(dict.fromkeys(found)), unknown
 
 
-def _read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profile]]:
-    out: list[tuple[str, Profile]] = []
+def _read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str | int, Profile]]:
+    out: list[tuple[str | int, Profile]] = []
     unknown_fields: dict[str, list[int]] = {}
     _read_profile_lines(path, known, _category_codes(known), out, unknown_fields)
     _warn_unknown_fields(path, unknown_fields)
@@ -104,7 +107,7 @@ def _read_profiles(path: Path, known: dict[str, Paper]) -> list[tuple[str, Profi
 
 def _read_profile_lines(
     path: Path, known: dict[str, Paper], codes: Mapping[str, str],
-    out: list[tuple[str, Profile]], unknown_fields: dict[str, list[int]],
+    out: list[tuple[str | int, Profile]], unknown_fields: dict[str, list[int]],
 ) -> None:
     for number, record in iter_records(path, what="a profile", hint=_PROFILE_HINT):
         for name in record:
@@ -118,7 +121,7 @@ def _read_profile_lines(
                 f"{path}:{number}: the profile's 'id' must be a string, not {json_kind(raw_id)}",
                 'give each line an "id" such as "p1"',
             )
-        profile_id = str(raw_id)
+        profile_id = str(raw_id)  # for messages; the output names it by raw_id
         try:
             profile = Profile.from_dict(record, strict=True)
         except ValueError as err:
@@ -152,10 +155,10 @@ def _read_profile_lines(
             warn(f"profile {json.dumps(profile_id)}: {len(strange)} "
                  f"{'category' if len(strange) == 1 else 'categories'} neither arXiv nor "
                  f"any paper has, matching nothing: {shown} (codes look like cs.CL, math.PR)")
-        out.append((profile_id, replace(profile, seeds=resolved["seeds"],
-                                        liked=resolved["liked"],
-                                        disliked=resolved["disliked"],
-                                        categories=categories)))
+        out.append((raw_id, replace(profile, seeds=resolved["seeds"],
+                                    liked=resolved["liked"],
+                                    disliked=resolved["disliked"],
+                                    categories=categories)))
 
 
 def _warn_missing(profile_id: str, missing: list[tuple[str, list[str]]]) -> None:
@@ -264,7 +267,22 @@ def rank_command(
             ],
             "nothing_relevant": empty,
         }
-        click.echo(json.dumps(line, ensure_ascii=False))
+        click.echo(_json_line(line))
+
+
+def _json_line(line: Mapping[str, object]) -> str:
+    """Return a line of output as JSON, non-ASCII text as itself where UTF-8 can write it.
+
+    Half of a UTF-16 pair (an input's "\\ud835", text cut inside a pair) has no UTF-8
+    form: printing it raised UnicodeEncodeError midway through the output. Escaped
+    (json's default), it reads back as the very string the input gave.
+    """
+    text = json.dumps(line, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(line)
+    return text
 
 
 @main.command("eval")

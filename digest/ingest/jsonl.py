@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from digest.models import Paper, SourceSpec, json_kind
 _ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
 _CATEGORY_GAPS = re.compile(r"[\s,;]+")
 
 
@@ -43,6 +47,19 @@ def _items(value: Any, split: Callable[[str], Iterable[str]]) -> list[str]:
     else:
         items = [value]
     return [str(v) for v in items if v is not None and str(v).strip()]
+
+
+def _count(value: Any) -> int | None:
+    """Return a count given as a number, or None: not a number, negative, NaN or infinite.
+
+    json.loads reads NaN and Infinity (json.dumps writes pandas' missing values so), and
+    int() of either raised out of the reader, losing the whole file.
+    """
+    if not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return int(value)
 
 
 def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper:
@@ -81,13 +98,29 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
         source=source,
         published=published,
         comment=(str(record["comment"]) if record.get("comment") else None),
-        upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+        upvotes=_count(upvotes),
         announce_type=announce if announce in _ANNOUNCE_TYPES else "new",
         version=version,
         doi=normalize_doi(str(record["doi"])) if record.get("doi") else None,
         ai_summary=str(record["ai_summary"]) if record.get("ai_summary") else None,
         ai_keywords=tuple(str(k) for k in keywords if str(k).strip()),
     )
+
+
+@contextmanager
+def _open_bytes(path: Path) -> Iterator[Iterable[bytes]]:
+    """Open a file for reading, unpacking it if it starts as gzip does, whatever its name.
+
+    By the name alone, a gzipped batch.jsonl was "not UTF-8 text" (save it as UTF-8),
+    and a plain papers.jsonl.gz "not a gzipped file". The start is peeked, not read, so
+    a pipe (<(zcat ...)) loses nothing.
+    """
+    with open(path, "rb") as raw:
+        if raw.peek(2)[:2] == _GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw) as packed:
+                yield packed
+        else:
+            yield raw
 
 
 def iter_records(
@@ -99,9 +132,9 @@ def iter_records(
     A line that is not UTF-8, not JSON or not a JSON object is a SourceError naming the
     file and line (``what`` names the record in the message, ``hint`` says what to do).
     """
-    opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
     try:
-        with opener(path, "rb") as handle:
+        with _open_bytes(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
@@ -123,6 +156,15 @@ def iter_records(
                         hint,
                     )
                 yield number, record
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        # A .gz cut short raises EOFError (which click reports as "Aborted!"), a damaged
+        # one zlib.error or BadGzipFile: neither named the file nor said what to do.
+        where = f"after line {number}" if number else "from its start"
+        raise SourceError(
+            f"{path}: not a whole gzip file, unreadable {where} ({err})",
+            "the file is cut short or damaged: copy or download it again, or pass it "
+            "unpacked",
+        ) from err
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}", "check the path") from err
 
@@ -143,8 +185,7 @@ def read_jsonl(path: str | Path, *, source: str = "jsonl") -> tuple[list[Paper],
     papers: list[Paper] = []
     problems: list[str] = []
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as handle:
+        with _open_bytes(path) as handle:
             lines = list(handle)
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}",

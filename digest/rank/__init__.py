@@ -78,6 +78,9 @@ class Ranker:
         limits = [int(top_k)] * n if isinstance(top_k, int) else [int(k) for k in top_k]
         if len(limits) != n:
             raise ValueError("top_k needs one limit per profile")
+        # No list is longer than the batch; the selection allocates a row of `limit`
+        # slots per profile, so "every paper" asked as 10**9 took 298 GiB for 40 profiles.
+        limits = [min(k, len(self._papers)) for k in limits]
         excluded: list[AbstractSet[str]] = list(exclude) if exclude is not None else [set()] * n
         if len(excluded) != n:
             raise ValueError("exclude needs one set per profile")
