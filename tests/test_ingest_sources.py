@@ -399,3 +399,24 @@ def test_missing_local_file_is_an_error_with_a_hint() -> None:
     assert result.status == "error"
     assert "cannot read /nonexistent/papers.jsonl" in (result.error or "")
     assert "hint:" in (result.error or "")
+
+
+@pytest.mark.parametrize("upvotes", [float("nan"), float("inf"), -3, "12", None])
+def test_a_hugging_face_upvote_count_that_is_no_count_is_none_not_a_crash(
+    upvotes: object,
+) -> None:
+    # Hand-made item in the daily_papers shape; json.loads reads NaN and Infinity.
+    from digest.ingest.hf import hf_paper
+
+    item = {"paper": {"id": "2605.01234", "title": "A paper", "upvotes": upvotes,
+                      "authors": [{"name": "A. Author"}]}}
+    paper = hf_paper(item, source="hf")
+    assert paper is not None and paper.upvotes is None
+
+
+def test_a_hugging_face_upvote_count_is_kept() -> None:
+    from digest.ingest.hf import hf_paper
+
+    paper = hf_paper({"paper": {"id": "2605.01234", "title": "A paper", "upvotes": 7}},
+                     source="hf")
+    assert paper is not None and paper.upvotes == 7

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from digest.errors import SourceError
@@ -29,6 +31,20 @@ class Harvest:
     not_modified: bool = False
     announced: date | None = None  # an arXiv feed's announcement day, a Hugging Face list's day
     caught_up: str | None = None  # what was fetched for announcements the feed missed
+
+
+def count_of(value: Any) -> int | None:
+    """Return a count given as a number, or None: not a number, negative, NaN or infinite.
+
+    json.loads reads NaN and Infinity (json.dumps writes pandas' missing values so), and
+    int() of either raised out of the reader, losing the whole file; a negative count's
+    log1p made the popularity blend NaN.
+    """
+    if not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return int(value)
 
 
 def left_to_retry(harvest: Harvest, problem: str) -> Harvest:

@@ -18,6 +18,7 @@ from digest.ingest.base import (
     Harvest,
     Validators,
     check_status,
+    count_of,
     left_to_retry,
     local_path,
     not_modified,
@@ -198,7 +199,7 @@ def hf_paper(item: dict[str, Any], *, source: str) -> Paper | None:
         pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
         source=source,
         published=parse_date(str(paper.get("publishedAt") or item.get("publishedAt") or "")),
-        upvotes=int(upvotes) if isinstance(upvotes, int | float) else None,
+        upvotes=count_of(upvotes),
         ai_summary=squash(str(paper["ai_summary"])) if paper.get("ai_summary") else None,
         ai_keywords=tuple(squash(str(k)) for k in keywords if squash(str(k))),
     )

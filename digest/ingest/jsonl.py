@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import SourceError
-from digest.ingest.base import Harvest, Validators, local_path
+from digest.ingest.base import Harvest, Validators, count_of, local_path
 from digest.ingest.http import Fetch
 from digest.ingest.keys import arxiv_key, doi_key, normalize_doi, parse_arxiv_id
 from digest.ingest.text import split_authors
@@ -47,19 +46,6 @@ def _items(value: Any, split: Callable[[str], Iterable[str]]) -> list[str]:
     else:
         items = [value]
     return [str(v) for v in items if v is not None and str(v).strip()]
-
-
-def _count(value: Any) -> int | None:
-    """Return a count given as a number, or None: not a number, negative, NaN or infinite.
-
-    json.loads reads NaN and Infinity (json.dumps writes pandas' missing values so), and
-    int() of either raised out of the reader, losing the whole file.
-    """
-    if not isinstance(value, int | float):
-        return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return int(value)
 
 
 def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper:
@@ -98,7 +84,7 @@ def paper_from_record(record: dict[str, Any], *, source: str = "jsonl") -> Paper
         source=source,
         published=published,
         comment=(str(record["comment"]) if record.get("comment") else None),
-        upvotes=_count(upvotes),
+        upvotes=count_of(upvotes),
         announce_type=announce if announce in _ANNOUNCE_TYPES else "new",
         version=version,
         doi=normalize_doi(str(record["doi"])) if record.get("doi") else None,
