@@ -447,67 +447,59 @@ def _pair_products(
 ) -> sp.csr_matrix:
     """Return ``query[rows] * docs[cols]`` elementwise, one sparse row per pair.
 
-    Short query rows (a profile's own words): only the query's few terms are looked up
-    in the documents (a binary search over the documents' (row, term) keys) instead of
-    gathering whole document rows. Long ones (a centroid of example or feedback papers,
-    thousands of terms): the gathered rows are multiplied, a merge of two rows each,
-    their columns sorted first: the centroids come out of a product unsorted, which
-    sent scipy down its general path (13 ms of a chunk of 500 bench profiles against
-    5.5 ms sorted). The products are the same numbers either way, one multiplication
-    each.
+    The shorter side of each pair is walked and its terms looked up in the other's
+    (row, term) keys (a binary search), so the work and memory go with the shorter
+    rows. Short query rows (a profile's own words): the query's few terms, in the
+    documents' keys (World.doc_keys), instead of gathering whole document rows. Long
+    ones (a centroid of example or feedback papers, thousands of terms): the documents'
+    terms, in the query's keys; gathering a query row per pair went with the centroid's
+    terms (one profile of 3,000 seed papers listing a 1,795-paper day, --top 2000
+    --all, peaked at 2.7 GB). The products are the same numbers either way, one
+    multiplication each.
     """
-    lengths = np.diff(query.indptr)[rows]
-    index = context.doc_keys
-    if int(lengths.sum()) > int(np.diff(context.docs.indptr)[cols].sum()):
-        return _products_by_documents(context.docs, query, rows, cols)
-    if index.size == 0 or int(lengths.sum()) == 0:
-        return sp.csr_matrix((rows.size, query.shape[1]))
-    # Each gathered query entry: its row's start in query.data plus its offset.
-    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    entries = np.repeat(query.indptr[rows], lengths) + offsets
-    columns = query.indices[entries]
-    pair_of = np.repeat(np.arange(rows.size), lengths)
-    keys = cols[pair_of].astype(np.int64) * np.int64(context.docs.shape[1]) + columns
-    at = np.minimum(np.searchsorted(index, keys), index.size - 1)
-    found = index[at] == keys
-    products = sp.csr_matrix(
-        (query.data[entries] * np.where(found, context.docs.data[at], 0.0), columns,
-         np.concatenate([[0], np.cumsum(lengths)])),
-        shape=(rows.size, query.shape[1]),
-    )
-    products.eliminate_zeros()
-    return products
+    docs = context.docs
+    if int(np.diff(query.indptr)[rows].sum()) > int(np.diff(docs.indptr)[cols].sum()):
+        return _products_by_documents(docs, query, rows, cols)
+    return _looked_up(query, rows, docs, context.doc_keys, cols)
 
 
 def _products_by_documents(
     docs: sp.csr_matrix, query: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray
 ) -> sp.csr_matrix:
-    """Return ``query[rows] * docs[cols]`` elementwise for long query rows.
-
-    Each document's terms are looked up in its query row (a binary search over the
-    query's (row, term) keys), so the work and memory go with the documents' terms.
-    Gathering a query row per pair (a centroid of thousands of terms) went with the
-    centroid's: one profile of 3,000 seed papers listing a 1,795-paper day (--top 2000
-    --all) peaked at 2.7 GB. The products are the same numbers, one multiplication each.
-    """
+    """Return ``query[rows] * docs[cols]`` elementwise: each document's terms looked
+    up in its query row (long query rows; see _pair_products)."""
     ordered = query if query.has_sorted_indices else query.sorted_indices()
-    width = np.int64(query.shape[1])
-    lengths = np.diff(docs.indptr)[cols]
-    total = int(lengths.sum())
-    if total == 0 or ordered.nnz == 0:
-        return sp.csr_matrix((rows.size, query.shape[1]))
     query_keys = (np.repeat(np.arange(ordered.shape[0], dtype=np.int64),
-                            np.diff(ordered.indptr)) * width + ordered.indices)
+                            np.diff(ordered.indptr)) * np.int64(ordered.shape[1])
+                  + ordered.indices)
+    return _looked_up(docs, cols, ordered, query_keys, rows)
+
+
+def _looked_up(
+    walked: sp.csr_matrix, walked_rows: np.ndarray, other: sp.csr_matrix,
+    other_keys: np.ndarray, other_rows: np.ndarray,
+) -> sp.csr_matrix:
+    """Return ``walked[walked_rows] * other[other_rows]`` elementwise, one row a pair,
+    with the walked rows' columns in their stored order: each walked entry times the
+    other row's entry at its column, found among ``other_keys`` (row * width + column
+    of each of other's entries, ascending), 0 where it has none.
+    """
+    width = walked.shape[1]
+    lengths = np.diff(walked.indptr)[walked_rows]
+    total = int(lengths.sum())
+    if total == 0 or other_keys.size == 0:
+        return sp.csr_matrix((walked_rows.size, width))
+    # Each gathered walked entry: its row's start in walked.data plus its offset.
     offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    entries = np.repeat(docs.indptr[cols], lengths) + offsets
-    columns = docs.indices[entries]
-    keys = np.repeat(rows.astype(np.int64), lengths) * width + columns
-    at = np.minimum(np.searchsorted(query_keys, keys), query_keys.size - 1)
-    found = query_keys[at] == keys
+    entries = np.repeat(walked.indptr[walked_rows], lengths) + offsets
+    columns = walked.indices[entries]
+    keys = np.repeat(other_rows.astype(np.int64), lengths) * np.int64(width) + columns
+    at = np.minimum(np.searchsorted(other_keys, keys), other_keys.size - 1)
+    found = other_keys[at] == keys
     products = sp.csr_matrix(
-        (np.where(found, ordered.data[at], 0.0) * docs.data[entries], columns,
+        (walked.data[entries] * np.where(found, other.data[at], 0.0), columns,
          np.concatenate([[0], np.cumsum(lengths)])),
-        shape=(rows.size, query.shape[1]),
+        shape=(walked_rows.size, width),
     )
     products.eliminate_zeros()
     return products
