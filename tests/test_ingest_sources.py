@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -420,3 +421,24 @@ def test_a_hugging_face_upvote_count_is_kept() -> None:
     paper = hf_paper({"paper": {"id": "2605.01234", "title": "A paper", "upvotes": 7}},
                      source="hf")
     assert paper is not None and paper.upvotes == 7
+
+
+def test_a_jsonl_source_cut_short_in_its_gzip_is_a_source_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    # Hand-made lines, gzipped and cut short (a copy that stopped): the daily job's
+    # jsonl source raised gzip's EOFError, reported without the file or what to do.
+    import gzip
+    import json
+
+    from digest.ingest.jsonl import read_jsonl
+
+    lines = "".join(json.dumps({"id": f"2605.{n:05d}", "title": f"Paper {n}",
+                                "abstract": "words " * 50}) + "\n" for n in range(200))
+    packed = gzip.compress(lines.encode())
+    cut = tmp_path / "papers.jsonl.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(SourceError) as caught:
+        read_jsonl(cut)
+    assert str(cut) in caught.value.message and "gzip" in caught.value.message
+    assert caught.value.hint

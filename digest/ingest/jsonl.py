@@ -109,6 +109,22 @@ def _open_bytes(path: Path) -> Iterator[Iterable[bytes]]:
             yield raw
 
 
+# A .gz cut short raises EOFError (which click reports as "Aborted!"), a damaged one
+# zlib.error or BadGzipFile: none names the file or says what to do.
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def _not_whole_gzip(path: Path, err: Exception, lines: int | None = None) -> SourceError:
+    """Return the error for a gzipped file unreadable after ``lines`` lines (None: not
+    counted)."""
+    where = ("" if lines is None else
+             f", unreadable after line {lines}" if lines else ", unreadable from its start")
+    return SourceError(
+        f"{path}: not a whole gzip file{where} ({err})",
+        "the file is cut short or damaged: copy or download it again, or pass it unpacked",
+    )
+
+
 def iter_records(
     path: Path, *, what: str = "a record",
     hint: str = "each line must be one JSON object in the corpus schema",
@@ -142,15 +158,8 @@ def iter_records(
                         hint,
                     )
                 yield number, record
-    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-        # A .gz cut short raises EOFError (which click reports as "Aborted!"), a damaged
-        # one zlib.error or BadGzipFile: neither named the file nor said what to do.
-        where = f"after line {number}" if number else "from its start"
-        raise SourceError(
-            f"{path}: not a whole gzip file, unreadable {where} ({err})",
-            "the file is cut short or damaged: copy or download it again, or pass it "
-            "unpacked",
-        ) from err
+    except _GZIP_ERRORS as err:
+        raise _not_whole_gzip(path, err, number) from err
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}", "check the path") from err
 
@@ -173,6 +182,8 @@ def read_jsonl(path: str | Path, *, source: str = "jsonl") -> tuple[list[Paper],
     try:
         with _open_bytes(path) as handle:
             lines = list(handle)
+    except _GZIP_ERRORS as err:
+        raise _not_whole_gzip(path, err) from err
     except OSError as err:
         raise SourceError(f"cannot read {path}: {err.strerror or err}",
                           "check the path in DIGEST_SOURCES") from err
